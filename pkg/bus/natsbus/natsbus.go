@@ -1,0 +1,269 @@
+// Package natsbus is the NATS JetStream adapter of [bus.Bus].
+//
+// Each kind of topic ("task", "receipt", ...) is one durable stream with file
+// storage whose subjects are "<prefix>.<kind>.>"; each (group, topic) pair is
+// one durable pull consumer with explicit acks and one filter subject, which
+// works on servers from v2.9 on. Message ids are sent as Nats-Msg-Id so the
+// server drops a re-publish of the same id within the duplicate window.
+package natsbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/lethe-dev/lethe/pkg/bus"
+)
+
+// CloudEvents binary-mode headers.
+const (
+	HeaderID     = "ce-id"
+	HeaderType   = "ce-type"
+	HeaderSource = "ce-source"
+	HeaderTime   = "ce-time"
+	HeaderKey    = "lethe-key"
+)
+
+// Config tunes the adapter. The zero value is usable.
+type Config struct {
+	// Prefix starts every subject and stream name, so that several
+	// installations (or tests) can share one server. Default "lethe".
+	Prefix string
+	// AckWait is how long the server waits for an ack before redelivering.
+	AckWait time.Duration
+	// RetryDelay is the delay before a message whose handler failed is
+	// redelivered.
+	RetryDelay time.Duration
+	// Duplicates is the window within which a re-published id is dropped.
+	Duplicates time.Duration
+	// ConnectTimeout bounds the first connection; the client reconnects
+	// forever after that.
+	ConnectTimeout time.Duration
+	// Name is the client name shown by the server.
+	Name string
+}
+
+func (c *Config) setDefaults() {
+	if c.Prefix == "" {
+		c.Prefix = "lethe"
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.RetryDelay == 0 {
+		c.RetryDelay = time.Second
+	}
+	if c.Duplicates == 0 {
+		c.Duplicates = 2 * time.Minute
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = 30 * time.Second
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	if strings.ContainsAny(c.Prefix, ".*> ") {
+		return fmt.Errorf("natsbus: prefix %q must be one subject token", c.Prefix)
+	}
+	return nil
+}
+
+// Bus is a [bus.Bus] on NATS JetStream.
+type Bus struct {
+	cfg Config
+	nc  *nats.Conn
+	js  jetstream.JetStream
+
+	mu      sync.Mutex
+	streams map[string]bool
+}
+
+var _ bus.Bus = (*Bus)(nil)
+
+// Connect dials url ("nats://host:4222"), retrying with backoff until
+// cfg.ConnectTimeout, so a service may start before its broker.
+func Connect(ctx context.Context, url string, cfg Config) (*Bus, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	opts := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
+	if cfg.Name != "" {
+		opts = append(opts, nats.Name(cfg.Name))
+	}
+	b := backoff.WithContext(backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMaxInterval(2*time.Second),
+		backoff.WithMaxElapsedTime(cfg.ConnectTimeout)), ctx)
+	nc, err := backoff.RetryWithData(func() (*nats.Conn, error) {
+		nc, err := nats.Connect(url, opts...)
+		if errors.Is(err, nats.ErrBadSubject) || (err != nil && strings.Contains(err.Error(), "url")) {
+			return nil, backoff.Permanent(err)
+		}
+		return nc, err
+	}, b)
+	if err != nil {
+		return nil, fmt.Errorf("natsbus: connect %s: %w", redactURL(url), err)
+	}
+	return New(nc, cfg)
+}
+
+// New uses an existing connection; Close closes it.
+func New(nc *nats.Conn, cfg Config) (*Bus, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("natsbus: jetstream: %w", err)
+	}
+	return &Bus{cfg: cfg, nc: nc, js: js, streams: map[string]bool{}}, nil
+}
+
+// Close closes the connection.
+func (b *Bus) Close() error {
+	b.nc.Close()
+	return nil
+}
+
+func (b *Bus) subject(topic string) string { return b.cfg.Prefix + "." + topic }
+
+// stream makes sure the stream for the topic's kind exists and returns its name.
+func (b *Bus) stream(ctx context.Context, topic string) (string, error) {
+	kind, err := bus.Kind(topic)
+	if err != nil {
+		return "", err
+	}
+	name := strings.ToUpper(b.cfg.Prefix + "_" + kind)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.streams[name] {
+		return name, nil
+	}
+	_, err = b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:       name,
+		Subjects:   []string{b.cfg.Prefix + "." + kind + ".>"},
+		Storage:    jetstream.FileStorage,
+		Retention:  jetstream.LimitsPolicy,
+		Duplicates: b.cfg.Duplicates,
+	})
+	if err != nil {
+		return "", fmt.Errorf("natsbus: stream %s: %w", name, err)
+	}
+	b.streams[name] = true
+	return name, nil
+}
+
+// Publish stores msg in the topic's stream and waits for the server's ack.
+func (b *Bus) Publish(ctx context.Context, topic string, msg *bus.Message) error {
+	if _, err := b.stream(ctx, topic); err != nil {
+		return err
+	}
+	m := nats.NewMsg(b.subject(topic))
+	m.Data = msg.Data
+	m.Header.Set(HeaderID, msg.ID)
+	m.Header.Set(HeaderType, msg.Type)
+	m.Header.Set(HeaderSource, msg.Source)
+	t := msg.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	m.Header.Set(HeaderTime, t.UTC().Format(time.RFC3339Nano))
+	if msg.Key != "" {
+		m.Header.Set(HeaderKey, msg.Key)
+	}
+	var opts []jetstream.PublishOpt
+	if msg.ID != "" {
+		opts = append(opts, jetstream.WithMsgID(msg.ID))
+	}
+	if _, err := b.js.PublishMsg(ctx, m, opts...); err != nil {
+		return fmt.Errorf("natsbus: publish %s: %w", topic, err)
+	}
+	return nil
+}
+
+// Consume runs a durable consumer named after group and topic.
+func (b *Bus) Consume(ctx context.Context, topic, group string, h bus.Handler) error {
+	stream, err := b.stream(ctx, topic)
+	if err != nil {
+		return err
+	}
+	durable := consumerName(group, topic)
+	cons, err := b.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+		Durable:       durable,
+		FilterSubject: b.subject(topic),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       b.cfg.AckWait,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return fmt.Errorf("natsbus: consumer %s: %w", durable, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(16))
+	if err != nil {
+		return fmt.Errorf("natsbus: consume %s: %w", durable, err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			return fmt.Errorf("natsbus: next %s: %w", durable, err)
+		}
+		b.handle(ctx, m, h)
+	}
+}
+
+func (b *Bus) handle(ctx context.Context, m jetstream.Msg, h bus.Handler) {
+	msg := &bus.Message{
+		ID:     m.Headers().Get(HeaderID),
+		Type:   m.Headers().Get(HeaderType),
+		Source: m.Headers().Get(HeaderSource),
+		Key:    m.Headers().Get(HeaderKey),
+		Data:   m.Data(),
+	}
+	if t, err := time.Parse(time.RFC3339Nano, m.Headers().Get(HeaderTime)); err == nil {
+		msg.Time = t
+	}
+	if md, err := m.Metadata(); err == nil {
+		msg.Delivery = int(md.NumDelivered)
+	}
+	// A handler cut short by cancellation returns an error: the message is
+	// then redelivered, to this consumer or to the next one that starts.
+	err := h(ctx, msg)
+	switch {
+	case err == nil:
+		_ = m.DoubleAck(context.WithoutCancel(ctx))
+	case bus.IsPermanent(err):
+		_ = m.Term()
+	default:
+		_ = m.NakWithDelay(b.cfg.RetryDelay)
+	}
+}
+
+func consumerName(group, topic string) string {
+	r := strings.NewReplacer(".", "_", "*", "all", ">", "rest", " ", "_")
+	return r.Replace(group + "_" + topic)
+}
+
+func redactURL(u string) string {
+	if i := strings.Index(u, "@"); i >= 0 {
+		if j := strings.Index(u, "://"); j >= 0 && j < i {
+			return u[:j+3] + "***" + u[i:]
+		}
+	}
+	return u
+}

@@ -1,0 +1,131 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lethe-dev/lethe/pkg/bus"
+	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
+)
+
+// DefaultNATS is where connectors look for the bus by default: the server
+// the orchestrator embeds in `make run` (not 4222, which a machine's own
+// NATS server may hold).
+const DefaultNATS = "nats://127.0.0.1:4223"
+
+// Env is what a connector's system gets to open itself with.
+type Env struct {
+	// DataDir is the directory the system keeps its files in.
+	DataDir    string
+	Bus        bus.Bus
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Opener opens a connector's system.
+type Opener func(ctx context.Context, env Env) (System, error)
+
+// Start serves sys until ctx is cancelled, keeping its receipts in
+// env.DataDir/receipts.db. It is what a connector binary runs, and what the
+// in-process stack runs for each connector.
+func Start(ctx context.Context, system string, env Env, sys System) error {
+	receipts, err := OpenReceipts(filepath.Join(env.DataDir, "receipts.db"))
+	if err != nil {
+		return err
+	}
+	defer receipts.Close()
+	return Run(ctx, Config{System: system, Bus: env.Bus, Receipts: receipts, Logger: env.Logger, Registerer: env.Registerer}, sys)
+}
+
+// Main is the whole main of a connector binary. It adds the common flags to
+// fs (which may hold the connector's own), parses os.Args, connects to the
+// bus, opens the system, seeds it if asked, and serves until SIGINT or
+// SIGTERM. It returns the process exit code.
+func Main(system string, fs *flag.FlagSet, open Opener) int {
+	natsURL := fs.String("nats", envOr("LETHE_NATS", DefaultNATS), "NATS server URL (env LETHE_NATS)")
+	dataDir := fs.String("data", filepath.Join("data", system), "directory for the system's files and receipts")
+	seed := fs.Int("seed", 0, "fill the demo system with this many sample people first (person-0001@example.com, ...)")
+	metricsAddr := fs.String("metrics-listen", "", "serve /metrics and /healthz on this address (empty: off)")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		return 2
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: bad --log-level: %v\n", system, err)
+		return 2
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})).With("service", system)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, system, *natsURL, *dataDir, *seed, *metricsAddr, logger, open); err != nil {
+		logger.Error("connector failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func serve(ctx context.Context, system, natsURL, dataDir string, seed int, metricsAddr string, logger *slog.Logger, open Opener) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	b, err := natsbus.Connect(ctx, natsURL, natsbus.Config{Name: "lethe-" + system})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	env := Env{DataDir: dataDir, Bus: b, Logger: logger, Registerer: reg}
+	sys, err := open(ctx, env)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", system, err)
+	}
+	if c, ok := sys.(interface{ Close() error }); ok {
+		defer c.Close()
+	}
+	if seed > 0 {
+		s, ok := sys.(Seeder)
+		if !ok {
+			return fmt.Errorf("%s cannot be seeded", system)
+		}
+		if err := s.Seed(ctx, seed); err != nil {
+			return fmt.Errorf("seed %s: %w", system, err)
+		}
+		logger.Info("seeded demo system", "people", seed)
+	}
+	if metricsAddr != "" {
+		srv := &http.Server{Addr: metricsAddr, Handler: metricsMux(reg), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("metrics server", "err", err)
+			}
+		}()
+		defer srv.Close()
+	}
+	return Start(ctx, system, env, sys)
+}
+
+func metricsMux(reg *prometheus.Registry) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	return mux
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

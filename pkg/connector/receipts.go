@@ -1,0 +1,74 @@
+package connector
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"github.com/lethe-dev/lethe/pkg/sqlitedb"
+)
+
+// ReceiptStore remembers the receipt of every task a connector completed, so
+// that a second delivery of the task answers the same receipt with no second
+// effect.
+type ReceiptStore interface {
+	// Get returns the stored receipt of taskID, or nil if there is none.
+	Get(ctx context.Context, taskID string) (*lethev1.Receipt, error)
+	// Put stores r under its task id; a receipt already stored is kept.
+	Put(ctx context.Context, r *lethev1.Receipt) error
+}
+
+// SQLiteReceipts is a [ReceiptStore] in a SQLite file.
+type SQLiteReceipts struct{ db *sql.DB }
+
+// OpenReceipts opens (or creates) the receipt store at path.
+func OpenReceipts(path string) (*SQLiteReceipts, error) {
+	db, err := sqlitedb.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS receipts (
+		task_id TEXT PRIMARY KEY,
+		receipt BLOB NOT NULL,
+		stored_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))`); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("receipt store schema: %w", err)
+	}
+	return &SQLiteReceipts{db: db}, nil
+}
+
+// Close closes the file.
+func (s *SQLiteReceipts) Close() error { return s.db.Close() }
+
+// Get implements [ReceiptStore].
+func (s *SQLiteReceipts) Get(ctx context.Context, taskID string) (*lethev1.Receipt, error) {
+	var b []byte
+	err := s.db.QueryRowContext(ctx, `SELECT receipt FROM receipts WHERE task_id = ?`, taskID).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get receipt: %w", err)
+	}
+	r := &lethev1.Receipt{}
+	if err := proto.Unmarshal(b, r); err != nil {
+		return nil, fmt.Errorf("decode stored receipt: %w", err)
+	}
+	return r, nil
+}
+
+// Put implements [ReceiptStore].
+func (s *SQLiteReceipts) Put(ctx context.Context, r *lethev1.Receipt) error {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode receipt: %w", err)
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO receipts (task_id, receipt) VALUES (?, ?) ON CONFLICT (task_id) DO NOTHING`, r.GetTaskId(), b); err != nil {
+		return fmt.Errorf("put receipt: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,284 @@
+package connector
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/lethe-dev/lethe/pkg/bus"
+	"github.com/lethe-dev/lethe/pkg/events"
+	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+)
+
+// Config wires a connector to its bus and state.
+type Config struct {
+	// System is the name the orchestrator registered the system under.
+	System   string
+	Bus      bus.Bus
+	Receipts ReceiptStore
+	Logger   *slog.Logger
+	// Registerer receives the connector's metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// Retry bounds the in-process retries of a retryable failure before
+	// the connector answers "failed" and leaves further attempts to the
+	// orchestrator.
+	RetryInitial    time.Duration
+	RetryMaxElapsed time.Duration
+	// Now is the connector's clock.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.RetryInitial == 0 {
+		c.RetryInitial = 200 * time.Millisecond
+	}
+	if c.RetryMaxElapsed == 0 {
+		c.RetryMaxElapsed = 20 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate reports a missing part.
+func (c Config) Validate() error {
+	switch {
+	case c.System == "":
+		return errors.New("connector: system name is empty")
+	case c.Bus == nil:
+		return errors.New("connector: no bus")
+	case c.Receipts == nil:
+		return errors.New("connector: no receipt store")
+	}
+	return nil
+}
+
+type metrics struct {
+	tasks    *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer, system string) *metrics {
+	f := promauto.With(reg)
+	m := &metrics{
+		tasks: f.NewCounterVec(prometheus.CounterOpts{
+			Name:        "lethe_connector_tasks_total",
+			Help:        "Tasks answered by the connector, by action and outcome; duplicates are deliveries answered from a stored receipt.",
+			ConstLabels: prometheus.Labels{"system": system},
+		}, []string{"action", "outcome"}),
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:        "lethe_connector_task_duration_seconds",
+			Help:        "Time a connector spent on a task, retries included.",
+			ConstLabels: prometheus.Labels{"system": system},
+			Buckets:     prometheus.ExponentialBuckets(0.001, 4, 10),
+		}, []string{"action"}),
+	}
+	for _, a := range []string{"erase", "export"} {
+		m.duration.WithLabelValues(a)
+		for _, o := range []string{"erased", "exported", "not_found", "retained", "failed", "duplicate"} {
+			m.tasks.WithLabelValues(a, o)
+		}
+	}
+	return m
+}
+
+// Run consumes the system's tasks until ctx is cancelled; the task in flight
+// is finished or, if cut short, redelivered later.
+func Run(ctx context.Context, cfg Config, sys System) error {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	w := &worker{cfg: cfg, sys: sys, log: cfg.Logger.With("system", cfg.System)}
+	if cfg.Registerer != nil {
+		w.m = newMetrics(cfg.Registerer, cfg.System)
+	}
+	w.log.Info("connector consuming", "topic", events.TaskTopic(cfg.System))
+	err := cfg.Bus.Consume(ctx, events.TaskTopic(cfg.System), "connector-"+cfg.System, w.handle)
+	w.log.Info("connector stopped")
+	return err
+}
+
+type worker struct {
+	cfg Config
+	sys System
+	log *slog.Logger
+	m   *metrics
+}
+
+func (w *worker) handle(ctx context.Context, msg *bus.Message) error {
+	t := &lethev1.Task{}
+	if err := events.Decode(msg, t, events.TypeTaskErase, events.TypeTaskExport); err != nil {
+		w.log.Error("dropping undecodable task", "ce_id", msg.ID, "err", err)
+		return err
+	}
+	if t.GetSystem() != w.cfg.System {
+		w.log.Error("dropping task for another system", "task_id", t.GetTaskId(), "task_system", t.GetSystem())
+		return bus.Permanent(fmt.Errorf("task for system %q", t.GetSystem()))
+	}
+	log := w.log.With("request_id", t.GetRequestId(), "task_id", t.GetTaskId(), "action", actionName(t.GetAction()), "attempt", t.GetAttempt())
+
+	stored, err := w.cfg.Receipts.Get(ctx, t.GetTaskId())
+	if err != nil {
+		return err
+	}
+	if stored != nil {
+		// A second delivery: no second effect, the same answer again.
+		log.Info("task already done, answering stored receipt", "outcome", outcomeName(stored.GetOutcome()))
+		w.count(t.GetAction(), "duplicate")
+		return w.publish(ctx, stored)
+	}
+
+	start := w.cfg.Now()
+	res, err := w.do(ctx, t, log)
+	if err != nil && ctx.Err() != nil {
+		return err // shutting down: leave the task to the next delivery
+	}
+	r := w.receipt(t, res, err)
+	if w.m != nil {
+		w.m.duration.WithLabelValues(actionName(t.GetAction())).Observe(w.cfg.Now().Sub(start).Seconds())
+	}
+	w.count(t.GetAction(), outcomeName(r.GetOutcome()))
+	if err != nil {
+		log.Warn("task failed", "retryable", r.GetRetryable(), "err", err)
+	} else {
+		log.Info("task done", "outcome", outcomeName(r.GetOutcome()), "remaining", r.GetRemaining())
+		// Stored before it is published: once published it must be the
+		// answer to every later delivery.
+		if err := w.cfg.Receipts.Put(ctx, r); err != nil {
+			return err
+		}
+	}
+	return w.publish(ctx, r)
+}
+
+// do runs the task, retrying retryable failures with exponential backoff.
+func (w *worker) do(ctx context.Context, t *lethev1.Task, log *slog.Logger) (Result, error) {
+	task := Task{
+		RequestID: t.GetRequestId(),
+		TaskID:    t.GetTaskId(),
+		Tenant:    t.GetTenant(),
+		Subject:   Subject{Email: t.GetSubject().GetEmail(), UserID: t.GetSubject().GetUserId()},
+		Deadline:  t.GetDeadline().AsTime(),
+		Attempt:   int(t.GetAttempt()),
+	}
+	op := w.sys.Erase
+	switch t.GetAction() {
+	case lethev1.Action_ACTION_ERASE:
+	case lethev1.Action_ACTION_EXPORT:
+		op = w.sys.Export
+	default:
+		return Result{}, fmt.Errorf("unknown action %v", t.GetAction())
+	}
+	b := backoff.WithContext(backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(w.cfg.RetryInitial),
+		backoff.WithMaxElapsedTime(w.cfg.RetryMaxElapsed)), ctx)
+	tries := 0
+	return backoff.RetryNotifyWithData(func() (Result, error) {
+		tries++
+		res, err := op(ctx, task)
+		if err != nil && !IsRetryable(err) {
+			return res, backoff.Permanent(err)
+		}
+		return res, err
+	}, b, func(err error, wait time.Duration) {
+		log.Warn("retrying", "try", tries, "wait", wait, "err", err)
+	})
+}
+
+// receipt builds the answer to t from what the system did.
+func (w *worker) receipt(t *lethev1.Task, res Result, err error) *lethev1.Receipt {
+	r := &lethev1.Receipt{
+		RequestId:     t.GetRequestId(),
+		TaskId:        t.GetTaskId(),
+		System:        w.cfg.System,
+		Action:        t.GetAction(),
+		Attempt:       t.GetAttempt(),
+		ConnectorTime: timestamppb.New(w.cfg.Now()),
+	}
+	if err != nil {
+		r.Outcome = lethev1.Outcome_OUTCOME_FAILED
+		r.Detail = err.Error()
+		r.Retryable = IsRetryable(err)
+		return r
+	}
+	r.Outcome = outcomeOf(res.Outcome)
+	if r.Outcome == lethev1.Outcome_OUTCOME_UNSPECIFIED {
+		r.Outcome = lethev1.Outcome_OUTCOME_FAILED
+		r.Detail = fmt.Sprintf("connector returned unknown outcome %q", res.Outcome)
+		return r
+	}
+	cats := make([]string, 0, len(res.Counts))
+	for c := range res.Counts {
+		cats = append(cats, c)
+	}
+	sort.Strings(cats)
+	for _, c := range cats {
+		r.Counts = append(r.Counts, &lethev1.CategoryCount{Category: c, Count: res.Counts[c]})
+	}
+	r.Remaining = res.Remaining
+	if res.Outcome == Retained {
+		r.LegalBasis = res.LegalBasis
+		r.RetainUntil = timestamppb.New(res.RetainUntil)
+	}
+	if len(res.Export) > 0 {
+		sum := sha256.Sum256(res.Export)
+		r.ExportData = res.Export
+		r.ExportSha256 = sum[:]
+	}
+	return r
+}
+
+func (w *worker) publish(ctx context.Context, r *lethev1.Receipt) error {
+	msg, err := events.ReceiptMessage(r, "lethe/connector/"+w.cfg.System, w.cfg.Now())
+	if err != nil {
+		return err
+	}
+	if err := w.cfg.Bus.Publish(ctx, events.TopicReceipts, msg); err != nil {
+		return fmt.Errorf("publish receipt: %w", err)
+	}
+	return nil
+}
+
+func (w *worker) count(a lethev1.Action, outcome string) {
+	if w.m != nil {
+		w.m.tasks.WithLabelValues(actionName(a), outcome).Inc()
+	}
+}
+
+func actionName(a lethev1.Action) string {
+	if a == lethev1.Action_ACTION_EXPORT {
+		return "export"
+	}
+	return "erase"
+}
+
+var outcomes = map[Outcome]lethev1.Outcome{
+	Erased:   lethev1.Outcome_OUTCOME_ERASED,
+	Exported: lethev1.Outcome_OUTCOME_EXPORTED,
+	NotFound: lethev1.Outcome_OUTCOME_NOT_FOUND,
+	Retained: lethev1.Outcome_OUTCOME_RETAINED,
+}
+
+func outcomeOf(o Outcome) lethev1.Outcome { return outcomes[o] }
+
+func outcomeName(o lethev1.Outcome) string {
+	for k, v := range outcomes {
+		if v == o {
+			return string(k)
+		}
+	}
+	return "failed"
+}
