@@ -1,0 +1,326 @@
+package orchestrator
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/mail"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lethe-dev/lethe/services/orchestrator/store"
+)
+
+// maxBody bounds a request body: a data-subject request is a few hundred bytes.
+const maxBody = 64 << 10
+
+func (o *Orchestrator) routes() http.Handler {
+	mux := http.NewServeMux()
+	handle := func(pattern string, h http.HandlerFunc) {
+		mux.Handle(pattern, o.m.instrument(pattern, h))
+	}
+	handle("POST /v1/requests", o.handleSubmit)
+	handle("GET /v1/requests", o.handleList)
+	handle("GET /v1/requests/{id}", o.handleGet)
+	handle("POST /v1/requests/{id}/verify", o.handleVerify)
+	handle("GET /v1/requests/{id}/export", o.handleExport)
+	handle("GET /healthz", o.handleHealth)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(o.m.gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint")
+	})
+	return mux
+}
+
+type submitBody struct {
+	Type    string `json:"type"`
+	Tenant  string `json:"tenant"`
+	Subject struct {
+		Email  string `json:"email"`
+		UserID string `json:"user_id"`
+	} `json:"subject"`
+	ReceivedAt string `json:"received_at"`
+	Verified   bool   `json:"verified"`
+}
+
+var (
+	tenantFormat = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	userIDFormat = regexp.MustCompile(`^[A-Za-z0-9._:@-]{1,128}$`)
+)
+
+// validate checks a new request. Its messages never repeat the subject's
+// identifiers: an error message may end up in a log.
+func validate(nr NewRequest) error {
+	switch {
+	case nr.Type != TypeErasure && nr.Type != TypeExport:
+		return fmt.Errorf("type must be %q or %q", TypeErasure, TypeExport)
+	case nr.Tenant == "":
+		return errors.New("tenant is required")
+	case !tenantFormat.MatchString(nr.Tenant):
+		return errors.New("tenant must be 1-63 lowercase letters, digits, '-' or '_'")
+	case nr.Email == "":
+		return errors.New("subject.email is required")
+	case !validEmail(nr.Email):
+		return errors.New("subject.email is not a valid email address")
+	case nr.UserID != "" && !userIDFormat.MatchString(nr.UserID):
+		return errors.New("subject.user_id must be 1-128 letters, digits or ._:@-")
+	}
+	return nil
+}
+
+func validEmail(s string) bool {
+	if len(s) > 254 || strings.TrimSpace(s) != s {
+		return false
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s || a.Name != "" {
+		return false
+	}
+	_, domain, _ := strings.Cut(s, "@")
+	return strings.Contains(domain, ".") && !strings.HasSuffix(domain, ".")
+}
+
+func (o *Orchestrator) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	var body submitBody
+	if status, err := decodeJSON(w, r, &body); err != nil {
+		writeError(w, status, err.Error())
+		return
+	}
+	nr := NewRequest{Type: body.Type, Tenant: body.Tenant, Email: body.Subject.Email, UserID: body.Subject.UserID, Verified: body.Verified, Source: "api"}
+	if body.ReceivedAt != "" {
+		t, err := time.Parse(time.RFC3339, body.ReceivedAt)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "received_at must be an RFC 3339 time, e.g. 2026-01-31T09:00:00Z")
+			return
+		}
+		if t.After(o.cfg.Now().Add(5 * time.Minute)) {
+			writeError(w, http.StatusBadRequest, "received_at is in the future")
+			return
+		}
+		nr.ReceivedAt = t
+	}
+	if err := validate(nr); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	req, _, err := o.Submit(r.Context(), nr)
+	if err != nil {
+		o.log.Error("submit failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "could not store the request")
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"id": req.ID, "state": req.State, "deadline": req.Deadline.Format(time.RFC3339)})
+}
+
+// decodeJSON reads exactly one JSON object of at most maxBody bytes with no
+// unknown fields.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) (int, error) {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return http.StatusRequestEntityTooLarge, fmt.Errorf("body is larger than %d bytes", maxBody)
+	case errors.Is(err, io.EOF):
+		return http.StatusBadRequest, errors.New("body is empty: a JSON object is expected")
+	case err != nil:
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syn), errors.Is(err, io.ErrUnexpectedEOF):
+			return http.StatusBadRequest, errors.New("body is not valid JSON")
+		case errors.As(err, &typ):
+			return http.StatusBadRequest, fmt.Errorf("field %q has the wrong type", typ.Field)
+		case strings.HasPrefix(err.Error(), "json: unknown field"):
+			return http.StatusBadRequest, fmt.Errorf("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		}
+		return http.StatusBadRequest, errors.New("body is not a valid request")
+	}
+	if dec.More() {
+		return http.StatusBadRequest, errors.New("body holds more than one JSON value")
+	}
+	return 0, nil
+}
+
+func (o *Orchestrator) handleVerify(w http.ResponseWriter, r *http.Request) {
+	req, err := o.Verify(r.Context(), r.PathValue("id"))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no such request")
+	case errors.Is(err, ErrConflict):
+		writeError(w, http.StatusConflict, err.Error())
+	case err != nil:
+		o.log.Error("verify failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "could not verify the request")
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"id": req.ID, "state": req.State})
+	}
+}
+
+type taskView struct {
+	System      string           `json:"system"`
+	State       string           `json:"state"`
+	Outcome     string           `json:"outcome"`
+	Attempts    int              `json:"attempts"`
+	AnsweredAt  *time.Time       `json:"answered_at,omitempty"`
+	NextAttempt *time.Time       `json:"next_attempt_at,omitempty"`
+	LegalBasis  string           `json:"legal_basis,omitempty"`
+	RetainUntil *time.Time       `json:"retain_until,omitempty"`
+	Counts      map[string]int64 `json:"counts"`
+	Remaining   int64            `json:"remaining"`
+	ExportSHA   string           `json:"export_sha256,omitempty"`
+	Detail      string           `json:"detail,omitempty"`
+}
+
+type requestView struct {
+	ID          string     `json:"id"`
+	Tenant      string     `json:"tenant"`
+	Type        string     `json:"type"`
+	State       string     `json:"state"`
+	Source      string     `json:"source"`
+	ReceivedAt  time.Time  `json:"received_at"`
+	Deadline    time.Time  `json:"deadline"`
+	CreatedAt   time.Time  `json:"created_at"`
+	CompletedAt *time.Time `json:"completed_at,omitempty"`
+	Tasks       []taskView `json:"tasks,omitempty"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func viewOf(r *store.Request, tasks []*store.Task) requestView {
+	v := requestView{ID: r.ID, Tenant: r.Tenant, Type: r.Type, State: r.State, Source: r.Source,
+		ReceivedAt: r.ReceivedAt, Deadline: r.Deadline, CreatedAt: r.CreatedAt, CompletedAt: timePtr(r.CompletedAt)}
+	for _, k := range tasks {
+		tv := taskView{System: k.System, State: k.State, Outcome: k.Outcome, Attempts: k.Attempts, AnsweredAt: timePtr(k.AnsweredAt),
+			LegalBasis: k.LegalBasis, RetainUntil: timePtr(k.RetainUntil), Counts: k.Counts, Remaining: k.Remaining, Detail: k.Detail}
+		if k.State == store.TaskPublished || k.State == store.TaskRetrying {
+			tv.NextAttempt = timePtr(k.NextAttemptAt)
+		}
+		if len(k.ExportSHA256) > 0 {
+			tv.ExportSHA = fmt.Sprintf("%x", k.ExportSHA256)
+		}
+		if tv.Counts == nil {
+			tv.Counts = map[string]int64{}
+		}
+		v.Tasks = append(v.Tasks, tv)
+	}
+	return v
+}
+
+func (o *Orchestrator) handleGet(w http.ResponseWriter, r *http.Request) {
+	req, tasks, err := o.store.Get(r.Context(), r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "no such request")
+		return
+	}
+	if err != nil {
+		o.log.Error("get request failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "could not read the request")
+		return
+	}
+	writeJSON(w, http.StatusOK, viewOf(req, tasks))
+}
+
+var requestStates = map[string]bool{
+	store.StatePendingVerification: true, store.StateOpen: true, store.StateFulfilled: true,
+	store.StatePartiallyRetained: true, store.StateFailed: true,
+}
+
+func (o *Orchestrator) handleList(w http.ResponseWriter, r *http.Request) {
+	q := store.ListQuery{State: r.URL.Query().Get("state"), Tenant: r.URL.Query().Get("tenant"), After: r.URL.Query().Get("cursor"), Limit: 50}
+	if q.State != "" && !requestStates[q.State] {
+		writeError(w, http.StatusBadRequest, "unknown state")
+		return
+	}
+	if q.Tenant != "" && !tenantFormat.MatchString(q.Tenant) {
+		writeError(w, http.StatusBadRequest, "tenant must be 1-63 lowercase letters, digits, '-' or '_'")
+		return
+	}
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 500 {
+			writeError(w, http.StatusBadRequest, "limit must be between 1 and 500")
+			return
+		}
+		q.Limit = n
+	}
+	reqs, next, err := o.store.List(r.Context(), q)
+	if errors.Is(err, store.ErrBadCursor) {
+		writeError(w, http.StatusBadRequest, "bad cursor")
+		return
+	}
+	if err != nil {
+		o.log.Error("list failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "could not list requests")
+		return
+	}
+	out := make([]requestView, 0, len(reqs))
+	for _, req := range reqs {
+		out = append(out, viewOf(req, nil))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"requests": out, "next_cursor": next})
+}
+
+// handleExport assembles the answers of an export request into one bundle:
+// the structured, machine-readable copy Art. 15 and 20 ask for.
+func (o *Orchestrator) handleExport(w http.ResponseWriter, r *http.Request) {
+	req, tasks, err := o.store.Get(r.Context(), r.PathValue("id"))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no such request")
+		return
+	case err != nil:
+		o.log.Error("export failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "could not read the request")
+		return
+	case req.Type != TypeExport:
+		writeError(w, http.StatusConflict, "not an export request")
+		return
+	case req.CompletedAt.IsZero():
+		writeError(w, http.StatusConflict, "the export is not complete yet")
+		return
+	}
+	systems := map[string]any{}
+	for _, k := range tasks {
+		entry := map[string]any{"outcome": k.Outcome, "counts": k.Counts}
+		if len(k.ExportData) > 0 {
+			entry["data"] = json.RawMessage(k.ExportData)
+			entry["sha256"] = fmt.Sprintf("%x", k.ExportSHA256)
+		}
+		systems[k.System] = entry
+	}
+	w.Header().Set("Content-Disposition", `attachment; filename="`+req.ID+`.json"`)
+	writeJSON(w, http.StatusOK, map[string]any{"request": viewOf(req, nil), "systems": systems})
+}
+
+func (o *Orchestrator) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if err := o.store.Ping(r.Context()); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "store unavailable")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}

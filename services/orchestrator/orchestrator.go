@@ -1,0 +1,195 @@
+// Package orchestrator takes data-subject requests, fans one task per
+// registered system out over the bus through a transactional outbox, records
+// the systems' receipts, retries silent or failing systems with backoff and
+// dead-letters them after a number of attempts.
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/lethe-dev/lethe/pkg/bus"
+	"github.com/lethe-dev/lethe/services/orchestrator/store"
+)
+
+// DefaultSystems are the five systems of the reference deployment.
+var DefaultSystems = []string{"accounts", "billing", "emailanalytics", "recordings", "subprocessors"}
+
+// Config configures an orchestrator.
+type Config struct {
+	// Listen is the HTTP API's address; port 0 picks a free one.
+	Listen string
+	// DataDir holds the SQLite store when Store is nil.
+	DataDir string
+	Store   store.Store
+	Bus     bus.Bus
+	// Systems are the registered systems: a request is done when every one
+	// of them has answered.
+	Systems []string
+	// MaxAttempts is the number of attempts a task gets before it is
+	// dead-lettered.
+	MaxAttempts int
+	// RetryInitial is the first wait for an answer; each further attempt
+	// waits longer (exponential backoff) up to RetryMax.
+	RetryInitial time.Duration
+	RetryMax     time.Duration
+	// ScanInterval is how often due retries are looked for.
+	ScanInterval time.Duration
+	// HashKey keys the hash that replaces subject identifiers once a
+	// request has ended.
+	HashKey    []byte
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Now        func() time.Time
+}
+
+var systemName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+
+func (c *Config) setDefaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "data"
+	}
+	if len(c.Systems) == 0 {
+		c.Systems = DefaultSystems
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 6
+	}
+	if c.RetryInitial == 0 {
+		c.RetryInitial = 30 * time.Second
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = 30 * time.Minute
+	}
+	if c.ScanInterval == 0 {
+		c.ScanInterval = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	if c.Bus == nil {
+		return errors.New("orchestrator: no bus")
+	}
+	if len(c.HashKey) < 16 {
+		return errors.New("orchestrator: hash key shorter than 16 bytes")
+	}
+	if c.MaxAttempts < 1 {
+		return errors.New("orchestrator: max attempts must be at least 1")
+	}
+	for _, s := range c.Systems {
+		if !systemName.MatchString(s) {
+			return fmt.Errorf("orchestrator: bad system name %q", s)
+		}
+	}
+	return nil
+}
+
+// Orchestrator is one running orchestrator.
+type Orchestrator struct {
+	cfg     Config
+	store   store.Store
+	ownsDB  bool
+	log     *slog.Logger
+	m       *metrics
+	ln      net.Listener
+	relayUp chan struct{} // wakes the relay after a commit that enqueued
+}
+
+// New opens the store and the API's listener. Run starts the work.
+func New(cfg Config) (*Orchestrator, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.Systems = slices.Sorted(slices.Values(cfg.Systems))
+	o := &Orchestrator{cfg: cfg, store: cfg.Store, log: cfg.Logger, relayUp: make(chan struct{}, 1)}
+	if o.store == nil {
+		s, err := store.OpenSQLite(filepath.Join(cfg.DataDir, "lethe.db"))
+		if err != nil {
+			return nil, err
+		}
+		o.store, o.ownsDB = s, true
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		o.Close()
+		return nil, fmt.Errorf("orchestrator: listen: %w", err)
+	}
+	o.ln = ln
+	o.m = newMetrics(cfg.Registerer, o.store, cfg.Systems)
+	return o, nil
+}
+
+// Addr is the HTTP API's address.
+func (o *Orchestrator) Addr() string { return o.ln.Addr().String() }
+
+// Close releases what New opened; Run closes it too.
+func (o *Orchestrator) Close() error {
+	if o.ln != nil {
+		o.ln.Close()
+	}
+	if o.ownsDB {
+		return o.store.Close()
+	}
+	return nil
+}
+
+// Run serves the API, relays the outbox, consumes receipts and account
+// deletions and schedules retries until ctx is cancelled.
+func (o *Orchestrator) Run(ctx context.Context) error {
+	defer o.Close()
+	srv := &http.Server{Handler: o.routes(), ReadHeaderTimeout: 5 * time.Second}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(o.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	g.Go(func() error { return o.relay(ctx) })
+	g.Go(func() error { return o.scan(ctx) })
+	g.Go(func() error { return o.consumeReceipts(ctx) })
+	g.Go(func() error { return o.consumeAccountDeletions(ctx) })
+	o.log.Info("orchestrator running", "listen", o.Addr(), "systems", o.cfg.Systems)
+	err := g.Wait()
+	o.log.Info("orchestrator stopped")
+	return err
+}
+
+// wakeRelay tells the relay there is something to publish.
+func (o *Orchestrator) wakeRelay() {
+	select {
+	case o.relayUp <- struct{}{}:
+	default:
+	}
+}

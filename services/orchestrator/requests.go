@@ -1,0 +1,401 @@
+package orchestrator
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/lethe-dev/lethe/pkg/deadline"
+	"github.com/lethe-dev/lethe/pkg/events"
+	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"github.com/lethe-dev/lethe/pkg/pseudonym"
+	"github.com/lethe-dev/lethe/services/orchestrator/store"
+)
+
+// Request types.
+const (
+	TypeErasure = "erasure"
+	TypeExport  = "export"
+)
+
+// ErrConflict is returned for a transition the request's state forbids.
+var ErrConflict = errors.New("conflict")
+
+// NewRequest is a request as it arrives, already validated.
+type NewRequest struct {
+	Type       string
+	Tenant     string
+	Email      string
+	UserID     string
+	ReceivedAt time.Time // zero: now
+	Verified   bool
+	Source     string // api | account_deleted
+	SourceRef  string // unique per source event; "" for none
+}
+
+const source = "lethe/orchestrator"
+
+var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+
+// newID returns a request id that sorts by creation time: 48 bits of
+// milliseconds and 80 random bits, as in a ULID.
+func newID(now time.Time) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16)
+	rand.Read(b[6:])
+	return "req_" + idEncoding.EncodeToString(b[:])
+}
+
+// Submit stores a new request with a task per registered system; a verified
+// request is opened at once. A second submission with the same SourceRef
+// returns the first request and created=false.
+func (o *Orchestrator) Submit(ctx context.Context, nr NewRequest) (r *store.Request, created bool, err error) {
+	now := o.cfg.Now().UTC()
+	received := nr.ReceivedAt
+	if received.IsZero() {
+		received = now
+	}
+	r = &store.Request{
+		ID:            newID(now),
+		Tenant:        nr.Tenant,
+		Type:          nr.Type,
+		State:         store.StatePendingVerification,
+		SubjectEmail:  nr.Email,
+		SubjectUserID: nr.UserID,
+		SubjectHash:   pseudonym.Hash(o.cfg.HashKey, subjectKey(nr.Email, nr.UserID)),
+		Source:        nr.Source,
+		SourceRef:     nr.SourceRef,
+		ReceivedAt:    received.UTC(),
+		Deadline:      deadline.OneMonth(received),
+		CreatedAt:     now,
+		UpdatedAt:     now,
+	}
+	err = o.store.Tx(ctx, func(tx store.Tx) error {
+		if nr.SourceRef != "" {
+			prev, err := tx.RequestBySourceRef(nr.SourceRef)
+			if err == nil {
+				r = prev
+				return nil
+			}
+			if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
+		created = true
+		if err := tx.InsertRequest(r); err != nil {
+			return err
+		}
+		if err := tx.Audit(r.ID, "created", "source="+r.Source+" type="+r.Type, now); err != nil {
+			return err
+		}
+		for _, sys := range o.cfg.Systems {
+			if err := tx.InsertTask(&store.Task{ID: events.TaskID(r.ID, sys), RequestID: r.ID, System: sys, State: store.TaskPending}); err != nil {
+				return err
+			}
+		}
+		if nr.Verified {
+			return o.open(tx, r, now)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("submit: %w", err)
+	}
+	if created {
+		o.m.created.WithLabelValues(r.Type, r.Source).Inc()
+		o.log.Info("request created", "request_id", r.ID, "type", r.Type, "tenant", r.Tenant, "source", r.Source, "state", r.State)
+		o.wakeRelay()
+	}
+	return r, created, nil
+}
+
+func subjectKey(email, userID string) string {
+	if email != "" {
+		return "email:" + pseudonym.Normalize(email)
+	}
+	return "user_id:" + userID
+}
+
+// Verify records that the subject's identity was checked and opens the
+// request. It returns store.ErrNotFound or ErrConflict.
+func (o *Orchestrator) Verify(ctx context.Context, id string) (*store.Request, error) {
+	var r *store.Request
+	err := o.store.Tx(ctx, func(tx store.Tx) error {
+		var err error
+		if r, err = tx.Request(id); err != nil {
+			return err
+		}
+		if r.State != store.StatePendingVerification {
+			return fmt.Errorf("request is %s, not %s: %w", r.State, store.StatePendingVerification, ErrConflict)
+		}
+		return o.open(tx, r, o.cfg.Now().UTC())
+	})
+	if err != nil {
+		return nil, err
+	}
+	o.log.Info("request verified", "request_id", r.ID)
+	o.wakeRelay()
+	return r, nil
+}
+
+// open moves a request to open and enqueues its first attempt per system.
+func (o *Orchestrator) open(tx store.Tx, r *store.Request, now time.Time) error {
+	r.State, r.UpdatedAt = store.StateOpen, now
+	if err := tx.UpdateRequest(r); err != nil {
+		return err
+	}
+	if err := tx.Audit(r.ID, "verified", "", now); err != nil {
+		return err
+	}
+	tasks, err := tx.Tasks(r.ID)
+	if err != nil {
+		return err
+	}
+	for _, k := range tasks {
+		if err := o.attempt(tx, r, k, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// attempt enqueues the next attempt of task k and sets how long to wait for
+// its answer: the wait doubles with each attempt (exponential backoff).
+func (o *Orchestrator) attempt(tx store.Tx, r *store.Request, k *store.Task, now time.Time) error {
+	k.Attempts++
+	k.State = store.TaskPublished
+	k.NextAttemptAt = now.Add(o.wait(k.Attempts))
+	if err := tx.UpdateTask(k); err != nil {
+		return err
+	}
+	t := o.task(r, k, true)
+	msg, err := events.TaskMessage(t, source, now)
+	if err != nil {
+		return err
+	}
+	if err := tx.Audit(r.ID, "task_published", fmt.Sprintf("system=%s attempt=%d", k.System, k.Attempts), now); err != nil {
+		return err
+	}
+	return tx.Enqueue(store.OutboxMessage{Topic: events.TaskTopic(k.System), ID: msg.ID, Type: msg.Type, Key: msg.Key, Payload: msg.Data, Created: now})
+}
+
+func (o *Orchestrator) task(r *store.Request, k *store.Task, withSubject bool) *lethev1.Task {
+	action := lethev1.Action_ACTION_ERASE
+	if r.Type == TypeExport {
+		action = lethev1.Action_ACTION_EXPORT
+	}
+	t := &lethev1.Task{
+		RequestId: r.ID,
+		TaskId:    k.ID,
+		System:    k.System,
+		Action:    action,
+		Tenant:    r.Tenant,
+		Deadline:  timestamppb.New(r.Deadline),
+		Attempt:   uint32(k.Attempts),
+	}
+	if withSubject {
+		t.Subject = &lethev1.Subject{Email: r.SubjectEmail, UserId: r.SubjectUserID}
+	}
+	return t
+}
+
+// recordReceipt applies one receipt. Receipts that do not fit a task of
+// ours are rejected; a second answer to a finished task is ignored. Neither
+// changes any state.
+func (o *Orchestrator) recordReceipt(ctx context.Context, rc *lethev1.Receipt, raw []byte) error {
+	now := o.cfg.Now().UTC()
+	var verdict, reason string
+	var wake bool
+	err := o.store.Tx(ctx, func(tx store.Tx) error {
+		verdict, reason, wake = "", "", false
+		k, err := tx.Task(rc.GetTaskId())
+		if errors.Is(err, store.ErrNotFound) {
+			verdict, reason = "rejected", "unknown_task"
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		r, err := tx.Request(k.RequestID)
+		if err != nil {
+			return err
+		}
+		if rc.GetSystem() != k.System || rc.GetRequestId() != k.RequestID || rc.GetAction() != o.task(r, k, false).GetAction() {
+			verdict, reason = "rejected", "mismatch"
+			return nil
+		}
+		switch {
+		case k.State == store.TaskAnswered || k.State == store.TaskDeadLetter:
+			verdict, reason = "ignored", "duplicate"
+			return nil
+		case k.State == store.TaskPending:
+			verdict, reason = "rejected", "not_published"
+			return nil
+		case rc.GetOutcome() == lethev1.Outcome_OUTCOME_FAILED && int(rc.GetAttempt()) < k.Attempts:
+			verdict, reason = "ignored", "stale"
+			return nil
+		}
+		if rc.GetOutcome() == lethev1.Outcome_OUTCOME_FAILED {
+			o.m.failed.WithLabelValues(k.System).Inc()
+			if rc.GetRetryable() && k.Attempts < o.cfg.MaxAttempts {
+				verdict = "retrying"
+				k.State, k.Detail, k.NextAttemptAt = store.TaskRetrying, rc.GetDetail(), now.Add(o.wait(k.Attempts))
+				if err := tx.UpdateTask(k); err != nil {
+					return err
+				}
+				return tx.Audit(r.ID, "task_failed", fmt.Sprintf("system=%s attempt=%d retryable=true", k.System, k.Attempts), now)
+			}
+			verdict, wake = "dead_letter", true
+			return o.deadLetter(tx, r, k, "failed: "+rc.GetDetail(), now)
+		}
+		verdict = "accepted"
+		k.State = store.TaskAnswered
+		k.Outcome = outcomeName(rc.GetOutcome())
+		k.AnsweredAt = now
+		k.Detail = ""
+		k.LegalBasis = rc.GetLegalBasis()
+		if rc.GetRetainUntil() != nil {
+			k.RetainUntil = rc.GetRetainUntil().AsTime()
+		}
+		k.Counts = map[string]int64{}
+		for _, c := range rc.GetCounts() {
+			k.Counts[c.GetCategory()] = c.GetCount()
+		}
+		k.Remaining = rc.GetRemaining()
+		k.ExportSHA256, k.ExportData, k.Receipt = rc.GetExportSha256(), rc.GetExportData(), raw
+		k.NextAttemptAt = time.Time{}
+		if err := tx.UpdateTask(k); err != nil {
+			return err
+		}
+		if err := tx.Audit(r.ID, "receipt_accepted", fmt.Sprintf("system=%s outcome=%s", k.System, k.Outcome), now); err != nil {
+			return err
+		}
+		wake = true
+		return o.complete(tx, r, now)
+	})
+	if err != nil {
+		return fmt.Errorf("record receipt: %w", err)
+	}
+	log := o.log.With("request_id", rc.GetRequestId(), "task_id", rc.GetTaskId(), "system", rc.GetSystem(), "outcome", outcomeName(rc.GetOutcome()))
+	switch verdict {
+	case "rejected":
+		o.m.rejected.WithLabelValues(reason).Inc()
+		log.Warn("receipt rejected", "reason", reason)
+	case "ignored":
+		o.m.ignored.WithLabelValues(reason).Inc()
+		log.Debug("receipt ignored", "reason", reason)
+	case "accepted":
+		o.m.receipts.WithLabelValues(rc.GetSystem(), outcomeName(rc.GetOutcome())).Inc()
+		log.Info("receipt accepted")
+	default:
+		log.Warn("system failed the task", "verdict", verdict)
+	}
+	if wake {
+		o.wakeRelay()
+	}
+	return nil
+}
+
+// deadLetter gives up on a task: it goes to the system's dead-letter topic
+// (without the subject) and the request may end as failed.
+func (o *Orchestrator) deadLetter(tx store.Tx, r *store.Request, k *store.Task, why string, now time.Time) error {
+	k.State, k.Detail, k.NextAttemptAt = store.TaskDeadLetter, why, time.Time{}
+	if err := tx.UpdateTask(k); err != nil {
+		return err
+	}
+	data, err := proto.Marshal(o.task(r, k, false))
+	if err != nil {
+		return err
+	}
+	if err := tx.Enqueue(store.OutboxMessage{Topic: events.DeadLetterTopic(k.System), ID: "dead:" + k.ID, Type: events.TypeDeadLetter, Key: r.ID, Payload: data, Created: now}); err != nil {
+		return err
+	}
+	if err := tx.Audit(r.ID, "dead_letter", fmt.Sprintf("system=%s attempts=%d", k.System, k.Attempts), now); err != nil {
+		return err
+	}
+	o.m.deadLetters.WithLabelValues(k.System).Inc()
+	o.log.Error("task dead-lettered", "request_id", r.ID, "system", k.System, "attempts", k.Attempts)
+	return o.complete(tx, r, now)
+}
+
+// complete ends the request once every system has answered or run out of
+// attempts, and drops the subject's identifiers, which only the keyed hash
+// outlives.
+func (o *Orchestrator) complete(tx store.Tx, r *store.Request, now time.Time) error {
+	tasks, err := tx.Tasks(r.ID)
+	if err != nil {
+		return err
+	}
+	state := store.StateFulfilled
+	for _, k := range tasks {
+		switch k.State {
+		case store.TaskAnswered:
+		case store.TaskDeadLetter:
+			state = store.StateFailed
+		default:
+			return nil
+		}
+	}
+	r.State, r.UpdatedAt, r.CompletedAt = state, now, now
+	r.SubjectEmail, r.SubjectUserID = "", ""
+	if err := tx.UpdateRequest(r); err != nil {
+		return err
+	}
+	if err := tx.ForgetPublished(r.ID); err != nil {
+		return err
+	}
+	o.log.Info("request completed", "request_id", r.ID, "state", state)
+	return tx.Audit(r.ID, state, "", now)
+}
+
+// retryDue re-attempts tasks whose wait for an answer is over, or
+// dead-letters them once out of attempts. It returns how many it handled.
+func (o *Orchestrator) retryDue(ctx context.Context) (int, error) {
+	now := o.cfg.Now().UTC()
+	n := 0
+	err := o.store.Tx(ctx, func(tx store.Tx) error {
+		due, err := tx.DueTasks(now, 100)
+		if err != nil {
+			return err
+		}
+		n = len(due)
+		for _, k := range due {
+			r, err := tx.Request(k.RequestID)
+			if err != nil {
+				return err
+			}
+			if k.Attempts >= o.cfg.MaxAttempts {
+				why := fmt.Sprintf("no answer after %d attempts", k.Attempts)
+				if k.Detail != "" {
+					why = fmt.Sprintf("failed %d attempts, last: %s", k.Attempts, k.Detail)
+				}
+				if err := o.deadLetter(tx, r, k, why, now); err != nil {
+					return err
+				}
+				continue
+			}
+			o.m.retries.WithLabelValues(k.System).Inc()
+			o.log.Warn("retrying task", "request_id", r.ID, "system", k.System, "attempt", k.Attempts+1)
+			if err := o.attempt(tx, r, k, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if n > 0 {
+		o.wakeRelay()
+	}
+	return n, err
+}
+
+func outcomeName(o lethev1.Outcome) string {
+	return strings.ToLower(strings.TrimPrefix(o.String(), "OUTCOME_"))
+}

@@ -1,0 +1,143 @@
+// Package store keeps the orchestrator's state: requests, their tasks, the
+// transactional outbox and the audit trail. The state machine lives in the
+// orchestrator and changes state only inside [Store.Tx], so a request, its
+// tasks and the messages that announce them are written together or not at
+// all (no dual write).
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Request states.
+const (
+	StatePendingVerification = "pending_verification"
+	StateOpen                = "open"
+	StateFulfilled           = "fulfilled"
+	StatePartiallyRetained   = "partially_retained"
+	StateFailed              = "failed"
+)
+
+// Task states.
+const (
+	TaskPending    = "pending"     // the request awaits identity verification
+	TaskPublished  = "published"   // sent (or in the outbox), awaiting a receipt
+	TaskRetrying   = "retrying"    // the last attempt failed; another is scheduled
+	TaskAnswered   = "answered"    // a receipt was recorded
+	TaskDeadLetter = "dead_letter" // out of attempts
+)
+
+// Errors.
+var (
+	ErrNotFound  = errors.New("not found")
+	ErrDuplicate = errors.New("already exists")
+)
+
+// Request is one data-subject request.
+type Request struct {
+	ID     string
+	Tenant string
+	Type   string // erasure | export
+	State  string
+	// SubjectEmail and SubjectUserID are cleared when the request ends;
+	// SubjectHash (a keyed hash) stays for proof.
+	SubjectEmail  string
+	SubjectUserID string
+	SubjectHash   string
+	Source        string // api | account_deleted
+	SourceRef     string // the event id of an account deletion, unique
+	ReceivedAt    time.Time
+	Deadline      time.Time
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	CompletedAt   time.Time // zero while open
+}
+
+// Task is one system's part of a request.
+type Task struct {
+	ID        string
+	RequestID string
+	System    string
+	State     string
+	Attempts  int
+	// NextAttemptAt is when the orchestrator acts again if no receipt came:
+	// the end of the wait for an answer (published) or the time of the next
+	// attempt (retrying).
+	NextAttemptAt time.Time
+	Outcome       string
+	AnsweredAt    time.Time
+	Detail        string
+	LegalBasis    string
+	RetainUntil   time.Time
+	Counts        map[string]int64
+	Remaining     int64
+	ExportSHA256  []byte
+	ExportData    []byte
+	Receipt       []byte // the receipt as received, protobuf
+}
+
+// OutboxMessage is a bus message waiting to be published by the relay.
+type OutboxMessage struct {
+	Seq     int64
+	Topic   string
+	ID      string
+	Type    string
+	Key     string
+	Payload []byte
+	Created time.Time
+}
+
+// ListQuery selects requests; results are ordered by deadline, then id.
+type ListQuery struct {
+	State  string
+	Tenant string
+	Limit  int
+	// After is the cursor returned with the previous page.
+	After string
+}
+
+// Stats is what the metrics read from the store.
+type Stats struct {
+	Requests          map[[2]string]int // (state, type) -> count
+	OutboxDepth       int
+	OldestUnpublished time.Time // zero when the outbox is empty
+}
+
+// Tx is one transaction. Its methods use the context Tx was called with.
+type Tx interface {
+	InsertRequest(r *Request) error // ErrDuplicate for a known SourceRef
+	Request(id string) (*Request, error)
+	RequestBySourceRef(ref string) (*Request, error)
+	UpdateRequest(r *Request) error
+	InsertTask(t *Task) error
+	Task(id string) (*Task, error)
+	Tasks(requestID string) ([]*Task, error)
+	UpdateTask(t *Task) error
+	// DueTasks returns tasks waiting for an answer or a retry whose
+	// NextAttemptAt is not after now.
+	DueTasks(now time.Time, limit int) ([]*Task, error)
+	Enqueue(m OutboxMessage) error
+	// ForgetPublished drops the published outbox rows of a request: their
+	// payloads hold the subject, which must not outlive the request.
+	ForgetPublished(key string) error
+	Audit(requestID, event, detail string, at time.Time) error
+}
+
+// Store is the orchestrator's state.
+type Store interface {
+	// Tx runs fn in one transaction, committed if fn returns nil.
+	Tx(ctx context.Context, fn func(Tx) error) error
+	// Get reads a request and its tasks.
+	Get(ctx context.Context, id string) (*Request, []*Task, error)
+	// List returns a page of requests and the cursor of the next page
+	// ("" for the last).
+	List(ctx context.Context, q ListQuery) ([]*Request, string, error)
+	// Unpublished returns up to limit outbox messages in order.
+	Unpublished(ctx context.Context, limit int) ([]OutboxMessage, error)
+	MarkPublished(ctx context.Context, seqs []int64, at time.Time) error
+	Stats(ctx context.Context) (Stats, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
