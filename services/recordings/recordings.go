@@ -1,0 +1,405 @@
+// Package recordings is the connector for the demo webinar-recordings system:
+// video files on disk (DataDir/files) and a SQLite table of their metadata and
+// chat replay (DataDir/recordings.db).
+//
+// Data categories in receipts: "recordings" (a recording's metadata row and
+// its video file, counted once) and "chat_messages" (messages the subject
+// wrote, in anyone's recording).
+package recordings
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/lethe-dev/lethe/pkg/connector"
+	"github.com/lethe-dev/lethe/pkg/pseudonym"
+	"github.com/lethe-dev/lethe/pkg/sqlitedb"
+)
+
+// Name is the system name the orchestrator knows this connector by.
+const Name = "recordings"
+
+// Data categories of receipts.
+const (
+	CategoryRecordings   = "recordings"
+	CategoryChatMessages = "chat_messages"
+)
+
+// ErrNoIdentifier is returned for a task whose subject has neither an email
+// nor a user id: there is nothing to match on, and no retry will change that.
+var ErrNoIdentifier = errors.New("recordings: subject has no email and no user id")
+
+// Emails are matched through lower(trim(...)), the SQL twin of
+// pseudonym.Normalize, so that the system's own spelling of an address does
+// not matter; the expression indexes make that lookup an index search.
+const schema = `
+CREATE TABLE IF NOT EXISTS recordings (
+	id              TEXT PRIMARY KEY,
+	tenant          TEXT NOT NULL,
+	webinar_id      TEXT NOT NULL,
+	speaker_user_id TEXT NOT NULL,
+	speaker_email   TEXT NOT NULL,
+	title           TEXT NOT NULL,
+	file_name       TEXT NOT NULL, -- relative to DataDir/files, so the data directory can move
+	created_at      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS recordings_speaker_email ON recordings (tenant, lower(trim(speaker_email)));
+CREATE INDEX IF NOT EXISTS recordings_speaker_user ON recordings (tenant, speaker_user_id);
+-- A chat message is part of its recording's replay: when the recording goes,
+-- so does its chat, whoever wrote it.
+CREATE TABLE IF NOT EXISTS chat_messages (
+	id             TEXT PRIMARY KEY,
+	tenant         TEXT NOT NULL,
+	recording_id   TEXT NOT NULL REFERENCES recordings (id) ON DELETE CASCADE,
+	author_email   TEXT NOT NULL,
+	author_user_id TEXT NOT NULL,
+	body           TEXT NOT NULL,
+	at             TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chat_messages_recording ON chat_messages (recording_id);
+CREATE INDEX IF NOT EXISTS chat_messages_author_email ON chat_messages (tenant, lower(trim(author_email)));
+CREATE INDEX IF NOT EXISTS chat_messages_author_user ON chat_messages (tenant, author_user_id);
+-- How many demo people Seed has created so far (see Seed).
+CREATE TABLE IF NOT EXISTS seed_state (
+	id     INTEGER PRIMARY KEY CHECK (id = 1),
+	people INTEGER NOT NULL
+);
+`
+
+// System is the recordings system. It implements connector.System and
+// connector.Seeder.
+type System struct {
+	db    *sql.DB
+	files string
+}
+
+var (
+	_ connector.System = (*System)(nil)
+	_ connector.Seeder = (*System)(nil)
+)
+
+// Open opens (creating it if needed) the recordings system kept in
+// env.DataDir.
+func Open(ctx context.Context, env connector.Env) (*System, error) {
+	files := filepath.Join(env.DataDir, "files")
+	if err := os.MkdirAll(files, 0o755); err != nil {
+		return nil, fmt.Errorf("recordings: %w", err)
+	}
+	db, err := sqlitedb.Open(filepath.Join(env.DataDir, "recordings.db"))
+	if err != nil {
+		return nil, fmt.Errorf("recordings: %w", err)
+	}
+	if _, err := db.ExecContext(ctx, schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("recordings: schema: %w", err)
+	}
+	return &System{db: db, files: files}, nil
+}
+
+// Close closes the database.
+func (s *System) Close() error { return s.db.Close() }
+
+// path is where a recording's file lives; Base keeps a stored name from
+// pointing outside the files directory.
+func (s *System) path(fileName string) string {
+	return filepath.Join(s.files, filepath.Base(fileName))
+}
+
+// match is the SQL condition (and its arguments) selecting rows of subj by
+// the given email and user id columns. The column names are constants of
+// this package, never input.
+func match(emailCol, userCol string, subj connector.Subject) (string, []any, error) {
+	var conds []string
+	var args []any
+	if e := pseudonym.Normalize(subj.Email); e != "" {
+		conds = append(conds, "lower(trim("+emailCol+")) = ?")
+		args = append(args, e)
+	}
+	if u := strings.TrimSpace(subj.UserID); u != "" {
+		conds = append(conds, userCol+" = ?")
+		args = append(args, u)
+	}
+	if len(conds) == 0 {
+		return "", nil, ErrNoIdentifier
+	}
+	return "(" + strings.Join(conds, " OR ") + ")", args, nil
+}
+
+type recording struct {
+	ID            string
+	WebinarID     string
+	SpeakerUserID string
+	SpeakerEmail  string
+	Title         string
+	FileName      string
+	CreatedAt     string
+}
+
+type chatMessage struct {
+	ID           string `json:"id"`
+	RecordingID  string `json:"recording_id"`
+	AuthorEmail  string `json:"author_email"`
+	AuthorUserID string `json:"author_user_id"`
+	Body         string `json:"body"`
+	At           string `json:"at"`
+}
+
+// q is what both *sql.DB and *sql.Tx offer.
+type q interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func subjectRecordings(ctx context.Context, db q, tenant string, subj connector.Subject) ([]recording, error) {
+	cond, args, err := match("speaker_email", "speaker_user_id", subj)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.QueryContext(ctx, `SELECT id, webinar_id, speaker_user_id, speaker_email, title, file_name, created_at
+		FROM recordings WHERE tenant = ? AND `+cond+` ORDER BY id`, append([]any{tenant}, args...)...)
+	if err != nil {
+		return nil, fmt.Errorf("recordings: query recordings: %w", err)
+	}
+	defer rows.Close()
+	var out []recording
+	for rows.Next() {
+		var r recording
+		if err := rows.Scan(&r.ID, &r.WebinarID, &r.SpeakerUserID, &r.SpeakerEmail, &r.Title, &r.FileName, &r.CreatedAt); err != nil {
+			return nil, fmt.Errorf("recordings: scan recording: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("recordings: query recordings: %w", err)
+	}
+	return out, nil
+}
+
+func subjectChat(ctx context.Context, db q, tenant string, subj connector.Subject) ([]chatMessage, error) {
+	cond, args, err := match("author_email", "author_user_id", subj)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.QueryContext(ctx, `SELECT id, recording_id, author_email, author_user_id, body, at
+		FROM chat_messages WHERE tenant = ? AND `+cond+` ORDER BY id`, append([]any{tenant}, args...)...)
+	if err != nil {
+		return nil, fmt.Errorf("recordings: query chat messages: %w", err)
+	}
+	defer rows.Close()
+	var out []chatMessage
+	for rows.Next() {
+		var m chatMessage
+		if err := rows.Scan(&m.ID, &m.RecordingID, &m.AuthorEmail, &m.AuthorUserID, &m.Body, &m.At); err != nil {
+			return nil, fmt.Errorf("recordings: scan chat message: %w", err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("recordings: query chat messages: %w", err)
+	}
+	return out, nil
+}
+
+// Erase removes the subject's recordings (rows and video files) and every
+// chat message the subject wrote, in the task's tenant.
+//
+// Order, for crash safety: the video files are deleted first, then the rows
+// in one transaction. The rows are how the files are found, so they must
+// outlive the files: a crash after some files are gone leaves rows that the
+// next attempt finds again, and it deletes the rest (a file already missing is
+// no error). Deleting rows first could orphan a file no later attempt can
+// find. In between, the system may show a recording whose file is missing,
+// which is the lesser harm for data that is being erased.
+func (s *System) Erase(ctx context.Context, t connector.Task) (connector.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return connector.Result{}, err
+	}
+	recs, err := subjectRecordings(ctx, s.db, t.Tenant, t.Subject)
+	if err != nil {
+		return connector.Result{}, err
+	}
+	for _, r := range recs {
+		if err := ctx.Err(); err != nil {
+			return connector.Result{}, err
+		}
+		if err := os.Remove(s.path(r.FileName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return connector.Result{}, fmt.Errorf("recordings: remove file of %s: %w", r.ID, err)
+		}
+	}
+
+	cond, args, err := match("author_email", "author_user_id", t.Subject)
+	if err != nil {
+		return connector.Result{}, err
+	}
+	var nRec, nChat int64
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return connector.Result{}, fmt.Errorf("recordings: begin: %w", err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `DELETE FROM chat_messages WHERE tenant = ? AND `+cond, append([]any{t.Tenant}, args...)...)
+	if err != nil {
+		return connector.Result{}, fmt.Errorf("recordings: delete chat messages: %w", err)
+	}
+	nChat, _ = res.RowsAffected()
+	// Only the recordings whose files were removed above: one that appeared
+	// since keeps its row (and file) and shows up in Remaining.
+	for _, r := range recs {
+		res, err := tx.ExecContext(ctx, `DELETE FROM recordings WHERE id = ? AND tenant = ?`, r.ID, t.Tenant)
+		if err != nil {
+			return connector.Result{}, fmt.Errorf("recordings: delete recording %s: %w", r.ID, err)
+		}
+		n, _ := res.RowsAffected()
+		nRec += n
+	}
+	if err := tx.Commit(); err != nil {
+		return connector.Result{}, fmt.Errorf("recordings: commit erasure: %w", err)
+	}
+
+	remaining, err := s.remaining(ctx, t.Tenant, t.Subject)
+	if err != nil {
+		return connector.Result{}, err
+	}
+	if nRec+nChat == 0 {
+		return connector.Result{Outcome: connector.NotFound, Remaining: remaining}, nil
+	}
+	return connector.Result{
+		Outcome:   connector.Erased,
+		Counts:    map[string]int64{CategoryRecordings: nRec, CategoryChatMessages: nChat},
+		Remaining: remaining,
+	}, nil
+}
+
+// remaining counts the subject's records by a fresh look: recording rows,
+// their files still on disk, and chat messages.
+func (s *System) remaining(ctx context.Context, tenant string, subj connector.Subject) (int64, error) {
+	recs, err := subjectRecordings(ctx, s.db, tenant, subj)
+	if err != nil {
+		return 0, err
+	}
+	n := int64(len(recs))
+	for _, r := range recs {
+		_, err := os.Stat(s.path(r.FileName))
+		switch {
+		case err == nil:
+			n++
+		case !errors.Is(err, fs.ErrNotExist):
+			return 0, fmt.Errorf("recordings: stat file of %s: %w", r.ID, err)
+		}
+	}
+	chat, err := subjectChat(ctx, s.db, tenant, subj)
+	if err != nil {
+		return 0, err
+	}
+	return n + int64(len(chat)), nil
+}
+
+type exportDoc struct {
+	Recordings   []exportRecording `json:"recordings"`
+	ChatMessages []chatMessage     `json:"chat_messages"`
+}
+
+type exportRecording struct {
+	ID            string     `json:"id"`
+	WebinarID     string     `json:"webinar_id"`
+	SpeakerUserID string     `json:"speaker_user_id"`
+	SpeakerEmail  string     `json:"speaker_email"`
+	Title         string     `json:"title"`
+	CreatedAt     string     `json:"created_at"`
+	File          exportFile `json:"file"`
+}
+
+// exportFile describes a video file without its bytes: the export is a
+// receipt-sized JSON document, and the hash lets the person check a copy of
+// the video obtained separately.
+type exportFile struct {
+	Name    string `json:"name"`
+	Size    int64  `json:"size_bytes"`
+	SHA256  string `json:"sha256,omitempty"`
+	Missing bool   `json:"missing,omitempty"`
+}
+
+// Export returns the subject's recordings (metadata, and name, size and
+// sha256 of each video file) and the chat messages the subject wrote.
+func (s *System) Export(ctx context.Context, t connector.Task) (connector.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return connector.Result{}, err
+	}
+	recs, err := subjectRecordings(ctx, s.db, t.Tenant, t.Subject)
+	if err != nil {
+		return connector.Result{}, err
+	}
+	chat, err := subjectChat(ctx, s.db, t.Tenant, t.Subject)
+	if err != nil {
+		return connector.Result{}, err
+	}
+	if len(recs)+len(chat) == 0 {
+		return connector.Result{Outcome: connector.NotFound}, nil
+	}
+	doc := exportDoc{Recordings: []exportRecording{}, ChatMessages: chat}
+	if doc.ChatMessages == nil {
+		doc.ChatMessages = []chatMessage{}
+	}
+	for _, r := range recs {
+		f, err := s.describe(ctx, r.FileName)
+		if err != nil {
+			return connector.Result{}, fmt.Errorf("recordings: file of %s: %w", r.ID, err)
+		}
+		doc.Recordings = append(doc.Recordings, exportRecording{
+			ID: r.ID, WebinarID: r.WebinarID, SpeakerUserID: r.SpeakerUserID, SpeakerEmail: r.SpeakerEmail,
+			Title: r.Title, CreatedAt: r.CreatedAt, File: f,
+		})
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return connector.Result{}, fmt.Errorf("recordings: encode export: %w", err)
+	}
+	return connector.Result{
+		Outcome: connector.Exported,
+		Counts:  map[string]int64{CategoryRecordings: int64(len(recs)), CategoryChatMessages: int64(len(chat))},
+		Export:  b,
+	}, nil
+}
+
+func (s *System) describe(ctx context.Context, fileName string) (exportFile, error) {
+	out := exportFile{Name: filepath.Base(fileName)}
+	f, err := os.Open(s.path(fileName))
+	if errors.Is(err, fs.ErrNotExist) {
+		out.Missing = true
+		return out, nil
+	}
+	if err != nil {
+		return out, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, ctxReader{ctx, f})
+	if err != nil {
+		return out, err
+	}
+	out.Size = n
+	out.SHA256 = hex.EncodeToString(h.Sum(nil))
+	return out, nil
+}
+
+// ctxReader stops a long read (a real video is gigabytes) once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

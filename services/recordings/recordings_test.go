@@ -1,0 +1,381 @@
+package recordings
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/lethe-dev/lethe/pkg/connector"
+	"github.com/lethe-dev/lethe/pkg/connector/connectortest"
+)
+
+const seedPeople = 40
+
+func open(t *testing.T, dir string) *System {
+	t.Helper()
+	s, err := Open(context.Background(), connector.Env{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func seeded(t *testing.T) *System {
+	t.Helper()
+	s := open(t, t.TempDir())
+	if err := s.Seed(context.Background(), seedPeople); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func subject(i int) connector.Subject { return connector.Subject{Email: email(i), UserID: userID(i)} }
+
+func task(s connector.Subject, id string) connector.Task {
+	return connector.Task{RequestID: id, TaskID: id + "." + Name, Tenant: DemoTenant, Subject: s, Attempt: 1}
+}
+
+// count looks at the tables and the files directory directly, not through
+// the connector's own queries.
+func count(t *testing.T, s *System, query string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	if err := s.db.QueryRow(query, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// files maps every file in the files directory to its sha256.
+func files(t *testing.T, s *System) map[string]string {
+	t.Helper()
+	entries, err := os.ReadDir(s.files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(s.files, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(b)
+		out[e.Name()] = hex.EncodeToString(sum[:])
+	}
+	return out
+}
+
+func TestConformance(t *testing.T) {
+	connectortest.Run(t, func(t *testing.T) connectortest.Fixture {
+		s := seeded(t)
+		return connectortest.Fixture{
+			System: s,
+			// As a request may spell it: another case, stray spaces.
+			Present: connector.Subject{Email: "  Person-0003@Example.com ", UserID: userID(3)},
+			Absent:  subject(12), // seeded, but with no data here
+			Remaining: func(ctx context.Context, subj connector.Subject) (int64, error) {
+				e, u := email(3), userID(3)
+				if subj.UserID != u {
+					e, u = email(12), userID(12)
+				}
+				var n int64
+				rows, err := s.db.QueryContext(ctx, `SELECT file_name FROM recordings
+					WHERE tenant = 'demo' AND (lower(speaker_email) = ? OR speaker_user_id = ?)`, e, u)
+				if err != nil {
+					return 0, err
+				}
+				defer rows.Close()
+				for rows.Next() {
+					var f string
+					if err := rows.Scan(&f); err != nil {
+						return 0, err
+					}
+					n++ // the row
+					if _, err := os.Stat(filepath.Join(s.files, f)); err == nil {
+						n++ // its file
+					}
+				}
+				var chat int64
+				err = s.db.QueryRowContext(ctx, `SELECT count(*) FROM chat_messages
+					WHERE tenant = 'demo' AND (author_email = ? OR author_user_id = ?)`, e, u).Scan(&chat)
+				return n + chat, err
+			},
+		}
+	})
+}
+
+func TestEraseRemovesFilesAndLeavesOthers(t *testing.T) {
+	ctx := context.Background()
+	s := seeded(t)
+	const who = 1
+	before := files(t, s)
+	var mine []string
+	rows, err := s.db.Query(`SELECT file_name FROM recordings WHERE speaker_user_id = ?`, userID(who))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var f string
+		rows.Scan(&f)
+		mine = append(mine, f)
+	}
+	rows.Close()
+	if len(mine) == 0 {
+		t.Fatal("fixture person has no recordings")
+	}
+	inOthers := count(t, s, `SELECT count(*) FROM chat_messages c JOIN recordings r ON r.id = c.recording_id
+		WHERE c.author_user_id = ? AND r.speaker_user_id != ?`, userID(who), userID(who))
+	if inOthers == 0 {
+		t.Fatal("fixture person wrote no chat in others' recordings")
+	}
+	othersChat := count(t, s, `SELECT count(*) FROM chat_messages c JOIN recordings r ON r.id = c.recording_id
+		WHERE c.author_user_id != ? AND r.speaker_user_id != ?`, userID(who), userID(who))
+
+	res, err := s.Erase(ctx, task(connector.Subject{Email: email(who)}, "r1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != connector.Erased || res.Remaining != 0 {
+		t.Fatalf("erase = %+v", res)
+	}
+	if res.Counts[CategoryRecordings] != int64(len(mine)) || res.Counts[CategoryChatMessages] < inOthers {
+		t.Fatalf("counts = %v, want %d recordings and at least %d chat messages", res.Counts, len(mine), inOthers)
+	}
+
+	after := files(t, s)
+	for _, f := range mine {
+		if _, err := os.Stat(filepath.Join(s.files, f)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("file %s still on disk (%v)", f, err)
+		}
+		delete(before, f)
+	}
+	if len(after) != len(before) {
+		t.Errorf("%d files left, want %d", len(after), len(before))
+	}
+	for f, sum := range before {
+		if after[f] != sum {
+			t.Errorf("someone else's file %s was changed or removed", f)
+		}
+	}
+	if n := count(t, s, `SELECT count(*) FROM chat_messages WHERE author_user_id = ?`, userID(who)); n != 0 {
+		t.Errorf("%d chat messages of the subject remain", n)
+	}
+	if n := count(t, s, `SELECT count(*) FROM chat_messages c JOIN recordings r ON r.id = c.recording_id
+		WHERE c.author_user_id != ? AND r.speaker_user_id != ?`, userID(who), userID(who)); n != othersChat {
+		t.Errorf("others' chat in others' recordings: %d, want %d", n, othersChat)
+	}
+}
+
+// A crash after the files were deleted but before the rows were: the next
+// attempt must find the rows and finish.
+func TestEraseAfterCrashBetweenFilesAndRows(t *testing.T) {
+	ctx := context.Background()
+	s := seeded(t)
+	rows, err := s.db.Query(`SELECT file_name FROM recordings WHERE speaker_user_id = ?`, userID(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	for rows.Next() {
+		var f string
+		rows.Scan(&f)
+		if err := os.Remove(filepath.Join(s.files, f)); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	rows.Close()
+	if n == 0 {
+		t.Fatal("fixture person has no recordings")
+	}
+	res, err := s.Erase(ctx, task(subject(2), "r2"))
+	if err != nil {
+		t.Fatalf("erase after crash: %v", err)
+	}
+	if res.Outcome != connector.Erased || res.Remaining != 0 || res.Counts[CategoryRecordings] != int64(n) {
+		t.Fatalf("erase after crash = %+v", res)
+	}
+	if c := count(t, s, `SELECT count(*) FROM recordings WHERE speaker_user_id = ?`, userID(2)); c != 0 {
+		t.Fatalf("%d rows left", c)
+	}
+}
+
+func TestEraseMatchesEitherIdentifierWithinTenant(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		subj connector.Subject
+	}{
+		{"email only, as stored in another case", connector.Subject{Email: "PERSON-0007@example.com"}},
+		{"user id only", connector.Subject{UserID: userID(7)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := seeded(t)
+			// The same person in another tenant, with a file of its own.
+			if _, err := s.db.Exec(`INSERT INTO recordings VALUES ('rec-other', 'acme', 'w', ?, ?, 't', 'rec-other.mp4', '2024-01-01T00:00:00Z')`,
+				userID(7), email(7)); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(s.files, "rec-other.mp4"), []byte("other tenant"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			res, err := s.Erase(ctx, task(tt.subj, "r3"))
+			if err != nil || res.Outcome != connector.Erased || res.Remaining != 0 {
+				t.Fatalf("erase = %+v, %v", res, err)
+			}
+			if n := count(t, s, `SELECT count(*) FROM recordings WHERE speaker_user_id = ? AND tenant = 'demo'`, userID(7)); n != 0 {
+				t.Fatalf("%d of the subject's recordings left in tenant demo", n)
+			}
+			if n := count(t, s, `SELECT count(*) FROM recordings WHERE id = 'rec-other'`); n != 1 {
+				t.Fatal("another tenant's recording was erased")
+			}
+			if _, err := os.Stat(filepath.Join(s.files, "rec-other.mp4")); err != nil {
+				t.Fatalf("another tenant's file: %v", err)
+			}
+		})
+	}
+}
+
+func TestNoIdentifierIsPermanentError(t *testing.T) {
+	s := seeded(t)
+	_, err := s.Erase(context.Background(), task(connector.Subject{Email: "  "}, "r4"))
+	if !errors.Is(err, ErrNoIdentifier) || connector.IsRetryable(err) {
+		t.Fatalf("err = %v, want permanent ErrNoIdentifier", err)
+	}
+	if n := count(t, s, `SELECT count(*) FROM recordings`); n == 0 {
+		t.Fatal("an empty subject erased everything")
+	}
+}
+
+func TestExportDescribesFiles(t *testing.T) {
+	s := seeded(t)
+	res, err := s.Export(context.Background(), task(subject(1), "r5"))
+	if err != nil || res.Outcome != connector.Exported {
+		t.Fatalf("export = %q, %v", res.Outcome, err)
+	}
+	var doc struct {
+		Recordings []struct {
+			ID   string `json:"id"`
+			File struct {
+				Name   string `json:"name"`
+				Size   int64  `json:"size_bytes"`
+				SHA256 string `json:"sha256"`
+			} `json:"file"`
+		} `json:"recordings"`
+		ChatMessages []struct {
+			AuthorEmail string `json:"author_email"`
+		} `json:"chat_messages"`
+	}
+	if err := json.Unmarshal(res.Export, &doc); err != nil {
+		t.Fatal(err)
+	}
+	onDisk := files(t, s)
+	if len(doc.Recordings) == 0 || int64(len(doc.Recordings)) != res.Counts[CategoryRecordings] {
+		t.Fatalf("export has %d recordings, counts %v", len(doc.Recordings), res.Counts)
+	}
+	for _, r := range doc.Recordings {
+		fi, err := os.Stat(filepath.Join(s.files, r.File.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.File.Size != fi.Size() || r.File.SHA256 != onDisk[r.File.Name] {
+			t.Errorf("recording %s: file %+v does not match disk (%d bytes, %s)", r.ID, r.File, fi.Size(), onDisk[r.File.Name])
+		}
+	}
+	if len(doc.ChatMessages) == 0 {
+		t.Fatal("export has no chat messages")
+	}
+	for _, m := range doc.ChatMessages {
+		if m.AuthorEmail != email(1) {
+			t.Fatalf("export holds someone else's chat message")
+		}
+	}
+	if len(res.Export) > 8<<10 {
+		t.Fatalf("export is %d bytes: video bytes included?", len(res.Export))
+	}
+}
+
+func TestSeed(t *testing.T) {
+	ctx := context.Background()
+	s := seeded(t)
+	for i := 1; i <= 10; i++ {
+		res, err := s.Export(ctx, task(subject(i), "s"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Counts[CategoryRecordings] == 0 || res.Counts[CategoryChatMessages] == 0 {
+			t.Errorf("person %d: counts %v, want recordings and chat messages", i, res.Counts)
+		}
+	}
+	var none int
+	for i := 11; i <= seedPeople; i++ {
+		res, err := s.Export(ctx, task(subject(i), "s"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Outcome == connector.NotFound {
+			none++
+		}
+	}
+	if none == 0 {
+		t.Error("every seeded person has data: no not_found answers in the demo")
+	}
+
+	snapshot := func(s *System) (int64, int64, map[string]string) {
+		return count(t, s, `SELECT count(*) FROM recordings`), count(t, s, `SELECT count(*) FROM chat_messages`), files(t, s)
+	}
+	r1, c1, f1 := snapshot(s)
+	if err := s.Seed(ctx, seedPeople); err != nil {
+		t.Fatal(err)
+	}
+	if r2, c2, f2 := snapshot(s); r2 != r1 || c2 != c1 || len(f2) != len(f1) {
+		t.Fatalf("second seed changed the data: %d/%d/%d -> %d/%d/%d", r1, c1, len(f1), r2, c2, len(f2))
+	}
+
+	// Seeding in two steps gives the same data as seeding at once.
+	step := open(t, t.TempDir())
+	if err := step.Seed(ctx, 15); err != nil {
+		t.Fatal(err)
+	}
+	if err := step.Seed(ctx, seedPeople); err != nil {
+		t.Fatal(err)
+	}
+	r3, c3, f3 := snapshot(step)
+	if r3 != r1 || c3 != c1 || !sameMap(f3, f1) {
+		t.Fatalf("seeding in steps differs: %d/%d -> %d/%d", r1, c1, r3, c3)
+	}
+
+	// An erased person does not come back with the next seed, even one that
+	// adds people whose chat would go into the erased person's recordings.
+	if _, err := s.Erase(ctx, task(subject(1), "s2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Seed(ctx, seedPeople+20); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := s.Export(ctx, task(subject(1), "s3")); err != nil || res.Outcome != connector.NotFound {
+		t.Fatalf("erased person after re-seed: %q, %v", res.Outcome, err)
+	}
+	if res, err := s.Export(ctx, task(subject(seedPeople+1), "s4")); err != nil || res.Outcome != connector.Exported {
+		t.Fatalf("newly seeded person: %q, %v", res.Outcome, err)
+	}
+}
+
+func sameMap(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
