@@ -195,6 +195,9 @@ func (b *Bus) Publish(ctx context.Context, topic string, msg *bus.Message) error
 func (b *Bus) Consume(ctx context.Context, topic, group string, h bus.Handler) error {
 	stream, err := b.stream(ctx, topic)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	durable := consumerName(group, topic)
@@ -207,6 +210,9 @@ func (b *Bus) Consume(ctx context.Context, topic, group string, h bus.Handler) e
 		MaxDeliver:    -1,
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("natsbus: consumer %s: %w", durable, err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(16))

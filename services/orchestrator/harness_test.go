@@ -1,0 +1,265 @@
+package orchestrator
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
+	"github.com/lethe-dev/lethe/pkg/connector"
+)
+
+// syncBuffer collects log output from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// env is an embedded NATS server, an orchestrator over SQLite in a temp dir,
+// and connectors started on demand, all in this process.
+type env struct {
+	t       *testing.T
+	dir     string
+	natsURL string
+	logs    *syncBuffer
+	cfg     Config
+	api     string
+	stop    context.CancelFunc
+	done    chan error
+	reg     *prometheus.Registry
+	connReg *prometheus.Registry // the connectors' metrics
+}
+
+var testSystems = []string{"alpha", "beta"}
+
+func newEnv(t *testing.T, tweak func(*Config)) *env {
+	t.Helper()
+	dir := t.TempDir()
+	srv, err := natsbus.StartEmbedded(filepath.Join(dir, "nats"), "127.0.0.1", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	e := &env{t: t, dir: dir, natsURL: srv.URL(), logs: &syncBuffer{}, connReg: prometheus.NewRegistry()}
+	e.cfg = Config{
+		Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "orchestrator"), Systems: testSystems,
+		MaxAttempts: 4, RetryInitial: 300 * time.Millisecond, RetryMax: time.Second, ScanInterval: 50 * time.Millisecond,
+		HashKey: []byte("0123456789abcdef0123456789abcdef"),
+	}
+	if tweak != nil {
+		tweak(&e.cfg)
+	}
+	e.start()
+	return e
+}
+
+func (e *env) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func (e *env) bus(name string) *natsbus.Bus {
+	b, err := natsbus.Connect(context.Background(), e.natsURL, natsbus.Config{Name: name, RetryDelay: 50 * time.Millisecond})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// start runs an orchestrator on the env's data dir.
+func (e *env) start() {
+	e.t.Helper()
+	cfg := e.cfg
+	cfg.Bus = e.bus("orchestrator")
+	cfg.Logger = e.logger()
+	e.reg = prometheus.NewRegistry()
+	cfg.Registerer = e.reg
+	o, err := New(cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.api = "http://" + o.Addr()
+	ctx, cancel := context.WithCancel(context.Background())
+	e.stop, e.done = cancel, make(chan error, 1)
+	go func() { e.done <- o.Run(ctx) }()
+	e.t.Cleanup(e.shutdown)
+}
+
+func (e *env) shutdown() {
+	if e.stop == nil {
+		return
+	}
+	e.stop()
+	if err := <-e.done; err != nil {
+		e.t.Errorf("orchestrator: %v", err)
+	}
+	e.stop = nil
+}
+
+// toySystem is a system that holds one record per subject and counts the
+// effects it made per task.
+type toySystem struct {
+	mu      sync.Mutex
+	effects map[string]int
+	failN   int // fail (retryable) this many calls first
+}
+
+func (s *toySystem) do(ctx context.Context, t connector.Task, o connector.Outcome) (connector.Result, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failN > 0 {
+		s.failN--
+		return connector.Result{}, connector.Retryable(fmt.Errorf("system unavailable"))
+	}
+	if s.effects == nil {
+		s.effects = map[string]int{}
+	}
+	s.effects[t.TaskID]++
+	res := connector.Result{Outcome: o, Counts: map[string]int64{"profile": 1}}
+	if o == connector.Exported {
+		res.Export = []byte(`{"profile":[{"plan":"pro"}]}`)
+	}
+	return res, nil
+}
+
+func (s *toySystem) Erase(ctx context.Context, t connector.Task) (connector.Result, error) {
+	return s.do(ctx, t, connector.Erased)
+}
+
+func (s *toySystem) Export(ctx context.Context, t connector.Task) (connector.Result, error) {
+	return s.do(ctx, t, connector.Exported)
+}
+
+func (s *toySystem) effectCount(taskID string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.effects[taskID]
+}
+
+// connect starts the SDK over sys for system; the returned func stops it.
+func (e *env) connect(system string, sys connector.System) func() {
+	e.t.Helper()
+	receipts, err := connector.OpenReceipts(filepath.Join(e.dir, system, "receipts.db"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		err := connector.Run(ctx, connector.Config{System: system, Bus: e.bus(system), Receipts: receipts, Logger: e.logger().With("system", system), Registerer: e.connReg,
+			RetryInitial: 10 * time.Millisecond, RetryMaxElapsed: 50 * time.Millisecond}, sys)
+		if err != nil {
+			e.t.Errorf("connector %s: %v", system, err)
+		}
+	}()
+	stop := func() {
+		cancel()
+		<-done
+		receipts.Close()
+	}
+	var once sync.Once
+	e.t.Cleanup(func() { once.Do(stop) })
+	return func() { once.Do(stop) }
+}
+
+func (e *env) do(method, path, body string) (int, map[string]any) {
+	e.t.Helper()
+	req, _ := http.NewRequest(method, e.api+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		e.t.Fatalf("%s %s: not JSON: %q", method, path, b)
+	}
+	return resp.StatusCode, out
+}
+
+func (e *env) submit(body string) string {
+	e.t.Helper()
+	code, out := e.do("POST", "/v1/requests", body)
+	if code != http.StatusAccepted {
+		e.t.Fatalf("submit = %d %v", code, out)
+	}
+	return out["id"].(string)
+}
+
+// waitState polls the request until it is in state; it fails the test
+// after 20 s.
+func (e *env) waitState(id, state string) map[string]any {
+	e.t.Helper()
+	var out map[string]any
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		_, out = e.do("GET", "/v1/requests/"+id, "")
+		if out["state"] == state {
+			return out
+		}
+	}
+	e.t.Fatalf("request %s is %v, want %s: %v", id, out["state"], state, out)
+	return nil
+}
+
+func tasksBySystem(view map[string]any) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for _, t := range view["tasks"].([]any) {
+		m := t.(map[string]any)
+		out[m["system"].(string)] = m
+	}
+	return out
+}
+
+func counter(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue next
+				}
+			}
+			if m.GetCounter() != nil {
+				total += m.GetCounter().GetValue()
+			} else if m.GetGauge() != nil {
+				total += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return total
+}

@@ -1,0 +1,314 @@
+package orchestrator
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lethe-dev/lethe/pkg/events"
+	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+const subjectEmail = "person-0042@example.com"
+
+func erasure(verified bool) string {
+	v := "false"
+	if verified {
+		v = "true"
+	}
+	return `{"type":"erasure","tenant":"demo","subject":{"email":"` + subjectEmail + `","user_id":"user-0042"},"verified":` + v + `}`
+}
+
+func TestBadInputChangesNothing(t *testing.T) {
+	e := newEnv(t, nil)
+	tests := []struct {
+		name, method, path, body string
+		want                     int
+	}{
+		{"malformed JSON", "POST", "/v1/requests", `{"type":`, 400},
+		{"not an object", "POST", "/v1/requests", `[1,2]`, 400},
+		{"empty body", "POST", "/v1/requests", ``, 400},
+		{"two values", "POST", "/v1/requests", `{"type":"erasure"} {}`, 400},
+		{"unknown type", "POST", "/v1/requests", `{"type":"shred","tenant":"demo","subject":{"email":"a@example.com"}}`, 400},
+		{"missing email", "POST", "/v1/requests", `{"type":"erasure","tenant":"demo","subject":{"user_id":"u1"}}`, 400},
+		{"invalid email", "POST", "/v1/requests", `{"type":"erasure","tenant":"demo","subject":{"email":"not-an-email"}}`, 400},
+		{"email with a name", "POST", "/v1/requests", `{"type":"erasure","tenant":"demo","subject":{"email":"Bob <bob@example.com>"}}`, 400},
+		{"missing tenant", "POST", "/v1/requests", `{"type":"erasure","subject":{"email":"a@example.com"}}`, 400},
+		{"bad tenant format", "POST", "/v1/requests", `{"type":"erasure","tenant":"Demo Corp!","subject":{"email":"a@example.com"}}`, 400},
+		{"unknown field", "POST", "/v1/requests", `{"type":"erasure","tenant":"demo","subject":{"email":"a@example.com"},"priority":1}`, 400},
+		{"wrong field type", "POST", "/v1/requests", `{"type":"erasure","tenant":"demo","subject":{"email":"a@example.com"},"verified":"yes"}`, 400},
+		{"bad received_at", "POST", "/v1/requests", `{"type":"erasure","tenant":"demo","subject":{"email":"a@example.com"},"received_at":"yesterday"}`, 400},
+		{"future received_at", "POST", "/v1/requests", `{"type":"erasure","tenant":"demo","subject":{"email":"a@example.com"},"received_at":"2999-01-01T00:00:00Z"}`, 400},
+		{"body over 64 KiB", "POST", "/v1/requests", `{"type":"erasure","tenant":"demo","subject":{"email":"a@example.com","user_id":"` + strings.Repeat("x", 70<<10) + `"}}`, 413},
+		{"unknown id", "GET", "/v1/requests/req_nope", ``, 404},
+		{"verify unknown id", "POST", "/v1/requests/req_nope/verify", ``, 404},
+		{"list unknown state", "GET", "/v1/requests?state=done", ``, 400},
+		{"list bad limit", "GET", "/v1/requests?limit=0", ``, 400},
+		{"list bad cursor", "GET", "/v1/requests?cursor=!!!", ``, 400},
+		{"unknown endpoint", "GET", "/v2/things", ``, 404},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out := e.do(tt.method, tt.path, tt.body)
+			if code != tt.want {
+				t.Fatalf("%s %s = %d %v, want %d", tt.method, tt.path, code, out, tt.want)
+			}
+			if msg, _ := out["error"].(string); msg == "" {
+				t.Fatalf("no error message: %v", out)
+			}
+			if strings.Contains(out["error"].(string), "@") {
+				t.Fatalf("error message repeats the subject: %q", out["error"])
+			}
+		})
+	}
+	_, list := e.do("GET", "/v1/requests", "")
+	if n := len(list["requests"].([]any)); n != 0 {
+		t.Fatalf("bad input stored %d requests", n)
+	}
+	st, err := e.storeStats()
+	if err != nil || st.OutboxDepth != 0 {
+		t.Fatalf("bad input enqueued messages: %+v %v", st, err)
+	}
+}
+
+func (e *env) storeStats() (struct{ OutboxDepth int }, error) {
+	var out struct{ OutboxDepth int }
+	out.OutboxDepth = int(counter(e.t, e.reg, "lethe_outbox_depth_messages", nil))
+	return out, nil
+}
+
+func TestErasureFlow(t *testing.T) {
+	e := newEnv(t, nil)
+	alpha, beta := &toySystem{}, &toySystem{}
+	e.connect("alpha", alpha)
+	e.connect("beta", beta)
+
+	id := e.submit(erasure(false))
+	time.Sleep(300 * time.Millisecond)
+	if alpha.effectCount(events.TaskID(id, "alpha")) != 0 {
+		t.Fatal("a task was published before the identity was verified")
+	}
+	_, view := e.do("GET", "/v1/requests/"+id, "")
+	if view["state"] != "pending_verification" {
+		t.Fatalf("state = %v", view["state"])
+	}
+	if code, out := e.do("POST", "/v1/requests/"+id+"/verify", ""); code != 200 || out["state"] != "open" {
+		t.Fatalf("verify = %d %v", code, out)
+	}
+	if code, _ := e.do("POST", "/v1/requests/"+id+"/verify", ""); code != http.StatusConflict {
+		t.Fatalf("second verify = %d, want 409", code)
+	}
+	view = e.waitState(id, "fulfilled")
+	for sys, task := range tasksBySystem(view) {
+		if task["state"] != "answered" || task["outcome"] != "erased" || task["attempts"].(float64) != 1 || task["answered_at"] == nil {
+			t.Errorf("%s: %v", sys, task)
+		}
+	}
+	if view["completed_at"] == nil {
+		t.Error("no completed_at")
+	}
+	if strings.Contains(e.logs.String(), subjectEmail) {
+		t.Error("the subject's email is in the logs")
+	}
+	code, out := e.do("GET", "/v1/requests?state=fulfilled", "")
+	if code != 200 || len(out["requests"].([]any)) != 1 {
+		t.Fatalf("list fulfilled = %d %v", code, out)
+	}
+}
+
+func TestExportBundle(t *testing.T) {
+	e := newEnv(t, nil)
+	e.connect("alpha", &toySystem{})
+	e.connect("beta", &toySystem{})
+	id := e.submit(`{"type":"export","tenant":"demo","subject":{"email":"` + subjectEmail + `"},"verified":true}`)
+	e.waitState(id, "fulfilled")
+	code, bundle := e.do("GET", "/v1/requests/"+id+"/export", "")
+	if code != 200 {
+		t.Fatalf("export = %d %v", code, bundle)
+	}
+	systems := bundle["systems"].(map[string]any)
+	for _, s := range testSystems {
+		entry, ok := systems[s].(map[string]any)
+		if !ok || entry["outcome"] != "exported" || entry["data"] == nil || entry["sha256"] == "" {
+			t.Errorf("%s: %v", s, systems[s])
+		}
+	}
+}
+
+// The same task delivered twice: one effect, one receipt recorded.
+func TestDuplicateDeliveryOneEffect(t *testing.T) {
+	e := newEnv(t, nil)
+	alpha := &toySystem{}
+	e.connect("alpha", alpha)
+	e.connect("beta", &toySystem{})
+	id := e.submit(erasure(true))
+	e.waitState(id, "fulfilled")
+
+	// Deliver alpha's task again, as a broker would after a lost ack.
+	task := &lethev1.Task{RequestId: id, TaskId: events.TaskID(id, "alpha"), System: "alpha", Action: lethev1.Action_ACTION_ERASE,
+		Tenant: "demo", Subject: &lethev1.Subject{Email: subjectEmail}, Deadline: timestamppb.Now(), Attempt: 2}
+	msg, _ := events.TaskMessage(task, "test", time.Now())
+	if err := e.bus("test").Publish(context.Background(), events.TaskTopic("alpha"), msg); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for counter(t, e.connReg, "lethe_connector_tasks_total", map[string]string{"system": "alpha", "outcome": "duplicate"}) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the connector never answered the second delivery")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// And a receipt delivered twice (under another message id) is recorded once.
+	rc := &lethev1.Receipt{RequestId: id, TaskId: events.TaskID(id, "alpha"), System: "alpha", Action: lethev1.Action_ACTION_ERASE,
+		Outcome: lethev1.Outcome_OUTCOME_ERASED, Attempt: 7}
+	rmsg, _ := events.ReceiptMessage(rc, "test", time.Now())
+	if err := e.bus("test").Publish(context.Background(), events.TopicReceipts, rmsg); err != nil {
+		t.Fatal(err)
+	}
+	for counter(t, e.reg, "lethe_orchestrator_receipts_ignored_total", map[string]string{"reason": "duplicate"}) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the second receipt was not seen as a duplicate")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := alpha.effectCount(events.TaskID(id, "alpha")); n != 1 {
+		t.Fatalf("%d effects for one task", n)
+	}
+	if n := counter(t, e.reg, "lethe_orchestrator_receipts_accepted_total", map[string]string{"system": "alpha"}); n != 1 {
+		t.Fatalf("%v receipts recorded for alpha", n)
+	}
+}
+
+// The orchestrator stops mid-request; after a restart the request completes.
+func TestRestartMidRequest(t *testing.T) {
+	e := newEnv(t, nil)
+	id := e.submit(erasure(true)) // no connector yet: the tasks wait on the bus
+	e.shutdown()
+	e.start()
+	e.connect("alpha", &toySystem{})
+	e.connect("beta", &toySystem{})
+	view := e.waitState(id, "fulfilled")
+	for sys, task := range tasksBySystem(view) {
+		if task["outcome"] != "erased" {
+			t.Errorf("%s: %v", sys, task)
+		}
+	}
+}
+
+// A system that fails for a while is retried with backoff and then answers.
+func TestFailingSystemRetriedThenCompletes(t *testing.T) {
+	e := newEnv(t, nil)
+	alpha := &toySystem{failN: 4} // more than the SDK's own retries: the orchestrator retries too
+	e.connect("alpha", alpha)
+	e.connect("beta", &toySystem{})
+	id := e.submit(erasure(true))
+	view := e.waitState(id, "fulfilled")
+	task := tasksBySystem(view)["alpha"]
+	if task["attempts"].(float64) < 2 {
+		t.Fatalf("alpha answered in %v attempts; expected retries", task["attempts"])
+	}
+	if n := counter(t, e.reg, "lethe_orchestrator_task_retries_total", map[string]string{"system": "alpha"}); n < 1 {
+		t.Fatalf("retries counter = %v", n)
+	}
+}
+
+// A connector down for a while: its tasks wait, the orchestrator re-attempts,
+// and once it is back the request completes with one effect.
+func TestConnectorDownThenBack(t *testing.T) {
+	e := newEnv(t, nil)
+	e.connect("beta", &toySystem{})
+	id := e.submit(erasure(true))
+	time.Sleep(700 * time.Millisecond) // past the first wait: a second attempt is published
+	alpha := &toySystem{}
+	e.connect("alpha", alpha)
+	view := e.waitState(id, "fulfilled")
+	if a := tasksBySystem(view)["alpha"]["attempts"].(float64); a < 2 {
+		t.Fatalf("attempts = %v, want a retry while the connector was down", a)
+	}
+	if n := alpha.effectCount(events.TaskID(id, "alpha")); n != 1 {
+		t.Fatalf("%d effects", n)
+	}
+}
+
+// Past the last attempt the task is dead-lettered and the request shows
+// which system failed.
+func TestDeadLetter(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxAttempts = 2; c.RetryInitial = 100 * time.Millisecond })
+	e.connect("beta", &toySystem{})
+	id := e.submit(erasure(true))
+	view := e.waitState(id, "failed")
+	tasks := tasksBySystem(view)
+	if tasks["alpha"]["state"] != "dead_letter" || !strings.Contains(tasks["alpha"]["detail"].(string), "no answer after 2 attempts") {
+		t.Fatalf("alpha: %v", tasks["alpha"])
+	}
+	if tasks["beta"]["state"] != "answered" {
+		t.Fatalf("beta: %v", tasks["beta"])
+	}
+	if n := counter(t, e.reg, "lethe_orchestrator_dead_letters_total", map[string]string{"system": "alpha"}); n != 1 {
+		t.Fatalf("dead letters = %v", n)
+	}
+}
+
+// An account deletion opens one verified erasure request, however often
+// the event is delivered.
+func TestAccountDeletedOpensOneRequest(t *testing.T) {
+	e := newEnv(t, nil)
+	e.connect("alpha", &toySystem{})
+	e.connect("beta", &toySystem{})
+	ev := &lethev1.AccountDeleted{EventId: "accounts:demo:user-0042", Tenant: "demo",
+		Subject: &lethev1.Subject{Email: subjectEmail, UserId: "user-0042"}, DeletedAt: timestamppb.Now(), Source: "accounts"}
+	b := e.bus("accounts")
+	for i := 0; i < 2; i++ {
+		msg, _ := events.AccountDeletedMessage(ev, "test", time.Now())
+		msg.ID += "-" + string(rune('a'+i)) // defeat broker de-duplication: the orchestrator must hold
+		if err := b.Publish(context.Background(), events.TopicAccountDeleted, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var reqs []any
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		_, out := e.do("GET", "/v1/requests?state=fulfilled", "")
+		if reqs = out["requests"].([]any); len(reqs) > 0 {
+			break
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	_, out := e.do("GET", "/v1/requests", "")
+	if all := out["requests"].([]any); len(all) != 1 || len(reqs) != 1 {
+		t.Fatalf("%d requests, want 1: %v", len(all), out)
+	}
+	r := reqs[0].(map[string]any)
+	if r["source"] != "account_deleted" || r["type"] != "erasure" {
+		t.Fatalf("request: %v", r)
+	}
+}
+
+func TestListPagination(t *testing.T) {
+	e := newEnv(t, nil)
+	for i := 0; i < 7; i++ {
+		e.submit(erasure(false))
+	}
+	seen := map[string]bool{}
+	cursor := ""
+	pages := 0
+	for {
+		_, out := e.do("GET", "/v1/requests?state=pending_verification&limit=3&cursor="+cursor, "")
+		for _, r := range out["requests"].([]any) {
+			id := r.(map[string]any)["id"].(string)
+			if seen[id] {
+				t.Fatalf("%s on two pages", id)
+			}
+			seen[id] = true
+		}
+		pages++
+		if cursor = out["next_cursor"].(string); cursor == "" {
+			break
+		}
+	}
+	if len(seen) != 7 || pages != 3 {
+		t.Fatalf("%d requests on %d pages", len(seen), pages)
+	}
+}
