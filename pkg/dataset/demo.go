@@ -1,0 +1,53 @@
+package dataset
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// DemoTenant is the tenant of the demo systems' sample people.
+const DemoTenant = "demo"
+
+// DemoEmail is the email of sample person i (from 1): person-0001@example.com.
+func DemoEmail(i int) string { return fmt.Sprintf("person-%04d@example.com", i) }
+
+// DemoUserID is the user id of sample person i (from 1): user-0001.
+func DemoUserID(i int) string { return fmt.Sprintf("user-%04d", i) }
+
+// SeedDemo fills a demo SQLite store with sample people up to n, calling add
+// for each person not seeded before, in one transaction. It remembers how far
+// the store was seeded, so seeding again adds only the people above that and
+// never brings back a person erased since.
+func SeedDemo(ctx context.Context, db *sql.DB, n int, add func(ctx context.Context, tx *sql.Tx, i int) error) error {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS lethe_demo_seed (people INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("dataset: seed marker: %w", err)
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("dataset: seed: %w", err)
+	}
+	defer tx.Rollback()
+	var done int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(people), 0) FROM lethe_demo_seed`).Scan(&done); err != nil {
+		return fmt.Errorf("dataset: seed marker: %w", err)
+	}
+	if n <= done {
+		return nil
+	}
+	for i := done + 1; i <= n; i++ {
+		if err := add(ctx, tx, i); err != nil {
+			return fmt.Errorf("dataset: seed person %d: %w", i, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM lethe_demo_seed`); err != nil {
+		return fmt.Errorf("dataset: seed marker: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO lethe_demo_seed (people) VALUES (?)`, n); err != nil {
+		return fmt.Errorf("dataset: seed marker: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("dataset: seed: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,96 @@
+package dataset
+
+import (
+	"testing"
+	"time"
+)
+
+// TestPlaceholders checks the SQL written for each dialect: PostgreSQL
+// numbers its placeholders in argument order, SQLite uses ?, and every
+// identifier is quoted.
+func TestPlaceholders(t *testing.T) {
+	m, err := Load([]byte(`
+tables:
+  - name: users
+    category: profile
+    tenant: tenant
+    subject: {email: email, user_id: id}
+    strategy: delete
+  - name: app.comments
+    category: comments
+    tenant: tenant
+    subject: {email: author_email, user_id: author_id}
+    join: {column: author_id, to: users.id}
+    columns: {author_id: hash, author_email: set_null, ip: set_null}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := subject{email: "ann@example.com", userID: "u1", tenant: "demo"}
+	k := keys{"users.id": {"u1", "u7"}}
+	tests := []struct {
+		dialect Dialect
+		where   string
+		update  string
+	}{
+		{Postgres,
+			`DELETE FROM "app"."comments" WHERE (LOWER(TRIM("app"."comments"."author_email")) = $1 OR "app"."comments"."author_id" = $2 OR "app"."comments"."author_id" IN ($3, $4)) AND "app"."comments"."tenant" = $5`,
+			`UPDATE "app"."comments" SET "author_email" = NULL, "ip" = NULL, "author_id" = $1 WHERE (LOWER(TRIM("app"."comments"."author_email")) = $2 OR "app"."comments"."author_id" = $3 OR "app"."comments"."author_id" IN ($4, $5)) AND "app"."comments"."tenant" = $6`},
+		{SQLite,
+			`DELETE FROM "app"."comments" WHERE (LOWER(TRIM("app"."comments"."author_email")) = ? OR "app"."comments"."author_id" = ? OR "app"."comments"."author_id" IN (?, ?)) AND "app"."comments"."tenant" = ?`,
+			`UPDATE "app"."comments" SET "author_email" = NULL, "ip" = NULL, "author_id" = ? WHERE (LOWER(TRIM("app"."comments"."author_email")) = ? OR "app"."comments"."author_id" = ? OR "app"."comments"."author_id" IN (?, ?)) AND "app"."comments"."tenant" = ?`},
+	}
+	for _, tt := range tests {
+		e := New(nil, m, []byte("key"), WithDialect(tt.dialect))
+		c := &m.Tables[1]
+		q := newQuery(e.dialect).w("DELETE FROM ", quote(c.Name), " WHERE ")
+		if !e.where(q, c, s, k) {
+			t.Fatal("where matched nothing")
+		}
+		if q.String() != tt.where {
+			t.Errorf("%s delete:\n got %s\nwant %s", tt.dialect, q, tt.where)
+		}
+		if want := []any{"ann@example.com", "u1", "u1", "u7", "demo"}; len(q.args) != len(want) {
+			t.Errorf("%s args = %v, want %v", tt.dialect, q.args, want)
+		}
+		u := e.update(c, []string{"author_email", "ip"}, []string{"author_id"}, []any{"u1"})
+		e.where(u, c, s, k)
+		if u.String() != tt.update {
+			t.Errorf("%s update:\n got %s\nwant %s", tt.dialect, u, tt.update)
+		}
+		if len(u.args) != 6 || u.args[0] == "u1" {
+			t.Errorf("%s update args = %v, want the hash first", tt.dialect, u.args)
+		}
+	}
+}
+
+func TestPeriod(t *testing.T) {
+	day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+	tests := []struct {
+		period string
+		from   time.Time
+		want   time.Time
+	}{
+		{"10y", day(2024, 3, 15), day(2034, 3, 15)},
+		{"10y", day(2024, 2, 29), day(2034, 2, 28)},
+		{"1m", day(2025, 1, 31), day(2025, 2, 28)},
+		{"13mo", day(2025, 1, 31), day(2026, 2, 28)},
+		{"2w", day(2025, 12, 25), day(2026, 1, 8)},
+		{"30d", day(2025, 2, 1), day(2025, 3, 3)},
+		{" 1y ", time.Date(2024, 6, 1, 12, 30, 0, 0, time.FixedZone("CEST", 7200)), time.Date(2025, 6, 1, 10, 30, 0, 0, time.UTC)},
+	}
+	for _, tt := range tests {
+		p, err := parsePeriod(tt.period)
+		if err != nil {
+			t.Fatalf("%q: %v", tt.period, err)
+		}
+		if got := p.after(tt.from); !got.Equal(tt.want) {
+			t.Errorf("%s after %v = %v, want %v", tt.period, tt.from, got, tt.want)
+		}
+	}
+	for _, bad := range []string{"", "y", "10", "10h", "-1y", "0d", "1.5y", "10 years"} {
+		if _, err := parsePeriod(bad); err == nil {
+			t.Errorf("period %q accepted", bad)
+		}
+	}
+}

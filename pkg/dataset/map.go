@@ -1,0 +1,321 @@
+// Package dataset is Lethe's SQL dataset engine: the way a company points
+// Lethe at its own databases. A YAML map says, per system, which tables hold
+// a person's data, how each table finds the subject (an email column, a user
+// id column, a join to another table's key) and what erasure does to it
+// (delete the row, null or hash columns, or retain the row by law). The
+// [Engine] then erases and exports a subject over database/sql, in any
+// [Dialect] it knows (SQLite, PostgreSQL), with no code per system.
+//
+// A map:
+//
+//	dialect: sqlite            # or postgres
+//	tables:                    # a table may only join to one listed before it
+//	  - name: users
+//	    category: profile      # the category its records are counted under
+//	    tenant: tenant         # the column holding the tenant
+//	    subject: {email: email, user_id: id}
+//	    strategy: delete
+//	  - name: logins
+//	    category: login_history
+//	    join: {column: user_id, to: users.id}
+//	    strategy: delete
+//	  - name: invoices
+//	    category: invoices
+//	    tenant: tenant
+//	    subject: {email: email, user_id: user_id}
+//	    strategy: retain
+//	    retain: {legal_basis: "Accounting law", period: 10y, from: issued_at}
+//	    columns: {checkout_ip: set_null}   # erased even in a retained row
+//	  - name: comments
+//	    category: comments
+//	    tenant: tenant
+//	    subject: {user_id: author_id}
+//	    columns: {author_id: hash, author_name: set_null}   # row kept, author erased
+package dataset
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Strategy is what erasure does to a table's rows or to a column.
+type Strategy string
+
+// Strategies. Delete and Retain apply to a table, SetNull and Hash to a
+// column.
+const (
+	// Delete deletes the subject's rows.
+	Delete Strategy = "delete"
+	// Retain keeps the subject's rows for a legal reason and a period; the
+	// columns the table lists are still erased.
+	Retain Strategy = "retain"
+	// SetNull sets a column to NULL.
+	SetNull Strategy = "set_null"
+	// Hash replaces a column's value with its keyed hash
+	// ([github.com/lethe-dev/lethe/pkg/pseudonym.Hash]), which keeps rows of
+	// one person linked to each other without saying who the person is. The
+	// column must hold text.
+	Hash Strategy = "hash"
+)
+
+// Map is a validated dataset map; build it with [Load].
+type Map struct {
+	// Dialect is the SQL dialect of the database; default SQLite.
+	Dialect Dialect `yaml:"dialect"`
+	// Tables are in dependency order: a table joins only to tables before it.
+	Tables []Table `yaml:"tables"`
+}
+
+// Table says how one table holds the subject's data.
+type Table struct {
+	Name string `yaml:"name"`
+	// Category names the table's records in receipt counts and exports.
+	Category string `yaml:"category"`
+	// Tenant is the column holding the tenant. Required for a table that
+	// matches the subject by its own columns; a table found only through a
+	// join inherits the tenant of the rows it joins to.
+	Tenant string `yaml:"tenant"`
+	// Subject names the columns holding the subject's identifiers.
+	Subject SubjectColumns `yaml:"subject"`
+	// Join finds the table's rows through another table's key.
+	Join *Join `yaml:"join"`
+	// Strategy is Delete, Retain, or empty when only Columns are erased and
+	// the rows stay.
+	Strategy Strategy `yaml:"strategy"`
+	// Retain explains a Retain strategy.
+	Retain *RetainRule `yaml:"retain"`
+	// Columns are erased (SetNull or Hash) in the rows that stay.
+	Columns map[string]Strategy `yaml:"columns"`
+}
+
+// SubjectColumns names the columns of a table that hold the subject's email
+// (matched case-insensitively after trimming) and user id.
+type SubjectColumns struct {
+	Email  string `yaml:"email"`
+	UserID string `yaml:"user_id"`
+}
+
+// Join says that Column holds values of To ("table.column") of the
+// subject's rows there.
+type Join struct {
+	Column string `yaml:"column"`
+	To     string `yaml:"to"`
+
+	table, column string
+}
+
+// RetainRule is why and how long rows are kept.
+type RetainRule struct {
+	LegalBasis string `yaml:"legal_basis"`
+	// Period is how long after From rows are kept: a number and a unit,
+	// y (years), m or mo (months), w (weeks), d (days): "10y", "13m".
+	Period string `yaml:"period"`
+	// From is the column with the date the period runs from.
+	From string `yaml:"from"`
+
+	period period
+}
+
+// Load parses and validates a YAML map. Errors name the table and column at
+// fault.
+func Load(yamlBytes []byte) (*Map, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(yamlBytes))
+	dec.KnownFields(true)
+	m := &Map{}
+	if err := dec.Decode(m); err != nil {
+		return nil, fmt.Errorf("dataset: parse map: %w", err)
+	}
+	if err := m.validate(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+var (
+	identRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$`)
+	columnRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	categoryRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+)
+
+func (m *Map) validate() error {
+	if m.Dialect == "" {
+		m.Dialect = SQLite
+	}
+	if _, ok := dialects[m.Dialect]; !ok {
+		return fmt.Errorf("dataset: unknown dialect %q (want sqlite or postgres)", m.Dialect)
+	}
+	if len(m.Tables) == 0 {
+		return errors.New("dataset: the map lists no tables")
+	}
+	seen := map[string]bool{}
+	for i := range m.Tables {
+		t := &m.Tables[i]
+		if !identRE.MatchString(t.Name) {
+			return fmt.Errorf("dataset: table %d: bad table name %q", i+1, t.Name)
+		}
+		if seen[t.Name] {
+			return fmt.Errorf("dataset: table %q is listed twice", t.Name)
+		}
+		if err := t.validate(seen); err != nil {
+			return fmt.Errorf("dataset: table %q: %w", t.Name, err)
+		}
+		seen[t.Name] = true
+	}
+	return nil
+}
+
+func (t *Table) validate(earlier map[string]bool) error {
+	if t.Category == "" {
+		return errors.New("no category")
+	}
+	if !categoryRE.MatchString(t.Category) {
+		return fmt.Errorf("category %q is not a snake_case name", t.Category)
+	}
+	for what, c := range map[string]string{"tenant": t.Tenant, "subject email": t.Subject.Email, "subject user_id": t.Subject.UserID} {
+		if c != "" && !columnRE.MatchString(c) {
+			return fmt.Errorf("%s column %q is not a column name", what, c)
+		}
+	}
+	direct := t.Subject.Email != "" || t.Subject.UserID != ""
+	if t.Join != nil {
+		if !columnRE.MatchString(t.Join.Column) {
+			return fmt.Errorf("join column %q is not a column name", t.Join.Column)
+		}
+		i := strings.LastIndexByte(t.Join.To, '.')
+		if i <= 0 || !identRE.MatchString(t.Join.To[:i]) || !columnRE.MatchString(t.Join.To[i+1:]) {
+			return fmt.Errorf("join to %q: want table.column", t.Join.To)
+		}
+		t.Join.table, t.Join.column = t.Join.To[:i], t.Join.To[i+1:]
+		if !earlier[t.Join.table] {
+			return fmt.Errorf("join to unknown table %q (a table joins only to one listed before it)", t.Join.table)
+		}
+	}
+	if !direct && t.Join == nil {
+		return errors.New("no subject columns and no join: the table cannot be matched to a subject")
+	}
+	if direct && t.Tenant == "" {
+		// A table matched by its own columns must say whose tenant a row is,
+		// or an erasure for one tenant would reach another's.
+		return errors.New("matches the subject by its own columns but names no tenant column")
+	}
+	cols := make(map[string]bool, len(t.Columns))
+	for c, s := range t.Columns {
+		if !columnRE.MatchString(c) {
+			return fmt.Errorf("column %q is not a column name", c)
+		}
+		switch s {
+		case SetNull, Hash:
+		case Delete, Retain:
+			return fmt.Errorf("column %q: %q is a table strategy (columns take set_null or hash)", c, s)
+		default:
+			return fmt.Errorf("column %q: unknown strategy %q (want set_null or hash)", c, s)
+		}
+		if c == t.Tenant {
+			return fmt.Errorf("column %q: the tenant column cannot be erased", c)
+		}
+		cols[c] = true
+	}
+	if t.Strategy == "" && t.Retain != nil {
+		t.Strategy = Retain
+	}
+	switch t.Strategy {
+	case Delete:
+		if len(t.Columns) > 0 {
+			return errors.New("strategy delete deletes the rows: columns to erase make no sense")
+		}
+	case Retain:
+		if t.Retain == nil {
+			return errors.New("strategy retain needs a retain rule (legal_basis, period, from)")
+		}
+		r := t.Retain
+		if strings.TrimSpace(r.LegalBasis) == "" {
+			return errors.New("retain: no legal_basis")
+		}
+		p, err := parsePeriod(r.Period)
+		if err != nil {
+			return fmt.Errorf("retain: %w", err)
+		}
+		r.period = p
+		if !columnRE.MatchString(r.From) {
+			return fmt.Errorf("retain: from %q is not a column name", r.From)
+		}
+		if cols[r.From] {
+			return fmt.Errorf("retain: from column %q is erased", r.From)
+		}
+		// The deferred erasure, once the period is over, finds the rows by
+		// the identifiers they still hold.
+		if (t.Subject.Email == "" || cols[t.Subject.Email]) && (t.Subject.UserID == "" || cols[t.Subject.UserID]) {
+			return errors.New("retained rows must keep a subject column (email or user_id) so that the erasure due after the period finds them")
+		}
+	case "":
+		if len(t.Columns) == 0 {
+			return errors.New("no strategy and no columns to erase")
+		}
+		// The rows stay: every column that identifies the subject must go,
+		// or the rows would still be the subject's after erasure.
+		for _, c := range []string{t.Subject.Email, t.Subject.UserID, t.joinColumn()} {
+			if c != "" && !cols[c] {
+				return fmt.Errorf("rows are kept, so the subject column %q must be set_null or hash", c)
+			}
+		}
+	default:
+		return fmt.Errorf("unknown strategy %q (want delete, retain, or none with columns)", t.Strategy)
+	}
+	if t.Retain != nil && t.Strategy != Retain {
+		return fmt.Errorf("a retain rule with strategy %q", t.Strategy)
+	}
+	return nil
+}
+
+func (t *Table) joinColumn() string {
+	if t.Join == nil {
+		return ""
+	}
+	return t.Join.Column
+}
+
+// period is a calendar period.
+type period struct{ years, months, days int }
+
+var periodRE = regexp.MustCompile(`^([0-9]+)\s*(y|mo|m|w|d)$`)
+
+func parsePeriod(s string) (period, error) {
+	g := periodRE.FindStringSubmatch(strings.TrimSpace(s))
+	if g == nil {
+		return period{}, fmt.Errorf("bad period %q: want a number and y, m, w or d (\"10y\")", s)
+	}
+	n, err := strconv.Atoi(g[1])
+	if err != nil || n <= 0 || n > 1000 {
+		return period{}, fmt.Errorf("bad period %q: the number must be between 1 and 1000", s)
+	}
+	switch g[2] {
+	case "y":
+		return period{years: n}, nil
+	case "m", "mo":
+		return period{months: n}, nil
+	case "w":
+		return period{days: 7 * n}, nil
+	}
+	return period{days: n}, nil
+}
+
+// after returns t plus the period in UTC, clamping to the end of the month
+// (29 Feb 2024 + 1y = 28 Feb 2025, where time.AddDate would say 1 March).
+func (p period) after(t time.Time) time.Time {
+	t = t.UTC()
+	y, mo, d := t.Date()
+	total := int(mo) - 1 + p.months + 12*(y+p.years)
+	y, mo = total/12, time.Month(total%12+1)
+	if last := time.Date(y, mo+1, 0, 0, 0, 0, 0, time.UTC).Day(); d > last {
+		d = last
+	}
+	h, mi, s := t.Clock()
+	return time.Date(y, mo, d+p.days, h, mi, s, t.Nanosecond(), time.UTC)
+}
