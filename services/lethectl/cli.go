@@ -1,0 +1,284 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lethe-dev/lethe/services/lethectl/internal/api"
+)
+
+// Exit codes.
+const (
+	exitOK          = 0
+	exitError       = 1 // an API or I/O error, or a request that failed
+	exitUsage       = 2 // unknown command or flag, bad arguments
+	exitTimeout     = 3 // wait gave up before the request finished
+	exitInterrupted = 130
+)
+
+// Defaults and the environment variables that override them.
+const (
+	defaultAPI      = "http://127.0.0.1:8080"
+	defaultAccounts = "http://127.0.0.1:8081"
+	envAPI          = "LETHE_API"
+	envAccounts     = "LETHE_ACCOUNTS_API"
+	// envToken holds a bearer token for the APIs. It is read from the
+	// environment only, so it stays out of shell history and ps output.
+	envToken = "LETHE_TOKEN"
+)
+
+// command is one subcommand. run gets the arguments after the command name
+// and returns the exit code.
+type command struct {
+	name    string
+	args    string // synopsis after the name, for usage
+	summary string
+	run     func(ctx context.Context, a *app, c command, args []string) int
+}
+
+// commands is filled in init because help refers back to it.
+var commands []command
+
+func init() {
+	commands = []command{
+		submitCommand,
+		confirmCommand,
+		statusCommand,
+		listCommand,
+		waitCommand,
+		exportCommand,
+		demoCommand,
+		{name: "help", args: "[command]", summary: "show help for lethectl or a command", run: runHelp},
+	}
+}
+
+func findCommand(name string) (command, bool) {
+	for _, c := range commands {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+// app is what every command shares: where to write, how to reach the APIs,
+// and the clock.
+type app struct {
+	stdout, stderr io.Writer
+	// tty says stdout is a terminal, so wait may redraw lines in place.
+	tty         bool
+	apiURL      string
+	accountsURL string
+	token       string
+	now         func() time.Time
+}
+
+func (a *app) client() *api.Client { return api.New(a.apiURL, a.token, nil) }
+
+func (a *app) accounts() *api.Accounts { return api.NewAccounts(a.accountsURL, a.token, nil) }
+
+// run is the whole CLI minus os.Exit, so tests can drive it.
+func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a := &app{
+		stdout:      stdout,
+		stderr:      stderr,
+		tty:         isTerminal(stdout),
+		apiURL:      envOr(envAPI, defaultAPI),
+		accountsURL: envOr(envAccounts, defaultAccounts),
+		token:       os.Getenv(envToken),
+		now:         time.Now,
+	}
+	return a.dispatch(ctx, args)
+}
+
+func (a *app) dispatch(ctx context.Context, args []string) int {
+	// Global flags come before the command; a command repeats the ones it
+	// uses (--api, or --accounts for demo) so they may follow it too.
+	fs := flag.NewFlagSet("lethectl", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	a.apiFlag(fs)
+	a.accountsFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(a.stdout)
+			return exitOK
+		}
+		fmt.Fprintf(a.stderr, "lethectl: %v\n\n", err)
+		printUsage(a.stderr)
+		return exitUsage
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		printUsage(a.stderr)
+		return exitUsage
+	}
+	c, ok := findCommand(rest[0])
+	if !ok {
+		fmt.Fprintf(a.stderr, "lethectl: unknown command %q\n\n", rest[0])
+		printUsage(a.stderr)
+		return exitUsage
+	}
+	return c.run(ctx, a, c, rest[1:])
+}
+
+// apiFlag registers --api on fs, defaulting to what is already set, so a
+// flag given before the command holds unless repeated after it.
+func (a *app) apiFlag(fs *flag.FlagSet) {
+	fs.StringVar(&a.apiURL, "api", a.apiURL, "orchestrator API base `URL` (env "+envAPI+")")
+}
+
+// accountsFlag registers --accounts on fs, as apiFlag does --api.
+func (a *app) accountsFlag(fs *flag.FlagSet) {
+	fs.StringVar(&a.accountsURL, "accounts", a.accountsURL, "demo accounts admin API base `URL` (env "+envAccounts+")")
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0 && os.Getenv("TERM") != "dumb"
+}
+
+// newFlags makes a command's flag set with --api; errors and usage are
+// printed by parse, not by the flag package, so -h can go to stdout.
+func (a *app) newFlags(c command) *flag.FlagSet {
+	fs := bareFlags(c)
+	a.apiFlag(fs)
+	return fs
+}
+
+// bareFlags is a command's flag set without --api, for commands that do not
+// talk to the orchestrator.
+func bareFlags(c command) *flag.FlagSet {
+	fs := flag.NewFlagSet("lethectl "+c.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
+}
+
+// parse parses flags that may come before, between or after positional
+// arguments (`status ID --json`), and checks the number of positional
+// arguments against [minArgs, maxArgs] (maxArgs < 0: no limit). When it returns ok false
+// the exit code is set: 0 after -h, 2 after a usage error.
+func (a *app) parse(c command, fs *flag.FlagSet, args []string, minArgs, maxArgs int) (pos []string, code int, ok bool) {
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				commandUsage(a.stdout, c, fs)
+				return nil, exitOK, false
+			}
+			return nil, a.usageError(c, fs, err.Error()), false
+		}
+		// The flag package stops at "--" after consuming it: what follows
+		// is positional even if it starts with a dash.
+		consumed := len(args) - len(fs.Args())
+		dashdash := consumed > 0 && args[consumed-1] == "--"
+		args = fs.Args()
+		if dashdash {
+			pos = append(pos, args...)
+			break
+		}
+		if len(args) == 0 {
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	switch {
+	case len(pos) < minArgs:
+		return nil, a.usageError(c, fs, "missing argument"), false
+	case maxArgs >= 0 && len(pos) > maxArgs:
+		return nil, a.usageError(c, fs, "too many arguments"), false
+	}
+	return pos, exitOK, true
+}
+
+// usageError prints msg and the command's usage on stderr and returns 2.
+func (a *app) usageError(c command, fs *flag.FlagSet, msg string) int {
+	fmt.Fprintf(a.stderr, "lethectl %s: %s\n\n", c.name, msg)
+	commandUsage(a.stderr, c, fs)
+	return exitUsage
+}
+
+// fail prints an error of a command and returns 1. API errors carry the
+// server's message.
+func (a *app) fail(c command, err error) int {
+	fmt.Fprintf(a.stderr, "lethectl %s: %v\n", c.name, err)
+	return exitError
+}
+
+func commandUsage(w io.Writer, c command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "usage: lethectl %s %s\n\n%s\n", c.name, c.args, upperFirst(c.summary)+".")
+	if fs == nil {
+		return
+	}
+	fmt.Fprintf(w, "\nflags:\n")
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, `lethectl files and follows data-subject requests (erasure, export) in Lethe.
+
+usage: lethectl [--api URL] [--accounts URL] <command> [flags] [args]
+
+commands:
+`)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, `
+environment:
+  %-18s orchestrator API base URL (default %s)
+  %-18s demo accounts admin API base URL (default %s)
+  %-18s bearer token sent to both APIs
+
+Run 'lethectl <command> -h' for a command's flags.
+`, envAPI, defaultAPI, envAccounts, defaultAccounts, envToken)
+}
+
+func runHelp(ctx context.Context, a *app, _ command, args []string) int {
+	if len(args) == 0 {
+		printUsage(a.stdout)
+		return exitOK
+	}
+	c, ok := findCommand(args[0])
+	if !ok || c.name == "help" {
+		if ok {
+			printUsage(a.stdout)
+			return exitOK
+		}
+		fmt.Fprintf(a.stderr, "lethectl help: unknown command %q\n\n", args[0])
+		printUsage(a.stderr)
+		return exitUsage
+	}
+	// A command's own -h knows its flags.
+	return c.run(ctx, a, c, []string{"-h"})
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}

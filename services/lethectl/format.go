@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/lethe-dev/lethe/services/lethectl/internal/api"
+)
+
+// Times are shown in UTC: deadlines are computed in UTC, and a DPO comparing
+// two requests should not have to think about time zones.
+const (
+	timeLayout = "2006-01-02 15:04 UTC"
+	dateLayout = "2006-01-02"
+)
+
+// when formats a time, or "-" when it is not set.
+func when(t api.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(timeLayout)
+}
+
+// date formats a time as a day, or "-" when it is not set.
+func date(t api.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(dateLayout)
+}
+
+// deadlineNote says how a deadline stands: time left or overdue while the
+// request is open, met or missed once it is finished.
+func deadlineNote(deadline api.Time, state string, completed api.Time, now time.Time) string {
+	if deadline.IsZero() {
+		return ""
+	}
+	if api.Finished(state) {
+		if completed.IsZero() {
+			return ""
+		}
+		if !completed.After(deadline.Time) {
+			return "met"
+		}
+		return "missed by " + humanDuration(completed.Sub(deadline.Time))
+	}
+	left := deadline.Sub(now)
+	if left < 0 {
+		return "overdue by " + humanDuration(-left)
+	}
+	return humanDuration(left) + " left"
+}
+
+// deadlineCell is a deadline with its note, as shown in tables.
+func deadlineCell(deadline api.Time, state string, completed api.Time, now time.Time) string {
+	s := when(deadline)
+	if note := deadlineNote(deadline, state, completed, now); note != "" {
+		s += " (" + note + ")"
+	}
+	return s
+}
+
+// humanDuration is a coarse duration: the two largest units, truncated
+// ("12d 4h", "5h 3m", "42m", "30s").
+func humanDuration(d time.Duration) string {
+	if d < 0 {
+		d = -d
+	}
+	day := 24 * time.Hour
+	switch {
+	case d >= day:
+		return fmt.Sprintf("%dd %dh", d/day, (d%day)/time.Hour)
+	case d >= time.Hour:
+		return fmt.Sprintf("%dh %dm", d/time.Hour, (d%time.Hour)/time.Minute)
+	case d >= time.Minute:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	default:
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+}
+
+// elapsed is a wait's running time, to a tenth of a second.
+func elapsed(d time.Duration) string {
+	return d.Round(100 * time.Millisecond).String()
+}
+
+// counts formats per-category counts sorted by category: "invoice=3 profile=1".
+func counts(m map[string]int) string {
+	if len(m) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+// taskNote is what a status row says beyond state and outcome: the legal
+// basis and end date of what was retained, the reason for a failure.
+func taskNote(t api.Task) string {
+	var notes []string
+	if n := retainedNote(t); n != "" {
+		notes = append(notes, n)
+	}
+	if d := failureDetail(t); d != "" {
+		notes = append(notes, d)
+	}
+	return strings.Join(notes, "; ")
+}
+
+// retainedNote says what was kept and why: "retained under <legal basis>
+// until <date>, N records remain"; empty unless the task retained data.
+func retainedNote(t api.Task) string {
+	if t.Outcome != api.OutcomeRetained && t.LegalBasis == "" {
+		return ""
+	}
+	n := "retained"
+	if t.LegalBasis != "" {
+		n += " under " + t.LegalBasis
+	}
+	if !t.RetainUntil.IsZero() {
+		n += " until " + date(t.RetainUntil)
+	}
+	if t.Remaining > 0 {
+		n += fmt.Sprintf(", %d records remain", t.Remaining)
+	}
+	return n
+}
+
+// failureDetail is the server's reason for a failed, retrying or
+// dead-lettered task.
+func failureDetail(t api.Task) string {
+	if t.Outcome == api.OutcomeFailed || t.State == api.TaskDeadLetter || t.State == api.TaskRetrying {
+		return t.Detail
+	}
+	return ""
+}
+
+// dash stands in for an empty cell so columns stay readable.
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// writeJSON prints a raw JSON reply indented, as the server sent it (fields
+// the CLI does not know about included).
+func writeJSON(w io.Writer, raw []byte) error {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		// Not JSON after all: print it as it came.
+		buf.Reset()
+		buf.Write(raw)
+	}
+	buf.WriteByte('\n')
+	_, err := w.Write(buf.Bytes())
+	return err
+}

@@ -1,0 +1,388 @@
+// Package api is a small client for the HTTP APIs lethectl talks to: the
+// orchestrator's request API and the demo accounts system's admin API.
+//
+// It speaks plain net/http and encoding/json. Every call takes a context
+// first. A reply with a 4xx or 5xx status is returned as an [*Error] carrying
+// the server's own message, so callers can show it as is.
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Error is a reply with a 4xx or 5xx status. Message is the server's "error"
+// field, or the status text when the body did not carry one.
+type Error struct {
+	StatusCode int
+	Message    string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s (HTTP %d)", e.Message, e.StatusCode)
+}
+
+// IsStatus reports whether err is an [*Error] with the given status code.
+func IsStatus(err error, code int) bool {
+	var apiErr *Error
+	return errors.As(err, &apiErr) && apiErr.StatusCode == code
+}
+
+// Time is a timestamp in a reply. It accepts RFC 3339, a bare date
+// (2006-01-02, as a retain-until date may be), an empty string and null; the
+// last two, and Go's zero time, leave it zero so "not set" reads as IsZero.
+type Time struct{ time.Time }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (t *Time) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		t.Time = time.Time{}
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("time: %w", err)
+	}
+	if s == "" {
+		t.Time = time.Time{}
+		return nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, time.DateOnly} {
+		if v, err := time.Parse(layout, s); err == nil {
+			t.Time = v
+			return nil
+		}
+	}
+	return fmt.Errorf("time: cannot parse %q", s)
+}
+
+// MarshalJSON implements json.Marshaler; a zero time is null.
+func (t Time) MarshalJSON() ([]byte, error) {
+	if t.IsZero() {
+		return []byte("null"), nil
+	}
+	return json.Marshal(t.Time.Format(time.RFC3339Nano))
+}
+
+// transport is what both clients share: a base URL, an optional bearer
+// token and the JSON request/response plumbing.
+type transport struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+func newTransport(baseURL, token string, hc *http.Client) transport {
+	if hc == nil {
+		hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	return transport{base: strings.TrimRight(baseURL, "/"), token: token, http: hc}
+}
+
+// do sends a request and returns the response once its status is known to
+// be a success; the caller closes the body. in, when not nil, is sent as
+// JSON.
+func (t transport) do(ctx context.Context, method, path string, in any) (*http.Response, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, t.base+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("build request: %w", err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if t.token != "" {
+		req.Header.Set("Authorization", "Bearer "+t.token)
+	}
+	resp, err := t.http.Do(req)
+	if err != nil {
+		// url.Error repeats method and URL; keep only the cause. The URL
+		// holds ids and filters, never personal data, so it may be shown.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return nil, fmt.Errorf("%s %s%s: %w", method, t.base, path, err)
+	}
+	if resp.StatusCode >= 400 {
+		defer resp.Body.Close()
+		return nil, decodeError(resp)
+	}
+	return resp, nil
+}
+
+// call sends a request and decodes a JSON reply into out. It returns the raw
+// body too, for callers that print it as is (--json).
+func (t transport) call(ctx context.Context, method, path string, in, out any) ([]byte, error) {
+	resp, err := t.do(ctx, method, path, in)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxReply))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: read reply: %w", method, path, err)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return nil, fmt.Errorf("%s %s: decode reply: %w", method, path, err)
+		}
+	}
+	return raw, nil
+}
+
+// maxReply bounds a JSON reply read into memory (exports stream instead).
+const maxReply = 32 << 20
+
+func decodeError(resp *http.Response) error {
+	e := &Error{StatusCode: resp.StatusCode}
+	var body struct {
+		Error string `json:"error"`
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(b, &body) == nil && body.Error != "" {
+		e.Message = body.Error
+	} else {
+		e.Message = strings.ToLower(http.StatusText(resp.StatusCode))
+		if e.Message == "" {
+			e.Message = "unexpected status"
+		}
+	}
+	return e
+}
+
+// Client talks to the orchestrator's request API.
+type Client struct{ t transport }
+
+// New returns a client for the orchestrator at baseURL. token, when not
+// empty, is sent as a bearer token; hc nil means a client with a 30 s
+// timeout.
+func New(baseURL, token string, hc *http.Client) *Client {
+	return &Client{t: newTransport(baseURL, token, hc)}
+}
+
+// Request types.
+const (
+	TypeErasure = "erasure"
+	TypeExport  = "export"
+)
+
+// Request states.
+const (
+	StatePendingVerification = "pending_verification"
+	StateOpen                = "open"
+	StateFulfilled           = "fulfilled"
+	StatePartiallyRetained   = "partially_retained"
+	StateFailed              = "failed"
+)
+
+// Task states.
+const (
+	TaskPending    = "pending"
+	TaskPublished  = "published"
+	TaskAnswered   = "answered"
+	TaskRetrying   = "retrying"
+	TaskDeadLetter = "dead_letter"
+)
+
+// Task outcomes (empty while unanswered).
+const (
+	OutcomeErased   = "erased"
+	OutcomeExported = "exported"
+	OutcomeNotFound = "not_found"
+	OutcomeRetained = "retained"
+	OutcomeFailed   = "failed"
+)
+
+// Finished reports whether a request state is final.
+func Finished(state string) bool {
+	switch state {
+	case StateFulfilled, StatePartiallyRetained, StateFailed:
+		return true
+	}
+	return false
+}
+
+// Subject identifies the person a request is about; either field may be
+// empty, not both.
+type Subject struct {
+	Email  string `json:"email,omitempty"`
+	UserID string `json:"user_id,omitempty"`
+}
+
+// NewRequest is the body of POST /v1/requests.
+type NewRequest struct {
+	Type    string  `json:"type"`
+	Tenant  string  `json:"tenant"`
+	Subject Subject `json:"subject"`
+	// ReceivedAt is RFC 3339; empty means now, as the server sees it.
+	ReceivedAt string `json:"received_at,omitempty"`
+	Verified   bool   `json:"verified"`
+}
+
+// Accepted is the reply to a submission or a confirmation.
+type Accepted struct {
+	ID       string `json:"id"`
+	State    string `json:"state"`
+	Deadline Time   `json:"deadline"`
+}
+
+// Request is one request with its tasks (GET /v1/requests/{id}).
+type Request struct {
+	ID          string `json:"id"`
+	Tenant      string `json:"tenant"`
+	Type        string `json:"type"`
+	State       string `json:"state"`
+	Source      string `json:"source"`
+	ReceivedAt  Time   `json:"received_at"`
+	Deadline    Time   `json:"deadline"`
+	CreatedAt   Time   `json:"created_at"`
+	CompletedAt Time   `json:"completed_at"`
+	Tasks       []Task `json:"tasks"`
+}
+
+// Task is one system's part of a request.
+type Task struct {
+	System      string         `json:"system"`
+	State       string         `json:"state"`
+	Outcome     string         `json:"outcome"`
+	Attempts    int            `json:"attempts"`
+	AnsweredAt  Time           `json:"answered_at"`
+	LegalBasis  string         `json:"legal_basis"`
+	RetainUntil Time           `json:"retain_until"`
+	Counts      map[string]int `json:"counts"`
+	Remaining   int            `json:"remaining"`
+	Detail      string         `json:"detail"`
+}
+
+// Summary is one row of a request listing.
+type Summary struct {
+	ID         string `json:"id"`
+	Tenant     string `json:"tenant"`
+	Type       string `json:"type"`
+	State      string `json:"state"`
+	ReceivedAt Time   `json:"received_at"`
+	Deadline   Time   `json:"deadline"`
+}
+
+// Page is one page of a listing; an empty NextCursor means the last page.
+type Page struct {
+	Requests   []Summary `json:"requests"`
+	NextCursor string    `json:"next_cursor"`
+}
+
+// ListOptions filter a listing; zero values are left out of the query.
+type ListOptions struct {
+	State  string
+	Tenant string
+	Limit  int
+	Cursor string
+}
+
+// Submit files a new request. The raw reply is returned for --json.
+func (c *Client) Submit(ctx context.Context, r NewRequest) (Accepted, []byte, error) {
+	var out Accepted
+	raw, err := c.t.call(ctx, http.MethodPost, "/v1/requests", r, &out)
+	return out, raw, err
+}
+
+// Verify records that the subject's identity was checked, moving the request
+// from pending_verification to open. The server answers 409 when the request
+// is not pending verification.
+func (c *Client) Verify(ctx context.Context, id string) (Accepted, error) {
+	var out Accepted
+	_, err := c.t.call(ctx, http.MethodPost, "/v1/requests/"+url.PathEscape(id)+"/verify", nil, &out)
+	return out, err
+}
+
+// Get returns a request with its tasks, and the raw reply for --json.
+func (c *Client) Get(ctx context.Context, id string) (Request, []byte, error) {
+	var out Request
+	raw, err := c.t.call(ctx, http.MethodGet, "/v1/requests/"+url.PathEscape(id), nil, &out)
+	return out, raw, err
+}
+
+// List returns one page of requests.
+func (c *Client) List(ctx context.Context, o ListOptions) (Page, error) {
+	q := url.Values{}
+	if o.State != "" {
+		q.Set("state", o.State)
+	}
+	if o.Tenant != "" {
+		q.Set("tenant", o.Tenant)
+	}
+	if o.Limit > 0 {
+		q.Set("limit", strconv.Itoa(o.Limit))
+	}
+	if o.Cursor != "" {
+		q.Set("cursor", o.Cursor)
+	}
+	path := "/v1/requests"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out Page
+	_, err := c.t.call(ctx, http.MethodGet, path, nil, &out)
+	return out, err
+}
+
+// Export streams the export bundle of a finished export request to w and
+// returns the number of bytes written. The server answers 409 while the
+// request is not finished.
+func (c *Client) Export(ctx context.Context, id string, w io.Writer) (int64, error) {
+	path := "/v1/requests/" + url.PathEscape(id) + "/export"
+	resp, err := c.t.do(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("GET %s: read bundle: %w", path, err)
+	}
+	return n, nil
+}
+
+// Accounts talks to the demo accounts system's admin API.
+type Accounts struct{ t transport }
+
+// NewAccounts returns a client for the accounts admin API at baseURL.
+func NewAccounts(baseURL, token string, hc *http.Client) *Accounts {
+	return &Accounts{t: newTransport(baseURL, token, hc)}
+}
+
+// Deleted is the reply to an account deletion: the account's user id and
+// the id of the account.deleted event the orchestrator will receive.
+type Deleted struct {
+	UserID  string `json:"user_id"`
+	EventID string `json:"event_id"`
+}
+
+// DeleteAccount deletes a tenant's account by email, as the account's owner
+// would in the product. The server answers 404 for an unknown account.
+func (a *Accounts) DeleteAccount(ctx context.Context, tenant, email string) (Deleted, error) {
+	in := struct {
+		Tenant string `json:"tenant"`
+		Email  string `json:"email"`
+	}{tenant, email}
+	var out Deleted
+	_, err := a.t.call(ctx, http.MethodPost, "/v1/accounts/delete", in, &out)
+	return out, err
+}
