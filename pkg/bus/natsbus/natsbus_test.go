@@ -1,0 +1,143 @@
+package natsbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lethe-dev/lethe/pkg/bus"
+)
+
+// servers returns the NATS servers to test against: the embedded one, and
+// the external one named by LETHE_TEST_NATS_URL (CI's may be an older
+// release: the adapter must work there too).
+func servers(t *testing.T) map[string]string {
+	srv, err := StartEmbedded(t.TempDir(), "127.0.0.1", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	out := map[string]string{"embedded": srv.URL()}
+	if u := os.Getenv("LETHE_TEST_NATS_URL"); u != "" {
+		out["external"] = u
+	} else {
+		t.Log("external NATS not tested: LETHE_TEST_NATS_URL is not set")
+	}
+	return out
+}
+
+func TestBus(t *testing.T) {
+	for name, url := range servers(t) {
+		t.Run(name, func(t *testing.T) {
+			// A prefix of our own: the external server is shared.
+			prefix := fmt.Sprintf("t%d", time.Now().UnixNano())
+			connect := func() *Bus {
+				b, err := Connect(context.Background(), url, Config{Prefix: prefix, RetryDelay: 20 * time.Millisecond, AckWait: time.Second})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { b.Close() })
+				return b
+			}
+			b := connect()
+			t.Cleanup(func() { deleteStreams(b) })
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+
+			// Round trip with CloudEvents attributes; a re-publish of the same id is dropped.
+			at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+			for _, id := range []string{"m1", "m1", "m2"} {
+				if err := b.Publish(ctx, "task.alpha", &bus.Message{ID: id, Type: "dev.lethe.test.v1", Source: "test", Time: at, Key: "k", Data: []byte(id)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var mu sync.Mutex
+			var got []*bus.Message
+			failOnce := true
+			cctx, ccancel := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() {
+				done <- b.Consume(cctx, "task.alpha", "g", func(_ context.Context, m *bus.Message) error {
+					mu.Lock()
+					defer mu.Unlock()
+					got = append(got, m)
+					if string(m.Data) == "m2" && failOnce {
+						failOnce = false
+						return errors.New("try again") // redelivered
+					}
+					if len(got) == 3 {
+						ccancel()
+					}
+					return nil
+				})
+			}()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 3 {
+				t.Fatalf("got %d deliveries, want m1, m2 (nacked) and m2 again", len(got))
+			}
+			m := got[0]
+			if m.ID != "m1" || m.Type != "dev.lethe.test.v1" || m.Source != "test" || !m.Time.Equal(at) || m.Key != "k" || m.Delivery != 1 {
+				t.Fatalf("first message: %+v", m)
+			}
+			if string(got[2].Data) != "m2" || got[2].Delivery != 2 {
+				t.Fatalf("redelivery: %+v", got[2])
+			}
+
+			// A permanent error drops the message; the group resumes after it
+			// on a new connection (a restarted consumer).
+			if err := b.Publish(ctx, "task.alpha", &bus.Message{ID: "poison", Type: "x", Data: []byte("poison")}); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Publish(ctx, "task.alpha", &bus.Message{ID: "m3", Type: "x", Data: []byte("m3")}); err != nil {
+				t.Fatal(err)
+			}
+			var seen []string
+			b2 := connect()
+			cctx, ccancel = context.WithCancel(ctx)
+			err := b2.Consume(cctx, "task.alpha", "g", func(_ context.Context, m *bus.Message) error {
+				seen = append(seen, string(m.Data))
+				if string(m.Data) == "poison" {
+					return bus.Permanent(errors.New("cannot decode"))
+				}
+				ccancel()
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(seen) != "[poison m3]" {
+				t.Fatalf("after restart the group saw %v, want [poison m3]", seen)
+			}
+		})
+	}
+}
+
+func deleteStreams(b *Bus) {
+	for name := range b.streams {
+		_ = b.js.DeleteStream(context.Background(), name)
+	}
+}
+
+func TestBadTopic(t *testing.T) {
+	srv, err := StartEmbedded(t.TempDir(), "127.0.0.1", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	b, err := Connect(context.Background(), srv.URL(), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, topic := range []string{"", "task", ".x", "x."} {
+		if err := b.Publish(context.Background(), topic, &bus.Message{ID: "1"}); !errors.Is(err, bus.ErrBadTopic) {
+			t.Errorf("Publish(%q) = %v, want ErrBadTopic", topic, err)
+		}
+	}
+}
