@@ -1,6 +1,8 @@
 // Package sqlitedb opens SQLite files (modernc.org/sqlite, pure Go) the way
 // every Lethe store wants them: WAL journal, a busy timeout, foreign keys, and
-// a single connection so that writers never meet SQLITE_BUSY.
+// a single connection so that writers never meet SQLITE_BUSY, and
+// secure_delete, so that erased rows are overwritten rather than left in
+// free pages of the file.
 package sqlitedb
 
 import (
@@ -17,7 +19,7 @@ func Open(path string) (*sql.DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=secure_delete(1)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
