@@ -1,0 +1,477 @@
+package subprocessors
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lethe-dev/lethe/pkg/connector"
+	"github.com/lethe-dev/lethe/pkg/connector/connectortest"
+	"github.com/lethe-dev/lethe/services/subprocessors/standin"
+)
+
+const token = "test-token"
+
+func person(i int) connector.Subject {
+	return connector.Subject{Email: fmt.Sprintf("person-%04d@example.com", i), UserID: fmt.Sprintf("user-%04d", i)}
+}
+
+func task(s connector.Subject, id string) connector.Task {
+	return connector.Task{RequestID: id, TaskID: id + "." + Name, Tenant: "demo", Subject: s, Attempt: 1}
+}
+
+// open opens the connector on a fresh data directory with cfg, the secrets
+// being token unless cfg says otherwise.
+func open(t *testing.T, cfg Config) *System {
+	t.Helper()
+	if cfg.Getenv == nil {
+		cfg.Getenv = func(string) string { return token }
+	}
+	s, err := Open(context.Background(), connector.Env{DataDir: t.TempDir()}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// demo starts the stand-in vendors and a connector configured with the demo
+// vendors file pointing at them.
+func demo(t *testing.T, people int) (*System, *standin.Server) {
+	t.Helper()
+	vendors := standin.New(people, token)
+	srv := httptest.NewServer(vendors)
+	t.Cleanup(srv.Close)
+	return open(t, Config{VendorsYAML: DemoVendors, Vars: map[string]string{"base": srv.URL}}), vendors
+}
+
+func TestConformance(t *testing.T) {
+	connectortest.Run(t, func(t *testing.T) connectortest.Fixture {
+		sys, vendors := demo(t, 20)
+		return connectortest.Fixture{
+			System:  sys,
+			Present: person(1),
+			Absent:  person(14), // seeded, but no vendor holds them
+			Remaining: func(_ context.Context, s connector.Subject) (int64, error) {
+				var n int64
+				for _, v := range vendors.Vendors() {
+					if vendors.Holds(v, s.Email) {
+						n++
+					}
+				}
+				return n, nil
+			},
+		}
+	})
+}
+
+func TestEraseCountsEachVendor(t *testing.T) {
+	sys, vendors := demo(t, 20)
+	tests := []struct {
+		who  int
+		want []string
+	}{
+		{3, []string{standin.Enrichment, standin.SupportDesk, standin.ErrorTracking}},
+		{15, []string{standin.Enrichment, standin.SupportDesk}},
+		{18, []string{standin.SupportDesk}},
+	}
+	for _, tt := range tests {
+		res, err := sys.Erase(context.Background(), task(person(tt.who), fmt.Sprint("r", tt.who)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Outcome != connector.Erased || len(res.Counts) != len(tt.want) || res.Remaining != 0 {
+			t.Fatalf("person %d: %+v, want erased by %v", tt.who, res, tt.want)
+		}
+		for _, v := range tt.want {
+			if res.Counts[v] != 1 {
+				t.Errorf("person %d: counts %v, want %s", tt.who, res.Counts, v)
+			}
+		}
+		for _, v := range vendors.Vendors() {
+			if vendors.Holds(v, person(tt.who).Email) {
+				t.Errorf("person %d: %s still holds the subject", tt.who, v)
+			}
+		}
+	}
+}
+
+// A vendor answering 503 twice: the first two erasures are retryable
+// failures, the vendors that confirmed are not called again, the third
+// erasure completes.
+func TestRetryCallsOnlyVendorsNotYetConfirmed(t *testing.T) {
+	ctx := context.Background()
+	sys, vendors := demo(t, 20)
+	vendors.FailNext(standin.SupportDesk, 2)
+	tk := task(person(2), "r3")
+	for attempt := 1; attempt <= 2; attempt++ {
+		_, err := sys.Erase(ctx, tk)
+		if err == nil || !connector.IsRetryable(err) {
+			t.Fatalf("attempt %d: err = %v, want retryable", attempt, err)
+		}
+		if !strings.Contains(err.Error(), "support_desk") || !strings.Contains(err.Error(), "503") {
+			t.Fatalf("attempt %d: error does not say which vendor failed how: %v", attempt, err)
+		}
+	}
+	res, err := sys.Erase(ctx, tk)
+	if err != nil {
+		t.Fatalf("third attempt: %v", err)
+	}
+	if res.Outcome != connector.Erased || len(res.Counts) != 3 || res.Remaining != 0 {
+		t.Fatalf("third attempt = %+v, want erased by all three vendors", res)
+	}
+	got := map[string]int{}
+	for _, v := range vendors.Vendors() {
+		got[v] = vendors.Deletions(v)
+	}
+	want := map[string]int{standin.Enrichment: 1, standin.ErrorTracking: 1, standin.SupportDesk: 3}
+	for v, n := range want {
+		if got[v] != n {
+			t.Errorf("%s got %d deletion calls, want %d", v, got[v], n)
+		}
+	}
+	// The same task again: no call, the same answer.
+	again, err := sys.Erase(ctx, tk)
+	if err != nil || again.Outcome != connector.Erased || len(again.Counts) != 3 {
+		t.Fatalf("repeat = %+v, %v", again, err)
+	}
+	for _, v := range vendors.Vendors() {
+		if vendors.Deletions(v) != want[v] {
+			t.Errorf("repeat called %s again", v)
+		}
+	}
+}
+
+func TestWrongTokenIsPermanent(t *testing.T) {
+	vendors := standin.New(20, token)
+	srv := httptest.NewServer(vendors)
+	defer srv.Close()
+	sys := open(t, Config{VendorsYAML: DemoVendors, Vars: map[string]string{"base": srv.URL},
+		Getenv: func(string) string { return "wrong-token" }})
+	_, err := sys.Erase(context.Background(), task(person(1), "r4"))
+	if err == nil || connector.IsRetryable(err) {
+		t.Fatalf("err = %v, want a permanent error", err)
+	}
+	if !strings.Contains(err.Error(), "401") {
+		t.Fatalf("error does not give the status: %v", err)
+	}
+	if !vendors.Holds(standin.Enrichment, person(1).Email) {
+		t.Fatal("vendor deleted without credentials")
+	}
+}
+
+// statusVendor is a vendor answering every call with status.
+func statusVendor(t *testing.T, status int) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func TestStatusClassification(t *testing.T) {
+	tests := []struct {
+		status    int
+		outcome   connector.Outcome // when no error
+		retryable bool              // when an error
+	}{
+		{http.StatusOK, connector.Erased, false},
+		{http.StatusAccepted, connector.Erased, false},
+		{http.StatusNoContent, connector.Erased, false},
+		{http.StatusNotFound, connector.NotFound, false},
+		{http.StatusTooManyRequests, "", true},
+		{http.StatusInternalServerError, "", true},
+		{http.StatusBadGateway, "", true},
+		{http.StatusServiceUnavailable, "", true},
+		{http.StatusBadRequest, "", false},
+		{http.StatusForbidden, "", false},
+		{http.StatusConflict, "", false},
+		{http.StatusMovedPermanently, "", false}, // no Location: not followed
+	}
+	for _, tt := range tests {
+		t.Run(http.StatusText(tt.status), func(t *testing.T) {
+			sys := open(t, Config{Vendors: []Vendor{{Name: "v", Delete: Request{URL: "{base}/people/{email}"}}},
+				Vars: map[string]string{"base": statusVendor(t, tt.status)}})
+			res, err := sys.Erase(context.Background(), task(person(1), "r5"))
+			if tt.outcome != "" {
+				if err != nil || res.Outcome != tt.outcome {
+					t.Fatalf("= %q, %v; want %q", res.Outcome, err, tt.outcome)
+				}
+				return
+			}
+			if err == nil || connector.IsRetryable(err) != tt.retryable {
+				t.Fatalf("err = %v, retryable %v; want an error, retryable %v", err, connector.IsRetryable(err), tt.retryable)
+			}
+		})
+	}
+}
+
+// One permanent failure makes the task's error permanent, even if another
+// vendor's failure was retryable.
+func TestPermanentFailureWins(t *testing.T) {
+	sys := open(t, Config{Vendors: []Vendor{
+		{Name: "busy", Delete: Request{URL: "{busy}/p/{email}"}},
+		{Name: "broken", Delete: Request{URL: "{broken}/p/{email}"}},
+	}, Vars: map[string]string{"busy": statusVendor(t, 503), "broken": statusVendor(t, 400)}})
+	_, err := sys.Erase(context.Background(), task(person(1), "r6"))
+	if err == nil || connector.IsRetryable(err) {
+		t.Fatalf("err = %v, want permanent", err)
+	}
+	if !strings.Contains(err.Error(), "busy") || !strings.Contains(err.Error(), "broken") {
+		t.Fatalf("error does not name both vendors: %v", err)
+	}
+}
+
+func TestErrorsHoldNoSubjectIdentifier(t *testing.T) {
+	subj := connector.Subject{Email: "Jane.O'Brien+news@Example.com", UserID: "user-secret-4242"}
+	forbidden := []string{
+		strings.ToLower(subj.Email), "jane.o", url.QueryEscape(strings.ToLower(subj.Email)),
+		url.PathEscape(strings.ToLower(subj.Email)), subj.UserID,
+	}
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close() // connection refused from now on
+	var slowOnce sync.Once
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(func() { slowOnce.Do(func() { close(release) }); slow.Close() })
+
+	tests := []struct {
+		name      string
+		base      string
+		getenv    func(string) string
+		subj      connector.Subject
+		retryable bool
+	}{
+		{"503", statusVendor(t, 503), nil, subj, true},
+		{"401", "", func(string) string { return "wrong" }, subj, false},
+		{"403", statusVendor(t, 403), nil, subj, false},
+		{"connection refused", closed.URL, nil, subj, true},
+		{"timeout", slow.URL, nil, subj, true},
+		{"task without the user id a template needs", statusVendor(t, 200), nil, connector.Subject{Email: subj.Email}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := tt.base
+			if base == "" {
+				srv := httptest.NewServer(standin.New(5, token))
+				t.Cleanup(srv.Close)
+				base = srv.URL + "/enrichment/v1"
+			}
+			sys := open(t, Config{
+				Vendors: []Vendor{{
+					Name:   "v",
+					Delete: Request{Method: "DELETE", URL: "{base}/people/{email}?uid={user_id}", Body: `{"email": "{email}", "id": "{user_id}"}`},
+					Access: Request{URL: "{base}/people/{email}"},
+					Auth:   Auth{Header: "Authorization", Scheme: "Bearer", Env: "TOKEN"},
+				}},
+				Vars: map[string]string{"base": base}, Getenv: tt.getenv, Timeout: 200 * time.Millisecond,
+			})
+			for _, op := range []func(context.Context, connector.Task) (connector.Result, error){sys.Erase, sys.Export} {
+				_, err := op(context.Background(), task(tt.subj, "r7"))
+				if tt.name == "task without the user id a template needs" && err == nil {
+					continue // export's template needs no user id
+				}
+				if err == nil {
+					t.Fatal("no error")
+				}
+				if connector.IsRetryable(err) != tt.retryable {
+					t.Errorf("retryable = %v, want %v: %v", !tt.retryable, tt.retryable, err)
+				}
+				msg := strings.ToLower(err.Error())
+				for _, f := range forbidden {
+					if strings.Contains(msg, strings.ToLower(f)) {
+						t.Fatalf("error holds the subject (%q): %s", f, err)
+					}
+				}
+				if !strings.Contains(msg, "vendor v") || !strings.Contains(msg, "{email}") {
+					t.Errorf("error does not say which vendor and call: %s", err)
+				}
+			}
+		})
+	}
+}
+
+func TestMissingIdentifierIsNotSent(t *testing.T) {
+	var calls int
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls++
+		mu.Unlock()
+		w.WriteHeader(http.StatusNotFound)
+	}))
+	defer srv.Close()
+	sys := open(t, Config{Vendors: []Vendor{{Name: "v", Delete: Request{URL: "{base}/people/{email}"}}},
+		Vars: map[string]string{"base": srv.URL}})
+	_, err := sys.Erase(context.Background(), task(connector.Subject{UserID: "user-0001"}, "r8"))
+	if err == nil || connector.IsRetryable(err) {
+		t.Fatalf("err = %v, want permanent", err)
+	}
+	if calls != 0 {
+		t.Fatalf("vendor called %d times with an empty email (a 404 would read as 'holds nothing')", calls)
+	}
+}
+
+// The request a vendor receives: method, escaped URL, JSON body, auth header.
+func TestRequestRendering(t *testing.T) {
+	type seen struct {
+		method, path, query, auth, ctype string
+		body                             map[string]string
+	}
+	got := make(chan seen, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := seen{method: r.Method, path: r.URL.Path, query: r.URL.Query().Get("tenant"), auth: r.Header.Get("X-Key"), ctype: r.Header.Get("Content-Type")}
+		b, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(b, &s.body); err != nil {
+			t.Errorf("body %q is not JSON: %v", b, err)
+		}
+		got <- s
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer srv.Close()
+	sys := open(t, Config{Vendors: []Vendor{{
+		Name:   "v",
+		Delete: Request{Method: "post", URL: "{base}/u/{user_id}/erase?tenant={tenant}", Body: `{"email": "{email}", "note": "x"}`},
+		Auth:   Auth{Header: "X-Key", Env: "K"},
+	}}, Vars: map[string]string{"base": srv.URL}, Getenv: func(k string) string { return "secret-" + k }})
+	subj := connector.Subject{Email: ` A"b+c&d@Example.com `, UserID: "u/1 2"}
+	tk := task(subj, "r9")
+	tk.Tenant = "t&x"
+	if _, err := sys.Erase(context.Background(), tk); err != nil {
+		t.Fatal(err)
+	}
+	s := <-got
+	want := seen{method: "POST", path: "/u/u/1 2/erase", query: "t&x", auth: "secret-K", ctype: "application/json",
+		body: map[string]string{"email": `a"b+c&d@example.com`, "note": "x"}}
+	if s.method != want.method || s.path != want.path || s.query != want.query || s.auth != want.auth ||
+		s.ctype != want.ctype || s.body["email"] != want.body["email"] || s.body["note"] != want.body["note"] {
+		t.Fatalf("vendor saw %+v, want %+v", s, want)
+	}
+}
+
+func TestExport(t *testing.T) {
+	vendors := standin.New(20, token)
+	srv := httptest.NewServer(vendors)
+	defer srv.Close()
+	vs, err := ParseVendors(DemoVendors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs = append(vs, Vendor{Name: "payments", Delete: Request{URL: "{base}/payments/{email}"}})
+	sys := open(t, Config{Vendors: vs, Vars: map[string]string{"base": srv.URL}})
+
+	res, err := sys.Export(context.Background(), task(person(15), "e1"))
+	if err != nil || res.Outcome != connector.Exported {
+		t.Fatalf("export = %q, %v", res.Outcome, err)
+	}
+	var doc struct {
+		Vendors          map[string]map[string]any `json:"vendors"`
+		WithoutAccessAPI []string                  `json:"without_access_api"`
+	}
+	if err := json.Unmarshal(res.Export, &doc); err != nil {
+		t.Fatal(err)
+	}
+	// Person 15: enrichment and support_desk hold data, error_tracking not.
+	if len(doc.Vendors) != 2 || doc.Vendors[standin.Enrichment]["email"] != person(15).Email || doc.Vendors[standin.SupportDesk] == nil {
+		t.Fatalf("export vendors = %v", doc.Vendors)
+	}
+	if len(res.Counts) != 2 || res.Counts[standin.Enrichment] != 1 {
+		t.Fatalf("counts = %v", res.Counts)
+	}
+	if len(doc.WithoutAccessAPI) != 1 || doc.WithoutAccessAPI[0] != "payments" {
+		t.Fatalf("without_access_api = %v", doc.WithoutAccessAPI)
+	}
+	if !vendors.Holds(standin.Enrichment, person(15).Email) {
+		t.Fatal("export deleted data")
+	}
+}
+
+func TestSeedIsNoOp(t *testing.T) {
+	sys, vendors := demo(t, 5)
+	if err := sys.Seed(context.Background(), 300); err != nil {
+		t.Fatal(err)
+	}
+	if vendors.Holds(standin.Enrichment, person(299).Email) {
+		t.Fatal("seeding the connector changed a vendor")
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	ok := "  - name: good\n    delete: {url: \"{base}/p/{email}\"}\n"
+	tests := []struct {
+		name string
+		yaml string
+		want []string // all in the error
+	}{
+		{"no vendors", "vendors: []\n", []string{"no vendors"}},
+		{"unknown key", "vendors:\n  - name: a\n    delete: {url: \"{base}/p/{email}\"}\n    delete_url: x\n", []string{"delete_url"}},
+		{"no name", "vendors:\n" + ok + "  - delete: {url: \"{base}/x\"}\n", []string{"vendor #2", "no name"}},
+		{"bad name", "vendors:\n  - name: Big Vendor\n    delete: {url: \"{base}/x\"}\n", []string{`"Big Vendor"`, "name"}},
+		{"duplicate", "vendors:\n" + ok + ok, []string{`"good"`, "twice"}},
+		{"no url", "vendors:\n  - name: a\n    delete: {method: DELETE}\n", []string{`"a"`, "delete.url"}},
+		{"bad method", "vendors:\n  - name: a\n    delete: {method: PATCH, url: \"{base}/x\"}\n", []string{`"a"`, "PATCH"}},
+		{"unknown variable", "vendors:\n  - name: a\n    delete: {url: \"{base}/p/{mail}\"}\n", []string{`"a"`, "{mail}"}},
+		{"relative url", "vendors:\n  - name: a\n    delete: {url: \"/p/{email}\"}\n", []string{`"a"`, "absolute"}},
+		{"body not json", "vendors:\n  - name: a\n    delete: {method: POST, url: \"{base}/x\", body: '{\"email\": {email}}'}\n", []string{`"a"`, "JSON"}},
+		{"access not GET", "vendors:\n  - name: a\n    delete: {url: \"{base}/x\"}\n    access: {method: POST, url: \"{base}/x\"}\n", []string{`"a"`, "access"}},
+		{"auth without env", "vendors:\n  - name: a\n    delete: {url: \"{base}/x\"}\n    auth: {header: X-Key}\n", []string{`"a"`, "env"}},
+		{"secret unset", "vendors:\n  - name: a\n    delete: {url: \"{base}/x\"}\n    auth: {header: X-Key, env: UNSET_VAR}\n", []string{`"a"`, "UNSET_VAR", "empty"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Open(context.Background(), connector.Env{DataDir: t.TempDir()}, Config{
+				VendorsYAML: []byte(tt.yaml), Vars: map[string]string{"base": "http://127.0.0.1:1"},
+				Getenv: func(k string) string {
+					if k == "UNSET_VAR" {
+						return ""
+					}
+					return token
+				},
+			})
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+	// The demo file is valid, with {base} given.
+	if _, err := LoadConfig("", map[string]string{"base": "http://127.0.0.1:8090"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := LoadConfig("", map[string]string{"base": "http://127.0.0.1:8090"})
+	if _, err := Open(context.Background(), connector.Env{DataDir: t.TempDir()}, cfg); err != nil {
+		t.Fatalf("demo config: %v", err)
+	}
+	if _, err := Open(context.Background(), connector.Env{DataDir: t.TempDir()}, Config{VendorsYAML: DemoVendors}); err == nil || !strings.Contains(err.Error(), "{base}") {
+		t.Fatalf("demo file without {base}: %v", err)
+	}
+}
+
+// errors.Is still sees a cancelled context through the connector's errors.
+func TestCancelledContext(t *testing.T) {
+	sys, _ := demo(t, 5)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := sys.Erase(ctx, task(person(1), "c1")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+}
