@@ -4,6 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"path/filepath"
+
+	"github.com/lethe-dev/lethe/pkg/sqlitedb"
 )
 
 // DemoTenant is the tenant of the demo systems' sample people.
@@ -50,4 +53,33 @@ func SeedDemo(ctx context.Context, db *sql.DB, n int, add func(ctx context.Conte
 		return fmt.Errorf("dataset: seed: %w", err)
 	}
 	return nil
+}
+
+// OpenSQLite opens a SQLite-backed system the way the demo connectors do:
+// the database dataDir/file with schema applied, the map loaded, keyed by
+// [HashKey](dataDir), and checked against the database. The caller closes
+// the returned database.
+func OpenSQLite(ctx context.Context, dataDir, file, schema string, mapYAML []byte) (*sql.DB, *Engine, error) {
+	m, err := Load(mapYAML)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := HashKey(dataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := sqlitedb.Open(filepath.Join(dataDir, file))
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := db.ExecContext(ctx, schema); err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("dataset: schema of %s: %w", file, err)
+	}
+	e := New(db, m, key, WithDialect(SQLite))
+	if err := e.Check(ctx); err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return db, e, nil
 }

@@ -61,7 +61,8 @@ const (
 	// Hash replaces a column's value with its keyed hash
 	// ([github.com/lethe-dev/lethe/pkg/pseudonym.Hash]), which keeps rows of
 	// one person linked to each other without saying who the person is. The
-	// column must hold text.
+	// column must hold text. In a retained table, whose rows a later erasure
+	// finds again, the hash is hashed again then; prefer SetNull there.
 	Hash Strategy = "hash"
 )
 

@@ -1,0 +1,180 @@
+// Package accounts is the demo accounts system and its Lethe connector: user
+// profiles, login history, and questions asked in webinars, in SQLite. Its
+// erasure and export follow the dataset map accounts.yaml. It also plays the
+// application's own "delete my account", which announces the deletion on the
+// bus so that Lethe erases the person everywhere else.
+package accounts
+
+import (
+	"context"
+	"database/sql"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/lethe-dev/lethe/pkg/bus"
+	"github.com/lethe-dev/lethe/pkg/connector"
+	"github.com/lethe-dev/lethe/pkg/dataset"
+	"github.com/lethe-dev/lethe/pkg/events"
+	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"github.com/lethe-dev/lethe/pkg/pseudonym"
+)
+
+// Name is the system's name in tasks and receipts.
+const Name = "accounts"
+
+//go:embed accounts.yaml
+var mapYAML []byte
+
+const schema = `
+CREATE TABLE IF NOT EXISTS users (
+	id TEXT PRIMARY KEY,
+	tenant TEXT NOT NULL,
+	email TEXT NOT NULL,
+	name TEXT NOT NULL,
+	created_at TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS users_tenant_email ON users (tenant, email);
+CREATE TABLE IF NOT EXISTS logins (
+	id TEXT PRIMARY KEY,
+	tenant TEXT NOT NULL,
+	user_id TEXT NOT NULL,
+	ip TEXT NOT NULL,
+	country TEXT NOT NULL,
+	at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS logins_user ON logins (user_id);
+CREATE TABLE IF NOT EXISTS comments (
+	id TEXT PRIMARY KEY,
+	tenant TEXT NOT NULL,
+	webinar_id TEXT NOT NULL,
+	author_id TEXT,
+	author_name TEXT,
+	body TEXT NOT NULL,
+	at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS comments_author ON comments (author_id);
+`
+
+// System is the accounts system. Erase, Export and Count come from its
+// dataset engine.
+type System struct {
+	*dataset.Engine
+	db  *sql.DB
+	bus bus.Publisher
+	log *slog.Logger
+	now func() time.Time
+
+	mu    sync.Mutex
+	admin *http.Server
+}
+
+// Open opens (creating it if needed) the system in env.DataDir/accounts.db.
+func Open(ctx context.Context, env connector.Env) (*System, error) {
+	db, engine, err := dataset.OpenSQLite(ctx, env.DataDir, "accounts.db", schema, mapYAML)
+	if err != nil {
+		return nil, fmt.Errorf("accounts: %w", err)
+	}
+	log := env.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &System{Engine: engine, db: db, bus: env.Bus, log: log, now: time.Now}, nil
+}
+
+// Close stops the admin API, if served, and closes the database.
+func (s *System) Close() error {
+	s.mu.Lock()
+	if s.admin != nil {
+		s.admin.Close()
+	}
+	s.mu.Unlock()
+	return s.db.Close()
+}
+
+// ErrNoAccount is returned by [System.DeleteAccount] for an email with no
+// account in the tenant.
+var ErrNoAccount = errors.New("accounts: no such account")
+
+// DeleteAccount is the application's own "delete my account": it deletes the
+// account's profile, and only that (the application leaves the rest to the
+// erasure it triggers), and publishes an account.deleted event for Lethe.
+// The event is published before the deletion commits, so a deletion is
+// never left unannounced; its id is derived from the account, so announcing
+// it again (a retry) is recognised as the same event.
+func (s *System) DeleteAccount(ctx context.Context, tenant, email string) (userID string, err error) {
+	if s.bus == nil {
+		return "", errors.New("accounts: no bus to announce account deletions on")
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return "", fmt.Errorf("accounts: delete account: %w", err)
+	}
+	defer tx.Rollback()
+	var stored string
+	err = tx.QueryRowContext(ctx, `SELECT id, email FROM users WHERE tenant = ? AND LOWER(TRIM(email)) = ?`,
+		tenant, pseudonym.Normalize(email)).Scan(&userID, &stored)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNoAccount
+	}
+	if err != nil {
+		return "", fmt.Errorf("accounts: find account: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = ? AND tenant = ?`, userID, tenant); err != nil {
+		return "", fmt.Errorf("accounts: delete account: %w", err)
+	}
+	now := s.now()
+	ev := &lethev1.AccountDeleted{
+		EventId:   eventID(tenant, userID),
+		Tenant:    tenant,
+		Subject:   &lethev1.Subject{Email: pseudonym.Normalize(stored), UserId: userID},
+		DeletedAt: timestamppb.New(now),
+		Source:    Name,
+	}
+	msg, err := events.AccountDeletedMessage(ev, "lethe/"+Name, now)
+	if err != nil {
+		return "", err
+	}
+	if err := s.bus.Publish(ctx, events.TopicAccountDeleted, msg); err != nil {
+		return "", fmt.Errorf("accounts: announce account deletion: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		// Announced but not committed: the erasure the event starts deletes
+		// the profile anyway.
+		return "", fmt.Errorf("accounts: delete account: %w", err)
+	}
+	s.log.Info("account deleted and announced", "tenant", tenant, "event_type", events.TypeAccountDeleted)
+	return userID, nil
+}
+
+func eventID(tenant, userID string) string { return Name + ":" + tenant + ":" + userID }
+
+// ServeAdmin serves [System.AdminHandler] on addr until ctx is cancelled or
+// the system is closed, and returns the address it listens on.
+func (s *System) ServeAdmin(ctx context.Context, addr string) (net.Addr, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("accounts: admin API: %w", err)
+	}
+	srv := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	s.mu.Lock()
+	s.admin = srv
+	s.mu.Unlock()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("admin API stopped", "err", err)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(shutdown)
+	}()
+	s.log.Info("admin API listening", "addr", ln.Addr().String())
+	return ln.Addr(), nil
+}

@@ -1,0 +1,268 @@
+package accounts
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/lethe-dev/lethe/pkg/bus"
+	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
+	"github.com/lethe-dev/lethe/pkg/connector"
+	"github.com/lethe-dev/lethe/pkg/connector/connectortest"
+	"github.com/lethe-dev/lethe/pkg/dataset"
+	"github.com/lethe-dev/lethe/pkg/events"
+	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"github.com/lethe-dev/lethe/pkg/pseudonym"
+)
+
+func open(t *testing.T, b bus.Bus) (*System, string) {
+	t.Helper()
+	t.Setenv(dataset.HashKeyEnv, "")
+	dir := t.TempDir()
+	s, err := Open(context.Background(), connector.Env{DataDir: dir, Bus: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Seed(context.Background(), 30); err != nil {
+		t.Fatal(err)
+	}
+	return s, dir
+}
+
+// rows counts person i's rows looking at the tables directly.
+func (s *System) rows(t *testing.T, i int) (profile, logins, comments int64) {
+	t.Helper()
+	uid := dataset.DemoUserID(i)
+	count := func(q string, args ...any) (n int64) {
+		if err := s.db.QueryRow(q, args...).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	return count(`SELECT COUNT(*) FROM users WHERE tenant = 'demo' AND (email = ? OR id = ?)`, dataset.DemoEmail(i), uid),
+		count(`SELECT COUNT(*) FROM logins WHERE tenant = 'demo' AND user_id = ?`, uid),
+		count(`SELECT COUNT(*) FROM comments WHERE tenant = 'demo' AND author_id = ?`, uid)
+}
+
+func TestConformance(t *testing.T) {
+	connectortest.Run(t, func(t *testing.T) connectortest.Fixture {
+		s, _ := open(t, nil)
+		// Person 1 in the demo data; the suite asks about no other subject.
+		return connectortest.Fixture{
+			System:  s,
+			Present: connector.Subject{Email: dataset.DemoEmail(1)},
+			Absent:  connector.Subject{Email: dataset.DemoEmail(18)}, // every ninth above 10 has no account
+			Remaining: func(context.Context, connector.Subject) (int64, error) {
+				p, l, c := s.rows(t, 1)
+				return p + l + c, nil
+			},
+		}
+	})
+}
+
+func TestSeededPeople(t *testing.T) {
+	s, _ := open(t, nil)
+	for i := 1; i <= 10; i++ {
+		if p, l, c := s.rows(t, i); p != 1 || l == 0 || c == 0 {
+			t.Errorf("person %d: %d profile, %d logins, %d comments; want data in each", i, p, l, c)
+		}
+	}
+	if p, _, _ := s.rows(t, 27); p != 0 {
+		t.Errorf("person 27 has an account; want some people without")
+	}
+	var before, after int
+	s.db.QueryRow(`SELECT (SELECT COUNT(*) FROM users) + (SELECT COUNT(*) FROM logins) + (SELECT COUNT(*) FROM comments)`).Scan(&before)
+	if err := s.Seed(context.Background(), 30); err != nil {
+		t.Fatal(err)
+	}
+	s.db.QueryRow(`SELECT (SELECT COUNT(*) FROM users) + (SELECT COUNT(*) FROM logins) + (SELECT COUNT(*) FROM comments)`).Scan(&after)
+	if before != after || before == 0 {
+		t.Fatalf("seeding twice: %d rows then %d", before, after)
+	}
+}
+
+func TestEraseAnonymisesComments(t *testing.T) {
+	s, dir := open(t, nil)
+	ctx := context.Background()
+	_, logins, comments := s.rows(t, 3)
+	var bodies []string
+	rows, _ := s.db.Query(`SELECT body FROM comments WHERE author_id = 'user-0003' ORDER BY id`)
+	for rows.Next() {
+		var b string
+		rows.Scan(&b)
+		bodies = append(bodies, b)
+	}
+	rows.Close()
+
+	res, err := s.Erase(ctx, connector.Task{Tenant: "demo", Subject: connector.Subject{Email: "Person-0003@Example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != connector.Erased || res.Remaining != 0 ||
+		res.Counts["profile"] != 1 || res.Counts["login_history"] != logins || res.Counts["webinar_comments"] != comments {
+		t.Fatalf("erase = %+v; want 1 profile, %d logins, %d comments", res, logins, comments)
+	}
+	key, err := dataset.HashKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	rows, _ = s.db.Query(`SELECT body FROM comments WHERE author_id = ? AND author_name IS NULL ORDER BY id`, pseudonym.Hash(key, "user-0003"))
+	for rows.Next() {
+		var b string
+		rows.Scan(&b)
+		kept = append(kept, b)
+	}
+	rows.Close()
+	if len(kept) != len(bodies) || len(kept) == 0 || kept[0] != bodies[0] {
+		t.Fatalf("comments after erasure = %q, want the bodies %q under the hashed author", kept, bodies)
+	}
+	if p, l, c := s.rows(t, 4); p != 1 || l == 0 || c == 0 {
+		t.Fatalf("person 4 was touched: %d %d %d", p, l, c)
+	}
+}
+
+func startBus(t *testing.T) bus.Bus {
+	t.Helper()
+	srv, err := natsbus.StartEmbedded(t.TempDir(), "127.0.0.1", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	b, err := natsbus.Connect(context.Background(), srv.URL(), natsbus.Config{Name: "accounts-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func TestDeleteAccountAnnouncesIt(t *testing.T) {
+	b := startBus(t)
+	s, _ := open(t, b)
+	at := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	s.now = func() time.Time { return at }
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	got := make(chan *lethev1.AccountDeleted, 4)
+	go b.Consume(ctx, events.TopicAccountDeleted, "test", func(_ context.Context, m *bus.Message) error {
+		ev := &lethev1.AccountDeleted{}
+		if err := events.Decode(m, ev, events.TypeAccountDeleted); err != nil {
+			return err
+		}
+		got <- ev
+		return nil
+	})
+
+	uid, err := s.DeleteAccount(ctx, "demo", " Person-0002@example.com")
+	if err != nil || uid != "user-0002" {
+		t.Fatalf("DeleteAccount = %q, %v", uid, err)
+	}
+	select {
+	case ev := <-got:
+		if ev.GetEventId() != "accounts:demo:user-0002" || ev.GetTenant() != "demo" || ev.GetSource() != "accounts" ||
+			ev.GetSubject().GetEmail() != "person-0002@example.com" || ev.GetSubject().GetUserId() != "user-0002" ||
+			!ev.GetDeletedAt().AsTime().Equal(at) {
+			t.Fatalf("event = %v", ev)
+		}
+	case <-ctx.Done():
+		t.Fatal("no account.deleted event on the bus")
+	}
+	p, logins, _ := s.rows(t, 2)
+	if p != 0 || logins == 0 {
+		t.Fatalf("after account deletion: %d profile rows, %d logins; want the profile gone, the rest left to the erasure", p, logins)
+	}
+	if _, err := s.DeleteAccount(ctx, "demo", "person-0002@example.com"); !errors.Is(err, ErrNoAccount) {
+		t.Fatalf("deleting again = %v, want ErrNoAccount", err)
+	}
+	if _, err := s.DeleteAccount(ctx, "other", "person-0005@example.com"); !errors.Is(err, ErrNoAccount) {
+		t.Fatalf("deleting in another tenant = %v, want ErrNoAccount", err)
+	}
+
+	// The erasure the event asks for finds the rest by the user id it carries.
+	res, err := s.Erase(ctx, connector.Task{Tenant: "demo", Subject: connector.Subject{Email: "person-0002@example.com", UserID: "user-0002"}})
+	if err != nil || res.Outcome != connector.Erased || res.Remaining != 0 || res.Counts["login_history"] != logins {
+		t.Fatalf("erase after account deletion = %+v, %v", res, err)
+	}
+}
+
+func TestAdminAPI(t *testing.T) {
+	s, _ := open(t, startBus(t))
+	srv := httptest.NewServer(s.AdminHandler())
+	defer srv.Close()
+	tests := []struct {
+		name, method, body string
+		code               int
+		want               map[string]string
+	}{
+		{"deletes", "POST", `{"tenant":"demo","email":"person-0007@example.com"}`, http.StatusAccepted,
+			map[string]string{"user_id": "user-0007", "event_id": "accounts:demo:user-0007"}},
+		{"unknown account", "POST", `{"tenant":"demo","email":"person-0007@example.com"}`, http.StatusNotFound, nil},
+		{"other tenant", "POST", `{"tenant":"acme","email":"person-0008@example.com"}`, http.StatusNotFound, nil},
+		{"bad json", "POST", `{"tenant":`, http.StatusBadRequest, nil},
+		{"unknown field", "POST", `{"tenant":"demo","email":"person-0008@example.com","force":true}`, http.StatusBadRequest, nil},
+		{"missing email", "POST", `{"tenant":"demo"}`, http.StatusBadRequest, nil},
+		{"missing tenant", "POST", `{"email":"person-0008@example.com"}`, http.StatusBadRequest, nil},
+		{"not an email", "POST", `{"tenant":"demo","email":"person-0008"}`, http.StatusBadRequest, nil},
+		{"wrong method", "GET", ``, http.StatusMethodNotAllowed, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, srv.URL+"/v1/accounts/delete", bytes.NewBufferString(tt.body))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var got map[string]string
+			json.NewDecoder(resp.Body).Decode(&got)
+			if resp.StatusCode != tt.code {
+				t.Fatalf("status %d (%v), want %d", resp.StatusCode, got, tt.code)
+			}
+			if tt.want != nil && (got["user_id"] != tt.want["user_id"] || got["event_id"] != tt.want["event_id"]) {
+				t.Fatalf("body %v, want %v", got, tt.want)
+			}
+			if tt.code >= 400 && tt.code != http.StatusMethodNotAllowed && got["error"] == "" {
+				t.Fatalf("error answer without an error message: %v", got)
+			}
+		})
+	}
+	if p, _, _ := s.rows(t, 8); p != 1 {
+		t.Fatal("a rejected request deleted person 8")
+	}
+}
+
+func TestServeAdmin(t *testing.T) {
+	s, _ := open(t, startBus(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	addr, err := s.ServeAdmin(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post("http://"+addr.String()+"/v1/accounts/delete", "application/json", bytes.NewBufferString(`{"tenant":"demo","email":"person-0009@example.com"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	cancel()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := http.Post("http://"+addr.String()+"/v1/accounts/delete", "application/json", nil); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("admin API still serving after its context was cancelled")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

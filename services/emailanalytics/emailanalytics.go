@@ -1,0 +1,137 @@
+// Package emailanalytics is the demo email analytics system and its Lethe
+// connector: open and click events of email campaigns, keyed by address, in
+// SQLite. An erasure deletes the events (dataset map emailanalytics.yaml)
+// and puts the keyed hash of the address on a suppression list, so that the
+// next import from the mailing tool does not bring the person back.
+package emailanalytics
+
+import (
+	"context"
+	"database/sql"
+	_ "embed"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lethe-dev/lethe/pkg/connector"
+	"github.com/lethe-dev/lethe/pkg/dataset"
+	"github.com/lethe-dev/lethe/pkg/pseudonym"
+)
+
+// Name is the system's name in tasks and receipts.
+const Name = "emailanalytics"
+
+//go:embed emailanalytics.yaml
+var mapYAML []byte
+
+const schema = `
+CREATE TABLE IF NOT EXISTS email_events (
+	id TEXT PRIMARY KEY,
+	tenant TEXT NOT NULL,
+	email TEXT NOT NULL,
+	campaign_id TEXT NOT NULL,
+	event_type TEXT NOT NULL,
+	at TEXT NOT NULL,
+	user_agent TEXT);
+CREATE INDEX IF NOT EXISTS email_events_email ON email_events (tenant, email);
+CREATE TABLE IF NOT EXISTS suppressions (
+	tenant TEXT NOT NULL,
+	email_hash TEXT NOT NULL,
+	suppressed_at TEXT NOT NULL,
+	PRIMARY KEY (tenant, email_hash));
+`
+
+// System is the email analytics system. Export and Count come from its
+// dataset engine.
+type System struct {
+	*dataset.Engine
+	db  *sql.DB
+	key []byte
+	now func() time.Time
+}
+
+// Open opens (creating it if needed) the system in
+// env.DataDir/emailanalytics.db.
+func Open(ctx context.Context, env connector.Env) (*System, error) {
+	db, engine, err := dataset.OpenSQLite(ctx, env.DataDir, "emailanalytics.db", schema, mapYAML)
+	if err != nil {
+		return nil, fmt.Errorf("emailanalytics: %w", err)
+	}
+	key, err := dataset.HashKey(env.DataDir)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("emailanalytics: %w", err)
+	}
+	return &System{Engine: engine, db: db, key: key, now: time.Now}, nil
+}
+
+// Close closes the database.
+func (s *System) Close() error { return s.db.Close() }
+
+// Erase suppresses the subject's address, then deletes its events. The
+// address goes on the list first so that no import slips in between; the
+// list holds its keyed hash only. An address with no events is suppressed
+// too: the person asked not to be processed, whether or not we held data.
+func (s *System) Erase(ctx context.Context, t connector.Task) (connector.Result, error) {
+	if email := pseudonym.Normalize(t.Subject.Email); email != "" {
+		if _, err := s.db.ExecContext(ctx, `INSERT INTO suppressions (tenant, email_hash, suppressed_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+			t.Tenant, pseudonym.Hash(s.key, email), s.now().UTC().Format(time.RFC3339)); err != nil {
+			return connector.Result{}, connector.Retryable(fmt.Errorf("emailanalytics: suppress address: %w", err))
+		}
+	}
+	return s.Engine.Erase(ctx, t)
+}
+
+// Event is one open or click of a campaign email, as the mailing tool
+// reports it.
+type Event struct {
+	CampaignID string
+	// Type is "open" or "click".
+	Type      string
+	At        time.Time
+	UserAgent string
+}
+
+// ErrBadEvent is returned by [System.Import] for an event it cannot store.
+var ErrBadEvent = errors.New("emailanalytics: bad event")
+
+// Import stores one event of address email in tenant, unless the address is
+// on the tenant's suppression list: then it stores nothing and returns
+// false.
+func (s *System) Import(ctx context.Context, tenant, email string, ev Event) (imported bool, err error) {
+	email = pseudonym.Normalize(email)
+	switch {
+	case tenant == "" || !strings.Contains(email, "@"):
+		return false, fmt.Errorf("%w: tenant and email address are required", ErrBadEvent)
+	case ev.Type != "open" && ev.Type != "click":
+		return false, fmt.Errorf("%w: type %q is not open or click", ErrBadEvent, ev.Type)
+	case ev.CampaignID == "" || ev.At.IsZero():
+		return false, fmt.Errorf("%w: campaign and time are required", ErrBadEvent)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("emailanalytics: import: %w", err)
+	}
+	defer tx.Rollback()
+	var suppressed bool
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM suppressions WHERE tenant = ? AND email_hash = ?)`,
+		tenant, pseudonym.Hash(s.key, email)).Scan(&suppressed); err != nil {
+		return false, fmt.Errorf("emailanalytics: check suppression list: %w", err)
+	}
+	if suppressed {
+		return false, nil
+	}
+	at := ev.At.UTC().Format(time.RFC3339Nano)
+	// The id is derived from the event, so importing the same report twice
+	// stores it once.
+	id := pseudonym.Hash(s.key, strings.Join([]string{tenant, email, ev.CampaignID, ev.Type, at}, "\x00"))[:32]
+	if _, err := tx.ExecContext(ctx, `INSERT INTO email_events (id, tenant, email, campaign_id, event_type, at, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		id, tenant, email, ev.CampaignID, ev.Type, at, ev.UserAgent); err != nil {
+		return false, fmt.Errorf("emailanalytics: import: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("emailanalytics: import: %w", err)
+	}
+	return true, nil
+}
