@@ -2,6 +2,4 @@ module github.com/lethe-dev/lethe/services/lethectl
 
 go 1.26.8
 
-require github.com/lethe-dev/lethe/pkg v0.0.0
-
 replace github.com/lethe-dev/lethe/pkg => ../../pkg

@@ -1,0 +1,37 @@
+package devstack
+
+import (
+	"fmt"
+	"io"
+)
+
+// Banner tells a newcomer where everything is and what to type first.
+func Banner(w io.Writer, s *Stack) {
+	fmt.Fprintf(w, `
+Lethe is running: embedded NATS JetStream, SQLite under %[1]s/, five connectors, %[2]d demo people
+(person-0001@example.com ... in tenant "demo").
+
+  API          %[3]s            (GET /healthz, /metrics, /v1/requests)
+  NATS         %[4]s           (connector binaries can join with --nats %[4]s)
+  accounts app %[5]s            (demo admin API: account deletion)
+  vendors      %[6]s            (stand-in sub-processor APIs)
+
+Erase a seeded person (identity already checked, so "verified": true):
+
+  curl -s -X POST %[3]s/v1/requests -H 'content-type: application/json' \
+    -d '{"type":"erasure","tenant":"demo","subject":{"email":"person-0007@example.com"},"verified":true}'
+
+or with the CLI, in another terminal:
+
+  ./bin/lethectl submit --type erasure --tenant demo --email person-0007@example.com
+  ./bin/lethectl confirm <id>      # identity checked: the tasks go out
+  ./bin/lethectl wait <id>         # a live line per system until done
+  ./bin/lethectl status <id>
+
+Delete an account in the demo app and watch Lethe erase the rest:
+
+  ./bin/lethectl demo delete-account person-0008@example.com
+
+Ctrl-C stops everything; the data stays under %[1]s/ (rm -rf %[1]s to start afresh).
+`, s.cfg.DataDir, s.cfg.People, s.API, s.NATSURL, s.AccountsAPI, s.VendorURL)
+}

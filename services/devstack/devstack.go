@@ -1,0 +1,279 @@
+// Package devstack runs the whole pipeline in one process on the embedded
+// default: a NATS JetStream server, the orchestrator over SQLite, and the
+// five demo connectors over seeded demo systems, plus a stand-in for the
+// sub-processors' deletion APIs. `make run` and the end-to-end tests both
+// start it, so what the tests prove is what a newcomer runs.
+package devstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
+	"github.com/lethe-dev/lethe/pkg/connector"
+	"github.com/lethe-dev/lethe/pkg/pseudonym"
+	"github.com/lethe-dev/lethe/services/accounts"
+	"github.com/lethe-dev/lethe/services/billing"
+	"github.com/lethe-dev/lethe/services/emailanalytics"
+	"github.com/lethe-dev/lethe/services/orchestrator"
+	"github.com/lethe-dev/lethe/services/recordings"
+	"github.com/lethe-dev/lethe/services/subprocessors"
+	"github.com/lethe-dev/lethe/services/subprocessors/standin"
+)
+
+// Config configures the stack. Ports 0 (or -1 for NATS) pick free ones.
+type Config struct {
+	DataDir        string
+	Listen         string // orchestrator API
+	NATSHost       string
+	NATSPort       int
+	AccountsListen string // the demo accounts app's admin API
+	VendorListen   string // the stand-in sub-processors
+	People         int    // demo people to seed
+	// Without lists connectors not to start (StartConnector starts them later).
+	Without []string
+	// Orchestrator tunes retries; zero values take the orchestrator's defaults.
+	Orchestrator orchestrator.Config
+	Logger       *slog.Logger
+	Registry     *prometheus.Registry
+}
+
+func (c *Config) setDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = "data"
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.NATSHost == "" {
+		c.NATSHost = "127.0.0.1"
+	}
+	if c.AccountsListen == "" {
+		c.AccountsListen = "127.0.0.1:8081"
+	}
+	if c.VendorListen == "" {
+		c.VendorListen = "127.0.0.1:0"
+	}
+	if c.People == 0 {
+		c.People = 300
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+}
+
+// Stack is a running pipeline.
+type Stack struct {
+	cfg Config
+	// API, AccountsAPI, VendorURL and NATSURL are where its parts listen.
+	API, AccountsAPI, VendorURL, NATSURL string
+	// Systems are the demo systems, open for inspection.
+	Accounts       *accounts.System
+	Billing        *billing.System
+	EmailAnalytics *emailanalytics.System
+	Recordings     *recordings.System
+	Subprocessors  *subprocessors.System
+	Vendors        *standin.Server
+
+	ctx     context.Context
+	nats    *natsbus.Embedded
+	bus     *natsbus.Bus
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	errs    []error
+	closers []func()
+}
+
+// Start starts everything and returns once the API answers. Cancelling ctx
+// stops the stack; Wait waits for it to stop.
+func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
+	cfg.setDefaults()
+	s := &Stack{cfg: cfg, ctx: ctx}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	log := cfg.Logger
+
+	if s.nats, err = natsbus.StartEmbedded(filepath.Join(cfg.DataDir, "nats"), cfg.NATSHost, cfg.NATSPort); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, s.nats.Shutdown)
+	s.NATSURL = s.nats.URL()
+	if s.bus, err = natsbus.Connect(ctx, s.NATSURL, natsbus.Config{Name: "lethe-dev"}); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func() { s.bus.Close() })
+
+	// The stand-in vendors, seeded with the same people as the demo systems.
+	s.Vendors = standin.New(cfg.People, standin.DemoToken)
+	vendorAddr, err := s.serve(cfg.VendorListen, s.Vendors)
+	if err != nil {
+		return nil, fmt.Errorf("stand-in vendors: %w", err)
+	}
+	s.VendorURL = "http://" + vendorAddr
+
+	if err := s.openSystems(ctx); err != nil {
+		return nil, err
+	}
+	accountsAddr, err := s.serve(cfg.AccountsListen, s.Accounts.AdminHandler())
+	if err != nil {
+		return nil, fmt.Errorf("accounts admin API: %w", err)
+	}
+	s.AccountsAPI = "http://" + accountsAddr
+
+	key, err := pseudonym.KeyFromEnvOrFile("LETHE_HASH_KEY", filepath.Join(cfg.DataDir, "orchestrator", "hash.key"))
+	if err != nil {
+		return nil, err
+	}
+	oc := cfg.Orchestrator
+	oc.Listen, oc.DataDir, oc.Bus, oc.HashKey = cfg.Listen, filepath.Join(cfg.DataDir, "orchestrator"), s.bus, key
+	oc.Logger, oc.Registerer = log.With("service", "orchestrator"), cfg.Registry
+	o, err := orchestrator.New(oc)
+	if err != nil {
+		return nil, err
+	}
+	s.API = "http://" + o.Addr()
+	s.run("orchestrator", o.Run)
+
+	skip := map[string]bool{}
+	for _, n := range cfg.Without {
+		skip[n] = true
+	}
+	for name := range s.systems() {
+		if !skip[name] {
+			s.StartConnector(name)
+		}
+	}
+	if err := waitHealthy(ctx, s.API); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Stack) openSystems(ctx context.Context) error {
+	env := func(name string) connector.Env {
+		return connector.Env{DataDir: filepath.Join(s.cfg.DataDir, name), Bus: s.bus, Logger: s.cfg.Logger.With("service", name), Registerer: s.cfg.Registry}
+	}
+	var err error
+	if s.Accounts, err = accounts.Open(ctx, env(accounts.Name)); err != nil {
+		return fmt.Errorf("accounts: %w", err)
+	}
+	s.closers = append(s.closers, func() { s.Accounts.Close() })
+	if s.Billing, err = billing.Open(ctx, env(billing.Name)); err != nil {
+		return fmt.Errorf("billing: %w", err)
+	}
+	s.closers = append(s.closers, func() { s.Billing.Close() })
+	if s.EmailAnalytics, err = emailanalytics.Open(ctx, env(emailanalytics.Name)); err != nil {
+		return fmt.Errorf("emailanalytics: %w", err)
+	}
+	s.closers = append(s.closers, func() { s.EmailAnalytics.Close() })
+	if s.Recordings, err = recordings.Open(ctx, env(recordings.Name)); err != nil {
+		return fmt.Errorf("recordings: %w", err)
+	}
+	s.closers = append(s.closers, func() { s.Recordings.Close() })
+	if s.Subprocessors, err = subprocessors.Open(ctx, env(subprocessors.Name), subprocessors.Config{
+		VendorsYAML: subprocessors.DemoVendors, Vars: map[string]string{"base": s.VendorURL},
+		Getenv: func(string) string { return standin.DemoToken },
+	}); err != nil {
+		return fmt.Errorf("subprocessors: %w", err)
+	}
+	s.closers = append(s.closers, func() { s.Subprocessors.Close() })
+	for name, sys := range s.systems() {
+		if seeder, ok := sys.(connector.Seeder); ok {
+			if err := seeder.Seed(ctx, s.cfg.People); err != nil {
+				return fmt.Errorf("seed %s: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Stack) systems() map[string]connector.System {
+	return map[string]connector.System{
+		accounts.Name: s.Accounts, billing.Name: s.Billing, emailanalytics.Name: s.EmailAnalytics,
+		recordings.Name: s.Recordings, subprocessors.Name: s.Subprocessors,
+	}
+}
+
+// StartConnector starts the connector of a demo system (once).
+func (s *Stack) StartConnector(name string) {
+	sys := s.systems()[name]
+	env := connector.Env{DataDir: filepath.Join(s.cfg.DataDir, name), Bus: s.bus, Logger: s.cfg.Logger.With("service", name), Registerer: s.cfg.Registry}
+	s.run(name, func(ctx context.Context) error { return connector.Start(ctx, name, env, sys) })
+}
+
+// run runs a part until the stack's context ends, keeping its error.
+func (s *Stack) run(name string, fn func(context.Context) error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := fn(s.ctx); err != nil {
+			s.mu.Lock()
+			s.errs = append(s.errs, fmt.Errorf("%s: %w", name, err))
+			s.mu.Unlock()
+			s.cfg.Logger.Error("part of the stack failed", "part", name, "err", err)
+		}
+	}()
+}
+
+// serve serves h on addr until the stack stops; it returns the address.
+func (s *Stack) serve(addr string, h http.Handler) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	s.closers = append(s.closers, func() { srv.Close() })
+	return ln.Addr().String(), nil
+}
+
+// Wait waits for the stack to stop after its context is cancelled and
+// releases everything; it returns what went wrong on the way.
+func (s *Stack) Wait() error {
+	<-s.ctx.Done()
+	s.wg.Wait()
+	s.close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return errors.Join(s.errs...)
+}
+
+func (s *Stack) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
+
+func waitHealthy(ctx context.Context, api string) error {
+	for i := 0; i < 100; i++ {
+		resp, err := http.Get(api + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return errors.New("the orchestrator did not become healthy")
+}

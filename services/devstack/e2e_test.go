@@ -1,0 +1,341 @@
+package devstack
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lethe-dev/lethe/pkg/sqlitedb"
+	"github.com/lethe-dev/lethe/services/orchestrator"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type harness struct {
+	t    *testing.T
+	s    *Stack
+	logs *syncBuffer
+	dir  string
+}
+
+// start runs the whole stack in this process on free ports, seeded with 30
+// people, with quick retries.
+func start(t *testing.T, without ...string) *harness {
+	t.Helper()
+	h := &harness{t: t, logs: &syncBuffer{}, dir: t.TempDir()}
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := Start(ctx, Config{
+		DataDir: h.dir, Listen: "127.0.0.1:0", NATSPort: -1, AccountsListen: "127.0.0.1:0", People: 30, Without: without,
+		Orchestrator: orchestrator.Config{RetryInitial: 300 * time.Millisecond, RetryMax: time.Second, ScanInterval: 50 * time.Millisecond},
+		Logger:       slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	h.s = s
+	t.Cleanup(func() {
+		cancel()
+		if err := s.Wait(); err != nil {
+			t.Errorf("stack: %v", err)
+		}
+	})
+	return h
+}
+
+func (h *harness) call(method, url, body string) (int, map[string]any) {
+	h.t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		h.t.Fatalf("%s %s: %q", method, url, b)
+	}
+	return resp.StatusCode, out
+}
+
+func (h *harness) waitState(id string, states ...string) map[string]any {
+	h.t.Helper()
+	var out map[string]any
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		_, out = h.call("GET", h.s.API+"/v1/requests/"+id, "")
+		for _, st := range states {
+			if out["state"] == st {
+				return out
+			}
+		}
+	}
+	h.t.Fatalf("request %s is %v, want %v: %v", id, out["state"], states, out)
+	return nil
+}
+
+func tasks(view map[string]any) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for _, t := range view["tasks"].([]any) {
+		m := t.(map[string]any)
+		out[m["system"].(string)] = m
+	}
+	return out
+}
+
+// noPersonalData fails if the logs hold any of the subject's identifiers.
+func (h *harness) noPersonalData(ids ...string) {
+	h.t.Helper()
+	logs := h.logs.String()
+	if len(logs) == 0 {
+		h.t.Fatal("no logs were captured")
+	}
+	for _, id := range ids {
+		if strings.Contains(strings.ToLower(logs), strings.ToLower(id)) {
+			h.t.Errorf("%q appears in the logs", id)
+		}
+	}
+}
+
+// rowsMentioning opens every SQLite file under the stack's data dir and
+// returns "file:table" for each table with a row whose text holds one of
+// the identifiers: an independent look at what the systems still hold.
+func (h *harness) rowsMentioning(ids ...string) []string {
+	h.t.Helper()
+	var found []string
+	err := filepath.WalkDir(h.dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".db") {
+			return err
+		}
+		db, err := sqlitedb.Open(path)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		tables, err := column[string](db, `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(h.dir, path)
+		for _, table := range tables {
+			rows, err := db.Query(`SELECT * FROM "` + table + `"`)
+			if err != nil {
+				return err
+			}
+			cols, _ := rows.Columns()
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			hit := false
+			for rows.Next() && !hit {
+				if err := rows.Scan(ptrs...); err != nil {
+					rows.Close()
+					return err
+				}
+				for _, v := range vals {
+					var s string
+					switch v := v.(type) {
+					case string:
+						s = v
+					case []byte:
+						s = string(v)
+					}
+					for _, id := range ids {
+						if s != "" && strings.Contains(strings.ToLower(s), strings.ToLower(id)) {
+							hit = true
+						}
+					}
+				}
+			}
+			rows.Close()
+			if hit {
+				found = append(found, rel+":"+table)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return found
+}
+
+func column[T any](db *sql.DB, q string) ([]T, error) {
+	rows, err := db.Query(q)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		var v T
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+func TestErasureEndToEnd(t *testing.T) {
+	h := start(t)
+	email, userID := "person-0003@example.com", "user-0003"
+	before := h.rowsMentioning(email)
+	if len(before) < 4 {
+		t.Fatalf("the seeded person is in too few places to prove anything: %v", before)
+	}
+	filesBefore := countFiles(t, filepath.Join(h.dir, "recordings", "files"))
+
+	code, out := h.call("POST", h.s.API+"/v1/requests", `{"type":"erasure","tenant":"demo","subject":{"email":"`+email+`"}}`)
+	if code != http.StatusAccepted || out["state"] != "pending_verification" {
+		t.Fatalf("submit = %d %v", code, out)
+	}
+	id := out["id"].(string)
+	if code, out := h.call("POST", h.s.API+"/v1/requests/"+id+"/verify", ""); code != 200 {
+		t.Fatalf("verify = %d %v", code, out)
+	}
+	view := h.waitState(id, "fulfilled")
+	ts := tasks(view)
+	if len(ts) != 5 {
+		t.Fatalf("%d systems answered, want 5: %v", len(ts), view)
+	}
+	for sys, task := range ts {
+		want := "erased"
+		if sys == "billing" {
+			want = "retained"
+		}
+		if task["outcome"] != want {
+			t.Errorf("%s answered %v, want %s: %v", sys, task["outcome"], want, task)
+		}
+	}
+	if b := ts["billing"]; b["legal_basis"] == "" || b["retain_until"] == nil {
+		t.Errorf("billing retained without legal basis or date: %v", b)
+	}
+
+	// Nothing of the person is left anywhere but billing's invoices.
+	for _, place := range h.rowsMentioning(email, userID) {
+		if place != "billing/billing.db:invoices" {
+			t.Errorf("the person is still in %s", place)
+		}
+	}
+	if after := countFiles(t, filepath.Join(h.dir, "recordings", "files")); after >= filesBefore {
+		t.Errorf("recording files: %d before, %d after", filesBefore, after)
+	}
+	h.noPersonalData(email, userID)
+}
+
+func countFiles(t *testing.T, dir string) int {
+	n := 0
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && !strings.HasSuffix(path, ".db") && !strings.Contains(path, ".db-") && !strings.HasSuffix(path, ".key") {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+func TestExportEndToEnd(t *testing.T) {
+	h := start(t)
+	email := "person-0004@example.com"
+	_, out := h.call("POST", h.s.API+"/v1/requests", `{"type":"export","tenant":"demo","subject":{"email":"`+email+`","user_id":"user-0004"},"verified":true}`)
+	id := out["id"].(string)
+	view := h.waitState(id, "fulfilled")
+	for sys, task := range tasks(view) {
+		if task["outcome"] != "exported" {
+			t.Errorf("%s answered %v, want exported", sys, task["outcome"])
+		}
+	}
+	code, bundle := h.call("GET", h.s.API+"/v1/requests/"+id+"/export", "")
+	if code != 200 {
+		t.Fatalf("export bundle = %d %v", code, bundle)
+	}
+	systems := bundle["systems"].(map[string]any)
+	for _, sys := range orchestrator.DefaultSystems {
+		entry, _ := systems[sys].(map[string]any)
+		data, _ := json.Marshal(entry["data"])
+		if entry == nil || entry["data"] == nil || len(data) < 10 {
+			t.Errorf("%s exported no records: %v", sys, entry)
+		}
+	}
+	// An export changes nothing.
+	if places := h.rowsMentioning(email); len(places) < 4 {
+		t.Errorf("after export the person is only in %v", places)
+	}
+	h.noPersonalData(email, "user-0004")
+}
+
+// Deleting an account in the demo app opens a verified erasure request.
+func TestAccountDeletionEndToEnd(t *testing.T) {
+	h := start(t)
+	email := "person-0005@example.com"
+	code, out := h.call("POST", h.s.AccountsAPI+"/v1/accounts/delete", `{"tenant":"demo","email":"`+email+`"}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("delete account = %d %v", code, out)
+	}
+	var id string
+	for end := time.Now().Add(15 * time.Second); id == "" && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		_, list := h.call("GET", h.s.API+"/v1/requests", "")
+		for _, r := range list["requests"].([]any) {
+			if r.(map[string]any)["source"] == "account_deleted" {
+				id = r.(map[string]any)["id"].(string)
+			}
+		}
+	}
+	if id == "" {
+		t.Fatal("no request was opened from the account deletion")
+	}
+	h.waitState(id, "fulfilled")
+	for _, place := range h.rowsMentioning(email) {
+		if place != "billing/billing.db:invoices" {
+			t.Errorf("the person is still in %s", place)
+		}
+	}
+	h.noPersonalData(email)
+}
+
+// A connector that is down when the request comes is waited for and
+// retried; once it starts, the request completes.
+func TestConnectorDownEndToEnd(t *testing.T) {
+	h := start(t, "recordings")
+	_, out := h.call("POST", h.s.API+"/v1/requests", `{"type":"erasure","tenant":"demo","subject":{"email":"person-0006@example.com"},"verified":true}`)
+	id := out["id"].(string)
+	time.Sleep(800 * time.Millisecond)
+	_, view := h.call("GET", h.s.API+"/v1/requests/"+id, "")
+	if view["state"] != "open" {
+		t.Fatalf("with recordings down the request is %v", view["state"])
+	}
+	h.s.StartConnector("recordings")
+	view = h.waitState(id, "fulfilled")
+	if a := tasks(view)["recordings"]["attempts"].(float64); a < 2 {
+		t.Errorf("recordings answered at attempt %v; expected a retry while it was down", a)
+	}
+}
