@@ -426,46 +426,6 @@ func TestLoadRejectsBadMaps(t *testing.T) {
 	}
 }
 
-func TestHashKey(t *testing.T) {
-	t.Run("generated once into the data dir", func(t *testing.T) {
-		t.Setenv(dataset.HashKeyEnv, "")
-		dir := filepath.Join(t.TempDir(), "sys")
-		k1, err := dataset.HashKey(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		k2, err := dataset.HashKey(dir)
-		if err != nil || string(k1) != string(k2) || len(k1) != 64 {
-			t.Fatalf("second HashKey = %q, %v; want the same 64-character key %q", k2, err, k1)
-		}
-		fi, err := os.Stat(filepath.Join(dir, "hash.key"))
-		if err != nil || fi.Mode().Perm() != 0o600 {
-			t.Fatalf("hash.key: %v, %v; want mode 0600", fi.Mode(), err)
-		}
-		k3, _ := dataset.HashKey(t.TempDir())
-		if string(k3) == string(k1) {
-			t.Fatal("two data dirs got the same random key")
-		}
-	})
-	t.Run("from the environment", func(t *testing.T) {
-		t.Setenv(dataset.HashKeyEnv, "a-key-from-the-environment")
-		dir := t.TempDir()
-		k, err := dataset.HashKey(dir)
-		if err != nil || string(k) != "a-key-from-the-environment" {
-			t.Fatalf("HashKey = %q, %v", k, err)
-		}
-		if _, err := os.Stat(filepath.Join(dir, "hash.key")); !errors.Is(err, os.ErrNotExist) {
-			t.Fatalf("a key file was written although the environment holds the key: %v", err)
-		}
-	})
-	t.Run("too short", func(t *testing.T) {
-		t.Setenv(dataset.HashKeyEnv, "short")
-		if _, err := dataset.HashKey(t.TempDir()); err == nil {
-			t.Fatal("a 5-character key was accepted")
-		}
-	})
-}
-
 func TestSeedDemo(t *testing.T) {
 	ctx := context.Background()
 	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "seed.db"))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/lethe-dev/lethe/pkg/pseudonym"
 	"github.com/lethe-dev/lethe/pkg/sqlitedb"
 )
 
@@ -64,7 +65,7 @@ func OpenSQLite(ctx context.Context, dataDir, file, schema string, mapYAML []byt
 	if err != nil {
 		return nil, nil, err
 	}
-	key, err := HashKey(dataDir)
+	key, err := pseudonym.LoadKey(dataDir)
 	if err != nil {
 		return nil, nil, err
 	}

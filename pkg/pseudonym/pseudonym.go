@@ -5,14 +5,8 @@ package pseudonym
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 )
 
@@ -25,45 +19,4 @@ func Hash(key []byte, id string) string {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(Normalize(id)))
 	return hex.EncodeToString(m.Sum(nil))
-}
-
-// KeyFromEnvOrFile returns the hash key held (hex or raw) in the environment
-// variable env if it is set, else the key in file path, creating the file
-// with a new random 32-byte key on first use. Keeping the key stable keeps
-// hashes comparable across restarts.
-func KeyFromEnvOrFile(env, path string) ([]byte, error) {
-	if v := os.Getenv(env); v != "" {
-		if b, err := hex.DecodeString(v); err == nil && len(b) >= 16 {
-			return b, nil
-		}
-		return []byte(v), nil
-	}
-	if b, err := os.ReadFile(path); err == nil {
-		if len(b) < 16 {
-			return nil, fmt.Errorf("hash key %s: too short", path)
-		}
-		return b, nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("hash key: %w", err)
-	}
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, fmt.Errorf("hash key: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("hash key: %w", err)
-	}
-	// O_EXCL: if another process created it meanwhile, use theirs.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return KeyFromEnvOrFile(env, path)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("hash key: %w", err)
-	}
-	defer f.Close()
-	if _, err := f.Write(key); err != nil {
-		return nil, fmt.Errorf("hash key: %w", err)
-	}
-	return key, f.Sync()
 }

@@ -22,7 +22,7 @@ import (
 
 func open(t *testing.T, b bus.Bus) (*System, string) {
 	t.Helper()
-	t.Setenv(dataset.HashKeyEnv, "")
+	t.Setenv(pseudonym.KeyEnv, "")
 	dir := t.TempDir()
 	s, err := Open(context.Background(), connector.Env{DataDir: dir, Bus: b})
 	if err != nil {
@@ -108,7 +108,7 @@ func TestEraseAnonymisesComments(t *testing.T) {
 		res.Counts["profile"] != 1 || res.Counts["login_history"] != logins || res.Counts["webinar_comments"] != comments {
 		t.Fatalf("erase = %+v; want 1 profile, %d logins, %d comments", res, logins, comments)
 	}
-	key, err := dataset.HashKey(dir)
+	key, err := pseudonym.LoadKey(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,11 +9,12 @@ import (
 	"github.com/lethe-dev/lethe/pkg/connector"
 	"github.com/lethe-dev/lethe/pkg/connector/connectortest"
 	"github.com/lethe-dev/lethe/pkg/dataset"
+	"github.com/lethe-dev/lethe/pkg/pseudonym"
 )
 
 func open(t *testing.T) *System {
 	t.Helper()
-	t.Setenv(dataset.HashKeyEnv, "")
+	t.Setenv(pseudonym.KeyEnv, "")
 	s, err := Open(context.Background(), connector.Env{DataDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)

@@ -135,7 +135,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	s.AccountsAPI = "http://" + accountsAddr
 
-	key, err := pseudonym.KeyFromEnvOrFile("LETHE_HASH_KEY", filepath.Join(cfg.DataDir, "orchestrator", "hash.key"))
+	key, err := pseudonym.LoadKey(filepath.Join(cfg.DataDir, "orchestrator"))
 	if err != nil {
 		return nil, err
 	}

@@ -58,7 +58,7 @@ func Open(ctx context.Context, env connector.Env) (*System, error) {
 	if err != nil {
 		return nil, fmt.Errorf("emailanalytics: %w", err)
 	}
-	key, err := dataset.HashKey(env.DataDir)
+	key, err := pseudonym.LoadKey(env.DataDir)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("emailanalytics: %w", err)

@@ -15,7 +15,7 @@ import (
 
 func open(t *testing.T) (*System, string) {
 	t.Helper()
-	t.Setenv(dataset.HashKeyEnv, "")
+	t.Setenv(pseudonym.KeyEnv, "")
 	dir := t.TempDir()
 	s, err := Open(context.Background(), connector.Env{DataDir: dir})
 	if err != nil {
@@ -107,7 +107,7 @@ func TestEraseSuppressesReimport(t *testing.T) {
 	}
 
 	// The suppression list holds the keyed hash, never the address.
-	key, err := dataset.HashKey(dir)
+	key, err := pseudonym.LoadKey(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func Main(ctx context.Context, fs *flag.FlagSet, args []string) int {
 		return 1
 	}
 	defer b.Close()
-	key, err := pseudonym.KeyFromEnvOrFile("LETHE_HASH_KEY", filepath.Join(*dataDir, "hash.key"))
+	key, err := pseudonym.LoadKey(*dataDir)
 	if err != nil {
 		logger.Error("hash key", "err", err)
 		return 1
