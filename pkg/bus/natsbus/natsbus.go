@@ -215,7 +215,9 @@ func (b *Bus) Consume(ctx context.Context, topic, group string, h bus.Handler) e
 		}
 		return fmt.Errorf("natsbus: consumer %s: %w", durable, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(16))
+	// No prefetch: a message waiting in the client runs down its ack wait
+	// although no handler has started on it, and would be redelivered.
+	it, err := cons.Messages(jetstream.PullMaxMessages(1))
 	if err != nil {
 		return fmt.Errorf("natsbus: consume %s: %w", durable, err)
 	}
@@ -247,9 +249,25 @@ func (b *Bus) handle(ctx context.Context, m jetstream.Msg, h bus.Handler) {
 	if md, err := m.Metadata(); err == nil {
 		msg.Delivery = int(md.NumDelivered)
 	}
+	// While the handler works, tell the server so before the ack wait runs
+	// out, or it would hand the message to another member of the group.
+	working := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(b.cfg.AckWait / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-working:
+				return
+			case <-tick.C:
+				_ = m.InProgress()
+			}
+		}
+	}()
 	// A handler cut short by cancellation returns an error: the message is
 	// then redelivered, to this consumer or to the next one that starts.
 	err := h(ctx, msg)
+	close(working)
 	switch {
 	case err == nil:
 		_ = m.DoubleAck(context.WithoutCancel(ctx))

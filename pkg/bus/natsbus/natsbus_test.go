@@ -141,3 +141,44 @@ func TestBadTopic(t *testing.T) {
 		}
 	}
 }
+
+// A handler that works longer than the ack wait keeps its message: the
+// adapter tells the server it is still in progress, so it is not redelivered.
+func TestLongHandlerNotRedelivered(t *testing.T) {
+	srv, err := StartEmbedded(t.TempDir(), "127.0.0.1", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	b, err := Connect(context.Background(), srv.URL(), Config{AckWait: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Publish(ctx, "task.slow", &bus.Message{ID: "slow", Type: "x", Data: []byte("slow")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(ctx, "task.slow", &bus.Message{ID: "next", Type: "x", Data: []byte("next")}); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	// Consume for a while after both messages were handled: a redelivery
+	// would show up as a second "slow".
+	cctx, ccancel := context.WithTimeout(ctx, 2500*time.Millisecond)
+	defer ccancel()
+	err = b.Consume(cctx, "task.slow", "g", func(_ context.Context, m *bus.Message) error {
+		seen = append(seen, fmt.Sprintf("%s/%d", m.Data, m.Delivery))
+		if string(m.Data) == "slow" {
+			time.Sleep(time.Second) // over three ack waits
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(seen) != "[slow/1 next/1]" {
+		t.Fatalf("deliveries %v, want [slow/1 next/1]", seen)
+	}
+}
