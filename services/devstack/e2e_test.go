@@ -303,7 +303,7 @@ func TestAccountDeletionEndToEnd(t *testing.T) {
 	}
 	var id string
 	for end := time.Now().Add(15 * time.Second); id == "" && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		_, list := h.call("GET", h.s.API+"/v1/requests", "")
+		_, list := h.call("GET", h.s.API+"/v1/requests?event_id="+out["event_id"].(string), "")
 		for _, r := range list["requests"].([]any) {
 			if r.(map[string]any)["source"] == "account_deleted" {
 				id = r.(map[string]any)["id"].(string)

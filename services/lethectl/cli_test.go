@@ -672,14 +672,22 @@ func TestExport(t *testing.T) {
 func TestDemoDeleteAccount(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name string
-		args []string
-		want wantOutput
-		sent map[string]string
+		name   string
+		args   []string
+		opened bool // the orchestrator has opened the event's request
+		want   wantOutput
+		sent   map[string]string
 	}{
 		{
-			name: "deleted",
-			args: []string{"person-0001@example.com"},
+			name:   "deleted, request found",
+			args:   []string{"person-0001@example.com"},
+			opened: true,
+			want:   wantOutput{stdout: []string{"user id user-0001, event evt-42", "erasure request req-0002 opened", "lethectl wait req-0002"}},
+			sent:   map[string]string{"tenant": "demo", "email": "person-0001@example.com"},
+		},
+		{
+			name: "deleted, request not seen yet",
+			args: []string{"--find", "300ms", "person-0001@example.com"},
 			want: wantOutput{stdout: []string{"user id user-0001, event evt-42", "erasure request", "lethectl list --tenant demo --state open", "lethectl wait"}},
 			sent: map[string]string{"tenant": "demo", "email": "person-0001@example.com"},
 		},
@@ -698,7 +706,13 @@ func TestDemoDeleteAccount(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			accounts := newFakeAccounts(t)
-			code, stdout, stderr := runCLI(t, append([]string{"demo", "delete-account", "--accounts", accounts.URL}, tt.args...)...)
+			orch := newFakeOrchestrator(t)
+			orch.addRequests(1, "demo", "open")
+			if tt.opened {
+				orch.addRequests(1, "demo", "open")
+				orch.requests[1]["event_id"] = "evt-42"
+			}
+			code, stdout, stderr := runCLI(t, append([]string{"demo", "delete-account", "--accounts", accounts.URL, "--api", orch.URL}, tt.args...)...)
 			tt.want.check(t, code, stdout, stderr)
 			accounts.mu.Lock()
 			defer accounts.mu.Unlock()

@@ -191,7 +191,8 @@ func (f *fakeOrchestrator) list(w http.ResponseWriter, r *http.Request) {
 	}
 	var match []map[string]any
 	for _, req := range f.requests {
-		if (q.Get("state") == "" || req["state"] == q.Get("state")) && (q.Get("tenant") == "" || req["tenant"] == q.Get("tenant")) {
+		if (q.Get("state") == "" || req["state"] == q.Get("state")) && (q.Get("tenant") == "" || req["tenant"] == q.Get("tenant")) &&
+			(q.Get("event_id") == "" || req["event_id"] == q.Get("event_id")) {
 			match = append(match, req)
 		}
 	}

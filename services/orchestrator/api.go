@@ -92,7 +92,7 @@ func (o *Orchestrator) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, err.Error())
 		return
 	}
-	nr := NewRequest{Type: body.Type, Tenant: body.Tenant, Email: body.Subject.Email, UserID: body.Subject.UserID, Verified: body.Verified, Source: "api"}
+	nr := NewRequest{Type: body.Type, Tenant: body.Tenant, Email: body.Subject.Email, UserID: body.Subject.UserID, Verified: body.Verified, Source: sourceAPI}
 	if body.ReceivedAt != "" {
 		t, err := time.Parse(time.RFC3339, body.ReceivedAt)
 		if err != nil {
@@ -185,6 +185,7 @@ type requestView struct {
 	Type        string     `json:"type"`
 	State       string     `json:"state"`
 	Source      string     `json:"source"`
+	EventID     string     `json:"event_id,omitempty"` // of the account deletion that opened it
 	ReceivedAt  time.Time  `json:"received_at"`
 	Deadline    time.Time  `json:"deadline"`
 	CreatedAt   time.Time  `json:"created_at"`
@@ -202,6 +203,9 @@ func timePtr(t time.Time) *time.Time {
 func viewOf(r *store.Request, tasks []*store.Task) requestView {
 	v := requestView{ID: r.ID, Tenant: r.Tenant, Type: r.Type, State: r.State, Source: r.Source,
 		ReceivedAt: r.ReceivedAt, Deadline: r.Deadline, CreatedAt: r.CreatedAt, CompletedAt: timePtr(r.CompletedAt)}
+	if r.Source == sourceAccountDeleted {
+		v.EventID = strings.TrimPrefix(r.SourceRef, sourceAccountDeleted+":")
+	}
 	for _, k := range tasks {
 		tv := taskView{System: k.System, State: k.State, Outcome: k.Outcome, Attempts: k.Attempts, AnsweredAt: timePtr(k.AnsweredAt),
 			LegalBasis: k.LegalBasis, RetainUntil: timePtr(k.RetainUntil), Counts: k.Counts, Remaining: k.Remaining, Detail: k.Detail}
@@ -247,6 +251,9 @@ func (o *Orchestrator) handleList(w http.ResponseWriter, r *http.Request) {
 	if q.Tenant != "" && !tenantFormat.MatchString(q.Tenant) {
 		writeError(w, http.StatusBadRequest, "tenant must be 1-63 lowercase letters, digits, '-' or '_'")
 		return
+	}
+	if ev := r.URL.Query().Get("event_id"); ev != "" {
+		q.SourceRef = accountDeletedRef(ev)
 	}
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)

@@ -281,8 +281,17 @@ func TestAccountDeletedOpensOneRequest(t *testing.T) {
 		t.Fatalf("%d requests, want 1: %v", len(all), out)
 	}
 	r := reqs[0].(map[string]any)
-	if r["source"] != "account_deleted" || r["type"] != "erasure" {
+	if r["source"] != "account_deleted" || r["type"] != "erasure" || r["event_id"] != ev.EventId {
 		t.Fatalf("request: %v", r)
+	}
+	// The request can be found from the event.
+	_, out = e.do("GET", "/v1/requests?event_id="+ev.EventId, "")
+	if found := out["requests"].([]any); len(found) != 1 || found[0].(map[string]any)["id"] != r["id"] {
+		t.Fatalf("by event id: %v", out)
+	}
+	_, out = e.do("GET", "/v1/requests?event_id=accounts:demo:someone-else", "")
+	if found := out["requests"].([]any); len(found) != 0 {
+		t.Fatalf("another event id found %v", found)
 	}
 }
 

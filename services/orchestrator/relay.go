@@ -120,6 +120,10 @@ func (o *Orchestrator) consumeReceipts(ctx context.Context) error {
 	})
 }
 
+// accountDeletedRef is the source reference of the request an account
+// deletion event opens.
+func accountDeletedRef(eventID string) string { return sourceAccountDeleted + ":" + eventID }
+
 // consumeAccountDeletions opens a verified erasure request for each
 // account.deleted event; the same event twice opens one request.
 func (o *Orchestrator) consumeAccountDeletions(ctx context.Context) error {
@@ -135,8 +139,8 @@ func (o *Orchestrator) consumeAccountDeletions(ctx context.Context) error {
 			Email:     ev.GetSubject().GetEmail(),
 			UserID:    ev.GetSubject().GetUserId(),
 			Verified:  true, // the account's own deletion is the identity check
-			Source:    "account_deleted",
-			SourceRef: "account_deleted:" + ev.GetEventId(),
+			Source:    sourceAccountDeleted,
+			SourceRef: accountDeletedRef(ev.GetEventId()),
 		}
 		if ev.GetDeletedAt() != nil {
 			nr.ReceivedAt = ev.GetDeletedAt().AsTime()

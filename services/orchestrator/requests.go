@@ -26,6 +26,12 @@ const (
 	TypeExport  = "export"
 )
 
+// Sources of requests.
+const (
+	sourceAPI            = "api"
+	sourceAccountDeleted = "account_deleted"
+)
+
 // ErrConflict is returned for a transition the request's state forbids.
 var ErrConflict = errors.New("conflict")
 

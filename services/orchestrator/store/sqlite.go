@@ -329,6 +329,9 @@ func (s *SQLite) List(ctx context.Context, q ListQuery) ([]*Request, string, err
 	if q.Tenant != "" {
 		where, args = append(where, "tenant = ?"), append(args, q.Tenant)
 	}
+	if q.SourceRef != "" {
+		where, args = append(where, "source_ref = ?"), append(args, q.SourceRef)
+	}
 	if q.After != "" {
 		dl, id, err := decodeCursor(q.After)
 		if err != nil {

@@ -91,9 +91,10 @@ type OutboxMessage struct {
 
 // ListQuery selects requests; results are ordered by deadline, then id.
 type ListQuery struct {
-	State  string
-	Tenant string
-	Limit  int
+	State     string
+	Tenant    string
+	SourceRef string
+	Limit     int
 	// After is the cursor returned with the previous page.
 	After string
 }

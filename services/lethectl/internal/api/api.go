@@ -292,8 +292,10 @@ type Page struct {
 type ListOptions struct {
 	State  string
 	Tenant string
-	Limit  int
-	Cursor string
+	// EventID finds the request an account deletion event opened.
+	EventID string
+	Limit   int
+	Cursor  string
 }
 
 // Submit files a new request. The raw reply is returned for --json.
@@ -327,6 +329,9 @@ func (c *Client) List(ctx context.Context, o ListOptions) (Page, error) {
 	}
 	if o.Tenant != "" {
 		q.Set("tenant", o.Tenant)
+	}
+	if o.EventID != "" {
+		q.Set("event_id", o.EventID)
 	}
 	if o.Limit > 0 {
 		q.Set("limit", strconv.Itoa(o.Limit))
