@@ -2,6 +2,8 @@ package natsbus
 
 import (
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -16,6 +18,14 @@ type Embedded struct {
 // StartEmbedded starts a server with JetStream file storage under storeDir,
 // listening on host:port (port -1 picks a free one).
 func StartEmbedded(storeDir, host string, port int) (*Embedded, error) {
+	if port > 0 {
+		// The server only logs a port it cannot bind; say so plainly.
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			return nil, fmt.Errorf("natsbus: embedded server: %w", err)
+		}
+		ln.Close()
+	}
 	srv, err := server.NewServer(&server.Options{
 		ServerName: "lethe-embedded",
 		Host:       host,
