@@ -1,45 +1,26 @@
 package devstack
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"io"
 	"io/fs"
-	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/lethe-dev/lethe/pkg/logtest"
 	"github.com/lethe-dev/lethe/pkg/sqlitedb"
 	"github.com/lethe-dev/lethe/services/orchestrator"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type harness struct {
 	t    *testing.T
 	s    *Stack
-	logs *syncBuffer
+	logs *logtest.Capture
 	dir  string
 }
 
@@ -47,12 +28,12 @@ type harness struct {
 // people, with quick retries.
 func start(t *testing.T, without ...string) *harness {
 	t.Helper()
-	h := &harness{t: t, logs: &syncBuffer{}, dir: t.TempDir()}
+	h := &harness{t: t, logs: &logtest.Capture{}, dir: t.TempDir()}
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := Start(ctx, Config{
 		DataDir: h.dir, Listen: "127.0.0.1:0", NATSPort: -1, AccountsListen: "127.0.0.1:0", People: 30, Without: without,
 		Orchestrator: orchestrator.Config{RetryInitial: 300 * time.Millisecond, RetryMax: time.Second, ScanInterval: 50 * time.Millisecond},
-		Logger:       slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:       h.logs.Logger(),
 	})
 	if err != nil {
 		cancel()
@@ -107,20 +88,6 @@ func tasks(view map[string]any) map[string]map[string]any {
 		out[m["system"].(string)] = m
 	}
 	return out
-}
-
-// noPersonalData fails if the logs hold any of the subject's identifiers.
-func (h *harness) noPersonalData(ids ...string) {
-	h.t.Helper()
-	logs := h.logs.String()
-	if len(logs) == 0 {
-		h.t.Fatal("no logs were captured")
-	}
-	for _, id := range ids {
-		if strings.Contains(strings.ToLower(logs), strings.ToLower(id)) {
-			h.t.Errorf("%q appears in the logs", id)
-		}
-	}
 }
 
 // rowsMentioning opens every SQLite file under the stack's data dir and
@@ -249,7 +216,7 @@ func TestErasureEndToEnd(t *testing.T) {
 	if after := countFiles(t, filepath.Join(h.dir, "recordings", "files")); after >= filesBefore {
 		t.Errorf("recording files: %d before, %d after", filesBefore, after)
 	}
-	h.noPersonalData(email, userID)
+	h.logs.NoneOf(t, email, userID)
 }
 
 func countFiles(t *testing.T, dir string) int {
@@ -290,7 +257,7 @@ func TestExportEndToEnd(t *testing.T) {
 	if places := h.rowsMentioning(email); len(places) < 4 {
 		t.Errorf("after export the person is only in %v", places)
 	}
-	h.noPersonalData(email, "user-0004")
+	h.logs.NoneOf(t, email, "user-0004")
 }
 
 // Deleting an account in the demo app opens a verified erasure request.
@@ -319,7 +286,7 @@ func TestAccountDeletionEndToEnd(t *testing.T) {
 			t.Errorf("the person is still in %s", place)
 		}
 	}
-	h.noPersonalData(email)
+	h.logs.NoneOf(t, email)
 }
 
 // A connector that is down when the request comes is waited for and

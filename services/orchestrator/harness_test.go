@@ -1,7 +1,6 @@
 package orchestrator
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,25 +17,8 @@ import (
 
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
 	"github.com/lethe-dev/lethe/pkg/connector"
+	"github.com/lethe-dev/lethe/pkg/logtest"
 )
-
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // env is an embedded NATS server, an orchestrator over SQLite in a temp dir,
 // and connectors started on demand, all in this process.
@@ -44,7 +26,7 @@ type env struct {
 	t       *testing.T
 	dir     string
 	natsURL string
-	logs    *syncBuffer
+	logs    *logtest.Capture
 	cfg     Config
 	api     string
 	stop    context.CancelFunc
@@ -63,7 +45,7 @@ func newEnv(t *testing.T, tweak func(*Config)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
-	e := &env{t: t, dir: dir, natsURL: srv.URL(), logs: &syncBuffer{}, connReg: prometheus.NewRegistry()}
+	e := &env{t: t, dir: dir, natsURL: srv.URL(), logs: &logtest.Capture{}, connReg: prometheus.NewRegistry()}
 	e.cfg = Config{
 		Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "orchestrator"), Systems: testSystems,
 		MaxAttempts: 4, RetryInitial: 300 * time.Millisecond, RetryMax: time.Second, ScanInterval: 50 * time.Millisecond,
@@ -76,9 +58,7 @@ func newEnv(t *testing.T, tweak func(*Config)) *env {
 	return e
 }
 
-func (e *env) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+func (e *env) logger() *slog.Logger { return e.logs.Logger() }
 
 func (e *env) bus(name string) *natsbus.Bus {
 	b, err := natsbus.Connect(context.Background(), e.natsURL, natsbus.Config{Name: name, RetryDelay: 50 * time.Millisecond})

@@ -149,13 +149,21 @@ func (b *Bus) stream(ctx context.Context, topic string) (string, error) {
 	if b.streams[name] {
 		return name, nil
 	}
-	_, err = b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:       name,
-		Subjects:   []string{b.cfg.Prefix + "." + kind + ".>"},
-		Storage:    jetstream.FileStorage,
-		Retention:  jetstream.LimitsPolicy,
-		Duplicates: b.cfg.Duplicates,
-	})
+	// An existing stream is used as it is: updating it while other clients
+	// add consumers races inside the server, and an operator may have tuned
+	// it (replicas, limits) on purpose.
+	if _, err = b.js.Stream(ctx, name); errors.Is(err, jetstream.ErrStreamNotFound) {
+		_, err = b.js.CreateStream(ctx, jetstream.StreamConfig{
+			Name:       name,
+			Subjects:   []string{b.cfg.Prefix + "." + kind + ".>"},
+			Storage:    jetstream.FileStorage,
+			Retention:  jetstream.LimitsPolicy,
+			Duplicates: b.cfg.Duplicates,
+		})
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			err = nil // another client made it meanwhile
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("natsbus: stream %s: %w", name, err)
 	}
