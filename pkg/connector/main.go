@@ -81,7 +81,7 @@ func Main(system string, fs *flag.FlagSet, open Opener) int {
 func serve(ctx context.Context, system, natsURL, dataDir string, seed int, metricsAddr string, logger *slog.Logger, open Opener) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	b, err := natsbus.Connect(ctx, natsURL, natsbus.Config{Name: "lethe-" + system})
+	b, err := natsbus.Connect(ctx, natsURL, natsbus.Config{Name: "lethe-" + system, Logger: logger})
 	if err != nil {
 		return err
 	}

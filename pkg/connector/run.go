@@ -19,6 +19,10 @@ import (
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
 )
 
+// MaxInlineExport bounds the export a receipt carries inline: receipts
+// travel on the bus, whose messages are limited (1 MiB by default in NATS).
+const MaxInlineExport = 768 << 10
+
 // Config wires a connector to its bus and state.
 type Config struct {
 	// System is the name the orchestrator registered the system under.
@@ -151,8 +155,9 @@ func (w *worker) handle(ctx context.Context, msg *bus.Message) error {
 		w.m.duration.WithLabelValues(actionName(t.GetAction())).Observe(w.cfg.Now().Sub(start).Seconds())
 	}
 	w.count(t.GetAction(), outcomeName(r.GetOutcome()))
-	if err != nil {
-		log.Warn("task failed", "retryable", r.GetRetryable(), "err", err)
+	if r.GetOutcome() == lethev1.Outcome_OUTCOME_FAILED {
+		// Not stored: the next attempt tries again.
+		log.Warn("task failed", "retryable", r.GetRetryable(), "detail", r.GetDetail())
 	} else {
 		log.Info("task done", "outcome", outcomeName(r.GetOutcome()), "remaining", r.GetRemaining())
 		// Stored before it is published: once published it must be the
@@ -207,6 +212,9 @@ func (w *worker) receipt(t *lethev1.Task, res Result, err error) *lethev1.Receip
 		Action:        t.GetAction(),
 		Attempt:       t.GetAttempt(),
 		ConnectorTime: timestamppb.New(w.cfg.Now()),
+	}
+	if err == nil && len(res.Export) > MaxInlineExport {
+		err = fmt.Errorf("export of %d bytes is over the %d bytes a receipt carries", len(res.Export), MaxInlineExport)
 	}
 	if err != nil {
 		r.Outcome = lethev1.Outcome_OUTCOME_FAILED

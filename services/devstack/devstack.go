@@ -113,7 +113,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	s.closers = append(s.closers, s.nats.Shutdown)
 	s.NATSURL = s.nats.URL()
-	if s.bus, err = natsbus.Connect(ctx, s.NATSURL, natsbus.Config{Name: "lethe-dev"}); err != nil {
+	if s.bus, err = natsbus.Connect(ctx, s.NATSURL, natsbus.Config{Name: "lethe-dev", Logger: cfg.Logger}); err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { s.bus.Close() })

@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +28,7 @@ type env struct {
 	t       *testing.T
 	dir     string
 	natsURL string
+	nats    *natsbus.Embedded
 	logs    *logtest.Capture
 	cfg     Config
 	api     string
@@ -40,12 +43,9 @@ var testSystems = []string{"alpha", "beta"}
 func newEnv(t *testing.T, tweak func(*Config)) *env {
 	t.Helper()
 	dir := t.TempDir()
-	srv, err := natsbus.StartEmbedded(filepath.Join(dir, "nats"), "127.0.0.1", -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	e := &env{t: t, dir: dir, natsURL: srv.URL(), logs: &logtest.Capture{}, connReg: prometheus.NewRegistry()}
+	e := &env{t: t, dir: dir, logs: &logtest.Capture{}, connReg: prometheus.NewRegistry()}
+	e.natsUp(-1)
+	t.Cleanup(func() { e.nats.Shutdown() })
 	e.cfg = Config{
 		Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "orchestrator"), Systems: testSystems,
 		MaxAttempts: 4, RetryInitial: 300 * time.Millisecond, RetryMax: time.Second, ScanInterval: 50 * time.Millisecond,
@@ -58,10 +58,28 @@ func newEnv(t *testing.T, tweak func(*Config)) *env {
 	return e
 }
 
+// natsUp starts the embedded NATS server on port (-1: any) over the env's
+// store; natsDown stops it, as a broker outage would.
+func (e *env) natsUp(port int) {
+	e.t.Helper()
+	srv, err := natsbus.StartEmbedded(filepath.Join(e.dir, "nats"), "127.0.0.1", port)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.nats, e.natsURL = srv, srv.URL()
+}
+
+func (e *env) natsDown() int {
+	u, _ := url.Parse(e.natsURL)
+	port, _ := strconv.Atoi(u.Port())
+	e.nats.Shutdown()
+	return port
+}
+
 func (e *env) logger() *slog.Logger { return e.logs.Logger() }
 
 func (e *env) bus(name string) *natsbus.Bus {
-	b, err := natsbus.Connect(context.Background(), e.natsURL, natsbus.Config{Name: name, RetryDelay: 50 * time.Millisecond})
+	b, err := natsbus.Connect(context.Background(), e.natsURL, natsbus.Config{Name: name, RetryDelay: 50 * time.Millisecond, Logger: e.logger()})
 	if err != nil {
 		e.t.Fatal(err)
 	}

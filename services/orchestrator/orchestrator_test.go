@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"context"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/lethe-dev/lethe/pkg/events"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"github.com/lethe-dev/lethe/pkg/sqlitedb"
 )
 
 const subjectEmail = "person-0042@example.com"
@@ -248,6 +250,56 @@ func TestDeadLetter(t *testing.T) {
 	}
 	if n := counter(t, e.reg, "lethe_orchestrator_dead_letters_total", map[string]string{"system": "alpha"}); n != 1 {
 		t.Fatalf("dead letters = %v", n)
+	}
+	// The system comes back and does the work late: the request is fulfilled after all.
+	e.connect("alpha", &toySystem{})
+	view = e.waitState(id, "fulfilled")
+	if k := tasksBySystem(view)["alpha"]; k["outcome"] != "erased" {
+		t.Fatalf("alpha after its late answer: %v", k)
+	}
+}
+
+// A broker outage uses up no attempts: the wait for an answer starts when
+// a task is really published.
+func TestBrokerOutageUsesNoAttempts(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxAttempts = 2; c.RetryInitial = 100 * time.Millisecond })
+	port := e.natsDown()
+	id := e.submit(erasure(true))
+	time.Sleep(time.Second) // ten times the first wait
+	_, view := e.do("GET", "/v1/requests/"+id, "")
+	for sys, k := range tasksBySystem(view) {
+		if k["state"] != "published" || k["attempts"].(float64) != 1 {
+			t.Fatalf("%s during the outage: %v", sys, k)
+		}
+	}
+	e.natsUp(port)
+	e.connect("alpha", &toySystem{})
+	e.connect("beta", &toySystem{})
+	e.waitState(id, "fulfilled")
+}
+
+// Once a request ends, no task message naming its subject is left in the
+// outbox and the request keeps only the keyed hash.
+func TestEndedRequestKeepsNoSubject(t *testing.T) {
+	e := newEnv(t, nil)
+	e.connect("alpha", &toySystem{})
+	e.connect("beta", &toySystem{})
+	id := e.submit(erasure(true))
+	e.waitState(id, "fulfilled")
+	db, err := sqlitedb.Open(filepath.Join(e.cfg.DataDir, "lethe.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var outbox, subjects int
+	if err := db.QueryRow(`SELECT count(*) FROM outbox WHERE task_id IS NOT NULL`).Scan(&outbox); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow(`SELECT count(*) FROM requests WHERE subject_email IS NOT NULL OR subject_user_id IS NOT NULL`).Scan(&subjects); err != nil {
+		t.Fatal(err)
+	}
+	if outbox != 0 || subjects != 0 {
+		t.Fatalf("after the request ended: %d task messages in the outbox, %d requests with identifiers", outbox, subjects)
 	}
 }
 

@@ -19,6 +19,7 @@ func (o *Orchestrator) wait(n int) time.Duration {
 	b := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(o.cfg.RetryInitial),
 		backoff.WithMaxInterval(o.cfg.RetryMax),
+		backoff.WithMultiplier(2),
 		backoff.WithRandomizationFactor(0),
 		backoff.WithMaxElapsedTime(0))
 	d := b.NextBackOff()
@@ -100,6 +101,7 @@ func (o *Orchestrator) scan(ctx context.Context) error {
 					return nil
 				}
 				o.log.Error("retry scan", "err", err)
+				break // try again at the next tick
 			}
 			if n < 100 {
 				break

@@ -173,12 +173,13 @@ func (o *Orchestrator) open(tx store.Tx, r *store.Request, now time.Time) error 
 	return nil
 }
 
-// attempt enqueues the next attempt of task k and sets how long to wait for
-// its answer: the wait doubles with each attempt (exponential backoff).
+// attempt enqueues the next attempt of task k. Its wait for an answer, which
+// doubles with each attempt (exponential backoff), starts when the relay has
+// published it.
 func (o *Orchestrator) attempt(tx store.Tx, r *store.Request, k *store.Task, now time.Time) error {
 	k.Attempts++
 	k.State = store.TaskPublished
-	k.NextAttemptAt = now.Add(o.wait(k.Attempts))
+	k.NextAttemptAt = time.Time{}
 	if err := tx.UpdateTask(k); err != nil {
 		return err
 	}
@@ -190,7 +191,8 @@ func (o *Orchestrator) attempt(tx store.Tx, r *store.Request, k *store.Task, now
 	if err := tx.Audit(r.ID, "task_published", fmt.Sprintf("system=%s attempt=%d", k.System, k.Attempts), now); err != nil {
 		return err
 	}
-	return tx.Enqueue(store.OutboxMessage{Topic: events.TaskTopic(k.System), ID: msg.ID, Type: msg.Type, Key: msg.Key, Payload: msg.Data, Created: now})
+	return tx.Enqueue(store.OutboxMessage{Topic: events.TaskTopic(k.System), ID: msg.ID, Type: msg.Type, Key: msg.Key, Payload: msg.Data, Created: now,
+		TaskID: k.ID, Wait: o.wait(k.Attempts)})
 }
 
 func (o *Orchestrator) task(r *store.Request, k *store.Task, withSubject bool) *lethev1.Task {
@@ -238,17 +240,22 @@ func (o *Orchestrator) recordReceipt(ctx context.Context, rc *lethev1.Receipt, r
 			verdict, reason = "rejected", "mismatch"
 			return nil
 		}
+		failed := rc.GetOutcome() == lethev1.Outcome_OUTCOME_FAILED
 		switch {
-		case k.State == store.TaskAnswered || k.State == store.TaskDeadLetter:
+		case k.State == store.TaskAnswered:
 			verdict, reason = "ignored", "duplicate"
 			return nil
 		case k.State == store.TaskPending:
 			verdict, reason = "rejected", "not_published"
 			return nil
-		case rc.GetOutcome() == lethev1.Outcome_OUTCOME_FAILED && int(rc.GetAttempt()) < k.Attempts:
+		case failed && (k.State == store.TaskDeadLetter || k.State == store.TaskRetrying || int(rc.GetAttempt()) < k.Attempts):
+			// Already failed, or a failure of an attempt that a newer one replaced.
 			verdict, reason = "ignored", "stale"
 			return nil
 		}
+		// A success is taken even after the task was dead-lettered: the
+		// system did the work late (after a broker outage, say), and the
+		// request can still be fulfilled.
 		if rc.GetOutcome() == lethev1.Outcome_OUTCOME_FAILED {
 			o.m.failed.WithLabelValues(k.System).Inc()
 			if rc.GetRetryable() && k.Attempts < o.cfg.MaxAttempts {
@@ -334,7 +341,8 @@ func (o *Orchestrator) deadLetter(tx store.Tx, r *store.Request, k *store.Task, 
 
 // complete ends the request once every system has answered or run out of
 // attempts, and drops the subject's identifiers, which only the keyed hash
-// outlives.
+// outlives. A failed request is completed again when a late answer turns
+// its last dead letter into a success.
 func (o *Orchestrator) complete(tx store.Tx, r *store.Request, now time.Time) error {
 	tasks, err := tx.Tasks(r.ID)
 	if err != nil {
@@ -355,7 +363,7 @@ func (o *Orchestrator) complete(tx store.Tx, r *store.Request, now time.Time) er
 	if err := tx.UpdateRequest(r); err != nil {
 		return err
 	}
-	if err := tx.ForgetPublished(r.ID); err != nil {
+	if err := tx.ForgetTasks(r.ID); err != nil {
 		return err
 	}
 	o.log.Info("request completed", "request_id", r.ID, "state", state)

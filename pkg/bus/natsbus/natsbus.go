@@ -1,9 +1,10 @@
 // Package natsbus is the NATS JetStream adapter of [bus.Bus].
 //
-// Each kind of topic ("task", "receipt", ...) is one durable stream with file
-// storage whose subjects are "<prefix>.<kind>.>"; each (group, topic) pair is
-// one durable pull consumer with explicit acks and one filter subject, which
-// works on servers from v2.9 on. Message ids are sent as Nats-Msg-Id so the
+// Each kind of topic ("task", "receipt", ...) is one durable work-queue
+// stream with file storage whose subjects are "<prefix>.<kind>.>"; each
+// (group, topic) pair is one durable pull consumer with explicit acks and one
+// filter subject, which works on servers from v2.9 on. A topic has one
+// consuming group: a work queue deletes what its consumer acked. Message ids are sent as Nats-Msg-Id so the
 // server drops a re-publish of the same id within the duplicate window.
 package natsbus
 
@@ -11,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -43,11 +45,15 @@ type Config struct {
 	RetryDelay time.Duration
 	// Duplicates is the window within which a re-published id is dropped.
 	Duplicates time.Duration
+	// MaxAge bounds how long a message no consumer took stays in a stream.
+	MaxAge time.Duration
 	// ConnectTimeout bounds the first connection; the client reconnects
 	// forever after that.
 	ConnectTimeout time.Duration
 	// Name is the client name shown by the server.
 	Name string
+	// Logger tells of broker trouble the adapter rides out.
+	Logger *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -62,6 +68,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.Duplicates == 0 {
 		c.Duplicates = 2 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = 90 * 24 * time.Hour // past the longest legal deadline (3 months)
 	}
 	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = 30 * time.Second
@@ -153,11 +165,16 @@ func (b *Bus) stream(ctx context.Context, topic string) (string, error) {
 	// add consumers races inside the server, and an operator may have tuned
 	// it (replicas, limits) on purpose.
 	if _, err = b.js.Stream(ctx, name); errors.Is(err, jetstream.ErrStreamNotFound) {
+		// Work-queue retention: a message is deleted once its consumer
+		// acked it, so task payloads (which name the subject) do not stay
+		// on the broker after the work is done. Each group has its own
+		// filter subject, which a work queue requires.
 		_, err = b.js.CreateStream(ctx, jetstream.StreamConfig{
 			Name:       name,
 			Subjects:   []string{b.cfg.Prefix + "." + kind + ".>"},
 			Storage:    jetstream.FileStorage,
-			Retention:  jetstream.LimitsPolicy,
+			Retention:  jetstream.WorkQueuePolicy,
+			MaxAge:     b.cfg.MaxAge,
 			Duplicates: b.cfg.Duplicates,
 		})
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
@@ -199,14 +216,42 @@ func (b *Bus) Publish(ctx context.Context, topic string, msg *bus.Message) error
 	return nil
 }
 
-// Consume runs a durable consumer named after group and topic.
+// Consume runs a durable consumer named after group and topic. A broker
+// that is away (an outage, a restart) is waited for: Consume sets the
+// consumer up again with backoff and returns only when ctx is cancelled or
+// the topic is invalid.
 func (b *Bus) Consume(ctx context.Context, topic, group string, h bus.Handler) error {
-	stream, err := b.stream(ctx, topic)
-	if err != nil {
+	if _, err := bus.Kind(topic); err != nil {
+		return err
+	}
+	retry := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMaxInterval(5*time.Second),
+		backoff.WithMaxElapsedTime(0))
+	for {
+		handled, err := b.consume(ctx, topic, group, h)
 		if ctx.Err() != nil {
 			return nil
 		}
-		return err
+		if handled {
+			retry.Reset()
+		}
+		wait := retry.NextBackOff()
+		b.cfg.Logger.Warn("consumer interrupted, setting it up again", "topic", topic, "group", group, "wait", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// consume runs the consumer until ctx is cancelled or something breaks; it
+// reports whether it handled any message.
+func (b *Bus) consume(ctx context.Context, topic, group string, h bus.Handler) (handled bool, err error) {
+	stream, err := b.stream(ctx, topic)
+	if err != nil {
+		return false, err
 	}
 	durable := consumerName(group, topic)
 	cons, err := b.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
@@ -218,28 +263,24 @@ func (b *Bus) Consume(ctx context.Context, topic, group string, h bus.Handler) e
 		MaxDeliver:    -1,
 	})
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("natsbus: consumer %s: %w", durable, err)
+		return false, fmt.Errorf("natsbus: consumer %s: %w", durable, err)
 	}
 	// No prefetch: a message waiting in the client runs down its ack wait
 	// although no handler has started on it, and would be redelivered.
 	it, err := cons.Messages(jetstream.PullMaxMessages(1))
 	if err != nil {
-		return fmt.Errorf("natsbus: consume %s: %w", durable, err)
+		return false, fmt.Errorf("natsbus: consume %s: %w", durable, err)
 	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
+	defer it.Stop()
 	for {
 		m, err := it.Next()
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return nil
-			}
-			return fmt.Errorf("natsbus: next %s: %w", durable, err)
+			return handled, fmt.Errorf("natsbus: next %s: %w", durable, err)
 		}
 		b.handle(ctx, m, h)
+		handled = true
 	}
 }
 

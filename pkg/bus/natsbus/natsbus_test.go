@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -113,6 +114,15 @@ func TestBus(t *testing.T) {
 			}
 			if fmt.Sprint(seen) != "[poison m3]" {
 				t.Fatalf("after restart the group saw %v, want [poison m3]", seen)
+			}
+			// Nothing handled stays on the broker: task payloads name the subject.
+			time.Sleep(100 * time.Millisecond) // acks are asynchronous
+			st, err := b.js.Stream(ctx, strings.ToUpper(prefix+"_task"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := st.CachedInfo().State.Msgs; n != 0 {
+				t.Fatalf("%d handled messages are still in the stream", n)
 			}
 		})
 	}

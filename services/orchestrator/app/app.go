@@ -57,7 +57,7 @@ func Main(ctx context.Context, fs *flag.FlagSet, args []string) int {
 		url = srv.URL()
 		logger.Info("embedded NATS JetStream running", "url", url)
 	}
-	b, err := natsbus.Connect(ctx, url, natsbus.Config{Name: "lethe-orchestrator"})
+	b, err := natsbus.Connect(ctx, url, natsbus.Config{Name: "lethe-orchestrator", Logger: logger})
 	if err != nil {
 		logger.Error("bus", "err", err)
 		return 1

@@ -61,7 +61,9 @@ CREATE TABLE IF NOT EXISTS outbox (
 	msg_key      TEXT NOT NULL,
 	payload      BLOB NOT NULL,
 	created_at   INTEGER NOT NULL,
-	published_at INTEGER
+	published_at INTEGER,
+	task_id      TEXT,
+	wait_ms      INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (seq) WHERE published_at IS NULL;
 CREATE INDEX IF NOT EXISTS outbox_key ON outbox (msg_key);
@@ -284,17 +286,17 @@ func (t *sqliteTx) UpdateTask(k *Task) error {
 }
 
 func (t *sqliteTx) Enqueue(m OutboxMessage) error {
-	_, err := t.tx.ExecContext(t.ctx, `INSERT INTO outbox (topic, msg_id, ce_type, msg_key, payload, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		m.Topic, m.ID, m.Type, m.Key, m.Payload, m.Created.UnixMilli())
+	_, err := t.tx.ExecContext(t.ctx, `INSERT INTO outbox (topic, msg_id, ce_type, msg_key, payload, created_at, task_id, wait_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.Topic, m.ID, m.Type, m.Key, m.Payload, m.Created.UnixMilli(), nullString(m.TaskID), m.Wait.Milliseconds())
 	if err != nil {
 		return fmt.Errorf("enqueue: %w", err)
 	}
 	return nil
 }
 
-func (t *sqliteTx) ForgetPublished(key string) error {
-	if _, err := t.tx.ExecContext(t.ctx, `DELETE FROM outbox WHERE msg_key = ? AND published_at IS NOT NULL`, key); err != nil {
-		return fmt.Errorf("forget published: %w", err)
+func (t *sqliteTx) ForgetTasks(requestID string) error {
+	if _, err := t.tx.ExecContext(t.ctx, `DELETE FROM outbox WHERE msg_key = ? AND task_id IS NOT NULL`, requestID); err != nil {
+		return fmt.Errorf("forget task messages: %w", err)
 	}
 	return nil
 }
@@ -411,6 +413,13 @@ func (s *SQLite) MarkPublished(ctx context.Context, seqs []int64, at time.Time) 
 	return s.Tx(ctx, func(tx Tx) error {
 		t := tx.(*sqliteTx)
 		for _, seq := range seqs {
+			// The task's wait starts now, unless a newer attempt or an
+			// answer came meanwhile.
+			if _, err := t.tx.ExecContext(ctx, `UPDATE tasks SET next_attempt_at = ? + (SELECT wait_ms FROM outbox WHERE seq = ?)
+				WHERE id = (SELECT task_id FROM outbox WHERE seq = ?) AND state = 'published' AND next_attempt_at IS NULL`,
+				at.UnixMilli(), seq, seq); err != nil {
+				return fmt.Errorf("mark published: %w", err)
+			}
 			if _, err := t.tx.ExecContext(ctx, `UPDATE outbox SET published_at = ? WHERE seq = ?`, at.UnixMilli(), seq); err != nil {
 				return fmt.Errorf("mark published: %w", err)
 			}

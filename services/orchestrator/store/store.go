@@ -63,8 +63,9 @@ type Task struct {
 	State     string
 	Attempts  int
 	// NextAttemptAt is when the orchestrator acts again if no receipt came:
-	// the end of the wait for an answer (published) or the time of the next
-	// attempt (retrying).
+	// the end of the wait for an answer (published; zero until the relay
+	// has really published the attempt, so a broker outage does not use up
+	// attempts) or the time of the next attempt (retrying).
 	NextAttemptAt time.Time
 	Outcome       string
 	AnsweredAt    time.Time
@@ -87,6 +88,10 @@ type OutboxMessage struct {
 	Key     string
 	Payload []byte
 	Created time.Time
+	// TaskID and Wait, for a task message: once it is published, the task
+	// waits Wait for its answer.
+	TaskID string
+	Wait   time.Duration
 }
 
 // ListQuery selects requests; results are ordered by deadline, then id.
@@ -120,9 +125,10 @@ type Tx interface {
 	// NextAttemptAt is not after now.
 	DueTasks(now time.Time, limit int) ([]*Task, error)
 	Enqueue(m OutboxMessage) error
-	// ForgetPublished drops the published outbox rows of a request: their
-	// payloads hold the subject, which must not outlive the request.
-	ForgetPublished(key string) error
+	// ForgetTasks drops the task messages of a request from the outbox,
+	// published or not: their payloads hold the subject, which must not
+	// outlive the request.
+	ForgetTasks(requestID string) error
 	Audit(requestID, event, detail string, at time.Time) error
 }
 
@@ -137,6 +143,8 @@ type Store interface {
 	List(ctx context.Context, q ListQuery) ([]*Request, string, error)
 	// Unpublished returns up to limit outbox messages in order.
 	Unpublished(ctx context.Context, limit int) ([]OutboxMessage, error)
+	// MarkPublished records that messages were published at at, and starts
+	// the wait for an answer of the tasks they carried.
 	MarkPublished(ctx context.Context, seqs []int64, at time.Time) error
 	Stats(ctx context.Context) (Stats, error)
 	Ping(ctx context.Context) error

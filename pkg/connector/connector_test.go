@@ -1,0 +1,241 @@
+package connector_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/lethe-dev/lethe/pkg/bus"
+	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
+	"github.com/lethe-dev/lethe/pkg/connector"
+	"github.com/lethe-dev/lethe/pkg/events"
+	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"github.com/lethe-dev/lethe/pkg/logtest"
+)
+
+// scripted is a system whose calls return what the test says, in order.
+type scripted struct {
+	mu      sync.Mutex
+	calls   int
+	results []func() (connector.Result, error)
+}
+
+func (s *scripted) next() (connector.Result, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := min(s.calls, len(s.results)-1)
+	s.calls++
+	return s.results[i]()
+}
+
+func (s *scripted) Erase(context.Context, connector.Task) (connector.Result, error)  { return s.next() }
+func (s *scripted) Export(context.Context, connector.Task) (connector.Result, error) { return s.next() }
+
+func (s *scripted) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
+}
+
+func erased() (connector.Result, error) {
+	return connector.Result{Outcome: connector.Erased, Counts: map[string]int64{"b": 2, "a": 1}}, nil
+}
+
+// rig is the SDK running over a system: its bus, the receipts it
+// publishes, its logs and its metrics.
+type rig struct {
+	bus      *natsbus.Bus
+	receipts <-chan *lethev1.Receipt
+	logs     *logtest.Capture
+	reg      *prometheus.Registry
+}
+
+// run starts the SDK over sys for system "sys".
+func run(t *testing.T, sys connector.System) rig {
+	t.Helper()
+	srv, err := natsbus.StartEmbedded(t.TempDir(), "127.0.0.1", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	b, err := natsbus.Connect(context.Background(), srv.URL(), natsbus.Config{RetryDelay: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	receipts, err := connector.OpenReceipts(filepath.Join(t.TempDir(), "receipts.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &logtest.Capture{}
+	reg := prometheus.NewRegistry()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		connector.Run(ctx, connector.Config{System: "sys", Bus: b, Receipts: receipts, Logger: logs.Logger(),
+			RetryInitial: 5 * time.Millisecond, RetryMaxElapsed: 100 * time.Millisecond, Registerer: reg}, sys)
+	}()
+	out := make(chan *lethev1.Receipt, 16)
+	go b.Consume(ctx, events.TopicReceipts, "test", func(_ context.Context, m *bus.Message) error {
+		r := &lethev1.Receipt{}
+		if err := events.Decode(m, r, events.TypeReceipt); err != nil {
+			return err
+		}
+		out <- r
+		return nil
+	})
+	t.Cleanup(func() { cancel(); <-done; receipts.Close() })
+	return rig{bus: b, receipts: out, logs: logs, reg: reg}
+}
+
+func duplicates(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0.0
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if mf.GetName() == "lethe_connector_tasks_total" && l.GetName() == "outcome" && l.GetValue() == "duplicate" {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return n
+}
+
+func send(t *testing.T, b bus.Publisher, system string, attempt uint32) {
+	t.Helper()
+	task := &lethev1.Task{RequestId: "req_1", TaskId: "req_1." + system, System: system, Action: lethev1.Action_ACTION_ERASE,
+		Tenant: "demo", Subject: &lethev1.Subject{Email: "person-0001@example.com"}, Deadline: timestamppb.Now(), Attempt: attempt}
+	msg, err := events.TaskMessage(task, "test", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(context.Background(), events.TaskTopic(system), msg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func receive(t *testing.T, ch <-chan *lethev1.Receipt) *lethev1.Receipt {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("no receipt")
+		return nil
+	}
+}
+
+func TestSecondDeliveryAnswersTheSameReceipt(t *testing.T) {
+	sys := &scripted{results: []func() (connector.Result, error){erased}}
+	r := run(t, sys)
+	b, receipts, logs, reg := r.bus, r.receipts, r.logs, r.reg
+	send(t, b, "sys", 1)
+	first := receive(t, receipts)
+	if first.GetOutcome() != lethev1.Outcome_OUTCOME_ERASED || first.GetSystem() != "sys" || first.GetTaskId() != "req_1.sys" {
+		t.Fatalf("receipt: %v", first)
+	}
+	if c := first.GetCounts(); len(c) != 2 || c[0].GetCategory() != "a" || c[1].GetCategory() != "b" {
+		t.Fatalf("counts not sorted by category: %v", c)
+	}
+	send(t, b, "sys", 2) // a redelivery, as after a lost ack
+	// The same receipt goes out again under the same message id, which the
+	// broker drops as a duplicate: watch the connector's count instead.
+	for end := time.Now().Add(10 * time.Second); duplicates(t, reg) < 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the second delivery was not answered from the stored receipt")
+		}
+	}
+	if n := sys.count(); n != 1 {
+		t.Fatalf("%d effects for one task", n)
+	}
+	logs.NoneOf(t, "person-0001@example.com")
+}
+
+func TestRetryableFailureIsRetriedInProcess(t *testing.T) {
+	flaky := func() (connector.Result, error) {
+		return connector.Result{}, connector.Retryable(errors.New("database is locked"))
+	}
+	sys := &scripted{results: []func() (connector.Result, error){flaky, flaky, erased}}
+	rg := run(t, sys)
+	b, receipts := rg.bus, rg.receipts
+	send(t, b, "sys", 1)
+	if r := receive(t, receipts); r.GetOutcome() != lethev1.Outcome_OUTCOME_ERASED {
+		t.Fatalf("receipt: %v", r)
+	}
+	if n := sys.count(); n != 3 {
+		t.Fatalf("%d calls, want 3", n)
+	}
+}
+
+func TestFailures(t *testing.T) {
+	tests := []struct {
+		name          string
+		result        func() (connector.Result, error)
+		wantRetryable bool
+		wantDetail    string
+	}{
+		{"permanent", func() (connector.Result, error) { return connector.Result{}, errors.New("vendor said 401") }, false, "vendor said 401"},
+		{"retryable, out of retries", func() (connector.Result, error) {
+			return connector.Result{}, connector.Retryable(errors.New("vendor said 503"))
+		}, true, "vendor said 503"},
+		{"export too large", func() (connector.Result, error) {
+			return connector.Result{Outcome: connector.Exported, Export: []byte(`"` + strings.Repeat("x", connector.MaxInlineExport) + `"`)}, nil
+		}, false, "over the"},
+		{"unknown outcome", func() (connector.Result, error) { return connector.Result{Outcome: "shredded"}, nil }, false, "unknown outcome"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sys := &scripted{results: []func() (connector.Result, error){tt.result, erased}}
+			if tt.name == "retryable, out of retries" {
+				sys.results = sys.results[:1]
+			}
+			rg := run(t, sys)
+			b, receipts := rg.bus, rg.receipts
+			send(t, b, "sys", 1)
+			r := receive(t, receipts)
+			if r.GetOutcome() != lethev1.Outcome_OUTCOME_FAILED || r.GetRetryable() != tt.wantRetryable || !strings.Contains(r.GetDetail(), tt.wantDetail) {
+				t.Fatalf("receipt: outcome %v retryable %v detail %q", r.GetOutcome(), r.GetRetryable(), r.GetDetail())
+			}
+			// A failure is not stored: the next attempt does the work.
+			send(t, b, "sys", 2)
+			if tt.name != "retryable, out of retries" {
+				if r := receive(t, receipts); r.GetOutcome() != lethev1.Outcome_OUTCOME_ERASED {
+					t.Fatalf("second attempt: %v", r)
+				}
+			}
+		})
+	}
+}
+
+func TestTaskForAnotherSystemIsDropped(t *testing.T) {
+	sys := &scripted{results: []func() (connector.Result, error){erased}}
+	rg := run(t, sys)
+	b, receipts := rg.bus, rg.receipts
+	// Same topic, wrong system inside: published by a misconfigured producer.
+	task := &lethev1.Task{RequestId: "req_2", TaskId: "req_2.other", System: "other", Action: lethev1.Action_ACTION_ERASE, Attempt: 1}
+	msg, _ := events.TaskMessage(task, "test", time.Now())
+	if err := b.Publish(context.Background(), events.TaskTopic("sys"), msg); err != nil {
+		t.Fatal(err)
+	}
+	send(t, b, "sys", 1)
+	if r := receive(t, receipts); r.GetTaskId() != "req_1.sys" {
+		t.Fatalf("answered %v", r)
+	}
+	if n := sys.count(); n != 1 {
+		t.Fatalf("%d effects", n)
+	}
+}
