@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/mail"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +21,10 @@ import (
 
 // maxBody bounds a request body: a data-subject request is a few hundred bytes.
 const maxBody = 64 << 10
+
+// earliestReceipt is the earliest received_at taken; an older one is a
+// mistake (a zero time, say), not a request.
+var earliestReceipt = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func (o *Orchestrator) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -88,7 +94,7 @@ func validEmail(s string) bool {
 
 func (o *Orchestrator) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	var body submitBody
-	if status, err := decodeJSON(w, r, &body); err != nil {
+	if status, err := decodeJSON(w, r, &body, requestFields); err != nil {
 		writeError(w, status, err.Error())
 		return
 	}
@@ -101,6 +107,10 @@ func (o *Orchestrator) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		}
 		if t.After(o.cfg.Now().Add(5 * time.Minute)) {
 			writeError(w, http.StatusBadRequest, "received_at is in the future")
+			return
+		}
+		if t.Before(earliestReceipt) {
+			writeError(w, http.StatusBadRequest, "received_at is before 1970")
 			return
 		}
 		nr.ReceivedAt = t
@@ -118,19 +128,30 @@ func (o *Orchestrator) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]any{"id": req.ID, "state": req.State, "deadline": req.Deadline.Format(time.RFC3339)})
 }
 
-// decodeJSON reads exactly one JSON object of at most maxBody bytes with no
-// unknown fields.
-func decodeJSON(w http.ResponseWriter, r *http.Request, v any) (int, error) {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+// requestFields are the fields a request body may have, spelled exactly:
+// encoding/json would also take "EMAIL" for "email", and a body with both
+// must not mean one thing to a reader and another to us.
+var requestFields = map[string][]string{
+	"":        {"type", "tenant", "subject", "received_at", "verified"},
+	"subject": {"email", "user_id"},
+}
+
+// decodeJSON reads exactly one JSON object of at most maxBody bytes whose
+// fields are all in fields.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any, fields map[string][]string) (int, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge, fmt.Errorf("body is larger than %d bytes", maxBody)
-	case errors.Is(err, io.EOF):
-		return http.StatusBadRequest, errors.New("body is empty: a JSON object is expected")
 	case err != nil:
+		return http.StatusBadRequest, errors.New("body could not be read")
+	case len(bytes.TrimSpace(body)) == 0:
+		return http.StatusBadRequest, errors.New("body is empty: a JSON object is expected")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
 		var syn *json.SyntaxError
 		var typ *json.UnmarshalTypeError
 		switch {
@@ -138,15 +159,41 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) (int, error) {
 			return http.StatusBadRequest, errors.New("body is not valid JSON")
 		case errors.As(err, &typ):
 			return http.StatusBadRequest, fmt.Errorf("field %q has the wrong type", typ.Field)
-		case strings.HasPrefix(err.Error(), "json: unknown field"):
-			return http.StatusBadRequest, fmt.Errorf("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
 		}
-		return http.StatusBadRequest, errors.New("body is not a valid request")
+		return http.StatusBadRequest, unknownField(fields)
 	}
 	if dec.More() {
 		return http.StatusBadRequest, errors.New("body holds more than one JSON value")
 	}
+	if !exactFields(body, "", fields) {
+		return http.StatusBadRequest, unknownField(fields)
+	}
 	return 0, nil
+}
+
+// exactFields reports whether every key of the object at path (and of the
+// objects below it that fields names) is spelled as fields lists it.
+func exactFields(data []byte, path string, fields map[string][]string) bool {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(data, &obj) != nil {
+		return true // not an object: the typed decoding has judged it
+	}
+	for k, raw := range obj {
+		if !slices.Contains(fields[path], k) {
+			return false
+		}
+		if _, nested := fields[k]; nested && !exactFields(raw, k, fields) {
+			return false
+		}
+	}
+	return true
+}
+
+// unknownField names what is allowed rather than repeating what was sent,
+// which may be personal data.
+func unknownField(fields map[string][]string) error {
+	return fmt.Errorf("body has a field that is not part of a request (allowed: %s; subject: %s)",
+		strings.Join(fields[""], ", "), strings.Join(fields["subject"], ", "))
 }
 
 func (o *Orchestrator) handleVerify(w http.ResponseWriter, r *http.Request) {
