@@ -58,7 +58,10 @@ type rig struct {
 }
 
 // run starts the SDK over sys for system "sys".
-func run(t *testing.T, sys connector.System) rig {
+func run(t *testing.T, sys connector.System) rig { return runWith(t, sys, nil) }
+
+// runWith is run with the receipt store wrapped by wrap.
+func runWith(t *testing.T, sys connector.System, wrap func(connector.ReceiptStore) connector.ReceiptStore) rig {
 	t.Helper()
 	srv, err := natsbus.StartEmbedded(t.TempDir(), "127.0.0.1", -1)
 	if err != nil {
@@ -74,13 +77,17 @@ func run(t *testing.T, sys connector.System) rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var store connector.ReceiptStore = receipts
+	if wrap != nil {
+		store = wrap(receipts)
+	}
 	logs := &logtest.Capture{}
 	reg := prometheus.NewRegistry()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		connector.Run(ctx, connector.Config{System: "sys", Bus: b, Receipts: receipts, Logger: logs.Logger(),
+		connector.Run(ctx, connector.Config{System: "sys", Bus: b, Receipts: store, Logger: logs.Logger(),
 			RetryInitial: 5 * time.Millisecond, RetryMaxElapsed: 100 * time.Millisecond, Registerer: reg}, sys)
 	}()
 	out := make(chan *lethev1.Receipt, 16)
@@ -163,6 +170,40 @@ func TestSecondDeliveryAnswersTheSameReceipt(t *testing.T) {
 		t.Fatalf("%d effects for one task", n)
 	}
 	logs.NoneOf(t, "person-0001@example.com")
+}
+
+// failingPut is a receipt store that fails to store the first receipt, as
+// a crash right after the effect would.
+type failingPut struct {
+	connector.ReceiptStore
+	mu     sync.Mutex
+	failed bool
+}
+
+func (f *failingPut) Put(ctx context.Context, r *lethev1.Receipt) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.failed {
+		f.failed = true
+		return errors.New("disk full")
+	}
+	return f.ReceiptStore.Put(ctx, r)
+}
+
+// An erasure interrupted after its effect answers "erased" when resumed,
+// although the system now finds nothing.
+func TestResumedErasureIsNotNotFound(t *testing.T) {
+	notFound := func() (connector.Result, error) { return connector.Result{Outcome: connector.NotFound}, nil }
+	sys := &scripted{results: []func() (connector.Result, error){erased, notFound}}
+	rg := runWith(t, sys, func(s connector.ReceiptStore) connector.ReceiptStore { return &failingPut{ReceiptStore: s} })
+	send(t, rg.bus, "sys", 1)
+	r := receive(t, rg.receipts)
+	if r.GetOutcome() != lethev1.Outcome_OUTCOME_ERASED || r.GetRemaining() != 0 {
+		t.Fatalf("receipt after the resumed erasure: %v", r)
+	}
+	if n := sys.count(); n != 2 {
+		t.Fatalf("%d calls, want the interrupted one and the resumed one", n)
+	}
 }
 
 func TestRetryableFailureIsRetriedInProcess(t *testing.T) {

@@ -16,6 +16,10 @@ import (
 // that a second delivery of the task answers the same receipt with no second
 // effect.
 type ReceiptStore interface {
+	// Begin records that work on taskID starts, and reports whether it had
+	// started before without a receipt being stored: a crash, or a failure
+	// to store, may have come after the effect.
+	Begin(ctx context.Context, taskID string) (resumed bool, err error)
 	// Get returns the stored receipt of taskID, or nil if there is none.
 	Get(ctx context.Context, taskID string) (*lethev1.Receipt, error)
 	// Put stores r under its task id; a receipt already stored is kept.
@@ -34,7 +38,10 @@ func OpenReceipts(path string) (*SQLiteReceipts, error) {
 	if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS receipts (
 		task_id TEXT PRIMARY KEY,
 		receipt BLOB NOT NULL,
-		stored_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))`); err != nil {
+		stored_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));
+	CREATE TABLE IF NOT EXISTS started (
+		task_id TEXT PRIMARY KEY,
+		started_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))`); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("receipt store schema: %w", err)
 	}
@@ -43,6 +50,19 @@ func OpenReceipts(path string) (*SQLiteReceipts, error) {
 
 // Close closes the file.
 func (s *SQLiteReceipts) Close() error { return s.db.Close() }
+
+// Begin implements [ReceiptStore].
+func (s *SQLiteReceipts) Begin(ctx context.Context, taskID string) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO started (task_id) VALUES (?) ON CONFLICT (task_id) DO NOTHING`, taskID)
+	if err != nil {
+		return false, fmt.Errorf("begin task: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("begin task: %w", err)
+	}
+	return n == 0, nil
+}
 
 // Get implements [ReceiptStore].
 func (s *SQLiteReceipts) Get(ctx context.Context, taskID string) (*lethev1.Receipt, error) {

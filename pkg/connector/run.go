@@ -145,10 +145,21 @@ func (w *worker) handle(ctx context.Context, msg *bus.Message) error {
 		return w.publish(ctx, stored)
 	}
 
+	resumed, err := w.cfg.Receipts.Begin(ctx, t.GetTaskId())
+	if err != nil {
+		return err
+	}
 	start := w.cfg.Now()
 	res, err := w.do(ctx, t, log)
 	if err != nil && ctx.Err() != nil {
 		return err // shutting down: leave the task to the next delivery
+	}
+	if err == nil && resumed && t.GetAction() == lethev1.Action_ACTION_ERASE && res.Outcome == NotFound {
+		// An earlier attempt may have erased the data and stopped before
+		// its receipt was stored: "nothing found" now is not "nothing was
+		// held". The re-scan (Remaining) still proves nothing is left.
+		res.Outcome = Erased
+		log.Info("resumed an interrupted erasure; nothing is left")
 	}
 	r := w.receipt(t, res, err)
 	if w.m != nil {
