@@ -1,6 +1,7 @@
 package dataset_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -27,13 +28,13 @@ import (
 // erased. Ann has an account in two tenants.
 const schema = `
 CREATE TABLE users (id TEXT PRIMARY KEY, tenant TEXT NOT NULL, email TEXT, name TEXT);
-CREATE TABLE logins (id INTEGER PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id), ip TEXT);
-CREATE TABLE sessions (id INTEGER PRIMARY KEY, login_id INTEGER NOT NULL REFERENCES logins(id), agent TEXT);
+CREATE TABLE logins (id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, user_id TEXT NOT NULL REFERENCES users(id), ip TEXT);
+CREATE TABLE sessions (id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, login_id INTEGER NOT NULL REFERENCES logins(id), agent TEXT);
 CREATE TABLE comments (id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, author_id TEXT, author_email TEXT, body TEXT NOT NULL);
 CREATE TABLE invoices (id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, user_id TEXT, email TEXT, name TEXT, checkout_ip TEXT, issued_at TEXT NOT NULL);
 INSERT INTO users VALUES ('u1', 'demo', ' Ann@Example.com', 'Ann'), ('u2', 'demo', 'bob@example.com', 'Bob'), ('u9', 'other', 'ann@example.com', 'Ann');
-INSERT INTO logins VALUES (1, 'u1', '192.0.2.1'), (2, 'u1', '192.0.2.2'), (3, 'u2', '192.0.2.3'), (4, 'u9', '192.0.2.4');
-INSERT INTO sessions VALUES (10, 1, 'firefox'), (11, 2, 'curl'), (12, 3, 'firefox'), (13, 4, 'firefox');
+INSERT INTO logins VALUES (1, 'demo', 'u1', '192.0.2.1'), (2, 'demo', 'u1', '192.0.2.2'), (3, 'demo', 'u2', '192.0.2.3'), (4, 'other', 'u9', '192.0.2.4');
+INSERT INTO sessions VALUES (10, 'demo', 1, 'firefox'), (11, 'demo', 2, 'curl'), (12, 'demo', 3, 'firefox'), (13, 'other', 4, 'firefox');
 INSERT INTO comments VALUES (1, 'demo', 'u1', 'ann@example.com', 'first question'), (2, 'demo', 'u1', NULL, 'second question'),
   (3, 'demo', 'u2', 'bob@example.com', 'bob asks'), (4, 'other', 'u9', 'ann@example.com', 'ann elsewhere');
 INSERT INTO invoices VALUES (1, 'demo', 'u1', 'ann@example.com', 'Ann', '192.0.2.1', '2020-03-01'),
@@ -52,10 +53,12 @@ tables:
     strategy: delete
   - name: logins
     category: login_history
+    tenant: tenant
     join: {column: user_id, to: users.id}
     strategy: delete
   - name: sessions
     category: login_history
+    tenant: tenant
     join: {column: login_id, to: logins.id}
     strategy: delete
   - name: comments
@@ -397,7 +400,13 @@ func TestLoadRejectsBadMaps(t *testing.T) {
     category: login_history
     strategy: delete
 `, `table "logins": no subject columns and no join`},
-		{"no tenant", "tables:" + strings.Replace(users, "tenant: tenant", "", 1), `table "users": matches the subject by its own columns but names no tenant column`},
+		{"no tenant", "tables:" + strings.Replace(users, "tenant: tenant", "", 1), `table "users": names no tenant column`},
+		{"joined table without tenant", "tables:" + users + `
+  - name: logins
+    category: login_history
+    join: {column: user_id, to: users.id}
+    strategy: delete
+`, `table "logins": names no tenant column`},
 		{"duplicate table", "tables:" + users + users, `table "users" is listed twice`},
 		{"bad table name", "tables:" + strings.Replace(users, "name: users", "name: users; drop", 1), `bad table name`},
 		{"bad column name", "tables:" + strings.Replace(users, "email: email", `email: "e-mail"`, 1), `"e-mail" is not a column name`},
@@ -460,4 +469,182 @@ func TestSeedDemo(t *testing.T) {
 	if dataset.DemoEmail(7) != "person-0007@example.com" || dataset.DemoUserID(12) != "user-0012" {
 		t.Fatal("demo identities are not person-0007@example.com / user-0012")
 	}
+}
+
+// TestJoinedTablesStayInTenant: where a key is unique only within a tenant
+// (accounts keyed by (tenant, user_id)), a table reached through a join must
+// be filtered by tenant as well as by key, or one tenant's erasure deletes
+// another tenant's rows that share the key. The engine therefore refuses a
+// map whose joined table names no tenant column.
+func TestJoinedTablesStayInTenant(t *testing.T) {
+	const schema = `
+CREATE TABLE accts (tenant TEXT NOT NULL, user_id TEXT NOT NULL, email TEXT NOT NULL, PRIMARY KEY (tenant, user_id));
+CREATE TABLE cards (id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, user_id TEXT NOT NULL, token TEXT NOT NULL);
+CREATE TABLE charges (id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, card_id INTEGER NOT NULL, amount INTEGER NOT NULL);
+INSERT INTO accts VALUES ('a', 'u1', 'ann@example.com'), ('b', 'u1', 'zoe@example.com');
+INSERT INTO cards VALUES (1, 'a', 'u1', 'tok-a'), (2, 'b', 'u1', 'tok-b');
+INSERT INTO charges VALUES (10, 'a', 1, 100), (11, 'b', 2, 200);
+`
+	const withTenant = `
+tables:
+  - name: accts
+    category: profile
+    tenant: tenant
+    subject: {email: email, user_id: user_id}
+    strategy: delete
+  - name: cards
+    category: payment_methods
+    tenant: tenant
+    join: {column: user_id, to: accts.user_id}
+    strategy: delete
+  - name: charges
+    category: charges
+    tenant: tenant
+    join: {column: card_id, to: cards.id}
+    strategy: delete
+`
+	// The same map, with the joined table naming no tenant: it would match
+	// tenant b's cards of user u1 by key alone.
+	noTenant := strings.Replace(withTenant, "    tenant: tenant\n    join: {column: user_id", "    join: {column: user_id", 1)
+	if noTenant == withTenant {
+		t.Fatal("test bug: the tenant line was not removed")
+	}
+	if _, err := dataset.Load([]byte(noTenant)); err == nil || !strings.Contains(err.Error(), `table "cards": names no tenant column`) {
+		t.Fatalf("Load of a joined table without tenant = %v, want it refused", err)
+	}
+
+	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "tenants.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(schema); err != nil {
+		t.Fatal(err)
+	}
+	m, err := dataset.Load([]byte(withTenant))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := dataset.New(db, m, nil)
+	ctx := context.Background()
+	for _, s := range []connector.Subject{{Email: "ann@example.com"}, {UserID: "u1"}} {
+		res, err := e.Erase(ctx, task(s, "a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Remaining != 0 {
+			t.Fatalf("erase in tenant a = %+v", res)
+		}
+	}
+	rows := func(table, tenant string) (n int) {
+		t.Helper()
+		if err := db.QueryRow(`SELECT COUNT(*) FROM `+table+` WHERE tenant = ?`, tenant).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, table := range []string{"accts", "cards", "charges"} {
+		if n := rows(table, "a"); n != 0 {
+			t.Errorf("%s: %d rows of tenant a left", table, n)
+		}
+		if n := rows(table, "b"); n != 1 {
+			t.Errorf("%s: %d rows of tenant b, want its 1 row untouched", table, n)
+		}
+	}
+	if n := count(t, e, connector.Subject{UserID: "u1"}, "b"); n != 3 {
+		t.Errorf("tenant b's u1 has %d rows, want 3", n)
+	}
+
+	// A map built without Load is refused by the engine itself.
+	raw := &dataset.Map{Dialect: dataset.SQLite, Tables: []dataset.Table{
+		{Name: "accts", Category: "profile", Subject: dataset.SubjectColumns{UserID: "user_id"}, Strategy: dataset.Delete},
+	}}
+	if _, err := dataset.New(db, raw, nil).Erase(ctx, task(connector.Subject{UserID: "u1"}, "b")); !errors.Is(err, dataset.ErrConfig) {
+		t.Fatalf("erase through a map without tenant columns = %v, want ErrConfig", err)
+	}
+	if n := rows("accts", "b"); n != 1 {
+		t.Fatalf("tenant b's account is gone")
+	}
+}
+
+// TestEraseLeavesNoCopyInTheFiles: once an erasure returns, the subject's
+// email is in no file of the database (main file, -wal, -shm): the WAL,
+// which holds old page images until a checkpoint, is checkpointed and
+// truncated after the erasure.
+func TestEraseLeavesNoCopyInTheFiles(t *testing.T) {
+	t.Setenv(pseudonym.KeyEnv, "")
+	ctx := context.Background()
+	dir := t.TempDir()
+	const schema = `
+CREATE TABLE IF NOT EXISTS people (id TEXT PRIMARY KEY, tenant TEXT NOT NULL, email TEXT NOT NULL, name TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS people_email ON people (tenant, email);
+CREATE TABLE IF NOT EXISTS visits (id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, person_id TEXT NOT NULL, email TEXT NOT NULL);
+`
+	const m = `
+tables:
+  - name: people
+    category: profile
+    tenant: tenant
+    subject: {email: email, user_id: id}
+    strategy: delete
+  - name: visits
+    category: visits
+    tenant: tenant
+    subject: {email: email}
+    join: {column: person_id, to: people.id}
+    strategy: delete
+`
+	db, e, err := dataset.OpenSQLite(ctx, dir, "people.db", schema, []byte(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = dataset.SeedDemo(ctx, db, 50, func(ctx context.Context, tx *sql.Tx, i int) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO people VALUES (?, 'demo', ?, ?)`, dataset.DemoUserID(i), dataset.DemoEmail(i), fmt.Sprintf("Person %d", i)); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO visits (tenant, person_id, email) VALUES ('demo', ?, ?)`, dataset.DemoUserID(i), dataset.DemoEmail(i))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	email := dataset.DemoEmail(7)
+	if found := filesHolding(t, dir, email); len(found) == 0 {
+		t.Fatal("test bug: the seeded email is in no file")
+	}
+	res, err := e.Erase(ctx, task(connector.Subject{Email: email}, "demo"))
+	if err != nil || res.Outcome != connector.Erased {
+		t.Fatalf("erase = %+v, %v", res, err)
+	}
+	if found := filesHolding(t, dir, email); len(found) > 0 {
+		t.Fatalf("the erased email is still in %v", found)
+	}
+	if found := filesHolding(t, dir, dataset.DemoEmail(8)); len(found) == 0 {
+		t.Fatal("another person's email is gone too")
+	}
+}
+
+// filesHolding lists the files under dir whose raw bytes contain s, in any
+// case.
+func filesHolding(t *testing.T, dir, s string) []string {
+	t.Helper()
+	var found []string
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(bytes.ToLower(b), []byte(strings.ToLower(s))) {
+			found = append(found, filepath.Base(path))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
 }

@@ -58,9 +58,9 @@ func SeedDemo(ctx context.Context, db *sql.DB, n int, add func(ctx context.Conte
 
 // OpenSQLite opens a SQLite-backed system the way the demo connectors do:
 // the database dataDir/file with schema applied, the map loaded, keyed by
-// [HashKey](dataDir), and checked against the database. The caller closes
-// the returned database.
-func OpenSQLite(ctx context.Context, dataDir, file, schema string, mapYAML []byte) (*sql.DB, *Engine, error) {
+// [pseudonym.LoadKey](dataDir), and checked against the database. The caller
+// closes the returned database.
+func OpenSQLite(ctx context.Context, dataDir, file, schema string, mapYAML []byte, opts ...Option) (*sql.DB, *Engine, error) {
 	m, err := Load(mapYAML)
 	if err != nil {
 		return nil, nil, err
@@ -77,7 +77,7 @@ func OpenSQLite(ctx context.Context, dataDir, file, schema string, mapYAML []byt
 		db.Close()
 		return nil, nil, fmt.Errorf("dataset: schema of %s: %w", file, err)
 	}
-	e := New(db, m, key, WithDialect(SQLite))
+	e := New(db, m, key, append(opts, WithDialect(SQLite))...)
 	if err := e.Check(ctx); err != nil {
 		db.Close()
 		return nil, nil, err

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/lethe-dev/lethe/pkg/connector"
 	"github.com/lethe-dev/lethe/pkg/pseudonym"
+	"github.com/lethe-dev/lethe/pkg/sqlitedb"
 )
 
 // Engine erases, exports and counts a subject's rows in one database
@@ -23,6 +25,7 @@ type Engine struct {
 	key     []byte
 	dialect Dialect
 	now     func() time.Time
+	log     *slog.Logger
 	// targets lists, per table, the columns other tables join to: the keys
 	// resolved before anything is erased.
 	targets map[string][]string
@@ -38,10 +41,20 @@ func WithDialect(d Dialect) Option { return func(e *Engine) { e.dialect = d } }
 // WithNow sets the clock that decides whether a retention period is over.
 func WithNow(now func() time.Time) Option { return func(e *Engine) { e.now = now } }
 
+// WithLogger sets the logger of the engine's warnings; nil keeps the
+// default, slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(e *Engine) {
+		if l != nil {
+			e.log = l
+		}
+	}
+}
+
 // New returns an engine over db. hashKey keys the [Hash] strategy; it may be
 // nil for a map that hashes nothing.
 func New(db *sql.DB, m *Map, hashKey []byte, opts ...Option) *Engine {
-	e := &Engine{db: db, m: m, key: hashKey, dialect: m.Dialect, now: time.Now, targets: map[string][]string{}}
+	e := &Engine{db: db, m: m, key: hashKey, dialect: m.Dialect, now: time.Now, log: slog.Default(), targets: map[string][]string{}}
 	for _, o := range opts {
 		o(e)
 	}
@@ -60,6 +73,13 @@ var ErrConfig = errors.New("dataset: bad engine configuration")
 func (e *Engine) config() error {
 	if _, ok := dialects[e.dialect]; !ok {
 		return fmt.Errorf("%w: unknown dialect %q", ErrConfig, e.dialect)
+	}
+	for _, t := range e.m.Tables {
+		// Load refuses such a map; this catches one built another way, which
+		// would otherwise match rows of every tenant.
+		if t.Tenant == "" {
+			return fmt.Errorf("%w: table %q names no tenant column", ErrConfig, t.Name)
+		}
 	}
 	if len(e.key) == 0 {
 		for _, t := range e.m.Tables {
@@ -122,8 +142,9 @@ type runner interface {
 }
 
 // where writes the condition that selects the subject's rows of t: any of
-// its identifiers, within the tenant. It returns false, writing nothing, if
-// nothing can match (the subject lacks the identifiers the table holds).
+// its identifiers or joined keys, always within the tenant (a joined key may
+// be unique only per tenant). It returns false, writing nothing, if nothing
+// can match (the subject lacks the identifiers the table holds).
 func (e *Engine) where(q *query, t *Table, s subject, k keys) bool {
 	byEmail := t.Subject.Email != "" && s.email != ""
 	byUser := t.Subject.UserID != "" && s.userID != ""
@@ -154,10 +175,7 @@ func (e *Engine) where(q *query, t *Table, s subject, k keys) bool {
 		}
 		q.w(")")
 	}
-	q.w(")")
-	if t.Tenant != "" {
-		q.w(" AND ", t.col(t.Tenant), " = ").arg(s.tenant)
-	}
+	q.w(") AND ", t.col(t.Tenant), " = ").arg(s.tenant)
 	return true
 }
 
@@ -267,6 +285,16 @@ func (e *Engine) Erase(ctx context.Context, task connector.Task) (connector.Resu
 	}
 	if err := tx.Commit(); err != nil {
 		return connector.Result{}, connector.Retryable(fmt.Errorf("dataset: commit erase: %w", err))
+	}
+	if e.dialect == SQLite {
+		// The committed erasure is in the WAL, and so are the old page
+		// images that hold the erased rows, until a checkpoint: move the
+		// pages into the database file (whose freed space secure_delete
+		// zeroes) and empty the WAL. The erasure is done either way: a
+		// failure only leaves the copies to the next checkpoint.
+		if err := sqlitedb.Checkpoint(ctx, e.db); err != nil {
+			e.log.WarnContext(ctx, "dataset: WAL checkpoint after erasure failed", "err", err)
+		}
 	}
 	res.Outcome = connector.Erased
 	if len(bases) > 0 {
@@ -533,9 +561,15 @@ func text(v any) any {
 }
 
 // dbErr wraps a database failure; it is retryable (a lock, a lost
-// connection): a map that does not fit the database is caught by Check.
+// connection): a map that does not fit the database is caught by Check. A
+// cancelled or expired context is not: the caller gave up, and it decides
+// what happens to the task.
 func dbErr(op, table string, err error) error {
-	return connector.Retryable(fmt.Errorf("dataset: %s %q: %w", op, table, err))
+	err = fmt.Errorf("dataset: %s %q: %w", op, table, err)
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return connector.Retryable(err)
 }
 
 var timeLayouts = []string{

@@ -17,6 +17,7 @@
 //	    strategy: delete
 //	  - name: logins
 //	    category: login_history
+//	    tenant: tenant
 //	    join: {column: user_id, to: users.id}
 //	    strategy: delete
 //	  - name: invoices
@@ -79,9 +80,10 @@ type Table struct {
 	Name string `yaml:"name"`
 	// Category names the table's records in receipt counts and exports.
 	Category string `yaml:"category"`
-	// Tenant is the column holding the tenant. Required for a table that
-	// matches the subject by its own columns; a table found only through a
-	// join inherits the tenant of the rows it joins to.
+	// Tenant is the column holding the tenant; every table names one. Rows
+	// are always matched within the task's tenant, those found through a
+	// join too: a key may be unique only within a tenant (user "u1" of two
+	// tenants), and matching by key alone would erase another tenant's rows.
 	Tenant string `yaml:"tenant"`
 	// Subject names the columns holding the subject's identifiers.
 	Subject SubjectColumns `yaml:"subject"`
@@ -201,10 +203,10 @@ func (t *Table) validate(earlier map[string]bool) error {
 	if !direct && t.Join == nil {
 		return errors.New("no subject columns and no join: the table cannot be matched to a subject")
 	}
-	if direct && t.Tenant == "" {
-		// A table matched by its own columns must say whose tenant a row is,
-		// or an erasure for one tenant would reach another's.
-		return errors.New("matches the subject by its own columns but names no tenant column")
+	if t.Tenant == "" {
+		// Every table must say whose tenant a row is, joined ones too, or an
+		// erasure for one tenant would reach another's rows with the same key.
+		return errors.New("names no tenant column (every table needs one, joined tables too)")
 	}
 	cols := make(map[string]bool, len(t.Columns))
 	for c, s := range t.Columns {

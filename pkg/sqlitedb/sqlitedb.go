@@ -6,7 +6,9 @@
 package sqlitedb
 
 import (
+	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -32,4 +34,20 @@ func Open(path string) (*sql.DB, error) {
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// Checkpoint copies the WAL into the database file and truncates the WAL to
+// zero bytes. Until a checkpoint, the -wal file keeps old page images, rows
+// deleted since among them: an erasure calls it once committed, outside its
+// transaction, so erased data does not linger there. It fails if another
+// connection kept it from completing.
+func Checkpoint(ctx context.Context, db *sql.DB) error {
+	var busy, frames, done int
+	if err := db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &frames, &done); err != nil {
+		return fmt.Errorf("sqlite checkpoint: %w", err)
+	}
+	if busy != 0 {
+		return errors.New("sqlite checkpoint: blocked by another connection")
+	}
+	return nil
 }

@@ -7,8 +7,11 @@ package accounts
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"database/sql"
 	_ "embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,7 +51,8 @@ CREATE TABLE IF NOT EXISTS logins (
 	ip TEXT NOT NULL,
 	country TEXT NOT NULL,
 	at TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS logins_user ON logins (user_id);
+DROP INDEX IF EXISTS logins_user;
+CREATE INDEX IF NOT EXISTS logins_tenant_user ON logins (tenant, user_id);
 CREATE TABLE IF NOT EXISTS comments (
 	id TEXT PRIMARY KEY,
 	tenant TEXT NOT NULL,
@@ -57,7 +61,8 @@ CREATE TABLE IF NOT EXISTS comments (
 	author_name TEXT,
 	body TEXT NOT NULL,
 	at TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS comments_author ON comments (author_id);
+DROP INDEX IF EXISTS comments_author;
+CREATE INDEX IF NOT EXISTS comments_tenant_author ON comments (tenant, author_id);
 `
 
 // System is the accounts system. Erase, Export and Count come from its
@@ -65,6 +70,7 @@ CREATE INDEX IF NOT EXISTS comments_author ON comments (author_id);
 type System struct {
 	*dataset.Engine
 	db  *sql.DB
+	key []byte // keys event ids
 	bus bus.Publisher
 	log *slog.Logger
 	now func() time.Time
@@ -75,15 +81,20 @@ type System struct {
 
 // Open opens (creating it if needed) the system in env.DataDir/accounts.db.
 func Open(ctx context.Context, env connector.Env) (*System, error) {
-	db, engine, err := dataset.OpenSQLite(ctx, env.DataDir, "accounts.db", schema, mapYAML)
-	if err != nil {
-		return nil, fmt.Errorf("accounts: %w", err)
-	}
 	log := env.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return &System{Engine: engine, db: db, bus: env.Bus, log: log, now: time.Now}, nil
+	db, engine, err := dataset.OpenSQLite(ctx, env.DataDir, "accounts.db", schema, mapYAML, dataset.WithLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("accounts: %w", err)
+	}
+	key, err := pseudonym.LoadKey(env.DataDir)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("accounts: %w", err)
+	}
+	return &System{Engine: engine, db: db, key: key, bus: env.Bus, log: log, now: time.Now}, nil
 }
 
 // Close stops the admin API, if served, and closes the database.
@@ -129,7 +140,7 @@ func (s *System) DeleteAccount(ctx context.Context, tenant, email string) (userI
 	}
 	now := s.now()
 	ev := &lethev1.AccountDeleted{
-		EventId:   eventID(tenant, userID),
+		EventId:   s.eventID(tenant, userID),
 		Tenant:    tenant,
 		Subject:   &lethev1.Subject{Email: pseudonym.Normalize(stored), UserId: userID},
 		DeletedAt: timestamppb.New(now),
@@ -147,11 +158,21 @@ func (s *System) DeleteAccount(ctx context.Context, tenant, email string) (userI
 		// the profile anyway.
 		return "", fmt.Errorf("accounts: delete account: %w", err)
 	}
-	s.log.Info("account deleted and announced", "tenant", tenant, "event_type", events.TypeAccountDeleted)
+	s.log.Info("account deleted and announced", "tenant", tenant, "event_type", events.TypeAccountDeleted, "event_id", ev.GetEventId())
 	return userID, nil
 }
 
-func eventID(tenant, userID string) string { return Name + ":" + tenant + ":" + userID }
+// eventID is the id of the account.deleted event of userID in tenant: the
+// keyed hash of both, so that it names the deletion without naming the person
+// (the orchestrator logs and stores event ids), and is the same every time the
+// deletion is announced, so the orchestrator de-duplicates a retry. HMAC
+// directly, not pseudonym.Hash, which folds case: user ids are case-sensitive,
+// and two users differing in case must not share an event id.
+func (s *System) eventID(tenant, userID string) string {
+	m := hmac.New(sha256.New, s.key)
+	m.Write([]byte("account.deleted\x00" + tenant + "\x00" + userID))
+	return "acct-del-" + hex.EncodeToString(m.Sum(nil))[:32]
+}
 
 // ServeAdmin serves [System.AdminHandler] on addr until ctx is cancelled or
 // the system is closed, and returns the address it listens on.

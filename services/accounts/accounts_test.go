@@ -7,6 +7,9 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,7 +170,7 @@ func TestDeleteAccountAnnouncesIt(t *testing.T) {
 	}
 	select {
 	case ev := <-got:
-		if ev.GetEventId() != "accounts:demo:user-0002" || ev.GetTenant() != "demo" || ev.GetSource() != "accounts" ||
+		if ev.GetEventId() != s.eventID("demo", "user-0002") || ev.GetTenant() != "demo" || ev.GetSource() != "accounts" ||
 			ev.GetSubject().GetEmail() != "person-0002@example.com" || ev.GetSubject().GetUserId() != "user-0002" ||
 			!ev.GetDeletedAt().AsTime().Equal(at) {
 			t.Fatalf("event = %v", ev)
@@ -203,7 +206,7 @@ func TestAdminAPI(t *testing.T) {
 		want               map[string]string
 	}{
 		{"deletes", "POST", `{"tenant":"demo","email":"person-0007@example.com"}`, http.StatusAccepted,
-			map[string]string{"user_id": "user-0007", "event_id": "accounts:demo:user-0007"}},
+			map[string]string{"user_id": "user-0007", "event_id": s.eventID("demo", "user-0007")}},
 		{"unknown account", "POST", `{"tenant":"demo","email":"person-0007@example.com"}`, http.StatusNotFound, nil},
 		{"other tenant", "POST", `{"tenant":"acme","email":"person-0008@example.com"}`, http.StatusNotFound, nil},
 		{"bad json", "POST", `{"tenant":`, http.StatusBadRequest, nil},
@@ -265,4 +268,79 @@ func TestServeAdmin(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestEventIDNamesNoOne: the event id, which the orchestrator logs and
+// stores, holds neither the user id nor the email; it is the same for the
+// same deletion (so a repeated announcement is de-duplicated) and differs
+// between users, tenants and systems with different keys.
+func TestEventIDNamesNoOne(t *testing.T) {
+	s, _ := open(t, nil)
+	id := s.eventID("demo", "user-0002")
+	if !strings.HasPrefix(id, "acct-del-") || len(id) != len("acct-del-")+32 {
+		t.Fatalf("event id %q, want acct-del- and 32 hex characters", id)
+	}
+	for _, personal := range []string{"user-0002", "0002", dataset.DemoEmail(2), "demo"} {
+		if strings.Contains(id, personal) {
+			t.Fatalf("event id %q contains %q", id, personal)
+		}
+	}
+	if again := s.eventID("demo", "user-0002"); again != id {
+		t.Fatalf("the same deletion got ids %q and %q", id, again)
+	}
+	other, _ := open(t, nil) // another data dir: another random key
+	for name, got := range map[string]string{
+		"another user":      s.eventID("demo", "user-0003"),
+		"a user id in case": s.eventID("demo", "User-0002"),
+		"another tenant":    s.eventID("acme", "user-0002"),
+		"another key":       other.eventID("demo", "user-0002"),
+	} {
+		if got == id {
+			t.Errorf("%s has the same event id %q", name, id)
+		}
+	}
+}
+
+// TestEraseLeavesNoCopyInTheFiles: after an erasure, the person's email is
+// in no file of the data directory, the SQLite WAL and shared-memory files
+// included.
+func TestEraseLeavesNoCopyInTheFiles(t *testing.T) {
+	s, dir := open(t, nil)
+	email := dataset.DemoEmail(4)
+	if len(filesHolding(t, dir, email)) == 0 {
+		t.Fatal("test bug: the seeded email is in no file")
+	}
+	res, err := s.Erase(context.Background(), connector.Task{Tenant: "demo", Subject: connector.Subject{Email: email}})
+	if err != nil || res.Outcome != connector.Erased {
+		t.Fatalf("erase = %+v, %v", res, err)
+	}
+	if found := filesHolding(t, dir, email); len(found) > 0 {
+		t.Fatalf("the erased email is still in %v", found)
+	}
+	if len(filesHolding(t, dir, dataset.DemoEmail(5))) == 0 {
+		t.Fatal("another person's email is gone too")
+	}
+}
+
+// filesHolding lists the files under dir whose raw bytes contain s.
+func filesHolding(t *testing.T, dir, s string) []string {
+	t.Helper()
+	var found []string
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(b, []byte(s)) {
+			found = append(found, filepath.Base(path))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
 }

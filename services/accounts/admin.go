@@ -51,7 +51,7 @@ func (s *System) handleDelete(w http.ResponseWriter, r *http.Request) {
 		s.log.Error("admin: delete account failed", "err", err)
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "the account could not be deleted"})
 	default:
-		writeJSON(w, http.StatusAccepted, map[string]string{"user_id": id, "event_id": eventID(req.Tenant, id)})
+		writeJSON(w, http.StatusAccepted, map[string]string{"user_id": id, "event_id": s.eventID(req.Tenant, id)})
 	}
 }
 

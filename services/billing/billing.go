@@ -66,7 +66,7 @@ type System struct {
 
 // Open opens (creating it if needed) the system in env.DataDir/billing.db.
 func Open(ctx context.Context, env connector.Env) (*System, error) {
-	db, engine, err := dataset.OpenSQLite(ctx, env.DataDir, "billing.db", schema, mapYAML)
+	db, engine, err := dataset.OpenSQLite(ctx, env.DataDir, "billing.db", schema, mapYAML, dataset.WithLogger(env.Logger))
 	if err != nil {
 		return nil, fmt.Errorf("billing: %w", err)
 	}

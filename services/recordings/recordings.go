@@ -3,8 +3,13 @@
 // chat replay (DataDir/recordings.db).
 //
 // Data categories in receipts: "recordings" (a recording's metadata row and
-// its video file, counted once) and "chat_messages" (messages the subject
-// wrote, in anyone's recording).
+// its video file, counted once), "chat_messages" (messages the subject
+// wrote, in anyone's recording) and "chat_messages_in_recordings" (messages
+// others wrote in the subject's recordings, erased with them).
+//
+// Failures of the database or the file system are [connector.Retryable], as
+// in the dataset engine: a lock, a busy file or a lost connection may pass.
+// A subject with no identifier and a cancelled context are not.
 package recordings
 
 import (
@@ -17,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,6 +39,13 @@ const Name = "recordings"
 const (
 	CategoryRecordings   = "recordings"
 	CategoryChatMessages = "chat_messages"
+	// CategoryChatInRecordings counts the messages other people wrote in the
+	// subject's recordings. A recording with its chat replay is the
+	// speaker's, and is erased as a whole: its replay is part of it, and
+	// keeping the messages would keep the context they answer (the
+	// speaker's talk). Erasing them affects other people's data, so the
+	// receipt says how many went, apart from the subject's own messages.
+	CategoryChatInRecordings = "chat_messages_in_recordings"
 )
 
 // ErrNoIdentifier is returned for a task whose subject has neither an email
@@ -81,6 +94,7 @@ CREATE TABLE IF NOT EXISTS seed_state (
 type System struct {
 	db    *sql.DB
 	files string
+	log   *slog.Logger
 }
 
 var (
@@ -103,11 +117,25 @@ func Open(ctx context.Context, env connector.Env) (*System, error) {
 		db.Close()
 		return nil, fmt.Errorf("recordings: schema: %w", err)
 	}
-	return &System{db: db, files: files}, nil
+	log := env.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &System{db: db, files: files, log: log}, nil
 }
 
 // Close closes the database.
 func (s *System) Close() error { return s.db.Close() }
+
+// retryable marks a failure of the database or the file system as one that
+// another attempt may pass. A cancelled or expired context is the caller
+// giving up, not the system failing: it stays unmarked.
+func retryable(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return connector.Retryable(err)
+}
 
 // path is where a recording's file lives; Base keeps a stored name from
 // pointing outside the files directory.
@@ -167,19 +195,19 @@ func subjectRecordings(ctx context.Context, db q, tenant string, subj connector.
 	rows, err := db.QueryContext(ctx, `SELECT id, webinar_id, speaker_user_id, speaker_email, title, file_name, created_at
 		FROM recordings WHERE tenant = ? AND `+cond+` ORDER BY id`, append([]any{tenant}, args...)...)
 	if err != nil {
-		return nil, fmt.Errorf("recordings: query recordings: %w", err)
+		return nil, retryable(fmt.Errorf("recordings: query recordings: %w", err))
 	}
 	defer rows.Close()
 	var out []recording
 	for rows.Next() {
 		var r recording
 		if err := rows.Scan(&r.ID, &r.WebinarID, &r.SpeakerUserID, &r.SpeakerEmail, &r.Title, &r.FileName, &r.CreatedAt); err != nil {
-			return nil, fmt.Errorf("recordings: scan recording: %w", err)
+			return nil, retryable(fmt.Errorf("recordings: scan recording: %w", err))
 		}
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("recordings: query recordings: %w", err)
+		return nil, retryable(fmt.Errorf("recordings: query recordings: %w", err))
 	}
 	return out, nil
 }
@@ -192,19 +220,19 @@ func subjectChat(ctx context.Context, db q, tenant string, subj connector.Subjec
 	rows, err := db.QueryContext(ctx, `SELECT id, recording_id, author_email, author_user_id, body, at
 		FROM chat_messages WHERE tenant = ? AND `+cond+` ORDER BY id`, append([]any{tenant}, args...)...)
 	if err != nil {
-		return nil, fmt.Errorf("recordings: query chat messages: %w", err)
+		return nil, retryable(fmt.Errorf("recordings: query chat messages: %w", err))
 	}
 	defer rows.Close()
 	var out []chatMessage
 	for rows.Next() {
 		var m chatMessage
 		if err := rows.Scan(&m.ID, &m.RecordingID, &m.AuthorEmail, &m.AuthorUserID, &m.Body, &m.At); err != nil {
-			return nil, fmt.Errorf("recordings: scan chat message: %w", err)
+			return nil, retryable(fmt.Errorf("recordings: scan chat message: %w", err))
 		}
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("recordings: query chat messages: %w", err)
+		return nil, retryable(fmt.Errorf("recordings: query chat messages: %w", err))
 	}
 	return out, nil
 }
@@ -232,7 +260,7 @@ func (s *System) Erase(ctx context.Context, t connector.Task) (connector.Result,
 			return connector.Result{}, err
 		}
 		if err := os.Remove(s.path(r.FileName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return connector.Result{}, fmt.Errorf("recordings: remove file of %s: %w", r.ID, err)
+			return connector.Result{}, retryable(fmt.Errorf("recordings: remove file of %s: %w", r.ID, err))
 		}
 	}
 
@@ -240,29 +268,46 @@ func (s *System) Erase(ctx context.Context, t connector.Task) (connector.Result,
 	if err != nil {
 		return connector.Result{}, err
 	}
-	var nRec, nChat int64
+	var nRec, nChat, nOthers int64
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return connector.Result{}, fmt.Errorf("recordings: begin: %w", err)
+		return connector.Result{}, retryable(fmt.Errorf("recordings: begin: %w", err))
 	}
 	defer tx.Rollback()
 	res, err := tx.ExecContext(ctx, `DELETE FROM chat_messages WHERE tenant = ? AND `+cond, append([]any{t.Tenant}, args...)...)
 	if err != nil {
-		return connector.Result{}, fmt.Errorf("recordings: delete chat messages: %w", err)
+		return connector.Result{}, retryable(fmt.Errorf("recordings: delete chat messages: %w", err))
 	}
 	nChat, _ = res.RowsAffected()
 	// Only the recordings whose files were removed above: one that appeared
 	// since keeps its row (and file) and shows up in Remaining.
 	for _, r := range recs {
-		res, err := tx.ExecContext(ctx, `DELETE FROM recordings WHERE id = ? AND tenant = ?`, r.ID, t.Tenant)
+		// Others' messages in the recording's chat replay go with it (see
+		// CategoryChatInRecordings). ON DELETE CASCADE would delete them
+		// too, silently: deleting them here first counts them.
+		res, err := tx.ExecContext(ctx, `DELETE FROM chat_messages WHERE recording_id = ?`, r.ID)
 		if err != nil {
-			return connector.Result{}, fmt.Errorf("recordings: delete recording %s: %w", r.ID, err)
+			return connector.Result{}, retryable(fmt.Errorf("recordings: delete chat of recording %s: %w", r.ID, err))
 		}
 		n, _ := res.RowsAffected()
+		nOthers += n
+		res, err = tx.ExecContext(ctx, `DELETE FROM recordings WHERE id = ? AND tenant = ?`, r.ID, t.Tenant)
+		if err != nil {
+			return connector.Result{}, retryable(fmt.Errorf("recordings: delete recording %s: %w", r.ID, err))
+		}
+		n, _ = res.RowsAffected()
 		nRec += n
 	}
 	if err := tx.Commit(); err != nil {
-		return connector.Result{}, fmt.Errorf("recordings: commit erasure: %w", err)
+		return connector.Result{}, retryable(fmt.Errorf("recordings: commit erasure: %w", err))
+	}
+	// The committed erasure is in the WAL, and so are the old page images
+	// holding the erased rows, until a checkpoint: move the pages into the
+	// database file (whose freed space secure_delete zeroes) and empty the
+	// WAL. The erasure is done either way: a failure only leaves the copies
+	// to the next checkpoint.
+	if err := sqlitedb.Checkpoint(ctx, s.db); err != nil {
+		s.log.WarnContext(ctx, "recordings: WAL checkpoint after erasure failed", "err", err)
 	}
 
 	remaining, err := s.remaining(ctx, t.Tenant, t.Subject)
@@ -272,11 +317,11 @@ func (s *System) Erase(ctx context.Context, t connector.Task) (connector.Result,
 	if nRec+nChat == 0 {
 		return connector.Result{Outcome: connector.NotFound, Remaining: remaining}, nil
 	}
-	return connector.Result{
-		Outcome:   connector.Erased,
-		Counts:    map[string]int64{CategoryRecordings: nRec, CategoryChatMessages: nChat},
-		Remaining: remaining,
-	}, nil
+	counts := map[string]int64{CategoryRecordings: nRec, CategoryChatMessages: nChat}
+	if nOthers > 0 {
+		counts[CategoryChatInRecordings] = nOthers
+	}
+	return connector.Result{Outcome: connector.Erased, Counts: counts, Remaining: remaining}, nil
 }
 
 // remaining counts the subject's records by a fresh look: recording rows,
@@ -293,7 +338,7 @@ func (s *System) remaining(ctx context.Context, tenant string, subj connector.Su
 		case err == nil:
 			n++
 		case !errors.Is(err, fs.ErrNotExist):
-			return 0, fmt.Errorf("recordings: stat file of %s: %w", r.ID, err)
+			return 0, retryable(fmt.Errorf("recordings: stat file of %s: %w", r.ID, err))
 		}
 	}
 	chat, err := subjectChat(ctx, s.db, tenant, subj)
@@ -352,7 +397,7 @@ func (s *System) Export(ctx context.Context, t connector.Task) (connector.Result
 	for _, r := range recs {
 		f, err := s.describe(ctx, r.FileName)
 		if err != nil {
-			return connector.Result{}, fmt.Errorf("recordings: file of %s: %w", r.ID, err)
+			return connector.Result{}, retryable(fmt.Errorf("recordings: file of %s: %w", r.ID, err))
 		}
 		doc.Recordings = append(doc.Recordings, exportRecording{
 			ID: r.ID, WebinarID: r.WebinarID, SpeakerUserID: r.SpeakerUserID, SpeakerEmail: r.SpeakerEmail,

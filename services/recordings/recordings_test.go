@@ -1,6 +1,7 @@
 package recordings
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,10 +9,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/lethe-dev/lethe/pkg/connector"
 	"github.com/lethe-dev/lethe/pkg/connector/connectortest"
+	"github.com/lethe-dev/lethe/pkg/sqlitedb"
 )
 
 const seedPeople = 40
@@ -136,6 +139,12 @@ func TestEraseRemovesFilesAndLeavesOthers(t *testing.T) {
 	}
 	othersChat := count(t, s, `SELECT count(*) FROM chat_messages c JOIN recordings r ON r.id = c.recording_id
 		WHERE c.author_user_id != ? AND r.speaker_user_id != ?`, userID(who), userID(who))
+	ownChat := count(t, s, `SELECT count(*) FROM chat_messages WHERE author_user_id = ?`, userID(who))
+	othersInMine := count(t, s, `SELECT count(*) FROM chat_messages c JOIN recordings r ON r.id = c.recording_id
+		WHERE c.author_user_id != ? AND r.speaker_user_id = ?`, userID(who), userID(who))
+	if othersInMine == 0 {
+		t.Fatal("fixture person's recordings hold no one else's chat")
+	}
 
 	res, err := s.Erase(ctx, task(connector.Subject{Email: email(who)}, "r1"))
 	if err != nil {
@@ -144,8 +153,15 @@ func TestEraseRemovesFilesAndLeavesOthers(t *testing.T) {
 	if res.Outcome != connector.Erased || res.Remaining != 0 {
 		t.Fatalf("erase = %+v", res)
 	}
-	if res.Counts[CategoryRecordings] != int64(len(mine)) || res.Counts[CategoryChatMessages] < inOthers {
-		t.Fatalf("counts = %v, want %d recordings and at least %d chat messages", res.Counts, len(mine), inOthers)
+	// Others' messages in the subject's recordings go with the recordings,
+	// counted apart from the subject's own.
+	if res.Counts[CategoryRecordings] != int64(len(mine)) || res.Counts[CategoryChatMessages] != ownChat ||
+		res.Counts[CategoryChatInRecordings] != othersInMine {
+		t.Fatalf("counts = %v, want %d recordings, %d own chat messages (%d in others' recordings), %d others' messages in the subject's recordings",
+			res.Counts, len(mine), ownChat, inOthers, othersInMine)
+	}
+	if n := count(t, s, `SELECT count(*) FROM chat_messages WHERE recording_id NOT IN (SELECT id FROM recordings)`); n != 0 {
+		t.Errorf("%d chat messages left of erased recordings", n)
 	}
 
 	after := files(t, s)
@@ -378,4 +394,94 @@ func sameMap(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// TestTransientErrorsAreRetryable: a database another process holds locked
+// fails the erasure with a retryable error (the SDK tries again rather than
+// dead-lettering the task), and the next attempt succeeds. A cancelled
+// context is no failure of the system: not retryable.
+func TestTransientErrorsAreRetryable(t *testing.T) {
+	ctx := context.Background()
+	s := seeded(t)
+	// Wait 50 ms, not the default 10 s, for the lock (one connection in the
+	// pool: the pragma stays with it).
+	if _, err := s.db.Exec(`PRAGMA busy_timeout = 50`); err != nil {
+		t.Fatal(err)
+	}
+	other, err := sqlitedb.Open(filepath.Join(filepath.Dir(s.files), "recordings.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	lock, err := other.BeginTx(ctx, nil) // BEGIN IMMEDIATE: holds the write lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Erase(ctx, task(subject(5), "r6"))
+	if err == nil || !connector.IsRetryable(err) {
+		t.Fatalf("erase of a locked database = %v, want a retryable error", err)
+	}
+	if strings.Contains(err.Error(), email(5)) || strings.Contains(err.Error(), userID(5)) {
+		t.Fatalf("error names the subject: %v", err)
+	}
+	if err := lock.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Erase(ctx, task(subject(5), "r6"))
+	if err != nil || res.Outcome != connector.Erased || res.Remaining != 0 {
+		t.Fatalf("erase once the lock is gone = %+v, %v", res, err)
+	}
+
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	for name, op := range map[string]func(context.Context, connector.Task) (connector.Result, error){"erase": s.Erase, "export": s.Export} {
+		if _, err := op(cancelled, task(subject(6), "r7")); err == nil || connector.IsRetryable(err) {
+			t.Errorf("%s with a cancelled context = %v, want a permanent error", name, err)
+		}
+	}
+}
+
+// TestEraseLeavesNoCopyInTheFiles: after an erasure, the person's email is
+// in no file of the data directory, the SQLite WAL and shared-memory files
+// included.
+func TestEraseLeavesNoCopyInTheFiles(t *testing.T) {
+	s := seeded(t)
+	dir := filepath.Dir(s.files)
+	if len(filesHolding(t, dir, email(1))) == 0 {
+		t.Fatal("test bug: the seeded email is in no file")
+	}
+	res, err := s.Erase(context.Background(), task(subject(1), "r8"))
+	if err != nil || res.Outcome != connector.Erased {
+		t.Fatalf("erase = %+v, %v", res, err)
+	}
+	if found := filesHolding(t, dir, email(1)); len(found) > 0 {
+		t.Fatalf("the erased email is still in %v", found)
+	}
+	if len(filesHolding(t, dir, email(2))) == 0 {
+		t.Fatal("another person's email is gone too")
+	}
+}
+
+// filesHolding lists the files under dir whose raw bytes contain s, in any
+// case.
+func filesHolding(t *testing.T, dir, s string) []string {
+	t.Helper()
+	var found []string
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(bytes.ToLower(b), []byte(strings.ToLower(s))) {
+			found = append(found, filepath.Base(path))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
 }
