@@ -1,7 +1,7 @@
 // Package connector is the SDK a connector author builds on. A connector
 // implements [System] for the system it knows (erase and export one subject's
-// data); the SDK consumes its tasks from the bus, makes each task's effect
-// happen once (a second delivery answers the stored receipt), retries
+// data); the SDK consumes its tasks from the bus, makes each erasure happen
+// once (a second delivery answers the stored receipt), retries
 // retryable failures with backoff, publishes receipts, and shuts down
 // gracefully.
 package connector

@@ -3,6 +3,7 @@ package connector_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -58,10 +59,15 @@ type rig struct {
 }
 
 // run starts the SDK over sys for system "sys".
-func run(t *testing.T, sys connector.System) rig { return runWith(t, sys, nil) }
+func run(t *testing.T, sys connector.System) rig { return runIn(t, t.TempDir(), sys, nil) }
 
 // runWith is run with the receipt store wrapped by wrap.
 func runWith(t *testing.T, sys connector.System, wrap func(connector.ReceiptStore) connector.ReceiptStore) rig {
+	return runIn(t, t.TempDir(), sys, wrap)
+}
+
+// runIn is runWith keeping the receipt store in dir.
+func runIn(t *testing.T, dir string, sys connector.System, wrap func(connector.ReceiptStore) connector.ReceiptStore) rig {
 	t.Helper()
 	srv, err := natsbus.StartEmbedded(t.TempDir(), "127.0.0.1", -1)
 	if err != nil {
@@ -73,7 +79,7 @@ func runWith(t *testing.T, sys connector.System, wrap func(connector.ReceiptStor
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	receipts, err := connector.OpenReceipts(filepath.Join(t.TempDir(), "receipts.db"))
+	receipts, err := connector.OpenReceipts(filepath.Join(dir, "receipts.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,6 +265,42 @@ func TestFailures(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// An export is made again on a second delivery, and its receipt (which
+// holds the person's data) is not kept by the connector.
+func TestExportReceiptNotStored(t *testing.T) {
+	exported := func() (connector.Result, error) {
+		return connector.Result{Outcome: connector.Exported, Counts: map[string]int64{"a": 1}, Export: []byte(`{"a":[{"email":"person-0001@example.com"}]}`)}, nil
+	}
+	sys := &scripted{results: []func() (connector.Result, error){exported}}
+	dir := t.TempDir()
+	rg := runIn(t, dir, sys, nil)
+	task := &lethev1.Task{RequestId: "req_3", TaskId: "req_3.sys", System: "sys", Action: lethev1.Action_ACTION_EXPORT, Attempt: 1,
+		Subject: &lethev1.Subject{Email: "person-0001@example.com"}}
+	for attempt := uint32(1); attempt <= 2; attempt++ {
+		task.Attempt = attempt
+		msg, _ := events.TaskMessage(task, "test", time.Now())
+		if err := rg.bus.Publish(context.Background(), events.TaskTopic("sys"), msg); err != nil {
+			t.Fatal(err)
+		}
+		if r := receive(t, rg.receipts); r.GetOutcome() != lethev1.Outcome_OUTCOME_EXPORTED || len(r.GetExportData()) == 0 {
+			t.Fatalf("attempt %d: %v", attempt, r)
+		}
+	}
+	if n := sys.count(); n != 2 {
+		t.Fatalf("%d exports, want one per delivery", n)
+	}
+	files, _ := os.ReadDir(dir)
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(dir, f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), "person-0001@example.com") {
+			t.Fatalf("the connector's receipt store (%s) holds the exported data", f.Name())
+		}
 	}
 }
 

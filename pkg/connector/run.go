@@ -171,10 +171,14 @@ func (w *worker) handle(ctx context.Context, msg *bus.Message) error {
 		log.Warn("task failed", "retryable", r.GetRetryable(), "detail", r.GetDetail())
 	} else {
 		log.Info("task done", "outcome", outcomeName(r.GetOutcome()), "remaining", r.GetRemaining())
-		// Stored before it is published: once published it must be the
-		// answer to every later delivery.
-		if err := w.cfg.Receipts.Put(ctx, r); err != nil {
-			return err
+		// An erasure's receipt is stored before it is published: once
+		// published it must be the answer to every later delivery. An
+		// export has no effect to guard and is simply made again; storing
+		// it would keep a copy of the person's data here.
+		if t.GetAction() == lethev1.Action_ACTION_ERASE {
+			if err := w.cfg.Receipts.Put(ctx, r); err != nil {
+				return err
+			}
 		}
 	}
 	return w.publish(ctx, r)

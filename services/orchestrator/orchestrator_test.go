@@ -315,7 +315,7 @@ func TestAccountDeletedOpensOneRequest(t *testing.T) {
 	e := newEnv(t, nil)
 	e.connect("alpha", &toySystem{})
 	e.connect("beta", &toySystem{})
-	ev := &lethev1.AccountDeleted{EventId: "accounts:demo:user-0042", Tenant: "demo",
+	ev := &lethev1.AccountDeleted{EventId: "acct-del-3f9a0c2b7d5e41f8a6b2c9d0e1f2a3b4", Tenant: "demo",
 		Subject: &lethev1.Subject{Email: subjectEmail, UserId: "user-0042"}, DeletedAt: timestamppb.Now(), Source: "accounts"}
 	b := e.bus("accounts")
 	for i := 0; i < 2; i++ {
@@ -346,7 +346,7 @@ func TestAccountDeletedOpensOneRequest(t *testing.T) {
 	if found := out["requests"].([]any); len(found) != 1 || found[0].(map[string]any)["id"] != r["id"] {
 		t.Fatalf("by event id: %v", out)
 	}
-	_, out = e.do("GET", "/v1/requests?event_id=accounts:demo:someone-else", "")
+	_, out = e.do("GET", "/v1/requests?event_id=acct-del-00000000000000000000000000000000", "")
 	if found := out["requests"].([]any); len(found) != 0 {
 		t.Fatalf("another event id found %v", found)
 	}
