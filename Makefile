@@ -1,5 +1,6 @@
 # Lethe. `make run` starts the whole pipeline on the embedded default;
 # `make test` runs every check CI runs.
+SHELL   := /bin/bash
 GO      ?= go
 MODULES := pkg $(patsubst %/go.mod,%,$(sort $(wildcard services/*/go.mod)))
 PKGS    := $(addsuffix /...,$(addprefix ./,$(MODULES)))
@@ -19,8 +20,9 @@ build:
 	$(GO) build -o bin/ $(BINS)
 
 ## test: gofmt, each module built on its own, go vet, and go test -race over every module
+## (a line per package, why each skipped test skipped, failures in full, a closing count)
 test: fmt modules vet
-	$(GO) test -race -count=1 -timeout 10m $(PKGS)
+	set -o pipefail; $(GO) test -race -count=1 -timeout 10m -json $(PKGS) | GOWORK=off $(GO) run scripts/testsummary/main.go
 
 fmt:
 	@out=$$(gofmt -l pkg services); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
