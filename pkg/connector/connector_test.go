@@ -3,7 +3,6 @@ package connector_test
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,7 +17,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/connector"
 	"github.com/lethe-dev/lethe/pkg/events"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
-	"github.com/lethe-dev/lethe/pkg/logtest"
+	"github.com/lethe-dev/lethe/pkg/leaktest"
 )
 
 // scripted is a system whose calls return what the test says, in order.
@@ -54,7 +53,7 @@ func erased() (connector.Result, error) {
 type rig struct {
 	bus      *natsbus.Bus
 	receipts <-chan *lethev1.Receipt
-	logs     *logtest.Capture
+	logs     *leaktest.Capture
 	reg      *prometheus.Registry
 }
 
@@ -87,7 +86,7 @@ func runIn(t *testing.T, dir string, sys connector.System, wrap func(connector.R
 	if wrap != nil {
 		store = wrap(receipts)
 	}
-	logs := &logtest.Capture{}
+	logs := &leaktest.Capture{}
 	reg := prometheus.NewRegistry()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -292,15 +291,8 @@ func TestExportReceiptNotStored(t *testing.T) {
 	if n := sys.count(); n != 2 {
 		t.Fatalf("%d exports, want one per delivery", n)
 	}
-	files, _ := os.ReadDir(dir)
-	for _, f := range files {
-		b, err := os.ReadFile(filepath.Join(dir, f.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.Contains(string(b), "person-0001@example.com") {
-			t.Fatalf("the connector's receipt store (%s) holds the exported data", f.Name())
-		}
+	if found := leaktest.FilesHolding(t, dir, "person-0001@example.com"); len(found) > 0 {
+		t.Fatalf("the connector's receipt store (%v) holds the exported data", found)
 	}
 }
 

@@ -1,7 +1,6 @@
 package dataset_test
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lethe-dev/lethe/pkg/leaktest"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -610,41 +611,17 @@ tables:
 		t.Fatal(err)
 	}
 	email := dataset.DemoEmail(7)
-	if found := filesHolding(t, dir, email); len(found) == 0 {
+	if found := leaktest.FilesHolding(t, dir, email); len(found) == 0 {
 		t.Fatal("test bug: the seeded email is in no file")
 	}
 	res, err := e.Erase(ctx, task(connector.Subject{Email: email}, "demo"))
 	if err != nil || res.Outcome != connector.Erased {
 		t.Fatalf("erase = %+v, %v", res, err)
 	}
-	if found := filesHolding(t, dir, email); len(found) > 0 {
+	if found := leaktest.FilesHolding(t, dir, email); len(found) > 0 {
 		t.Fatalf("the erased email is still in %v", found)
 	}
-	if found := filesHolding(t, dir, dataset.DemoEmail(8)); len(found) == 0 {
+	if found := leaktest.FilesHolding(t, dir, dataset.DemoEmail(8)); len(found) == 0 {
 		t.Fatal("another person's email is gone too")
 	}
-}
-
-// filesHolding lists the files under dir whose raw bytes contain s, in any
-// case.
-func filesHolding(t *testing.T, dir, s string) []string {
-	t.Helper()
-	var found []string
-	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if bytes.Contains(bytes.ToLower(b), []byte(strings.ToLower(s))) {
-			found = append(found, filepath.Base(path))
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return found
 }

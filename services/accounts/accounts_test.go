@@ -7,11 +7,11 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lethe-dev/lethe/pkg/leaktest"
 
 	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
@@ -307,40 +307,17 @@ func TestEventIDNamesNoOne(t *testing.T) {
 func TestEraseLeavesNoCopyInTheFiles(t *testing.T) {
 	s, dir := open(t, nil)
 	email := dataset.DemoEmail(4)
-	if len(filesHolding(t, dir, email)) == 0 {
+	if len(leaktest.FilesHolding(t, dir, email)) == 0 {
 		t.Fatal("test bug: the seeded email is in no file")
 	}
 	res, err := s.Erase(context.Background(), connector.Task{Tenant: "demo", Subject: connector.Subject{Email: email}})
 	if err != nil || res.Outcome != connector.Erased {
 		t.Fatalf("erase = %+v, %v", res, err)
 	}
-	if found := filesHolding(t, dir, email); len(found) > 0 {
+	if found := leaktest.FilesHolding(t, dir, email); len(found) > 0 {
 		t.Fatalf("the erased email is still in %v", found)
 	}
-	if len(filesHolding(t, dir, dataset.DemoEmail(5))) == 0 {
+	if len(leaktest.FilesHolding(t, dir, dataset.DemoEmail(5))) == 0 {
 		t.Fatal("another person's email is gone too")
 	}
-}
-
-// filesHolding lists the files under dir whose raw bytes contain s.
-func filesHolding(t *testing.T, dir, s string) []string {
-	t.Helper()
-	var found []string
-	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if bytes.Contains(b, []byte(s)) {
-			found = append(found, filepath.Base(path))
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return found
 }

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lethe-dev/lethe/pkg/logtest"
+	"github.com/lethe-dev/lethe/pkg/leaktest"
 	"github.com/lethe-dev/lethe/pkg/sqlitedb"
 	"github.com/lethe-dev/lethe/services/orchestrator"
 )
@@ -20,7 +20,7 @@ import (
 type harness struct {
 	t    *testing.T
 	s    *Stack
-	logs *logtest.Capture
+	logs *leaktest.Capture
 	dir  string
 }
 
@@ -28,7 +28,7 @@ type harness struct {
 // people, with quick retries.
 func start(t *testing.T, without ...string) *harness {
 	t.Helper()
-	h := &harness{t: t, logs: &logtest.Capture{}, dir: t.TempDir()}
+	h := &harness{t: t, logs: &leaktest.Capture{}, dir: t.TempDir()}
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := Start(ctx, Config{
 		DataDir: h.dir, Listen: "127.0.0.1:0", NATSPort: -1, AccountsListen: "127.0.0.1:0", People: 30, Without: without,

@@ -1,14 +1,13 @@
 package emailanalytics
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lethe-dev/lethe/pkg/leaktest"
 
 	"github.com/lethe-dev/lethe/pkg/connector"
 	"github.com/lethe-dev/lethe/pkg/connector/connectortest"
@@ -161,40 +160,17 @@ func TestImportRejectsBadEvents(t *testing.T) {
 func TestEraseLeavesNoCopyInTheFiles(t *testing.T) {
 	s, dir := open(t)
 	email := dataset.DemoEmail(3)
-	if len(filesHolding(t, dir, email)) == 0 {
+	if len(leaktest.FilesHolding(t, dir, email)) == 0 {
 		t.Fatal("test bug: the seeded address is in no file")
 	}
 	res, err := s.Erase(context.Background(), task(email))
 	if err != nil || res.Outcome != connector.Erased {
 		t.Fatalf("erase = %+v, %v", res, err)
 	}
-	if found := filesHolding(t, dir, email); len(found) > 0 {
+	if found := leaktest.FilesHolding(t, dir, email); len(found) > 0 {
 		t.Fatalf("the erased address is still in %v", found)
 	}
-	if len(filesHolding(t, dir, dataset.DemoEmail(4))) == 0 {
+	if len(leaktest.FilesHolding(t, dir, dataset.DemoEmail(4))) == 0 {
 		t.Fatal("another person's address is gone too")
 	}
-}
-
-// filesHolding lists the files under dir whose raw bytes contain s.
-func filesHolding(t *testing.T, dir, s string) []string {
-	t.Helper()
-	var found []string
-	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if bytes.Contains(b, []byte(s)) {
-			found = append(found, filepath.Base(path))
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return found
 }

@@ -19,7 +19,7 @@ import (
 
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
 	"github.com/lethe-dev/lethe/pkg/connector"
-	"github.com/lethe-dev/lethe/pkg/logtest"
+	"github.com/lethe-dev/lethe/pkg/leaktest"
 )
 
 // env is an embedded NATS server, an orchestrator over SQLite in a temp dir,
@@ -29,7 +29,7 @@ type env struct {
 	dir     string
 	natsURL string
 	nats    *natsbus.Embedded
-	logs    *logtest.Capture
+	logs    *leaktest.Capture
 	cfg     Config
 	api     string
 	stop    context.CancelFunc
@@ -43,7 +43,7 @@ var testSystems = []string{"alpha", "beta"}
 func newEnv(t *testing.T, tweak func(*Config)) *env {
 	t.Helper()
 	dir := t.TempDir()
-	e := &env{t: t, dir: dir, logs: &logtest.Capture{}, connReg: prometheus.NewRegistry()}
+	e := &env{t: t, dir: dir, logs: &leaktest.Capture{}, connReg: prometheus.NewRegistry()}
 	e.natsUp(-1)
 	t.Cleanup(func() { e.nats.Shutdown() })
 	e.cfg = Config{

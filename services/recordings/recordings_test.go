@@ -1,7 +1,6 @@
 package recordings
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lethe-dev/lethe/pkg/leaktest"
 
 	"github.com/lethe-dev/lethe/pkg/connector"
 	"github.com/lethe-dev/lethe/pkg/connector/connectortest"
@@ -447,41 +448,17 @@ func TestTransientErrorsAreRetryable(t *testing.T) {
 func TestEraseLeavesNoCopyInTheFiles(t *testing.T) {
 	s := seeded(t)
 	dir := filepath.Dir(s.files)
-	if len(filesHolding(t, dir, email(1))) == 0 {
+	if len(leaktest.FilesHolding(t, dir, email(1))) == 0 {
 		t.Fatal("test bug: the seeded email is in no file")
 	}
 	res, err := s.Erase(context.Background(), task(subject(1), "r8"))
 	if err != nil || res.Outcome != connector.Erased {
 		t.Fatalf("erase = %+v, %v", res, err)
 	}
-	if found := filesHolding(t, dir, email(1)); len(found) > 0 {
+	if found := leaktest.FilesHolding(t, dir, email(1)); len(found) > 0 {
 		t.Fatalf("the erased email is still in %v", found)
 	}
-	if len(filesHolding(t, dir, email(2))) == 0 {
+	if len(leaktest.FilesHolding(t, dir, email(2))) == 0 {
 		t.Fatal("another person's email is gone too")
 	}
-}
-
-// filesHolding lists the files under dir whose raw bytes contain s, in any
-// case.
-func filesHolding(t *testing.T, dir, s string) []string {
-	t.Helper()
-	var found []string
-	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if bytes.Contains(bytes.ToLower(b), []byte(strings.ToLower(s))) {
-			found = append(found, filepath.Base(path))
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return found
 }

@@ -1,10 +1,13 @@
-// Package logtest captures a service's slog output in tests, so that a test
-// can check that no personal data reached the logs.
-package logtest
+// Package leaktest helps tests check that personal data went nowhere it
+// should not: into the logs (capture them with a [Capture]), or into the
+// bytes of a system's files after an erasure ([FilesHolding]).
+package leaktest
 
 import (
 	"bytes"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -49,4 +52,30 @@ func (c *Capture) NoneOf(t testing.TB, ids ...string) {
 			t.Errorf("%q appears in the logs", id)
 		}
 	}
+}
+
+// FilesHolding lists the files under dir whose raw bytes contain s, in any
+// case: a look at what a store really keeps, free pages and journals
+// included.
+func FilesHolding(t testing.TB, dir, s string) []string {
+	t.Helper()
+	var found []string
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(bytes.ToLower(b), []byte(strings.ToLower(s))) {
+			rel, _ := filepath.Rel(dir, path)
+			found = append(found, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
 }
