@@ -1,0 +1,139 @@
+package proof
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Events in the transparency log.
+const (
+	EventCreated         = "created"
+	EventVerified        = "verified"
+	EventTaskPublished   = "task_published"
+	EventTaskFailed      = "task_failed"
+	EventReceiptAccepted = "receipt_accepted"
+	EventDeadLetter      = "dead_letter"
+	EventExtended        = "extended"
+	EventFulfilled       = "fulfilled"
+	EventFailed          = "failed"
+)
+
+// Entry is one event of one request in the transparency log. It holds no
+// personal data: the subject appears only as a keyed hash.
+type Entry struct {
+	RequestID   string     `json:"request_id"`
+	Event       string     `json:"event"`
+	At          time.Time  `json:"at"`
+	Tenant      string     `json:"tenant,omitempty"`
+	Type        string     `json:"type,omitempty"`
+	SubjectHash string     `json:"subject_hash,omitempty"`
+	ReceivedAt  *time.Time `json:"received_at,omitempty"`
+	Deadline    *time.Time `json:"deadline,omitempty"`
+	System      string     `json:"system,omitempty"`
+	Attempt     int        `json:"attempt,omitempty"`
+	Outcome     string     `json:"outcome,omitempty"`
+	// ReceiptHash is the SHA-256 of the accepted signed receipt (hex).
+	ReceiptHash string `json:"receipt_hash,omitempty"`
+	Detail      string `json:"detail,omitempty"`
+}
+
+// Encode returns the entry's canonical bytes: compact JSON, times in UTC to
+// the millisecond. The log hashes exactly these bytes.
+func (e Entry) Encode() []byte {
+	e.At = e.At.UTC().Truncate(time.Millisecond)
+	b, err := json.Marshal(e)
+	if err != nil {
+		panic(err) // an Entry always encodes
+	}
+	return b
+}
+
+// DecodeEntry parses canonical entry bytes; bytes that are not canonical are
+// an error, so one entry has exactly one encoding.
+func DecodeEntry(b []byte) (Entry, error) {
+	var e Entry
+	if err := strictUnmarshal(b, &e); err != nil {
+		return e, fmt.Errorf("log entry: %w", err)
+	}
+	if !bytes.Equal(e.Encode(), b) {
+		return e, errors.New("log entry: not in canonical form")
+	}
+	return e, nil
+}
+
+// RecordHash is the leaf hash of entry bytes in the Merkle tree (RFC 6962).
+func RecordHash(entry []byte) tlog.Hash { return tlog.RecordHash(entry) }
+
+// TreeHead is a signed statement of the log's size and root hash at a time.
+type TreeHead struct {
+	Size      int64     `json:"size"`
+	Root      tlog.Hash `json:"root_hash"`
+	Time      time.Time `json:"time"`
+	KeyID     string    `json:"key_id"`
+	Signature []byte    `json:"signature"`
+}
+
+const treeHeadDomain = "tree-head"
+
+func (th TreeHead) signed() []byte {
+	return []byte(strconv.FormatInt(th.Size, 10) + "\n" + th.Root.String() + "\n" + th.Time.UTC().Format(time.RFC3339Nano) + "\n")
+}
+
+// SignTreeHead signs the log's size and root at t.
+func SignTreeHead(s *Signer, size int64, root tlog.Hash, t time.Time) TreeHead {
+	th := TreeHead{Size: size, Root: root, Time: t.UTC().Truncate(time.Millisecond), KeyID: s.Key.ID}
+	th.Signature = s.Sign(treeHeadDomain, th.signed())
+	return th
+}
+
+// VerifyTreeHead checks the tree head's signature by an orchestrator key
+// valid at its time.
+func VerifyTreeHead(ks KeySet, th TreeHead) error {
+	k, err := ks.For(th.KeyID, RoleOrchestrator, "", th.Time)
+	if err != nil {
+		return fmt.Errorf("tree head: %w", err)
+	}
+	if err := verify(k, treeHeadDomain, th.signed(), th.Signature); err != nil {
+		return fmt.Errorf("tree head: %w", err)
+	}
+	return nil
+}
+
+// CheckInclusion checks that entry is record index of the tree th signs.
+func CheckInclusion(th TreeHead, index int64, entry []byte, p tlog.RecordProof) error {
+	if err := tlog.CheckRecord(p, th.Size, th.Root, index, tlog.RecordHash(entry)); err != nil {
+		return fmt.Errorf("entry %d is not in the log of size %d: %w", index, th.Size, err)
+	}
+	return nil
+}
+
+// CheckConsistency checks that newer's tree extends older's: the log only
+// grew, nothing in it was rewritten.
+func CheckConsistency(older, newer TreeHead, p tlog.TreeProof) error {
+	if older.Size > newer.Size {
+		return fmt.Errorf("the older tree head (size %d) is larger than the newer (size %d)", older.Size, newer.Size)
+	}
+	if err := tlog.CheckTree(p, newer.Size, newer.Root, older.Size, older.Root); err != nil {
+		return fmt.Errorf("the log of size %d does not extend the log of size %d: %w", newer.Size, older.Size, err)
+	}
+	return nil
+}
+
+// strictUnmarshal decodes one JSON value with no unknown fields.
+func strictUnmarshal(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data")
+	}
+	return nil
+}
