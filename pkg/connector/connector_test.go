@@ -18,6 +18,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/events"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
 	"github.com/lethe-dev/lethe/pkg/leaktest"
+	"github.com/lethe-dev/lethe/pkg/proof"
 )
 
 // scripted is a system whose calls return what the test says, in order.
@@ -55,6 +56,7 @@ type rig struct {
 	receipts <-chan *lethev1.Receipt
 	logs     *leaktest.Capture
 	reg      *prometheus.Registry
+	signer   *proof.Signer
 }
 
 // run starts the SDK over sys for system "sys".
@@ -88,11 +90,15 @@ func runIn(t *testing.T, dir string, sys connector.System, wrap func(connector.R
 	}
 	logs := &leaktest.Capture{}
 	reg := prometheus.NewRegistry()
+	signer, err := connector.SigningKey(dir, "sys")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		connector.Run(ctx, connector.Config{System: "sys", Bus: b, Receipts: store, Logger: logs.Logger(),
+		connector.Run(ctx, connector.Config{System: "sys", Bus: b, Receipts: store, Signer: signer, Logger: logs.Logger(),
 			RetryInitial: 5 * time.Millisecond, RetryMaxElapsed: 100 * time.Millisecond, Registerer: reg}, sys)
 	}()
 	out := make(chan *lethev1.Receipt, 16)
@@ -105,7 +111,7 @@ func runIn(t *testing.T, dir string, sys connector.System, wrap func(connector.R
 		return nil
 	})
 	t.Cleanup(func() { cancel(); <-done; receipts.Close() })
-	return rig{bus: b, receipts: out, logs: logs, reg: reg}
+	return rig{bus: b, receipts: out, logs: logs, reg: reg, signer: signer}
 }
 
 func duplicates(t *testing.T, reg *prometheus.Registry) float64 {
@@ -157,6 +163,9 @@ func TestSecondDeliveryAnswersTheSameReceipt(t *testing.T) {
 	b, receipts, logs, reg := r.bus, r.receipts, r.logs, r.reg
 	send(t, b, "sys", 1)
 	first := receive(t, receipts)
+	if err := proof.VerifyReceipt(proof.KeySet{Keys: []proof.Key{r.signer.Key}}, first); err != nil {
+		t.Fatalf("the receipt does not verify: %v", err)
+	}
 	if first.GetOutcome() != lethev1.Outcome_OUTCOME_ERASED || first.GetSystem() != "sys" || first.GetTaskId() != "req_1.sys" {
 		t.Fatalf("receipt: %v", first)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
+	"github.com/lethe-dev/lethe/pkg/proof"
 )
 
 // DefaultNATS is where connectors look for the bus by default: the server
@@ -39,15 +40,31 @@ type Env struct {
 type Opener func(ctx context.Context, env Env) (System, error)
 
 // Start serves sys until ctx is cancelled, keeping its receipts in
-// env.DataDir/receipts.db. It is what a connector binary runs, and what the
-// in-process stack runs for each connector.
+// env.DataDir/receipts.db and signing them with the key in
+// env.DataDir/signing.key (see [SigningKey]). It is what a connector binary
+// runs, and what the in-process stack runs for each connector.
 func Start(ctx context.Context, system string, env Env, sys System) error {
+	signer, err := SigningKey(env.DataDir, system)
+	if err != nil {
+		return err
+	}
 	receipts, err := OpenReceipts(filepath.Join(env.DataDir, "receipts.db"))
 	if err != nil {
 		return err
 	}
 	defer receipts.Close()
-	return Run(ctx, Config{System: system, Bus: env.Bus, Receipts: receipts, Logger: env.Logger, Registerer: env.Registerer}, sys)
+	if env.Logger != nil {
+		env.Logger.Info("signing receipts", "key_id", signer.Key.ID, "public_key_file", filepath.Join(env.DataDir, "signing.key.pub"))
+	}
+	return Run(ctx, Config{System: system, Bus: env.Bus, Receipts: receipts, Signer: signer, Logger: env.Logger, Registerer: env.Registerer}, sys)
+}
+
+// SigningKey is the connector's ed25519 key, generated into
+// dataDir/signing.key on first start. Its public entry, written beside it as
+// signing.key.pub, is what the orchestrator's keys file must list for the
+// system (`lethectl keys add`).
+func SigningKey(dataDir, system string) (*proof.Signer, error) {
+	return proof.LoadOrCreateSigner(filepath.Join(dataDir, "signing.key"), system, time.Now())
 }
 
 // Main is the whole main of a connector binary. It adds the common flags to

@@ -17,6 +17,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/events"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"github.com/lethe-dev/lethe/pkg/proof"
 )
 
 // MaxInlineExport bounds the export a receipt carries inline: receipts
@@ -29,7 +30,10 @@ type Config struct {
 	System   string
 	Bus      bus.Bus
 	Receipts ReceiptStore
-	Logger   *slog.Logger
+	// Signer signs every receipt with the connector's key, which the
+	// orchestrator must have registered for System.
+	Signer *proof.Signer
+	Logger *slog.Logger
 	// Registerer receives the connector's metrics; nil registers none.
 	Registerer prometheus.Registerer
 	// Retry bounds the in-process retries of a retryable failure before
@@ -65,6 +69,10 @@ func (c Config) Validate() error {
 		return errors.New("connector: no bus")
 	case c.Receipts == nil:
 		return errors.New("connector: no receipt store")
+	case c.Signer == nil:
+		return errors.New("connector: no signing key")
+	case c.Signer.Key.System != c.System:
+		return fmt.Errorf("connector: signing key %s is for %q, not %q", c.Signer.Key.ID, c.Signer.Key.System, c.System)
 	}
 	return nil
 }
@@ -162,6 +170,9 @@ func (w *worker) handle(ctx context.Context, msg *bus.Message) error {
 		log.Info("resumed an interrupted erasure; nothing is left")
 	}
 	r := w.receipt(t, res, err)
+	if err := w.sign(r); err != nil {
+		return err
+	}
 	if w.m != nil {
 		w.m.duration.WithLabelValues(actionName(t.GetAction())).Observe(w.cfg.Now().Sub(start).Seconds())
 	}
@@ -262,6 +273,14 @@ func (w *worker) receipt(t *lethev1.Task, res Result, err error) *lethev1.Receip
 		r.ExportSha256 = sum[:]
 	}
 	return r
+}
+
+// sign signs a receipt; a receipt that cannot be signed is not sent.
+func (w *worker) sign(r *lethev1.Receipt) error {
+	if err := proof.SignReceipt(w.cfg.Signer, r); err != nil {
+		return bus.Permanent(fmt.Errorf("sign receipt: %w", err))
+	}
+	return nil
 }
 
 func (w *worker) publish(ctx context.Context, r *lethev1.Receipt) error {

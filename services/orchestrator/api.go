@@ -36,6 +36,11 @@ func (o *Orchestrator) routes() http.Handler {
 	handle("GET /v1/requests/{id}", o.handleGet)
 	handle("POST /v1/requests/{id}/verify", o.handleVerify)
 	handle("GET /v1/requests/{id}/export", o.handleExport)
+	handle("GET /v1/requests/{id}/certificate", o.handleCertificate)
+	handle("GET /v1/requests/{id}/certificate.html", o.handleCertificateHTML)
+	handle("GET /v1/keys", o.handleKeys)
+	handle("GET /v1/log/tree-head", o.handleTreeHead)
+	handle("GET /v1/log/consistency", o.handleConsistency)
 	handle("GET /healthz", o.handleHealth)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(o.m.gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

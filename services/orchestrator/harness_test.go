@@ -20,6 +20,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
 	"github.com/lethe-dev/lethe/pkg/connector"
 	"github.com/lethe-dev/lethe/pkg/leaktest"
+	"github.com/lethe-dev/lethe/pkg/proof"
 )
 
 // env is an embedded NATS server, an orchestrator over SQLite in a temp dir,
@@ -36,6 +37,7 @@ type env struct {
 	done    chan error
 	reg     *prometheus.Registry
 	connReg *prometheus.Registry // the connectors' metrics
+	stops   map[string]func()    // stop each connector
 }
 
 var testSystems = []string{"alpha", "beta"}
@@ -43,7 +45,7 @@ var testSystems = []string{"alpha", "beta"}
 func newEnv(t *testing.T, tweak func(*Config)) *env {
 	t.Helper()
 	dir := t.TempDir()
-	e := &env{t: t, dir: dir, logs: &leaktest.Capture{}, connReg: prometheus.NewRegistry()}
+	e := &env{t: t, dir: dir, logs: &leaktest.Capture{}, connReg: prometheus.NewRegistry(), stops: map[string]func(){}}
 	e.natsUp(-1)
 	t.Cleanup(func() { e.nats.Shutdown() })
 	e.cfg = Config{
@@ -53,6 +55,18 @@ func newEnv(t *testing.T, tweak func(*Config)) *env {
 	}
 	if tweak != nil {
 		tweak(&e.cfg)
+	}
+	// The connectors' keys are registered before the orchestrator starts.
+	var keys proof.KeySet
+	for _, sys := range testSystems {
+		signer, err := connector.SigningKey(filepath.Join(dir, sys), sys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys.Add(signer.Key)
+	}
+	if err := proof.WriteKeySet(filepath.Join(e.cfg.DataDir, "keys.json"), keys); err != nil {
+		t.Fatal(err)
 	}
 	e.start()
 	return e
@@ -157,6 +171,58 @@ func (s *toySystem) effectCount(taskID string) int {
 	return s.effects[taskID]
 }
 
+// signer is the signing key of system's connector.
+func (e *env) signer(system string) *proof.Signer {
+	e.t.Helper()
+	s, err := connector.SigningKey(filepath.Join(e.dir, system), system)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return s
+}
+
+// stopConnector stops the connector of system started with connect.
+func (e *env) stopConnector(system string) { e.stops[system]() }
+
+// certificate fetches and verifies a request's certificate with the keys
+// the orchestrator serves.
+func (e *env) certificate(id string) (*proof.Certificate, error) {
+	e.t.Helper()
+	b := e.raw("GET", "/v1/requests/"+id+"/certificate")
+	var keys proof.KeySet
+	if err := json.Unmarshal(e.raw("GET", "/v1/keys"), &keys); err != nil {
+		e.t.Fatal(err)
+	}
+	return proof.Verify(b, keys)
+}
+
+func (e *env) raw(method, path string) []byte {
+	e.t.Helper()
+	req, _ := http.NewRequest(method, e.api+path, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("%s %s = %d %s", method, path, resp.StatusCode, b)
+	}
+	return b
+}
+
+// waitTask polls until system's task of request id is in state.
+func (e *env) waitTask(id, system, state string) {
+	e.t.Helper()
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		_, out := e.do("GET", "/v1/requests/"+id, "")
+		if tasksBySystem(out)[system]["state"] == state {
+			return
+		}
+	}
+	e.t.Fatalf("%s's task of %s never became %s", system, id, state)
+}
+
 // connect starts the SDK over sys for system; the returned func stops it.
 func (e *env) connect(system string, sys connector.System) func() {
 	e.t.Helper()
@@ -164,11 +230,12 @@ func (e *env) connect(system string, sys connector.System) func() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	signer := e.signer(system)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		err := connector.Run(ctx, connector.Config{System: system, Bus: e.bus(system), Receipts: receipts, Logger: e.logger().With("system", system), Registerer: e.connReg,
+		err := connector.Run(ctx, connector.Config{System: system, Bus: e.bus(system), Receipts: receipts, Signer: signer, Logger: e.logger().With("system", system), Registerer: e.connReg,
 			RetryInitial: 10 * time.Millisecond, RetryMaxElapsed: 50 * time.Millisecond}, sys)
 		if err != nil {
 			e.t.Errorf("connector %s: %v", system, err)
@@ -181,7 +248,8 @@ func (e *env) connect(system string, sys connector.System) func() {
 	}
 	var once sync.Once
 	e.t.Cleanup(func() { once.Do(stop) })
-	return func() { once.Do(stop) }
+	e.stops[system] = func() { once.Do(stop) }
+	return e.stops[system]
 }
 
 func (e *env) do(method, path, body string) (int, map[string]any) {

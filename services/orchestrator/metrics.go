@@ -57,7 +57,7 @@ func newMetrics(reg prometheus.Registerer, st store.Store, systems []string) *me
 		m.deadLetters.WithLabelValues(s)
 		m.failed.WithLabelValues(s)
 	}
-	for _, r := range []string{"malformed", "unknown_task", "mismatch", "not_published"} {
+	for _, r := range []string{"malformed", "unknown_task", "mismatch", "not_published", "bad_signature", "unknown_key", "wrong_system", "key_not_valid"} {
 		m.rejected.WithLabelValues(r)
 	}
 	for _, r := range []string{"duplicate", "stale"} {

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lethe-dev/lethe/pkg/bus"
+	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 )
 
@@ -48,7 +49,13 @@ type Config struct {
 	ScanInterval time.Duration
 	// HashKey keys the hash that replaces subject identifiers once a
 	// request has ended.
-	HashKey    []byte
+	HashKey []byte
+	// Signer is the orchestrator's key (tree heads, certificates); nil
+	// loads or creates DataDir/signing.key.
+	Signer *proof.Signer
+	// KeysFile lists the connectors' public keys (see proof.KeySet); it is
+	// read again when it changes. Default DataDir/keys.json.
+	KeysFile   string
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
@@ -80,6 +87,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.KeysFile == "" {
+		c.KeysFile = filepath.Join(c.DataDir, "keys.json")
 	}
 	if c.Registerer == nil {
 		c.Registerer = prometheus.NewRegistry()
@@ -117,6 +127,8 @@ type Orchestrator struct {
 	m       *metrics
 	ln      net.Listener
 	relayUp chan struct{} // wakes the relay after a commit that enqueued
+	signer  *proof.Signer
+	keys    *registry
 }
 
 // New opens the store and the API's listener. Run starts the work.
@@ -126,7 +138,19 @@ func New(cfg Config) (*Orchestrator, error) {
 		return nil, err
 	}
 	cfg.Systems = slices.Sorted(slices.Values(cfg.Systems))
-	o := &Orchestrator{cfg: cfg, store: cfg.Store, log: cfg.Logger, relayUp: make(chan struct{}, 1)}
+	o := &Orchestrator{cfg: cfg, store: cfg.Store, log: cfg.Logger, relayUp: make(chan struct{}, 1), signer: cfg.Signer}
+	if o.signer == nil {
+		s, err := proof.LoadOrCreateSigner(filepath.Join(cfg.DataDir, "signing.key"), proof.RoleOrchestrator, cfg.Now())
+		if err != nil {
+			return nil, err
+		}
+		o.signer = s
+	}
+	keys, err := newRegistry(cfg.KeysFile, o.signer.Key, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	o.keys = keys
 	if o.store == nil {
 		s, err := store.OpenSQLite(filepath.Join(cfg.DataDir, "lethe.db"))
 		if err != nil {

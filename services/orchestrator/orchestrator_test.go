@@ -2,16 +2,21 @@ package orchestrator
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/tlog"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/lethe-dev/lethe/pkg/events"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/pkg/sqlitedb"
 )
 
@@ -170,7 +175,10 @@ func TestDuplicateDeliveryOneEffect(t *testing.T) {
 	}
 	// And a receipt delivered twice (under another message id) is recorded once.
 	rc := &lethev1.Receipt{RequestId: id, TaskId: events.TaskID(id, "alpha"), System: "alpha", Action: lethev1.Action_ACTION_ERASE,
-		Outcome: lethev1.Outcome_OUTCOME_ERASED, Attempt: 7}
+		Outcome: lethev1.Outcome_OUTCOME_ERASED, Attempt: 7, ConnectorTime: timestamppb.Now()}
+	if err := proof.SignReceipt(e.signer("alpha"), rc); err != nil {
+		t.Fatal(err)
+	}
 	rmsg, _ := events.ReceiptMessage(rc, "test", time.Now())
 	if err := e.bus("test").Publish(context.Background(), events.TopicReceipts, rmsg); err != nil {
 		t.Fatal(err)
@@ -376,5 +384,215 @@ func TestListPagination(t *testing.T) {
 	}
 	if len(seen) != 7 || pages != 3 {
 		t.Fatalf("%d requests on %d pages", len(seen), pages)
+	}
+}
+
+// Receipts that are not what they claim are rejected, counted, and change
+// nothing: from an unknown key, from a key registered for another system,
+// and a valid receipt replayed for a different task.
+func TestForgedReceiptsRejected(t *testing.T) {
+	e := newEnv(t, nil)
+	e.connect("alpha", &toySystem{})
+	e.connect("beta", &toySystem{})
+	done := e.submit(erasure(true))
+	e.waitState(done, "fulfilled")
+	cert, err := e.certificate(done)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var valid *lethev1.Receipt // alpha's real, signed answer to the first request
+	for _, s := range cert.Systems {
+		if s.System == "alpha" {
+			valid = &lethev1.Receipt{}
+			if err := proto.Unmarshal(s.Receipt, valid); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	// A second request whose alpha task stays open: its connector is gone.
+	e.stopConnector("alpha")
+	id := e.submit(erasure(true))
+	e.waitTask(id, "beta", "answered")
+	task := events.TaskID(id, "alpha")
+	stranger, err := proof.LoadOrCreateSigner(filepath.Join(t.TempDir(), "signing.key"), "alpha", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := func(signer *proof.Signer) *lethev1.Receipt {
+		r := &lethev1.Receipt{RequestId: id, TaskId: task, System: "alpha", Action: lethev1.Action_ACTION_ERASE,
+			Outcome: lethev1.Outcome_OUTCOME_ERASED, Attempt: 1, ConnectorTime: timestamppb.Now()}
+		if err := proof.SignReceipt(signer, r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	replayed := proto.Clone(valid).(*lethev1.Receipt)
+	replayed.RequestId, replayed.TaskId = id, task
+
+	tests := []struct {
+		name    string
+		receipt *lethev1.Receipt
+		reason  string
+	}{
+		{"unknown key", forged(stranger), "unknown_key"},
+		{"key registered for another system", forged(e.signer("beta")), "wrong_system"},
+		{"valid receipt replayed for another task", replayed, "bad_signature"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := counter(t, e.reg, "lethe_receipts_rejected_total", map[string]string{"reason": tt.reason})
+			msg, _ := events.ReceiptMessage(tt.receipt, "attacker", time.Now())
+			msg.ID += fmt.Sprint(i)
+			if err := e.bus("attacker").Publish(context.Background(), events.TopicReceipts, msg); err != nil {
+				t.Fatal(err)
+			}
+			for end := time.Now().Add(10 * time.Second); counter(t, e.reg, "lethe_receipts_rejected_total", map[string]string{"reason": tt.reason}) <= before; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(end) {
+					t.Fatalf("not rejected as %s", tt.reason)
+				}
+			}
+			_, view := e.do("GET", "/v1/requests/"+id, "")
+			if view["state"] != "open" || tasksBySystem(view)["alpha"]["state"] != "published" {
+				t.Fatalf("a rejected receipt changed the request: %v", view)
+			}
+		})
+	}
+	// The valid receipt as it is answers the first request's task, which
+	// is done: ignored, and the second request is still waiting.
+	msg, _ := events.ReceiptMessage(valid, "attacker", time.Now())
+	msg.ID += "-again"
+	if err := e.bus("attacker").Publish(context.Background(), events.TopicReceipts, msg); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if _, view := e.do("GET", "/v1/requests/"+id, ""); tasksBySystem(view)["alpha"]["state"] != "published" {
+		t.Fatalf("the replayed receipt answered the second request: %v", view)
+	}
+}
+
+// The certificate of an ended request verifies offline with the keys file,
+// and its page renders.
+func TestCertificate(t *testing.T) {
+	e := newEnv(t, nil)
+	e.connect("alpha", &toySystem{})
+	e.connect("beta", &toySystem{})
+	id := e.submit(erasure(false))
+	if code, _ := e.do("GET", "/v1/requests/"+id+"/certificate", ""); code != http.StatusConflict {
+		t.Fatalf("certificate of an open request = %d, want 409", code)
+	}
+	e.do("POST", "/v1/requests/"+id+"/verify", "")
+	e.waitState(id, "fulfilled")
+	c, err := e.certificate(id)
+	if err != nil {
+		t.Fatalf("the certificate does not verify: %v", err)
+	}
+	if c.State != "fulfilled" || !c.DeadlineMet || len(c.Systems) != 2 || len(c.Log.Entries) < 6 {
+		t.Fatalf("certificate: state %s, met %v, %d systems, %d entries", c.State, c.DeadlineMet, len(c.Systems), len(c.Log.Entries))
+	}
+	page := string(e.raw("GET", "/v1/requests/"+id+"/certificate.html"))
+	for _, want := range []string{"Certificate of fulfilment", "Verified", "alpha", "beta", "Erased"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	if strings.Contains(string(e.raw("GET", "/v1/requests/"+id+"/certificate")), subjectEmail) {
+		t.Error("the certificate names the subject")
+	}
+	if code, _ := e.do("GET", "/v1/requests/req_nope/certificate", ""); code != http.StatusNotFound {
+		t.Errorf("certificate of an unknown request = %d, want 404", code)
+	}
+}
+
+// Tree heads from before and after 1,000 more requests are consistent; a
+// rewritten past entry makes the check fail.
+func TestLogConsistency(t *testing.T) {
+	e := newEnv(t, nil)
+	var keys proof.KeySet
+	json.Unmarshal(e.raw("GET", "/v1/keys"), &keys)
+	head := func() proof.TreeHead {
+		var th proof.TreeHead
+		if err := json.Unmarshal(e.raw("GET", "/v1/log/tree-head"), &th); err != nil {
+			t.Fatal(err)
+		}
+		if err := proof.VerifyTreeHead(keys, th); err != nil {
+			t.Fatal(err)
+		}
+		return th
+	}
+	consistent := func(older, newer proof.TreeHead) error {
+		var out struct{ Proof tlog.TreeProof }
+		json.Unmarshal(e.raw("GET", fmt.Sprintf("/v1/log/consistency?old=%d&new=%d", older.Size, newer.Size)), &out)
+		return proof.CheckConsistency(older, newer, out.Proof)
+	}
+	e.submit(erasure(false))
+	older := head()
+	for i := 0; i < 1000; i++ {
+		e.submit(erasure(false))
+	}
+	newer := head()
+	if newer.Size != older.Size+1000 {
+		t.Fatalf("sizes %d -> %d", older.Size, newer.Size)
+	}
+	if err := consistent(older, newer); err != nil {
+		t.Fatalf("the grown log is not consistent: %v", err)
+	}
+	if code, _ := e.do("GET", fmt.Sprintf("/v1/log/consistency?old=%d&new=%d", newer.Size, older.Size), ""); code != http.StatusBadRequest {
+		t.Fatalf("old > new = %d, want 400", code)
+	}
+
+	// Rewrite the first entry and recompute the whole tree, as someone
+	// covering their tracks would: the old head exposes it.
+	e.shutdown()
+	rewriteFirstEntry(t, filepath.Join(e.cfg.DataDir, "lethe.db"))
+	e.start()
+	if err := consistent(older, head()); err == nil {
+		t.Fatal("a rewritten log passed the consistency check")
+	}
+}
+
+func rewriteFirstEntry(t *testing.T, path string) {
+	t.Helper()
+	db, err := sqlitedb.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT data FROM log_entries ORDER BY idx`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries [][]byte
+	for rows.Next() {
+		var b []byte
+		rows.Scan(&b)
+		entries = append(entries, b)
+	}
+	rows.Close()
+	entries[0] = []byte(strings.Replace(string(entries[0]), `"erasure"`, `"export"`, 1))
+	var hashes []tlog.Hash
+	reader := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for i, x := range idx {
+			out[i] = hashes[x]
+		}
+		return out, nil
+	})
+	for n, data := range entries {
+		hs, err := tlog.StoredHashes(int64(n), data, reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hashes = append(hashes, hs...)
+	}
+	tx, _ := db.Begin()
+	tx.Exec(`UPDATE log_entries SET data = ? WHERE idx = 0`, entries[0])
+	for i, h := range hashes {
+		if _, err := tx.Exec(`UPDATE log_hashes SET hash = ? WHERE idx = ?`, h[:], i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -10,12 +10,14 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/mod/sumdb/tlog"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/lethe-dev/lethe/pkg/deadline"
 	"github.com/lethe-dev/lethe/pkg/events"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/pkg/pseudonym"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 )
@@ -49,6 +51,10 @@ type NewRequest struct {
 
 const source = "lethe/orchestrator"
 
+// now is the orchestrator's clock, to the millisecond that the store and
+// the log keep.
+func (o *Orchestrator) now() time.Time { return o.cfg.Now().UTC().Truncate(time.Millisecond) }
+
 var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
 
 // newID returns a request id that sorts by creation time: 48 bits of
@@ -64,8 +70,8 @@ func newID(now time.Time) string {
 // request is opened at once. A second submission with the same SourceRef
 // returns the first request and created=false.
 func (o *Orchestrator) Submit(ctx context.Context, nr NewRequest) (r *store.Request, created bool, err error) {
-	now := o.cfg.Now().UTC()
-	received := nr.ReceivedAt
+	now := o.now()
+	received := nr.ReceivedAt.UTC().Truncate(time.Millisecond)
 	if received.IsZero() {
 		received = now
 	}
@@ -99,7 +105,9 @@ func (o *Orchestrator) Submit(ctx context.Context, nr NewRequest) (r *store.Requ
 		if err := tx.InsertRequest(r); err != nil {
 			return err
 		}
-		if err := tx.Audit(r.ID, "created", "source="+r.Source+" type="+r.Type, now); err != nil {
+		received, dl := r.ReceivedAt, r.Deadline
+		if err := o.record(tx, proof.Entry{RequestID: r.ID, Event: proof.EventCreated, At: now, Tenant: r.Tenant, Type: r.Type,
+			SubjectHash: r.SubjectHash, ReceivedAt: &received, Deadline: &dl, Detail: "source=" + r.Source}); err != nil {
 			return err
 		}
 		for _, sys := range o.cfg.Systems {
@@ -142,7 +150,7 @@ func (o *Orchestrator) Verify(ctx context.Context, id string) (*store.Request, e
 		if r.State != store.StatePendingVerification {
 			return fmt.Errorf("request is %s, not %s: %w", r.State, store.StatePendingVerification, ErrConflict)
 		}
-		return o.open(tx, r, o.cfg.Now().UTC())
+		return o.open(tx, r, o.now())
 	})
 	if err != nil {
 		return nil, err
@@ -158,7 +166,7 @@ func (o *Orchestrator) open(tx store.Tx, r *store.Request, now time.Time) error 
 	if err := tx.UpdateRequest(r); err != nil {
 		return err
 	}
-	if err := tx.Audit(r.ID, "verified", "", now); err != nil {
+	if err := o.record(tx, proof.Entry{RequestID: r.ID, Event: proof.EventVerified, At: now}); err != nil {
 		return err
 	}
 	tasks, err := tx.Tasks(r.ID)
@@ -188,7 +196,7 @@ func (o *Orchestrator) attempt(tx store.Tx, r *store.Request, k *store.Task, now
 	if err != nil {
 		return err
 	}
-	if err := tx.Audit(r.ID, "task_published", fmt.Sprintf("system=%s attempt=%d", k.System, k.Attempts), now); err != nil {
+	if err := o.record(tx, proof.Entry{RequestID: r.ID, Event: proof.EventTaskPublished, At: now, System: k.System, Attempt: k.Attempts}); err != nil {
 		return err
 	}
 	return tx.Enqueue(store.OutboxMessage{Topic: events.TaskTopic(k.System), ID: msg.ID, Type: msg.Type, Key: msg.Key, Payload: msg.Data, Created: now,
@@ -219,7 +227,15 @@ func (o *Orchestrator) task(r *store.Request, k *store.Task, withSubject bool) *
 // ours are rejected; a second answer to a finished task is ignored. Neither
 // changes any state.
 func (o *Orchestrator) recordReceipt(ctx context.Context, rc *lethev1.Receipt, raw []byte) error {
-	now := o.cfg.Now().UTC()
+	// A receipt must be signed by a key registered for its system: a forged
+	// or misrouted answer changes nothing.
+	if err := proof.VerifyReceipt(o.keys.KeySet(), rc); err != nil {
+		reason := rejectReason(err)
+		o.m.rejected.WithLabelValues(reason).Inc()
+		o.log.Warn("receipt rejected", "reason", reason, "task_id", rc.GetTaskId(), "system", rc.GetSystem(), "key_id", rc.GetKeyId())
+		return nil
+	}
+	now := o.now()
 	var verdict, reason string
 	var wake bool
 	err := o.store.Tx(ctx, func(tx store.Tx) error {
@@ -264,7 +280,7 @@ func (o *Orchestrator) recordReceipt(ctx context.Context, rc *lethev1.Receipt, r
 				if err := tx.UpdateTask(k); err != nil {
 					return err
 				}
-				return tx.Audit(r.ID, "task_failed", fmt.Sprintf("system=%s attempt=%d retryable=true", k.System, k.Attempts), now)
+				return o.record(tx, proof.Entry{RequestID: r.ID, Event: proof.EventTaskFailed, At: now, System: k.System, Attempt: k.Attempts, Detail: "retryable"})
 			}
 			verdict, wake = "dead_letter", true
 			return o.deadLetter(tx, r, k, "failed: "+rc.GetDetail(), now)
@@ -288,7 +304,12 @@ func (o *Orchestrator) recordReceipt(ctx context.Context, rc *lethev1.Receipt, r
 		if err := tx.UpdateTask(k); err != nil {
 			return err
 		}
-		if err := tx.Audit(r.ID, "receipt_accepted", fmt.Sprintf("system=%s outcome=%s", k.System, k.Outcome), now); err != nil {
+		h, err := proof.ReceiptHash(rc)
+		if err != nil {
+			return err
+		}
+		if err := o.record(tx, proof.Entry{RequestID: r.ID, Event: proof.EventReceiptAccepted, At: now, System: k.System,
+			Attempt: int(rc.GetAttempt()), Outcome: k.Outcome, ReceiptHash: fmt.Sprintf("%x", h)}); err != nil {
 			return err
 		}
 		wake = true
@@ -331,7 +352,7 @@ func (o *Orchestrator) deadLetter(tx store.Tx, r *store.Request, k *store.Task, 
 	if err := tx.Enqueue(store.OutboxMessage{Topic: events.DeadLetterTopic(k.System), ID: "dead:" + k.ID, Type: events.TypeDeadLetter, Key: r.ID, Payload: data, Created: now}); err != nil {
 		return err
 	}
-	if err := tx.Audit(r.ID, "dead_letter", fmt.Sprintf("system=%s attempts=%d", k.System, k.Attempts), now); err != nil {
+	if err := o.record(tx, proof.Entry{RequestID: r.ID, Event: proof.EventDeadLetter, At: now, System: k.System, Attempt: k.Attempts}); err != nil {
 		return err
 	}
 	o.m.deadLetters.WithLabelValues(k.System).Inc()
@@ -366,14 +387,72 @@ func (o *Orchestrator) complete(tx store.Tx, r *store.Request, now time.Time) er
 	if err := tx.ForgetTasks(r.ID); err != nil {
 		return err
 	}
+	event := proof.EventFulfilled
+	if state == store.StateFailed {
+		event = proof.EventFailed
+	}
+	if err := o.record(tx, proof.Entry{RequestID: r.ID, Event: event, At: now}); err != nil {
+		return err
+	}
 	o.log.Info("request completed", "request_id", r.ID, "state", state)
-	return tx.Audit(r.ID, state, "", now)
+	return o.issue(tx, r, tasks, now)
+}
+
+// record appends an entry to the transparency log, in the transaction that
+// makes the change it records.
+func (o *Orchestrator) record(tx store.Tx, e proof.Entry) error {
+	_, err := tx.AppendLog(e.RequestID, e.Encode())
+	return err
+}
+
+// issue signs a tree head over the log as it now stands and issues the
+// request's certificate: its answers, its log entries with their inclusion
+// proofs, all signed by the orchestrator.
+func (o *Orchestrator) issue(tx store.Tx, r *store.Request, tasks []*store.Task, now time.Time) error {
+	size, err := tx.LogSize()
+	if err != nil {
+		return err
+	}
+	root, err := tlog.TreeHash(size, tx)
+	if err != nil {
+		return fmt.Errorf("tree hash: %w", err)
+	}
+	c := proof.Certificate{
+		RequestID: r.ID, Tenant: r.Tenant, Type: r.Type, SubjectHash: r.SubjectHash,
+		ReceivedAt: r.ReceivedAt, Deadline: r.Deadline, CompletedAt: now, State: r.State,
+		DeadlineMet: !now.After(r.Deadline),
+		Log:         proof.LogProof{TreeHead: proof.SignTreeHead(o.signer, size, root, now)},
+	}
+	for _, k := range tasks {
+		if k.State != store.TaskAnswered {
+			c.Systems = append(c.Systems, proof.SystemResult{System: k.System, Outcome: proof.OutcomeDeadLetter, Detail: k.Detail})
+			continue
+		}
+		res, err := proof.SystemResultOf(k.Receipt)
+		if err != nil {
+			return err
+		}
+		c.Systems = append(c.Systems, res)
+	}
+	records, err := tx.RequestLog(r.ID)
+	if err != nil {
+		return err
+	}
+	for _, rec := range records {
+		p, err := tlog.ProveRecord(size, rec.Index, tx)
+		if err != nil {
+			return fmt.Errorf("inclusion proof: %w", err)
+		}
+		c.Log.Entries = append(c.Log.Entries, proof.LoggedEntry{Index: rec.Index, Entry: rec.Data, Proof: p})
+	}
+	c.Sign(o.signer)
+	return tx.PutCertificate(r.ID, c.Encode(), now)
 }
 
 // retryDue re-attempts tasks whose wait for an answer is over, or
 // dead-letters them once out of attempts. It returns how many it handled.
 func (o *Orchestrator) retryDue(ctx context.Context) (int, error) {
-	now := o.cfg.Now().UTC()
+	now := o.now()
 	n := 0
 	err := o.store.Tx(ctx, func(tx store.Tx) error {
 		due, err := tx.DueTasks(now, 100)

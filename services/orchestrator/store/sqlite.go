@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/mod/sumdb/tlog"
+
 	"github.com/lethe-dev/lethe/pkg/sqlitedb"
 )
 
@@ -67,14 +69,21 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (seq) WHERE published_at IS NULL;
 CREATE INDEX IF NOT EXISTS outbox_key ON outbox (msg_key);
-CREATE TABLE IF NOT EXISTS audit (
-	seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+CREATE TABLE IF NOT EXISTS log_entries (
+	idx        INTEGER PRIMARY KEY,
 	request_id TEXT NOT NULL,
-	at         INTEGER NOT NULL,
-	event      TEXT NOT NULL,
-	detail     TEXT NOT NULL DEFAULT ''
+	data       BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS audit_request ON audit (request_id, seq);
+CREATE INDEX IF NOT EXISTS log_entries_request ON log_entries (request_id, idx);
+CREATE TABLE IF NOT EXISTS log_hashes (
+	idx  INTEGER PRIMARY KEY,
+	hash BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS certificates (
+	request_id TEXT PRIMARY KEY REFERENCES requests (id),
+	data       BLOB NOT NULL,
+	issued_at  INTEGER NOT NULL
+);
 `
 
 // SQLite is the embedded [Store].
@@ -301,11 +310,83 @@ func (t *sqliteTx) ForgetTasks(requestID string) error {
 	return nil
 }
 
-func (t *sqliteTx) Audit(requestID, event, detail string, at time.Time) error {
-	if _, err := t.tx.ExecContext(t.ctx, `INSERT INTO audit (request_id, at, event, detail) VALUES (?, ?, ?, ?)`, requestID, at.UnixMilli(), event, detail); err != nil {
-		return fmt.Errorf("audit: %w", err)
+func (t *sqliteTx) LogSize() (int64, error) {
+	var n int64
+	if err := t.tx.QueryRowContext(t.ctx, `SELECT count(*) FROM log_entries`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("log size: %w", err)
+	}
+	return n, nil
+}
+
+func (t *sqliteTx) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, idx := range indexes {
+		var b []byte
+		if err := t.tx.QueryRowContext(t.ctx, `SELECT hash FROM log_hashes WHERE idx = ?`, idx).Scan(&b); err != nil {
+			return nil, fmt.Errorf("log hash %d: %w", idx, err)
+		}
+		copy(out[i][:], b)
+	}
+	return out, nil
+}
+
+func (t *sqliteTx) AppendLog(requestID string, entry []byte) (int64, error) {
+	n, err := t.LogSize()
+	if err != nil {
+		return 0, err
+	}
+	hashes, err := tlog.StoredHashes(n, entry, t)
+	if err != nil {
+		return 0, fmt.Errorf("log append: %w", err)
+	}
+	if _, err := t.tx.ExecContext(t.ctx, `INSERT INTO log_entries (idx, request_id, data) VALUES (?, ?, ?)`, n, requestID, entry); err != nil {
+		return 0, fmt.Errorf("log append: %w", err)
+	}
+	first := tlog.StoredHashIndex(0, n)
+	for i, h := range hashes {
+		if _, err := t.tx.ExecContext(t.ctx, `INSERT INTO log_hashes (idx, hash) VALUES (?, ?)`, first+int64(i), h[:]); err != nil {
+			return 0, fmt.Errorf("log append: %w", err)
+		}
+	}
+	return n, nil
+}
+
+func (t *sqliteTx) RequestLog(requestID string) ([]LogRecord, error) {
+	rows, err := t.tx.QueryContext(t.ctx, `SELECT idx, data FROM log_entries WHERE request_id = ? ORDER BY idx`, requestID)
+	if err != nil {
+		return nil, fmt.Errorf("request log: %w", err)
+	}
+	defer rows.Close()
+	var out []LogRecord
+	for rows.Next() {
+		var r LogRecord
+		if err := rows.Scan(&r.Index, &r.Data); err != nil {
+			return nil, fmt.Errorf("request log: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func (t *sqliteTx) PutCertificate(requestID string, cert []byte, at time.Time) error {
+	if _, err := t.tx.ExecContext(t.ctx, `INSERT INTO certificates (request_id, data, issued_at) VALUES (?, ?, ?)
+		ON CONFLICT (request_id) DO UPDATE SET data = excluded.data, issued_at = excluded.issued_at`, requestID, cert, at.UnixMilli()); err != nil {
+		return fmt.Errorf("put certificate: %w", err)
 	}
 	return nil
+}
+
+// Certificate implements [Store].
+func (s *SQLite) Certificate(ctx context.Context, requestID string) ([]byte, error) {
+	var b []byte
+	err := s.db.QueryRowContext(ctx, `SELECT data FROM certificates WHERE request_id = ?`, requestID).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("certificate: %w", err)
+	}
+	return b, nil
 }
 
 // Get implements [Store].

@@ -1,5 +1,5 @@
 // Package store keeps the orchestrator's state: requests, their tasks, the
-// transactional outbox and the audit trail. The state machine lives in the
+// transactional outbox, the transparency log and the certificates. The state machine lives in the
 // orchestrator and changes state only inside [Store.Tx], so a request, its
 // tasks and the messages that announce them are written together or not at
 // all (no dual write).
@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Request states.
@@ -129,7 +131,25 @@ type Tx interface {
 	// published or not: their payloads hold the subject, which must not
 	// outlive the request.
 	ForgetTasks(requestID string) error
-	Audit(requestID, event, detail string, at time.Time) error
+	// AppendLog appends an entry (canonical bytes, see proof.Entry) to the
+	// transparency log and returns its index.
+	AppendLog(requestID string, entry []byte) (int64, error)
+	// LogSize is the number of entries in the log.
+	LogSize() (int64, error)
+	// ReadHashes reads stored hashes of the log's Merkle tree; with it a Tx
+	// is a tlog.HashReader.
+	ReadHashes(indexes []int64) ([]tlog.Hash, error)
+	// RequestLog returns the log entries of a request in order.
+	RequestLog(requestID string) ([]LogRecord, error)
+	// PutCertificate stores the certificate of an ended request, replacing
+	// an earlier one (a late answer can change how a request ended).
+	PutCertificate(requestID string, cert []byte, at time.Time) error
+}
+
+// LogRecord is one entry of the transparency log.
+type LogRecord struct {
+	Index int64
+	Data  []byte
 }
 
 // Store is the orchestrator's state.
@@ -147,6 +167,8 @@ type Store interface {
 	// the wait for an answer of the tasks they carried.
 	MarkPublished(ctx context.Context, seqs []int64, at time.Time) error
 	Stats(ctx context.Context) (Stats, error)
+	// Certificate returns the certificate of an ended request, or ErrNotFound.
+	Certificate(ctx context.Context, requestID string) ([]byte, error)
 	Ping(ctx context.Context) error
 	Close() error
 }

@@ -1,0 +1,192 @@
+package orchestrator
+
+import (
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"strconv"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/services/orchestrator/store"
+)
+
+// handleKeys serves the keys file an auditor keeps to verify certificates
+// offline: the orchestrator's key and every registered connector key.
+func (o *Orchestrator) handleKeys(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, o.keys.KeySet())
+}
+
+// certificate returns the stored certificate of an ended request, writing
+// the error response itself when there is none.
+func (o *Orchestrator) certificate(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	id := r.PathValue("id")
+	cert, err := o.store.Certificate(r.Context(), id)
+	if err == nil {
+		return cert, true
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		o.log.Error("certificate", "err", err)
+		writeError(w, http.StatusInternalServerError, "could not read the certificate")
+		return nil, false
+	}
+	if _, _, err := o.store.Get(r.Context(), id); errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "no such request")
+	} else {
+		writeError(w, http.StatusConflict, "the request has not ended: its certificate is issued when it does")
+	}
+	return nil, false
+}
+
+// handleCertificate serves the certificate's exact bytes: a verifier
+// requires them byte for byte.
+func (o *Orchestrator) handleCertificate(w http.ResponseWriter, r *http.Request) {
+	cert, ok := o.certificate(w, r)
+	if !ok {
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Disposition", `attachment; filename="certificate-`+r.PathValue("id")+`.json"`)
+	w.Write(append(cert, '\n'))
+}
+
+func (o *Orchestrator) handleCertificateHTML(w http.ResponseWriter, r *http.Request) {
+	cert, ok := o.certificate(w, r)
+	if !ok {
+		return
+	}
+	c, err := proof.Verify(cert, o.keys.KeySet())
+	page := certificatePage{C: c, Verified: err == nil}
+	if err != nil {
+		page.Problem = err.Error()
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := certificateTemplate.Execute(w, page); err != nil {
+		o.log.Error("certificate page", "err", err)
+	}
+}
+
+type certificatePage struct {
+	C        *proof.Certificate
+	Verified bool
+	Problem  string
+}
+
+var certificateTemplate = template.Must(template.New("certificate").Funcs(template.FuncMap{
+	"date": func(t time.Time) string { return t.UTC().Format("2 January 2006, 15:04 MST") },
+	"day":  func(t *time.Time) string { return t.UTC().Format("2 January 2006") },
+	"class": func(outcome string) string {
+		switch outcome {
+		case "erased", "exported", "not_found":
+			return "done"
+		case "retained":
+			return "kept"
+		}
+		return "failed"
+	},
+	"label": func(outcome string) string {
+		return map[string]string{"erased": "Erased", "exported": "Exported", "not_found": "Nothing held",
+			"retained": "Retained by law", "dead_letter": "Did not answer", "failed": "Failed"}[outcome]
+	},
+}).Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Certificate of fulfilment {{.C.RequestID}}</title>
+<style>
+body{font:16px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1d2330}
+h1{font-size:1.6rem;margin-bottom:.2rem} .sub{color:#5b6475;margin-top:0}
+.verdict{padding:.8rem 1rem;border-radius:.4rem;font-weight:600}
+.ok{background:#e3f6e8;color:#135e2b} .bad{background:#fde4e1;color:#8a1c0f}
+dl{display:grid;grid-template-columns:14rem 1fr;gap:.3rem 1rem} dt{color:#5b6475}
+table{border-collapse:collapse;width:100%;margin-top:1rem} th,td{text-align:left;padding:.5rem;border-bottom:1px solid #e2e5ea;vertical-align:top}
+td.outcome{font-weight:600;border-radius:.3rem} .done{background:#e3f6e8;color:#135e2b} .kept{background:#fff1d6;color:#7a4b00} .failed{background:#fde4e1;color:#8a1c0f}
+code{font-size:.85em;word-break:break-all} footer{margin-top:2rem;color:#5b6475;font-size:.9rem}
+</style></head><body>
+<h1>Certificate of fulfilment</h1>
+<p class="sub">Data-subject request <code>{{.C.RequestID}}</code> ({{.C.Type}}), tenant <b>{{.C.Tenant}}</b></p>
+{{if .Verified}}<p class="verdict ok">Verified: every signature and proof checks out{{if .C.DeadlineMet}}, and the legal deadline was met{{else}}, but the legal deadline was missed{{end}}.</p>
+{{else}}<p class="verdict bad">Not verified: {{.Problem}}</p>{{end}}
+<dl>
+<dt>Request received</dt><dd>{{date .C.ReceivedAt}}</dd>
+<dt>Legal deadline</dt><dd>{{date .C.Deadline}}{{if .C.OriginalDeadline}} (extended from {{day .C.OriginalDeadline}}){{end}}</dd>
+<dt>Completed</dt><dd>{{date .C.CompletedAt}}</dd>
+<dt>Deadline met</dt><dd>{{if .C.DeadlineMet}}Yes{{else}}<b>No</b>{{end}}</dd>
+<dt>Outcome</dt><dd>{{.C.State}}</dd>
+<dt>Person (keyed hash)</dt><dd><code>{{.C.SubjectHash}}</code></dd>
+</dl>
+<table><thead><tr><th>System</th><th>Result</th><th>Details</th><th>Answered</th></tr></thead><tbody>
+{{range .C.Systems}}<tr><td>{{.System}}</td><td class="outcome {{class .Outcome}}">{{label .Outcome}}</td><td>
+{{if .Counts}}{{range $k, $v := .Counts}}{{$k}}: {{$v}}<br>{{end}}{{end}}
+{{if .LegalBasis}}Kept under: {{.LegalBasis}}{{if .RetainUntil}}, until {{day .RetainUntil}}{{end}}<br>{{end}}
+{{if eq .Outcome "erased" "retained"}}Records found on a second look: {{.Remaining}}<br>{{end}}
+{{if .Detail}}{{.Detail}}{{end}}
+</td><td>{{if .ConnectorTime}}{{day .ConnectorTime}}{{end}}{{if .KeyID}}<br><code>{{.KeyID}}</code>{{end}}</td></tr>
+{{end}}</tbody></table>
+<footer>
+<p>Each system's answer is signed with its own key; the request's {{len .C.Log.Entries}} events are in a public, append-only log
+of {{.C.Log.TreeHead.Size}} entries (root <code>{{.C.Log.TreeHead.Root}}</code>), and the certificate is signed by key <code>{{.C.KeyID}}</code>.</p>
+<p>Check it yourself, offline: <code>lethectl keys export &gt; keys.json</code>, then
+<code>lethectl verify certificate-{{.C.RequestID}}.json --keys keys.json</code>.</p>
+</footer></body></html>
+`))
+
+// handleTreeHead signs the log's current size and root.
+func (o *Orchestrator) handleTreeHead(w http.ResponseWriter, r *http.Request) {
+	var th proof.TreeHead
+	err := o.store.Tx(r.Context(), func(tx store.Tx) error {
+		size, err := tx.LogSize()
+		if err != nil {
+			return err
+		}
+		root, err := tlog.TreeHash(size, tx)
+		if err != nil {
+			return err
+		}
+		th = proof.SignTreeHead(o.signer, size, root, o.now())
+		return nil
+	})
+	if err != nil {
+		o.log.Error("tree head", "err", err)
+		writeError(w, http.StatusInternalServerError, "could not read the log")
+		return
+	}
+	writeJSON(w, http.StatusOK, th)
+}
+
+// handleConsistency proves that the log of size new extends the log of
+// size old.
+func (o *Orchestrator) handleConsistency(w http.ResponseWriter, r *http.Request) {
+	oldSize, err1 := strconv.ParseInt(r.URL.Query().Get("old"), 10, 64)
+	newSize, err2 := strconv.ParseInt(r.URL.Query().Get("new"), 10, 64)
+	if err1 != nil || err2 != nil || oldSize < 0 || oldSize > newSize {
+		writeError(w, http.StatusBadRequest, "old and new must be log sizes with old <= new")
+		return
+	}
+	var p tlog.TreeProof
+	err := o.store.Tx(r.Context(), func(tx store.Tx) error {
+		size, err := tx.LogSize()
+		if err != nil {
+			return err
+		}
+		if newSize > size {
+			return fmt.Errorf("%w: the log has %d entries", errBadRange, size)
+		}
+		p, err = tlog.ProveTree(newSize, oldSize, tx)
+		return err
+	})
+	switch {
+	case errors.Is(err, errBadRange):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case err != nil:
+		o.log.Error("consistency proof", "err", err)
+		writeError(w, http.StatusInternalServerError, "could not read the log")
+	default:
+		if p == nil {
+			p = tlog.TreeProof{}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"old": oldSize, "new": newSize, "proof": p})
+	}
+}
+
+var errBadRange = errors.New("new is larger than the log")
