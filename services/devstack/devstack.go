@@ -20,6 +20,7 @@ import (
 
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
 	"github.com/lethe-dev/lethe/pkg/connector"
+	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/pkg/pseudonym"
 	"github.com/lethe-dev/lethe/services/accounts"
 	"github.com/lethe-dev/lethe/services/billing"
@@ -135,6 +136,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	s.AccountsAPI = "http://" + accountsAddr
 
+	if err := s.registerKeys(); err != nil {
+		return nil, err
+	}
 	key, err := pseudonym.LoadKey(filepath.Join(cfg.DataDir, "orchestrator"))
 	if err != nil {
 		return nil, err
@@ -207,6 +211,25 @@ func (s *Stack) systems() map[string]connector.System {
 		accounts.Name: s.Accounts, billing.Name: s.Billing, emailanalytics.Name: s.EmailAnalytics,
 		recordings.Name: s.Recordings, subprocessors.Name: s.Subprocessors,
 	}
+}
+
+// registerKeys lists each connector's signing key in the orchestrator's
+// keys file, as an operator does with `lethectl keys add` when the parts run
+// apart.
+func (s *Stack) registerKeys() error {
+	path := filepath.Join(s.cfg.DataDir, "orchestrator", "keys.json")
+	keys, err := proof.ReadKeySet(path)
+	if err != nil {
+		return err
+	}
+	for name := range s.systems() {
+		signer, err := connector.SigningKey(filepath.Join(s.cfg.DataDir, name), name)
+		if err != nil {
+			return err
+		}
+		keys.Add(signer.Key)
+	}
+	return proof.WriteKeySet(path, keys)
 }
 
 // StartConnector starts the connector of a demo system (once).

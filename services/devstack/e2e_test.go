@@ -1,11 +1,13 @@
 package devstack
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lethe-dev/lethe/pkg/leaktest"
+	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/pkg/sqlitedb"
 	"github.com/lethe-dev/lethe/services/orchestrator"
 )
@@ -206,6 +209,7 @@ func TestErasureEndToEnd(t *testing.T) {
 	if b := ts["billing"]; b["legal_basis"] == "" || b["retain_until"] == nil {
 		t.Errorf("billing retained without legal basis or date: %v", b)
 	}
+	h.checkCertificate(id, email)
 
 	// Nothing of the person is left anywhere but billing's invoices.
 	for _, place := range h.rowsMentioning(email, userID) {
@@ -305,4 +309,63 @@ func TestConnectorDownEndToEnd(t *testing.T) {
 	if a := tasks(view)["recordings"]["attempts"].(float64); a < 2 {
 		t.Errorf("recordings answered at attempt %v; expected a retry while it was down", a)
 	}
+}
+
+// checkCertificate fetches a request's certificate and the keys file,
+// verifies the certificate offline, shows that changing any of a seeded
+// sample of 2,000 byte positions makes it fail, and that its page renders.
+func (h *harness) checkCertificate(id string, subject ...string) {
+	t := h.t
+	t.Helper()
+	cert := h.get(h.s.API + "/v1/requests/" + id + "/certificate")
+	var keys proof.KeySet
+	if err := json.Unmarshal(h.get(h.s.API+"/v1/keys"), &keys); err != nil {
+		t.Fatal(err)
+	}
+	c, err := proof.Verify(cert, keys)
+	if err != nil {
+		t.Fatalf("the certificate does not verify: %v", err)
+	}
+	if len(c.Systems) != len(orchestrator.DefaultSystems) || !c.DeadlineMet {
+		t.Fatalf("certificate: %d systems, deadline met %v", len(c.Systems), c.DeadlineMet)
+	}
+	for _, s := range c.Systems {
+		if s.Outcome == "erased" && s.Remaining != 0 {
+			t.Errorf("%s: erased but %d records remain on a second look", s.System, s.Remaining)
+		}
+	}
+	for _, id := range subject {
+		if strings.Contains(strings.ToLower(string(cert)), strings.ToLower(id)) {
+			t.Errorf("the certificate names the subject (%q)", id)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, uint64(len(cert))))
+	positions := 2000
+	for i := 0; i < positions; i++ {
+		p := rng.IntN(len(cert))
+		bad := bytes.Clone(cert)
+		bad[p] ^= byte(1 + rng.IntN(255))
+		if _, err := proof.Verify(bad, keys); err == nil {
+			t.Fatalf("changing byte %d (%q) of the certificate went unnoticed", p, cert[p])
+		}
+	}
+	t.Logf("%d single-byte changes of a %d-byte certificate: all failed verification", positions, len(cert))
+	page := string(h.get(h.s.API + "/v1/requests/" + id + "/certificate.html"))
+	if !strings.Contains(page, "Verified") || !strings.Contains(page, "Retained by law") {
+		t.Errorf("the certificate page does not say it verified, or lacks the retained row")
+	}
+}
+
+func (h *harness) get(url string) []byte {
+	h.t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		h.t.Fatalf("GET %s = %d %s", url, resp.StatusCode, b)
+	}
+	return b
 }
