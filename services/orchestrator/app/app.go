@@ -26,6 +26,7 @@ func Main(ctx context.Context, fs *flag.FlagSet, args []string) int {
 	dataDir := fs.String("data", "data/orchestrator", "directory of the SQLite store and the hash key")
 	natsURL := fs.String("nats", envOr("LETHE_NATS", "embedded"), `"embedded" (an in-process NATS server with JetStream under <data>/nats) or nats://host:port (env LETHE_NATS)`)
 	natsListen := fs.String("nats-listen", "127.0.0.1:4223", "where the embedded NATS server listens, for connectors in other processes")
+	keysFile := fs.String("keys", "", "keys file listing the connectors' public keys (default <data>/keys.json; re-read when it changes)")
 	systems := fs.String("systems", strings.Join(orchestrator.DefaultSystems, ","), "comma-separated registered systems")
 	maxAttempts := fs.Int("max-attempts", 6, "attempts per task before it is dead-lettered")
 	retryInitial := fs.Duration("retry-initial", 30*time.Second, "first wait for a system's answer; doubles per attempt")
@@ -73,7 +74,7 @@ func Main(ctx context.Context, fs *flag.FlagSet, args []string) int {
 	o, err := orchestrator.New(orchestrator.Config{
 		Listen: *listen, DataDir: *dataDir, Bus: b, Systems: strings.Split(*systems, ","),
 		MaxAttempts: *maxAttempts, RetryInitial: *retryInitial, RetryMax: *retryMax,
-		HashKey: key, Logger: logger, Registerer: reg,
+		HashKey: key, KeysFile: *keysFile, Logger: logger, Registerer: reg,
 	})
 	if err != nil {
 		logger.Error("start", "err", err)
