@@ -55,6 +55,10 @@ func init() {
 		listCommand,
 		waitCommand,
 		exportCommand,
+		certificateCommand,
+		verifyCommand,
+		keysCommand,
+		auditCommand,
 		demoCommand,
 		{name: "help", args: "[command]", summary: "show help for lethectl or a command", run: runHelp},
 	}
@@ -238,14 +242,15 @@ func commandUsage(w io.Writer, c command, fs *flag.FlagSet) {
 }
 
 func printUsage(w io.Writer) {
-	fmt.Fprint(w, `lethectl files and follows data-subject requests (erasure, export) in Lethe.
+	fmt.Fprint(w, `lethectl files and follows data-subject requests (erasure, export) in Lethe,
+and checks the proof that they were carried out.
 
 usage: lethectl [--api URL] [--accounts URL] <command> [flags] [args]
 
 commands:
 `)
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, `
 environment:
@@ -255,6 +260,49 @@ environment:
 
 Run 'lethectl <command> -h' for a command's flags.
 `, envAPI, defaultAPI, envAccounts, defaultAccounts, envToken)
+}
+
+// group makes the run of a command whose first argument names one of subs
+// (named "<group> <sub>", so errors and usage say "lethectl keys add").
+func group(subs ...command) func(ctx context.Context, a *app, c command, args []string) int {
+	return func(ctx context.Context, a *app, c command, args []string) int {
+		if len(args) == 0 {
+			return a.groupUsageError(c, subs, "missing subcommand")
+		}
+		for _, s := range subs {
+			if s.name == c.name+" "+args[0] {
+				return s.run(ctx, a, s, args[1:])
+			}
+		}
+		switch args[0] {
+		case "-h", "-help", "--help", "help":
+			groupUsage(a.stdout, c, subs)
+			return exitOK
+		}
+		return a.groupUsageError(c, subs, fmt.Sprintf("unknown subcommand %q", args[0]))
+	}
+}
+
+func (a *app) groupUsageError(c command, subs []command, msg string) int {
+	fmt.Fprintf(a.stderr, "lethectl %s: %s\n\n", c.name, msg)
+	groupUsage(a.stderr, c, subs)
+	return exitUsage
+}
+
+// groupUsage lists a group's subcommands; each one's -h shows its flags.
+func groupUsage(w io.Writer, c command, subs []command) {
+	for i, s := range subs {
+		prefix := "usage: "
+		if i > 0 {
+			prefix = "       "
+		}
+		fmt.Fprintf(w, "%slethectl %s %s\n", prefix, s.name, s.args)
+	}
+	fmt.Fprintf(w, "\n%s.\n\n", upperFirst(c.summary))
+	for _, s := range subs {
+		fmt.Fprintf(w, "  %-20s %s\n", s.name, s.summary)
+	}
+	fmt.Fprintf(w, "\nRun 'lethectl %s <subcommand> -h' for its flags.\n", c.name)
 }
 
 func runHelp(ctx context.Context, a *app, _ command, args []string) int {

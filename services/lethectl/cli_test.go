@@ -736,15 +736,20 @@ func TestUsage(t *testing.T) {
 	}{
 		{"no command", nil, wantOutput{code: exitUsage, stderr: []string{"usage: lethectl", "commands:"}}},
 		{"unknown command", []string{"erase"}, wantOutput{code: exitUsage, stderr: []string{`unknown command "erase"`, "usage: lethectl"}}},
-		{"verify is not confirm", []string{"verify", "req-1"}, wantOutput{code: exitUsage, stderr: []string{`unknown command "verify"`}}},
+		{"verify checks certificates, not identities", []string{"verify", "req-1"}, wantOutput{code: exitUsage, stderr: []string{"--keys is required", "to confirm a subject's identity, see confirm"}}},
 		{"unknown global flag", []string{"--bogus", "list"}, wantOutput{code: exitUsage, stderr: []string{"flag provided but not defined: -bogus"}}},
-		{"help", []string{"help"}, wantOutput{stdout: []string{"commands:", "submit", "confirm", "status", "list", "wait", "export", "demo", "LETHE_API"}}},
+		{"help", []string{"help"}, wantOutput{stdout: []string{"commands:", "submit", "confirm", "status", "list", "wait", "export", "certificate", "verify", "keys", "audit", "demo", "LETHE_API"}}},
 		{"-h", []string{"-h"}, wantOutput{stdout: []string{"commands:"}}},
 		{"help for a command", []string{"help", "wait"}, wantOutput{stdout: []string{"usage: lethectl wait ID", "-timeout", "-interval"}}},
 		{"help for an unknown command", []string{"help", "nope"}, wantOutput{code: exitUsage, stderr: []string{`unknown command "nope"`}}},
 		{"command -h", []string{"list", "-h"}, wantOutput{stdout: []string{"usage: lethectl list", "-all", "-cursor"}}},
 		{"demo -h", []string{"demo", "-h"}, wantOutput{stdout: []string{"usage: lethectl demo delete-account"}}},
 		{"unknown demo subcommand", []string{"demo", "reset"}, wantOutput{code: exitUsage, stderr: []string{`unknown subcommand "reset"`}}},
+		{"keys -h lists its subcommands", []string{"keys", "-h"}, wantOutput{stdout: []string{"usage: lethectl keys list", "       lethectl keys export", "lethectl keys add KEYS.json PUBFILE...", "lethectl keys retire KEYS.json KEYID"}}},
+		{"help audit", []string{"help", "audit"}, wantOutput{stdout: []string{"usage: lethectl audit tree-head", "lethectl audit consistency --old"}}},
+		{"keys without subcommand", []string{"keys"}, wantOutput{code: exitUsage, stderr: []string{"lethectl keys: missing subcommand", "usage: lethectl keys list"}}},
+		{"audit consistency -h", []string{"audit", "consistency", "-h"}, wantOutput{stdout: []string{"usage: lethectl audit consistency", "-old", "-new", "-keys"}}},
+		{"verify has no --api: it never uses the network", []string{"verify", "c.json", "--keys", "k.json", "--api", "http://x"}, wantOutput{code: exitUsage, stderr: []string{"flag provided but not defined: -api"}}},
 		{"unknown command flag", []string{"status", "req-1", "--verbose"}, wantOutput{code: exitUsage, stderr: []string{"flag provided but not defined: -verbose", "usage: lethectl status"}}},
 	}
 	for _, tt := range tests {

@@ -13,7 +13,7 @@ var demoCommand = command{
 	name:    "demo",
 	args:    "delete-account EMAIL [--tenant demo]",
 	summary: "demo helpers: delete-account deletes an account in the demo accounts system",
-	run:     runDemo,
+	run:     group(deleteAccountCommand),
 }
 
 var deleteAccountCommand = command{
@@ -21,21 +21,6 @@ var deleteAccountCommand = command{
 	args:    "EMAIL [--tenant demo] [--accounts URL] [--api URL] [--find 10s]",
 	summary: "delete an account in the demo accounts system, as its owner would; its account.deleted event makes the orchestrator open an erasure request",
 	run:     runDeleteAccount,
-}
-
-func runDemo(ctx context.Context, a *app, c command, args []string) int {
-	if len(args) == 0 {
-		return a.usageError(c, nil, "missing subcommand")
-	}
-	switch args[0] {
-	case "delete-account":
-		return runDeleteAccount(ctx, a, deleteAccountCommand, args[1:])
-	case "-h", "-help", "--help", "help":
-		commandUsage(a.stdout, c, nil)
-		return exitOK
-	default:
-		return a.usageError(c, nil, fmt.Sprintf("unknown subcommand %q", args[0]))
-	}
 }
 
 func runDeleteAccount(ctx context.Context, a *app, c command, args []string) int {

@@ -17,7 +17,13 @@ import (
 const (
 	timeLayout = "2006-01-02 15:04 UTC"
 	dateLayout = "2006-01-02"
+	// stampLayout is for proofs, where a second can matter.
+	stampLayout = "2006-01-02 15:04:05 UTC"
 )
+
+// stamp formats a time of a proof (a signature, a key's validity) to the
+// second.
+func stamp(t time.Time) string { return t.UTC().Format(stampLayout) }
 
 // when formats a time, or "-" when it is not set.
 func when(t api.Time) string {
@@ -91,7 +97,7 @@ func elapsed(d time.Duration) string {
 }
 
 // counts formats per-category counts sorted by category: "invoice=3 profile=1".
-func counts(m map[string]int) string {
+func counts[N int | int64](m map[string]N) string {
 	if len(m) == 0 {
 		return ""
 	}

@@ -2,4 +2,11 @@ module github.com/lethe-dev/lethe/services/lethectl
 
 go 1.26.8
 
+require (
+	github.com/lethe-dev/lethe/pkg v0.0.0
+	golang.org/x/mod v0.42.0
+)
+
+require google.golang.org/protobuf v1.36.12 // indirect
+
 replace github.com/lethe-dev/lethe/pkg => ../../pkg

@@ -1,6 +1,9 @@
 // Command lethectl files and follows data-subject requests through the Lethe
 // orchestrator's HTTP API: submit, confirm, status, list, wait, export, and
-// a demo helper that deletes an account in the demo accounts system.
+// a demo helper that deletes an account in the demo accounts system. It also
+// handles proof: it downloads certificates of fulfilment, verifies them
+// offline with the public keys alone, manages the keys file, and checks that
+// the transparency log only grows (docs/certificates.md).
 package main
 
 import "os"

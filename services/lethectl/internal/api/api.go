@@ -1,5 +1,6 @@
 // Package api is a small client for the HTTP APIs lethectl talks to: the
-// orchestrator's request API and the demo accounts system's admin API.
+// orchestrator's request API (with its proof endpoints: keys, certificates,
+// the transparency log) and the demo accounts system's admin API.
 //
 // It speaks plain net/http and encoding/json. Every call takes a context
 // first. A reply with a 4xx or 5xx status is returned as an [*Error] carrying
@@ -18,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Error is a reply with a 4xx or 5xx status. Message is the server's "error"
@@ -92,6 +95,11 @@ func newTransport(baseURL, token string, hc *http.Client) transport {
 // be a success; the caller closes the body. in, when not nil, is sent as
 // JSON.
 func (t transport) do(ctx context.Context, method, path string, in any) (*http.Response, error) {
+	return t.send(ctx, method, path, "application/json", in)
+}
+
+// send is do with the media type to ask for.
+func (t transport) send(ctx context.Context, method, path, accept string, in any) (*http.Response, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -107,7 +115,7 @@ func (t transport) do(ctx context.Context, method, path string, in any) (*http.R
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept", accept)
 	if t.token != "" {
 		req.Header.Set("Authorization", "Bearer "+t.token)
 	}
@@ -146,6 +154,20 @@ func (t transport) call(ctx context.Context, method, path string, in, out any) (
 		}
 	}
 	return raw, nil
+}
+
+// download streams a successful reply's body to w.
+func (t transport) download(ctx context.Context, path, accept string, w io.Writer) (int64, error) {
+	resp, err := t.send(ctx, http.MethodGet, path, accept, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("GET %s: read reply: %w", path, err)
+	}
+	return n, nil
 }
 
 // maxReply bounds a JSON reply read into memory (exports stream instead).
@@ -352,17 +374,53 @@ func (c *Client) List(ctx context.Context, o ListOptions) (Page, error) {
 // returns the number of bytes written. The server answers 409 while the
 // request is not finished.
 func (c *Client) Export(ctx context.Context, id string, w io.Writer) (int64, error) {
-	path := "/v1/requests/" + url.PathEscape(id) + "/export"
-	resp, err := c.t.do(ctx, http.MethodGet, path, nil)
-	if err != nil {
-		return 0, err
+	return c.t.download(ctx, "/v1/requests/"+url.PathEscape(id)+"/export", "application/json", w)
+}
+
+// Certificate streams the certificate of fulfilment of an ended request to
+// w, byte for byte as the server sent it (a verifier needs those exact
+// bytes), and returns the number of bytes written. html asks for the page
+// for people instead. The server answers 409 while the request has not
+// ended, 404 for an unknown id.
+func (c *Client) Certificate(ctx context.Context, id string, html bool, w io.Writer) (int64, error) {
+	path, accept := "/v1/requests/"+url.PathEscape(id)+"/certificate", "application/json"
+	if html {
+		path, accept = path+".html", "text/html"
 	}
-	defer resp.Body.Close()
-	n, err := io.Copy(w, resp.Body)
-	if err != nil {
-		return n, fmt.Errorf("GET %s: read bundle: %w", path, err)
-	}
-	return n, nil
+	return c.t.download(ctx, path, accept, w)
+}
+
+// Keys returns the keys file the orchestrator serves (GET /v1/keys): its
+// own public key and every registered connector key, with their validity.
+// The bytes are returned as sent, to be saved as is.
+func (c *Client) Keys(ctx context.Context) ([]byte, error) {
+	return c.t.call(ctx, http.MethodGet, "/v1/keys", nil, nil)
+}
+
+// TreeHead returns the transparency log's current signed tree head (GET
+// /v1/log/tree-head), as sent.
+func (c *Client) TreeHead(ctx context.Context) ([]byte, error) {
+	return c.t.call(ctx, http.MethodGet, "/v1/log/tree-head", nil, nil)
+}
+
+// Consistency is the proof that the log of size New extends the log of
+// size Old.
+type Consistency struct {
+	Old   int64          `json:"old"`
+	New   int64          `json:"new"`
+	Proof tlog.TreeProof `json:"proof"` // base64 hashes in JSON
+}
+
+// Consistency asks for the proof that the log of size newSize extends the
+// log of size oldSize. The server answers 400 when old > new or new is
+// larger than the log.
+func (c *Client) Consistency(ctx context.Context, oldSize, newSize int64) (Consistency, error) {
+	q := url.Values{}
+	q.Set("old", strconv.FormatInt(oldSize, 10))
+	q.Set("new", strconv.FormatInt(newSize, 10))
+	var out Consistency
+	_, err := c.t.call(ctx, http.MethodGet, "/v1/log/consistency?"+q.Encode(), nil, &out)
+	return out, err
 }
 
 // Accounts talks to the demo accounts system's admin API.

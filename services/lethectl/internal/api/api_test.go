@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -93,5 +94,56 @@ func TestErrors(t *testing.T) {
 	srv.Close()
 	if _, _, err := c.Get(ctx, "x"); err == nil || !strings.HasPrefix(err.Error(), "GET "+srv.URL+"/v1/requests/x: ") {
 		t.Errorf("connection error: %v", err)
+	}
+}
+
+func TestProofEndpoints(t *testing.T) {
+	t.Parallel()
+	var (
+		mu      sync.Mutex
+		accepts []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		accepts = append(accepts, r.URL.Path+" "+r.Header.Get("Accept"))
+		mu.Unlock()
+		switch r.URL.Path {
+		case "/v1/requests/r/1/certificate": // the id escaped: r%2F1
+			fmt.Fprint(w, "{\"version\":1}\n")
+		case "/v1/requests/r/1/certificate.html":
+			fmt.Fprint(w, "<html></html>")
+		case "/v1/log/consistency":
+			q := r.URL.Query()
+			// Two hashes: all zero bytes, then all 0xff.
+			fmt.Fprintf(w, `{"old":%s,"new":%s,"proof":["AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","//////////////////////////////////////////8="]}`, q.Get("old"), q.Get("new"))
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	defer srv.Close()
+	c := New(srv.URL, "", nil)
+	ctx := context.Background()
+
+	var b strings.Builder
+	if n, err := c.Certificate(ctx, "r/1", false, &b); err != nil || b.String() != "{\"version\":1}\n" || n != int64(b.Len()) {
+		t.Errorf("certificate: %q, %d, %v", b.String(), n, err)
+	}
+	b.Reset()
+	if _, err := c.Certificate(ctx, "r/1", true, &b); err != nil || b.String() != "<html></html>" {
+		t.Errorf("certificate page: %q, %v", b.String(), err)
+	}
+	cons, err := c.Consistency(ctx, 3, 10)
+	if err != nil || cons.Old != 3 || cons.New != 10 || len(cons.Proof) != 2 || cons.Proof[0][0] != 0 || cons.Proof[1][31] != 0xff {
+		t.Errorf("consistency: %+v, %v", cons, err)
+	}
+	want := []string{
+		"/v1/requests/r/1/certificate application/json",
+		"/v1/requests/r/1/certificate.html text/html",
+		"/v1/log/consistency application/json",
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(accepts, "\n") != strings.Join(want, "\n") {
+		t.Errorf("requests:\n%s\nwant:\n%s", strings.Join(accepts, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/lethe-dev/lethe/services/lethectl/internal/api"
+)
+
+var certificateCommand = command{
+	name:    "certificate",
+	args:    "ID [-o FILE] [--html]",
+	summary: "download the certificate of fulfilment of an ended request, exactly as issued",
+	run:     runCertificate,
+}
+
+func runCertificate(ctx context.Context, a *app, c command, args []string) int {
+	fs := a.newFlags(c)
+	out := fs.String("o", "", "write the certificate to `FILE` (default: stdout)")
+	html := fs.Bool("html", false, "download the page for people instead of the certificate a verifier reads")
+	pos, code, ok := a.parse(c, fs, args, 1, 1)
+	if !ok {
+		return code
+	}
+	id, client := pos[0], a.client()
+	// The bytes are copied as they come, never decoded and encoded again:
+	// the verifier requires the certificate byte for byte as issued.
+	download := func(w io.Writer) (int64, error) { return client.Certificate(ctx, id, *html, w) }
+	var (
+		n   int64
+		err error
+	)
+	if toStdout(*out) {
+		n, err = download(a.stdout)
+	} else {
+		// A certificate holds no personal data (the subject only as a
+		// keyed hash): it is meant to be handed to an auditor.
+		n, err = saveFile(*out, 0o644, download)
+	}
+	if err != nil {
+		code := a.fail(c, err)
+		if api.IsStatus(err, http.StatusConflict) {
+			fmt.Fprintf(a.stderr, "a certificate is issued when the request ends; follow it with: lethectl wait %s\n", id)
+		}
+		return code
+	}
+	if !toStdout(*out) {
+		fmt.Fprintf(a.stderr, "wrote %d bytes to %s\n", n, *out)
+		if !*html {
+			fmt.Fprintf(a.stderr, "check it with: lethectl verify %s --keys keys.json\n", *out)
+		}
+	}
+	return exitOK
+}

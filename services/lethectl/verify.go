@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/lethe-dev/lethe/pkg/proof"
+)
+
+var verifyCommand = command{
+	name:    "verify",
+	args:    "CERT.json --keys KEYS.json",
+	summary: "check a certificate of fulfilment offline with the public keys alone (exit 0 verified, 1 not, 2 unreadable input; to confirm a subject's identity, see confirm)",
+	run:     runVerify,
+}
+
+func runVerify(_ context.Context, a *app, c command, args []string) int {
+	// No --api: verify never touches the network. It trusts the keys file
+	// it is given and nothing else.
+	fs := bareFlags(c)
+	keysPath := fs.String("keys", "", "the keys `FILE` saved earlier with lethectl keys export (required)")
+	pos, code, ok := a.parse(c, fs, args, 1, 1)
+	if !ok {
+		return code
+	}
+	if *keysPath == "" {
+		return a.usageError(c, fs, "--keys is required: a certificate is checked against the public keys you saved, never against a server")
+	}
+	data, err := os.ReadFile(pos[0])
+	if err != nil {
+		return a.badInput(c, fmt.Errorf("certificate: %w", err))
+	}
+	ks, err := readKeysFile(*keysPath)
+	if err != nil {
+		return a.badInput(c, err)
+	}
+	cert, err := proof.Verify(data, ks)
+	if err != nil {
+		err = writeNotVerified(a.stdout, cert, err)
+		if err != nil {
+			fmt.Fprintf(a.stderr, "lethectl %s: %v\n", c.name, err)
+		}
+		return exitError
+	}
+	if err := writeVerified(a.stdout, cert); err != nil {
+		return a.fail(c, err)
+	}
+	return exitOK
+}
+
+// writeVerified prints a line per system and the verdict.
+func writeVerified(w io.Writer, cert *proof.Certificate) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SYSTEM\tOUTCOME\tAT (CONNECTOR TIME)\tRECORDS\tREMAINING\tNOTE\tKEY")
+	for _, s := range cert.Systems {
+		at := "-"
+		if s.ConnectorTime != nil {
+			at = stamp(*s.ConnectorTime)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n",
+			s.System, s.Outcome, at, dash(counts(s.Counts)), s.Remaining, dash(systemNote(s)), dash(s.KeyID))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	th := cert.Log.TreeHead
+	fmt.Fprintf(w, "\nsigned by %s; the request's %d log entries are in the transparency log of size %d (root %s, signed %s)\n",
+		cert.KeyID, len(cert.Log.Entries), th.Size, th.Root, stamp(th.Time))
+
+	dl := stamp(cert.Deadline)
+	if cert.OriginalDeadline != nil {
+		dl += " (extended from " + stamp(*cert.OriginalDeadline) + ")"
+	}
+	met := "deadline met"
+	if !cert.DeadlineMet {
+		met = "deadline MISSED by " + humanDuration(cert.CompletedAt.Sub(cert.Deadline))
+	}
+	_, err := fmt.Fprintf(w, "VERIFIED: request %s (%s, tenant %s), %s, received %s, deadline %s, completed %s, %s\n",
+		cert.RequestID, cert.Type, cert.Tenant, cert.State, stamp(cert.ReceivedAt), dl, stamp(cert.CompletedAt), met)
+	return err
+}
+
+// systemNote is what a system's line says beyond its outcome: why data was
+// kept and until when, or why a system failed.
+func systemNote(s proof.SystemResult) string {
+	var notes []string
+	if s.LegalBasis != "" {
+		notes = append(notes, "legal basis: "+s.LegalBasis)
+	}
+	if s.RetainUntil != nil {
+		notes = append(notes, "kept until "+s.RetainUntil.UTC().Format(dateLayout))
+	}
+	if s.Detail != "" {
+		notes = append(notes, s.Detail)
+	}
+	return strings.Join(notes, "; ")
+}
+
+// writeNotVerified prints every problem found, one a line. What the
+// certificate claims is not repeated: none of it can be relied on.
+func writeNotVerified(w io.Writer, cert *proof.Certificate, err error) error {
+	what := "this file"
+	if cert != nil && cert.RequestID != "" {
+		what = fmt.Sprintf("the certificate (claiming to be of request %s)", cert.RequestID)
+	}
+	fmt.Fprintf(w, "NOT VERIFIED: %s cannot be relied on:\n", what)
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if _, err := fmt.Fprintf(w, "  - %s\n", line); err != nil {
+			return err
+		}
+	}
+	return nil
+}
