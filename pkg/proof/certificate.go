@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -184,6 +185,8 @@ func Verify(data []byte, ks KeySet) (*Certificate, error) {
 	// The log: every entry is the request's, canonical, and in the tree.
 	var created, final *Entry
 	accepted := map[string]Entry{}
+	logged := map[string]bool{} // the systems the log names
+
 	for _, le := range c.Log.Entries {
 		e, err := DecodeEntry(le.Entry)
 		if err != nil {
@@ -195,6 +198,9 @@ func Verify(data []byte, ks KeySet) (*Certificate, error) {
 		}
 		if err := CheckInclusion(th, le.Index, le.Entry, le.Proof); err != nil {
 			errs = append(errs, err)
+		}
+		if e.System != "" {
+			logged[e.System] = true
 		}
 		switch e.Event {
 		case EventCreated:
@@ -235,6 +241,9 @@ func Verify(data []byte, ks KeySet) (*Certificate, error) {
 			fail("%s: listed twice", s.System)
 		}
 		seen[s.System] = true
+		if !logged[s.System] {
+			fail("%s: the log does not name this system", s.System)
+		}
 		if len(s.Receipt) == 0 {
 			if s.Outcome != OutcomeDeadLetter {
 				fail("%s: no receipt for outcome %q", s.System, s.Outcome)
@@ -247,6 +256,14 @@ func Verify(data []byte, ks KeySet) (*Certificate, error) {
 		}
 		if s.Outcome == "failed" {
 			failedSystems++
+		}
+	}
+
+	// A system the log sent a task to is in the certificate: none can be
+	// left out of it.
+	for _, name := range slices.Sorted(maps.Keys(logged)) {
+		if !seen[name] {
+			fail("the log names %s, the certificate does not", name)
 		}
 	}
 

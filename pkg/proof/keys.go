@@ -92,8 +92,11 @@ func (ks KeySet) For(id, role, system string, at time.Time) (Key, error) {
 	return k, nil
 }
 
-// Add adds or replaces keys by id, keeping the set sorted by id.
+// Add adds or replaces keys by id, keeping the set sorted by id. It works
+// on a fresh copy of the list, so adding to a copy of a KeySet (one a
+// registry handed out, say) never changes the set it was copied from.
 func (ks *KeySet) Add(keys ...Key) {
+	ks.Keys = slices.Clone(ks.Keys)
 	for _, k := range keys {
 		ks.Keys = slices.DeleteFunc(ks.Keys, func(o Key) bool { return o.ID == k.ID })
 		ks.Keys = append(ks.Keys, k)

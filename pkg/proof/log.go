@@ -47,11 +47,24 @@ type Entry struct {
 // the millisecond. The log hashes exactly these bytes.
 func (e Entry) Encode() []byte {
 	e.At = e.At.UTC().Truncate(time.Millisecond)
+	// The other times in UTC too, or one instant would have an encoding
+	// per time zone. (They keep their precision: a verifier compares them
+	// with the certificate's.)
+	e.ReceivedAt = inUTC(e.ReceivedAt)
+	e.Deadline = inUTC(e.Deadline)
 	b, err := json.Marshal(e)
 	if err != nil {
 		panic(err) // an Entry always encodes
 	}
 	return b
+}
+
+func inUTC(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }
 
 // DecodeEntry parses canonical entry bytes; bytes that are not canonical are
