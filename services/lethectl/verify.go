@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -54,18 +55,24 @@ func runVerify(_ context.Context, a *app, c command, args []string) int {
 
 // writeVerified prints a line per system and the verdict.
 func writeVerified(w io.Writer, cert *proof.Certificate) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SYSTEM\tOUTCOME\tAT (CONNECTOR TIME)\tRECORDS\tREMAINING\tNOTE\tKEY")
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
+	// The note comes last: a legal basis may be long.
+	fmt.Fprintln(tw, "SYSTEM\tOUTCOME\tAT (CONNECTOR TIME)\tRECORDS\tREMAINING\tKEY\tNOTE")
 	for _, s := range cert.Systems {
 		at := "-"
 		if s.ConnectorTime != nil {
 			at = stamp(*s.ConnectorTime)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n",
-			s.System, s.Outcome, at, dash(counts(s.Counts)), s.Remaining, dash(systemNote(s)), dash(s.KeyID))
+			s.System, s.Outcome, at, dash(counts(s.Counts)), s.Remaining, dash(s.KeyID), systemNote(s))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	// Rows without a note would end in the key column's padding.
+	for _, line := range strings.Split(strings.TrimSuffix(table.String(), "\n"), "\n") {
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
 	}
 	th := cert.Log.TreeHead
 	fmt.Fprintf(w, "\nsigned by %s; the request's %d log entries are in the transparency log of size %d (root %s, signed %s)\n",

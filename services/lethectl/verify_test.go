@@ -163,6 +163,9 @@ func TestVerify(t *testing.T) {
 				// One line per system, in order.
 				var systems []string
 				for _, l := range strings.Split(stdout, "\n") {
+					if strings.HasSuffix(l, " ") {
+						t.Errorf("line ends in spaces: %q", l)
+					}
 					if s, _, ok := strings.Cut(l, " "); ok && (s == "accounts" || s == "billing") {
 						systems = append(systems, l)
 					}
