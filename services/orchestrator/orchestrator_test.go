@@ -596,3 +596,65 @@ func rewriteFirstEntry(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 }
+
+// Key rotation: a new key added to the keys file is accepted beside the
+// old one without a restart; once the old one is retired, its receipts are
+// refused.
+func TestKeyRotation(t *testing.T) {
+	e := newEnv(t, nil)
+	e.connect("beta", &toySystem{})
+	old := e.signer("alpha")
+	fresh, err := proof.LoadOrCreateSigner(filepath.Join(t.TempDir(), "signing.key"), "alpha", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keysFile := filepath.Join(e.cfg.DataDir, "keys.json")
+	edit := func(change func(*proof.KeySet)) {
+		ks, err := proof.ReadKeySet(keysFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		change(&ks)
+		if err := proof.WriteKeySet(keysFile, ks); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1100 * time.Millisecond) // the registry looks at the file once a second
+	}
+	answer := func(id string, s *proof.Signer, attempt uint32) {
+		r := &lethev1.Receipt{RequestId: id, TaskId: events.TaskID(id, "alpha"), System: "alpha", Action: lethev1.Action_ACTION_ERASE,
+			Outcome: lethev1.Outcome_OUTCOME_ERASED, Attempt: attempt, ConnectorTime: timestamppb.Now()}
+		if err := proof.SignReceipt(s, r); err != nil {
+			t.Fatal(err)
+		}
+		msg, _ := events.ReceiptMessage(r, "alpha", time.Now())
+		if err := e.bus("alpha").Publish(context.Background(), events.TopicReceipts, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	edit(func(ks *proof.KeySet) { ks.Add(fresh.Key) })
+	for _, s := range []*proof.Signer{old, fresh} { // both accepted during the overlap
+		id := e.submit(erasure(true))
+		answer(id, s, 1)
+		e.waitState(id, "fulfilled")
+		if _, err := e.certificate(id); err != nil {
+			t.Fatalf("certificate with %s: %v", s.Key.ID, err)
+		}
+	}
+
+	edit(func(ks *proof.KeySet) {
+		k, _ := ks.Find(old.Key.ID)
+		retired := time.Now().Add(-time.Second)
+		k.NotAfter = &retired
+		ks.Add(k)
+	})
+	id := e.submit(erasure(true))
+	answer(id, old, 1)
+	for end := time.Now().Add(10 * time.Second); counter(t, e.reg, "lethe_receipts_rejected_total", map[string]string{"reason": "key_not_valid"}) < 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("a receipt signed with the retired key was not refused")
+		}
+	}
+	answer(id, fresh, 2) // another message id: the broker would drop a second attempt-1 answer
+	e.waitState(id, "fulfilled")
+}
