@@ -14,27 +14,28 @@ import (
 	"github.com/lethe-dev/lethe/pkg/deadline"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
 	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/pkg/proof/prooftest"
 )
 
 func TestCertificateVerifies(t *testing.T) {
-	w := newWorld(t)
-	w.erase(t, "req-0", requestOpts{}) // the log holds other requests
-	r := w.erase(t, "req-1", requestOpts{})
-	w.erase(t, "req-2", requestOpts{}) // and goes on after this one
-	c := w.certificate(t, r)
+	w := prooftest.NewWorld(t)
+	w.Erase(t, "req-0", prooftest.Erasure{}) // the log holds other requests
+	r := w.Erase(t, "req-1", prooftest.Erasure{})
+	w.Erase(t, "req-2", prooftest.Erasure{}) // and goes on after this one
+	c := w.Certificate(t, r)
 
-	got, err := proof.Verify(c.Encode(), w.keys)
+	got, err := proof.Verify(c.Encode(), w.Keys)
 	if err != nil {
 		t.Fatalf("a certificate as issued does not verify: %v", err)
 	}
 	if got.RequestID != "req-1" || got.State != "fulfilled" || !got.DeadlineMet || len(got.Systems) != 3 {
 		t.Errorf("read back %+v", got)
 	}
-	if got.Version != proof.CertificateVersion || got.KeyID != w.orch.Key.ID {
+	if got.Version != proof.CertificateVersion || got.KeyID != w.Orchestrator.Key.ID {
 		t.Errorf("version %d key %s", got.Version, got.KeyID)
 	}
 	// As served, with a final newline, it verifies too.
-	if _, err := proof.Verify(append(c.Encode(), '\n'), w.keys); err != nil {
+	if _, err := proof.Verify(append(c.Encode(), '\n'), w.Keys); err != nil {
 		t.Errorf("with a final newline: %v", err)
 	}
 	// The summary a person reads is the receipts'.
@@ -48,7 +49,7 @@ func TestCertificateVerifies(t *testing.T) {
 		if s.Outcome != wnt.outcome || s.Remaining != wnt.remaining || (s.LegalBasis != "") != wnt.basis || (s.RetainUntil != nil) != wnt.basis {
 			t.Errorf("%s: %+v", s.System, s)
 		}
-		if s.KeyID != w.conns[s.System].Key.ID || s.ConnectorTime == nil || len(s.Receipt) == 0 {
+		if s.KeyID != w.Connectors[s.System].Key.ID || s.ConnectorTime == nil || len(s.Receipt) == 0 {
 			t.Errorf("%s: key %s, connector time %v, %d receipt bytes", s.System, s.KeyID, s.ConnectorTime, len(s.Receipt))
 		}
 	}
@@ -56,14 +57,14 @@ func TestCertificateVerifies(t *testing.T) {
 
 // Every single-byte change of a certificate fails verification.
 func TestCertificateTamperedBytes(t *testing.T) {
-	w := newWorld(t)
-	w.erase(t, "req-0", requestOpts{})
-	r := w.erase(t, "req-1", requestOpts{answers: []answer{
-		{system: "accounts", outcome: lethev1.Outcome_OUTCOME_ERASED},
-		{system: "billing", outcome: lethev1.Outcome_OUTCOME_RETAINED},
+	w := prooftest.NewWorld(t)
+	w.Erase(t, "req-0", prooftest.Erasure{})
+	r := w.Erase(t, "req-1", prooftest.Erasure{Answers: []prooftest.Answer{
+		{System: "accounts", Outcome: lethev1.Outcome_OUTCOME_ERASED},
+		{System: "billing", Outcome: lethev1.Outcome_OUTCOME_RETAINED},
 	}})
-	orig := w.certificate(t, r).Encode()
-	if _, err := proof.Verify(orig, w.keys); err != nil {
+	orig := w.Certificate(t, r).Encode()
+	if _, err := proof.Verify(orig, w.Keys); err != nil {
 		t.Fatalf("before tampering: %v", err)
 	}
 	rng := rand.New(rand.NewSource(20260210))
@@ -74,7 +75,7 @@ func TestCertificateTamperedBytes(t *testing.T) {
 		// among the 255 others).
 		was := b[i]
 		b[i] = was ^ byte(1+rng.Intn(255))
-		if _, err := proof.Verify(b, w.keys); err == nil {
+		if _, err := proof.Verify(b, w.Keys); err == nil {
 			t.Errorf("byte %d changed from %q to %q: the certificate still verifies", i, was, b[i])
 		}
 		b[i] = was
@@ -91,9 +92,9 @@ func TestCertificateTamperedBytes(t *testing.T) {
 
 // checkFails verifies c and requires an error that says want; reSigned
 // certificates must be caught by what the checks find, not the signature.
-func checkFails(t *testing.T, w *world, c *proof.Certificate, want string) {
+func checkFails(t *testing.T, w *prooftest.World, c *proof.Certificate, want string) {
 	t.Helper()
-	_, err := proof.Verify(c.Encode(), w.keys)
+	_, err := proof.Verify(c.Encode(), w.Keys)
 	if err == nil {
 		t.Fatalf("the certificate verifies; want a failure saying %q", want)
 	}
@@ -103,77 +104,77 @@ func checkFails(t *testing.T, w *world, c *proof.Certificate, want string) {
 }
 
 func TestCertificateSwappedReceipt(t *testing.T) {
-	w := newWorld(t)
-	a := w.certificate(t, w.erase(t, "req-1", requestOpts{}))
-	b := w.certificate(t, w.erase(t, "req-2", requestOpts{}))
+	w := prooftest.NewWorld(t)
+	a := w.Certificate(t, w.Erase(t, "req-1", prooftest.Erasure{}))
+	b := w.Certificate(t, w.Erase(t, "req-2", prooftest.Erasure{}))
 	for _, c := range []*proof.Certificate{a, b} {
-		if err := w.verify(c); err != nil {
+		if err := w.Verify(c); err != nil {
 			t.Fatalf("%s before the swap: %v", c.RequestID, err)
 		}
 	}
 	for i := range a.Systems {
 		t.Run(a.Systems[i].System, func(t *testing.T) {
-			x, y := clone(t, a), clone(t, b)
+			x, y := prooftest.Clone(t, a), prooftest.Clone(t, b)
 			x.Systems[i], y.Systems[i] = y.Systems[i], x.Systems[i]
 			checkFails(t, w, x, "certificate signature")
 			checkFails(t, w, y, "certificate signature")
 			// Even signed again by the orchestrator's key, another
 			// request's receipt is caught.
-			x.Sign(w.orch)
+			x.Sign(w.Orchestrator)
 			checkFails(t, w, x, "not this request's")
 		})
 	}
 	// A receipt of the same request, but for a task of another system.
-	x := clone(t, a)
+	x := prooftest.Clone(t, a)
 	x.Systems[0].Receipt = x.Systems[1].Receipt
-	x.Sign(w.orch)
+	x.Sign(w.Orchestrator)
 	checkFails(t, w, x, "not this request's")
 }
 
 func TestCertificateDroppedSystem(t *testing.T) {
-	w := newWorld(t)
-	c := w.certificate(t, w.erase(t, "req-1", requestOpts{}))
+	w := prooftest.NewWorld(t)
+	c := w.Certificate(t, w.Erase(t, "req-1", prooftest.Erasure{}))
 	for i := range c.Systems {
 		t.Run(c.Systems[i].System, func(t *testing.T) {
-			x := clone(t, c)
+			x := prooftest.Clone(t, c)
 			x.Systems = append(x.Systems[:i:i], x.Systems[i+1:]...)
 			checkFails(t, w, x, "certificate signature")
-			x.Sign(w.orch)
+			x.Sign(w.Orchestrator)
 			checkFails(t, w, x, "the log names "+c.Systems[i].System)
 		})
 	}
-	x := clone(t, c)
+	x := prooftest.Clone(t, c)
 	x.Systems = nil
-	x.Sign(w.orch)
+	x.Sign(w.Orchestrator)
 	checkFails(t, w, x, "names no system")
 }
 
 func TestCertificateWrongSigner(t *testing.T) {
-	w := newWorld(t)
-	r := w.erase(t, "req-1", requestOpts{})
-	stranger := newSigner(t, proof.RoleOrchestrator, keysCreated)
+	w := prooftest.NewWorld(t)
+	r := w.Erase(t, "req-1", prooftest.Erasure{})
+	stranger, _ := prooftest.NewSigner(t, proof.RoleOrchestrator, prooftest.KeysFrom)
 	tests := []struct {
 		name   string
 		signer *proof.Signer
 		want   error
 	}{
 		{"unknown orchestrator key", stranger, proof.ErrUnknownKey},
-		{"connector key", w.conns["accounts"], proof.ErrWrongSystem},
+		{"connector key", w.Connectors["accounts"], proof.ErrWrongSystem},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := w.certificate(t, r)
+			c := w.Certificate(t, r)
 			c.Sign(tt.signer)
-			if err := w.verify(c); !errors.Is(err, tt.want) {
+			if err := w.Verify(c); !errors.Is(err, tt.want) {
 				t.Errorf("Verify = %v, want %v", err, tt.want)
 			}
 		})
 	}
 	// The orchestrator key retired before completion no longer signs.
-	c := w.certificate(t, r)
-	ks := w.keys
-	k := w.orch.Key
-	retired := r.completed.Add(-time.Hour)
+	c := w.Certificate(t, r)
+	ks := w.Keys
+	k := w.Orchestrator.Key
+	retired := r.Completed.Add(-time.Hour)
 	k.NotAfter = &retired
 	ks.Add(k)
 	if _, err := proof.Verify(c.Encode(), ks); !errors.Is(err, proof.ErrKeyNotValid) {
@@ -229,10 +230,10 @@ func TestCertificateDeadlineArithmetic(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := newWorld(t)
-			c := w.certificate(t, w.erase(t, "req-1", requestOpts{received: received, completed: tt.completed, extendTo: tt.extendTo}))
+			w := prooftest.NewWorld(t)
+			c := w.Certificate(t, w.Erase(t, "req-1", prooftest.Erasure{Received: received, Completed: tt.completed, ExtendTo: tt.extendTo}))
 			if tt.change == nil {
-				if err := w.verify(c); err != nil {
+				if err := w.Verify(c); err != nil {
 					t.Fatalf("Verify = %v", err)
 				}
 				if got, want := c.DeadlineMet, !tt.completed.After(c.Deadline); got != want {
@@ -241,7 +242,7 @@ func TestCertificateDeadlineArithmetic(t *testing.T) {
 				return
 			}
 			tt.change(c)
-			c.Sign(w.orch)
+			c.Sign(w.Orchestrator)
 			checkFails(t, w, c, tt.want)
 		})
 	}
@@ -250,12 +251,12 @@ func TestCertificateDeadlineArithmetic(t *testing.T) {
 // What the orchestrator signs must agree with the log and the receipts:
 // each change here is signed again, so only those checks can catch it.
 func TestCertificateDisagreesWithLogOrReceipts(t *testing.T) {
-	w := newWorld(t)
-	r := w.erase(t, "req-1", requestOpts{})
-	other := w.erase(t, "req-2", requestOpts{})
-	c := w.certificate(t, r)
-	size := w.log.size()
-	if err := w.verify(c); err != nil {
+	w := prooftest.NewWorld(t)
+	r := w.Erase(t, "req-1", prooftest.Erasure{})
+	other := w.Erase(t, "req-2", prooftest.Erasure{})
+	c := w.Certificate(t, r)
+	size := w.Log.Size()
+	if err := w.Verify(c); err != nil {
 		t.Fatal(err)
 	}
 	sys := func(c *proof.Certificate, name string) *proof.SystemResult {
@@ -273,12 +274,12 @@ func TestCertificateDisagreesWithLogOrReceipts(t *testing.T) {
 		want   string
 	}{
 		{"a log entry of another request", func(c *proof.Certificate) {
-			c.Log.Entries = append(c.Log.Entries, w.loggedEntry(t, other.entries[0], size))
+			c.Log.Entries = append(c.Log.Entries, w.Log.Logged(other.Entries[0], size))
 		}, "belongs to request req-2"},
 		{"another request's entries instead", func(c *proof.Certificate) {
 			c.Log.Entries = nil
-			for _, i := range other.entries {
-				c.Log.Entries = append(c.Log.Entries, w.loggedEntry(t, i, size))
+			for _, i := range other.Entries {
+				c.Log.Entries = append(c.Log.Entries, w.Log.Logged(i, size))
 			}
 		}, "belongs to request req-2"},
 		{"an entry at another index", func(c *proof.Certificate) { c.Log.Entries[1].Index++ }, "is not in the log"},
@@ -287,10 +288,10 @@ func TestCertificateDisagreesWithLogOrReceipts(t *testing.T) {
 			c.Log.Entries[1].Entry = []byte(strings.Replace(string(c.Log.Entries[1].Entry), "verified", "extended", 1))
 		}, "is not in the log"},
 		{"a tree head of another size", func(c *proof.Certificate) {
-			c.Log.TreeHead = w.log.head(t, w.orch, size-1, c.Log.TreeHead.Time)
+			c.Log.TreeHead = w.Log.HeadAt(w.Orchestrator, size-1, c.Log.TreeHead.Time)
 		}, "is not in the log"},
 		{"a tree head signed by a connector key", func(c *proof.Certificate) {
-			c.Log.TreeHead = w.log.head(t, w.conns["accounts"], size, c.Log.TreeHead.Time)
+			c.Log.TreeHead = w.Log.HeadAt(w.Connectors["accounts"], size, c.Log.TreeHead.Time)
 		}, "tree head: key not registered"},
 		{"a tree head with its signature broken", func(c *proof.Certificate) { c.Log.TreeHead.Signature[7] ^= 1 }, "tree head: signature does not verify"},
 		{"the created entry dropped", func(c *proof.Certificate) { c.Log.Entries = c.Log.Entries[1:] }, `no "created" entry`},
@@ -304,7 +305,7 @@ func TestCertificateDisagreesWithLogOrReceipts(t *testing.T) {
 			}
 			t.Fatal("no receipt_accepted entry for billing")
 		}, "billing: the log did not accept this receipt"},
-		{"subject hash", func(c *proof.Certificate) { c.SubjectHash = other.subjectHash }, "does not match the request the log recorded"},
+		{"subject hash", func(c *proof.Certificate) { c.SubjectHash = other.SubjectHash }, "does not match the request the log recorded"},
 		{"tenant", func(c *proof.Certificate) { c.Tenant = "other" }, "does not match the request the log recorded"},
 		{"type", func(c *proof.Certificate) { c.Type = "export" }, "does not match the request the log recorded"},
 		{"received at", func(c *proof.Certificate) {
@@ -321,7 +322,7 @@ func TestCertificateDisagreesWithLogOrReceipts(t *testing.T) {
 		{"a receipt not in the log", func(c *proof.Certificate) {
 			// A valid receipt of the right connector, for the right task,
 			// but not the one the log accepted.
-			rc := w.receipt(t, "req-1", "accounts", lethev1.Outcome_OUTCOME_NOT_FOUND, r.received.Add(20*time.Minute))
+			rc := w.Receipt(t, "req-1", "accounts", lethev1.Outcome_OUTCOME_NOT_FOUND, r.Received.Add(20*time.Minute))
 			raw, err := proto.Marshal(rc)
 			if err != nil {
 				t.Fatal(err)
@@ -357,9 +358,9 @@ func TestCertificateDisagreesWithLogOrReceipts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			x := clone(t, c)
+			x := prooftest.Clone(t, c)
 			tt.change(x)
-			x.Sign(w.orch)
+			x.Sign(w.Orchestrator)
 			checkFails(t, w, x, tt.want)
 		})
 	}
@@ -368,19 +369,19 @@ func TestCertificateDisagreesWithLogOrReceipts(t *testing.T) {
 // A connector's signed, logged answer to another action than the request's
 // does not fulfil it.
 func TestCertificateReceiptForAnotherAction(t *testing.T) {
-	w := newWorld(t)
-	c := w.certificate(t, w.erase(t, "req-1", requestOpts{answers: []answer{
-		{system: "accounts", outcome: lethev1.Outcome_OUTCOME_EXPORTED, action: lethev1.Action_ACTION_EXPORT},
-		{system: "crm", outcome: lethev1.Outcome_OUTCOME_NOT_FOUND},
+	w := prooftest.NewWorld(t)
+	c := w.Certificate(t, w.Erase(t, "req-1", prooftest.Erasure{Answers: []prooftest.Answer{
+		{System: "accounts", Outcome: lethev1.Outcome_OUTCOME_EXPORTED, Action: lethev1.Action_ACTION_EXPORT},
+		{System: "crm", Outcome: lethev1.Outcome_OUTCOME_NOT_FOUND},
 	}}))
 	checkFails(t, w, c, "accounts: the receipt answers a ACTION_EXPORT, not a erasure")
 }
 
 func TestCertificateDeadLetter(t *testing.T) {
-	answers := []answer{
-		{system: "accounts", outcome: lethev1.Outcome_OUTCOME_ERASED},
-		{system: "billing", deadLetter: true},
-		{system: "crm", outcome: lethev1.Outcome_OUTCOME_NOT_FOUND},
+	answers := []prooftest.Answer{
+		{System: "accounts", Outcome: lethev1.Outcome_OUTCOME_ERASED},
+		{System: "billing", DeadLetter: true},
+		{System: "crm", Outcome: lethev1.Outcome_OUTCOME_NOT_FOUND},
 	}
 	tests := []struct {
 		name  string
@@ -393,14 +394,14 @@ func TestCertificateDeadLetter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := newWorld(t)
-			r := w.erase(t, "req-1", requestOpts{answers: answers, state: tt.state})
-			c := w.certificate(t, r)
+			w := prooftest.NewWorld(t)
+			r := w.Erase(t, "req-1", prooftest.Erasure{Answers: answers, State: tt.state})
+			c := w.Certificate(t, r)
 			if tt.want == "" {
 				if c.State != "failed" {
 					t.Fatalf("state %q", c.State)
 				}
-				if err := w.verify(c); err != nil {
+				if err := w.Verify(c); err != nil {
 					t.Fatalf("Verify = %v", err)
 				}
 				return
@@ -409,35 +410,35 @@ func TestCertificateDeadLetter(t *testing.T) {
 		})
 	}
 	// A dead letter dressed as a system that held nothing has no receipt.
-	w := newWorld(t)
-	c := w.certificate(t, w.erase(t, "req-1", requestOpts{answers: answers}))
+	w := prooftest.NewWorld(t)
+	c := w.Certificate(t, w.Erase(t, "req-1", prooftest.Erasure{Answers: answers}))
 	c.Systems[1].Outcome = "not_found"
-	c.Sign(w.orch)
+	c.Sign(w.Orchestrator)
 	checkFails(t, w, c, `no receipt for outcome "not_found"`)
 }
 
 // A system that answered failed (a signed receipt) makes the request failed.
 func TestCertificateFailedReceipt(t *testing.T) {
-	answers := []answer{
-		{system: "accounts", outcome: lethev1.Outcome_OUTCOME_ERASED},
-		{system: "crm", outcome: lethev1.Outcome_OUTCOME_FAILED},
+	answers := []prooftest.Answer{
+		{System: "accounts", Outcome: lethev1.Outcome_OUTCOME_ERASED},
+		{System: "crm", Outcome: lethev1.Outcome_OUTCOME_FAILED},
 	}
-	w := newWorld(t)
-	c := w.certificate(t, w.erase(t, "req-1", requestOpts{answers: answers}))
-	if err := w.verify(c); err != nil || c.State != "failed" {
+	w := prooftest.NewWorld(t)
+	c := w.Certificate(t, w.Erase(t, "req-1", prooftest.Erasure{Answers: answers}))
+	if err := w.Verify(c); err != nil || c.State != "failed" {
 		t.Fatalf("state %q, Verify = %v", c.State, err)
 	}
-	w2 := newWorld(t)
-	c2 := w2.certificate(t, w2.erase(t, "req-1", requestOpts{answers: answers, state: "fulfilled"}))
+	w2 := prooftest.NewWorld(t)
+	c2 := w2.Certificate(t, w2.Erase(t, "req-1", prooftest.Erasure{Answers: answers, State: "fulfilled"}))
 	checkFails(t, w2, c2, `state "fulfilled" does not follow`)
 }
 
 func TestVerifyRejectsMalformed(t *testing.T) {
-	w := newWorld(t)
-	c := w.certificate(t, w.erase(t, "req-1", requestOpts{}))
+	w := prooftest.NewWorld(t)
+	c := w.Certificate(t, w.Erase(t, "req-1", prooftest.Erasure{}))
 	enc := string(c.Encode())
-	v2 := clone(t, c)
-	v2.Sign(w.orch)
+	v2 := prooftest.Clone(t, c)
+	v2.Sign(w.Orchestrator)
 	v2.Version = 2
 	// The signature's last base64 character before its padding carries
 	// bits a lenient decoder ignores: set one, and the bytes decode alike.
@@ -471,7 +472,7 @@ func TestVerifyRejectsMalformed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := proof.Verify([]byte(tt.data), w.keys)
+			_, err := proof.Verify([]byte(tt.data), w.Keys)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Verify = %v, want it to say %q", err, tt.want)
 			}

@@ -14,15 +14,16 @@ import (
 
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
 	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/pkg/proof/prooftest"
 )
 
 func TestLoadOrCreateSignerIsStable(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state", "keys", "accounts.key")
-	first, err := proof.LoadOrCreateSigner(path, "accounts", keysCreated.Add(90*time.Minute+123*time.Millisecond))
+	first, err := proof.LoadOrCreateSigner(path, "accounts", prooftest.KeysFrom.Add(90*time.Minute+123*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantNotBefore := keysCreated.Add(90 * time.Minute) // to the second
+	wantNotBefore := prooftest.KeysFrom.Add(90 * time.Minute) // to the second
 	if !first.Key.NotBefore.Equal(wantNotBefore) {
 		t.Errorf("not_before = %s, want %s", first.Key.NotBefore, wantNotBefore)
 	}
@@ -40,7 +41,7 @@ func TestLoadOrCreateSignerIsStable(t *testing.T) {
 
 	// A restart a week later: same key, same start of validity, in the
 	// signer and in the public entry beside it.
-	second, err := proof.LoadOrCreateSigner(path, "accounts", keysCreated.AddDate(0, 0, 7))
+	second, err := proof.LoadOrCreateSigner(path, "accounts", prooftest.KeysFrom.AddDate(0, 0, 7))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +57,7 @@ func TestLoadOrCreateSignerIsStable(t *testing.T) {
 	}
 	// Both loads hold the same private key: what the reloaded signer signs
 	// verifies with the public entry written on first start.
-	r := &lethev1.Receipt{RequestId: "req-1", TaskId: "req-1.accounts", System: "accounts", ConnectorTime: timestamppb.New(keysCreated.AddDate(0, 1, 0))}
+	r := &lethev1.Receipt{RequestId: "req-1", TaskId: "req-1.accounts", System: "accounts", ConnectorTime: timestamppb.New(prooftest.KeysFrom.AddDate(0, 1, 0))}
 	if err := proof.SignReceipt(second, r); err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +68,7 @@ func TestLoadOrCreateSignerIsStable(t *testing.T) {
 
 func TestLoadOrCreateSignerOwners(t *testing.T) {
 	dir := t.TempDir()
-	orch, err := proof.LoadOrCreateSigner(filepath.Join(dir, "orchestrator.key"), proof.RoleOrchestrator, keysCreated)
+	orch, err := proof.LoadOrCreateSigner(filepath.Join(dir, "orchestrator.key"), proof.RoleOrchestrator, prooftest.KeysFrom)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +77,7 @@ func TestLoadOrCreateSignerOwners(t *testing.T) {
 	}
 	ids := map[string]string{orch.Key.ID: "orchestrator"}
 	for _, owner := range []string{"accounts", "billing", "crm"} {
-		s, err := proof.LoadOrCreateSigner(filepath.Join(dir, owner+".key"), owner, keysCreated)
+		s, err := proof.LoadOrCreateSigner(filepath.Join(dir, owner+".key"), owner, prooftest.KeysFrom)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,7 +90,7 @@ func TestLoadOrCreateSignerOwners(t *testing.T) {
 		}
 	}
 	// Two key pairs of one owner (a rotation) have different ids too.
-	again, err := proof.LoadOrCreateSigner(filepath.Join(dir, "rotated", "accounts.key"), "accounts", keysCreated)
+	again, err := proof.LoadOrCreateSigner(filepath.Join(dir, "rotated", "accounts.key"), "accounts", prooftest.KeysFrom)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +110,7 @@ func TestLoadOrCreateSignerRejectsBadKeyFile(t *testing.T) {
 			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := proof.LoadOrCreateSigner(path, "accounts", keysCreated); err == nil {
+			if _, err := proof.LoadOrCreateSigner(path, "accounts", prooftest.KeysFrom); err == nil {
 				t.Error("a bad key file was accepted")
 			}
 		})
@@ -130,11 +131,13 @@ func TestReadPublicKeyRejectsBadEntry(t *testing.T) {
 }
 
 func TestKeySetValidate(t *testing.T) {
-	pub := newSigner(t, "accounts", keysCreated).Key.Public
-	later := keysCreated.Add(time.Hour)
-	earlier := keysCreated.Add(-time.Hour)
-	good := proof.Key{ID: "accounts-1", Role: proof.RoleConnector, System: "accounts", Public: pub, NotBefore: keysCreated}
-	orch := proof.Key{ID: "orchestrator-1", Role: proof.RoleOrchestrator, Public: pub, NotBefore: keysCreated}
+	s, _ := prooftest.NewSigner(t, "accounts", prooftest.KeysFrom)
+	pub := s.Key.Public
+	from := prooftest.KeysFrom
+	later := from.Add(time.Hour)
+	earlier := from.Add(-time.Hour)
+	good := proof.Key{ID: "accounts-1", Role: proof.RoleConnector, System: "accounts", Public: pub, NotBefore: from}
+	orch := proof.Key{ID: "orchestrator-1", Role: proof.RoleOrchestrator, Public: pub, NotBefore: from}
 	with := func(f func(*proof.Key)) proof.Key { k := good; f(&k); return k }
 	tests := []struct {
 		name string
@@ -149,7 +152,7 @@ func TestKeySetValidate(t *testing.T) {
 		{"unknown role", []proof.Key{with(func(k *proof.Key) { k.Role = "admin" })}, false},
 		{"connector without system", []proof.Key{with(func(k *proof.Key) { k.System = "" })}, false},
 		{"listed twice", []proof.Key{good, with(func(k *proof.Key) { k.System = "billing" })}, false},
-		{"not_after equals not_before", []proof.Key{with(func(k *proof.Key) { k.NotAfter = &keysCreated })}, false},
+		{"not_after equals not_before", []proof.Key{with(func(k *proof.Key) { k.NotAfter = &from })}, false},
 		{"not_after before not_before", []proof.Key{with(func(k *proof.Key) { k.NotAfter = &earlier })}, false},
 		{"one bad among good", []proof.Key{orch, good, with(func(k *proof.Key) { k.ID = "x"; k.Role = "" })}, false},
 	}
@@ -163,13 +166,20 @@ func TestKeySetValidate(t *testing.T) {
 	}
 }
 
-func TestKeySetFileRoundTrip(t *testing.T) {
-	w := newWorld(t)
-	retired := keysCreated.AddDate(0, 3, 0)
-	old := newSigner(t, "accounts", keysCreated.AddDate(-1, 0, 0)).Key
+// withRetiredKey is w's keys and an older accounts key, in use from a year
+// before them and retired at the given time: a rotation done.
+func withRetiredKey(t *testing.T, w *prooftest.World, retired time.Time) (proof.KeySet, proof.Key) {
+	t.Helper()
+	s, _ := prooftest.NewSigner(t, "accounts", prooftest.KeysFrom.AddDate(-1, 0, 0))
+	old := s.Key
 	old.NotAfter = &retired
-	ks := w.keys
+	ks := w.Keys
 	ks.Add(old)
+	return ks, old
+}
+
+func TestKeySetFileRoundTrip(t *testing.T) {
+	ks, _ := withRetiredKey(t, prooftest.NewWorld(t), prooftest.KeysFrom.AddDate(0, 3, 0))
 	path := filepath.Join(t.TempDir(), "keys.json")
 	if err := proof.WriteKeySet(path, ks); err != nil {
 		t.Fatal(err)
@@ -201,10 +211,11 @@ func TestKeySetFileRoundTrip(t *testing.T) {
 }
 
 func TestKeySetAddReplacesByID(t *testing.T) {
-	k := newSigner(t, "accounts", keysCreated).Key
+	s, _ := prooftest.NewSigner(t, "accounts", prooftest.KeysFrom)
+	k := s.Key
 	var ks proof.KeySet
 	ks.Add(k)
-	retired := keysCreated.AddDate(0, 1, 0)
+	retired := prooftest.KeysFrom.AddDate(0, 1, 0)
 	k.NotAfter = &retired
 	ks.Add(k)
 	if len(ks.Keys) != 1 {
@@ -216,14 +227,15 @@ func TestKeySetAddReplacesByID(t *testing.T) {
 
 	// Adding to a copy (say, of the set a registry hands out) leaves the
 	// original as it was.
-	w := newWorld(t)
-	before := slices.Clone(w.keys.Keys)
-	cp := w.keys
-	orch := w.orch.Key
+	w := prooftest.NewWorld(t)
+	before := slices.Clone(w.Keys.Keys)
+	cp := w.Keys
+	orch := w.Orchestrator.Key
 	orch.NotAfter = &retired
-	cp.Add(orch, newSigner(t, "ads", keysCreated).Key)
-	if !reflect.DeepEqual(w.keys.Keys, before) {
-		t.Errorf("adding to a copy changed the original set:\n got %+v\nwant %+v", w.keys.Keys, before)
+	ads, _ := prooftest.NewSigner(t, "ads", prooftest.KeysFrom)
+	cp.Add(orch, ads.Key)
+	if !reflect.DeepEqual(w.Keys.Keys, before) {
+		t.Errorf("adding to a copy changed the original set:\n got %+v\nwant %+v", w.Keys.Keys, before)
 	}
 	if len(cp.Keys) != len(before)+1 {
 		t.Errorf("the copy has %d keys, want %d", len(cp.Keys), len(before)+1)
@@ -231,14 +243,11 @@ func TestKeySetAddReplacesByID(t *testing.T) {
 }
 
 func TestKeySetFor(t *testing.T) {
-	w := newWorld(t)
-	acc := w.conns["accounts"].Key
-	retiredAt := keysCreated.AddDate(0, 6, 0)
-	old := newSigner(t, "accounts", keysCreated.AddDate(-1, 0, 0)).Key
-	old.NotAfter = &retiredAt
-	ks := w.keys
-	ks.Add(old)
-	inUse := keysCreated.AddDate(0, 1, 0)
+	w := prooftest.NewWorld(t)
+	acc := w.Connectors["accounts"].Key
+	retiredAt := prooftest.KeysFrom.AddDate(0, 6, 0)
+	ks, old := withRetiredKey(t, w, retiredAt)
+	inUse := prooftest.KeysFrom.AddDate(0, 1, 0)
 
 	tests := []struct {
 		name         string
@@ -248,12 +257,12 @@ func TestKeySetFor(t *testing.T) {
 		want         error // nil: the key is returned
 	}{
 		{"connector key for its system", acc.ID, proof.RoleConnector, "accounts", inUse, nil},
-		{"orchestrator key", w.orch.Key.ID, proof.RoleOrchestrator, "", inUse, nil},
+		{"orchestrator key", w.Orchestrator.Key.ID, proof.RoleOrchestrator, "", inUse, nil},
 		{"at not_before", acc.ID, proof.RoleConnector, "accounts", acc.NotBefore, nil},
 		{"unknown key", "accounts-0000000000000000", proof.RoleConnector, "accounts", inUse, proof.ErrUnknownKey},
 		{"empty key id", "", proof.RoleConnector, "accounts", inUse, proof.ErrUnknownKey},
 		{"connector key for another system", acc.ID, proof.RoleConnector, "billing", inUse, proof.ErrWrongSystem},
-		{"orchestrator key as connector key", w.orch.Key.ID, proof.RoleConnector, "accounts", inUse, proof.ErrWrongSystem},
+		{"orchestrator key as connector key", w.Orchestrator.Key.ID, proof.RoleConnector, "accounts", inUse, proof.ErrWrongSystem},
 		{"connector key as orchestrator key", acc.ID, proof.RoleOrchestrator, "", inUse, proof.ErrWrongSystem},
 		{"before not_before", acc.ID, proof.RoleConnector, "accounts", acc.NotBefore.Add(-time.Second), proof.ErrKeyNotValid},
 		{"retired key just before not_after", old.ID, proof.RoleConnector, "accounts", retiredAt.Add(-time.Nanosecond), nil},

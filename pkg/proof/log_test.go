@@ -11,6 +11,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/pkg/proof/prooftest"
 )
 
 var logStart = time.Date(2026, 2, 1, 8, 0, 0, 0, time.UTC)
@@ -25,39 +26,39 @@ func logEntries(from, n int) [][]byte {
 }
 
 func TestTreeHeadsConsistent(t *testing.T) {
-	w := newWorld(t)
-	l := newMemLog(t, logEntries(0, 37)...)
-	older := l.head(t, w.orch, l.size(), logStart.Add(time.Hour))
+	w := prooftest.NewWorld(t)
+	l := prooftest.NewMemLog(logEntries(0, 37)...)
+	older := l.Head(w.Orchestrator, logStart.Add(time.Hour))
 	for _, e := range logEntries(37, 1000) {
-		l.append(t, e)
+		l.Append(e)
 	}
-	newer := l.head(t, w.orch, l.size(), logStart.Add(2*time.Hour))
+	newer := l.Head(w.Orchestrator, logStart.Add(2*time.Hour))
 	for _, th := range []proof.TreeHead{older, newer} {
-		if err := proof.VerifyTreeHead(w.keys, th); err != nil {
+		if err := proof.VerifyTreeHead(w.Keys, th); err != nil {
 			t.Errorf("tree head of size %d: %v", th.Size, err)
 		}
 	}
 	if newer.Size != 1037 {
 		t.Fatalf("newer tree head of size %d, want 1037", newer.Size)
 	}
-	if err := proof.CheckConsistency(older, newer, l.proveTree(t, older.Size, newer.Size)); err != nil {
+	if err := proof.CheckConsistency(older, newer, l.ProveTree(older.Size, newer.Size)); err != nil {
 		t.Errorf("the log of %d extends the log of %d, but: %v", newer.Size, older.Size, err)
 	}
 	// A head is consistent with itself, and each smaller head with the newest.
-	if err := proof.CheckConsistency(newer, newer, l.proveTree(t, newer.Size, newer.Size)); err != nil {
+	if err := proof.CheckConsistency(newer, newer, l.ProveTree(newer.Size, newer.Size)); err != nil {
 		t.Errorf("a tree head is not consistent with itself: %v", err)
 	}
 	for _, size := range []int64{1, 2, 36, 512, 1000, 1036} {
-		h := l.head(t, w.orch, size, logStart)
-		if err := proof.CheckConsistency(h, newer, l.proveTree(t, size, newer.Size)); err != nil {
+		h := l.HeadAt(w.Orchestrator, size, logStart)
+		if err := proof.CheckConsistency(h, newer, l.ProveTree(size, newer.Size)); err != nil {
 			t.Errorf("size %d in size %d: %v", size, newer.Size, err)
 		}
 	}
 	// The heads the other way round, or with the proof of another size, do not.
-	if err := proof.CheckConsistency(newer, older, l.proveTree(t, older.Size, newer.Size)); err == nil {
+	if err := proof.CheckConsistency(newer, older, l.ProveTree(older.Size, newer.Size)); err == nil {
 		t.Error("a newer head was accepted as the older one")
 	}
-	if err := proof.CheckConsistency(older, newer, l.proveTree(t, older.Size+1, newer.Size)); err == nil {
+	if err := proof.CheckConsistency(older, newer, l.ProveTree(older.Size+1, newer.Size)); err == nil {
 		t.Error("the proof for another size was accepted")
 	}
 }
@@ -65,33 +66,33 @@ func TestTreeHeadsConsistent(t *testing.T) {
 // Rewriting a past entry (the log recomputed with one earlier entry changed)
 // cannot be hidden from whoever kept an older signed tree head.
 func TestTreeHeadsRewrittenEntry(t *testing.T) {
-	w := newWorld(t)
+	w := prooftest.NewWorld(t)
 	const before = 37
 	honest := logEntries(0, before)
-	older := newMemLog(t, honest...).head(t, w.orch, before, logStart.Add(time.Hour))
+	older := prooftest.NewMemLog(honest...).HeadAt(w.Orchestrator, before, logStart.Add(time.Hour))
 
 	for _, i := range []int{0, 1, 18, before - 1} {
 		t.Run(fmt.Sprintf("entry %d", i), func(t *testing.T) {
 			rewritten := make([][]byte, len(honest))
 			copy(rewritten, honest)
 			rewritten[i] = proof.Entry{RequestID: fmt.Sprintf("req-%05d", i), Event: proof.EventFulfilled, At: logStart}.Encode()
-			l := newMemLog(t, rewritten...)
+			l := prooftest.NewMemLog(rewritten...)
 			for _, e := range logEntries(before, 1000) {
-				l.append(t, e)
+				l.Append(e)
 			}
-			newer := l.head(t, w.orch, l.size(), logStart.Add(2*time.Hour))
-			if err := proof.VerifyTreeHead(w.keys, newer); err != nil {
+			newer := l.Head(w.Orchestrator, logStart.Add(2*time.Hour))
+			if err := proof.VerifyTreeHead(w.Keys, newer); err != nil {
 				t.Fatalf("the rewritten log's head is signed all right: %v", err)
 			}
-			if err := proof.CheckConsistency(older, newer, l.proveTree(t, before, l.size())); err == nil {
+			if err := proof.CheckConsistency(older, newer, l.ProveTree(before, l.Size())); err == nil {
 				t.Error("a log with a rewritten past entry passed as consistent with the older head")
 			}
 			// Nor does the honest log's proof help.
-			hl := newMemLog(t, honest...)
+			hl := prooftest.NewMemLog(honest...)
 			for _, e := range logEntries(before, 1000) {
-				hl.append(t, e)
+				hl.Append(e)
 			}
-			if err := proof.CheckConsistency(older, newer, hl.proveTree(t, before, hl.size())); err == nil {
+			if err := proof.CheckConsistency(older, newer, hl.ProveTree(before, hl.Size())); err == nil {
 				t.Error("the honest log's consistency proof passed for the rewritten log's head")
 			}
 		})
@@ -99,13 +100,13 @@ func TestTreeHeadsRewrittenEntry(t *testing.T) {
 }
 
 func TestVerifyTreeHead(t *testing.T) {
-	w := newWorld(t)
-	l := newMemLog(t, logEntries(0, 10)...)
+	w := prooftest.NewWorld(t)
+	l := prooftest.NewMemLog(logEntries(0, 10)...)
 	at := logStart.Add(time.Hour)
-	stranger := newSigner(t, proof.RoleOrchestrator, keysCreated)
+	stranger, _ := prooftest.NewSigner(t, proof.RoleOrchestrator, prooftest.KeysFrom)
 	retiredAt := logStart
-	retiredKs := w.keys
-	retired := w.orch.Key
+	retiredKs := w.Keys
+	retired := w.Orchestrator.Key
 	retired.NotAfter = &retiredAt
 	retiredKs.Add(retired)
 
@@ -115,21 +116,21 @@ func TestVerifyTreeHead(t *testing.T) {
 		change func(*proof.TreeHead)
 		want   error // nil: verifies
 	}{
-		{"as signed", w.keys, func(*proof.TreeHead) {}, nil},
-		{"size", w.keys, func(th *proof.TreeHead) { th.Size++ }, proof.ErrBadSignature},
-		{"size smaller", w.keys, func(th *proof.TreeHead) { th.Size-- }, proof.ErrBadSignature},
-		{"root", w.keys, func(th *proof.TreeHead) { th.Root[31] ^= 1 }, proof.ErrBadSignature},
-		{"root of another size", w.keys, func(th *proof.TreeHead) { th.Root = l.root(t, 9) }, proof.ErrBadSignature},
-		{"time", w.keys, func(th *proof.TreeHead) { th.Time = th.Time.Add(time.Millisecond) }, proof.ErrBadSignature},
-		{"signature", w.keys, func(th *proof.TreeHead) { th.Signature[0] ^= 1 }, proof.ErrBadSignature},
-		{"signature dropped", w.keys, func(th *proof.TreeHead) { th.Signature = nil }, proof.ErrBadSignature},
-		{"unknown key", w.keys, func(th *proof.TreeHead) { *th = l.head(t, stranger, 10, at) }, proof.ErrUnknownKey},
-		{"connector key", w.keys, func(th *proof.TreeHead) { *th = l.head(t, w.conns["accounts"], 10, at) }, proof.ErrWrongSystem},
+		{"as signed", w.Keys, func(*proof.TreeHead) {}, nil},
+		{"size", w.Keys, func(th *proof.TreeHead) { th.Size++ }, proof.ErrBadSignature},
+		{"size smaller", w.Keys, func(th *proof.TreeHead) { th.Size-- }, proof.ErrBadSignature},
+		{"root", w.Keys, func(th *proof.TreeHead) { th.Root[31] ^= 1 }, proof.ErrBadSignature},
+		{"root of another size", w.Keys, func(th *proof.TreeHead) { th.Root = l.Root(9) }, proof.ErrBadSignature},
+		{"time", w.Keys, func(th *proof.TreeHead) { th.Time = th.Time.Add(time.Millisecond) }, proof.ErrBadSignature},
+		{"signature", w.Keys, func(th *proof.TreeHead) { th.Signature[0] ^= 1 }, proof.ErrBadSignature},
+		{"signature dropped", w.Keys, func(th *proof.TreeHead) { th.Signature = nil }, proof.ErrBadSignature},
+		{"unknown key", w.Keys, func(th *proof.TreeHead) { *th = l.HeadAt(stranger, 10, at) }, proof.ErrUnknownKey},
+		{"connector key", w.Keys, func(th *proof.TreeHead) { *th = l.HeadAt(w.Connectors["accounts"], 10, at) }, proof.ErrWrongSystem},
 		{"key retired before the head", retiredKs, func(*proof.TreeHead) {}, proof.ErrKeyNotValid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			th := l.head(t, w.orch, 10, at)
+			th := l.HeadAt(w.Orchestrator, 10, at)
 			tt.change(&th)
 			err := proof.VerifyTreeHead(tt.keys, th)
 			if tt.want == nil && err != nil || !errors.Is(err, tt.want) {
@@ -140,18 +141,18 @@ func TestVerifyTreeHead(t *testing.T) {
 }
 
 func TestInclusionEveryEntry(t *testing.T) {
-	w := newWorld(t)
+	w := prooftest.NewWorld(t)
 	entries := logEntries(0, 1000)
-	l := newMemLog(t, entries...)
-	th := l.head(t, w.orch, l.size(), logStart.Add(time.Hour))
-	if err := proof.VerifyTreeHead(w.keys, th); err != nil {
+	l := prooftest.NewMemLog(entries...)
+	th := l.Head(w.Orchestrator, logStart.Add(time.Hour))
+	if err := proof.VerifyTreeHead(w.Keys, th); err != nil {
 		t.Fatal(err)
 	}
-	if want := l.root(t, l.size()); th.Root != want {
+	if want := l.Root(l.Size()); th.Root != want {
 		t.Fatalf("tree head root %v, want %v", th.Root, want)
 	}
 	for i, e := range entries {
-		p := l.proveRecord(t, int64(i), th.Size)
+		p := l.ProveRecord(int64(i), th.Size)
 		if err := proof.CheckInclusion(th, int64(i), e, p); err != nil {
 			t.Fatalf("entry %d: %v", i, err)
 		}
@@ -164,11 +165,11 @@ func TestInclusionEveryEntry(t *testing.T) {
 		}
 	}
 	// An entry proved in an older, smaller tree is not proved in this one.
-	old := l.head(t, w.orch, 500, logStart)
-	if err := proof.CheckInclusion(th, 10, entries[10], l.proveRecord(t, 10, old.Size)); err == nil {
+	old := l.HeadAt(w.Orchestrator, 500, logStart)
+	if err := proof.CheckInclusion(th, 10, entries[10], l.ProveRecord(10, old.Size)); err == nil {
 		t.Error("a proof against the tree of 500 passed against the tree of 1000")
 	}
-	if err := proof.CheckInclusion(old, 700, entries[700], l.proveRecord(t, 700, th.Size)); err == nil {
+	if err := proof.CheckInclusion(old, 700, entries[700], l.ProveRecord(700, th.Size)); err == nil {
 		t.Error("entry 700 proved in a tree of 500")
 	}
 }

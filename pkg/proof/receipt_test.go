@@ -12,6 +12,7 @@ import (
 
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
 	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/pkg/proof/prooftest"
 )
 
 var receiptTime = time.Date(2026, 2, 10, 9, 40, 0, 0, time.UTC)
@@ -46,12 +47,12 @@ func fullReceipt(t *testing.T, s *proof.Signer) *lethev1.Receipt {
 }
 
 func TestReceiptSignVerify(t *testing.T) {
-	w := newWorld(t)
-	r := fullReceipt(t, w.conns["accounts"])
-	if r.GetKeyId() != w.conns["accounts"].Key.ID || len(r.GetSignature()) == 0 {
+	w := prooftest.NewWorld(t)
+	r := fullReceipt(t, w.Connectors["accounts"])
+	if r.GetKeyId() != w.Connectors["accounts"].Key.ID || len(r.GetSignature()) == 0 {
 		t.Fatalf("SignReceipt set key id %q and %d signature bytes", r.GetKeyId(), len(r.GetSignature()))
 	}
-	if err := proof.VerifyReceipt(w.keys, r); err != nil {
+	if err := proof.VerifyReceipt(w.Keys, r); err != nil {
 		t.Fatalf("a freshly signed receipt does not verify: %v", err)
 	}
 	// Over the wire, and without its export data (as a certificate holds
@@ -64,11 +65,11 @@ func TestReceiptSignVerify(t *testing.T) {
 	if err := proto.Unmarshal(raw, got); err != nil {
 		t.Fatal(err)
 	}
-	if err := proof.VerifyReceipt(w.keys, got); err != nil {
+	if err := proof.VerifyReceipt(w.Keys, got); err != nil {
 		t.Errorf("the receipt read back from the wire does not verify: %v", err)
 	}
 	got.ExportData = nil
-	if err := proof.VerifyReceipt(w.keys, got); err != nil {
+	if err := proof.VerifyReceipt(w.Keys, got); err != nil {
 		t.Errorf("the receipt without its export data does not verify: %v", err)
 	}
 	h1, err1 := proof.ReceiptHash(r)
@@ -83,7 +84,7 @@ func TestReceiptSignVerify(t *testing.T) {
 }
 
 func TestReceiptChangedAfterSigning(t *testing.T) {
-	w := newWorld(t)
+	w := prooftest.NewWorld(t)
 	tests := []struct {
 		name   string
 		change func(*lethev1.Receipt)
@@ -113,25 +114,25 @@ func TestReceiptChangedAfterSigning(t *testing.T) {
 		{"retryable", func(r *lethev1.Receipt) { r.Retryable = false }, proof.ErrBadSignature},
 		{"connector time", func(r *lethev1.Receipt) { r.ConnectorTime = timestamppb.New(receiptTime.Add(time.Second)) }, proof.ErrBadSignature},
 		{"connector time a nanosecond", func(r *lethev1.Receipt) { r.ConnectorTime.Nanos++ }, proof.ErrBadSignature},
-		{"connector time before the key", func(r *lethev1.Receipt) { r.ConnectorTime = timestamppb.New(keysCreated.Add(-time.Hour)) }, proof.ErrKeyNotValid},
+		{"connector time before the key", func(r *lethev1.Receipt) { r.ConnectorTime = timestamppb.New(prooftest.KeysFrom.Add(-time.Hour)) }, proof.ErrKeyNotValid},
 		{"connector time dropped", func(r *lethev1.Receipt) { r.ConnectorTime = nil }, proof.ErrKeyNotValid},
 		{"attempt", func(r *lethev1.Receipt) { r.Attempt = 1 }, proof.ErrBadSignature},
 		{"key id unknown", func(r *lethev1.Receipt) { r.KeyId = "accounts-0000000000000000" }, proof.ErrUnknownKey},
 		{"key id dropped", func(r *lethev1.Receipt) { r.KeyId = "" }, proof.ErrUnknownKey},
-		{"key id of another system", func(r *lethev1.Receipt) { r.KeyId = w.conns["billing"].Key.ID }, proof.ErrWrongSystem},
-		{"key id of the orchestrator", func(r *lethev1.Receipt) { r.KeyId = w.orch.Key.ID }, proof.ErrWrongSystem},
+		{"key id of another system", func(r *lethev1.Receipt) { r.KeyId = w.Connectors["billing"].Key.ID }, proof.ErrWrongSystem},
+		{"key id of the orchestrator", func(r *lethev1.Receipt) { r.KeyId = w.Orchestrator.Key.ID }, proof.ErrWrongSystem},
 		{"signature byte", func(r *lethev1.Receipt) { r.Signature[10] ^= 1 }, proof.ErrBadSignature},
 		{"signature truncated", func(r *lethev1.Receipt) { r.Signature = r.Signature[:63] }, proof.ErrBadSignature},
 		{"signature dropped", func(r *lethev1.Receipt) { r.Signature = nil }, proof.ErrBadSignature},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := fullReceipt(t, w.conns["accounts"])
-			if err := proof.VerifyReceipt(w.keys, r); err != nil {
+			r := fullReceipt(t, w.Connectors["accounts"])
+			if err := proof.VerifyReceipt(w.Keys, r); err != nil {
 				t.Fatalf("before the change: %v", err)
 			}
 			tt.change(r)
-			err := proof.VerifyReceipt(w.keys, r)
+			err := proof.VerifyReceipt(w.Keys, r)
 			if !errors.Is(err, tt.want) {
 				t.Errorf("VerifyReceipt = %v, want %v", err, tt.want)
 			}
@@ -142,8 +143,8 @@ func TestReceiptChangedAfterSigning(t *testing.T) {
 // A field the signer never knew (added on the wire) is part of the signed
 // bytes too: the receipt no longer verifies.
 func TestReceiptUnknownFieldAdded(t *testing.T) {
-	w := newWorld(t)
-	raw, err := proto.Marshal(fullReceipt(t, w.conns["accounts"]))
+	w := prooftest.NewWorld(t)
+	raw, err := proto.Marshal(fullReceipt(t, w.Connectors["accounts"]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,13 +154,13 @@ func TestReceiptUnknownFieldAdded(t *testing.T) {
 	if err := proto.Unmarshal(raw, r); err != nil {
 		t.Fatal(err)
 	}
-	if err := proof.VerifyReceipt(w.keys, r); !errors.Is(err, proof.ErrBadSignature) {
+	if err := proof.VerifyReceipt(w.Keys, r); !errors.Is(err, proof.ErrBadSignature) {
 		t.Errorf("VerifyReceipt = %v, want %v", err, proof.ErrBadSignature)
 	}
 }
 
 func TestReceiptExportData(t *testing.T) {
-	w := newWorld(t)
+	w := prooftest.NewWorld(t)
 	tests := []struct {
 		name   string
 		change func(*lethev1.Receipt)
@@ -170,9 +171,9 @@ func TestReceiptExportData(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := fullReceipt(t, w.conns["accounts"])
+			r := fullReceipt(t, w.Connectors["accounts"])
 			tt.change(r)
-			if err := proof.VerifyReceipt(w.keys, r); !errors.Is(err, proof.ErrBadSignature) {
+			if err := proof.VerifyReceipt(w.Keys, r); !errors.Is(err, proof.ErrBadSignature) {
 				t.Errorf("VerifyReceipt = %v, want %v", err, proof.ErrBadSignature)
 			}
 		})
@@ -180,22 +181,22 @@ func TestReceiptExportData(t *testing.T) {
 }
 
 func TestReceiptSignedByWrongKey(t *testing.T) {
-	w := newWorld(t)
-	stranger := newSigner(t, "accounts", keysCreated) // never registered
+	w := prooftest.NewWorld(t)
+	stranger, _ := prooftest.NewSigner(t, "accounts", prooftest.KeysFrom) // never registered
 	tests := []struct {
 		name   string
 		signer *proof.Signer
 		want   error
 	}{
-		{"registered key", w.conns["accounts"], nil},
+		{"registered key", w.Connectors["accounts"], nil},
 		{"unknown key", stranger, proof.ErrUnknownKey},
-		{"key registered for another system", w.conns["billing"], proof.ErrWrongSystem},
-		{"orchestrator key", w.orch, proof.ErrWrongSystem},
+		{"key registered for another system", w.Connectors["billing"], proof.ErrWrongSystem},
+		{"orchestrator key", w.Orchestrator, proof.ErrWrongSystem},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := fullReceipt(t, tt.signer)
-			err := proof.VerifyReceipt(w.keys, r)
+			err := proof.VerifyReceipt(w.Keys, r)
 			if tt.want == nil && err != nil || !errors.Is(err, tt.want) {
 				t.Errorf("VerifyReceipt = %v, want %v", err, tt.want)
 			}
@@ -206,9 +207,9 @@ func TestReceiptSignedByWrongKey(t *testing.T) {
 // Rotation: a new key is added while the old one is still accepted, then the
 // old one is retired.
 func TestReceiptKeyRotation(t *testing.T) {
-	w := newWorld(t)
-	oldKey := w.conns["accounts"]
-	newKey := newSigner(t, "accounts", keysCreated.AddDate(0, 1, 0))
+	w := prooftest.NewWorld(t)
+	oldKey := w.Connectors["accounts"]
+	newKey, _ := prooftest.NewSigner(t, "accounts", prooftest.KeysFrom.AddDate(0, 1, 0))
 	if oldKey.Key.ID == newKey.Key.ID {
 		t.Fatal("the new key has the old key's id")
 	}
@@ -220,11 +221,11 @@ func TestReceiptKeyRotation(t *testing.T) {
 		}
 		return r
 	}
-	overlap := keysCreated.AddDate(0, 1, 10)
-	retiredAt := keysCreated.AddDate(0, 2, 0)
+	overlap := prooftest.KeysFrom.AddDate(0, 1, 10)
+	retiredAt := prooftest.KeysFrom.AddDate(0, 2, 0)
 
 	// During the overlap both keys are in the keys file and both verify.
-	ks := w.keys
+	ks := w.Keys
 	ks.Add(newKey.Key)
 	for name, s := range map[string]*proof.Signer{"old": oldKey, "new": newKey} {
 		if err := proof.VerifyReceipt(ks, signedAt(s, overlap)); err != nil {
@@ -251,7 +252,7 @@ func TestReceiptKeyRotation(t *testing.T) {
 		{"old key at retirement", oldKey, retiredAt, proof.ErrKeyNotValid},
 		{"old key after retirement", oldKey, retiredAt.AddDate(0, 0, 1), proof.ErrKeyNotValid},
 		{"new key after retirement", newKey, retiredAt.AddDate(0, 0, 1), nil},
-		{"new key before it was made", newKey, keysCreated.AddDate(0, 0, 10), proof.ErrKeyNotValid},
+		{"new key before it was made", newKey, prooftest.KeysFrom.AddDate(0, 0, 10), proof.ErrKeyNotValid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

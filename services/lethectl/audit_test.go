@@ -8,14 +8,15 @@ import (
 	"testing"
 
 	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/pkg/proof/prooftest"
 )
 
 func TestAuditTreeHead(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.grow(t, 7)
+	f.grow(7)
 	srv := newProofServer(t, f)
-	_, strangerPub := newSigner(t, proof.RoleOrchestrator, keysFrom)
+	_, strangerPub := prooftest.NewSigner(t, proof.RoleOrchestrator, prooftest.KeysFrom)
 	otherKeys := filepath.Join(t.TempDir(), "keys.json")
 	mustRun(t, "keys", "add", otherKeys, strangerPub)
 
@@ -25,9 +26,9 @@ func TestAuditTreeHead(t *testing.T) {
 		out  bool
 		want wantOutput
 	}{
-		{"to a file, signature checked", []string{"--keys", f.keysPath}, true,
-			wantOutput{stderr: []string{"tree head: size 7, root ", " by " + f.orch.Key.ID + ", signature checked"}}},
-		{"to stdout", nil, false, wantOutput{stdout: []string{`"size":7`, `"key_id":"` + f.orch.Key.ID}, stderr: []string{"!signature checked"}}},
+		{"to a file, signature checked", []string{"--keys", f.KeysPath}, true,
+			wantOutput{stderr: []string{"tree head: size 7, root ", " by " + f.Orchestrator.Key.ID + ", signature checked"}}},
+		{"to stdout", nil, false, wantOutput{stdout: []string{`"size":7`, `"key_id":"` + f.Orchestrator.Key.ID}, stderr: []string{"!signature checked"}}},
 		{"signed by a key the auditor does not know", []string{"--keys", otherKeys}, true,
 			wantOutput{code: exitError, stderr: []string{"tree head: key not in the keys file: orchestrator-"}}},
 	}
@@ -69,7 +70,7 @@ func TestAuditConsistency(t *testing.T) {
 		{
 			name: "the log grew",
 			args: func(t *testing.T, f *fixture, srv *proofServer, old, dir string) []string {
-				return []string{"--old", old, "--keys", f.keysPath}
+				return []string{"--old", old, "--keys", f.KeysPath}
 			},
 			want: wantOutput{stdout: []string{
 				"old tree head: size 5, root ", "new tree head: size 25, root ",
@@ -87,30 +88,30 @@ func TestAuditConsistency(t *testing.T) {
 			name: "two saved heads",
 			args: func(t *testing.T, f *fixture, srv *proofServer, old, dir string) []string {
 				newer := saveHead(t, srv, dir, "new.json")
-				f.grow(t, 3) // the server's log has moved on since
-				return []string{"--old", old, "--new", newer, "--keys", f.keysPath}
+				f.grow(3) // the server's log has moved on since
+				return []string{"--old", old, "--new", newer, "--keys", f.KeysPath}
 			},
 			want: wantOutput{stdout: []string{"CONSISTENT: the log of size 25 extends the log of size 5"}},
 		},
 		{
 			name: "a head against itself",
 			args: func(t *testing.T, f *fixture, srv *proofServer, old, dir string) []string {
-				return []string{"--old", old, "--new", old, "--keys", f.keysPath}
+				return []string{"--old", old, "--new", old, "--keys", f.KeysPath}
 			},
 			want: wantOutput{stdout: []string{"CONSISTENT: the log of size 5 extends the log of size 5"}},
 		},
 		{
 			name: "heads swapped",
 			args: func(t *testing.T, f *fixture, srv *proofServer, old, dir string) []string {
-				return []string{"--old", saveHead(t, srv, dir, "new.json"), "--new", old, "--keys", f.keysPath}
+				return []string{"--old", saveHead(t, srv, dir, "new.json"), "--new", old, "--keys", f.KeysPath}
 			},
 			want: wantOutput{code: exitError, stdout: []string{"NOT CONSISTENT", "the older tree head (size 25) is larger than the newer (size 5)"}},
 		},
 		{
 			name: "a past entry rewritten",
 			args: func(t *testing.T, f *fixture, srv *proofServer, old, dir string) []string {
-				f.rewrite(t, 2, proof.Entry{RequestID: "req-other-2", Event: proof.EventCreated, At: received, Tenant: "demo", Type: "export"})
-				return []string{"--old", old, "--keys", f.keysPath}
+				f.Log.Rewrite(2, proof.Entry{RequestID: "req-other-2", Event: proof.EventCreated, At: received, Tenant: "demo", Type: "export"}.Encode())
+				return []string{"--old", old, "--keys", f.KeysPath}
 			},
 			want: wantOutput{code: exitError, stdout: []string{
 				"NOT CONSISTENT: the newer tree head does not prove that the log only grew:\n",
@@ -124,7 +125,7 @@ func TestAuditConsistency(t *testing.T) {
 				srv.mu.Lock()
 				srv.tamperProof = true
 				srv.mu.Unlock()
-				return []string{"--old", old, "--keys", f.keysPath}
+				return []string{"--old", old, "--keys", f.KeysPath}
 			},
 			want: wantOutput{code: exitError, stdout: []string{"NOT CONSISTENT", "does not extend the log of size 5"}},
 		},
@@ -133,7 +134,7 @@ func TestAuditConsistency(t *testing.T) {
 			args: func(t *testing.T, f *fixture, srv *proofServer, old, dir string) []string {
 				th := readHead(t, old)
 				th.Root[0] ^= 1
-				return []string{"--old", writeHead(t, dir, "old.json", th), "--keys", f.keysPath}
+				return []string{"--old", writeHead(t, dir, "old.json", th), "--keys", f.KeysPath}
 			},
 			want: wantOutput{code: exitError, stdout: []string{"  - old tree head: signature does not verify", "does not extend"}},
 		},
@@ -142,17 +143,17 @@ func TestAuditConsistency(t *testing.T) {
 			args: func(t *testing.T, f *fixture, srv *proofServer, old, dir string) []string {
 				th := readHead(t, old)
 				th.Size = 4
-				return []string{"--old", writeHead(t, dir, "old.json", th), "--keys", f.keysPath}
+				return []string{"--old", writeHead(t, dir, "old.json", th), "--keys", f.KeysPath}
 			},
 			want: wantOutput{code: exitError, stdout: []string{"  - old tree head: signature does not verify", "!new tree head: signature"}},
 		},
 		{
 			name: "the new head signed by a stranger",
 			args: func(t *testing.T, f *fixture, srv *proofServer, old, dir string) []string {
-				stranger, _ := newSigner(t, proof.RoleOrchestrator, keysFrom)
+				stranger, _ := prooftest.NewSigner(t, proof.RoleOrchestrator, prooftest.KeysFrom)
 				th := readHead(t, saveHead(t, srv, dir, "new.json"))
 				th = proof.SignTreeHead(stranger, th.Size, th.Root, th.Time)
-				return []string{"--old", old, "--new", writeHead(t, dir, "forged.json", th), "--keys", f.keysPath}
+				return []string{"--old", old, "--new", writeHead(t, dir, "forged.json", th), "--keys", f.KeysPath}
 			},
 			want: wantOutput{code: exitError, stdout: []string{"  - new tree head: key not in the keys file: orchestrator-"}},
 		},
@@ -160,22 +161,22 @@ func TestAuditConsistency(t *testing.T) {
 			name: "a new head larger than the server's log",
 			args: func(t *testing.T, f *fixture, srv *proofServer, old, dir string) []string {
 				th := readHead(t, saveHead(t, srv, dir, "new.json"))
-				th = proof.SignTreeHead(f.orch, 99, th.Root, th.Time)
-				return []string{"--old", old, "--new", writeHead(t, dir, "big.json", th), "--keys", f.keysPath}
+				th = proof.SignTreeHead(f.Orchestrator, 99, th.Root, th.Time)
+				return []string{"--old", old, "--new", writeHead(t, dir, "big.json", th), "--keys", f.KeysPath}
 			},
 			want: wantOutput{code: exitError, stdout: []string{"  - no consistency proof from the server: bad sizes (HTTP 400)"}},
 		},
 		{
 			name: "no --old",
 			args: func(t *testing.T, f *fixture, srv *proofServer, old, dir string) []string {
-				return []string{"--keys", f.keysPath}
+				return []string{"--keys", f.KeysPath}
 			},
 			want: wantOutput{code: exitUsage, stderr: []string{"--old is required"}},
 		},
 		{
 			name: "an old head that is not one",
 			args: func(t *testing.T, f *fixture, srv *proofServer, old, dir string) []string {
-				return []string{"--old", f.keysPath}
+				return []string{"--old", f.KeysPath}
 			},
 			want: wantOutput{code: exitUsage, stderr: []string{"lethectl audit consistency: tree head ", "not a signed tree head"}},
 		},
@@ -193,9 +194,9 @@ func TestAuditConsistency(t *testing.T) {
 			f := newFixture(t)
 			srv := newProofServer(t, f)
 			dir := t.TempDir()
-			f.grow(t, 5)
+			f.grow(5)
 			old := saveHead(t, srv, dir, "old-head.json")
-			f.grow(t, 20)
+			f.grow(20)
 			args := tt.args(t, f, srv, old, dir)
 			code, stdout, stderr := runCLI(t, append([]string{"audit", "consistency", "--api", srv.URL}, args...)...)
 			tt.want.check(t, code, stdout, stderr)
@@ -211,12 +212,12 @@ func TestAuditConsistencyEverySize(t *testing.T) {
 	dir := t.TempDir()
 	var heads []string
 	for n := 1; n <= 9; n++ {
-		f.grow(t, 1)
+		f.grow(1)
 		heads = append(heads, saveHead(t, srv, dir, "head-"+strconv.Itoa(n)+".json"))
 	}
 	for i, older := range heads {
 		for _, newer := range heads[i:] {
-			code, stdout, stderr := runCLI(t, "audit", "consistency", "--api", srv.URL, "--old", older, "--new", newer, "--keys", f.keysPath)
+			code, stdout, stderr := runCLI(t, "audit", "consistency", "--api", srv.URL, "--old", older, "--new", newer, "--keys", f.KeysPath)
 			if code != exitOK || !strings.Contains(stdout, "CONSISTENT:") {
 				t.Errorf("%s then %s: exit %d\n%s%s", filepath.Base(older), filepath.Base(newer), code, stdout, stderr)
 			}

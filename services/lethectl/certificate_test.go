@@ -74,7 +74,7 @@ func TestCertificate(t *testing.T) {
 		t.Parallel()
 		out := filepath.Join(t.TempDir(), "cert.json")
 		mustRun(t, "certificate", "--api", srv.URL, "req-1", "-o", out)
-		if got := mustRun(t, "verify", out, "--keys", f.keysPath); !strings.Contains(got, "VERIFIED: request req-1") {
+		if got := mustRun(t, "verify", out, "--keys", f.KeysPath); !strings.Contains(got, "VERIFIED: request req-1") {
 			t.Errorf("verify says:\n%s", got)
 		}
 	})

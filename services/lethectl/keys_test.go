@@ -9,22 +9,23 @@ import (
 	"time"
 
 	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/pkg/proof/prooftest"
 )
 
 func TestKeysList(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	srv := newProofServer(t, f)
-	accounts := f.signers["accounts"].Key.ID
-	if code, _, stderr := runCLI(t, "keys", "retire", f.keysPath, accounts, "--at", "2026-02-01T00:00:00Z"); code != 0 {
+	accounts := f.Connectors["accounts"].Key.ID
+	if code, _, stderr := runCLI(t, "keys", "retire", f.KeysPath, accounts, "--at", "2026-02-01T00:00:00Z"); code != 0 {
 		t.Fatal(stderr)
 	}
 	// Rows with their cells one space apart (see squeeze).
 	wantRows := []string{
 		"KEY ID ROLE SYSTEM NOT BEFORE NOT AFTER STATUS\n",
 		accounts + " connector accounts 2026-01-01 00:00:00 UTC 2026-02-01 00:00:00 UTC retired\n",
-		f.signers["billing"].Key.ID + " connector billing 2026-01-01 00:00:00 UTC - valid\n",
-		f.orch.Key.ID + " orchestrator - 2026-01-01 00:00:00 UTC - valid\n",
+		f.Connectors["billing"].Key.ID + " connector billing 2026-01-01 00:00:00 UTC - valid\n",
+		f.Orchestrator.Key.ID + " orchestrator - 2026-01-01 00:00:00 UTC - valid\n",
 	}
 	tests := []struct {
 		name string
@@ -32,7 +33,7 @@ func TestKeysList(t *testing.T) {
 		want wantOutput
 	}{
 		{"the server's keys", []string{"--api", srv.URL}, wantOutput{stdout: wantRows}},
-		{"a keys file", []string{"--file", f.keysPath}, wantOutput{stdout: wantRows}},
+		{"a keys file", []string{"--file", f.KeysPath}, wantOutput{stdout: wantRows}},
 		{"a missing keys file", []string{"--file", filepath.Join(t.TempDir(), "keys.json")}, wantOutput{code: exitUsage, stderr: []string{"keys file: ", "no such file"}}},
 		{"server down", []string{"--api", "http://127.0.0.1:1"}, wantOutput{code: exitError, stderr: []string{"lethectl keys list: GET http://127.0.0.1:1/v1/keys"}}},
 	}
@@ -51,7 +52,7 @@ func TestKeysExport(t *testing.T) {
 	srv := newProofServer(t, f)
 	// Served as is, with a layout of the server's own: the file must
 	// hold these bytes, not a re-encoding.
-	served := []byte("{\"keys\":\n" + string(mustRead(t, f.keysPath))[len("{\n  \"keys\": "):])
+	served := []byte("{\"keys\":\n" + string(mustRead(t, f.KeysPath))[len("{\n  \"keys\": "):])
 	srv.mu.Lock()
 	srv.keys = served
 	srv.mu.Unlock()
@@ -95,10 +96,10 @@ func TestKeysExport(t *testing.T) {
 func TestKeysAdd(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	accounts, billing := f.signers["accounts"].Key, f.signers["billing"].Key
+	accounts, billing := f.Connectors["accounts"].Key, f.Connectors["billing"].Key
 
 	// A second accounts key, as a rotated connector writes it.
-	rotated, rotatedPub := newSigner(t, "accounts", keysFrom.AddDate(0, 2, 0))
+	rotated, rotatedPub := prooftest.NewSigner(t, "accounts", prooftest.KeysFrom.AddDate(0, 2, 0))
 	notJSON := writeFile(t, t.TempDir(), "junk.pub", []byte("not json\n"))
 	shortKey := writeFile(t, t.TempDir(), "short.pub", []byte(`{"key_id":"x","role":"connector","system":"a","public_key":"AAEC","not_before":"2026-01-01T00:00:00Z"}`))
 
@@ -115,25 +116,25 @@ func TestKeysAdd(t *testing.T) {
 	}{
 		{
 			name:    "a new registry",
-			pubs:    []string{f.pubPath("accounts"), f.pubPath("billing")},
+			pubs:    []string{f.PubPath("accounts"), f.PubPath("billing")},
 			want:    wantOutput{stdout: []string{accounts.ID + ": added, connector key for system accounts, valid from 2026-01-01 00:00:00 UTC", billing.ID + ": added"}},
 			wantIDs: []string{accounts.ID, billing.ID},
 		},
 		{
 			name: "adding again changes nothing",
 			before: func(t *testing.T, keys string) {
-				mustRun(t, "keys", "add", keys, f.pubPath("accounts"))
+				mustRun(t, "keys", "add", keys, f.PubPath("accounts"))
 			},
-			pubs: []string{f.pubPath("accounts")},
+			pubs: []string{f.PubPath("accounts")},
 			want: wantOutput{stdout: []string{accounts.ID + ": already in ", "unchanged", "!added"}},
 		},
 		{
 			name: "adding again does not bring a retired key back",
 			before: func(t *testing.T, keys string) {
-				mustRun(t, "keys", "add", keys, f.pubPath("accounts"))
+				mustRun(t, "keys", "add", keys, f.PubPath("accounts"))
 				mustRun(t, "keys", "retire", keys, accounts.ID, "--at", "2026-02-01T00:00:00Z")
 			},
-			pubs:    []string{f.pubPath("accounts"), f.pubPath("billing")},
+			pubs:    []string{f.PubPath("accounts"), f.PubPath("billing")},
 			want:    wantOutput{stdout: []string{accounts.ID + ": already in ", billing.ID + ": added"}},
 			wantIDs: []string{accounts.ID, billing.ID},
 			check: func(t *testing.T, ks proof.KeySet) {
@@ -145,7 +146,7 @@ func TestKeysAdd(t *testing.T) {
 		{
 			name: "a rotated key is added beside the old one",
 			before: func(t *testing.T, keys string) {
-				mustRun(t, "keys", "add", keys, f.pubPath("accounts"))
+				mustRun(t, "keys", "add", keys, f.PubPath("accounts"))
 			},
 			pubs:    []string{rotatedPub},
 			want:    wantOutput{stdout: []string{rotated.Key.ID + ": added", "both keys are accepted now", "lethectl keys retire ", " " + accounts.ID}},
@@ -153,8 +154,8 @@ func TestKeysAdd(t *testing.T) {
 		},
 		{
 			name:   "not JSON: nothing is written",
-			before: func(t *testing.T, keys string) { mustRun(t, "keys", "add", keys, f.pubPath("accounts")) },
-			pubs:   []string{f.pubPath("billing"), notJSON},
+			before: func(t *testing.T, keys string) { mustRun(t, "keys", "add", keys, f.PubPath("accounts")) },
+			pubs:   []string{f.PubPath("billing"), notJSON},
 			want:   wantOutput{code: exitUsage, stderr: []string{"lethectl keys add: " + notJSON + ": public key " + notJSON + ": invalid character"}},
 		},
 		{
@@ -164,12 +165,12 @@ func TestKeysAdd(t *testing.T) {
 		},
 		{
 			name: "a missing file",
-			pubs: []string{filepath.Join(f.dir, "nope.pub")},
+			pubs: []string{filepath.Join(f.Dir, "nope.pub")},
 			want: wantOutput{code: exitUsage, stderr: []string{"nope.pub: public key: open ", "no such file"}},
 		},
 		{
 			name: "the private key instead of the public entry",
-			pubs: []string{filepath.Join(f.dir, "billing", "signing.key")},
+			pubs: []string{filepath.Join(f.Dir, "billing", "signing.key")},
 			want: wantOutput{code: exitUsage, stderr: []string{"give the public entry, signing.key.pub, never the private key"}},
 		},
 		{
@@ -225,14 +226,14 @@ func TestKeysRetire(t *testing.T) {
 		{
 			name: "at a given time",
 			args: func(f *fixture) []string {
-				return []string{f.signers["accounts"].Key.ID, "--at", "2026-05-01T12:00:00+02:00"}
+				return []string{f.Connectors["accounts"].Key.ID, "--at", "2026-05-01T12:00:00+02:00"}
 			},
 			want:      wantOutput{stdout: []string{": retired at 2026-05-01 10:00:00 UTC: what it signed before then still verifies"}, stderr: []string{"warning: no other connector key for system accounts stays valid after 2026-05-01 10:00:00 UTC: add the new key first"}},
 			wantAfter: "2026-05-01T10:00:00Z",
 		},
 		{
 			name:       "now, after the new key was added: no warning",
-			args:       func(f *fixture) []string { return []string{f.signers["accounts"].Key.ID} },
+			args:       func(f *fixture) []string { return []string{f.Connectors["accounts"].Key.ID} },
 			want:       wantOutput{stdout: []string{": retired at "}, stderr: []string{"!warning"}},
 			wantAfter:  "now",
 			rotatedKey: true,
@@ -240,7 +241,7 @@ func TestKeysRetire(t *testing.T) {
 		{
 			name: "retiring again moves the date",
 			args: func(f *fixture) []string {
-				return []string{"--at", "2026-06-01T00:00:00Z", f.signers["accounts"].Key.ID}
+				return []string{"--at", "2026-06-01T00:00:00Z", f.Connectors["accounts"].Key.ID}
 			},
 			want:      wantOutput{stdout: []string{"retired at 2026-06-01 00:00:00 UTC"}},
 			wantAfter: "2026-06-01T00:00:00Z",
@@ -248,7 +249,7 @@ func TestKeysRetire(t *testing.T) {
 		{
 			name: "before the key was valid",
 			args: func(f *fixture) []string {
-				return []string{f.signers["accounts"].Key.ID, "--at", "2025-12-01T00:00:00Z"}
+				return []string{f.Connectors["accounts"].Key.ID, "--at", "2025-12-01T00:00:00Z"}
 			},
 			want: wantOutput{code: exitError, stderr: []string{"not_after is not after not_before"}},
 		},
@@ -259,7 +260,7 @@ func TestKeysRetire(t *testing.T) {
 		},
 		{
 			name: "a bad time",
-			args: func(f *fixture) []string { return []string{f.signers["accounts"].Key.ID, "--at", "tomorrow"} },
+			args: func(f *fixture) []string { return []string{f.Connectors["accounts"].Key.ID, "--at", "tomorrow"} },
 			want: wantOutput{code: exitUsage, stderr: []string{"--at must be an RFC 3339 time"}},
 		},
 		{
@@ -273,24 +274,24 @@ func TestKeysRetire(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
 			if tt.rotatedKey {
-				_, pub := newSigner(t, "accounts", keysFrom)
-				mustRun(t, "keys", "add", f.keysPath, pub)
+				_, pub := prooftest.NewSigner(t, "accounts", prooftest.KeysFrom)
+				mustRun(t, "keys", "add", f.KeysPath, pub)
 			}
 			if tt.name == "retiring again moves the date" {
-				mustRun(t, "keys", "retire", f.keysPath, f.signers["accounts"].Key.ID, "--at", "2026-05-01T00:00:00Z")
+				mustRun(t, "keys", "retire", f.KeysPath, f.Connectors["accounts"].Key.ID, "--at", "2026-05-01T00:00:00Z")
 			}
-			before, start := mustRead(t, f.keysPath), time.Now().Truncate(time.Second)
-			code, stdout, stderr := runCLI(t, append([]string{"keys", "retire", f.keysPath}, tt.args(f)...)...)
+			before, start := mustRead(t, f.KeysPath), time.Now().Truncate(time.Second)
+			code, stdout, stderr := runCLI(t, append([]string{"keys", "retire", f.KeysPath}, tt.args(f)...)...)
 			end := time.Now()
 			tt.want.check(t, code, stdout, stderr)
-			ks, err := proof.ReadKeySet(f.keysPath)
+			ks, err := proof.ReadKeySet(f.KeysPath)
 			if err != nil {
 				t.Fatal(err)
 			}
-			k, _ := ks.Find(f.signers["accounts"].Key.ID)
+			k, _ := ks.Find(f.Connectors["accounts"].Key.ID)
 			switch tt.wantAfter {
 			case "":
-				if got := mustRead(t, f.keysPath); string(got) != string(before) {
+				if got := mustRead(t, f.KeysPath); string(got) != string(before) {
 					t.Errorf("keys file changed:\n%s", got)
 				}
 			case "now":
@@ -319,18 +320,6 @@ func TestKeysRetire(t *testing.T) {
 			t.Error("a keys file was created")
 		}
 	})
-}
-
-// newSigner makes a key as a connector does on first start, and returns
-// it with the path of its public entry.
-func newSigner(t *testing.T, owner string, now time.Time) (*proof.Signer, string) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "signing.key")
-	s, err := proof.LoadOrCreateSigner(path, owner, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, path + ".pub"
 }
 
 func mustRun(t *testing.T, args ...string) string {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -13,212 +12,73 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/mod/sumdb/tlog"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/lethe-dev/lethe/pkg/deadline"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
 	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/pkg/proof/prooftest"
 )
 
-// Fixed times, so outputs can be checked: the keys are valid from 1 Jan
-// 2026, the requests are received on 2 Mar 2026.
-var (
-	keysFrom = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	received = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
-)
+// received is when the tests' requests are received: 2 Mar 2026 (the keys
+// are valid from prooftest.KeysFrom, 1 Jan 2026).
+var received = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 
-// fixture is the proof side of an orchestrator, built with pkg/proof as
-// the orchestrator builds it: an orchestrator key and two connector keys
-// (in their own data dirs, with the .pub entries beside them), a keys file
-// listing all three, and a transparency log kept in memory.
+// fixture is the proof side of an orchestrator, a prooftest.World: an
+// orchestrator key and the keys of accounts and billing (each in its own
+// dir, with its .pub entry beside it), a keys file listing all three, and
+// a transparency log in memory, which a proofServer serves.
 type fixture struct {
-	dir      string
-	keysPath string
-	orch     *proof.Signer
-	signers  map[string]*proof.Signer // by system
+	*prooftest.World
 
-	mu      sync.Mutex // the fake server reads what a test appends
-	entries [][]byte
-	hashes  []tlog.Hash // tlog's stored hashes
-	clock   time.Time   // tree heads are signed a second apart
+	mu    sync.Mutex
+	clock time.Time // the tree heads served are signed a second apart
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{dir: t.TempDir(), signers: map[string]*proof.Signer{}, clock: received}
-	var ks proof.KeySet
-	for _, owner := range []string{proof.RoleOrchestrator, "accounts", "billing"} {
-		s, err := proof.LoadOrCreateSigner(filepath.Join(f.dir, owner, "signing.key"), owner, keysFrom)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if owner == proof.RoleOrchestrator {
-			f.orch = s
-		} else {
-			f.signers[owner] = s
-		}
-		ks.Add(s.Key)
-	}
-	f.keysPath = filepath.Join(f.dir, "keys.json")
-	if err := proof.WriteKeySet(f.keysPath, ks); err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
-
-// pubPath is where a system's public entry was written.
-func (f *fixture) pubPath(system string) string {
-	return filepath.Join(f.dir, system, "signing.key.pub")
-}
-
-// ReadHashes implements tlog.HashReader. Callers hold f.mu.
-func (f *fixture) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(indexes))
-	for i, x := range indexes {
-		if x < 0 || x >= int64(len(f.hashes)) {
-			return nil, fmt.Errorf("no stored hash %d", x)
-		}
-		out[i] = f.hashes[x]
-	}
-	return out, nil
-}
-
-// appendEntry logs an entry and returns its index.
-func (f *fixture) appendEntry(t *testing.T, e proof.Entry) int64 {
-	t.Helper()
-	return f.appendBytes(t, e.Encode())
-}
-
-func (f *fixture) appendBytes(t *testing.T, b []byte) int64 {
-	t.Helper()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := int64(len(f.entries))
-	hs, err := tlog.StoredHashes(n, b, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.hashes = append(f.hashes, hs...)
-	f.entries = append(f.entries, b)
-	return n
+	return &fixture{World: prooftest.NewWorld(t, "accounts", "billing"), clock: received}
 }
 
 // grow logs n more requests' created entries.
-func (f *fixture) grow(t *testing.T, n int) {
-	t.Helper()
+func (f *fixture) grow(n int) {
 	for range n {
-		id := fmt.Sprintf("req-other-%d", len(f.entries))
-		f.appendEntry(t, proof.Entry{RequestID: id, Event: proof.EventCreated, At: received, Tenant: "demo", Type: "erasure", SubjectHash: "h-" + id})
+		id := fmt.Sprintf("req-other-%d", f.Log.Size())
+		f.Log.Append(proof.Entry{RequestID: id, Event: proof.EventCreated, At: received, Tenant: "demo", Type: "erasure", SubjectHash: "h-" + id}.Encode())
 	}
 }
 
-// rewrite replaces entry i and rebuilds the tree: the log lies about its
-// past, yet its new tree heads are properly signed.
-func (f *fixture) rewrite(t *testing.T, i int, e proof.Entry) {
-	t.Helper()
-	f.mu.Lock()
-	entries := f.entries
-	entries[i] = e.Encode()
-	f.entries, f.hashes = nil, nil
-	f.mu.Unlock()
-	for _, b := range entries {
-		f.appendBytes(t, b)
-	}
-}
-
-// treeHead signs the log as it is now.
-func (f *fixture) treeHead(t *testing.T) proof.TreeHead {
-	t.Helper()
-	th, err := f.signHead()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return th
-}
-
-func (f *fixture) signHead() (proof.TreeHead, error) {
+// treeHead signs the log as it is now, a second after the last head.
+func (f *fixture) treeHead() proof.TreeHead {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n := int64(len(f.entries))
-	root, err := tlog.TreeHash(n, f)
-	if err != nil {
-		return proof.TreeHead{}, err
-	}
 	f.clock = f.clock.Add(time.Second)
-	return proof.SignTreeHead(f.orch, n, root, f.clock), nil
+	return f.Log.Head(f.Orchestrator, f.clock)
 }
 
-// certificate issues the certificate of erasure request id, as the
-// orchestrator does when the request ends at completed (to the
-// millisecond): accounts erased everything, billing kept invoices under
-// accounting law. The bytes are what the server sends: the encoding and
-// a newline.
-func (f *fixture) certificate(t *testing.T, id string, completed time.Time) []byte {
-	t.Helper()
-	dl := deadline.OneMonth(received)
-	c := proof.Certificate{
-		RequestID: id, Tenant: "demo", Type: "erasure", SubjectHash: "h-" + id,
-		ReceivedAt: received, Deadline: dl, CompletedAt: completed,
-		State: "partially_retained", DeadlineMet: !completed.After(dl),
-	}
-	logged := []int64{f.appendEntry(t, proof.Entry{
-		RequestID: id, Event: proof.EventCreated, At: received, Tenant: c.Tenant, Type: c.Type,
-		SubjectHash: c.SubjectHash, ReceivedAt: &received, Deadline: &dl,
-	})}
-	receipts := []*lethev1.Receipt{{
-		System: "accounts", Outcome: lethev1.Outcome_OUTCOME_ERASED,
-		Counts: []*lethev1.CategoryCount{{Category: "login_history", Count: 3}, {Category: "profile", Count: 1}},
-	}, {
-		System: "billing", Outcome: lethev1.Outcome_OUTCOME_RETAINED, Remaining: 2,
+// answers: accounts erased everything, billing kept invoices under
+// accounting law.
+var answers = []prooftest.Answer{{
+	System: "accounts", Outcome: lethev1.Outcome_OUTCOME_ERASED,
+	Receipt: &lethev1.Receipt{Counts: []*lethev1.CategoryCount{{Category: "login_history", Count: 3}, {Category: "profile", Count: 1}}},
+}, {
+	System: "billing", Outcome: lethev1.Outcome_OUTCOME_RETAINED,
+	Receipt: &lethev1.Receipt{
+		Remaining:   2,
 		Counts:      []*lethev1.CategoryCount{{Category: "invoice", Count: 2}},
 		LegalBasis:  "Art. 17(3)(b) GDPR: accounting law",
 		RetainUntil: timestamppb.New(time.Date(2036, 12, 31, 0, 0, 0, 0, time.UTC)),
-	}}
-	for i, r := range receipts {
-		r.RequestId, r.TaskId, r.Action, r.Attempt = id, id+"."+r.System, lethev1.Action_ACTION_ERASE, 1
-		r.ConnectorTime = timestamppb.New(received.Add(time.Duration(i+1) * time.Minute))
-		if err := proof.SignReceipt(f.signers[r.System], r); err != nil {
-			t.Fatal(err)
-		}
-		b, err := proto.Marshal(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := proof.SystemResultOf(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Systems = append(c.Systems, res)
-		h, err := proof.ReceiptHash(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		logged = append(logged, f.appendEntry(t, proof.Entry{
-			RequestID: id, Event: proof.EventReceiptAccepted, At: r.ConnectorTime.AsTime(),
-			System: r.System, Attempt: 1, Outcome: res.Outcome, ReceiptHash: hex.EncodeToString(h[:]),
-		}))
-	}
-	logged = append(logged, f.appendEntry(t, proof.Entry{RequestID: id, Event: proof.EventFulfilled, At: completed}))
+	},
+}}
 
-	f.mu.Lock()
-	if f.clock.Before(completed) {
-		f.clock = completed // the tree head is signed after the last entry
-	}
-	f.mu.Unlock()
-	c.Log.TreeHead = f.treeHead(t)
-	f.mu.Lock()
-	for _, i := range logged {
-		p, err := tlog.ProveRecord(c.Log.TreeHead.Size, i, f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Log.Entries = append(c.Log.Entries, proof.LoggedEntry{Index: i, Entry: f.entries[i], Proof: p})
-	}
-	f.mu.Unlock()
-	c.Sign(f.orch)
-	return append(c.Encode(), '\n')
+// certificate issues the certificate of erasure request id, received at
+// received and ended at completed (to the millisecond), partially
+// retained: the answers above, a minute and two after receipt, and only
+// the log entries the certificate needs. The bytes are what the server
+// sends: the encoding and a newline.
+func (f *fixture) certificate(t *testing.T, id string, completed time.Time) []byte {
+	t.Helper()
+	r := f.Erase(t, id, prooftest.Erasure{Received: received, Completed: completed, Answers: answers, State: "partially_retained", Minimal: true})
+	return append(f.Certificate(t, r).Encode(), '\n')
 }
 
 // writeFile writes b to a new file in dir and returns its path.
@@ -256,7 +116,7 @@ func newProofServer(t *testing.T, f *fixture) *proofServer {
 		s.mu.Unlock()
 		if b == nil {
 			var err error
-			if b, err = os.ReadFile(f.keysPath); err != nil {
+			if b, err = os.ReadFile(f.KeysPath); err != nil {
 				writeErr(w, http.StatusInternalServerError, "keys unavailable")
 				return
 			}
@@ -267,12 +127,7 @@ func newProofServer(t *testing.T, f *fixture) *proofServer {
 	mux.HandleFunc("GET /v1/requests/{id}/certificate", func(w http.ResponseWriter, r *http.Request) { s.certificate(w, r, false) })
 	mux.HandleFunc("GET /v1/requests/{id}/certificate.html", func(w http.ResponseWriter, r *http.Request) { s.certificate(w, r, true) })
 	mux.HandleFunc("GET /v1/log/tree-head", func(w http.ResponseWriter, r *http.Request) {
-		th, err := f.signHead()
-		if err != nil {
-			writeErr(w, http.StatusInternalServerError, "no tree head")
-			return
-		}
-		writeJSONReply(w, http.StatusOK, th)
+		writeJSONReply(w, http.StatusOK, f.treeHead())
 	})
 	mux.HandleFunc("GET /v1/log/consistency", s.consistency)
 	s.Server = httptest.NewServer(mux)
@@ -303,22 +158,12 @@ func (s *proofServer) certificate(w http.ResponseWriter, r *http.Request, html b
 func (s *proofServer) consistency(w http.ResponseWriter, r *http.Request) {
 	oldSize, err1 := strconv.ParseInt(r.URL.Query().Get("old"), 10, 64)
 	newSize, err2 := strconv.ParseInt(r.URL.Query().Get("new"), 10, 64)
-	s.f.mu.Lock()
-	size := int64(len(s.f.entries))
-	var p tlog.TreeProof
-	var err error
-	if err1 == nil && err2 == nil && 0 < oldSize && oldSize <= newSize && newSize <= size {
-		p, err = tlog.ProveTree(newSize, oldSize, s.f)
-	}
-	s.f.mu.Unlock()
-	switch {
-	case err1 != nil || err2 != nil || oldSize < 1 || oldSize > newSize || newSize > size:
+	if err1 != nil || err2 != nil || oldSize < 1 || oldSize > newSize || newSize > s.f.Log.Size() {
 		writeErr(w, http.StatusBadRequest, "bad sizes")
 		return
-	case err != nil:
-		writeErr(w, http.StatusInternalServerError, "no proof")
-		return
 	}
+	// The log only grows (a rewrite keeps its size): the sizes stay valid.
+	p := s.f.Log.ProveTree(oldSize, newSize)
 	hashes := []string{}
 	for _, h := range p {
 		hashes = append(hashes, base64.StdEncoding.EncodeToString(h[:]))

@@ -24,7 +24,7 @@ func TestVerify(t *testing.T) {
 		{
 			name: "a certificate as issued verifies",
 			args: func(t *testing.T, f *fixture, dir string, cert []byte) []string {
-				return []string{writeFile(t, dir, "cert.json", cert), "--keys", f.keysPath}
+				return []string{writeFile(t, dir, "cert.json", cert), "--keys", f.KeysPath}
 			},
 			want: wantOutput{stdout: []string{
 				"VERIFIED: request req-1 (erasure, tenant demo), partially_retained, received 2026-03-02 09:00:00 UTC, deadline 2026-04-02 23:59:59 UTC, completed 2026-03-02 09:05:00 UTC, deadline met\n",
@@ -38,7 +38,7 @@ func TestVerify(t *testing.T) {
 		{
 			name: "flags first, certificate without its newline",
 			args: func(t *testing.T, f *fixture, dir string, cert []byte) []string {
-				return []string{"--keys", f.keysPath, writeFile(t, dir, "cert.json", bytes.TrimSuffix(cert, []byte("\n")))}
+				return []string{"--keys", f.KeysPath, writeFile(t, dir, "cert.json", bytes.TrimSuffix(cert, []byte("\n")))}
 			},
 			want: wantOutput{stdout: []string{"VERIFIED: request req-1"}},
 		},
@@ -49,7 +49,7 @@ func TestVerify(t *testing.T) {
 				if bytes.Equal(forged, cert) {
 					t.Fatal("nothing to tamper with")
 				}
-				return []string{writeFile(t, dir, "cert.json", forged), "--keys", f.keysPath}
+				return []string{writeFile(t, dir, "cert.json", forged), "--keys", f.KeysPath}
 			},
 			want: wantOutput{code: exitError, stdout: []string{
 				"NOT VERIFIED: the certificate (claiming to be of request req-1) cannot be relied on:\n",
@@ -61,7 +61,7 @@ func TestVerify(t *testing.T) {
 		{
 			name: "one byte of layout fails",
 			args: func(t *testing.T, f *fixture, dir string, cert []byte) []string {
-				return []string{writeFile(t, dir, "cert.json", append([]byte("{ "), cert[1:]...)), "--keys", f.keysPath}
+				return []string{writeFile(t, dir, "cert.json", append([]byte("{ "), cert[1:]...)), "--keys", f.KeysPath}
 			},
 			want: wantOutput{code: exitError, stdout: []string{"NOT VERIFIED", "not in canonical form"}},
 		},
@@ -69,18 +69,18 @@ func TestVerify(t *testing.T) {
 			name: "a later extension of the deadline fails",
 			args: func(t *testing.T, f *fixture, dir string, cert []byte) []string {
 				forged := bytes.Replace(cert, []byte(`"deadline":"2026-04-02T23:59:59Z"`), []byte(`"deadline":"2026-06-02T23:59:59Z"`), 1)
-				return []string{writeFile(t, dir, "cert.json", forged), "--keys", f.keysPath}
+				return []string{writeFile(t, dir, "cert.json", forged), "--keys", f.KeysPath}
 			},
 			want: wantOutput{code: exitError, stdout: []string{"certificate signature: signature does not verify", "deadline 2026-06-02T23:59:59Z is not one month after receipt"}},
 		},
 		{
 			name: "a keys file without billing's key fails for billing",
 			args: func(t *testing.T, f *fixture, dir string, cert []byte) []string {
-				ks, err := proof.ReadKeySet(f.keysPath)
+				ks, err := proof.ReadKeySet(f.KeysPath)
 				if err != nil {
 					t.Fatal(err)
 				}
-				ks.Keys = slicesDelete(ks.Keys, f.signers["billing"].Key.ID)
+				ks.Keys = slicesDelete(ks.Keys, f.Connectors["billing"].Key.ID)
 				keys := filepath.Join(dir, "keys.json")
 				if err := proof.WriteKeySet(keys, ks); err != nil {
 					t.Fatal(err)
@@ -92,27 +92,27 @@ func TestVerify(t *testing.T) {
 		{
 			name: "a key retired before it signed fails",
 			args: func(t *testing.T, f *fixture, dir string, cert []byte) []string {
-				if code, _, stderr := runCLI(t, "keys", "retire", f.keysPath, f.signers["accounts"].Key.ID, "--at", "2026-03-02T09:00:30Z"); code != 0 {
+				if code, _, stderr := runCLI(t, "keys", "retire", f.KeysPath, f.Connectors["accounts"].Key.ID, "--at", "2026-03-02T09:00:30Z"); code != 0 {
 					t.Fatal(stderr)
 				}
-				return []string{writeFile(t, dir, "cert.json", cert), "--keys", f.keysPath}
+				return []string{writeFile(t, dir, "cert.json", cert), "--keys", f.KeysPath}
 			},
 			want: wantOutput{code: exitError, stdout: []string{"  - accounts: receipt: key not valid at the time of signing: accounts-"}},
 		},
 		{
 			name: "a key retired after it signed still verifies what it signed",
 			args: func(t *testing.T, f *fixture, dir string, cert []byte) []string {
-				if code, _, stderr := runCLI(t, "keys", "retire", f.keysPath, f.signers["accounts"].Key.ID, "--at", "2026-03-02T09:01:01Z"); code != 0 {
+				if code, _, stderr := runCLI(t, "keys", "retire", f.KeysPath, f.Connectors["accounts"].Key.ID, "--at", "2026-03-02T09:01:01Z"); code != 0 {
 					t.Fatal(stderr)
 				}
-				return []string{writeFile(t, dir, "cert.json", cert), "--keys", f.keysPath}
+				return []string{writeFile(t, dir, "cert.json", cert), "--keys", f.KeysPath}
 			},
 			want: wantOutput{stdout: []string{"VERIFIED: request req-1"}},
 		},
 		{
 			name: "a keys file given as the certificate is not a certificate",
 			args: func(t *testing.T, f *fixture, dir string, cert []byte) []string {
-				return []string{f.keysPath, "--keys", f.keysPath}
+				return []string{f.KeysPath, "--keys", f.KeysPath}
 			},
 			want: wantOutput{code: exitError, stdout: []string{"NOT VERIFIED: this file cannot be relied on:", "not a certificate"}},
 		},
@@ -126,7 +126,7 @@ func TestVerify(t *testing.T) {
 		{
 			name: "missing certificate file",
 			args: func(t *testing.T, f *fixture, dir string, cert []byte) []string {
-				return []string{filepath.Join(dir, "nope.json"), "--keys", f.keysPath}
+				return []string{filepath.Join(dir, "nope.json"), "--keys", f.KeysPath}
 			},
 			want: wantOutput{code: exitUsage, stderr: []string{"lethectl verify: certificate: open ", "no such file"}},
 		},
@@ -174,7 +174,7 @@ func TestVerify(t *testing.T) {
 					t.Errorf("want one line for accounts (erased) and one for billing (retained), got %q", systems)
 				}
 				for _, s := range []string{"accounts", "billing"} {
-					if !strings.Contains(stdout, f.signers[s].Key.ID) {
+					if !strings.Contains(stdout, f.Connectors[s].Key.ID) {
 						t.Errorf("%s's key id is not shown:\n%s", s, stdout)
 					}
 				}
@@ -189,7 +189,7 @@ func TestVerifyDeadlineMissed(t *testing.T) {
 	// Completed two days and a bit after the deadline: still an authentic
 	// certificate, which says the deadline was missed.
 	cert := f.certificate(t, "req-late", time.Date(2026, 4, 5, 1, 0, 0, 0, time.UTC))
-	code, stdout, stderr := runCLI(t, "verify", writeFile(t, t.TempDir(), "cert.json", cert), "--keys", f.keysPath)
+	code, stdout, stderr := runCLI(t, "verify", writeFile(t, t.TempDir(), "cert.json", cert), "--keys", f.KeysPath)
 	wantOutput{stdout: []string{"VERIFIED: request req-late", "completed 2026-04-05 01:00:00 UTC, deadline MISSED by 2d 1h"}}.check(t, code, stdout, stderr)
 }
 
@@ -207,7 +207,7 @@ func TestVerifyFlippedBytes(t *testing.T) {
 		if err := os.WriteFile(p, forged, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		code, stdout, stderr := runCLI(t, "verify", p, "--keys", f.keysPath)
+		code, stdout, stderr := runCLI(t, "verify", p, "--keys", f.KeysPath)
 		if code != exitError || !strings.HasPrefix(stdout, "NOT VERIFIED") || strings.Contains(stdout, "VERIFIED: request") {
 			t.Fatalf("byte %d flipped: exit %d\n%s%s", i, code, stdout, stderr)
 		}
