@@ -7,6 +7,6 @@ require (
 	golang.org/x/mod v0.42.0
 )
 
-require google.golang.org/protobuf v1.36.12 // indirect
+require google.golang.org/protobuf v1.36.12
 
 replace github.com/lethe-dev/lethe/pkg => ../../pkg
