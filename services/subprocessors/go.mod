@@ -4,6 +4,8 @@ go 1.26.8
 
 require github.com/lethe-dev/lethe/pkg v0.0.0
 
+require golang.org/x/mod v0.42.0 // indirect
+
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/beorn7/perks v1.0.1 // indirect

@@ -36,13 +36,17 @@ func TestSDKRetriesVendorFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer receipts.Close()
+	signer, err := connector.SigningKey(t.TempDir(), Name)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	sys, vendors := demo(t, 20)
 	vendors.FailNext(standin.SupportDesk, 2)
 	run, stop := context.WithCancel(ctx)
 	done := make(chan error, 2)
 	go func() {
-		done <- connector.Run(run, connector.Config{System: Name, Bus: b, Receipts: receipts, RetryInitial: 10 * time.Millisecond}, sys)
+		done <- connector.Run(run, connector.Config{System: Name, Bus: b, Receipts: receipts, Signer: signer, RetryInitial: 10 * time.Millisecond}, sys)
 	}()
 	got := make(chan *lethev1.Receipt, 4)
 	go func() {
