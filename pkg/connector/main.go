@@ -59,12 +59,13 @@ func Start(ctx context.Context, system string, env Env, sys System) error {
 	return Run(ctx, Config{System: system, Bus: env.Bus, Receipts: receipts, Signer: signer, Logger: env.Logger, Registerer: env.Registerer}, sys)
 }
 
-// SigningKey is the connector's ed25519 key, generated into
-// dataDir/signing.key on first start. Its public entry, written beside it as
-// signing.key.pub, is what the orchestrator's keys file must list for the
-// system (`lethectl keys add`).
+// SigningKey is the connector's ed25519 key: from $LETHE_SIGNING_KEY (the
+// hex of its seed) in production, else generated into dataDir/signing.key on
+// first start. The public entry written beside that file, signing.key.pub,
+// is what the orchestrator's keys file must list for the system
+// (`lethectl keys add`).
 func SigningKey(dataDir, system string) (*proof.Signer, error) {
-	return proof.LoadOrCreateSigner(filepath.Join(dataDir, "signing.key"), system, time.Now())
+	return proof.LoadSigner(filepath.Join(dataDir, "signing.key"), system, time.Now())
 }
 
 // Main is the whole main of a connector binary. It adds the common flags to

@@ -182,10 +182,6 @@ func verify(k Key, domain string, msg, sig []byte) error {
 // A public entry for the keys file is written beside it (path + ".pub"), for
 // an operator to register.
 func LoadOrCreateSigner(path, owner string, now time.Time) (*Signer, error) {
-	role := RoleConnector
-	if owner == RoleOrchestrator {
-		role = RoleOrchestrator
-	}
 	seed, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		raw := make([]byte, ed25519.SeedSize)
@@ -203,15 +199,9 @@ func LoadOrCreateSigner(path, owner string, now time.Time) (*Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
-	raw, err := hex.DecodeString(strings.TrimSpace(string(seed)))
-	if err != nil || len(raw) != ed25519.SeedSize {
-		return nil, fmt.Errorf("signing key %s: not the hex of a %d-byte ed25519 seed", path, ed25519.SeedSize)
-	}
-	priv := ed25519.NewKeyFromSeed(raw)
-	pub := priv.Public().(ed25519.PublicKey)
-	s := &Signer{priv: priv, Key: Key{ID: KeyID(owner, pub), Role: role, Public: pub, NotBefore: now.UTC().Truncate(time.Second)}}
-	if role == RoleConnector {
-		s.Key.System = owner
+	s, err := SignerFromSeed(string(seed), owner, now)
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", path, err)
 	}
 	// The public entry keeps the validity start of its first writing.
 	pubPath := path + ".pub"
@@ -227,6 +217,41 @@ func LoadOrCreateSigner(path, owner string, now time.Time) (*Signer, error) {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
 	return s, nil
+}
+
+// SignerFromSeed makes the signer of owner ("orchestrator" or a system)
+// from the hex of a 32-byte ed25519 seed, as kept in a key file or handed
+// in by a secret store; its key is valid from notBefore.
+func SignerFromSeed(seedHex, owner string, notBefore time.Time) (*Signer, error) {
+	raw, err := hex.DecodeString(strings.TrimSpace(seedHex))
+	if err != nil || len(raw) != ed25519.SeedSize {
+		return nil, fmt.Errorf("not the hex of a %d-byte ed25519 seed", ed25519.SeedSize)
+	}
+	priv := ed25519.NewKeyFromSeed(raw)
+	pub := priv.Public().(ed25519.PublicKey)
+	s := &Signer{priv: priv, Key: Key{ID: KeyID(owner, pub), Role: RoleConnector, System: owner, Public: pub, NotBefore: notBefore.UTC().Truncate(time.Second)}}
+	if owner == RoleOrchestrator {
+		s.Key.Role, s.Key.System = RoleOrchestrator, ""
+	}
+	return s, nil
+}
+
+// SigningKeyEnv names the environment variable that may hold a service's
+// signing key (the hex of its seed) in production, instead of a file.
+const SigningKeyEnv = "LETHE_SIGNING_KEY"
+
+// LoadSigner is the signer of owner: from $LETHE_SIGNING_KEY if set (its
+// validity starting at notBefore, which an operator registers with it),
+// else from the key file at path, created on first use.
+func LoadSigner(path, owner string, notBefore time.Time) (*Signer, error) {
+	if v := os.Getenv(SigningKeyEnv); v != "" {
+		s, err := SignerFromSeed(v, owner, notBefore)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", SigningKeyEnv, err)
+		}
+		return s, nil
+	}
+	return LoadOrCreateSigner(path, owner, notBefore)
 }
 
 // ReadPublicKey reads the public entry LoadOrCreateSigner wrote.

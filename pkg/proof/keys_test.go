@@ -3,6 +3,7 @@ package proof_test
 import (
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -282,5 +283,32 @@ func TestKeySetFor(t *testing.T) {
 				t.Errorf("For = %v, want %v", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestLoadSignerFromEnvironment(t *testing.T) {
+	fileSigner, err := proof.LoadOrCreateSigner(filepath.Join(t.TempDir(), "signing.key"), "accounts", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60" // RFC 8032 test 1
+	t.Setenv(proof.SigningKeyEnv, seed)
+	dir := t.TempDir()
+	s, err := proof.LoadSigner(filepath.Join(dir, "signing.key"), "accounts", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Key.ID == fileSigner.Key.ID || s.Key.System != "accounts" || s.Key.Role != proof.RoleConnector {
+		t.Fatalf("key from the environment: %+v", s.Key)
+	}
+	if got := fmt.Sprintf("%x", []byte(s.Key.Public)); got != "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a" {
+		t.Fatalf("public key %s is not RFC 8032's for that seed", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "signing.key")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a key file was written although the environment holds the key")
+	}
+	t.Setenv(proof.SigningKeyEnv, "not hex")
+	if _, err := proof.LoadSigner(filepath.Join(dir, "signing.key"), "accounts", time.Now()); err == nil {
+		t.Fatal("a malformed key in the environment was accepted")
 	}
 }

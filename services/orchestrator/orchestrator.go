@@ -140,7 +140,7 @@ func New(cfg Config) (*Orchestrator, error) {
 	cfg.Systems = slices.Sorted(slices.Values(cfg.Systems))
 	o := &Orchestrator{cfg: cfg, store: cfg.Store, log: cfg.Logger, relayUp: make(chan struct{}, 1), signer: cfg.Signer}
 	if o.signer == nil {
-		s, err := proof.LoadOrCreateSigner(filepath.Join(cfg.DataDir, "signing.key"), proof.RoleOrchestrator, cfg.Now())
+		s, err := proof.LoadSigner(filepath.Join(cfg.DataDir, "signing.key"), proof.RoleOrchestrator, cfg.Now())
 		if err != nil {
 			return nil, err
 		}
