@@ -6,11 +6,13 @@ package orchestrator
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -129,6 +131,7 @@ type Orchestrator struct {
 	relayUp chan struct{} // wakes the relay after a commit that enqueued
 	signer  *proof.Signer
 	keys    *registry
+	id      string // names this replica's outbox leases
 }
 
 // New opens the store and the API's listener. Run starts the work.
@@ -138,7 +141,7 @@ func New(cfg Config) (*Orchestrator, error) {
 		return nil, err
 	}
 	cfg.Systems = slices.Sorted(slices.Values(cfg.Systems))
-	o := &Orchestrator{cfg: cfg, store: cfg.Store, log: cfg.Logger, relayUp: make(chan struct{}, 1), signer: cfg.Signer}
+	o := &Orchestrator{cfg: cfg, store: cfg.Store, log: cfg.Logger, relayUp: make(chan struct{}, 1), signer: cfg.Signer, id: replicaID()}
 	if o.signer == nil {
 		s, err := proof.LoadSigner(filepath.Join(cfg.DataDir, "signing.key"), proof.RoleOrchestrator, cfg.Now())
 		if err != nil {
@@ -216,4 +219,12 @@ func (o *Orchestrator) wakeRelay() {
 	case o.relayUp <- struct{}{}:
 	default:
 	}
+}
+
+// replicaID names this orchestrator process among replicas sharing a store.
+func replicaID() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%x", host, os.Getpid(), b)
 }

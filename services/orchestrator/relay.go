@@ -29,12 +29,21 @@ func (o *Orchestrator) wait(n int) time.Duration {
 	return d
 }
 
+// relayLease is how long a relay holds the outbox messages it claimed: if
+// it dies, another replica's relay publishes them after that.
+const relayLease = 10 * time.Second
+
 // relay publishes the outbox in order. A message is marked published only
 // after the broker stored it; a crash in between publishes it again with the
 // same id, which the broker de-duplicates and the connectors ignore.
 func (o *Orchestrator) relay(ctx context.Context) error {
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
+	defer func() {
+		if err := o.store.ReleaseOutbox(context.WithoutCancel(ctx), o.id); err != nil {
+			o.log.Warn("outbox leases not released; they run out by themselves", "err", err)
+		}
+	}()
 	for {
 		n, err := o.relayOnce(ctx)
 		if ctx.Err() != nil {
@@ -56,7 +65,8 @@ func (o *Orchestrator) relay(ctx context.Context) error {
 }
 
 func (o *Orchestrator) relayOnce(ctx context.Context) (int, error) {
-	msgs, err := o.store.Unpublished(ctx, 100)
+	now := o.now()
+	msgs, err := o.store.ClaimOutbox(ctx, o.id, 100, now, now.Add(relayLease))
 	if err != nil || len(msgs) == 0 {
 		return 0, err
 	}

@@ -1,12 +1,14 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -65,7 +67,9 @@ CREATE TABLE IF NOT EXISTS outbox (
 	created_at   INTEGER NOT NULL,
 	published_at INTEGER,
 	task_id      TEXT,
-	wait_ms      INTEGER NOT NULL DEFAULT 0
+	wait_ms      INTEGER NOT NULL DEFAULT 0,
+	claimed_by    TEXT,
+	claimed_until INTEGER
 );
 CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (seq) WHERE published_at IS NULL;
 CREATE INDEX IF NOT EXISTS outbox_key ON outbox (msg_key);
@@ -468,12 +472,13 @@ func decodeCursor(c string) (int64, string, error) {
 	return n, id, nil
 }
 
-// Unpublished implements [Store].
-func (s *SQLite) Unpublished(ctx context.Context, limit int) ([]OutboxMessage, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT seq, topic, msg_id, ce_type, msg_key, payload, created_at FROM outbox
-		WHERE published_at IS NULL ORDER BY seq LIMIT ?`, limit)
+// ClaimOutbox implements [Store].
+func (s *SQLite) ClaimOutbox(ctx context.Context, owner string, limit int, now, until time.Time) ([]OutboxMessage, error) {
+	rows, err := s.db.QueryContext(ctx, `UPDATE outbox SET claimed_by = ?, claimed_until = ?
+		WHERE seq IN (SELECT seq FROM outbox WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY seq LIMIT ?)
+		RETURNING seq, topic, msg_id, ce_type, msg_key, payload, created_at`, owner, until.UnixMilli(), now.UnixMilli(), limit)
 	if err != nil {
-		return nil, fmt.Errorf("outbox: %w", err)
+		return nil, fmt.Errorf("claim outbox: %w", err)
 	}
 	defer rows.Close()
 	var out []OutboxMessage
@@ -481,12 +486,21 @@ func (s *SQLite) Unpublished(ctx context.Context, limit int) ([]OutboxMessage, e
 		var m OutboxMessage
 		var created int64
 		if err := rows.Scan(&m.Seq, &m.Topic, &m.ID, &m.Type, &m.Key, &m.Payload, &created); err != nil {
-			return nil, fmt.Errorf("outbox: %w", err)
+			return nil, fmt.Errorf("claim outbox: %w", err)
 		}
 		m.Created = time.UnixMilli(created).UTC()
 		out = append(out, m)
 	}
+	slices.SortFunc(out, func(a, b OutboxMessage) int { return cmp.Compare(a.Seq, b.Seq) })
 	return out, rows.Err()
+}
+
+// ReleaseOutbox implements [Store].
+func (s *SQLite) ReleaseOutbox(ctx context.Context, owner string) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ? AND published_at IS NULL`, owner); err != nil {
+		return fmt.Errorf("release outbox: %w", err)
+	}
+	return nil
 }
 
 // MarkPublished implements [Store].

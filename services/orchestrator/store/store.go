@@ -161,8 +161,15 @@ type Store interface {
 	// List returns a page of requests and the cursor of the next page
 	// ("" for the last).
 	List(ctx context.Context, q ListQuery) ([]*Request, string, error)
-	// Unpublished returns up to limit outbox messages in order.
-	Unpublished(ctx context.Context, limit int) ([]OutboxMessage, error)
+	// ClaimOutbox leases up to limit unpublished outbox messages, oldest
+	// first, to the relay named owner until until: relays of several
+	// orchestrator replicas skip each other's leased messages, and a
+	// lease that ran out (its relay died) is claimed again. Messages come
+	// back in order.
+	ClaimOutbox(ctx context.Context, owner string, limit int, now, until time.Time) ([]OutboxMessage, error)
+	// ReleaseOutbox gives up owner's leases on messages it did not
+	// publish, so that a relay stopping hands them on at once.
+	ReleaseOutbox(ctx context.Context, owner string) error
 	// MarkPublished records that messages were published at at, and starts
 	// the wait for an answer of the tasks they carried.
 	MarkPublished(ctx context.Context, seqs []int64, at time.Time) error
