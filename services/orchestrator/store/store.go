@@ -3,6 +3,10 @@
 // orchestrator and changes state only inside [Store.Tx], so a request, its
 // tasks and the messages that announce them are written together or not at
 // all (no dual write).
+//
+// Two engines implement [Store] with one SQL layer: [SQLite], embedded, for
+// one orchestrator, and [Postgres], which several orchestrator replicas
+// share. Both pass the conformance suite in store/storetest.
 package store
 
 import (
@@ -35,6 +39,8 @@ const (
 var (
 	ErrNotFound  = errors.New("not found")
 	ErrDuplicate = errors.New("already exists")
+	// ErrBadCursor is returned for a list cursor this store did not make.
+	ErrBadCursor = errors.New("bad cursor")
 )
 
 // Request is one data-subject request.
@@ -114,17 +120,31 @@ type Stats struct {
 }
 
 // Tx is one transaction. Its methods use the context Tx was called with.
+//
+// Transactions of several replicas may run at once (PostgreSQL): a request
+// or task read in a Tx is locked until the Tx ends, so what the Tx decides
+// from it still holds when it commits (a receipt is recorded once, a
+// certificate issued once). Locks are taken request first, then its tasks,
+// then the log (AppendLog), so transactions queue rather than deadlock.
 type Tx interface {
-	InsertRequest(r *Request) error // ErrDuplicate for a known SourceRef
+	// InsertRequest returns ErrDuplicate for a known ID or SourceRef; the
+	// Tx can go on.
+	InsertRequest(r *Request) error
+	// Request, RequestBySourceRef: ErrNotFound for none; the request is
+	// locked.
 	Request(id string) (*Request, error)
 	RequestBySourceRef(ref string) (*Request, error)
 	UpdateRequest(r *Request) error
-	InsertTask(t *Task) error
+	InsertTask(t *Task) error // ErrDuplicate for a known ID
+	// Task returns the task or ErrNotFound; it and its request are locked.
 	Task(id string) (*Task, error)
+	// Tasks returns a request's tasks, by system, locked.
 	Tasks(requestID string) ([]*Task, error)
 	UpdateTask(t *Task) error
 	// DueTasks returns tasks waiting for an answer or a retry whose
-	// NextAttemptAt is not after now.
+	// NextAttemptAt is not after now, soonest first. They and their
+	// requests are locked; tasks another Tx holds are skipped, so
+	// concurrent transactions never get the same task.
 	DueTasks(now time.Time, limit int) ([]*Task, error)
 	Enqueue(m OutboxMessage) error
 	// ForgetTasks drops the task messages of a request from the outbox,
@@ -132,7 +152,8 @@ type Tx interface {
 	// outlive the request.
 	ForgetTasks(requestID string) error
 	// AppendLog appends an entry (canonical bytes, see proof.Entry) to the
-	// transparency log and returns its index.
+	// transparency log and returns its index. Appends are serialised
+	// across transactions: indexes are dense, 0..n-1.
 	AppendLog(requestID string, entry []byte) (int64, error)
 	// LogSize is the number of entries in the log.
 	LogSize() (int64, error)
@@ -159,8 +180,11 @@ type Store interface {
 	// Get reads a request and its tasks.
 	Get(ctx context.Context, id string) (*Request, []*Task, error)
 	// List returns a page of requests and the cursor of the next page
-	// ("" for the last).
+	// ("" for the last); ErrBadCursor for a cursor it did not make.
 	List(ctx context.Context, q ListQuery) ([]*Request, string, error)
+	// CountOverdue counts the requests not yet ended (pending
+	// verification or open) whose deadline is before now.
+	CountOverdue(ctx context.Context, now time.Time) (int, error)
 	// ClaimOutbox leases up to limit unpublished outbox messages, oldest
 	// first, to the relay named owner until until: relays of several
 	// orchestrator replicas skip each other's leased messages, and a

@@ -1,0 +1,656 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// sqlStore is the one SQL layer both engines share: SQLite and PostgreSQL
+// (through pgx's database/sql driver) run the same statements, written with
+// ? placeholders, and keep times as milliseconds since the epoch, so they
+// return identical values. What differs is in [dialect].
+type sqlStore struct {
+	db *sql.DB
+	d  dialect
+}
+
+// dialect is what differs between the engines.
+type dialect struct {
+	// dollar numbers placeholders $1, $2, ... (PostgreSQL) instead of ?.
+	dollar bool
+	// lockRows is set where several transactions run at once
+	// (PostgreSQL): rows read to be changed are locked. SQLite runs one
+	// write transaction at a time (BEGIN IMMEDIATE on one connection), so
+	// every transaction there is serialisable already.
+	lockRows bool
+}
+
+// q rewrites a statement's ? placeholders for the engine.
+func (d dialect) q(s string) string {
+	if !d.dollar {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 16)
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// forUpdate is the locking clause of a SELECT whose rows the transaction
+// is about to change.
+func (d dialect) forUpdate() string {
+	if d.lockRows {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+// skipLocked is the locking clause of a SELECT that takes work: rows
+// another transaction holds are left to it.
+func (d dialect) skipLocked(of string) string {
+	if !d.lockRows {
+		return ""
+	}
+	if of != "" {
+		of = " OF " + of
+	}
+	return " FOR UPDATE" + of + " SKIP LOCKED"
+}
+
+// placeholders returns "?, ?, ..." for n values.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+// Close closes the database.
+func (s *sqlStore) Close() error { return s.db.Close() }
+
+// Ping checks the database answers.
+func (s *sqlStore) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// Tx implements [Store].
+func (s *sqlStore) Tx(ctx context.Context, fn func(Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	// Rolls back if fn panics; a no-op after Commit.
+	defer tx.Rollback()
+	if err := fn(&sqlTx{ctx: ctx, tx: tx, d: s.d}); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+type sqlTx struct {
+	ctx context.Context
+	tx  *sql.Tx
+	d   dialect
+}
+
+func (t *sqlTx) exec(query string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(t.ctx, t.d.q(query), args...)
+}
+
+func (t *sqlTx) query(query string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(t.ctx, t.d.q(query), args...)
+}
+
+func (t *sqlTx) queryRow(query string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(t.ctx, t.d.q(query), args...)
+}
+
+func ms(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return time.UnixMilli(v.Int64).UTC()
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// nullBytes stores an empty value as NULL and reads it back as nil, the
+// same in both engines.
+func nullBytes(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+func emptyNil(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// insertOne runs an INSERT ... ON CONFLICT DO NOTHING and turns a conflict
+// into ErrDuplicate. Unlike a unique violation, a conflict leaves a
+// PostgreSQL transaction usable, as it does in SQLite.
+func (t *sqlTx) insertOne(what, query string, args ...any) error {
+	res, err := t.exec(query, args...)
+	if err != nil {
+		return fmt.Errorf("insert %s: %w", what, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("insert %s: %w", what, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", what, ErrDuplicate)
+	}
+	return nil
+}
+
+func (t *sqlTx) InsertRequest(r *Request) error {
+	return t.insertOne("request", `INSERT INTO requests
+		(id, tenant, type, state, subject_email, subject_user_id, subject_hash, source, source_ref, received_at, deadline, created_at, updated_at, completed_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		r.ID, r.Tenant, r.Type, r.State, nullString(r.SubjectEmail), nullString(r.SubjectUserID), r.SubjectHash, r.Source, nullString(r.SourceRef),
+		ms(r.ReceivedAt), ms(r.Deadline), ms(r.CreatedAt), ms(r.UpdatedAt), ms(r.CompletedAt))
+}
+
+const requestColumns = `id, tenant, type, state, subject_email, subject_user_id, subject_hash, source, source_ref, received_at, deadline, created_at, updated_at, completed_at`
+
+func scanRequest(row interface{ Scan(...any) error }) (*Request, error) {
+	var r Request
+	var email, userID, ref sql.NullString
+	var received, deadline, created, updated, completed sql.NullInt64
+	err := row.Scan(&r.ID, &r.Tenant, &r.Type, &r.State, &email, &userID, &r.SubjectHash, &r.Source, &ref,
+		&received, &deadline, &created, &updated, &completed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("scan request: %w", err)
+	}
+	r.SubjectEmail, r.SubjectUserID, r.SourceRef = email.String, userID.String, ref.String
+	r.ReceivedAt, r.Deadline, r.CreatedAt = fromMS(received), fromMS(deadline), fromMS(created)
+	r.UpdatedAt, r.CompletedAt = fromMS(updated), fromMS(completed)
+	return &r, nil
+}
+
+func (t *sqlTx) Request(id string) (*Request, error) {
+	return scanRequest(t.queryRow(`SELECT `+requestColumns+` FROM requests WHERE id = ?`+t.d.forUpdate(), id))
+}
+
+func (t *sqlTx) RequestBySourceRef(ref string) (*Request, error) {
+	return scanRequest(t.queryRow(`SELECT `+requestColumns+` FROM requests WHERE source_ref = ?`+t.d.forUpdate(), ref))
+}
+
+func (t *sqlTx) UpdateRequest(r *Request) error {
+	_, err := t.exec(`UPDATE requests SET state = ?, subject_email = ?, subject_user_id = ?, deadline = ?, updated_at = ?, completed_at = ? WHERE id = ?`,
+		r.State, nullString(r.SubjectEmail), nullString(r.SubjectUserID), ms(r.Deadline), ms(r.UpdatedAt), ms(r.CompletedAt), r.ID)
+	if err != nil {
+		return fmt.Errorf("update request: %w", err)
+	}
+	return nil
+}
+
+func (t *sqlTx) InsertTask(k *Task) error {
+	counts, err := json.Marshal(k.Counts)
+	if err != nil {
+		return fmt.Errorf("task counts: %w", err)
+	}
+	return t.insertOne("task", `INSERT INTO tasks
+		(id, request_id, system, state, attempts, next_attempt_at, outcome, answered_at, detail, legal_basis, retain_until, counts, remaining, export_sha256, export_data, receipt)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		k.ID, k.RequestID, k.System, k.State, k.Attempts, ms(k.NextAttemptAt), k.Outcome, ms(k.AnsweredAt), k.Detail, k.LegalBasis,
+		ms(k.RetainUntil), string(counts), k.Remaining, nullBytes(k.ExportSHA256), nullBytes(k.ExportData), nullBytes(k.Receipt))
+}
+
+// taskColumns lists the task columns, each prefixed (with a table alias).
+func taskColumns(prefix string) string {
+	cols := []string{"id", "request_id", "system", "state", "attempts", "next_attempt_at", "outcome", "answered_at", "detail", "legal_basis",
+		"retain_until", "counts", "remaining", "export_sha256", "export_data", "receipt"}
+	for i := range cols {
+		cols[i] = prefix + cols[i]
+	}
+	return strings.Join(cols, ", ")
+}
+
+func scanTask(row interface{ Scan(...any) error }) (*Task, error) {
+	var k Task
+	var next, answered, retain sql.NullInt64
+	var counts string
+	err := row.Scan(&k.ID, &k.RequestID, &k.System, &k.State, &k.Attempts, &next, &k.Outcome, &answered, &k.Detail, &k.LegalBasis,
+		&retain, &counts, &k.Remaining, &k.ExportSHA256, &k.ExportData, &k.Receipt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("scan task: %w", err)
+	}
+	k.NextAttemptAt, k.AnsweredAt, k.RetainUntil = fromMS(next), fromMS(answered), fromMS(retain)
+	k.ExportSHA256, k.ExportData, k.Receipt = emptyNil(k.ExportSHA256), emptyNil(k.ExportData), emptyNil(k.Receipt)
+	if err := json.Unmarshal([]byte(counts), &k.Counts); err != nil {
+		return nil, fmt.Errorf("task counts: %w", err)
+	}
+	return &k, nil
+}
+
+// Task reads a task. Where rows are locked, it locks the task's request
+// first: every transaction locks a request before its tasks (Request,
+// Tasks, DueTasks do), so two never wait for each other in a cycle.
+func (t *sqlTx) Task(id string) (*Task, error) {
+	if t.d.lockRows {
+		// A task's request_id never changes: reading it unlocked is safe.
+		var rid string
+		err := t.queryRow(`SELECT id FROM requests WHERE id = (SELECT request_id FROM tasks WHERE id = ?)`+t.d.forUpdate(), id).Scan(&rid)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, ErrNotFound
+		}
+		if err != nil {
+			return nil, fmt.Errorf("lock task's request: %w", err)
+		}
+	}
+	return scanTask(t.queryRow(`SELECT `+taskColumns("")+` FROM tasks WHERE id = ?`+t.d.forUpdate(), id))
+}
+
+func (t *sqlTx) Tasks(requestID string) ([]*Task, error) {
+	return scanTasks(t.query(`SELECT `+taskColumns("")+` FROM tasks WHERE request_id = ? ORDER BY system`+t.d.forUpdate(), requestID))
+}
+
+// DueTasks locks the tasks it returns and their requests, skipping those
+// another transaction holds: two replicas never re-attempt one task, and
+// the locks are all taken before the transaction appends to the log.
+func (t *sqlTx) DueTasks(now time.Time, limit int) ([]*Task, error) {
+	return scanTasks(t.query(`SELECT `+taskColumns("t.")+` FROM requests r JOIN tasks t ON t.request_id = r.id
+		WHERE t.state IN ('published', 'retrying') AND t.next_attempt_at <= ? ORDER BY t.next_attempt_at LIMIT ?`+t.d.skipLocked("r, t"),
+		now.UnixMilli(), limit))
+}
+
+func scanTasks(rows *sql.Rows, err error) ([]*Task, error) {
+	if err != nil {
+		return nil, fmt.Errorf("query tasks: %w", err)
+	}
+	defer rows.Close()
+	var out []*Task
+	for rows.Next() {
+		k, err := scanTask(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query tasks: %w", err)
+	}
+	return out, nil
+}
+
+func (t *sqlTx) UpdateTask(k *Task) error {
+	counts, err := json.Marshal(k.Counts)
+	if err != nil {
+		return fmt.Errorf("task counts: %w", err)
+	}
+	_, err = t.exec(`UPDATE tasks SET state = ?, attempts = ?, next_attempt_at = ?, outcome = ?, answered_at = ?, detail = ?,
+		legal_basis = ?, retain_until = ?, counts = ?, remaining = ?, export_sha256 = ?, export_data = ?, receipt = ? WHERE id = ?`,
+		k.State, k.Attempts, ms(k.NextAttemptAt), k.Outcome, ms(k.AnsweredAt), k.Detail, k.LegalBasis, ms(k.RetainUntil), string(counts),
+		k.Remaining, nullBytes(k.ExportSHA256), nullBytes(k.ExportData), nullBytes(k.Receipt), k.ID)
+	if err != nil {
+		return fmt.Errorf("update task: %w", err)
+	}
+	return nil
+}
+
+func (t *sqlTx) Enqueue(m OutboxMessage) error {
+	_, err := t.exec(`INSERT INTO outbox (topic, msg_id, ce_type, msg_key, payload, created_at, task_id, wait_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.Topic, m.ID, m.Type, m.Key, m.Payload, m.Created.UnixMilli(), nullString(m.TaskID), m.Wait.Milliseconds())
+	if err != nil {
+		return fmt.Errorf("enqueue: %w", err)
+	}
+	return nil
+}
+
+// ForgetTasks locks the rows it deletes in seq order, as MarkPublished
+// does, so the two never deadlock.
+func (t *sqlTx) ForgetTasks(requestID string) error {
+	if _, err := t.exec(`DELETE FROM outbox WHERE seq IN
+		(SELECT seq FROM outbox WHERE msg_key = ? AND task_id IS NOT NULL ORDER BY seq`+t.d.forUpdate()+`)`, requestID); err != nil {
+		return fmt.Errorf("forget task messages: %w", err)
+	}
+	return nil
+}
+
+func (t *sqlTx) LogSize() (int64, error) {
+	var n int64
+	if err := t.queryRow(`SELECT size FROM log_head WHERE id = 1`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("log size: %w", err)
+	}
+	return n, nil
+}
+
+// ReadHashes implements tlog.HashReader.
+func (t *sqlTx) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	if len(indexes) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(indexes))
+	for i, idx := range indexes {
+		args[i] = idx
+	}
+	rows, err := t.query(`SELECT idx, hash FROM log_hashes WHERE idx IN (`+placeholders(len(indexes))+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("log hashes: %w", err)
+	}
+	defer rows.Close()
+	found := make(map[int64]tlog.Hash, len(indexes))
+	for rows.Next() {
+		var idx int64
+		var b []byte
+		if err := rows.Scan(&idx, &b); err != nil {
+			return nil, fmt.Errorf("log hashes: %w", err)
+		}
+		var h tlog.Hash
+		copy(h[:], b)
+		found[idx] = h
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("log hashes: %w", err)
+	}
+	out := make([]tlog.Hash, len(indexes))
+	for i, idx := range indexes {
+		h, ok := found[idx]
+		if !ok {
+			return nil, fmt.Errorf("log hash %d: %w", idx, ErrNotFound)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+// AppendLog locks the log's head row: appends of concurrent transactions
+// (of several replicas) are serialised, and each sees the one before, so
+// the indexes are dense. The lock is held until the transaction ends; a
+// transaction that rolls back leaves no gap.
+func (t *sqlTx) AppendLog(requestID string, entry []byte) (int64, error) {
+	var n int64
+	if err := t.queryRow(`SELECT size FROM log_head WHERE id = 1` + t.d.forUpdate()).Scan(&n); err != nil {
+		return 0, fmt.Errorf("log append: %w", err)
+	}
+	hashes, err := tlog.StoredHashes(n, entry, t)
+	if err != nil {
+		return 0, fmt.Errorf("log append: %w", err)
+	}
+	if _, err := t.exec(`INSERT INTO log_entries (idx, request_id, data) VALUES (?, ?, ?)`, n, requestID, entry); err != nil {
+		return 0, fmt.Errorf("log append: %w", err)
+	}
+	first := tlog.StoredHashIndex(0, n)
+	args := make([]any, 0, 2*len(hashes))
+	for i, h := range hashes {
+		args = append(args, first+int64(i), h[:])
+	}
+	values := strings.TrimSuffix(strings.Repeat("(?, ?), ", len(hashes)), ", ")
+	if _, err := t.exec(`INSERT INTO log_hashes (idx, hash) VALUES `+values, args...); err != nil {
+		return 0, fmt.Errorf("log append: %w", err)
+	}
+	if _, err := t.exec(`UPDATE log_head SET size = ? WHERE id = 1`, n+1); err != nil {
+		return 0, fmt.Errorf("log append: %w", err)
+	}
+	return n, nil
+}
+
+func (t *sqlTx) RequestLog(requestID string) ([]LogRecord, error) {
+	rows, err := t.query(`SELECT idx, data FROM log_entries WHERE request_id = ? ORDER BY idx`, requestID)
+	if err != nil {
+		return nil, fmt.Errorf("request log: %w", err)
+	}
+	defer rows.Close()
+	var out []LogRecord
+	for rows.Next() {
+		var r LogRecord
+		if err := rows.Scan(&r.Index, &r.Data); err != nil {
+			return nil, fmt.Errorf("request log: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("request log: %w", err)
+	}
+	return out, nil
+}
+
+func (t *sqlTx) PutCertificate(requestID string, cert []byte, at time.Time) error {
+	if _, err := t.exec(`INSERT INTO certificates (request_id, data, issued_at) VALUES (?, ?, ?)
+		ON CONFLICT (request_id) DO UPDATE SET data = excluded.data, issued_at = excluded.issued_at`, requestID, cert, at.UnixMilli()); err != nil {
+		return fmt.Errorf("put certificate: %w", err)
+	}
+	return nil
+}
+
+// Certificate implements [Store].
+func (s *sqlStore) Certificate(ctx context.Context, requestID string) ([]byte, error) {
+	var b []byte
+	err := s.db.QueryRowContext(ctx, s.d.q(`SELECT data FROM certificates WHERE request_id = ?`), requestID).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("certificate: %w", err)
+	}
+	return b, nil
+}
+
+// Get implements [Store].
+func (s *sqlStore) Get(ctx context.Context, id string) (*Request, []*Task, error) {
+	r, err := scanRequest(s.db.QueryRowContext(ctx, s.d.q(`SELECT `+requestColumns+` FROM requests WHERE id = ?`), id))
+	if err != nil {
+		return nil, nil, err
+	}
+	tasks, err := scanTasks(s.db.QueryContext(ctx, s.d.q(`SELECT `+taskColumns("")+` FROM tasks WHERE request_id = ? ORDER BY system`), id))
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, tasks, nil
+}
+
+// List implements [Store]. The cursor is the (deadline, id) of the last row
+// of the previous page, so pages stay stable while requests come and go;
+// the row comparison is an index range in both engines.
+func (s *sqlStore) List(ctx context.Context, q ListQuery) ([]*Request, string, error) {
+	if q.Limit <= 0 {
+		q.Limit = 50
+	}
+	where, args := []string{"1 = 1"}, []any{}
+	if q.State != "" {
+		where, args = append(where, "state = ?"), append(args, q.State)
+	}
+	if q.Tenant != "" {
+		where, args = append(where, "tenant = ?"), append(args, q.Tenant)
+	}
+	if q.SourceRef != "" {
+		where, args = append(where, "source_ref = ?"), append(args, q.SourceRef)
+	}
+	if q.After != "" {
+		dl, id, err := decodeCursor(q.After)
+		if err != nil {
+			return nil, "", err
+		}
+		where, args = append(where, "(deadline, id) > (?, ?)"), append(args, dl, id)
+	}
+	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT `+requestColumns+` FROM requests WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY deadline, id LIMIT ?`), append(args, q.Limit+1)...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list requests: %w", err)
+	}
+	defer rows.Close()
+	var out []*Request
+	for rows.Next() {
+		r, err := scanRequest(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("list requests: %w", err)
+	}
+	next := ""
+	if len(out) > q.Limit {
+		out = out[:q.Limit]
+		last := out[len(out)-1]
+		next = encodeCursor(last.Deadline.UnixMilli(), last.ID)
+	}
+	return out, next, nil
+}
+
+func encodeCursor(deadline int64, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(deadline, 10) + ":" + id))
+}
+
+func decodeCursor(c string) (int64, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return 0, "", ErrBadCursor
+	}
+	dl, id, ok := strings.Cut(string(b), ":")
+	n, err := strconv.ParseInt(dl, 10, 64)
+	if !ok || err != nil {
+		return 0, "", ErrBadCursor
+	}
+	return n, id, nil
+}
+
+// CountOverdue implements [Store]: an index range over the requests not
+// yet ended whose deadline has passed.
+func (s *sqlStore) CountOverdue(ctx context.Context, now time.Time) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, s.d.q(`SELECT count(*) FROM requests WHERE state IN (?, ?) AND deadline < ?`),
+		StatePendingVerification, StateOpen, now.UnixMilli()).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count overdue: %w", err)
+	}
+	return n, nil
+}
+
+// ClaimOutbox implements [Store]. Where rows are locked, messages that
+// another relay is claiming at this moment are skipped rather than waited
+// for.
+func (s *sqlStore) ClaimOutbox(ctx context.Context, owner string, limit int, now, until time.Time) ([]OutboxMessage, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.q(`UPDATE outbox SET claimed_by = ?, claimed_until = ?
+		WHERE seq IN (SELECT seq FROM outbox WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < ?)
+			ORDER BY seq LIMIT ?`+s.d.skipLocked("")+`)
+		RETURNING seq, topic, msg_id, ce_type, msg_key, payload, created_at, task_id, wait_ms`), owner, until.UnixMilli(), now.UnixMilli(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim outbox: %w", err)
+	}
+	defer rows.Close()
+	var out []OutboxMessage
+	for rows.Next() {
+		var m OutboxMessage
+		var created, wait int64
+		var taskID sql.NullString
+		if err := rows.Scan(&m.Seq, &m.Topic, &m.ID, &m.Type, &m.Key, &m.Payload, &created, &taskID, &wait); err != nil {
+			return nil, fmt.Errorf("claim outbox: %w", err)
+		}
+		m.Created, m.TaskID, m.Wait = time.UnixMilli(created).UTC(), taskID.String, time.Duration(wait)*time.Millisecond
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim outbox: %w", err)
+	}
+	slices.SortFunc(out, func(a, b OutboxMessage) int { return cmp.Compare(a.Seq, b.Seq) })
+	return out, nil
+}
+
+// ReleaseOutbox implements [Store].
+func (s *sqlStore) ReleaseOutbox(ctx context.Context, owner string) error {
+	if _, err := s.db.ExecContext(ctx, s.d.q(`UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ? AND published_at IS NULL`), owner); err != nil {
+		return fmt.Errorf("release outbox: %w", err)
+	}
+	return nil
+}
+
+// MarkPublished implements [Store]. It changes the tasks first and the
+// outbox rows second, in seq order: a transaction that completes a request
+// holds the task and then deletes its outbox rows (ForgetTasks, also in
+// seq order), so the two cannot wait for each other in a cycle.
+func (s *sqlStore) MarkPublished(ctx context.Context, seqs []int64, at time.Time) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	args := make([]any, 0, len(seqs)+1)
+	args = append(args, at.UnixMilli())
+	for _, seq := range seqs {
+		args = append(args, seq)
+	}
+	in := placeholders(len(seqs))
+	return s.Tx(ctx, func(tx Tx) error {
+		t := tx.(*sqlTx)
+		// The task's wait starts now, unless a newer attempt or an answer
+		// came meanwhile (rechecked under the row lock).
+		if _, err := t.exec(`UPDATE tasks SET next_attempt_at = ? + o.wait_ms FROM outbox o
+			WHERE o.seq IN (`+in+`) AND o.task_id = tasks.id AND tasks.state = 'published' AND tasks.next_attempt_at IS NULL`, args...); err != nil {
+			return fmt.Errorf("mark published: %w", err)
+		}
+		if _, err := t.exec(`UPDATE outbox SET published_at = ? WHERE seq IN
+			(SELECT seq FROM outbox WHERE seq IN (`+in+`) ORDER BY seq`+t.d.forUpdate()+`)`, args...); err != nil {
+			return fmt.Errorf("mark published: %w", err)
+		}
+		return nil
+	})
+}
+
+// Stats implements [Store].
+func (s *sqlStore) Stats(ctx context.Context) (Stats, error) {
+	st := Stats{Requests: map[[2]string]int{}}
+	rows, err := s.db.QueryContext(ctx, `SELECT state, type, count(*) FROM requests GROUP BY state, type`)
+	if err != nil {
+		return st, fmt.Errorf("stats: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var state, typ string
+		var n int
+		if err := rows.Scan(&state, &typ, &n); err != nil {
+			return st, fmt.Errorf("stats: %w", err)
+		}
+		st.Requests[[2]string{state, typ}] = n
+	}
+	if err := rows.Err(); err != nil {
+		return st, fmt.Errorf("stats: %w", err)
+	}
+	var oldest sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*), min(created_at) FROM outbox WHERE published_at IS NULL`).Scan(&st.OutboxDepth, &oldest); err != nil {
+		return st, fmt.Errorf("stats: %w", err)
+	}
+	st.OldestUnpublished = fromMS(oldest)
+	return st, nil
+}
