@@ -37,7 +37,12 @@ func (r *registry) load() error {
 	if err != nil {
 		return err
 	}
-	ks.Add(r.own)
+	// The file's entry for our own key wins: it holds the validity an
+	// operator registered (and a retirement), which a key handed in through
+	// the environment cannot know.
+	if _, err := ks.Find(r.own.ID); err != nil {
+		ks.Add(r.own)
+	}
 	r.keys = ks
 	if fi, err := os.Stat(r.path); err == nil {
 		r.modTime = fi.ModTime()
