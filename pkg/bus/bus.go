@@ -1,6 +1,7 @@
 // Package bus is the small interface Lethe's services use to talk over a
-// message broker. Adapters live in subpackages (natsbus) so that this package
-// imports no broker client.
+// message broker. Adapters live in subpackages (natsbus, kafkabus) so that
+// this package imports no broker client; busurl picks one from a URL and
+// bustest is the conformance suite every adapter passes.
 //
 // Delivery is at least once. Effects are made exactly once by the callers:
 // publishers use deterministic message ids (a broker that de-duplicates by id
@@ -11,7 +12,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+)
+
+// CloudEvents binary-mode headers: every adapter carries a [Message]'s
+// attributes under these names.
+const (
+	HeaderID     = "ce-id"
+	HeaderType   = "ce-type"
+	HeaderSource = "ce-source"
+	HeaderTime   = "ce-time" // RFC 3339 with nanoseconds, UTC
+	HeaderKey    = "lethe-key"
 )
 
 // Message is one event in CloudEvents binary mode: ID, Type, Source and Time
@@ -28,8 +40,11 @@ type Message struct {
 	// Key keeps related messages in order (a request id).
 	Key  string
 	Data []byte
-	// Delivery counts deliveries of this message by the broker, from 1. Set on
-	// consumed messages only.
+	// Delivery counts deliveries of this message, from 1. Set on consumed
+	// messages only. Brokers that keep the count (NATS) count the deliveries
+	// to every member of the group; others (Kafka) count those to this
+	// consumer, so a message taken over from a consumer that died starts at
+	// 1 again.
 	Delivery int
 }
 
@@ -49,10 +64,13 @@ type Handler func(ctx context.Context, msg *Message) error
 
 // Consumer delivers the messages of a topic to a durable named group: a
 // group's position survives restarts, and each message goes to one member.
+// A group that starts after messages were published gets them too.
 type Consumer interface {
-	// Consume calls h for each message until ctx is cancelled, then waits for
-	// the handler in flight to return. It returns nil after cancellation and
-	// an error if it could not start or the subscription broke.
+	// Consume calls h for each message, one at a time, until ctx is
+	// cancelled, then waits for the handler in flight to return, and
+	// returns nil. A broker that is away is waited for. Consume returns an
+	// error only if it cannot work at all: [ErrBadTopic], [ErrGroupConflict],
+	// or [ErrClosed] once the bus was closed.
 	Consume(ctx context.Context, topic, group string, h Handler) error
 }
 
@@ -60,6 +78,10 @@ type Consumer interface {
 type Bus interface {
 	Publisher
 	Consumer
+	// Close releases the connection without waiting for handlers in
+	// flight: what they leave unacknowledged is redelivered, as after a
+	// crash. Consume calls then return [ErrClosed]. Close may be called
+	// more than once.
 	Close() error
 }
 
@@ -78,18 +100,66 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
-// ErrBadTopic is returned for a topic that is not "kind.name".
-var ErrBadTopic = errors.New("bus: topic must look like kind.name")
+// Errors of every adapter; errors.Is finds them through wrapping.
+var (
+	// ErrBadTopic is returned for a topic that is not "kind.name".
+	ErrBadTopic = errors.New("bus: topic must look like kind.name, elements of letters, digits, '-' and '_'")
+	// ErrClosed is returned by a bus that was closed.
+	ErrClosed = errors.New("bus: closed")
+	// ErrGroupConflict is returned by Consume when the broker allows one
+	// consuming group per topic (NATS work-queue streams) and another group
+	// already consumes the topic.
+	ErrGroupConflict = errors.New("bus: another group already consumes this topic")
+)
 
-// Kind returns the first element of a topic ("task" for "task.accounts").
+// Kind returns the first element of a topic ("task" for "task.accounts"),
+// or [ErrBadTopic] if the topic is not at least two dot-separated elements
+// of ASCII letters, digits, '-' and '_': names every broker accepts as they
+// are (no NATS wildcards, nothing Kafka refuses in a topic name).
 func Kind(topic string) (string, error) {
-	for i := 0; i < len(topic); i++ {
-		if topic[i] == '.' {
-			if i == 0 || i == len(topic)-1 {
-				break
+	kind, elems := "", 0
+	start := 0
+	for i := 0; i <= len(topic); i++ {
+		if i < len(topic) && topic[i] != '.' {
+			if !topicChar(topic[i]) {
+				return "", fmt.Errorf("%w: %q", ErrBadTopic, topic)
 			}
-			return topic[:i], nil
+			continue
 		}
+		if i == start { // empty element
+			return "", fmt.Errorf("%w: %q", ErrBadTopic, topic)
+		}
+		if elems == 0 {
+			kind = topic[:i]
+		}
+		elems++
+		start = i + 1
 	}
-	return "", fmt.Errorf("%w: %q", ErrBadTopic, topic)
+	if elems < 2 {
+		return "", fmt.Errorf("%w: %q", ErrBadTopic, topic)
+	}
+	return kind, nil
+}
+
+func topicChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+}
+
+// RedactURL replaces the credentials of every server in a broker URL
+// ("nats://user:password@a:4222,nats://token@b:4222") with "***", for logs
+// and errors. The whole user part goes: NATS puts tokens there.
+func RedactURL(rawURL string) string {
+	elems := strings.Split(rawURL, ",")
+	for i, e := range elems {
+		at := strings.LastIndex(e, "@")
+		if at < 0 {
+			continue
+		}
+		start := 0
+		if j := strings.Index(e, "://"); j >= 0 && j < at {
+			start = j + 3
+		}
+		elems[i] = e[:start] + "***" + e[at:]
+	}
+	return strings.Join(elems, ",")
 }

@@ -2,9 +2,15 @@
 //
 // Each kind of topic ("task", "receipt", ...) is one durable work-queue
 // stream with file storage whose subjects are "<prefix>.<kind>.>"; each
-// (group, topic) pair is one durable pull consumer with explicit acks and one
-// filter subject, which works on servers from v2.9 on. A topic has one
-// consuming group: a work queue deletes what its consumer acked. Message ids are sent as Nats-Msg-Id so the
+// (group, topic) pair is one durable pull consumer with explicit acks and
+// one filter subject, which works on servers from v2.9 on. A consumer
+// pulls one message at a time, when its handler is free, and acks it, naks
+// it with a delay (a failed handler) or terminates it (a [bus.Permanent]
+// failure).
+//
+// A topic has one consuming group: a work queue deletes what its consumer
+// acked, and the server refuses a second consumer of the same subject
+// ([bus.ErrGroupConflict]). Message ids are sent as Nats-Msg-Id so the
 // server drops a re-publish of the same id within the duplicate window.
 package natsbus
 
@@ -24,13 +30,13 @@ import (
 	"github.com/lethe-dev/lethe/pkg/bus"
 )
 
-// CloudEvents binary-mode headers.
+// CloudEvents binary-mode headers, as every adapter names them.
 const (
-	HeaderID     = "ce-id"
-	HeaderType   = "ce-type"
-	HeaderSource = "ce-source"
-	HeaderTime   = "ce-time"
-	HeaderKey    = "lethe-key"
+	HeaderID     = bus.HeaderID
+	HeaderType   = bus.HeaderType
+	HeaderSource = bus.HeaderSource
+	HeaderTime   = bus.HeaderTime
+	HeaderKey    = bus.HeaderKey
 )
 
 // Config tunes the adapter. The zero value is usable.
@@ -50,6 +56,12 @@ type Config struct {
 	// ConnectTimeout bounds the first connection; the client reconnects
 	// forever after that.
 	ConnectTimeout time.Duration
+	// FetchWait bounds a pull request's wait for a message; a server that
+	// went away is noticed after at most this long. Default 5 s.
+	FetchWait time.Duration
+	// RequestTimeout bounds a JetStream API request (a publish, a consumer
+	// set up) whose context has no deadline. Default 5 s.
+	RequestTimeout time.Duration
 	// Name is the client name shown by the server.
 	Name string
 	// Logger tells of broker trouble the adapter rides out.
@@ -77,6 +89,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = 30 * time.Second
+	}
+	if c.FetchWait == 0 {
+		c.FetchWait = 5 * time.Second
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 5 * time.Second
 	}
 }
 
@@ -123,7 +141,7 @@ func Connect(ctx context.Context, url string, cfg Config) (*Bus, error) {
 		return nc, err
 	}, b)
 	if err != nil {
-		return nil, fmt.Errorf("natsbus: connect %s: %w", redactURL(url), err)
+		return nil, fmt.Errorf("natsbus: connect %s: %w", bus.RedactURL(url), err)
 	}
 	return New(nc, cfg)
 }
@@ -134,14 +152,15 @@ func New(nc *nats.Conn, cfg Config) (*Bus, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(cfg.RequestTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: jetstream: %w", err)
 	}
 	return &Bus{cfg: cfg, nc: nc, js: js, streams: map[string]bool{}}, nil
 }
 
-// Close closes the connection.
+// Close closes the connection; handlers in flight can no longer ack, so
+// their messages are redelivered after the ack wait.
 func (b *Bus) Close() error {
 	b.nc.Close()
 	return nil
@@ -211,6 +230,9 @@ func (b *Bus) Publish(ctx context.Context, topic string, msg *bus.Message) error
 		opts = append(opts, jetstream.WithMsgID(msg.ID))
 	}
 	if _, err := b.js.PublishMsg(ctx, m, opts...); err != nil {
+		if b.nc.IsClosed() {
+			err = bus.ErrClosed
+		}
 		return fmt.Errorf("natsbus: publish %s: %w", topic, err)
 	}
 	return nil
@@ -218,8 +240,9 @@ func (b *Bus) Publish(ctx context.Context, topic string, msg *bus.Message) error
 
 // Consume runs a durable consumer named after group and topic. A broker
 // that is away (an outage, a restart) is waited for: Consume sets the
-// consumer up again with backoff and returns only when ctx is cancelled or
-// the topic is invalid.
+// consumer up again with backoff and returns only when ctx is cancelled
+// (nil), the topic is invalid ([bus.ErrBadTopic]), another group consumes
+// it ([bus.ErrGroupConflict]) or the bus was closed ([bus.ErrClosed]).
 func (b *Bus) Consume(ctx context.Context, topic, group string, h bus.Handler) error {
 	if _, err := bus.Kind(topic); err != nil {
 		return err
@@ -230,8 +253,13 @@ func (b *Bus) Consume(ctx context.Context, topic, group string, h bus.Handler) e
 		backoff.WithMaxElapsedTime(0))
 	for {
 		handled, err := b.consume(ctx, topic, group, h)
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			return nil
+		case b.nc.IsClosed():
+			return bus.ErrClosed
+		case errors.Is(err, bus.ErrGroupConflict):
+			return err
 		}
 		if handled {
 			retry.Reset()
@@ -262,27 +290,43 @@ func (b *Bus) consume(ctx context.Context, topic, group string, h bus.Handler) (
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		MaxDeliver:    -1,
 	})
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == errWorkQueueNotUnique {
+		return false, fmt.Errorf("natsbus: consumer %s on %s: %w", durable, topic, bus.ErrGroupConflict)
+	}
 	if err != nil {
 		return false, fmt.Errorf("natsbus: consumer %s: %w", durable, err)
 	}
-	// No prefetch: a message waiting in the client runs down its ack wait
-	// although no handler has started on it, and would be redelivered.
-	it, err := cons.Messages(jetstream.PullMaxMessages(1))
-	if err != nil {
-		return false, fmt.Errorf("natsbus: consume %s: %w", durable, err)
-	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	defer it.Stop()
+	// One pull request per message, made only when the handler is free: a
+	// message waiting in the client would run down its ack wait although
+	// no handler started on it, and would be stranded there if the
+	// consumer stopped.
 	for {
-		m, err := it.Next()
-		if err != nil {
+		if ctx.Err() != nil {
+			return handled, nil
+		}
+		fctx, cancel := context.WithTimeout(ctx, b.cfg.FetchWait)
+		m, err := cons.Next(jetstream.FetchContext(fctx))
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			if m != nil {
+				_ = m.Nak() // came as we stopped: for the next consumer
+			}
+			return handled, nil
+		case errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
+			continue // nothing came: ask again
+		case err != nil:
 			return handled, fmt.Errorf("natsbus: next %s: %w", durable, err)
 		}
 		b.handle(ctx, m, h)
 		handled = true
 	}
 }
+
+// errWorkQueueNotUnique is the server's JSConsumerWQConsumerNotUniqueErr:
+// a work-queue stream has one consumer per subject.
+const errWorkQueueNotUnique jetstream.ErrorCode = 10100
 
 func (b *Bus) handle(ctx context.Context, m jetstream.Msg, h bus.Handler) {
 	msg := &bus.Message{
@@ -313,8 +357,6 @@ func (b *Bus) handle(ctx context.Context, m jetstream.Msg, h bus.Handler) {
 			}
 		}
 	}()
-	// A handler cut short by cancellation returns an error: the message is
-	// then redelivered, to this consumer or to the next one that starts.
 	err := h(ctx, msg)
 	close(working)
 	switch {
@@ -322,6 +364,10 @@ func (b *Bus) handle(ctx context.Context, m jetstream.Msg, h bus.Handler) {
 		_ = m.DoubleAck(context.WithoutCancel(ctx))
 	case bus.IsPermanent(err):
 		_ = m.Term()
+	case ctx.Err() != nil:
+		// Cut short by the consumer stopping, not failed: the next
+		// consumer of the group may take it at once.
+		_ = m.Nak()
 	default:
 		_ = m.NakWithDelay(b.cfg.RetryDelay)
 	}
@@ -330,13 +376,4 @@ func (b *Bus) handle(ctx context.Context, m jetstream.Msg, h bus.Handler) {
 func consumerName(group, topic string) string {
 	r := strings.NewReplacer(".", "_", "*", "all", ">", "rest", " ", "_")
 	return r.Replace(group + "_" + topic)
-}
-
-func redactURL(u string) string {
-	if i := strings.Index(u, "@"); i >= 0 {
-		if j := strings.Index(u, "://"); j >= 0 && j < i {
-			return u[:j+3] + "***" + u[i:]
-		}
-	}
-	return u
 }

@@ -2,150 +2,173 @@ package natsbus
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/lethe-dev/lethe/pkg/bus"
+	"github.com/lethe-dev/lethe/pkg/bus/bustest"
 )
 
-// servers returns the NATS servers to test against: the embedded one, and
-// the external one named by LETHE_TEST_NATS_URL (CI's may be an older
-// release: the adapter must work there too).
-func servers(t *testing.T) map[string]string {
+// features are JetStream's with Lethe's work-queue streams.
+var features = bustest.Features{
+	Dedupe:                 true,  // Nats-Msg-Id within the duplicate window
+	MultipleGroups:         false, // a work queue has one consumer per subject
+	PerMessageNack:         true,  // NakWithDelay
+	BrokerCountsDeliveries: true,  // NumDelivered
+	RetryDelay:             250 * time.Millisecond,
+	AckTimeout:             time.Second, // the AckWait of testConfig
+}
+
+func testConfig(prefix string) Config {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	return Config{
+		Prefix:         prefix,
+		RetryDelay:     features.RetryDelay,
+		AckWait:        features.AckTimeout,
+		ConnectTimeout: 10 * time.Second,
+		// Notice a restarted server sooner: a pull request or an API
+		// request made as it went away gets no answer.
+		FetchWait:      time.Second,
+		RequestTimeout: 2 * time.Second,
+		Name:           "lethe-bustest",
+		Logger:         logger,
+	}
+}
+
+// prefix is a run's own: the external server is shared.
+func prefix() string { return "t" + strconv.FormatInt(time.Now().UnixNano(), 36) }
+
+func connect(t *testing.T, url string, cfg Config) *Bus {
+	t.Helper()
+	b, err := Connect(context.Background(), url, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func embedded(t *testing.T) *Embedded {
+	t.Helper()
 	srv, err := StartEmbedded(t.TempDir(), "127.0.0.1", -1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
-	return map[string]string{"embedded": srv.URL(), "external": os.Getenv("LETHE_TEST_NATS_URL")}
+	return srv
 }
 
+// TestBus runs the conformance suite on the embedded server and, when
+// LETHE_TEST_NATS_URL names one, on an external server (CI's is an older
+// release, v2.9: the adapter must work there too).
 func TestBus(t *testing.T) {
-	for name, url := range servers(t) {
-		t.Run(name, func(t *testing.T) {
-			if url == "" {
-				t.Skip("LETHE_TEST_NATS_URL is not set: no external NATS server to test against")
-			}
-			// A prefix of our own: the external server is shared.
-			prefix := fmt.Sprintf("t%d", time.Now().UnixNano())
-			connect := func() *Bus {
-				b, err := Connect(context.Background(), url, Config{Prefix: prefix, RetryDelay: 20 * time.Millisecond, AckWait: time.Second})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { b.Close() })
-				return b
-			}
-			b := connect()
-			t.Cleanup(func() { deleteStreams(b) })
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-
-			// Round trip with CloudEvents attributes; a re-publish of the same id is dropped.
-			at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
-			for _, id := range []string{"m1", "m1", "m2"} {
-				if err := b.Publish(ctx, "task.alpha", &bus.Message{ID: id, Type: "dev.lethe.test.v1", Source: "test", Time: at, Key: "k", Data: []byte(id)}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			var mu sync.Mutex
-			var got []*bus.Message
-			failOnce := true
-			cctx, ccancel := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			go func() {
-				done <- b.Consume(cctx, "task.alpha", "g", func(_ context.Context, m *bus.Message) error {
-					mu.Lock()
-					defer mu.Unlock()
-					got = append(got, m)
-					if string(m.Data) == "m2" && failOnce {
-						failOnce = false
-						return errors.New("try again") // redelivered
-					}
-					if len(got) == 3 {
-						ccancel()
-					}
-					return nil
-				})
-			}()
-			if err := <-done; err != nil {
+	t.Run("embedded", func(t *testing.T) {
+		dir := t.TempDir()
+		srv, err := StartEmbedded(dir, "127.0.0.1", -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Shutdown() })
+		u, err := url.Parse(srv.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		port, _ := strconv.Atoi(u.Port())
+		f := features
+		f.BrokerGoroutines = []string{"nats-server/v2/server."}
+		f.RestartBroker = func(t *testing.T) {
+			srv.Shutdown()
+			if srv, err = StartEmbedded(dir, "127.0.0.1", port); err != nil {
 				t.Fatal(err)
 			}
-			if len(got) != 3 {
-				t.Fatalf("got %d deliveries, want m1, m2 (nacked) and m2 again", len(got))
-			}
-			m := got[0]
-			if m.ID != "m1" || m.Type != "dev.lethe.test.v1" || m.Source != "test" || !m.Time.Equal(at) || m.Key != "k" || m.Delivery != 1 {
-				t.Fatalf("first message: %+v", m)
-			}
-			if string(got[2].Data) != "m2" || got[2].Delivery != 2 {
-				t.Fatalf("redelivery: %+v", got[2])
-			}
-
-			// A permanent error drops the message; the group resumes after it
-			// on a new connection (a restarted consumer).
-			if err := b.Publish(ctx, "task.alpha", &bus.Message{ID: "poison", Type: "x", Data: []byte("poison")}); err != nil {
-				t.Fatal(err)
-			}
-			if err := b.Publish(ctx, "task.alpha", &bus.Message{ID: "m3", Type: "x", Data: []byte("m3")}); err != nil {
-				t.Fatal(err)
-			}
-			var seen []string
-			b2 := connect()
-			cctx, ccancel = context.WithCancel(ctx)
-			err := b2.Consume(cctx, "task.alpha", "g", func(_ context.Context, m *bus.Message) error {
-				seen = append(seen, string(m.Data))
-				if string(m.Data) == "poison" {
-					return bus.Permanent(errors.New("cannot decode"))
-				}
-				ccancel()
-				return nil
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fmt.Sprint(seen) != "[poison m3]" {
-				t.Fatalf("after restart the group saw %v, want [poison m3]", seen)
-			}
-			// Nothing handled stays on the broker: task payloads name the subject.
-			time.Sleep(100 * time.Millisecond) // acks are asynchronous
-			st, err := b.js.Stream(ctx, strings.ToUpper(prefix+"_task"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n := st.CachedInfo().State.Msgs; n != 0 {
-				t.Fatalf("%d handled messages are still in the stream", n)
-			}
-		})
-	}
+		}
+		cfg := testConfig(prefix())
+		bustest.Run(t, f, func(t *testing.T) bus.Bus { return connect(t, u.String(), cfg) })
+	})
+	t.Run("external", func(t *testing.T) {
+		url := os.Getenv("LETHE_TEST_NATS_URL")
+		if url == "" {
+			t.Skip("LETHE_TEST_NATS_URL is not set: no external NATS server to test against")
+		}
+		cfg := testConfig(prefix())
+		t.Cleanup(func() { deleteStreams(t, url, cfg.Prefix) })
+		bustest.Run(t, features, func(t *testing.T) bus.Bus { return connect(t, url, cfg) })
+	})
 }
 
-func deleteStreams(b *Bus) {
-	for name := range b.streams {
-		_ = b.js.DeleteStream(context.Background(), name)
-	}
-}
-
-func TestBadTopic(t *testing.T) {
-	srv, err := StartEmbedded(t.TempDir(), "127.0.0.1", -1)
+// deleteStreams removes a run's streams from a shared server.
+func deleteStreams(t *testing.T, url, prefix string) {
+	b, err := Connect(context.Background(), url, Config{Prefix: prefix})
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	b, err := Connect(context.Background(), srv.URL(), Config{})
-	if err != nil {
-		t.Fatal(err)
+		t.Error(err)
+		return
 	}
 	defer b.Close()
-	for _, topic := range []string{"", "task", ".x", "x."} {
-		if err := b.Publish(context.Background(), topic, &bus.Message{ID: "1"}); !errors.Is(err, bus.ErrBadTopic) {
-			t.Errorf("Publish(%q) = %v, want ErrBadTopic", topic, err)
+	names := b.js.StreamNames(context.Background())
+	for name := range names.Name() {
+		if strings.HasPrefix(name, strings.ToUpper(prefix)+"_") {
+			if err := b.js.DeleteStream(context.Background(), name); err != nil {
+				t.Errorf("delete stream %s: %v", name, err)
+			}
 		}
+	}
+}
+
+// A work queue keeps nothing that was handled: task payloads name the
+// subject of a request.
+func TestHandledMessagesLeaveTheStream(t *testing.T) {
+	srv := embedded(t)
+	cfg := testConfig(prefix())
+	b := connect(t, srv.URL(), cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 3 {
+		if err := b.Publish(ctx, "task.wq", &bus.Message{ID: fmt.Sprint(i), Type: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	cctx, stop := context.WithCancel(ctx)
+	err := b.Consume(cctx, "task.wq", "g", func(_ context.Context, m *bus.Message) error {
+		if n++; n == 3 {
+			stop()
+		}
+		if m.ID == "1" {
+			return bus.Permanent(fmt.Errorf("cannot decode"))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.js.Stream(ctx, strings.ToUpper(cfg.Prefix+"_task"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second) // acks are asynchronous
+	for {
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d handled messages are still in the stream", info.State.Msgs)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -153,11 +176,7 @@ func TestBadTopic(t *testing.T) {
 // adapter tells the server it is still in progress, so it is not handed to
 // the other, idle member of the group.
 func TestLongHandlerNotRedelivered(t *testing.T) {
-	srv, err := StartEmbedded(t.TempDir(), "127.0.0.1", -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
+	srv := embedded(t)
 	b, err := Connect(context.Background(), srv.URL(), Config{AckWait: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -186,5 +205,16 @@ func TestLongHandlerNotRedelivered(t *testing.T) {
 	wg.Wait()
 	if fmt.Sprint(seen) != "[slow/1]" {
 		t.Fatalf("deliveries %v, want [slow/1]", seen)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, prefix := range []string{"a.b", "a*", "a>", "a b"} {
+		if err := (Config{Prefix: prefix}).Validate(); err == nil {
+			t.Errorf("prefix %q accepted", prefix)
+		}
+	}
+	if err := (Config{Prefix: "lethe"}).Validate(); err != nil {
+		t.Error(err)
 	}
 }
