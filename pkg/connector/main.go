@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lethe-dev/lethe/pkg/bus"
-	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
+	"github.com/lethe-dev/lethe/pkg/bus/busurl"
 	"github.com/lethe-dev/lethe/pkg/proof"
 )
 
@@ -73,7 +73,8 @@ func SigningKey(dataDir, system string) (*proof.Signer, error) {
 // bus, opens the system, seeds it if asked, and serves until SIGINT or
 // SIGTERM. It returns the process exit code.
 func Main(system string, fs *flag.FlagSet, open Opener) int {
-	natsURL := fs.String("nats", envOr("LETHE_NATS", DefaultNATS), "NATS server URL (env LETHE_NATS)")
+	busURL := fs.String("bus", envOr("LETHE_BUS", envOr("LETHE_NATS", DefaultNATS)), "nats://host:4222 or kafka://host1:9092,host2:9092 (env LETHE_BUS)")
+	fs.StringVar(busURL, "nats", *busURL, "the same as --bus (older name)")
 	dataDir := fs.String("data", filepath.Join("data", system), "directory for the system's files and receipts")
 	seed := fs.Int("seed", 0, "fill the demo system with this many sample people first (person-0001@example.com, ...)")
 	metricsAddr := fs.String("metrics-listen", "", "serve /metrics and /healthz on this address (empty: off)")
@@ -89,17 +90,17 @@ func Main(system string, fs *flag.FlagSet, open Opener) int {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})).With("service", system)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, system, *natsURL, *dataDir, *seed, *metricsAddr, logger, open); err != nil {
+	if err := serve(ctx, system, *busURL, *dataDir, *seed, *metricsAddr, logger, open); err != nil {
 		logger.Error("connector failed", "err", err)
 		return 1
 	}
 	return 0
 }
 
-func serve(ctx context.Context, system, natsURL, dataDir string, seed int, metricsAddr string, logger *slog.Logger, open Opener) error {
+func serve(ctx context.Context, system, busURL, dataDir string, seed int, metricsAddr string, logger *slog.Logger, open Opener) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	b, err := natsbus.Connect(ctx, natsURL, natsbus.Config{Name: "lethe-" + system, Logger: logger})
+	b, err := busurl.Dial(ctx, busURL, busurl.Options{Name: "lethe-" + system, Logger: logger})
 	if err != nil {
 		return err
 	}

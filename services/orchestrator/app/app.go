@@ -14,9 +14,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/lethe-dev/lethe/pkg/bus/busurl"
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
 	"github.com/lethe-dev/lethe/pkg/pseudonym"
 	"github.com/lethe-dev/lethe/services/orchestrator"
+	"github.com/lethe-dev/lethe/services/orchestrator/store"
 )
 
 // Main parses args and runs the orchestrator until ctx is cancelled. It
@@ -24,7 +26,10 @@ import (
 func Main(ctx context.Context, fs *flag.FlagSet, args []string) int {
 	listen := fs.String("listen", "127.0.0.1:8080", "HTTP API address")
 	dataDir := fs.String("data", "data/orchestrator", "directory of the SQLite store and the hash key")
-	natsURL := fs.String("nats", envOr("LETHE_NATS", "embedded"), `"embedded" (an in-process NATS server with JetStream under <data>/nats) or nats://host:port (env LETHE_NATS)`)
+	busURL := fs.String("bus", envOr("LETHE_BUS", envOr("LETHE_NATS", "embedded")),
+		`"embedded" (an in-process NATS server with JetStream under <data>/nats), nats://host:4222 or kafka://host1:9092,host2:9092 (env LETHE_BUS)`)
+	fs.StringVar(busURL, "nats", *busURL, "the same as --bus (older name)")
+	storeURL := fs.String("store", envOr("LETHE_STORE", ""), "sqlite:PATH or postgres://user:pass@host:5432/db (env LETHE_STORE; default sqlite:<data>/lethe.db)")
 	natsListen := fs.String("nats-listen", "127.0.0.1:4223", "where the embedded NATS server listens, for connectors in other processes")
 	keysFile := fs.String("keys", "", "keys file listing the connectors' public keys (default <data>/keys.json; re-read when it changes)")
 	systems := fs.String("systems", strings.Join(orchestrator.DefaultSystems, ","), "comma-separated registered systems")
@@ -42,7 +47,7 @@ func Main(ctx context.Context, fs *flag.FlagSet, args []string) int {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})).With("service", "orchestrator")
 
-	url := *natsURL
+	url := *busURL
 	if url == "embedded" {
 		host, port, err := splitHostPort(*natsListen)
 		if err != nil {
@@ -58,12 +63,21 @@ func Main(ctx context.Context, fs *flag.FlagSet, args []string) int {
 		url = srv.URL()
 		logger.Info("embedded NATS JetStream running", "url", url)
 	}
-	b, err := natsbus.Connect(ctx, url, natsbus.Config{Name: "lethe-orchestrator", Logger: logger})
+	b, err := busurl.Dial(ctx, url, busurl.Options{Name: "lethe-orchestrator", Logger: logger})
 	if err != nil {
 		logger.Error("bus", "err", err)
-		return 1
+		return 2
 	}
 	defer b.Close()
+	if *storeURL == "" {
+		*storeURL = "sqlite:" + filepath.Join(*dataDir, "lethe.db")
+	}
+	st, err := store.Open(ctx, *storeURL)
+	if err != nil {
+		logger.Error("store", "err", err)
+		return 2
+	}
+	defer st.Close()
 	key, err := pseudonym.LoadKey(*dataDir)
 	if err != nil {
 		logger.Error("hash key", "err", err)
@@ -72,7 +86,7 @@ func Main(ctx context.Context, fs *flag.FlagSet, args []string) int {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	o, err := orchestrator.New(orchestrator.Config{
-		Listen: *listen, DataDir: *dataDir, Bus: b, Systems: strings.Split(*systems, ","),
+		Listen: *listen, DataDir: *dataDir, Bus: b, Store: st, Systems: strings.Split(*systems, ","),
 		MaxAttempts: *maxAttempts, RetryInitial: *retryInitial, RetryMax: *retryMax,
 		HashKey: key, KeysFile: *keysFile, Logger: logger, Registerer: reg,
 	})
