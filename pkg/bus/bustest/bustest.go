@@ -4,8 +4,17 @@
 // between brokers, and the suite asserts the contract of package bus
 // accordingly.
 //
+// It covers: the round trip with every CloudEvents attribute; order per
+// key; redelivery to the group's next consumer after one died mid-handler;
+// a failed handler's message retried after the delay; a permanent failure
+// not retried; a re-published id (dropped by the broker, or made one effect
+// by an idempotent handler); a restarted consumer resuming where it left
+// off; concurrent publishers; Close while a handler is busy; cancellation;
+// two groups on one topic; bad topics; and a broker restart.
+//
 // Every subtest uses topics, groups and message ids of its own, made unique
-// per run, so the suite may run against a shared external broker.
+// per run, so the suite may run against a shared external broker. Subtests
+// run one after the other: the goroutine leak checks count on it.
 package bustest
 
 import (

@@ -366,7 +366,8 @@ func (b *Bus) Publish(ctx context.Context, topic string, msg *bus.Message) error
 // A broker that is away is waited for (kafka-go rejoins the group by
 // itself; Consume sets the member up again with backoff if it has to).
 // Consume returns only when ctx is cancelled (nil), the topic is invalid
-// ([bus.ErrBadTopic]) or the bus was closed ([bus.ErrClosed]).
+// ([bus.ErrBadTopic]), the group name is one Kafka refuses, or the bus was
+// closed ([bus.ErrClosed]).
 func (b *Bus) Consume(ctx context.Context, topic, group string, h bus.Handler) error {
 	name, err := b.topicName(topic)
 	if err != nil {
