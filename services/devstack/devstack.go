@@ -18,6 +18,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lethe-dev/lethe/pkg/bus"
+	"github.com/lethe-dev/lethe/pkg/bus/busurl"
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
 	"github.com/lethe-dev/lethe/pkg/connector"
 	"github.com/lethe-dev/lethe/pkg/proof"
@@ -26,6 +28,7 @@ import (
 	"github.com/lethe-dev/lethe/services/billing"
 	"github.com/lethe-dev/lethe/services/emailanalytics"
 	"github.com/lethe-dev/lethe/services/orchestrator"
+	"github.com/lethe-dev/lethe/services/orchestrator/store"
 	"github.com/lethe-dev/lethe/services/recordings"
 	"github.com/lethe-dev/lethe/services/subprocessors"
 	"github.com/lethe-dev/lethe/services/subprocessors/standin"
@@ -42,6 +45,14 @@ type Config struct {
 	People         int    // demo people to seed
 	// Without lists connectors not to start (StartConnector starts them later).
 	Without []string
+	// BusURL, when set, is an external bus (nats:// or kafka://) used
+	// instead of the embedded NATS server; BusPrefix keeps this stack's
+	// topics apart on a shared broker.
+	BusURL    string
+	BusPrefix string
+	// StoreURL, when set, is the orchestrator's store (postgres://...)
+	// instead of SQLite under DataDir.
+	StoreURL string
 	// Orchestrator tunes retries; zero values take the orchestrator's defaults.
 	Orchestrator orchestrator.Config
 	Logger       *slog.Logger
@@ -89,8 +100,7 @@ type Stack struct {
 	Vendors        *standin.Server
 
 	ctx     context.Context
-	nats    *natsbus.Embedded
-	bus     *natsbus.Bus
+	bus     bus.Bus
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	errs    []error
@@ -109,12 +119,16 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}()
 	log := cfg.Logger
 
-	if s.nats, err = natsbus.StartEmbedded(filepath.Join(cfg.DataDir, "nats"), cfg.NATSHost, cfg.NATSPort); err != nil {
-		return nil, err
+	s.NATSURL = cfg.BusURL
+	if s.NATSURL == "" {
+		srv, err := natsbus.StartEmbedded(filepath.Join(cfg.DataDir, "nats"), cfg.NATSHost, cfg.NATSPort)
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, srv.Shutdown)
+		s.NATSURL = srv.URL()
 	}
-	s.closers = append(s.closers, s.nats.Shutdown)
-	s.NATSURL = s.nats.URL()
-	if s.bus, err = natsbus.Connect(ctx, s.NATSURL, natsbus.Config{Name: "lethe-dev", Logger: cfg.Logger}); err != nil {
+	if s.bus, err = busurl.Dial(ctx, s.NATSURL, busurl.Options{Name: "lethe-dev", Prefix: cfg.BusPrefix, Logger: cfg.Logger}); err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { s.bus.Close() })
@@ -145,6 +159,14 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	oc := cfg.Orchestrator
 	oc.Listen, oc.DataDir, oc.Bus, oc.HashKey = cfg.Listen, filepath.Join(cfg.DataDir, "orchestrator"), s.bus, key
+	if cfg.StoreURL != "" {
+		st, err := store.Open(ctx, cfg.StoreURL)
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, func() { st.Close() })
+		oc.Store = st
+	}
 	oc.Logger, oc.Registerer = log.With("service", "orchestrator"), cfg.Registry
 	o, err := orchestrator.New(oc)
 	if err != nil {

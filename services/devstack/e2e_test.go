@@ -9,15 +9,20 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/lethe-dev/lethe/pkg/leaktest"
 	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/pkg/sqlitedb"
 	"github.com/lethe-dev/lethe/services/orchestrator"
+	"github.com/lethe-dev/lethe/services/orchestrator/store/storetest"
 )
 
 type harness struct {
@@ -29,15 +34,19 @@ type harness struct {
 
 // start runs the whole stack in this process on free ports, seeded with 30
 // people, with quick retries.
-func start(t *testing.T, without ...string) *harness {
+func start(t *testing.T, opts ...func(*Config)) *harness {
 	t.Helper()
 	h := &harness{t: t, logs: &leaktest.Capture{}, dir: t.TempDir()}
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := Start(ctx, Config{
-		DataDir: h.dir, Listen: "127.0.0.1:0", NATSPort: -1, AccountsListen: "127.0.0.1:0", People: 30, Without: without,
+	cfg := Config{
+		DataDir: h.dir, Listen: "127.0.0.1:0", NATSPort: -1, AccountsListen: "127.0.0.1:0", People: 30,
 		Orchestrator: orchestrator.Config{RetryInitial: 300 * time.Millisecond, RetryMax: time.Second, ScanInterval: 50 * time.Millisecond},
 		Logger:       h.logs.Logger(),
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s, err := Start(ctx, cfg)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -175,8 +184,9 @@ func column[T any](db *sql.DB, q string) ([]T, error) {
 	return out, rows.Err()
 }
 
-func TestErasureEndToEnd(t *testing.T) {
-	h := start(t)
+func TestErasureEndToEnd(t *testing.T) { matrix(t, erasureEndToEnd) }
+
+func erasureEndToEnd(t *testing.T, h *harness) {
 	email, userID := "person-0003@example.com", "user-0003"
 	before := h.rowsMentioning(email)
 	if len(before) < 4 {
@@ -234,8 +244,9 @@ func countFiles(t *testing.T, dir string) int {
 	return n
 }
 
-func TestExportEndToEnd(t *testing.T) {
-	h := start(t)
+func TestExportEndToEnd(t *testing.T) { matrix(t, exportEndToEnd) }
+
+func exportEndToEnd(t *testing.T, h *harness) {
 	email := "person-0004@example.com"
 	_, out := h.call("POST", h.s.API+"/v1/requests", `{"type":"export","tenant":"demo","subject":{"email":"`+email+`","user_id":"user-0004"},"verified":true}`)
 	id := out["id"].(string)
@@ -296,7 +307,7 @@ func TestAccountDeletionEndToEnd(t *testing.T) {
 // A connector that is down when the request comes is waited for and
 // retried; once it starts, the request completes.
 func TestConnectorDownEndToEnd(t *testing.T) {
-	h := start(t, "recordings")
+	h := start(t, func(c *Config) { c.Without = []string{"recordings"} })
 	_, out := h.call("POST", h.s.API+"/v1/requests", `{"type":"erasure","tenant":"demo","subject":{"email":"person-0006@example.com"},"verified":true}`)
 	id := out["id"].(string)
 	time.Sleep(800 * time.Millisecond)
@@ -368,4 +379,48 @@ func (h *harness) get(url string) []byte {
 		h.t.Fatalf("GET %s = %d %s", url, resp.StatusCode, b)
 	}
 	return b
+}
+
+// matrix runs an end-to-end test on every pair of engines: {NATS embedded,
+// NATS external, Kafka (franz-go's kfake, spoken to by kafka-go)} x {SQLite,
+// PostgreSQL}. A cell whose engine this machine lacks is skipped, saying
+// why.
+func matrix(t *testing.T, test func(*testing.T, *harness)) {
+	buses := []struct {
+		name string
+		url  func(t *testing.T) string
+	}{
+		{"nats-embedded", func(*testing.T) string { return "" }},
+		{"nats-external", func(t *testing.T) string {
+			u := os.Getenv("LETHE_TEST_NATS_URL")
+			if u == "" {
+				t.Skip("LETHE_TEST_NATS_URL is not set: no external NATS server")
+			}
+			return u
+		}},
+		{"kafka-kfake", func(t *testing.T) string {
+			c, err := kfake.NewCluster(kfake.NumBrokers(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.Close)
+			return "kafka://" + strings.Join(c.ListenAddrs(), ",")
+		}},
+	}
+	stores := []struct {
+		name string
+		url  func(t *testing.T) string
+	}{
+		{"sqlite", func(*testing.T) string { return "" }},
+		{"postgres", func(t *testing.T) string { return storetest.PostgresDSN(t) }},
+	}
+	for _, b := range buses {
+		for _, st := range stores {
+			t.Run(b.name+"/"+st.name, func(t *testing.T) {
+				busURL, storeURL := b.url(t), st.url(t)
+				prefix := "e2e" + strconv.FormatInt(time.Now().UnixNano(), 36)
+				test(t, start(t, func(c *Config) { c.BusURL, c.BusPrefix, c.StoreURL = busURL, prefix, storeURL }))
+			})
+		}
+	}
 }

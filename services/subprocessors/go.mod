@@ -4,7 +4,11 @@ go 1.26.8
 
 require github.com/lethe-dev/lethe/pkg v0.0.0
 
-require golang.org/x/mod v0.42.0 // indirect
+require (
+	github.com/pierrec/lz4/v4 v4.1.33 // indirect
+	github.com/segmentio/kafka-go v0.4.51 // indirect
+	golang.org/x/mod v0.42.0 // indirect
+)
 
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
