@@ -1,0 +1,144 @@
+package orchestrator
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver, to look at the shared store
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lethe-dev/lethe/pkg/events"
+	"github.com/lethe-dev/lethe/services/orchestrator/store"
+	"github.com/lethe-dev/lethe/services/orchestrator/store/storetest"
+)
+
+// replica is one more orchestrator on the env's shared store.
+type replica struct {
+	api  string
+	reg  *prometheus.Registry
+	stop func()
+}
+
+func (e *env) replica(dsn string) *replica {
+	e.t.Helper()
+	st, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cfg := e.cfg
+	cfg.Store, cfg.Bus, cfg.Logger = st, e.bus("orchestrator"), e.logger()
+	r := &replica{reg: prometheus.NewRegistry()}
+	cfg.Registerer = r.reg
+	o, err := New(cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	r.api = "http://" + o.Addr()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- o.Run(ctx) }()
+	var once sync.Once
+	r.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				e.t.Errorf("replica: %v", err)
+			}
+			st.Close()
+		})
+	}
+	e.t.Cleanup(r.stop)
+	return r
+}
+
+// Three orchestrators share one PostgreSQL: every request is fulfilled
+// once, with one effect per task and one certificate, although one replica
+// is stopped in the middle of the work.
+func TestReplicasShareOnePostgres(t *testing.T) {
+	dsn := storetest.PostgresDSN(t)
+	e := newEnv(t, nil)
+	e.shutdown() // the env's own SQLite orchestrator is not part of this
+	replicas := []*replica{e.replica(dsn), e.replica(dsn), e.replica(dsn)}
+	alpha, beta := &toySystem{}, &toySystem{}
+	e.connect("alpha", alpha)
+	e.connect("beta", beta)
+
+	const n = 60
+	ids := make([]string, n)
+	for i := range ids {
+		r := replicas[i%len(replicas)]
+		if i > n/2 {
+			r = replicas[1+i%2] // the first one has stopped
+		}
+		req, _ := http.NewRequest("POST", r.api+"/v1/requests", strings.NewReader(erasure(true)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out struct{ ID string }
+		decode(t, resp, &out)
+		ids[i] = out.ID
+		if i == n/2 {
+			replicas[0].stop() // mid-work: its relay, scanner and consumers stop
+		}
+	}
+	e.api = replicas[1].api
+	for _, id := range ids {
+		e.waitState(id, "fulfilled")
+		for _, sys := range []*toySystem{alpha, beta} {
+			if got := sys.effectCount(events.TaskID(id, "alpha")) + sys.effectCount(events.TaskID(id, "beta")); got != 1 {
+				t.Fatalf("request %s: %d effects in one system", id, got)
+			}
+		}
+		if _, err := e.certificate(id); err != nil {
+			t.Fatalf("request %s: %v", id, err)
+		}
+	}
+
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var certs, ended, entries, maxIndex int
+	if err := db.QueryRow(`SELECT count(*) FROM certificates`).Scan(&certs); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow(`SELECT count(*) FROM log_entries WHERE convert_from(data, 'UTF8') LIKE '%"event":"fulfilled"%'`).Scan(&ended); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow(`SELECT count(*), max(idx) FROM log_entries`).Scan(&entries, &maxIndex); err != nil {
+		t.Fatal(err)
+	}
+	if certs != n || ended != n {
+		t.Fatalf("%d certificates and %d fulfilments logged for %d requests", certs, ended, n)
+	}
+	if maxIndex != entries-1 {
+		t.Fatalf("the log's indexes are not dense: %d entries, highest index %d", entries, maxIndex)
+	}
+	accepted := 0.0
+	for _, r := range replicas {
+		accepted += counter(t, r.reg, "lethe_orchestrator_receipts_accepted_total", nil)
+	}
+	if accepted != 2*n {
+		t.Fatalf("%v receipts recorded for %d tasks", accepted, 2*n)
+	}
+	t.Logf("%d requests over %d replicas (one stopped mid-work): %d certificates, %d log entries", n, len(replicas), certs, entries)
+}
+
+func decode(t *testing.T, resp *http.Response, v any) {
+	t.Helper()
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
