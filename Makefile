@@ -8,7 +8,7 @@ BINS    := ./services/devstack/cmd/lethe-dev ./services/lethectl ./services/orch
            ./services/accounts/cmd/accounts ./services/billing/cmd/billing ./services/emailanalytics/cmd/emailanalytics \
            ./services/recordings/cmd/recordings ./services/subprocessors/cmd/subprocessors ./services/subprocessors/cmd/vendor-standin
 
-.PHONY: run build test fmt vet modules proto tidy clean
+.PHONY: run build test bench fmt vet modules proto tidy clean
 
 ## run: build, seed and start the whole pipeline in one process (Ctrl-C stops it)
 run: build
@@ -23,6 +23,11 @@ build:
 ## (a line per package, why each skipped test skipped, failures in full, a closing count)
 test: fmt modules vet
 	set -o pipefail; $(GO) test -race -count=1 -timeout 10m -json $(PKGS) | GOWORK=off $(GO) run scripts/testsummary/main.go
+
+## bench: the store at scale: 1,000,000 requests in SQLite (and PostgreSQL when
+## LETHE_TEST_POSTGRES_DSN is set), the orchestrator's frequent queries, bytes per request
+bench:
+	cd services/orchestrator && $(GO) test -run '^$$' -bench Store -benchtime 200x -timeout 60m ./store/
 
 fmt:
 	@out=$$(gofmt -l pkg services); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
