@@ -269,10 +269,7 @@ func (o *Orchestrator) recordReceipt(ctx context.Context, rc *lethev1.Receipt, r
 			verdict, reason = "ignored", "stale"
 			return nil
 		}
-		// A success is taken even after the task was dead-lettered: the
-		// system did the work late (after a broker outage, say), and the
-		// request can still be fulfilled.
-		if rc.GetOutcome() == lethev1.Outcome_OUTCOME_FAILED {
+		if failed {
 			o.m.failed.WithLabelValues(k.System).Inc()
 			if rc.GetRetryable() && k.Attempts < o.cfg.MaxAttempts {
 				verdict = "retrying"
@@ -285,6 +282,9 @@ func (o *Orchestrator) recordReceipt(ctx context.Context, rc *lethev1.Receipt, r
 			verdict, wake = "dead_letter", true
 			return o.deadLetter(tx, r, k, "failed: "+rc.GetDetail(), now)
 		}
+		// A success is taken even after the task was dead-lettered: the
+		// system did the work late (after a broker outage, say), and the
+		// request can still be fulfilled.
 		verdict = "accepted"
 		k.State = store.TaskAnswered
 		k.Outcome = outcomeName(rc.GetOutcome())
