@@ -90,7 +90,10 @@ func (o *Orchestrator) Submit(ctx context.Context, nr NewRequest) (r *store.Requ
 		CreatedAt:     now,
 		UpdatedAt:     now,
 	}
-	err = o.store.Tx(ctx, func(tx store.Tx) error {
+	fresh := *r
+	submit := func(tx store.Tx) error {
+		f := fresh // a retried transaction starts from the request as it came
+		r, created = &f, false
 		if nr.SourceRef != "" {
 			prev, err := tx.RequestBySourceRef(nr.SourceRef)
 			if err == nil {
@@ -119,7 +122,13 @@ func (o *Orchestrator) Submit(ctx context.Context, nr NewRequest) (r *store.Requ
 			return o.open(tx, r, now)
 		}
 		return nil
-	})
+	}
+	err = o.store.Tx(ctx, submit)
+	if errors.Is(err, store.ErrDuplicate) && nr.SourceRef != "" {
+		// Another replica stored the same event's request meanwhile: the
+		// second look finds it.
+		err = o.store.Tx(ctx, submit)
+	}
 	if err != nil {
 		return nil, false, fmt.Errorf("submit: %w", err)
 	}
