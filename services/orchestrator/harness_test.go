@@ -93,7 +93,7 @@ func (e *env) natsDown() int {
 func (e *env) logger() *slog.Logger { return e.logs.Logger() }
 
 func (e *env) bus(name string) *natsbus.Bus {
-	b, err := natsbus.Connect(context.Background(), e.natsURL, natsbus.Config{Name: name, RetryDelay: 50 * time.Millisecond, Logger: e.logger()})
+	b, err := natsbus.Connect(context.Background(), e.natsURL, natsbus.Config{Name: name, RetryDelay: 50 * time.Millisecond, AckWait: 2 * time.Second, Logger: e.logger()})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver, to look at the shared store
 
@@ -62,7 +63,9 @@ func (e *env) replica(dsn string) *replica {
 // is stopped in the middle of the work.
 func TestReplicasShareOnePostgres(t *testing.T) {
 	dsn := storetest.PostgresDSN(t)
-	e := newEnv(t, nil)
+	// Waits long enough for a loaded machine: this test is about nothing
+	// lost and nothing done twice, not about dead letters.
+	e := newEnv(t, func(c *Config) { c.MaxAttempts, c.RetryInitial, c.RetryMax = 8, time.Second, 4*time.Second })
 	e.shutdown() // the env's own SQLite orchestrator is not part of this
 	replicas := []*replica{e.replica(dsn), e.replica(dsn), e.replica(dsn)}
 	alpha, beta := &toySystem{}, &toySystem{}
