@@ -8,7 +8,7 @@ BINS    := ./services/devstack/cmd/lethe-dev ./services/lethectl ./services/orch
            ./services/accounts/cmd/accounts ./services/billing/cmd/billing ./services/emailanalytics/cmd/emailanalytics \
            ./services/recordings/cmd/recordings ./services/subprocessors/cmd/subprocessors ./services/subprocessors/cmd/vendor-standin
 
-.PHONY: run build test bench fmt vet modules proto tidy clean
+.PHONY: run build test bench fmt vet modules rules proto tidy clean
 
 ## run: build, seed and start the whole pipeline in one process (Ctrl-C stops it)
 run: build
@@ -19,9 +19,9 @@ build:
 	@mkdir -p bin
 	$(GO) build -o bin/ $(BINS)
 
-## test: gofmt, each module built on its own, go vet, and go test -race over every module
-## (a line per package, why each skipped test skipped, failures in full, a closing count)
-test: fmt modules vet
+## test: gofmt, each module built on its own, go vet, the alert rules' tests, and go test -race
+## over every module (a line per package, why each skipped test skipped, failures in full, a closing count)
+test: fmt modules vet rules
 	set -o pipefail; $(GO) test -race -count=1 -timeout 10m -json $(PKGS) | GOWORK=off $(GO) run scripts/testsummary/main.go
 
 ## bench: the store at scale: 1,000,000 requests in SQLite (and PostgreSQL when
@@ -34,6 +34,15 @@ fmt:
 
 vet:
 	$(GO) vet $(PKGS)
+
+## rules: promtool check and test of deployments/prometheus/lethe.rules.yml (skips without promtool)
+rules:
+	@if command -v promtool >/dev/null; then \
+		promtool check rules deployments/prometheus/lethe.rules.yml && \
+		promtool test rules deployments/prometheus/tests/*.yml; \
+	else \
+		echo "SKIP promtool rule tests: promtool not installed (apt-get install prometheus)"; \
+	fi
 
 # A module that builds only inside the workspace hides a missing require or replace.
 modules:
