@@ -26,9 +26,12 @@ type metrics struct {
 	published     *prometheus.CounterVec
 	publishErrors prometheus.Counter
 	http          *prometheus.CounterVec
+	lastReceipt   *prometheus.GaugeVec
+	completion    *prometheus.HistogramVec
+	ended         *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer, st store.Store, systems []string) *metrics {
+func newMetrics(reg prometheus.Registerer, st store.Store, systems []string, now func() time.Time) *metrics {
 	f := promauto.With(reg)
 	m := &metrics{
 		created: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_requests_created_total",
@@ -51,6 +54,23 @@ func newMetrics(reg prometheus.Registerer, st store.Store, systems []string) *me
 			Help: "Failed attempts to publish an outbox message (retried)."}),
 		http: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_api_http_requests_total",
 			Help: "HTTP API requests, by route and status code."}, []string{"route", "code"}),
+		lastReceipt: f.NewGaugeVec(prometheus.GaugeOpts{Name: "lethe_orchestrator_last_receipt_timestamp_seconds",
+			Help: "When the last receipt of each system was accepted (the orchestrator's start until the first)."}, []string{"system"}),
+		completion: f.NewHistogramVec(prometheus.HistogramOpts{Name: "lethe_orchestrator_task_completion_seconds",
+			Help:    "Time from a request's receipt to a system's answer.",
+			Buckets: []float64{60, 600, 3600, 6 * 3600, 86400, 3 * 86400, 7 * 86400, 14 * 86400, 31 * 86400, 92 * 86400}}, []string{"system"}),
+		ended: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_requests_ended_total",
+			Help: "Requests ended, by type and result: within_objective (fulfilled within the objective duration), late, failed."}, []string{"type", "result"}),
+	}
+	start := float64(now().Unix())
+	for _, s := range systems {
+		m.lastReceipt.WithLabelValues(s).Set(start)
+		m.completion.WithLabelValues(s)
+	}
+	for _, t := range []string{TypeErasure, TypeExport} {
+		for _, r := range []string{"within_objective", "late", "failed"} {
+			m.ended.WithLabelValues(t, r)
+		}
 	}
 	for _, s := range systems {
 		m.retries.WithLabelValues(s)
@@ -63,7 +83,7 @@ func newMetrics(reg prometheus.Registerer, st store.Store, systems []string) *me
 	for _, r := range []string{"duplicate", "stale"} {
 		m.ignored.WithLabelValues(r)
 	}
-	reg.MustRegister(&storeCollector{store: st})
+	reg.MustRegister(&storeCollector{store: st, systems: systems, now: now})
 	m.gatherer = prometheus.DefaultGatherer
 	if g, ok := reg.(prometheus.Gatherer); ok {
 		m.gatherer = g
@@ -90,21 +110,44 @@ func (r *statusRecorder) WriteHeader(code int) {
 }
 
 // storeCollector reads gauges from the store at scrape time, so they are
-// right after a restart and agree between replicas.
-type storeCollector struct{ store store.Store }
+// right after a restart and agree between replicas (aggregate them with
+// max, not sum).
+type storeCollector struct {
+	store   store.Store
+	systems []string
+	now     func() time.Time
+}
 
 var (
 	requestsDesc = prometheus.NewDesc("lethe_orchestrator_requests", "Requests by state and type.", []string{"state", "type"}, nil)
 	outboxDesc   = prometheus.NewDesc("lethe_outbox_depth_messages", "Outbox messages not yet published.", nil, nil)
 	outboxAge    = prometheus.NewDesc("lethe_outbox_oldest_unpublished_age_seconds", "Age of the oldest unpublished outbox message (0 when empty).", nil, nil)
 	storeUp      = prometheus.NewDesc("lethe_orchestrator_store_up", "1 if the store answered the last scrape.", nil, nil)
+	openDesc     = prometheus.NewDesc("lethe_orchestrator_open_requests",
+		"Requests not yet ended, by time left to their deadline: overdue, lt_3d, lt_7d, lt_14d, later.", []string{"bucket"}, nil)
+	earliestOpen = prometheus.NewDesc("lethe_orchestrator_earliest_open_deadline_timestamp_seconds",
+		"The nearest deadline of a request not yet ended (0 when none is open).", []string{"tenant_class"}, nil)
+	pendingDesc = prometheus.NewDesc("lethe_orchestrator_pending_tasks",
+		"Tasks sent to a system and not yet answered.", []string{"system"}, nil)
+	earliestPending = prometheus.NewDesc("lethe_orchestrator_earliest_pending_deadline_timestamp_seconds",
+		"The nearest deadline among a system's unanswered tasks (0 when none).", []string{"system"}, nil)
 )
+
+// deadlineBuckets are the time-left buckets of lethe_orchestrator_open_requests.
+var deadlineBuckets = []struct {
+	name string
+	left time.Duration
+}{{"overdue", 0}, {"lt_3d", 3 * 24 * time.Hour}, {"lt_7d", 7 * 24 * time.Hour}, {"lt_14d", 14 * 24 * time.Hour}}
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- requestsDesc
 	ch <- outboxDesc
 	ch <- outboxAge
 	ch <- storeUp
+	ch <- openDesc
+	ch <- earliestOpen
+	ch <- pendingDesc
+	ch <- earliestPending
 }
 
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -127,4 +170,33 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		age = time.Since(st.OldestUnpublished).Seconds()
 	}
 	ch <- prometheus.MustNewConstMetric(outboxAge, prometheus.GaugeValue, age)
+
+	now := c.now()
+	bounds := make([]time.Time, len(deadlineBuckets))
+	for i, b := range deadlineBuckets {
+		bounds[i] = now.Add(b.left)
+	}
+	p, err := c.store.Pressure(ctx, bounds)
+	if err != nil {
+		return
+	}
+	prev := 0
+	for i, b := range deadlineBuckets {
+		ch <- prometheus.MustNewConstMetric(openDesc, prometheus.GaugeValue, float64(p.OpenBefore[i]-prev), b.name)
+		prev = p.OpenBefore[i]
+	}
+	ch <- prometheus.MustNewConstMetric(openDesc, prometheus.GaugeValue, float64(p.Open-prev), "later")
+	ch <- prometheus.MustNewConstMetric(earliestOpen, prometheus.GaugeValue, unixOrZero(p.EarliestOpen), "default")
+	for _, s := range c.systems {
+		pt := p.Pending[s]
+		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(pt.Count), s)
+		ch <- prometheus.MustNewConstMetric(earliestPending, prometheus.GaugeValue, unixOrZero(pt.EarliestDeadline), s)
+	}
+}
+
+func unixOrZero(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return float64(t.Unix())
 }

@@ -49,6 +49,9 @@ type Config struct {
 	RetryMax     time.Duration
 	// ScanInterval is how often due retries are looked for.
 	ScanInterval time.Duration
+	// Objective is how soon a request should be fulfilled, for the SLO
+	// metric lethe_orchestrator_requests_ended_total{result}. Default 7 days.
+	Objective time.Duration
 	// HashKey keys the hash that replaces subject identifiers once a
 	// request has ended.
 	HashKey []byte
@@ -86,6 +89,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ScanInterval == 0 {
 		c.ScanInterval = time.Second
+	}
+	if c.Objective == 0 {
+		c.Objective = 7 * 24 * time.Hour
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -167,7 +173,7 @@ func New(cfg Config) (*Orchestrator, error) {
 		return nil, fmt.Errorf("orchestrator: listen: %w", err)
 	}
 	o.ln = ln
-	o.m = newMetrics(cfg.Registerer, o.store, cfg.Systems)
+	o.m = newMetrics(cfg.Registerer, o.store, cfg.Systems, cfg.Now)
 	return o, nil
 }
 

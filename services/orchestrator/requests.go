@@ -247,6 +247,7 @@ func (o *Orchestrator) recordReceipt(ctx context.Context, rc *lethev1.Receipt, r
 	now := o.now()
 	var verdict, reason string
 	var wake bool
+	var received *time.Time // of the request a receipt was accepted for
 	err := o.store.Tx(ctx, func(tx store.Tx) error {
 		verdict, reason, wake = "", "", false
 		k, err := tx.Task(rc.GetTaskId())
@@ -321,7 +322,7 @@ func (o *Orchestrator) recordReceipt(ctx context.Context, rc *lethev1.Receipt, r
 			Attempt: int(rc.GetAttempt()), Outcome: k.Outcome, ReceiptHash: fmt.Sprintf("%x", h)}); err != nil {
 			return err
 		}
-		wake = true
+		wake, received = true, &r.ReceivedAt
 		return o.complete(tx, r, now)
 	})
 	if err != nil {
@@ -337,6 +338,10 @@ func (o *Orchestrator) recordReceipt(ctx context.Context, rc *lethev1.Receipt, r
 		log.Debug("receipt ignored", "reason", reason)
 	case "accepted":
 		o.m.receipts.WithLabelValues(rc.GetSystem(), outcomeName(rc.GetOutcome())).Inc()
+		o.m.lastReceipt.WithLabelValues(rc.GetSystem()).Set(float64(now.Unix()))
+		if received != nil {
+			o.m.completion.WithLabelValues(rc.GetSystem()).Observe(rc.GetConnectorTime().AsTime().Sub(*received).Seconds())
+		}
 		log.Info("receipt accepted")
 	default:
 		log.Warn("system failed the task", "verdict", verdict)
@@ -396,10 +401,14 @@ func (o *Orchestrator) complete(tx store.Tx, r *store.Request, now time.Time) er
 	if err := tx.ForgetTasks(r.ID); err != nil {
 		return err
 	}
-	event := proof.EventFulfilled
-	if state == store.StateFailed {
-		event = proof.EventFailed
+	event, result := proof.EventFulfilled, "within_objective"
+	switch {
+	case state == store.StateFailed:
+		event, result = proof.EventFailed, "failed"
+	case now.Sub(r.ReceivedAt) > o.cfg.Objective:
+		result = "late"
 	}
+	o.m.ended.WithLabelValues(r.Type, result).Inc()
 	if err := o.record(tx, proof.Entry{RequestID: r.ID, Event: event, At: now}); err != nil {
 		return err
 	}

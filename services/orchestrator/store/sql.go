@@ -548,6 +548,42 @@ func decodeCursor(c string) (int64, string, error) {
 	return n, id, nil
 }
 
+// Pressure implements [Store]: an index range over the requests not yet
+// ended, and over the tasks waiting for an answer (the partial tasks_due
+// index), so it costs the same whatever the number of ended requests.
+func (s *sqlStore) Pressure(ctx context.Context, bounds []time.Time) (Pressure, error) {
+	p := Pressure{OpenBefore: make([]int, len(bounds)), Pending: map[string]PendingTasks{}}
+	var earliest sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, s.d.q(`SELECT count(*), min(deadline) FROM requests WHERE state IN (?, ?)`),
+		StatePendingVerification, StateOpen).Scan(&p.Open, &earliest); err != nil {
+		return p, fmt.Errorf("pressure: %w", err)
+	}
+	p.EarliestOpen = fromMS(earliest)
+	for i, b := range bounds {
+		if err := s.db.QueryRowContext(ctx, s.d.q(`SELECT count(*) FROM requests WHERE state IN (?, ?) AND deadline < ?`),
+			StatePendingVerification, StateOpen, b.UnixMilli()).Scan(&p.OpenBefore[i]); err != nil {
+			return p, fmt.Errorf("pressure: %w", err)
+		}
+	}
+	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT t.system, count(*), min(r.deadline) FROM tasks t JOIN requests r ON r.id = t.request_id
+		WHERE t.state IN ('published', 'retrying') GROUP BY t.system`))
+	if err != nil {
+		return p, fmt.Errorf("pressure: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var system string
+		var pt PendingTasks
+		var dl sql.NullInt64
+		if err := rows.Scan(&system, &pt.Count, &dl); err != nil {
+			return p, fmt.Errorf("pressure: %w", err)
+		}
+		pt.EarliestDeadline = fromMS(dl)
+		p.Pending[system] = pt
+	}
+	return p, rows.Err()
+}
+
 // CountOverdue implements [Store]: an index range over the requests not
 // yet ended whose deadline has passed.
 func (s *sqlStore) CountOverdue(ctx context.Context, now time.Time) (int, error) {

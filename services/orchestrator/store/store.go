@@ -182,6 +182,10 @@ type Store interface {
 	// List returns a page of requests and the cursor of the next page
 	// ("" for the last); ErrBadCursor for a cursor it did not make.
 	List(ctx context.Context, q ListQuery) ([]*Request, string, error)
+	// Pressure reads what the deadline metrics show: the requests not yet
+	// ended counted against deadline bounds, the earliest of their
+	// deadlines, and per system the tasks waiting for an answer.
+	Pressure(ctx context.Context, bounds []time.Time) (Pressure, error)
 	// CountOverdue counts the requests not yet ended (pending
 	// verification or open) whose deadline is before now.
 	CountOverdue(ctx context.Context, now time.Time) (int, error)
@@ -202,4 +206,23 @@ type Store interface {
 	Certificate(ctx context.Context, requestID string) ([]byte, error)
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// Pressure is the state of the deadlines, for the metrics.
+type Pressure struct {
+	// OpenBefore[i] counts the requests not yet ended whose deadline is
+	// before the i-th bound.
+	OpenBefore []int
+	Open       int
+	// EarliestOpen is the nearest deadline of a request not yet ended
+	// (zero when there is none).
+	EarliestOpen time.Time
+	// Pending is, per system, the tasks sent and not yet answered.
+	Pending map[string]PendingTasks
+}
+
+// PendingTasks are one system's tasks waiting for an answer.
+type PendingTasks struct {
+	Count            int
+	EarliestDeadline time.Time
 }

@@ -1,0 +1,106 @@
+package orchestrator
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/lethe-dev/lethe/pkg/deadline"
+)
+
+// The deadline gauges count the requests not yet ended by time left, and
+// the tasks each system has not answered.
+func TestDeadlineMetrics(t *testing.T) {
+	e := newEnv(t, nil)
+	now := time.Now().UTC()
+	want := map[string]float64{"overdue": 0, "lt_3d": 0, "lt_7d": 0, "lt_14d": 0, "later": 0}
+	for _, daysAgo := range []int{40, 29, 25, 20, 5, 5} {
+		received := now.AddDate(0, 0, -daysAgo).Truncate(time.Second)
+		e.submit(fmt.Sprintf(`{"type":"erasure","tenant":"demo","subject":{"email":"a@example.com"},"received_at":%q,"verified":%v}`,
+			received.Format(time.RFC3339), daysAgo == 40))
+		switch left := deadline.OneMonth(received).Sub(now); {
+		case left < 0:
+			want["overdue"]++
+		case left < 3*24*time.Hour:
+			want["lt_3d"]++
+		case left < 7*24*time.Hour:
+			want["lt_7d"]++
+		case left < 14*24*time.Hour:
+			want["lt_14d"]++
+		default:
+			want["later"]++
+		}
+	}
+	if want["overdue"] != 1 || want["later"] != 2 {
+		t.Fatalf("the fixture's buckets are off: %v", want)
+	}
+	for bucket, n := range want {
+		if got := counter(t, e.reg, "lethe_orchestrator_open_requests", map[string]string{"bucket": bucket}); got != n {
+			t.Errorf("open requests %s = %v, want %v", bucket, got, n)
+		}
+	}
+	earliest := counter(t, e.reg, "lethe_orchestrator_earliest_open_deadline_timestamp_seconds", nil)
+	if math.Abs(earliest-float64(now.AddDate(0, 0, -9).Unix())) > 3*86400 {
+		t.Errorf("earliest open deadline %v is not about 9 days ago", time.Unix(int64(earliest), 0))
+	}
+	// Only the verified request has sent its tasks; no connector answers them.
+	for _, sys := range testSystems {
+		if got := counter(t, e.reg, "lethe_orchestrator_pending_tasks", map[string]string{"system": sys}); got != 1 {
+			t.Errorf("pending tasks of %s = %v, want 1", sys, got)
+		}
+		if got := counter(t, e.reg, "lethe_orchestrator_earliest_pending_deadline_timestamp_seconds", map[string]string{"system": sys}); got == 0 || got > float64(now.Unix()) {
+			t.Errorf("earliest pending deadline of %s = %v, want an overdue one", sys, got)
+		}
+	}
+}
+
+// An ended request counts toward the objective, and its answers toward
+// the systems' completion times.
+func TestObjectiveMetrics(t *testing.T) {
+	e := newEnv(t, nil)
+	e.connect("alpha", &toySystem{})
+	e.connect("beta", &toySystem{})
+	e.waitState(e.submit(erasure(true)), "fulfilled")
+	late := time.Now().UTC().AddDate(0, 0, -10).Format(time.RFC3339)
+	e.waitState(e.submit(fmt.Sprintf(`{"type":"erasure","tenant":"demo","subject":{"email":"b@example.com"},"received_at":%q,"verified":true}`, late)), "fulfilled")
+	for result, n := range map[string]float64{"within_objective": 1, "late": 1, "failed": 0} {
+		if got := counter(t, e.reg, "lethe_orchestrator_requests_ended_total", map[string]string{"type": "erasure", "result": result}); got != n {
+			t.Errorf("ended %s = %v, want %v", result, got, n)
+		}
+	}
+	mfs, _ := e.reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() != "lethe_orchestrator_task_completion_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if c := m.GetHistogram().GetSampleCount(); c != 2 {
+				t.Errorf("%v: %d completions observed, want 2", m.GetLabel(), c)
+			}
+		}
+	}
+	if last := counter(t, e.reg, "lethe_orchestrator_last_receipt_timestamp_seconds", map[string]string{"system": "alpha"}); time.Since(time.Unix(int64(last), 0)) > time.Minute {
+		t.Errorf("last receipt of alpha at %v", time.Unix(int64(last), 0))
+	}
+}
+
+// `promtool check metrics` on a live /metrics reports nothing.
+func TestPromtoolCheckMetrics(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not installed (apt-get install prometheus): metrics lint not run")
+	}
+	e := newEnv(t, nil)
+	e.connect("alpha", &toySystem{})
+	e.connect("beta", &toySystem{})
+	e.waitState(e.submit(erasure(true)), "fulfilled")
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(e.raw("GET", "/metrics"))
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
