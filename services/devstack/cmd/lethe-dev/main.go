@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/lethe-dev/lethe/services/devstack"
@@ -21,7 +22,11 @@ func main() {
 	flag.IntVar(&cfg.NATSPort, "nats-port", 4223, "port of the embedded NATS server, for connectors run as separate binaries")
 	flag.StringVar(&cfg.AccountsListen, "accounts-listen", "127.0.0.1:8081", "admin API of the demo accounts app")
 	flag.IntVar(&cfg.People, "people", 300, "demo people to seed")
+	without := flag.String("without", "", "comma-separated connectors not to start (a system that is down, for demos of retries and alerts)")
 	flag.Parse()
+	if *without != "" {
+		cfg.Without = strings.Split(*without, ",")
+	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
