@@ -376,31 +376,14 @@ func (b *Bus) Consume(ctx context.Context, topic, group string, h bus.Handler) e
 	if group == "" || !validName(group) {
 		return fmt.Errorf("kafkabus: group %q must be letters, digits, '.', '-' and '_'", group)
 	}
-	retry := backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(100*time.Millisecond),
-		backoff.WithMaxInterval(5*time.Second),
-		backoff.WithMaxElapsedTime(0))
-	for {
-		handled, err := b.consume(ctx, name, b.cfg.Prefix+"."+group+"."+topic, h)
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case b.isClosed():
+	groupID := b.cfg.Prefix + "." + group + "." + topic
+	consume := func(ctx context.Context) (bool, error) { return b.consume(ctx, name, groupID, h) }
+	return bus.Resume(ctx, b.cfg.Logger, topic, group, b.life.Done(), consume, func(error) error {
+		if b.isClosed() {
 			return bus.ErrClosed
 		}
-		if handled {
-			retry.Reset()
-		}
-		wait := retry.NextBackOff()
-		b.cfg.Logger.Warn("consumer interrupted, setting it up again", "topic", topic, "group", group, "wait", wait, "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-b.life.Done():
-			return bus.ErrClosed
-		case <-time.After(wait):
-		}
-	}
+		return nil
+	})
 }
 
 // consume runs one group member until ctx is cancelled or something

@@ -247,31 +247,16 @@ func (b *Bus) Consume(ctx context.Context, topic, group string, h bus.Handler) e
 	if _, err := bus.Kind(topic); err != nil {
 		return err
 	}
-	retry := backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(100*time.Millisecond),
-		backoff.WithMaxInterval(5*time.Second),
-		backoff.WithMaxElapsedTime(0))
-	for {
-		handled, err := b.consume(ctx, topic, group, h)
+	consume := func(ctx context.Context) (bool, error) { return b.consume(ctx, topic, group, h) }
+	return bus.Resume(ctx, b.cfg.Logger, topic, group, nil, consume, func(err error) error {
 		switch {
-		case ctx.Err() != nil:
-			return nil
 		case b.nc.IsClosed():
 			return bus.ErrClosed
 		case errors.Is(err, bus.ErrGroupConflict):
 			return err
 		}
-		if handled {
-			retry.Reset()
-		}
-		wait := retry.NextBackOff()
-		b.cfg.Logger.Warn("consumer interrupted, setting it up again", "topic", topic, "group", group, "wait", wait, "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-	}
+		return nil
+	})
 }
 
 // consume runs the consumer until ctx is cancelled or something breaks; it
