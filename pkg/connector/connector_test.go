@@ -70,6 +70,12 @@ func runWith(t *testing.T, sys connector.System, wrap func(connector.ReceiptStor
 // runIn is runWith keeping the receipt store in dir.
 func runIn(t *testing.T, dir string, sys connector.System, wrap func(connector.ReceiptStore) connector.ReceiptStore) rig {
 	t.Helper()
+	return runAt(t, dir, sys, wrap, nil)
+}
+
+// runAt is runIn with the connector's clock (nil: time.Now).
+func runAt(t *testing.T, dir string, sys connector.System, wrap func(connector.ReceiptStore) connector.ReceiptStore, now func() time.Time) rig {
+	t.Helper()
 	srv, err := natsbus.StartEmbedded(t.TempDir(), "127.0.0.1", -1)
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +105,7 @@ func runIn(t *testing.T, dir string, sys connector.System, wrap func(connector.R
 	go func() {
 		defer close(done)
 		connector.Run(ctx, connector.Config{System: "sys", Bus: b, Receipts: store, Signer: signer, Logger: logs.Logger(),
-			RetryInitial: 5 * time.Millisecond, RetryMaxElapsed: 100 * time.Millisecond, Registerer: reg}, sys)
+			RetryInitial: 5 * time.Millisecond, RetryMaxElapsed: 100 * time.Millisecond, Registerer: reg, Now: now}, sys)
 	}()
 	out := make(chan *lethev1.Receipt, 16)
 	go b.Consume(ctx, events.TopicReceipts, "test", func(_ context.Context, m *bus.Message) error {
@@ -321,5 +327,51 @@ func TestTaskForAnotherSystemIsDropped(t *testing.T) {
 	}
 	if n := sys.count(); n != 1 {
 		t.Fatalf("%d effects", n)
+	}
+}
+
+// A stored "retained until" answer stands until its date; a delivery after
+// it is the deferred erasure, which runs and replaces the stored answer.
+func TestRetainedAnswerStandsUntilItsDate(t *testing.T) {
+	until := time.Date(2036, 3, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := until.AddDate(-10, 0, 0)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	retained := func() (connector.Result, error) {
+		return connector.Result{Outcome: connector.Retained, LegalBasis: "Accounting law", RetainUntil: until, Counts: map[string]int64{"invoices": 2}, Remaining: 2}, nil
+	}
+	sys := &scripted{results: []func() (connector.Result, error){retained, erased}}
+	r := runAt(t, t.TempDir(), sys, nil, now)
+	send(t, r.bus, "sys", 1)
+	if got := receive(t, r.receipts); got.GetOutcome() != lethev1.Outcome_OUTCOME_RETAINED || !got.GetRetainUntil().AsTime().Equal(until) {
+		t.Fatalf("first answer %v, want retained until %v", got.GetOutcome(), until)
+	}
+	send(t, r.bus, "sys", 2) // before the date: the same answer, no effect
+	for end := time.Now().Add(10 * time.Second); duplicates(t, r.reg) < 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("a delivery before the retain-until date was not answered from the stored receipt")
+		}
+	}
+	if n := sys.count(); n != 1 {
+		t.Fatalf("%d effects before the retain-until date, want 1", n)
+	}
+	mu.Lock()
+	clock = until.Add(time.Minute)
+	mu.Unlock()
+	send(t, r.bus, "sys", 3) // the deferred erasure
+	if got := receive(t, r.receipts); got.GetOutcome() != lethev1.Outcome_OUTCOME_ERASED {
+		t.Fatalf("answer after the retain-until date: %v, want erased", got.GetOutcome())
+	}
+	if n := sys.count(); n != 2 {
+		t.Fatalf("%d effects, want 2 (the erasure and the deferred erasure)", n)
+	}
+	send(t, r.bus, "sys", 4) // and that answer is the one stored now
+	for end := time.Now().Add(10 * time.Second); duplicates(t, r.reg) < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the deferred erasure's answer was not stored")
+		}
+	}
+	if n := sys.count(); n != 2 {
+		t.Fatalf("%d effects after a redelivery, want 2", n)
 	}
 }

@@ -22,7 +22,8 @@ type ReceiptStore interface {
 	Begin(ctx context.Context, taskID string) (resumed bool, err error)
 	// Get returns the stored receipt of taskID, or nil if there is none.
 	Get(ctx context.Context, taskID string) (*lethev1.Receipt, error)
-	// Put stores r under its task id; a receipt already stored is kept.
+	// Put stores r under its task id, replacing a receipt stored before
+	// (the "retained" answer that a deferred erasure's answer follows).
 	Put(ctx context.Context, r *lethev1.Receipt) error
 }
 
@@ -87,7 +88,7 @@ func (s *SQLiteReceipts) Put(ctx context.Context, r *lethev1.Receipt) error {
 	if err != nil {
 		return fmt.Errorf("encode receipt: %w", err)
 	}
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO receipts (task_id, receipt) VALUES (?, ?) ON CONFLICT (task_id) DO NOTHING`, r.GetTaskId(), b); err != nil {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO receipts (task_id, receipt) VALUES (?, ?) ON CONFLICT (task_id) DO UPDATE SET receipt = excluded.receipt`, r.GetTaskId(), b); err != nil {
 		return fmt.Errorf("put receipt: %w", err)
 	}
 	return nil

@@ -146,6 +146,12 @@ func (w *worker) handle(ctx context.Context, msg *bus.Message) error {
 	if err != nil {
 		return err
 	}
+	if stored != nil && retentionOver(stored, w.cfg.Now()) {
+		// The data was retained by law until a date that has passed: this
+		// delivery is the deferred erasure, which is new work.
+		log.Info("retention over, erasing what was retained")
+		stored = nil
+	}
 	if stored != nil {
 		// A second delivery: no second effect, the same answer again.
 		log.Info("task already done, answering stored receipt", "outcome", outcomeName(stored.GetOutcome()))
@@ -193,6 +199,11 @@ func (w *worker) handle(ctx context.Context, msg *bus.Message) error {
 		}
 	}
 	return w.publish(ctx, r)
+}
+
+// retentionOver reports whether r kept data by law until a date now past.
+func retentionOver(r *lethev1.Receipt, now time.Time) bool {
+	return r.GetOutcome() == lethev1.Outcome_OUTCOME_RETAINED && r.GetRetainUntil() != nil && !r.GetRetainUntil().AsTime().After(now)
 }
 
 // do runs the task, retrying retryable failures with exponential backoff.

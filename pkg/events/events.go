@@ -15,17 +15,21 @@ import (
 
 // CloudEvents types.
 const (
-	TypeTaskErase      = "dev.lethe.task.erase.v1"
-	TypeTaskExport     = "dev.lethe.task.export.v1"
-	TypeReceipt        = "dev.lethe.receipt.v1"
-	TypeDeadLetter     = "dev.lethe.task.dead.v1"
-	TypeAccountDeleted = "dev.lethe.account.deleted.v1"
+	TypeTaskErase       = "dev.lethe.task.erase.v1"
+	TypeTaskExport      = "dev.lethe.task.export.v1"
+	TypeReceipt         = "dev.lethe.receipt.v1"
+	TypeDeadLetter      = "dev.lethe.task.dead.v1"
+	TypeAccountDeleted  = "dev.lethe.account.deleted.v1"
+	TypeNoticeExtension = "dev.lethe.notice.extension.v1"
 )
 
 // Topics that are not per system.
 const (
 	TopicReceipts       = "receipt.v1"
 	TopicAccountDeleted = "event.account-deleted"
+	// TopicNotices carries notices to data subjects for whoever delivers
+	// them (a mailer).
+	TopicNotices = "notice.v1"
 )
 
 // TaskTopic is the topic a system's connector consumes.
@@ -57,6 +61,12 @@ func ReceiptMessage(r *lethev1.Receipt, source string, now time.Time) (*bus.Mess
 // AccountDeletedMessage wraps an account deletion event.
 func AccountDeletedMessage(e *lethev1.AccountDeleted, source string, now time.Time) (*bus.Message, error) {
 	return message(e, "account-deleted:"+e.GetEventId(), TypeAccountDeleted, source, e.GetEventId(), now)
+}
+
+// ExtensionNoticeMessage makes the bus message of an extension notice; its
+// id is the same on every publication, so the bus drops a repeat.
+func ExtensionNoticeMessage(n *lethev1.ExtensionNotice, source string, now time.Time) (*bus.Message, error) {
+	return message(n, "notice:extension:"+n.GetRequestId(), TypeNoticeExtension, source, n.GetRequestId(), now)
 }
 
 func message(m proto.Message, id, typ, source, key string, now time.Time) (*bus.Message, error) {

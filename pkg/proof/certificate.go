@@ -36,16 +36,85 @@ type Certificate struct {
 	Type        string    `json:"type"`
 	SubjectHash string    `json:"subject_hash"`
 	ReceivedAt  time.Time `json:"received_at"`
-	Deadline    time.Time `json:"deadline"`
-	// OriginalDeadline is set when the deadline was extended (Art. 12(3)).
-	OriginalDeadline *time.Time     `json:"original_deadline,omitempty"`
-	CompletedAt      time.Time      `json:"completed_at"`
-	State            string         `json:"state"`
-	DeadlineMet      bool           `json:"deadline_met"`
-	Systems          []SystemResult `json:"systems"`
-	Log              LogProof       `json:"log"`
-	KeyID            string         `json:"key_id"`
-	Signature        []byte         `json:"signature"`
+	// Deadline is the legal deadline: one month after receipt under the
+	// deadline policy, or the extended deadline (see Extension).
+	Deadline time.Time `json:"deadline"`
+	// DeadlinePolicy is the tenant's way of counting deadlines, as the
+	// request kept it; nil: UTC, no roll to working days.
+	DeadlinePolicy *deadline.Spec `json:"deadline_policy,omitempty"`
+	// Extension is set when the deadline was extended (Art. 12(3)).
+	Extension *Extension `json:"extension,omitempty"`
+	// AnsweredAt is set when the request was answered (partially_retained)
+	// before it ended: the data subject had a complete answer then, and
+	// the deadline is judged by it. CompletedAt is the final end, after a
+	// deferred erasure ran.
+	AnsweredAt  *time.Time     `json:"answered_at,omitempty"`
+	CompletedAt time.Time      `json:"completed_at"`
+	State       string         `json:"state"`
+	DeadlineMet bool           `json:"deadline_met"`
+	Systems     []SystemResult `json:"systems"`
+	Log         LogProof       `json:"log"`
+	KeyID       string         `json:"key_id"`
+	Signature   []byte         `json:"signature"`
+}
+
+// Extension is the extension of a request's deadline by two further months
+// (GDPR Art. 12(3)): once, before the original deadline, with a reason,
+// which the data subject must be told of within the first month.
+type Extension struct {
+	At time.Time `json:"at"`
+	// Reason is the reason given to the data subject. The log holds only
+	// its hash ([ReasonHash]).
+	Reason           string    `json:"reason"`
+	OriginalDeadline time.Time `json:"original_deadline"`
+	// NoticeDeliveredAt is when the notice of the extension was first
+	// delivered; nil if it never was.
+	NoticeDeliveredAt *time.Time `json:"notice_delivered_at,omitempty"`
+	// NoticeChannels are the channels it was delivered on, sorted, once
+	// each.
+	NoticeChannels []string `json:"notice_channels,omitempty"`
+}
+
+// NoticeDeliveries reads the deliveries of one notice (such as
+// [NoticeExtension]) from a request's log entries: the first delivery's
+// time (nil if none) and the channels it was delivered on, sorted, once
+// each. The issuer fills in a certificate's Extension with it, and the
+// verifier checks the Extension against it.
+func NoticeDeliveries(entries []Entry, notice string) (first *time.Time, channels []string) {
+	for _, e := range entries {
+		if e.Event != EventNoticeDelivered || e.Notice != notice {
+			continue
+		}
+		if first == nil || e.At.Before(*first) {
+			at := e.At
+			first = &at
+		}
+		if e.Channel != "" {
+			channels = append(channels, e.Channel)
+		}
+	}
+	slices.Sort(channels)
+	return first, slices.Compact(channels)
+}
+
+// RespondedAt is when the data subject had a complete answer: AnsweredAt
+// if the request was answered before it ended, else CompletedAt.
+func (c *Certificate) RespondedAt() time.Time {
+	if c.AnsweredAt != nil {
+		return *c.AnsweredAt
+	}
+	return c.CompletedAt
+}
+
+// EffectiveDeadline is the deadline the answer is judged by: Deadline,
+// except that an extension whose notice was not delivered by the original
+// deadline has no effect (the person must be told within the first month),
+// and then it is the original deadline.
+func (c *Certificate) EffectiveDeadline() time.Time {
+	if x := c.Extension; x != nil && (x.NoticeDeliveredAt == nil || x.NoticeDeliveredAt.After(x.OriginalDeadline)) {
+		return x.OriginalDeadline
+	}
+	return c.Deadline
 }
 
 // SystemResult is one system's answer. Everything but System and Receipt is
@@ -155,8 +224,11 @@ func (c *Certificate) Sign(s *Signer) {
 // Verify checks a certificate with the public keys alone: its form, the
 // orchestrator's signature, the signed tree head, every entry's inclusion
 // proof, every receipt's signature and key, that receipts, log and summary
-// tell the same story, and the deadline arithmetic. It returns the
-// certificate it read and every problem found (nil when it verifies).
+// tell the same story, and the deadline arithmetic: the tenant's deadline
+// policy, the extension with its reason and its notice to the data
+// subject, and an answer given before a deferred erasure ended the
+// request. It returns the certificate it read and every problem found (nil
+// when it verifies).
 func Verify(data []byte, ks KeySet) (*Certificate, error) {
 	data = bytes.TrimSuffix(data, []byte("\n"))
 	c := &Certificate{}
@@ -182,12 +254,17 @@ func Verify(data []byte, ks KeySet) (*Certificate, error) {
 		errs = append(errs, err)
 	}
 
-	// The log: every entry is the request's, canonical, and in the tree.
-	var created, final *Entry
-	accepted := map[string]Entry{}
-	logged := map[string]bool{} // the systems the log names
+	// The log: every entry is the request's, canonical, and in the tree,
+	// in the log's order (the last of a kind is the latest).
+	var created *Entry
+	var entries, ends, extensions []Entry
+	accepted := map[string]Entry{} // the last receipt_accepted per system
+	logged := map[string]bool{}    // the systems the log names
 
-	for _, le := range c.Log.Entries {
+	for i, le := range c.Log.Entries {
+		if i > 0 && le.Index <= c.Log.Entries[i-1].Index {
+			fail("log entry %d: the entries are not in the log's order", le.Index)
+		}
 		e, err := DecodeEntry(le.Entry)
 		if err != nil {
 			fail("log entry %d: %w", le.Index, err)
@@ -199,6 +276,7 @@ func Verify(data []byte, ks KeySet) (*Certificate, error) {
 		if err := CheckInclusion(th, le.Index, le.Entry, le.Proof); err != nil {
 			errs = append(errs, err)
 		}
+		entries = append(entries, e)
 		if e.System != "" {
 			logged[e.System] = true
 		}
@@ -207,8 +285,10 @@ func Verify(data []byte, ks KeySet) (*Certificate, error) {
 			created = &e
 		case EventReceiptAccepted:
 			accepted[e.System] = e
-		case EventFulfilled, EventFailed:
-			final = &e
+		case EventExtended:
+			extensions = append(extensions, e)
+		case EventFulfilled, EventFailed, EventPartiallyRetained:
+			ends = append(ends, e)
 		}
 	}
 	if created == nil {
@@ -219,11 +299,33 @@ func Verify(data []byte, ks KeySet) (*Certificate, error) {
 			fail("the certificate's request does not match the request the log recorded")
 		}
 	}
-	if final == nil {
+	if len(ends) == 0 {
 		fail("the log has no entry ending the request")
-	} else if !final.At.Equal(c.CompletedAt) || final.Event != finalEvent(c.State) {
-		fail("the log ended the request %s at %s, the certificate says %s at %s",
-			final.Event, final.At.Format(time.RFC3339Nano), c.State, c.CompletedAt.Format(time.RFC3339Nano))
+	} else {
+		final := ends[len(ends)-1]
+		if !final.At.Equal(c.CompletedAt) || final.Event != finalEvent(c.State) {
+			fail("the log ended the request %s at %s, the certificate says %s at %s",
+				final.Event, final.At.Format(time.RFC3339Nano), c.State, c.CompletedAt.Format(time.RFC3339Nano))
+		}
+		// The first complete answer: the request's first fulfilled or
+		// partially_retained end.
+		var answered *time.Time
+		for _, e := range ends {
+			if e.Event == EventFulfilled || e.Event == EventPartiallyRetained {
+				answered = &e.At
+				break
+			}
+		}
+		switch a := c.AnsweredAt; {
+		case a == nil: // no earlier answer claimed: CompletedAt is the answer
+		case answered == nil:
+			fail("answered_at is %s, but the log records no answer (%s or %s)", a.Format(time.RFC3339Nano), EventFulfilled, EventPartiallyRetained)
+		case !a.Equal(*answered):
+			fail("answered_at is %s, but the log first answered the request at %s", a.Format(time.RFC3339Nano), answered.Format(time.RFC3339Nano))
+		case !a.Before(c.CompletedAt):
+			fail("answered_at %s is not before completed_at %s: the request was not answered before it ended",
+				a.Format(time.RFC3339Nano), c.CompletedAt.Format(time.RFC3339Nano))
+		}
 	}
 
 	// The systems: each signed receipt verifies, is this request's, and
@@ -234,7 +336,7 @@ func Verify(data []byte, ks KeySet) (*Certificate, error) {
 	if len(c.Systems) == 0 {
 		fail("the certificate names no system")
 	}
-	failedSystems := 0
+	failedSystems, retainedSystems := 0, 0
 	seen := map[string]bool{}
 	for _, s := range c.Systems {
 		if seen[s.System] {
@@ -257,6 +359,9 @@ func Verify(data []byte, ks KeySet) (*Certificate, error) {
 		if s.Outcome == "failed" {
 			failedSystems++
 		}
+		if s.Outcome == "retained" && s.RetainUntil != nil {
+			retainedSystems++
+		}
 	}
 
 	// A system the log sent a task to is in the certificate: none can be
@@ -267,33 +372,137 @@ func Verify(data []byte, ks KeySet) (*Certificate, error) {
 		}
 	}
 
-	// The state and the deadline arithmetic.
+	// The state: failed if any system failed; otherwise, while a system
+	// keeps data until a date, partially_retained (its erasure is
+	// deferred to that date); otherwise fulfilled.
 	wantState := "fulfilled"
-	if failedSystems > 0 {
-		wantState = "failed"
-	}
-	if c.State != wantState && !(c.State == "partially_retained" && failedSystems == 0) {
-		fail("state %q does not follow from the systems' answers", c.State)
-	}
-	original := deadline.OneMonth(c.ReceivedAt)
 	switch {
-	case c.OriginalDeadline == nil && !c.Deadline.Equal(original):
-		fail("deadline %s is not one month after receipt (%s)", c.Deadline.Format(time.RFC3339), original.Format(time.RFC3339))
-	case c.OriginalDeadline != nil && !c.OriginalDeadline.Equal(original):
-		fail("original deadline %s is not one month after receipt (%s)", c.OriginalDeadline.Format(time.RFC3339), original.Format(time.RFC3339))
-	case c.OriginalDeadline != nil && (c.Deadline.Before(original) || c.Deadline.After(deadline.OneMonth(deadline.AddMonths(c.ReceivedAt, 2)))):
-		fail("extended deadline %s is outside the two further months the law allows", c.Deadline.Format(time.RFC3339))
+	case failedSystems > 0:
+		wantState = "failed"
+	case retainedSystems > 0:
+		wantState = "partially_retained"
 	}
-	if met := !c.CompletedAt.After(c.Deadline); met != c.DeadlineMet {
-		fail("deadline_met is %v, but completion %s against deadline %s says %v",
-			c.DeadlineMet, c.CompletedAt.Format(time.RFC3339), c.Deadline.Format(time.RFC3339), met)
+	if c.State != wantState {
+		fail("state %q does not follow from the systems' answers (%q)", c.State, wantState)
 	}
+
+	errs = append(errs, checkDeadlines(c, created, extensions, entries)...)
 	return c, errors.Join(errs...)
 }
 
+// checkDeadlines checks the deadline arithmetic: the policy, the
+// deadline it gives, the extension against the log, and deadline_met.
+func checkDeadlines(c *Certificate, created *Entry, extensions, entries []Entry) []error {
+	var errs []error
+	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	stamp := func(t time.Time) string { return t.Format(time.RFC3339) }
+
+	var policy deadline.Policy
+	if spec := c.DeadlinePolicy; spec != nil {
+		if spec.IsDefault() {
+			fail("deadline policy: not canonical: a policy that counts as the default one (UTC, no roll) must be left out")
+		}
+		p, err := spec.Policy()
+		if err != nil {
+			// Without the policy there is no deadline to recompute.
+			fail("%w", err)
+			return errs
+		}
+		policy = p
+	}
+	if created != nil && !specEqual(created.DeadlinePolicy, c.DeadlinePolicy) {
+		fail("the certificate's deadline policy is not the one the log recorded for the request")
+	}
+
+	original := policy.Deadline(c.ReceivedAt)
+	if created != nil && (created.Deadline == nil || !created.Deadline.Equal(original)) {
+		fail("the log recorded a deadline that is not one month after receipt (%s) under the request's deadline policy", stamp(original))
+	}
+	x := c.Extension
+	if x == nil {
+		if !c.Deadline.Equal(original) {
+			fail("deadline %s is not one month after receipt (%s) under the request's deadline policy", stamp(c.Deadline), stamp(original))
+		}
+		if len(extensions) > 0 {
+			fail("the log records an extension of the deadline, the certificate shows none")
+		}
+	} else {
+		if !x.OriginalDeadline.Equal(original) {
+			fail("extension: original deadline %s is not one month after receipt (%s) under the request's deadline policy",
+				stamp(x.OriginalDeadline), stamp(original))
+		}
+		if extended := policy.Extended(c.ReceivedAt); !c.Deadline.Equal(extended) {
+			fail("extended deadline %s is not the two further months the law allows (%s) under the request's deadline policy",
+				stamp(c.Deadline), stamp(extended))
+		}
+		if x.Reason == "" {
+			fail("extension: no reason given")
+		}
+		switch len(extensions) {
+		case 0:
+			fail("extension: the log records no extension of the deadline")
+		case 1:
+			e := extensions[0]
+			if !e.At.Equal(x.At) {
+				fail("extension: made at %s, the log says at %s", x.At.Format(time.RFC3339Nano), e.At.Format(time.RFC3339Nano))
+			}
+			if e.At.After(original) {
+				fail("extension: made at %s, after the original deadline %s: too late to extend", e.At.Format(time.RFC3339Nano), stamp(original))
+			}
+			if e.Deadline == nil || !e.Deadline.Equal(c.Deadline) || e.OriginalDeadline == nil || !e.OriginalDeadline.Equal(original) {
+				fail("extension: the deadlines the log recorded are not the certificate's")
+			}
+			if e.ReasonSHA256 != ReasonHash(x.Reason) {
+				fail("extension: the reason is not the one the log recorded (its hash differs)")
+			}
+		default:
+			fail("extension: the log records %d extensions of the deadline; the law allows one", len(extensions))
+		}
+		first, channels := NoticeDeliveries(entries, NoticeExtension)
+		if !timeEqual(first, x.NoticeDeliveredAt) || !slices.Equal(channels, x.NoticeChannels) {
+			fail("extension: the notice's delivery (%s on %v) is not what the log's %s entries say (%s on %v)",
+				timeString(x.NoticeDeliveredAt), x.NoticeChannels, EventNoticeDelivered, timeString(first), channels)
+		}
+	}
+
+	if met := !c.RespondedAt().After(c.EffectiveDeadline()); met != c.DeadlineMet {
+		what := "completion"
+		if c.AnsweredAt != nil {
+			what = "the answer"
+		}
+		fail("deadline_met is %v, but %s %s against deadline %s says %v",
+			c.DeadlineMet, what, stamp(c.RespondedAt()), stamp(c.EffectiveDeadline()), met)
+	}
+	return errs
+}
+
+func specEqual(a, b *deadline.Spec) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.TimeZone == b.TimeZone && a.RollToWorkingDay == b.RollToWorkingDay && slices.Equal(a.Holidays, b.Holidays)
+}
+
+func timeEqual(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}
+
+func timeString(t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return t.Format(time.RFC3339Nano)
+}
+
 func finalEvent(state string) string {
-	if state == "failed" {
+	switch state {
+	case "failed":
 		return EventFailed
+	case "partially_retained":
+		return EventPartiallyRetained
 	}
 	return EventFulfilled
 }

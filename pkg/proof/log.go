@@ -2,6 +2,8 @@ package proof
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/lethe-dev/lethe/pkg/deadline"
 )
 
 // Events in the transparency log.
@@ -20,9 +24,33 @@ const (
 	EventReceiptAccepted = "receipt_accepted"
 	EventDeadLetter      = "dead_letter"
 	EventExtended        = "extended"
+	// EventNoticeDelivered: a notice to the data subject (see Notice) was
+	// delivered on one channel; one entry per delivery.
+	EventNoticeDelivered = "notice_delivered"
+	// EventErasureDeferred: a system kept data by law until a date; a
+	// follow-up erasure runs then.
+	EventErasureDeferred = "erasure_deferred"
 	EventFulfilled       = "fulfilled"
 	EventFailed          = "failed"
+	// EventPartiallyRetained ends a request whose systems all answered,
+	// some keeping data by law until a date: a complete, lawful answer,
+	// which a later fulfilled (or failed) entry may follow once the
+	// deferred erasure has run.
+	EventPartiallyRetained = "partially_retained"
 )
+
+// NoticeExtension is the notice telling the data subject that the
+// deadline was extended (Art. 12(3)), in notice_delivered entries.
+const NoticeExtension = "extension"
+
+// ReasonHash is what the log records of an extension's reason: the hex
+// SHA-256 of its text. The reason itself stays out of the log, which is
+// kept forever and may not be changed; the certificate carries the text,
+// and a verifier checks it against this hash.
+func ReasonHash(reason string) string {
+	sum := sha256.Sum256([]byte(reason))
+	return hex.EncodeToString(sum[:])
+}
 
 // Entry is one event of one request in the transparency log. It holds no
 // personal data: the subject appears only as a keyed hash.
@@ -41,6 +69,25 @@ type Entry struct {
 	// ReceiptHash is the SHA-256 of the accepted signed receipt (hex).
 	ReceiptHash string `json:"receipt_hash,omitempty"`
 	Detail      string `json:"detail,omitempty"`
+
+	// The fields below came later: they are after the others, and left
+	// out when empty, so that older entries keep their one encoding.
+
+	// OriginalDeadline is the deadline before an extension (extended).
+	OriginalDeadline *time.Time `json:"original_deadline,omitempty"`
+	// ReasonSHA256 is [ReasonHash] of an extension's reason (extended).
+	ReasonSHA256 string `json:"reason_sha256,omitempty"`
+	// RetainUntil is when a deferred erasure runs (erasure_deferred).
+	RetainUntil *time.Time `json:"retain_until,omitempty"`
+	// Notice is which notice was delivered (notice_delivered), such as
+	// [NoticeExtension].
+	Notice string `json:"notice,omitempty"`
+	// Channel is how it was delivered (notice_delivered): "bus" or
+	// "webhook".
+	Channel string `json:"channel,omitempty"`
+	// DeadlinePolicy is the tenant's deadline policy the request's
+	// deadlines are counted with (created); nil for the default policy.
+	DeadlinePolicy *deadline.Spec `json:"deadline_policy,omitempty"`
 }
 
 // Encode returns the entry's canonical bytes: compact JSON, times in UTC to
@@ -52,6 +99,8 @@ func (e Entry) Encode() []byte {
 	// with the certificate's.)
 	e.ReceivedAt = inUTC(e.ReceivedAt)
 	e.Deadline = inUTC(e.Deadline)
+	e.OriginalDeadline = inUTC(e.OriginalDeadline)
+	e.RetainUntil = inUTC(e.RetainUntil)
 	b, err := json.Marshal(e)
 	if err != nil {
 		panic(err) // an Entry always encodes

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/lethe-dev/lethe/pkg/deadline"
 	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/pkg/proof/prooftest"
 )
@@ -212,8 +213,10 @@ func TestEntryEncodesTimesInUTC(t *testing.T) {
 	received := time.Date(2026, 2, 10, 9, 30, 0, 0, time.UTC)
 	due := time.Date(2026, 3, 10, 23, 59, 59, 0, time.UTC)
 	receivedZ, dueZ := received.In(zone), due.In(zone)
-	utc := proof.Entry{RequestID: "req-1", Event: proof.EventCreated, At: received, ReceivedAt: &received, Deadline: &due}
-	zoned := proof.Entry{RequestID: "req-1", Event: proof.EventCreated, At: receivedZ, ReceivedAt: &receivedZ, Deadline: &dueZ}
+	utc := proof.Entry{RequestID: "req-1", Event: proof.EventCreated, At: received, ReceivedAt: &received, Deadline: &due,
+		OriginalDeadline: &received, RetainUntil: &due}
+	zoned := proof.Entry{RequestID: "req-1", Event: proof.EventCreated, At: receivedZ, ReceivedAt: &receivedZ, Deadline: &dueZ,
+		OriginalDeadline: &receivedZ, RetainUntil: &dueZ}
 	if a, b := utc.Encode(), zoned.Encode(); !reflect.DeepEqual(a, b) {
 		t.Errorf("one entry, two encodings:\n %s\n %s", a, b)
 	}
@@ -271,5 +274,89 @@ func TestRecordHash(t *testing.T) {
 	b := []byte(`{"request_id":"req-1"}`)
 	if proof.RecordHash(b) != tlog.RecordHash(b) {
 		t.Error("RecordHash differs from tlog.RecordHash")
+	}
+}
+
+// The fields added later come after the others, left out when empty, in
+// UTC: an older entry keeps its one encoding, and a newer one has one too.
+func TestEntryNewFields(t *testing.T) {
+	at := time.Date(2026, 2, 11, 9, 30, 0, 0, time.UTC)
+	orig := time.Date(2026, 3, 10, 23, 59, 59, 0, time.UTC)
+	ext := time.Date(2026, 5, 10, 23, 59, 59, 0, time.UTC)
+	paris := time.FixedZone("CET", 3600)
+	until := time.Date(2036, 12, 31, 0, 0, 0, 0, time.UTC)
+	untilZ := until.In(paris)
+	tests := []struct {
+		name string
+		e    proof.Entry
+		want string
+	}{
+		{"extended", proof.Entry{RequestID: "req-1", Event: proof.EventExtended, At: at, Deadline: &ext, OriginalDeadline: &orig, ReasonSHA256: proof.ReasonHash("many systems")},
+			`{"request_id":"req-1","event":"extended","at":"2026-02-11T09:30:00Z","deadline":"2026-05-10T23:59:59Z","original_deadline":"2026-03-10T23:59:59Z","reason_sha256":"` + proof.ReasonHash("many systems") + `"}`},
+		{"notice_delivered", proof.Entry{RequestID: "req-1", Event: proof.EventNoticeDelivered, At: at, Notice: proof.NoticeExtension, Channel: "webhook"},
+			`{"request_id":"req-1","event":"notice_delivered","at":"2026-02-11T09:30:00Z","notice":"extension","channel":"webhook"}`},
+		{"erasure_deferred", proof.Entry{RequestID: "req-1", Event: proof.EventErasureDeferred, At: at, System: "billing", RetainUntil: &untilZ},
+			`{"request_id":"req-1","event":"erasure_deferred","at":"2026-02-11T09:30:00Z","system":"billing","retain_until":"2036-12-31T00:00:00Z"}`},
+		{"partially_retained", proof.Entry{RequestID: "req-1", Event: proof.EventPartiallyRetained, At: at},
+			`{"request_id":"req-1","event":"partially_retained","at":"2026-02-11T09:30:00Z"}`},
+		{"created with a policy", proof.Entry{RequestID: "req-1", Event: proof.EventCreated, At: at, Tenant: "acme-fr", Detail: "source=api",
+			DeadlinePolicy: &deadline.Spec{TimeZone: "Europe/Paris", RollToWorkingDay: true, Holidays: []string{"2026-05-01"}}},
+			`{"request_id":"req-1","event":"created","at":"2026-02-11T09:30:00Z","tenant":"acme-fr","detail":"source=api","deadline_policy":{"time_zone":"Europe/Paris","roll_to_working_day":true,"holidays":["2026-05-01"]}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := tt.e.Encode()
+			if string(b) != tt.want {
+				t.Fatalf("encoding\n %s\nwant\n %s", b, tt.want)
+			}
+			got, err := proof.DecodeEntry(b)
+			if err != nil {
+				t.Fatalf("DecodeEntry: %v", err)
+			}
+			if !reflect.DeepEqual(got.Encode(), b) {
+				t.Errorf("round trip: %s", got.Encode())
+			}
+		})
+	}
+	if h := proof.ReasonHash("many systems"); len(h) != 64 || h == proof.ReasonHash("many systems ") || strings.ToLower(h) != h {
+		t.Errorf("ReasonHash = %s", h)
+	}
+}
+
+func TestNoticeDeliveries(t *testing.T) {
+	at := time.Date(2026, 2, 11, 9, 30, 0, 0, time.UTC)
+	n := func(event, notice, channel string, after time.Duration) proof.Entry {
+		return proof.Entry{RequestID: "req-1", Event: event, At: at.Add(after), Notice: notice, Channel: channel}
+	}
+	tests := []struct {
+		name     string
+		entries  []proof.Entry
+		first    string // "": none
+		channels string
+	}{
+		{"none", []proof.Entry{n(proof.EventCreated, "", "", 0)}, "", ""},
+		{"one", []proof.Entry{n(proof.EventNoticeDelivered, proof.NoticeExtension, "bus", time.Minute)}, "2026-02-11T09:31:00Z", "bus"},
+		{"the first of several, channels once each and sorted", []proof.Entry{
+			n(proof.EventNoticeDelivered, proof.NoticeExtension, "webhook", 3*time.Minute),
+			n(proof.EventNoticeDelivered, proof.NoticeExtension, "bus", 2*time.Minute),
+			n(proof.EventNoticeDelivered, proof.NoticeExtension, "webhook", time.Minute),
+		}, "2026-02-11T09:31:00Z", "bus,webhook"},
+		{"another notice, or another event, does not count", []proof.Entry{
+			n(proof.EventNoticeDelivered, "other", "bus", time.Minute),
+			n(proof.EventTaskPublished, proof.NoticeExtension, "bus", time.Minute),
+			n(proof.EventNoticeDelivered, proof.NoticeExtension, "webhook", time.Hour),
+		}, "2026-02-11T10:30:00Z", "webhook"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			first, channels := proof.NoticeDeliveries(tt.entries, proof.NoticeExtension)
+			got := ""
+			if first != nil {
+				got = first.Format(time.RFC3339)
+			}
+			if got != tt.first || strings.Join(channels, ",") != tt.channels {
+				t.Errorf("first %q on %v, want %q on %s", got, channels, tt.first, tt.channels)
+			}
+		})
 	}
 }

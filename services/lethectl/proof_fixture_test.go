@@ -77,7 +77,26 @@ var answers = []prooftest.Answer{{
 // sends: the encoding and a newline.
 func (f *fixture) certificate(t *testing.T, id string, completed time.Time) []byte {
 	t.Helper()
-	r := f.Erase(t, id, prooftest.Erasure{Received: received, Completed: completed, Answers: answers, State: "partially_retained", Minimal: true})
+	return f.issue(t, id, prooftest.Erasure{Completed: completed, Minimal: true}, false)
+}
+
+// issue issues the certificate of erasure request id carried out as e says
+// (received at received and answered as above unless it says otherwise),
+// and, with followUp, ended again once billing's deferred erasure ran at
+// its retain_until date (billing then erased). The bytes are what the
+// server sends.
+func (f *fixture) issue(t *testing.T, id string, e prooftest.Erasure, followUp bool) []byte {
+	t.Helper()
+	if e.Received.IsZero() {
+		e.Received = received
+	}
+	if e.Answers == nil {
+		e.Answers = answers
+	}
+	r := f.Erase(t, id, e)
+	if followUp {
+		f.FollowUp(t, r, prooftest.FollowUp{})
+	}
 	return append(f.Certificate(t, r).Encode(), '\n')
 }
 

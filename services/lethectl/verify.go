@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/lethe-dev/lethe/pkg/proof"
 )
@@ -78,17 +79,101 @@ func writeVerified(w io.Writer, cert *proof.Certificate) error {
 	fmt.Fprintf(w, "\nsigned by %s; the request's %d log entries are in the transparency log of size %d (root %s, signed %s)\n",
 		cert.KeyID, len(cert.Log.Entries), th.Size, th.Root, stamp(th.Time))
 
+	for _, line := range deadlineLines(cert) {
+		fmt.Fprintln(w, line)
+	}
+
 	dl := stamp(cert.Deadline)
-	if cert.OriginalDeadline != nil {
-		dl += " (extended from " + stamp(*cert.OriginalDeadline) + ")"
+	if x := cert.Extension; x != nil {
+		if effective := cert.EffectiveDeadline(); effective.Equal(cert.Deadline) {
+			dl += " (extended from " + stamp(x.OriginalDeadline) + ")"
+		} else {
+			dl = stamp(effective) + " (the extension to " + stamp(cert.Deadline) + " has no effect)"
+		}
 	}
 	met := "deadline met"
 	if !cert.DeadlineMet {
-		met = "deadline MISSED by " + humanDuration(cert.CompletedAt.Sub(cert.Deadline))
+		met = "deadline MISSED by " + humanDuration(cert.RespondedAt().Sub(cert.EffectiveDeadline()))
 	}
-	_, err := fmt.Fprintf(w, "VERIFIED: request %s (%s, tenant %s), %s, received %s, deadline %s, completed %s, %s\n",
-		cert.RequestID, cert.Type, cert.Tenant, cert.State, stamp(cert.ReceivedAt), dl, stamp(cert.CompletedAt), met)
+	completed := "completed " + stamp(cert.CompletedAt)
+	if cert.AnsweredAt != nil {
+		completed = "answered " + stamp(*cert.AnsweredAt) + ", " + completed
+	}
+	_, err := fmt.Fprintf(w, "VERIFIED: request %s (%s, tenant %s), %s, received %s, deadline %s, %s, %s\n",
+		cert.RequestID, cert.Type, cert.Tenant, cert.State, stamp(cert.ReceivedAt), dl, completed, met)
 	return err
+}
+
+// deadlineLines say what the verdict line cannot: the tenant's deadline
+// policy when it is not the default, the extension of the deadline with its
+// notice to the data subject, and data kept until a date, whose erasure
+// was deferred.
+func deadlineLines(cert *proof.Certificate) []string {
+	var lines []string
+	if p := cert.DeadlinePolicy; p != nil {
+		zone := p.TimeZone
+		if zone == "" {
+			zone = "UTC"
+		}
+		line := "deadline policy: days counted in " + zone
+		if p.RollToWorkingDay {
+			line += ", a deadline on a Saturday, a Sunday or a public holiday moved to the next working day"
+			if len(p.Holidays) > 0 {
+				line += " (holidays: " + strings.Join(p.Holidays, ", ") + ")"
+			}
+		}
+		// The deadline as the tenant's clock reads it: the end of a day
+		// there, which UTC would hide.
+		if loc, err := time.LoadLocation(zone); err == nil {
+			line += "; the deadline is " + cert.EffectiveDeadline().In(loc).Format("2006-01-02 15:04:05 MST") + " there"
+		}
+		lines = append(lines, line)
+	}
+	if x := cert.Extension; x != nil {
+		lines = append(lines, fmt.Sprintf("deadline extended on %s from %s to %s (Art. 12(3) GDPR), reason: %s",
+			stamp(x.At), stamp(x.OriginalDeadline), stamp(cert.Deadline), x.Reason))
+		switch n := x.NoticeDeliveredAt; {
+		case n == nil:
+			lines = append(lines, "notice of the extension to the data subject: not delivered by the original deadline: the extension has no effect")
+		case n.After(x.OriginalDeadline):
+			lines = append(lines, fmt.Sprintf("notice of the extension to the data subject: not delivered by the original deadline (delivered %s by %s): the extension has no effect",
+				stamp(*n), strings.Join(x.NoticeChannels, ", ")))
+		default:
+			lines = append(lines, fmt.Sprintf("notice of the extension to the data subject: delivered %s by %s",
+				stamp(*n), strings.Join(x.NoticeChannels, ", ")))
+		}
+	}
+	switch {
+	case cert.AnsweredAt != nil:
+		line := "answered " + stamp(*cert.AnsweredAt) + " as partially_retained"
+		if kept := deferredErasures(cert); len(kept) > 0 {
+			line += " (" + strings.Join(kept, "; ") + ")"
+		}
+		lines = append(lines, line+"; the deferred erasure then ran, and the request ended "+cert.State+" "+stamp(cert.CompletedAt))
+	case cert.State == "partially_retained":
+		var kept []string
+		for _, s := range cert.Systems {
+			if s.Outcome == "retained" && s.RetainUntil != nil {
+				kept = append(kept, s.System+" keeps data until "+s.RetainUntil.UTC().Format(dateLayout))
+			}
+		}
+		lines = append(lines, "partially retained: "+strings.Join(kept, "; ")+"; that data is to be erased then, and a new certificate issued")
+	}
+	return lines
+}
+
+// deferredErasures are the log's erasure_deferred entries: which system
+// kept data until when, before the deferred erasure ran.
+func deferredErasures(cert *proof.Certificate) []string {
+	var out []string
+	for _, le := range cert.Log.Entries {
+		e, err := proof.DecodeEntry(le.Entry)
+		if err != nil || e.Event != proof.EventErasureDeferred || e.RetainUntil == nil {
+			continue
+		}
+		out = append(out, e.System+" kept data until "+e.RetainUntil.UTC().Format(dateLayout))
+	}
+	return out
 }
 
 // systemNote is what a system's line says beyond its outcome: why data was

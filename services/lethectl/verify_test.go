@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lethe-dev/lethe/pkg/deadline"
 	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/pkg/proof/prooftest"
 )
 
 func TestVerify(t *testing.T) {
@@ -32,7 +34,8 @@ func TestVerify(t *testing.T) {
 				"login_history=3 profile=1", "invoice=2",
 				"legal basis: Art. 17(3)(b) GDPR: accounting law; kept until 2036-12-31",
 				"2026-03-02 09:01:00 UTC", "2026-03-02 09:02:00 UTC",
-				"!NOT VERIFIED",
+				"partially retained: billing keeps data until 2036-12-31; that data is to be erased then, and a new certificate issued\n",
+				"!NOT VERIFIED", "!deadline policy", "!extended", "!answered",
 			}},
 		},
 		{
@@ -191,6 +194,139 @@ func TestVerifyDeadlineMissed(t *testing.T) {
 	cert := f.certificate(t, "req-late", time.Date(2026, 4, 5, 1, 0, 0, 0, time.UTC))
 	code, stdout, stderr := runCLI(t, "verify", writeFile(t, t.TempDir(), "cert.json", cert), "--keys", f.KeysPath)
 	wantOutput{stdout: []string{"VERIFIED: request req-late", "completed 2026-04-05 01:00:00 UTC, deadline MISSED by 2d 1h"}}.check(t, code, stdout, stderr)
+}
+
+// What verify prints of a tenant's deadline policy, an extension and its
+// notice, and an answer given before a deferred erasure ran; and lies about
+// them, caught.
+func TestVerifyDeadlinesAndDeferral(t *testing.T) {
+	t.Parallel()
+	paris := &deadline.Spec{TimeZone: "Europe/Paris", RollToWorkingDay: true, Holidays: []string{"2026-04-06"}}
+	extendedAt := received.Add(24 * time.Hour)
+	reason := "the request covers twelve systems"
+	late := time.Date(2026, 4, 20, 0, 0, 0, 0, time.UTC) // after the original deadline, before the extended one
+	answered := received.Add(5 * time.Minute)
+	tests := []struct {
+		name     string
+		erasure  prooftest.Erasure
+		followUp bool
+		forge    func(t *testing.T, cert []byte) []byte
+		want     wantOutput
+	}{
+		{
+			// Received on 4 March in Paris: due on Saturday 4 April, rolled
+			// past Sunday and Easter Monday to the end of Tuesday 7 April.
+			name:    "a tenant's deadline policy",
+			erasure: prooftest.Erasure{Received: time.Date(2026, 3, 4, 9, 0, 0, 0, time.UTC), Policy: paris, Minimal: true},
+			want: wantOutput{stdout: []string{
+				"deadline policy: days counted in Europe/Paris, a deadline on a Saturday, a Sunday or a public holiday moved to the next working day (holidays: 2026-04-06); the deadline is 2026-04-07 23:59:59 CEST there\n",
+				"received 2026-03-04 09:00:00 UTC, deadline 2026-04-07 21:59:59 UTC, completed",
+			}},
+		},
+		{
+			name: "an extension told to the person in time",
+			erasure: prooftest.Erasure{Completed: late, Minimal: true, Extend: &prooftest.Extend{At: extendedAt, Reason: reason, Notices: []prooftest.Notice{
+				{Channel: "bus"}, {At: extendedAt.Add(time.Hour), Channel: "webhook"},
+			}}},
+			want: wantOutput{stdout: []string{
+				"deadline extended on 2026-03-03 09:00:00 UTC from 2026-04-02 23:59:59 UTC to 2026-06-02 23:59:59 UTC (Art. 12(3) GDPR), reason: the request covers twelve systems\n",
+				"notice of the extension to the data subject: delivered 2026-03-03 09:01:00 UTC by bus, webhook\n",
+				"deadline 2026-06-02 23:59:59 UTC (extended from 2026-04-02 23:59:59 UTC), completed 2026-04-20 00:00:00 UTC, deadline met\n",
+				"!no effect", "!deadline policy",
+			}},
+		},
+		{
+			name:    "an extension never told: no effect, the deadline missed",
+			erasure: prooftest.Erasure{Completed: late, Minimal: true, Extend: &prooftest.Extend{At: extendedAt, Reason: reason}},
+			want: wantOutput{stdout: []string{
+				"notice of the extension to the data subject: not delivered by the original deadline: the extension has no effect\n",
+				"deadline 2026-04-02 23:59:59 UTC (the extension to 2026-06-02 23:59:59 UTC has no effect), completed 2026-04-20 00:00:00 UTC, deadline MISSED by 17d 0h\n",
+			}},
+		},
+		{
+			name: "an extension told after the original deadline: no effect",
+			erasure: prooftest.Erasure{Completed: late, Minimal: true, Extend: &prooftest.Extend{At: extendedAt, Reason: reason, Notices: []prooftest.Notice{
+				{At: time.Date(2026, 4, 3, 10, 0, 0, 0, time.UTC), Channel: "webhook"},
+			}}},
+			want: wantOutput{stdout: []string{
+				"notice of the extension to the data subject: not delivered by the original deadline (delivered 2026-04-03 10:00:00 UTC by webhook): the extension has no effect\n",
+				"deadline MISSED by 17d 0h",
+			}},
+		},
+		{
+			name:     "answered partially_retained, then billing's deferred erasure ran",
+			erasure:  prooftest.Erasure{Completed: answered},
+			followUp: true,
+			want: wantOutput{stdout: []string{
+				"answered 2026-03-02 09:05:00 UTC as partially_retained (billing kept data until 2036-12-31); the deferred erasure then ran, and the request ended fulfilled 2036-12-31 01:00:00 UTC\n",
+				"VERIFIED: request req-1 (erasure, tenant demo), fulfilled, received 2026-03-02 09:00:00 UTC, deadline 2026-04-02 23:59:59 UTC, answered 2026-03-02 09:05:00 UTC, completed 2036-12-31 01:00:00 UTC, deadline met\n",
+				"!partially retained:", "!retained   ",
+			}},
+		},
+		{
+			name:     "answered partially_retained, then erased, with only the entries a certificate needs",
+			erasure:  prooftest.Erasure{Completed: answered, Minimal: true},
+			followUp: true,
+			want: wantOutput{stdout: []string{
+				"answered 2026-03-02 09:05:00 UTC as partially_retained; the deferred erasure then ran, and the request ended fulfilled",
+			}},
+		},
+		{
+			name:     "the first answer's time moved",
+			erasure:  prooftest.Erasure{Completed: answered},
+			followUp: true,
+			forge: func(t *testing.T, cert []byte) []byte {
+				return replace(t, cert, `"answered_at":"2026-03-02T09:05:00Z"`, `"answered_at":"2026-03-02T09:04:00Z"`)
+			},
+			want: wantOutput{code: exitError, stdout: []string{
+				"  - certificate signature: signature does not verify",
+				"  - answered_at is 2026-03-02T09:04:00Z, but the log first answered the request at 2026-03-02T09:05:00Z",
+				"!VERIFIED: request",
+			}},
+		},
+		{
+			name:    "a notice claimed that was never delivered",
+			erasure: prooftest.Erasure{Completed: late, Minimal: true, Extend: &prooftest.Extend{At: extendedAt, Reason: reason}},
+			forge: func(t *testing.T, cert []byte) []byte {
+				cert = replace(t, cert, `"original_deadline":"2026-04-02T23:59:59Z"}`,
+					`"original_deadline":"2026-04-02T23:59:59Z","notice_delivered_at":"2026-03-03T09:01:00Z","notice_channels":["bus"]}`)
+				return replace(t, cert, `"deadline_met":false`, `"deadline_met":true`)
+			},
+			want: wantOutput{code: exitError, stdout: []string{
+				"  - extension: the notice's delivery (2026-03-03T09:01:00Z on [bus]) is not what the log's notice_delivered entries say (never on [])",
+				"!VERIFIED: request",
+			}},
+		},
+		{
+			name:    "the reason of the extension changed",
+			erasure: prooftest.Erasure{Completed: late, Minimal: true, Extend: &prooftest.Extend{At: extendedAt, Reason: reason, Notices: []prooftest.Notice{{}}}},
+			forge: func(t *testing.T, cert []byte) []byte {
+				return replace(t, cert, reason, "the person asked for everything")
+			},
+			want: wantOutput{code: exitError, stdout: []string{"  - extension: the reason is not the one the log recorded"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			cert := f.issue(t, "req-1", tt.erasure, tt.followUp)
+			if tt.forge != nil {
+				cert = tt.forge(t, cert)
+			}
+			code, stdout, stderr := runCLI(t, "verify", writeFile(t, t.TempDir(), "cert.json", cert), "--keys", f.KeysPath)
+			tt.want.check(t, code, stdout, stderr)
+		})
+	}
+}
+
+// replace replaces old, which must be there, in a certificate.
+func replace(t *testing.T, cert []byte, old, new string) []byte {
+	t.Helper()
+	if !bytes.Contains(cert, []byte(old)) {
+		t.Fatalf("nothing to tamper with: %s is not in %s", old, cert)
+	}
+	return bytes.Replace(cert, []byte(old), []byte(new), 1)
 }
 
 // TestVerifyFlippedBytes flips bytes all along a real certificate: the

@@ -35,6 +35,7 @@ func (o *Orchestrator) routes() http.Handler {
 	handle("GET /v1/requests", o.handleList)
 	handle("GET /v1/requests/{id}", o.handleGet)
 	handle("POST /v1/requests/{id}/verify", o.handleVerify)
+	handle("POST /v1/requests/{id}/extend", o.handleExtend)
 	handle("GET /v1/requests/{id}/export", o.handleExport)
 	handle("GET /v1/requests/{id}/certificate", o.handleCertificate)
 	handle("GET /v1/requests/{id}/certificate.html", o.handleCertificateHTML)
@@ -197,8 +198,54 @@ func exactFields(data []byte, path string, fields map[string][]string) bool {
 // unknownField names what is allowed rather than repeating what was sent,
 // which may be personal data.
 func unknownField(fields map[string][]string) error {
-	return fmt.Errorf("body has a field that is not part of a request (allowed: %s; subject: %s)",
-		strings.Join(fields[""], ", "), strings.Join(fields["subject"], ", "))
+	allowed := strings.Join(fields[""], ", ")
+	for _, k := range fields[""] {
+		if sub, ok := fields[k]; ok {
+			allowed += "; " + k + ": " + strings.Join(sub, ", ")
+		}
+	}
+	return fmt.Errorf("body has a field that is not allowed here (allowed: %s)", allowed)
+}
+
+var extendFields = map[string][]string{"": {"reason"}}
+
+// handleExtend extends a request's deadline: POST {"reason": "..."}.
+// Refusals are 4xx that change nothing: 400 for a missing reason, 404 for
+// an unknown request, 409 (with a code) for one extended already, ended,
+// or past its original deadline.
+func (o *Orchestrator) handleExtend(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Reason *string `json:"reason"`
+	}
+	if status, err := decodeJSON(w, r, &body, extendFields); err != nil {
+		writeError(w, status, err.Error())
+		return
+	}
+	reason := ""
+	if body.Reason != nil {
+		reason = *body.Reason
+	}
+	req, err := o.Extend(r.Context(), r.PathValue("id"), reason)
+	switch {
+	case errors.Is(err, ErrBadReason):
+		writeError(w, http.StatusBadRequest, strings.TrimSuffix(err.Error(), ": "+ErrBadReason.Error()))
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no such request")
+	case errors.Is(err, ErrConflict):
+		code := map[error]string{ErrAlreadyExtended: "already_extended", ErrTooLate: "too_late", ErrEnded: "ended"}
+		for e, c := range code {
+			if errors.Is(err, e) {
+				writeJSON(w, http.StatusConflict, map[string]string{"error": strings.TrimSuffix(err.Error(), ": "+ErrConflict.Error()), "code": c})
+				return
+			}
+		}
+		writeError(w, http.StatusConflict, err.Error())
+	case err != nil:
+		o.log.Error("extend failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "could not extend the request")
+	default:
+		writeJSON(w, http.StatusOK, viewOf(req, nil))
+	}
 }
 
 func (o *Orchestrator) handleVerify(w http.ResponseWriter, r *http.Request) {
@@ -232,15 +279,26 @@ type taskView struct {
 }
 
 type requestView struct {
-	ID          string     `json:"id"`
-	Tenant      string     `json:"tenant"`
-	Type        string     `json:"type"`
-	State       string     `json:"state"`
-	Source      string     `json:"source"`
-	EventID     string     `json:"event_id,omitempty"` // of the account deletion that opened it
-	ReceivedAt  time.Time  `json:"received_at"`
-	Deadline    time.Time  `json:"deadline"`
-	CreatedAt   time.Time  `json:"created_at"`
+	ID         string    `json:"id"`
+	Tenant     string    `json:"tenant"`
+	Type       string    `json:"type"`
+	State      string    `json:"state"`
+	Source     string    `json:"source"`
+	EventID    string    `json:"event_id,omitempty"` // of the account deletion that opened it
+	ReceivedAt time.Time `json:"received_at"`
+	Deadline   time.Time `json:"deadline"`
+	CreatedAt  time.Time `json:"created_at"`
+	// Set when the deadline was extended (Art. 12(3)).
+	OriginalDeadline *time.Time `json:"original_deadline,omitempty"`
+	ExtendedAt       *time.Time `json:"extended_at,omitempty"`
+	ExtensionReason  string     `json:"extension_reason,omitempty"`
+	// TimeZone and RollToWorkingDay: the tenant's deadline policy, when not
+	// the default (UTC, no roll).
+	TimeZone         string `json:"time_zone,omitempty"`
+	RollToWorkingDay bool   `json:"roll_to_working_day,omitempty"`
+	// AnsweredAt is when every system had answered; for a partially
+	// retained request, before its deferred erasures end it.
+	AnsweredAt  *time.Time `json:"answered_at,omitempty"`
 	CompletedAt *time.Time `json:"completed_at,omitempty"`
 	Tasks       []taskView `json:"tasks,omitempty"`
 }
@@ -254,14 +312,19 @@ func timePtr(t time.Time) *time.Time {
 
 func viewOf(r *store.Request, tasks []*store.Task) requestView {
 	v := requestView{ID: r.ID, Tenant: r.Tenant, Type: r.Type, State: r.State, Source: r.Source,
-		ReceivedAt: r.ReceivedAt, Deadline: r.Deadline, CreatedAt: r.CreatedAt, CompletedAt: timePtr(r.CompletedAt)}
+		ReceivedAt: r.ReceivedAt, Deadline: r.Deadline, CreatedAt: r.CreatedAt, CompletedAt: timePtr(r.CompletedAt),
+		OriginalDeadline: timePtr(r.OriginalDeadline), ExtendedAt: timePtr(r.ExtendedAt), ExtensionReason: r.ExtensionReason,
+		AnsweredAt: timePtr(r.AnsweredAt)}
+	if spec, _, err := requestPolicy(r); err == nil && spec != nil {
+		v.TimeZone, v.RollToWorkingDay = spec.TimeZone, spec.RollToWorkingDay
+	}
 	if r.Source == sourceAccountDeleted {
 		v.EventID = strings.TrimPrefix(r.SourceRef, sourceAccountDeleted+":")
 	}
 	for _, k := range tasks {
 		tv := taskView{System: k.System, State: k.State, Outcome: k.Outcome, Attempts: k.Attempts, AnsweredAt: timePtr(k.AnsweredAt),
 			LegalBasis: k.LegalBasis, RetainUntil: timePtr(k.RetainUntil), Counts: k.Counts, Remaining: k.Remaining, Detail: k.Detail}
-		if k.State == store.TaskPublished || k.State == store.TaskRetrying {
+		if k.State == store.TaskPublished || k.State == store.TaskRetrying || k.State == store.TaskDeferred {
 			tv.NextAttempt = timePtr(k.NextAttemptAt)
 		}
 		if len(k.ExportSHA256) > 0 {

@@ -29,9 +29,11 @@ type metrics struct {
 	lastReceipt   *prometheus.GaugeVec
 	completion    *prometheus.HistogramVec
 	ended         *prometheus.CounterVec
+	extensions    *prometheus.CounterVec
+	notices       *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer, st store.Store, systems []string, now func() time.Time) *metrics {
+func newMetrics(reg prometheus.Registerer, st store.Store, systems []string, webhook bool, now func() time.Time) *metrics {
 	f := promauto.With(reg)
 	m := &metrics{
 		created: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_requests_created_total",
@@ -61,6 +63,10 @@ func newMetrics(reg prometheus.Registerer, st store.Store, systems []string, now
 			Buckets: []float64{60, 600, 3600, 6 * 3600, 86400, 3 * 86400, 7 * 86400, 14 * 86400, 31 * 86400, 92 * 86400}}, []string{"system"}),
 		ended: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_requests_ended_total",
 			Help: "Requests ended, by type and result: within_objective (fulfilled within the objective duration), late, failed."}, []string{"type", "result"}),
+		extensions: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_extensions_total",
+			Help: "Deadlines extended by two further months (GDPR Art. 12(3)), by request type."}, []string{"type"}),
+		notices: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_notice_deliveries_total",
+			Help: "Deliveries of notices to data subjects, by channel (bus, webhook) and result (delivered, failed)."}, []string{"channel", "result"}),
 	}
 	start := float64(now().Unix())
 	for _, s := range systems {
@@ -71,6 +77,12 @@ func newMetrics(reg prometheus.Registerer, st store.Store, systems []string, now
 		for _, r := range []string{"within_objective", "late", "failed"} {
 			m.ended.WithLabelValues(t, r)
 		}
+		m.extensions.WithLabelValues(t)
+	}
+	channels := noticeChannels(webhook)
+	for _, ch := range channels {
+		m.notices.WithLabelValues(ch, "delivered")
+		m.notices.WithLabelValues(ch, "failed")
 	}
 	for _, s := range systems {
 		m.retries.WithLabelValues(s)
@@ -83,7 +95,7 @@ func newMetrics(reg prometheus.Registerer, st store.Store, systems []string, now
 	for _, r := range []string{"duplicate", "stale"} {
 		m.ignored.WithLabelValues(r)
 	}
-	reg.MustRegister(&storeCollector{store: st, systems: systems, now: now})
+	reg.MustRegister(&storeCollector{store: st, systems: systems, channels: channels, now: now})
 	m.gatherer = prometheus.DefaultGatherer
 	if g, ok := reg.(prometheus.Gatherer); ok {
 		m.gatherer = g
@@ -113,9 +125,18 @@ func (r *statusRecorder) WriteHeader(code int) {
 // right after a restart and agree between replicas (aggregate them with
 // max, not sum).
 type storeCollector struct {
-	store   store.Store
-	systems []string
-	now     func() time.Time
+	store    store.Store
+	systems  []string
+	channels []string
+	now      func() time.Time
+}
+
+// noticeChannels are the channels notices are delivered on.
+func noticeChannels(webhook bool) []string {
+	if webhook {
+		return []string{channelBus, channelWebhook}
+	}
+	return []string{channelBus}
 }
 
 var (
@@ -130,8 +151,18 @@ var (
 	pendingDesc = prometheus.NewDesc("lethe_orchestrator_pending_tasks",
 		"Tasks sent to a system and not yet answered.", []string{"system"}, nil)
 	earliestPending = prometheus.NewDesc("lethe_orchestrator_earliest_pending_deadline_timestamp_seconds",
-		"The nearest deadline among a system's unanswered tasks (0 when none).", []string{"system"}, nil)
+		"The nearest deadline among a system's unanswered tasks of requests not yet ended (0 when none).", []string{"system"}, nil)
+	deferredDesc = prometheus.NewDesc("lethe_orchestrator_deferred_erasures",
+		"Erasures deferred by a lawful retention and not yet carried out, by when due: overdue (retain-until passed), lt_30d, later.", []string{"due"}, nil)
+	undeliveredDesc = prometheus.NewDesc("lethe_orchestrator_notices_undelivered",
+		"Notices to data subjects not yet delivered, by channel.", []string{"channel"}, nil)
 )
+
+// deferredBuckets are the due buckets of lethe_orchestrator_deferred_erasures.
+var deferredBuckets = []struct {
+	name string
+	in   time.Duration
+}{{"overdue", 0}, {"lt_30d", 30 * 24 * time.Hour}}
 
 // deadlineBuckets are the time-left buckets of lethe_orchestrator_open_requests.
 var deadlineBuckets = []struct {
@@ -148,6 +179,8 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- earliestOpen
 	ch <- pendingDesc
 	ch <- earliestPending
+	ch <- deferredDesc
+	ch <- undeliveredDesc
 }
 
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -176,7 +209,11 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	for i, b := range deadlineBuckets {
 		bounds[i] = now.Add(b.left)
 	}
-	p, err := c.store.Pressure(ctx, bounds)
+	dueBounds := make([]time.Time, len(deferredBuckets))
+	for i, b := range deferredBuckets {
+		dueBounds[i] = now.Add(b.in)
+	}
+	p, err := c.store.Pressure(ctx, bounds, dueBounds)
 	if err != nil {
 		return
 	}
@@ -191,6 +228,19 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		pt := p.Pending[s]
 		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(pt.Count), s)
 		ch <- prometheus.MustNewConstMetric(earliestPending, prometheus.GaugeValue, unixOrZero(pt.EarliestDeadline), s)
+	}
+	prev = 0
+	for i, b := range deferredBuckets {
+		ch <- prometheus.MustNewConstMetric(deferredDesc, prometheus.GaugeValue, float64(p.DeferredBefore[i]-prev), b.name)
+		prev = p.DeferredBefore[i]
+	}
+	ch <- prometheus.MustNewConstMetric(deferredDesc, prometheus.GaugeValue, float64(p.Deferred-prev), "later")
+	for _, name := range c.channels {
+		n := p.UndeliveredBus
+		if name == channelWebhook {
+			n = p.UndeliveredWebhook
+		}
+		ch <- prometheus.MustNewConstMetric(undeliveredDesc, prometheus.GaugeValue, float64(n), name)
 	}
 }
 

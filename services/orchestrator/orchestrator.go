@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -22,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lethe-dev/lethe/pkg/bus"
+	"github.com/lethe-dev/lethe/pkg/deadline"
 	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 )
@@ -52,6 +54,15 @@ type Config struct {
 	// Objective is how soon a request should be fulfilled, for the SLO
 	// metric lethe_orchestrator_requests_ended_total{result}. Default 7 days.
 	Objective time.Duration
+	// Deadlines are the tenants' deadline policies (time zone, roll to
+	// working days); nil counts every deadline in UTC without rolling.
+	Deadlines *deadline.Tenants
+	// NoticeWebhook, if set, receives every notice to a data subject (the
+	// extension notice) as a signed JSON POST, besides the bus.
+	NoticeWebhook string
+	// HTTPClient posts to the webhook; default http.DefaultClient (each
+	// POST has its own 10 s timeout).
+	HTTPClient *http.Client
 	// HashKey keys the hash that replaces subject identifiers once a
 	// request has ended.
 	HashKey []byte
@@ -105,6 +116,9 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = http.DefaultClient
+	}
 }
 
 // Validate reports a configuration that cannot work.
@@ -123,6 +137,12 @@ func (c Config) Validate() error {
 			return fmt.Errorf("orchestrator: bad system name %q", s)
 		}
 	}
+	if c.NoticeWebhook != "" {
+		u, err := url.Parse(c.NoticeWebhook)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return errors.New("orchestrator: the notice webhook must be an http:// or https:// URL")
+		}
+	}
 	return nil
 }
 
@@ -135,9 +155,12 @@ type Orchestrator struct {
 	m       *metrics
 	ln      net.Listener
 	relayUp chan struct{} // wakes the relay after a commit that enqueued
-	signer  *proof.Signer
-	keys    *registry
-	id      string // names this replica's outbox leases
+	// noticeUp wakes the notifier after a commit that wrote a notice.
+	noticeUp   chan struct{}
+	httpClient *http.Client
+	signer     *proof.Signer
+	keys       *registry
+	id         string // names this replica's outbox leases
 }
 
 // New opens the store and the API's listener. Run starts the work.
@@ -147,7 +170,7 @@ func New(cfg Config) (*Orchestrator, error) {
 		return nil, err
 	}
 	cfg.Systems = slices.Sorted(slices.Values(cfg.Systems))
-	o := &Orchestrator{cfg: cfg, store: cfg.Store, log: cfg.Logger, relayUp: make(chan struct{}, 1), signer: cfg.Signer, id: replicaID()}
+	o := &Orchestrator{cfg: cfg, store: cfg.Store, log: cfg.Logger, relayUp: make(chan struct{}, 1), noticeUp: make(chan struct{}, 1), httpClient: cfg.HTTPClient, signer: cfg.Signer, id: replicaID()}
 	if o.signer == nil {
 		s, err := proof.LoadSigner(filepath.Join(cfg.DataDir, "signing.key"), proof.RoleOrchestrator, cfg.Now())
 		if err != nil {
@@ -173,7 +196,7 @@ func New(cfg Config) (*Orchestrator, error) {
 		return nil, fmt.Errorf("orchestrator: listen: %w", err)
 	}
 	o.ln = ln
-	o.m = newMetrics(cfg.Registerer, o.store, cfg.Systems, cfg.Now)
+	o.m = newMetrics(cfg.Registerer, o.store, cfg.Systems, cfg.NoticeWebhook != "", cfg.Now)
 	return o, nil
 }
 
@@ -191,8 +214,9 @@ func (o *Orchestrator) Close() error {
 	return nil
 }
 
-// Run serves the API, relays the outbox, consumes receipts and account
-// deletions and schedules retries until ctx is cancelled.
+// Run serves the API, relays the outbox, delivers notices, consumes
+// receipts and account deletions and schedules retries and deferred
+// erasures until ctx is cancelled.
 func (o *Orchestrator) Run(ctx context.Context) error {
 	defer o.Close()
 	srv := &http.Server{Handler: o.routes(), ReadHeaderTimeout: 5 * time.Second}
@@ -211,6 +235,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return o.relay(ctx) })
 	g.Go(func() error { return o.scan(ctx) })
+	g.Go(func() error { return o.notify(ctx) })
 	g.Go(func() error { return o.consumeReceipts(ctx) })
 	g.Go(func() error { return o.consumeAccountDeletions(ctx) })
 	o.log.Info("orchestrator running", "listen", o.Addr(), "systems", o.cfg.Systems)

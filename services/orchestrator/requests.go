@@ -75,20 +75,29 @@ func (o *Orchestrator) Submit(ctx context.Context, nr NewRequest) (r *store.Requ
 	if received.IsZero() {
 		received = now
 	}
+	spec, pol, specJSON, err := o.policyFor(nr.Tenant, received)
+	if err != nil {
+		return nil, false, fmt.Errorf("submit: %w", err)
+	}
+	var logSpec *deadline.Spec
+	if specJSON != "" {
+		logSpec = &spec
+	}
 	r = &store.Request{
-		ID:            newID(now),
-		Tenant:        nr.Tenant,
-		Type:          nr.Type,
-		State:         store.StatePendingVerification,
-		SubjectEmail:  nr.Email,
-		SubjectUserID: nr.UserID,
-		SubjectHash:   pseudonym.Hash(o.cfg.HashKey, subjectKey(nr.Email, nr.UserID)),
-		Source:        nr.Source,
-		SourceRef:     nr.SourceRef,
-		ReceivedAt:    received.UTC(),
-		Deadline:      deadline.OneMonth(received),
-		CreatedAt:     now,
-		UpdatedAt:     now,
+		ID:             newID(now),
+		Tenant:         nr.Tenant,
+		Type:           nr.Type,
+		State:          store.StatePendingVerification,
+		SubjectEmail:   nr.Email,
+		SubjectUserID:  nr.UserID,
+		SubjectHash:    pseudonym.Hash(o.cfg.HashKey, subjectKey(nr.Email, nr.UserID)),
+		Source:         nr.Source,
+		SourceRef:      nr.SourceRef,
+		ReceivedAt:     received.UTC(),
+		Deadline:       pol.Deadline(received),
+		DeadlinePolicy: specJSON,
+		CreatedAt:      now,
+		UpdatedAt:      now,
 	}
 	fresh := *r
 	submit := func(tx store.Tx) error {
@@ -110,7 +119,7 @@ func (o *Orchestrator) Submit(ctx context.Context, nr NewRequest) (r *store.Requ
 		}
 		received, dl := r.ReceivedAt, r.Deadline
 		if err := o.record(tx, proof.Entry{RequestID: r.ID, Event: proof.EventCreated, At: now, Tenant: r.Tenant, Type: r.Type,
-			SubjectHash: r.SubjectHash, ReceivedAt: &received, Deadline: &dl, Detail: "source=" + r.Source}); err != nil {
+			SubjectHash: r.SubjectHash, ReceivedAt: &received, Deadline: &dl, DeadlinePolicy: logSpec, Detail: "source=" + r.Source}); err != nil {
 			return err
 		}
 		for _, sys := range o.cfg.Systems {
@@ -209,7 +218,7 @@ func (o *Orchestrator) attempt(tx store.Tx, r *store.Request, k *store.Task, now
 		return err
 	}
 	return tx.Enqueue(store.OutboxMessage{Topic: events.TaskTopic(k.System), ID: msg.ID, Type: msg.Type, Key: msg.Key, Payload: msg.Data, Created: now,
-		TaskID: k.ID, Wait: o.wait(k.Attempts)})
+		TaskID: k.ID, Wait: o.wait(k.Attempts - k.RoundStart)})
 }
 
 func (o *Orchestrator) task(r *store.Request, k *store.Task, withSubject bool) *lethev1.Task {
@@ -266,9 +275,15 @@ func (o *Orchestrator) recordReceipt(ctx context.Context, rc *lethev1.Receipt, r
 			verdict, reason = "rejected", "mismatch"
 			return nil
 		}
-		failed := rc.GetOutcome() == lethev1.Outcome_OUTCOME_FAILED
+		failed, retryable, detail := rc.GetOutcome() == lethev1.Outcome_OUTCOME_FAILED, rc.GetRetryable(), rc.GetDetail()
+		if rc.GetOutcome() == lethev1.Outcome_OUTCOME_RETAINED && rc.GetRetainUntil() != nil && !rc.GetRetainUntil().AsTime().After(now) {
+			// Data kept past its own retention date is no lawful answer (a
+			// connector whose clock is behind, or a replayed old receipt
+			// at a deferred erasure): try again.
+			failed, retryable, detail = true, true, "retained past its retain-until date"
+		}
 		switch {
-		case k.State == store.TaskAnswered:
+		case k.State == store.TaskAnswered || k.State == store.TaskDeferred:
 			verdict, reason = "ignored", "duplicate"
 			return nil
 		case k.State == store.TaskPending:
@@ -281,16 +296,16 @@ func (o *Orchestrator) recordReceipt(ctx context.Context, rc *lethev1.Receipt, r
 		}
 		if failed {
 			o.m.failed.WithLabelValues(k.System).Inc()
-			if rc.GetRetryable() && k.Attempts < o.cfg.MaxAttempts {
+			if retryable && k.Attempts-k.RoundStart < o.cfg.MaxAttempts {
 				verdict = "retrying"
-				k.State, k.Detail, k.NextAttemptAt = store.TaskRetrying, rc.GetDetail(), now.Add(o.wait(k.Attempts))
+				k.State, k.Detail, k.NextAttemptAt = store.TaskRetrying, detail, now.Add(o.wait(k.Attempts-k.RoundStart))
 				if err := tx.UpdateTask(k); err != nil {
 					return err
 				}
 				return o.record(tx, proof.Entry{RequestID: r.ID, Event: proof.EventTaskFailed, At: now, System: k.System, Attempt: k.Attempts, Detail: "retryable"})
 			}
 			verdict, wake = "dead_letter", true
-			return o.deadLetter(tx, r, k, "failed: "+rc.GetDetail(), now)
+			return o.deadLetter(tx, r, k, "failed: "+detail, now)
 		}
 		// A success is taken even after the task was dead-lettered: the
 		// system did the work late (after a broker outage, say), and the
@@ -301,6 +316,7 @@ func (o *Orchestrator) recordReceipt(ctx context.Context, rc *lethev1.Receipt, r
 		k.AnsweredAt = now
 		k.Detail = ""
 		k.LegalBasis = rc.GetLegalBasis()
+		k.RetainUntil = time.Time{}
 		if rc.GetRetainUntil() != nil {
 			k.RetainUntil = rc.GetRetainUntil().AsTime()
 		}
@@ -378,37 +394,77 @@ func (o *Orchestrator) deadLetter(tx store.Tx, r *store.Request, k *store.Task, 
 // attempts, and drops the subject's identifiers, which only the keyed hash
 // outlives. A failed request is completed again when a late answer turns
 // its last dead letter into a success.
+//
+// An erasure that a system answered "retained until" a date (billing's
+// invoices, kept by law) is answered in full but not over: the request
+// ends as partially_retained, its task is deferred to that date, when a
+// follow-up erasure runs, and the subject's identifiers stay until then
+// (the follow-up needs them; the retaining system holds them anyway).
 func (o *Orchestrator) complete(tx store.Tx, r *store.Request, now time.Time) error {
 	tasks, err := tx.Tasks(r.ID)
 	if err != nil {
 		return err
 	}
 	state := store.StateFulfilled
+	var deferred []*store.Task
 	for _, k := range tasks {
 		switch k.State {
 		case store.TaskAnswered:
+			if r.Type == TypeErasure && k.Outcome == "retained" && k.RetainUntil.After(now) {
+				deferred = append(deferred, k)
+			}
+		case store.TaskDeferred:
+			deferred = append(deferred, nil) // deferred in an earlier round
 		case store.TaskDeadLetter:
 			state = store.StateFailed
 		default:
 			return nil
 		}
 	}
+	if state == store.StateFulfilled && len(deferred) > 0 {
+		state = store.StatePartiallyRetained
+	}
+	firstEnd := r.CompletedAt.IsZero()
 	r.State, r.UpdatedAt, r.CompletedAt = state, now, now
-	r.SubjectEmail, r.SubjectUserID = "", ""
+	if r.AnsweredAt.IsZero() && state != store.StateFailed {
+		r.AnsweredAt = now
+	}
+	if state != store.StatePartiallyRetained {
+		r.SubjectEmail, r.SubjectUserID = "", ""
+	}
 	if err := tx.UpdateRequest(r); err != nil {
 		return err
 	}
 	if err := tx.ForgetTasks(r.ID); err != nil {
 		return err
 	}
+	for _, k := range deferred {
+		if k == nil {
+			continue
+		}
+		k.State, k.NextAttemptAt = store.TaskDeferred, k.RetainUntil
+		if err := tx.UpdateTask(k); err != nil {
+			return err
+		}
+		until := k.RetainUntil
+		if err := o.record(tx, proof.Entry{RequestID: r.ID, Event: proof.EventErasureDeferred, At: now, System: k.System, RetainUntil: &until}); err != nil {
+			return err
+		}
+		o.log.Info("erasure deferred", "request_id", r.ID, "system", k.System, "retain_until", until)
+	}
 	event, result := proof.EventFulfilled, "within_objective"
 	switch {
 	case state == store.StateFailed:
 		event, result = proof.EventFailed, "failed"
-	case now.Sub(r.ReceivedAt) > o.cfg.Objective:
+	case state == store.StatePartiallyRetained:
+		event = proof.EventPartiallyRetained
+	}
+	if result != "failed" && now.Sub(r.ReceivedAt) > o.cfg.Objective {
 		result = "late"
 	}
-	o.m.ended.WithLabelValues(r.Type, result).Inc()
+	if firstEnd {
+		o.m.ended.WithLabelValues(r.Type, result).Inc()
+	}
 	if err := o.record(tx, proof.Entry{RequestID: r.ID, Event: event, At: now}); err != nil {
 		return err
 	}
@@ -425,7 +481,9 @@ func (o *Orchestrator) record(tx store.Tx, e proof.Entry) error {
 
 // issue signs a tree head over the log as it now stands and issues the
 // request's certificate: its answers, its log entries with their inclusion
-// proofs, all signed by the orchestrator.
+// proofs, all signed by the orchestrator. It is issued again when the
+// request changes after it ended (a late answer, a deferred erasure done,
+// a notice delivered).
 func (o *Orchestrator) issue(tx store.Tx, r *store.Request, tasks []*store.Task, now time.Time) error {
 	size, err := tx.LogSize()
 	if err != nil {
@@ -435,14 +493,20 @@ func (o *Orchestrator) issue(tx store.Tx, r *store.Request, tasks []*store.Task,
 	if err != nil {
 		return fmt.Errorf("tree hash: %w", err)
 	}
+	spec, _, err := requestPolicy(r)
+	if err != nil {
+		return err
+	}
 	c := proof.Certificate{
 		RequestID: r.ID, Tenant: r.Tenant, Type: r.Type, SubjectHash: r.SubjectHash,
-		ReceivedAt: r.ReceivedAt, Deadline: r.Deadline, CompletedAt: now, State: r.State,
-		DeadlineMet: !now.After(r.Deadline),
-		Log:         proof.LogProof{TreeHead: proof.SignTreeHead(o.signer, size, root, now)},
+		ReceivedAt: r.ReceivedAt, Deadline: r.Deadline, DeadlinePolicy: spec, CompletedAt: r.CompletedAt, State: r.State,
+		Log: proof.LogProof{TreeHead: proof.SignTreeHead(o.signer, size, root, now)},
+	}
+	if !r.AnsweredAt.IsZero() && !r.AnsweredAt.Equal(r.CompletedAt) {
+		c.AnsweredAt = &r.AnsweredAt
 	}
 	for _, k := range tasks {
-		if k.State != store.TaskAnswered {
+		if k.State != store.TaskAnswered && k.State != store.TaskDeferred {
 			c.Systems = append(c.Systems, proof.SystemResult{System: k.System, Outcome: proof.OutcomeDeadLetter, Detail: k.Detail})
 			continue
 		}
@@ -456,13 +520,25 @@ func (o *Orchestrator) issue(tx store.Tx, r *store.Request, tasks []*store.Task,
 	if err != nil {
 		return err
 	}
+	entries := make([]proof.Entry, 0, len(records))
 	for _, rec := range records {
 		p, err := tlog.ProveRecord(size, rec.Index, tx)
 		if err != nil {
 			return fmt.Errorf("inclusion proof: %w", err)
 		}
 		c.Log.Entries = append(c.Log.Entries, proof.LoggedEntry{Index: rec.Index, Entry: rec.Data, Proof: p})
+		e, err := proof.DecodeEntry(rec.Data)
+		if err != nil {
+			return err
+		}
+		entries = append(entries, e)
 	}
+	if !r.ExtendedAt.IsZero() {
+		first, channels := proof.NoticeDeliveries(entries, proof.NoticeExtension)
+		c.Extension = &proof.Extension{At: r.ExtendedAt, Reason: r.ExtensionReason, OriginalDeadline: r.OriginalDeadline,
+			NoticeDeliveredAt: first, NoticeChannels: channels}
+	}
+	c.DeadlineMet = !c.RespondedAt().After(c.EffectiveDeadline())
 	c.Sign(o.signer)
 	return tx.PutCertificate(r.ID, c.Encode(), now)
 }
@@ -483,10 +559,21 @@ func (o *Orchestrator) retryDue(ctx context.Context) (int, error) {
 			if err != nil {
 				return err
 			}
-			if k.Attempts >= o.cfg.MaxAttempts {
-				why := fmt.Sprintf("no answer after %d attempts", k.Attempts)
+			if k.State == store.TaskDeferred {
+				// The retention is over: the follow-up erasure gets
+				// attempts of its own.
+				o.log.Info("deferred erasure due", "request_id", r.ID, "system", k.System)
+				k.RoundStart, k.Detail = k.Attempts, ""
+				if err := o.attempt(tx, r, k, now); err != nil {
+					return err
+				}
+				continue
+			}
+			if k.Attempts-k.RoundStart >= o.cfg.MaxAttempts {
+				n := k.Attempts - k.RoundStart
+				why := fmt.Sprintf("no answer after %d attempts", n)
 				if k.Detail != "" {
-					why = fmt.Sprintf("failed %d attempts, last: %s", k.Attempts, k.Detail)
+					why = fmt.Sprintf("failed %d attempts, last: %s", n, k.Detail)
 				}
 				if err := o.deadLetter(tx, r, k, why, now); err != nil {
 					return err

@@ -18,6 +18,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -140,26 +141,72 @@ var defaultAnswers = []Answer{
 }
 
 // Erasure says how an erasure request goes. The zero value is a request
-// received at [DefaultReceived] and fulfilled three days later: accounts
-// erased the subject's data, billing retained invoices by law, crm held
-// nothing.
+// received at [DefaultReceived] and answered three days later: accounts
+// erased the subject's data, billing retained invoices by law until the
+// end of 2036 (so the request ends partially_retained; see
+// [World.FollowUp]), crm held nothing.
 type Erasure struct {
-	Received  time.Time // zero: DefaultReceived
-	Completed time.Time // zero: three days after Received
+	Received time.Time // zero: DefaultReceived
+	// Completed is when the request ended: zero, three days after
+	// Received.
+	Completed time.Time
 	// Answers are the systems' answers, in order: the i-th comes i+1
 	// minutes after receipt. Nil: the default answers above.
 	Answers []Answer
-	// ExtendTo, when set, is the deadline the request was extended to.
-	ExtendTo *time.Time
+	// Policy is the tenant's deadline policy; nil: the default (UTC, no
+	// roll). The request keeps Policy.For(Received), as the orchestrator
+	// does, and nil when that is the default.
+	Policy *deadline.Spec
+	// Extend, when set, extends the deadline (Art. 12(3)).
+	Extend *Extend
 	// State, when set, is the state the request ended in, instead of the
 	// one the answers give ("failed" if a system failed or ran out of
-	// attempts, "fulfilled" otherwise). The log's final event follows it.
+	// attempts; otherwise "partially_retained" if a system retained data
+	// until a date; otherwise "fulfilled"). The log's final event follows
+	// it.
 	State string
 	// Minimal logs only the entries a certificate needs: created, each
-	// system's answer (receipt_accepted or dead_letter), extended if
-	// ExtendTo is set, and the end. Otherwise, as the orchestrator does,
-	// verified and each system's task_published are logged too.
+	// system's answer (receipt_accepted or dead_letter), extended and
+	// notice_delivered if Extend is set, and the end. Otherwise, as the
+	// orchestrator does, verified, each system's task_published and
+	// erasure_deferred (for data retained until a date) are logged too.
 	Minimal bool
+}
+
+// Extend says how a request's deadline was extended: to
+// Policy.Extended(received), as the law allows, the only date a certificate
+// may show.
+type Extend struct {
+	At     time.Time // zero: 20 seconds after receipt
+	Reason string    // "": DefaultReason
+	// Notices are the deliveries of the notice of the extension to the
+	// data subject, each logged (notice_delivered), in any order. None:
+	// the person was never told, and the extension has no effect.
+	Notices []Notice
+}
+
+// DefaultReason is the reason of an extension unless told.
+const DefaultReason = "the request covers many systems, some of them run by processors"
+
+// Notice is one delivery of the notice of an extension.
+type Notice struct {
+	At      time.Time // zero: a minute after the extension
+	Channel string    // "": "bus"
+}
+
+// FollowUp says how the deferred erasure of a request that ended
+// partially_retained goes, at the latest retain_until date of its systems.
+type FollowUp struct {
+	// Answers are the deferred systems' answers, the i-th i+1 minutes
+	// after that date. Nil: each system that retained data until a date
+	// answers erased, counting what it had kept.
+	Answers []Answer
+	// Completed is when the request ends again: zero, an hour after that
+	// date.
+	Completed time.Time
+	// State, when set, is the state it ends in, instead of the one the
+	// answers give (see [Erasure]).
+	State string
 }
 
 // Request is an erasure request a World carried out.
@@ -167,20 +214,28 @@ type Request struct {
 	ID          string
 	SubjectHash string // as the orchestrator's keyed hash would be: hex, 64 digits
 	Received    time.Time
-	Deadline    time.Time
-	// OriginalDeadline is set when the deadline was extended.
-	OriginalDeadline *time.Time
-	Completed        time.Time
-	State            string
-	// Entries are the indexes of the request's entries in the World's log.
+	// Policy is the deadline policy the request keeps; nil: the default.
+	Policy   *deadline.Spec
+	Deadline time.Time
+	// Extension is set when the deadline was extended. Its notice's
+	// deliveries are read from the log when a certificate is issued.
+	Extension *proof.Extension
+	// Answered is set once the request ended again after a follow-up: when
+	// it was first answered (partially_retained).
+	Answered  *time.Time
+	Completed time.Time
+	State     string
+	// Entries are the indexes of the request's entries in the World's log,
+	// in order.
 	Entries []int64
 
 	results []proof.SystemResult
+	minimal bool
 }
 
 // Erase carries out erasure request id as an orchestrator would, appending
-// its events to the log, and returns it. Issue its certificate with
-// [World.Certificate].
+// its events to the log in the order of their times, and returns it. Issue
+// its certificate with [World.Certificate].
 func (w *World) Erase(tb testing.TB, id string, e Erasure) *Request {
 	tb.Helper()
 	if e.Received.IsZero() {
@@ -197,42 +252,150 @@ func (w *World) Erase(tb testing.TB, id string, e Erasure) *Request {
 		ID:          id,
 		SubjectHash: hex.EncodeToString(sum[:]),
 		Received:    e.Received,
-		Deadline:    deadline.OneMonth(e.Received),
 		Completed:   e.Completed,
+		minimal:     e.Minimal,
 	}
-	add := func(en proof.Entry) {
-		en.RequestID = id
-		r.Entries = append(r.Entries, w.Log.Append(en.Encode()))
+	var policy deadline.Policy
+	if e.Policy != nil {
+		if spec := e.Policy.For(e.Received); !spec.IsDefault() {
+			r.Policy = &spec
+		}
 	}
+	if r.Policy != nil {
+		var err error
+		if policy, err = r.Policy.Policy(); err != nil {
+			tb.Fatalf("deadline policy: %v", err)
+		}
+	}
+	r.Deadline = policy.Deadline(e.Received).UTC()
+
+	var log []proof.Entry
+	add := func(en proof.Entry) { log = append(log, en) }
 	received, due := r.Received, r.Deadline
-	add(proof.Entry{Event: proof.EventCreated, At: received, Tenant: Tenant, Type: "erasure", SubjectHash: r.SubjectHash, ReceivedAt: &received, Deadline: &due})
+	add(proof.Entry{Event: proof.EventCreated, At: received, Tenant: Tenant, Type: "erasure", SubjectHash: r.SubjectHash,
+		ReceivedAt: &received, Deadline: &due, DeadlinePolicy: r.Policy})
 	if !e.Minimal {
 		add(proof.Entry{Event: proof.EventVerified, At: received.Add(10 * time.Second)})
 	}
-	if e.ExtendTo != nil {
-		orig, ext := r.Deadline, *e.ExtendTo
-		r.OriginalDeadline, r.Deadline = &orig, ext
-		add(proof.Entry{Event: proof.EventExtended, At: received.Add(20 * time.Second), Deadline: &ext, Detail: "complex request"})
+	if x := e.Extend; x != nil {
+		at, reason := x.At, x.Reason
+		if at.IsZero() {
+			at = received.Add(20 * time.Second)
+		}
+		if reason == "" {
+			reason = DefaultReason
+		}
+		orig, ext := r.Deadline, policy.Extended(e.Received).UTC()
+		r.Deadline = ext
+		r.Extension = &proof.Extension{At: at.UTC().Truncate(time.Millisecond), Reason: reason, OriginalDeadline: orig}
+		add(proof.Entry{Event: proof.EventExtended, At: at, Deadline: &ext, OriginalDeadline: &orig, ReasonSHA256: proof.ReasonHash(reason)})
+		for _, n := range x.Notices {
+			if n.At.IsZero() {
+				n.At = at.Add(time.Minute)
+			}
+			if n.Channel == "" {
+				n.Channel = "bus"
+			}
+			add(proof.Entry{Event: proof.EventNoticeDelivered, At: n.At, Notice: proof.NoticeExtension, Channel: n.Channel})
+		}
 	}
-	failed := false
-	for i, a := range e.Answers {
+	for _, a := range e.Answers {
 		if !e.Minimal {
 			add(proof.Entry{Event: proof.EventTaskPublished, At: received.Add(30 * time.Second), System: a.System, Attempt: 1})
 		}
-		at := received.Add(time.Duration(i+1) * time.Minute)
-		if a.DeadLetter {
-			failed = true
-			add(proof.Entry{Event: proof.EventDeadLetter, At: at, System: a.System, Attempt: 5, Detail: "out of attempts"})
-			r.results = append(r.results, proof.SystemResult{System: a.System, Outcome: proof.OutcomeDeadLetter, Detail: "out of attempts"})
-			continue
+	}
+	for i, a := range e.Answers {
+		w.answer(tb, r, a, received.Add(time.Duration(i+1)*time.Minute), add)
+	}
+	r.State = e.State
+	if r.State == "" {
+		r.State = stateOf(r.results)
+	}
+	add(proof.Entry{Event: finalEvent(r.State), At: r.Completed})
+	w.append(r, log)
+	return r
+}
+
+// FollowUp carries out the deferred erasure of r, which ended
+// partially_retained, as the orchestrator does at the systems'
+// retain_until dates: it logs their new answers and the new end, and r,
+// first answered when it ended, ends again (fulfilled when each of them
+// erased). Issue the certificate again with [World.Certificate].
+func (w *World) FollowUp(tb testing.TB, r *Request, f FollowUp) {
+	tb.Helper()
+	var deferred []string
+	var latest time.Time
+	for _, s := range r.results {
+		if s.Outcome == "retained" && s.RetainUntil != nil {
+			deferred = append(deferred, s.System)
+			if s.RetainUntil.After(latest) {
+				latest = *s.RetainUntil
+			}
 		}
-		rc := w.receipt(tb, id, a, at)
+	}
+	if len(deferred) == 0 {
+		tb.Fatalf("request %s: no system retained data until a date: nothing to follow up", r.ID)
+	}
+	if f.Answers == nil {
+		for _, sys := range deferred {
+			f.Answers = append(f.Answers, Answer{System: sys, Outcome: lethev1.Outcome_OUTCOME_ERASED, Receipt: erasedAsKept(r.results, sys)})
+		}
+	}
+	if f.Completed.IsZero() {
+		f.Completed = latest.Add(time.Hour)
+	}
+	var log []proof.Entry
+	add := func(en proof.Entry) { log = append(log, en) }
+	for _, a := range f.Answers {
+		if !r.minimal {
+			add(proof.Entry{Event: proof.EventTaskPublished, At: latest, System: a.System, Attempt: 1})
+		}
+	}
+	for i, a := range f.Answers {
+		w.answer(tb, r, a, latest.Add(time.Duration(i+1)*time.Minute), add)
+	}
+	if r.Answered == nil {
+		answered := r.Completed
+		r.Answered = &answered
+	}
+	r.Completed = f.Completed
+	r.State = f.State
+	if r.State == "" {
+		r.State = stateOf(r.results)
+	}
+	add(proof.Entry{Event: finalEvent(r.State), At: r.Completed})
+	w.append(r, log)
+}
+
+// erasedAsKept is the receipt content of a deferred erasure: what system
+// kept, now erased, none remaining.
+func erasedAsKept(results []proof.SystemResult, system string) *lethev1.Receipt {
+	r := &lethev1.Receipt{}
+	for _, s := range results {
+		if s.System == system {
+			for _, cat := range slices.Sorted(maps.Keys(s.Counts)) {
+				r.Counts = append(r.Counts, &lethev1.CategoryCount{Category: cat, Count: s.Counts[cat]})
+			}
+		}
+	}
+	return r
+}
+
+// answer logs system a's answer at the given time and sets its result,
+// replacing an earlier one.
+func (w *World) answer(tb testing.TB, r *Request, a Answer, at time.Time, add func(proof.Entry)) {
+	tb.Helper()
+	var res proof.SystemResult
+	if a.DeadLetter {
+		add(proof.Entry{Event: proof.EventDeadLetter, At: at, System: a.System, Attempt: 5, Detail: "out of attempts"})
+		res = proof.SystemResult{System: a.System, Outcome: proof.OutcomeDeadLetter, Detail: "out of attempts"}
+	} else {
+		rc := w.receipt(tb, r.ID, a, at)
 		raw, err := proto.Marshal(rc)
 		if err != nil {
 			tb.Fatalf("receipt of %s: %v", a.System, err)
 		}
-		res, err := proof.SystemResultOf(raw)
-		if err != nil {
+		if res, err = proof.SystemResultOf(raw); err != nil {
 			tb.Fatalf("system result of %s: %v", a.System, err)
 		}
 		h, err := proof.ReceiptHash(rc)
@@ -240,25 +403,47 @@ func (w *World) Erase(tb testing.TB, id string, e Erasure) *Request {
 			tb.Fatalf("receipt hash of %s: %v", a.System, err)
 		}
 		add(proof.Entry{Event: proof.EventReceiptAccepted, At: at, System: a.System, Attempt: 1, Outcome: res.Outcome, ReceiptHash: hex.EncodeToString(h[:])})
-		r.results = append(r.results, res)
-		if a.Outcome == lethev1.Outcome_OUTCOME_FAILED {
-			failed = true
+		if res.Outcome == "retained" && res.RetainUntil != nil && !r.minimal {
+			add(proof.Entry{Event: proof.EventErasureDeferred, At: at, System: a.System, RetainUntil: res.RetainUntil})
 		}
 	}
+	r.results = slices.DeleteFunc(r.results, func(s proof.SystemResult) bool { return s.System == a.System })
+	r.results = append(r.results, res)
 	slices.SortFunc(r.results, func(a, b proof.SystemResult) int { return strings.Compare(a.System, b.System) })
-	r.State = "fulfilled"
-	if failed {
-		r.State = "failed"
+}
+
+// append logs entries in the order of their times, as they happened.
+func (w *World) append(r *Request, entries []proof.Entry) {
+	slices.SortStableFunc(entries, func(a, b proof.Entry) int { return a.At.Compare(b.At) })
+	for _, en := range entries {
+		en.RequestID = r.ID
+		r.Entries = append(r.Entries, w.Log.Append(en.Encode()))
 	}
-	if e.State != "" {
-		r.State = e.State
+}
+
+// stateOf is the state the systems' answers give, as the orchestrator and
+// the verifier have it.
+func stateOf(results []proof.SystemResult) string {
+	state := "fulfilled"
+	for _, s := range results {
+		switch {
+		case s.Outcome == "failed" || s.Outcome == proof.OutcomeDeadLetter:
+			return "failed"
+		case s.Outcome == "retained" && s.RetainUntil != nil:
+			state = "partially_retained"
+		}
 	}
-	final := proof.EventFulfilled
-	if r.State == "failed" {
-		final = proof.EventFailed
+	return state
+}
+
+func finalEvent(state string) string {
+	switch state {
+	case "failed":
+		return proof.EventFailed
+	case "partially_retained":
+		return proof.EventPartiallyRetained
 	}
-	add(proof.Entry{Event: final, At: r.Completed})
-	return r
+	return proof.EventFulfilled
 }
 
 // Receipt is system's signed answer, at the given connector time, to
@@ -305,27 +490,48 @@ func (w *World) receipt(tb testing.TB, id string, a Answer, at time.Time) *lethe
 
 // Certificate issues request r's certificate against the log as it stands,
 // signed by the orchestrator, with a tree head signed a minute after the
-// request ended.
+// request ended. The extension's notice deliveries are read from the log
+// ([proof.NoticeDeliveries]) and deadline_met follows from the answer and
+// the effective deadline, as the orchestrator issues them.
 func (w *World) Certificate(tb testing.TB, r *Request) *proof.Certificate {
 	tb.Helper()
 	size := w.Log.Size()
 	c := &proof.Certificate{
-		RequestID:        r.ID,
-		Tenant:           Tenant,
-		Type:             "erasure",
-		SubjectHash:      r.SubjectHash,
-		ReceivedAt:       r.Received,
-		Deadline:         r.Deadline,
-		OriginalDeadline: r.OriginalDeadline,
-		CompletedAt:      r.Completed,
-		State:            r.State,
-		DeadlineMet:      !r.Completed.After(r.Deadline),
-		Systems:          slices.Clone(r.results),
-		Log:              proof.LogProof{TreeHead: w.Log.HeadAt(w.Orchestrator, size, r.Completed.Add(time.Minute))},
+		RequestID:   r.ID,
+		Tenant:      Tenant,
+		Type:        "erasure",
+		SubjectHash: r.SubjectHash,
+		ReceivedAt:  r.Received,
+		Deadline:    r.Deadline,
+		CompletedAt: r.Completed,
+		State:       r.State,
+		Systems:     slices.Clone(r.results),
+		Log:         proof.LogProof{TreeHead: w.Log.HeadAt(w.Orchestrator, size, r.Completed.Add(time.Minute))},
 	}
+	if r.Policy != nil {
+		p := *r.Policy
+		p.Holidays = slices.Clone(p.Holidays)
+		c.DeadlinePolicy = &p
+	}
+	if r.Answered != nil {
+		a := *r.Answered
+		c.AnsweredAt = &a
+	}
+	var logged []proof.Entry
 	for _, i := range r.Entries {
-		c.Log.Entries = append(c.Log.Entries, w.Log.Logged(i, size))
+		le := w.Log.Logged(i, size)
+		c.Log.Entries = append(c.Log.Entries, le)
+		// An entry a test made undecodable is the verifier's to catch.
+		if e, err := proof.DecodeEntry(le.Entry); err == nil {
+			logged = append(logged, e)
+		}
 	}
+	if r.Extension != nil {
+		x := *r.Extension
+		x.NoticeDeliveredAt, x.NoticeChannels = proof.NoticeDeliveries(logged, proof.NoticeExtension)
+		c.Extension = &x
+	}
+	c.DeadlineMet = !c.RespondedAt().After(c.EffectiveDeadline())
 	c.Sign(w.Orchestrator)
 	return c
 }

@@ -10,12 +10,14 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	_ "time/tzdata" // tenants' time zones, also where the system has no zoneinfo
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/lethe-dev/lethe/pkg/bus/busurl"
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
+	"github.com/lethe-dev/lethe/pkg/deadline"
 	"github.com/lethe-dev/lethe/pkg/pseudonym"
 	"github.com/lethe-dev/lethe/services/orchestrator"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
@@ -36,9 +38,21 @@ func Main(ctx context.Context, fs *flag.FlagSet, args []string) int {
 	maxAttempts := fs.Int("max-attempts", 6, "attempts per task before it is dead-lettered")
 	retryInitial := fs.Duration("retry-initial", 30*time.Second, "first wait for a system's answer; doubles per attempt")
 	retryMax := fs.Duration("retry-max", 30*time.Minute, "longest wait for an answer")
+	tenantsFile := fs.String("tenants", envOr("LETHE_TENANTS", ""), "tenants file of deadline policies (time zone, roll to working days, holidays); default: every tenant in UTC, no roll (env LETHE_TENANTS)")
+	webhook := fs.String("notice-webhook", envOr("LETHE_NOTICE_WEBHOOK", ""), "URL that also receives notices to data subjects (extensions) as signed JSON POSTs (env LETHE_NOTICE_WEBHOOK)")
+	objective := fs.Duration("objective", 7*24*time.Hour, "how soon a request should be fulfilled, for the SLO metric")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	var tenants *deadline.Tenants
+	if *tenantsFile != "" {
+		t, err := deadline.LoadTenants(*tenantsFile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "orchestrator: --tenants: %v\n", err)
+			return 2
+		}
+		tenants = t
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
@@ -87,7 +101,8 @@ func Main(ctx context.Context, fs *flag.FlagSet, args []string) int {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	o, err := orchestrator.New(orchestrator.Config{
 		Listen: *listen, DataDir: *dataDir, Bus: b, Store: st, Systems: strings.Split(*systems, ","),
-		MaxAttempts: *maxAttempts, RetryInitial: *retryInitial, RetryMax: *retryMax,
+		MaxAttempts: *maxAttempts, RetryInitial: *retryInitial, RetryMax: *retryMax, Objective: *objective,
+		Deadlines: tenants, NoticeWebhook: *webhook,
 		HashKey: key, KeysFile: *keysFile, Logger: logger, Registerer: reg,
 	})
 	if err != nil {

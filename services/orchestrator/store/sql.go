@@ -179,21 +179,22 @@ func (t *sqlTx) insertOne(what, query string, args ...any) error {
 }
 
 func (t *sqlTx) InsertRequest(r *Request) error {
-	return t.insertOne("request", `INSERT INTO requests
-		(id, tenant, type, state, subject_email, subject_user_id, subject_hash, source, source_ref, received_at, deadline, created_at, updated_at, completed_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+	return t.insertOne("request", `INSERT INTO requests (`+requestColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		r.ID, r.Tenant, r.Type, r.State, nullString(r.SubjectEmail), nullString(r.SubjectUserID), r.SubjectHash, r.Source, nullString(r.SourceRef),
-		ms(r.ReceivedAt), ms(r.Deadline), ms(r.CreatedAt), ms(r.UpdatedAt), ms(r.CompletedAt))
+		ms(r.ReceivedAt), ms(r.Deadline), ms(r.CreatedAt), ms(r.UpdatedAt), ms(r.CompletedAt),
+		ms(r.AnsweredAt), nullString(r.DeadlinePolicy), ms(r.OriginalDeadline), ms(r.ExtendedAt), nullString(r.ExtensionReason))
 }
 
-const requestColumns = `id, tenant, type, state, subject_email, subject_user_id, subject_hash, source, source_ref, received_at, deadline, created_at, updated_at, completed_at`
+const requestColumns = `id, tenant, type, state, subject_email, subject_user_id, subject_hash, source, source_ref, received_at, deadline, created_at, updated_at, completed_at,
+	answered_at, deadline_policy, original_deadline, extended_at, extension_reason`
 
 func scanRequest(row interface{ Scan(...any) error }) (*Request, error) {
 	var r Request
-	var email, userID, ref sql.NullString
-	var received, deadline, created, updated, completed sql.NullInt64
+	var email, userID, ref, policy, reason sql.NullString
+	var received, deadline, created, updated, completed, answered, original, extended sql.NullInt64
 	err := row.Scan(&r.ID, &r.Tenant, &r.Type, &r.State, &email, &userID, &r.SubjectHash, &r.Source, &ref,
-		&received, &deadline, &created, &updated, &completed)
+		&received, &deadline, &created, &updated, &completed, &answered, &policy, &original, &extended, &reason)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -202,7 +203,9 @@ func scanRequest(row interface{ Scan(...any) error }) (*Request, error) {
 	}
 	r.SubjectEmail, r.SubjectUserID, r.SourceRef = email.String, userID.String, ref.String
 	r.ReceivedAt, r.Deadline, r.CreatedAt = fromMS(received), fromMS(deadline), fromMS(created)
-	r.UpdatedAt, r.CompletedAt = fromMS(updated), fromMS(completed)
+	r.UpdatedAt, r.CompletedAt, r.AnsweredAt = fromMS(updated), fromMS(completed), fromMS(answered)
+	r.DeadlinePolicy, r.ExtensionReason = policy.String, reason.String
+	r.OriginalDeadline, r.ExtendedAt = fromMS(original), fromMS(extended)
 	return &r, nil
 }
 
@@ -215,8 +218,10 @@ func (t *sqlTx) RequestBySourceRef(ref string) (*Request, error) {
 }
 
 func (t *sqlTx) UpdateRequest(r *Request) error {
-	_, err := t.exec(`UPDATE requests SET state = ?, subject_email = ?, subject_user_id = ?, deadline = ?, updated_at = ?, completed_at = ? WHERE id = ?`,
-		r.State, nullString(r.SubjectEmail), nullString(r.SubjectUserID), ms(r.Deadline), ms(r.UpdatedAt), ms(r.CompletedAt), r.ID)
+	_, err := t.exec(`UPDATE requests SET state = ?, subject_email = ?, subject_user_id = ?, deadline = ?, updated_at = ?, completed_at = ?,
+		answered_at = ?, original_deadline = ?, extended_at = ?, extension_reason = ? WHERE id = ?`,
+		r.State, nullString(r.SubjectEmail), nullString(r.SubjectUserID), ms(r.Deadline), ms(r.UpdatedAt), ms(r.CompletedAt),
+		ms(r.AnsweredAt), ms(r.OriginalDeadline), ms(r.ExtendedAt), nullString(r.ExtensionReason), r.ID)
 	if err != nil {
 		return fmt.Errorf("update request: %w", err)
 	}
@@ -229,16 +234,16 @@ func (t *sqlTx) InsertTask(k *Task) error {
 		return fmt.Errorf("task counts: %w", err)
 	}
 	return t.insertOne("task", `INSERT INTO tasks
-		(id, request_id, system, state, attempts, next_attempt_at, outcome, answered_at, detail, legal_basis, retain_until, counts, remaining, export_sha256, export_data, receipt)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		(id, request_id, system, state, attempts, next_attempt_at, outcome, answered_at, detail, legal_basis, retain_until, counts, remaining, export_sha256, export_data, receipt, round_start)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		k.ID, k.RequestID, k.System, k.State, k.Attempts, ms(k.NextAttemptAt), k.Outcome, ms(k.AnsweredAt), k.Detail, k.LegalBasis,
-		ms(k.RetainUntil), string(counts), k.Remaining, nullBytes(k.ExportSHA256), nullBytes(k.ExportData), nullBytes(k.Receipt))
+		ms(k.RetainUntil), string(counts), k.Remaining, nullBytes(k.ExportSHA256), nullBytes(k.ExportData), nullBytes(k.Receipt), k.RoundStart)
 }
 
 // taskColumns lists the task columns, each prefixed (with a table alias).
 func taskColumns(prefix string) string {
 	cols := []string{"id", "request_id", "system", "state", "attempts", "next_attempt_at", "outcome", "answered_at", "detail", "legal_basis",
-		"retain_until", "counts", "remaining", "export_sha256", "export_data", "receipt"}
+		"retain_until", "counts", "remaining", "export_sha256", "export_data", "receipt", "round_start"}
 	for i := range cols {
 		cols[i] = prefix + cols[i]
 	}
@@ -250,7 +255,7 @@ func scanTask(row interface{ Scan(...any) error }) (*Task, error) {
 	var next, answered, retain sql.NullInt64
 	var counts string
 	err := row.Scan(&k.ID, &k.RequestID, &k.System, &k.State, &k.Attempts, &next, &k.Outcome, &answered, &k.Detail, &k.LegalBasis,
-		&retain, &counts, &k.Remaining, &k.ExportSHA256, &k.ExportData, &k.Receipt)
+		&retain, &counts, &k.Remaining, &k.ExportSHA256, &k.ExportData, &k.Receipt, &k.RoundStart)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -292,7 +297,7 @@ func (t *sqlTx) Tasks(requestID string) ([]*Task, error) {
 // the locks are all taken before the transaction appends to the log.
 func (t *sqlTx) DueTasks(now time.Time, limit int) ([]*Task, error) {
 	return scanTasks(t.query(`SELECT `+taskColumns("t.")+` FROM requests r JOIN tasks t ON t.request_id = r.id
-		WHERE t.state IN ('published', 'retrying') AND t.next_attempt_at <= ? ORDER BY t.next_attempt_at LIMIT ?`+t.d.skipLocked("r, t"),
+		WHERE t.state IN ('published', 'retrying', 'deferred') AND t.next_attempt_at <= ? ORDER BY t.next_attempt_at LIMIT ?`+t.d.skipLocked("r, t"),
 		now.UnixMilli(), limit))
 }
 
@@ -321,9 +326,9 @@ func (t *sqlTx) UpdateTask(k *Task) error {
 		return fmt.Errorf("task counts: %w", err)
 	}
 	_, err = t.exec(`UPDATE tasks SET state = ?, attempts = ?, next_attempt_at = ?, outcome = ?, answered_at = ?, detail = ?,
-		legal_basis = ?, retain_until = ?, counts = ?, remaining = ?, export_sha256 = ?, export_data = ?, receipt = ? WHERE id = ?`,
+		legal_basis = ?, retain_until = ?, counts = ?, remaining = ?, export_sha256 = ?, export_data = ?, receipt = ?, round_start = ? WHERE id = ?`,
 		k.State, k.Attempts, ms(k.NextAttemptAt), k.Outcome, ms(k.AnsweredAt), k.Detail, k.LegalBasis, ms(k.RetainUntil), string(counts),
-		k.Remaining, nullBytes(k.ExportSHA256), nullBytes(k.ExportData), nullBytes(k.Receipt), k.ID)
+		k.Remaining, nullBytes(k.ExportSHA256), nullBytes(k.ExportData), nullBytes(k.Receipt), k.RoundStart, k.ID)
 	if err != nil {
 		return fmt.Errorf("update task: %w", err)
 	}
@@ -548,11 +553,12 @@ func decodeCursor(c string) (int64, string, error) {
 	return n, id, nil
 }
 
-// Pressure implements [Store]: an index range over the requests not yet
-// ended, and over the tasks waiting for an answer (the partial tasks_due
-// index), so it costs the same whatever the number of ended requests.
-func (s *sqlStore) Pressure(ctx context.Context, bounds []time.Time) (Pressure, error) {
-	p := Pressure{OpenBefore: make([]int, len(bounds)), Pending: map[string]PendingTasks{}}
+// Pressure implements [Store]: index ranges over the requests not yet
+// ended, over the tasks waiting for an answer or a date (the partial
+// tasks_due index), and over the notices due (notices_due), so it costs the
+// same whatever the number of ended requests.
+func (s *sqlStore) Pressure(ctx context.Context, bounds, dueBounds []time.Time) (Pressure, error) {
+	p := Pressure{OpenBefore: make([]int, len(bounds)), DeferredBefore: make([]int, len(dueBounds)), Pending: map[string]PendingTasks{}}
 	var earliest sql.NullInt64
 	if err := s.db.QueryRowContext(ctx, s.d.q(`SELECT count(*), min(deadline) FROM requests WHERE state IN (?, ?)`),
 		StatePendingVerification, StateOpen).Scan(&p.Open, &earliest); err != nil {
@@ -565,8 +571,11 @@ func (s *sqlStore) Pressure(ctx context.Context, bounds []time.Time) (Pressure, 
 			return p, fmt.Errorf("pressure: %w", err)
 		}
 	}
-	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT t.system, count(*), min(r.deadline) FROM tasks t JOIN requests r ON r.id = t.request_id
-		WHERE t.state IN ('published', 'retrying') GROUP BY t.system`))
+	// A follow-up erasure's request has answered already: its deadline is
+	// no longer pressing, so it counts as pending but gives no deadline.
+	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT t.system, count(*), min(CASE WHEN r.state IN (?, ?) THEN r.deadline END)
+		FROM tasks t JOIN requests r ON r.id = t.request_id
+		WHERE t.state IN ('published', 'retrying') GROUP BY t.system`), StatePendingVerification, StateOpen)
 	if err != nil {
 		return p, fmt.Errorf("pressure: %w", err)
 	}
@@ -581,7 +590,26 @@ func (s *sqlStore) Pressure(ctx context.Context, bounds []time.Time) (Pressure, 
 		pt.EarliestDeadline = fromMS(dl)
 		p.Pending[system] = pt
 	}
-	return p, rows.Err()
+	if err := rows.Err(); err != nil {
+		return p, fmt.Errorf("pressure: %w", err)
+	}
+	// Deferred erasures: waiting for their date, or in their follow-up.
+	deferred := `SELECT count(*) FROM tasks t JOIN requests r ON r.id = t.request_id
+		WHERE t.state IN ('published', 'retrying', 'deferred') AND r.state = ?`
+	if err := s.db.QueryRowContext(ctx, s.d.q(deferred), StatePartiallyRetained).Scan(&p.Deferred); err != nil {
+		return p, fmt.Errorf("pressure: %w", err)
+	}
+	for i, b := range dueBounds {
+		if err := s.db.QueryRowContext(ctx, s.d.q(deferred+` AND t.retain_until < ?`), StatePartiallyRetained, b.UnixMilli()).Scan(&p.DeferredBefore[i]); err != nil {
+			return p, fmt.Errorf("pressure: %w", err)
+		}
+	}
+	if err := s.db.QueryRowContext(ctx, s.d.q(`SELECT
+		coalesce(sum(CASE WHEN bus_at IS NULL THEN 1 ELSE 0 END), 0), coalesce(sum(CASE WHEN webhook_at IS NULL THEN 1 ELSE 0 END), 0)
+		FROM notices WHERE next_attempt_at IS NOT NULL`)).Scan(&p.UndeliveredBus, &p.UndeliveredWebhook); err != nil {
+		return p, fmt.Errorf("pressure: %w", err)
+	}
+	return p, nil
 }
 
 // CountOverdue implements [Store]: an index range over the requests not
@@ -664,10 +692,12 @@ func (s *sqlStore) MarkPublished(ctx context.Context, seqs []int64, at time.Time
 	})
 }
 
-// Stats implements [Store].
+// Stats implements [Store]. The counts by state and type are kept by
+// triggers in the transactions that change them (migration 00003): a
+// scrape reads a few rows, whatever the number of requests.
 func (s *sqlStore) Stats(ctx context.Context) (Stats, error) {
 	st := Stats{Requests: map[[2]string]int{}}
-	rows, err := s.db.QueryContext(ctx, `SELECT state, type, count(*) FROM requests GROUP BY state, type`)
+	rows, err := s.db.QueryContext(ctx, `SELECT state, type, n FROM request_counts`)
 	if err != nil {
 		return st, fmt.Errorf("stats: %w", err)
 	}
@@ -678,7 +708,9 @@ func (s *sqlStore) Stats(ctx context.Context) (Stats, error) {
 		if err := rows.Scan(&state, &typ, &n); err != nil {
 			return st, fmt.Errorf("stats: %w", err)
 		}
-		st.Requests[[2]string{state, typ}] = n
+		if n > 0 {
+			st.Requests[[2]string{state, typ}] = n
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return st, fmt.Errorf("stats: %w", err)
@@ -689,4 +721,67 @@ func (s *sqlStore) Stats(ctx context.Context) (Stats, error) {
 	}
 	st.OldestUnpublished = fromMS(oldest)
 	return st, nil
+}
+
+const noticeColumns = `id, request_id, kind, payload, created_at, bus_at, webhook_at, attempts, next_attempt_at, last_error`
+
+func scanNotice(row interface{ Scan(...any) error }) (*Notice, error) {
+	var n Notice
+	var created int64
+	var bus, webhook, next sql.NullInt64
+	err := row.Scan(&n.ID, &n.RequestID, &n.Kind, &n.Payload, &created, &bus, &webhook, &n.Attempts, &next, &n.LastError)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("scan notice: %w", err)
+	}
+	n.Payload = emptyNil(n.Payload)
+	n.CreatedAt, n.BusAt, n.WebhookAt, n.NextAttemptAt = time.UnixMilli(created).UTC(), fromMS(bus), fromMS(webhook), fromMS(next)
+	return &n, nil
+}
+
+func (t *sqlTx) InsertNotice(n *Notice) error {
+	return t.insertOne("notice", `INSERT INTO notices (`+noticeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		n.ID, n.RequestID, n.Kind, nullBytes(n.Payload), n.CreatedAt.UnixMilli(), ms(n.BusAt), ms(n.WebhookAt), n.Attempts, ms(n.NextAttemptAt), n.LastError)
+}
+
+func (t *sqlTx) Notice(id string) (*Notice, error) {
+	return scanNotice(t.queryRow(`SELECT `+noticeColumns+` FROM notices WHERE id = ?`+t.d.forUpdate(), id))
+}
+
+// UpdateNotice also ends the lease of a notice whose delivery was tried.
+func (t *sqlTx) UpdateNotice(n *Notice) error {
+	_, err := t.exec(`UPDATE notices SET payload = ?, bus_at = ?, webhook_at = ?, attempts = ?, next_attempt_at = ?, last_error = ?,
+		claimed_by = NULL, claimed_until = NULL WHERE id = ?`,
+		nullBytes(n.Payload), ms(n.BusAt), ms(n.WebhookAt), n.Attempts, ms(n.NextAttemptAt), n.LastError, n.ID)
+	if err != nil {
+		return fmt.Errorf("update notice: %w", err)
+	}
+	return nil
+}
+
+// ClaimNotices implements [Store].
+func (s *sqlStore) ClaimNotices(ctx context.Context, owner string, limit int, now, until time.Time) ([]*Notice, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.q(`UPDATE notices SET claimed_by = ?, claimed_until = ?
+		WHERE id IN (SELECT id FROM notices WHERE next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until < ?)
+			ORDER BY next_attempt_at LIMIT ?`+s.d.skipLocked("")+`)
+		RETURNING `+noticeColumns), owner, until.UnixMilli(), now.UnixMilli(), now.UnixMilli(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim notices: %w", err)
+	}
+	defer rows.Close()
+	var out []*Notice
+	for rows.Next() {
+		n, err := scanNotice(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim notices: %w", err)
+	}
+	slices.SortFunc(out, func(a, b *Notice) int { return a.NextAttemptAt.Compare(b.NextAttemptAt) })
+	return out, nil
 }

@@ -33,6 +33,9 @@ const (
 	TaskRetrying   = "retrying"    // the last attempt failed; another is scheduled
 	TaskAnswered   = "answered"    // a receipt was recorded
 	TaskDeadLetter = "dead_letter" // out of attempts
+	// TaskDeferred: the system answered that it retains data by law until
+	// RetainUntil; at that date (NextAttemptAt) a follow-up erasure runs.
+	TaskDeferred = "deferred"
 )
 
 // Errors.
@@ -60,7 +63,37 @@ type Request struct {
 	Deadline      time.Time
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
-	CompletedAt   time.Time // zero while open
+	CompletedAt   time.Time // zero while open; the last end
+	// AnsweredAt is when the request was first answered in full:
+	// fulfilled, or partially retained until deferred erasures finish it.
+	AnsweredAt time.Time
+	// DeadlinePolicy is the JSON of the deadline.Spec the deadline was
+	// counted by; "" for the default (UTC, no roll).
+	DeadlinePolicy string
+	// OriginalDeadline, ExtendedAt and ExtensionReason are set when the
+	// deadline was extended (Art. 12(3)).
+	OriginalDeadline time.Time
+	ExtendedAt       time.Time
+	ExtensionReason  string
+}
+
+// Notice is a notice to a data subject in the notification outbox: it is
+// delivered on the bus and, where a webhook is configured, to the webhook.
+type Notice struct {
+	ID        string
+	RequestID string
+	Kind      string // "extension"
+	// Payload is the notice; nil once delivered everywhere (it names the
+	// person).
+	Payload   []byte
+	CreatedAt time.Time
+	BusAt     time.Time // delivered on the bus; zero until then
+	WebhookAt time.Time // delivered to the webhook; zero until then
+	Attempts  int       // failed webhook deliveries so far
+	// NextAttemptAt is when delivery is tried next; zero when there is
+	// nothing left to deliver.
+	NextAttemptAt time.Time
+	LastError     string
 }
 
 // Task is one system's part of a request.
@@ -70,6 +103,10 @@ type Task struct {
 	System    string
 	State     string
 	Attempts  int
+	// RoundStart is Attempts when the current round began: a deferred
+	// erasure's follow-up gets attempts of its own, while the count goes
+	// on (each attempt's message id stays new).
+	RoundStart int
 	// NextAttemptAt is when the orchestrator acts again if no receipt came:
 	// the end of the wait for an answer (published; zero until the relay
 	// has really published the attempt, so a broker outage does not use up
@@ -162,6 +199,12 @@ type Tx interface {
 	ReadHashes(indexes []int64) ([]tlog.Hash, error)
 	// RequestLog returns the log entries of a request in order.
 	RequestLog(requestID string) ([]LogRecord, error)
+	// InsertNotice adds a notice to the notification outbox; ErrDuplicate
+	// for a known ID.
+	InsertNotice(n *Notice) error
+	// Notice reads a notice, locked; ErrNotFound for none.
+	Notice(id string) (*Notice, error)
+	UpdateNotice(n *Notice) error
 	// PutCertificate stores the certificate of an ended request, replacing
 	// an earlier one (a late answer can change how a request ended).
 	PutCertificate(requestID string, cert []byte, at time.Time) error
@@ -184,8 +227,9 @@ type Store interface {
 	List(ctx context.Context, q ListQuery) ([]*Request, string, error)
 	// Pressure reads what the deadline metrics show: the requests not yet
 	// ended counted against deadline bounds, the earliest of their
-	// deadlines, and per system the tasks waiting for an answer.
-	Pressure(ctx context.Context, bounds []time.Time) (Pressure, error)
+	// deadlines, per system the tasks waiting for an answer, the deferred
+	// erasures counted against dueBounds, and the undelivered notices.
+	Pressure(ctx context.Context, bounds, dueBounds []time.Time) (Pressure, error)
 	// CountOverdue counts the requests not yet ended (pending
 	// verification or open) whose deadline is before now.
 	CountOverdue(ctx context.Context, now time.Time) (int, error)
@@ -202,6 +246,9 @@ type Store interface {
 	// the wait for an answer of the tasks they carried.
 	MarkPublished(ctx context.Context, seqs []int64, at time.Time) error
 	Stats(ctx context.Context) (Stats, error)
+	// ClaimNotices leases up to limit notices due for delivery at now to
+	// owner until until, as ClaimOutbox does for messages.
+	ClaimNotices(ctx context.Context, owner string, limit int, now, until time.Time) ([]*Notice, error)
 	// Certificate returns the certificate of an ended request, or ErrNotFound.
 	Certificate(ctx context.Context, requestID string) ([]byte, error)
 	Ping(ctx context.Context) error
@@ -219,10 +266,21 @@ type Pressure struct {
 	EarliestOpen time.Time
 	// Pending is, per system, the tasks sent and not yet answered.
 	Pending map[string]PendingTasks
+	// DeferredBefore[i] counts the erasures deferred by a retention (tasks
+	// deferred, or in their follow-up, of partially retained requests)
+	// whose retain-until date is before the i-th due bound; Deferred
+	// counts them all.
+	DeferredBefore []int
+	Deferred       int
+	// UndeliveredBus and UndeliveredWebhook count the notices not yet
+	// delivered on each channel (webhook: of those with deliveries left).
+	UndeliveredBus, UndeliveredWebhook int
 }
 
 // PendingTasks are one system's tasks waiting for an answer.
 type PendingTasks struct {
-	Count            int
+	Count int
+	// EarliestDeadline is the nearest deadline of the requests not yet
+	// ended among them (zero when all are follow-ups of deferred erasures).
 	EarliestDeadline time.Time
 }

@@ -613,6 +613,114 @@ func (x *AccountDeleted) GetSource() string {
 	return ""
 }
 
+// ExtensionNotice tells the data subject that the deadline of their request
+// was extended by two further months, and why (GDPR Art. 12(3): "together
+// with the reasons for the delay", within the first month). The orchestrator
+// publishes it once per request (ce-id "notice:extension:<request_id>") on
+// the topic notice.v1 and, where configured, POSTs it as JSON to a webhook;
+// whoever reaches the person (a mailer, a support tool) consumes it.
+// ce-type: dev.lethe.notice.extension.v1.
+type ExtensionNotice struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Tenant    string                 `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// Whom to tell.
+	Subject          *Subject               `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"`
+	ReceivedAt       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	OriginalDeadline *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=original_deadline,json=originalDeadline,proto3" json:"original_deadline,omitempty"`
+	Deadline         *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	Reason           string                 `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	ExtendedAt       *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=extended_at,json=extendedAt,proto3" json:"extended_at,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ExtensionNotice) Reset() {
+	*x = ExtensionNotice{}
+	mi := &file_lethe_v1_lethe_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExtensionNotice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExtensionNotice) ProtoMessage() {}
+
+func (x *ExtensionNotice) ProtoReflect() protoreflect.Message {
+	mi := &file_lethe_v1_lethe_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExtensionNotice.ProtoReflect.Descriptor instead.
+func (*ExtensionNotice) Descriptor() ([]byte, []int) {
+	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ExtensionNotice) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ExtensionNotice) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *ExtensionNotice) GetSubject() *Subject {
+	if x != nil {
+		return x.Subject
+	}
+	return nil
+}
+
+func (x *ExtensionNotice) GetReceivedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReceivedAt
+	}
+	return nil
+}
+
+func (x *ExtensionNotice) GetOriginalDeadline() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OriginalDeadline
+	}
+	return nil
+}
+
+func (x *ExtensionNotice) GetDeadline() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Deadline
+	}
+	return nil
+}
+
+func (x *ExtensionNotice) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ExtensionNotice) GetExtendedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExtendedAt
+	}
+	return nil
+}
+
 var File_lethe_v1_lethe_proto protoreflect.FileDescriptor
 
 const file_lethe_v1_lethe_proto_rawDesc = "" +
@@ -664,7 +772,19 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"\asubject\x18\x03 \x01(\v2\x11.lethe.v1.SubjectR\asubject\x129\n" +
 	"\n" +
 	"deleted_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tdeletedAt\x12\x16\n" +
-	"\x06source\x18\x05 \x01(\tR\x06source*E\n" +
+	"\x06source\x18\x05 \x01(\tR\x06source\"\x88\x03\n" +
+	"\x0fExtensionNotice\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
+	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12+\n" +
+	"\asubject\x18\x03 \x01(\v2\x11.lethe.v1.SubjectR\asubject\x12;\n" +
+	"\vreceived_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"receivedAt\x12G\n" +
+	"\x11original_deadline\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x10originalDeadline\x126\n" +
+	"\bdeadline\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\x12;\n" +
+	"\vextended_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"extendedAt*E\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fACTION_ERASE\x10\x01\x12\x11\n" +
@@ -690,7 +810,7 @@ func file_lethe_v1_lethe_proto_rawDescGZIP() []byte {
 }
 
 var file_lethe_v1_lethe_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_lethe_v1_lethe_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_lethe_v1_lethe_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_lethe_v1_lethe_proto_goTypes = []any{
 	(Action)(0),                   // 0: lethe.v1.Action
 	(Outcome)(0),                  // 1: lethe.v1.Outcome
@@ -699,24 +819,30 @@ var file_lethe_v1_lethe_proto_goTypes = []any{
 	(*CategoryCount)(nil),         // 4: lethe.v1.CategoryCount
 	(*Receipt)(nil),               // 5: lethe.v1.Receipt
 	(*AccountDeleted)(nil),        // 6: lethe.v1.AccountDeleted
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*ExtensionNotice)(nil),       // 7: lethe.v1.ExtensionNotice
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
 }
 var file_lethe_v1_lethe_proto_depIdxs = []int32{
 	0,  // 0: lethe.v1.Task.action:type_name -> lethe.v1.Action
 	2,  // 1: lethe.v1.Task.subject:type_name -> lethe.v1.Subject
-	7,  // 2: lethe.v1.Task.deadline:type_name -> google.protobuf.Timestamp
+	8,  // 2: lethe.v1.Task.deadline:type_name -> google.protobuf.Timestamp
 	0,  // 3: lethe.v1.Receipt.action:type_name -> lethe.v1.Action
 	1,  // 4: lethe.v1.Receipt.outcome:type_name -> lethe.v1.Outcome
 	4,  // 5: lethe.v1.Receipt.counts:type_name -> lethe.v1.CategoryCount
-	7,  // 6: lethe.v1.Receipt.retain_until:type_name -> google.protobuf.Timestamp
-	7,  // 7: lethe.v1.Receipt.connector_time:type_name -> google.protobuf.Timestamp
+	8,  // 6: lethe.v1.Receipt.retain_until:type_name -> google.protobuf.Timestamp
+	8,  // 7: lethe.v1.Receipt.connector_time:type_name -> google.protobuf.Timestamp
 	2,  // 8: lethe.v1.AccountDeleted.subject:type_name -> lethe.v1.Subject
-	7,  // 9: lethe.v1.AccountDeleted.deleted_at:type_name -> google.protobuf.Timestamp
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	8,  // 9: lethe.v1.AccountDeleted.deleted_at:type_name -> google.protobuf.Timestamp
+	2,  // 10: lethe.v1.ExtensionNotice.subject:type_name -> lethe.v1.Subject
+	8,  // 11: lethe.v1.ExtensionNotice.received_at:type_name -> google.protobuf.Timestamp
+	8,  // 12: lethe.v1.ExtensionNotice.original_deadline:type_name -> google.protobuf.Timestamp
+	8,  // 13: lethe.v1.ExtensionNotice.deadline:type_name -> google.protobuf.Timestamp
+	8,  // 14: lethe.v1.ExtensionNotice.extended_at:type_name -> google.protobuf.Timestamp
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_lethe_v1_lethe_proto_init() }
@@ -730,7 +856,7 @@ func file_lethe_v1_lethe_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lethe_v1_lethe_proto_rawDesc), len(file_lethe_v1_lethe_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

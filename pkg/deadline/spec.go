@@ -1,0 +1,152 @@
+package deadline
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Spec is a [Policy] written down: as a tenant's configuration gives it, as
+// the orchestrator keeps it with each request (a later change of the
+// configuration does not move an existing request's deadline), and as a
+// certificate carries it, so that a verifier recomputes the deadline
+// offline. The zero Spec is the default policy: UTC, no roll.
+type Spec struct {
+	// TimeZone is an IANA zone name ("Europe/Paris"); "" means UTC.
+	TimeZone string `json:"time_zone,omitempty" yaml:"time_zone"`
+	// RollToWorkingDay moves a deadline off Saturdays, Sundays and
+	// Holidays (Regulation 1182/71 Art. 3(4)).
+	RollToWorkingDay bool `json:"roll_to_working_day,omitempty" yaml:"roll_to_working_day"`
+	// Holidays are public holidays as dates, YYYY-MM-DD, in order.
+	Holidays []string `json:"holidays,omitempty" yaml:"holidays"`
+}
+
+const dateLayout = "2006-01-02"
+
+// IsDefault reports whether s counts as the zero Policy does.
+func (s Spec) IsDefault() bool {
+	return (s.TimeZone == "" || s.TimeZone == "UTC") && !s.RollToWorkingDay
+}
+
+// Policy reads the spec. An unknown zone or a malformed date is an error.
+func (s Spec) Policy() (Policy, error) {
+	var p Policy
+	if s.TimeZone != "" {
+		loc, err := time.LoadLocation(s.TimeZone)
+		if err != nil {
+			return p, fmt.Errorf("deadline policy: unknown time zone %q", s.TimeZone)
+		}
+		p.Location = loc
+	}
+	p.RollToWorkingDay = s.RollToWorkingDay
+	for _, h := range s.Holidays {
+		d, err := time.Parse(dateLayout, h)
+		if err != nil {
+			return p, fmt.Errorf("deadline policy: holiday %q is not a date (YYYY-MM-DD)", h)
+		}
+		p.Holidays = append(p.Holidays, d)
+	}
+	return p, nil
+}
+
+// For returns the spec as it applies to a request received at received:
+// the default spec when it counts as the default does, and otherwise only
+// the holidays that can move its deadline or its extension (those from the
+// day of receipt to two weeks after the latest extended deadline), so that
+// what is kept with a request, and signed in its certificate, stays small.
+func (s Spec) For(received time.Time) Spec {
+	if s.IsDefault() {
+		return Spec{}
+	}
+	out := Spec{TimeZone: s.TimeZone, RollToWorkingDay: s.RollToWorkingDay}
+	if !s.RollToWorkingDay {
+		return out
+	}
+	from := received.UTC().AddDate(0, 0, -1).Format(dateLayout)
+	to := AddMonths(received.UTC(), 3).AddDate(0, 0, 15).Format(dateLayout)
+	for _, h := range s.Holidays {
+		if h >= from && h <= to { // YYYY-MM-DD sorts as dates do
+			out.Holidays = append(out.Holidays, h)
+		}
+	}
+	return out
+}
+
+// Tenants are the deadline policies of an orchestrator's tenants.
+type Tenants struct {
+	// Default applies to tenants not listed.
+	Default Spec            `yaml:"default"`
+	Tenants map[string]Spec `yaml:"tenants"`
+}
+
+// Spec returns the policy of a tenant.
+func (t *Tenants) Spec(tenant string) Spec {
+	if t == nil {
+		return Spec{}
+	}
+	if s, ok := t.Tenants[tenant]; ok {
+		return s
+	}
+	return t.Default
+}
+
+// LoadTenants reads a tenants file:
+//
+//	default: {time_zone: UTC}
+//	tenants:
+//	  acme-fr:
+//	    time_zone: Europe/Paris
+//	    roll_to_working_day: true
+//	    holidays: [2026-12-25, 2027-01-01]
+//
+// Every zone and date is checked, and holidays are sorted, so a bad file is
+// refused when the orchestrator starts rather than when a request comes.
+func LoadTenants(path string) (*Tenants, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("tenants file: %w", err)
+	}
+	return ParseTenants(b)
+}
+
+// ParseTenants reads a tenants file's content; see [LoadTenants].
+func ParseTenants(b []byte) (*Tenants, error) {
+	var t Tenants
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	// An empty file is every tenant on the default policy.
+	if err := dec.Decode(&t); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("tenants file: %w", err)
+	}
+	check := func(name string, s *Spec) error {
+		if _, err := s.Policy(); err != nil {
+			return fmt.Errorf("tenants file: %s: %w", name, err)
+		}
+		if len(s.Holidays) > 0 && !s.RollToWorkingDay {
+			return fmt.Errorf("tenants file: %s: holidays are listed but roll_to_working_day is off, so they would change nothing", name)
+		}
+		slices.Sort(s.Holidays)
+		s.Holidays = slices.Compact(s.Holidays)
+		return nil
+	}
+	if err := check("default", &t.Default); err != nil {
+		return nil, err
+	}
+	for name, s := range t.Tenants {
+		if strings.TrimSpace(name) == "" {
+			return nil, errors.New("tenants file: a tenant with an empty name")
+		}
+		if err := check("tenant "+name, &s); err != nil {
+			return nil, err
+		}
+		t.Tenants[name] = s
+	}
+	return &t, nil
+}
