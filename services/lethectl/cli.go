@@ -51,6 +51,7 @@ func init() {
 	commands = []command{
 		submitCommand,
 		confirmCommand,
+		extendCommand,
 		statusCommand,
 		listCommand,
 		waitCommand,

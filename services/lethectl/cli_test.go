@@ -198,6 +198,34 @@ func TestConfirm(t *testing.T) {
 	wantOutput{code: exitUsage, stderr: []string{"missing argument"}}.check(t, code, stdout, stderr)
 }
 
+func TestExtend(t *testing.T) {
+	t.Parallel()
+	srv := newFakeOrchestrator(t)
+	if code, _, stderr := runCLI(t, "submit", "--api", srv.URL, "--type", "erasure", "--email", "person-0001@example.com"); code != 0 {
+		t.Fatalf("submit: exit %d: %s", code, stderr)
+	}
+	steps := []struct {
+		name string
+		args []string
+		want wantOutput
+	}{
+		{"no reason", []string{"req-0001"}, wantOutput{code: exitUsage, stderr: []string{"--reason is required"}}},
+		{"blank reason", []string{"--reason", "  ", "req-0001"}, wantOutput{code: exitUsage, stderr: []string{"--reason is required"}}},
+		{"no id", []string{"--reason", "volume"}, wantOutput{code: exitUsage, stderr: []string{"missing argument"}}},
+		{"extended", []string{"--reason", "Archives must be restored", "req-0001"},
+			wantOutput{stdout: []string{"req-0001 deadline extended from 2025-02-28 23:59 UTC to 2025-04-30 23:59 UTC"}}},
+		{"second time", []string{"--reason", "again", "req-0001"}, wantOutput{
+			code:   exitError,
+			stderr: []string{"already extended", "(HTTP 409)", "lethectl status req-0001"},
+		}},
+		{"unknown request", []string{"--reason", "volume", "req-9999"}, wantOutput{code: exitError, stderr: []string{"request not found (HTTP 404)"}}},
+	}
+	for _, s := range steps {
+		code, stdout, stderr := runCLI(t, append([]string{"extend", "--api", srv.URL}, s.args...)...)
+		t.Run(s.name, func(t *testing.T) { s.want.check(t, code, stdout, stderr) })
+	}
+}
+
 // Fixtures for request snapshots, as the orchestrator would send them.
 
 func task(system, state, outcome string, attempts int, more string) string {

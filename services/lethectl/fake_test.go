@@ -44,6 +44,7 @@ func newFakeOrchestrator(t *testing.T) *fakeOrchestrator {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/requests", f.create)
 	mux.HandleFunc("POST /v1/requests/{id}/verify", f.verify)
+	mux.HandleFunc("POST /v1/requests/{id}/extend", f.extend)
 	mux.HandleFunc("GET /v1/requests/{id}", f.get)
 	mux.HandleFunc("GET /v1/requests", f.list)
 	mux.HandleFunc("GET /v1/requests/{id}/export", f.export)
@@ -152,6 +153,29 @@ func (f *fakeOrchestrator) verify(w http.ResponseWriter, r *http.Request) {
 	default:
 		req["state"] = "open"
 		writeJSONReply(w, http.StatusOK, map[string]any{"id": req["id"], "state": "open"})
+	}
+}
+
+// extend follows the orchestrator's rules: a reason, once.
+func (f *fakeOrchestrator) extend(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Reason string `json:"reason"`
+	}
+	json.NewDecoder(r.Body).Decode(&body)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	req := f.find(r.PathValue("id"))
+	switch {
+	case req == nil:
+		writeErr(w, http.StatusNotFound, "request not found")
+	case strings.TrimSpace(body.Reason) == "":
+		writeErr(w, http.StatusBadRequest, "reason is required")
+	case req["extended_at"] != nil:
+		writeJSONReply(w, http.StatusConflict, map[string]any{"error": "the deadline was already extended, and Art. 12(3) allows one extension", "code": "already_extended"})
+	default:
+		req["extended_at"] = "2025-02-10T10:00:00Z"
+		writeJSONReply(w, http.StatusOK, map[string]any{"id": req["id"], "state": req["state"], "deadline": "2025-04-30T23:59:59Z",
+			"original_deadline": "2025-02-28T23:59:59Z", "extended_at": "2025-02-10T10:00:00Z", "extension_reason": body.Reason})
 	}
 }
 

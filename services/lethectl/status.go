@@ -52,6 +52,19 @@ func writeStatus(w io.Writer, r api.Request, now time.Time) error {
 	}
 	fmt.Fprintf(tw, "received\t%s\n", when(r.ReceivedAt))
 	fmt.Fprintf(tw, "deadline\t%s\n", deadlineCell(r.Deadline, r.State, r.CompletedAt, now))
+	if r.TimeZone != "" {
+		policy := "days of " + r.TimeZone
+		if r.RollToWorkingDay {
+			policy += ", rolled past weekends and public holidays"
+		}
+		fmt.Fprintf(tw, "counted in\t%s\n", policy)
+	}
+	if !r.ExtendedAt.IsZero() {
+		fmt.Fprintf(tw, "extended\t%s from %s, because: %s\n", when(r.ExtendedAt), when(r.OriginalDeadline), r.ExtensionReason)
+	}
+	if !r.AnsweredAt.IsZero() && !r.AnsweredAt.Equal(r.CompletedAt.Time) {
+		fmt.Fprintf(tw, "answered\t%s\n", when(r.AnsweredAt))
+	}
 	if !r.CompletedAt.IsZero() {
 		fmt.Fprintf(tw, "completed\t%s\n", when(r.CompletedAt))
 	}

@@ -38,6 +38,25 @@ type env struct {
 	reg     *prometheus.Registry
 	connReg *prometheus.Registry // the connectors' metrics
 	stops   map[string]func()    // stop each connector
+	clock   *fakeClock           // the connectors' clock, if set
+}
+
+// fakeClock is a clock a test moves.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
 }
 
 var testSystems = []string{"alpha", "beta"}
@@ -233,10 +252,14 @@ func (e *env) connect(system string, sys connector.System) func() {
 	signer := e.signer(system)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	var now func() time.Time
+	if e.clock != nil {
+		now = e.clock.Now
+	}
 	go func() {
 		defer close(done)
 		err := connector.Run(ctx, connector.Config{System: system, Bus: e.bus(system), Receipts: receipts, Signer: signer, Logger: e.logger().With("system", system), Registerer: e.connReg,
-			RetryInitial: 10 * time.Millisecond, RetryMaxElapsed: 50 * time.Millisecond}, sys)
+			RetryInitial: 10 * time.Millisecond, RetryMaxElapsed: 50 * time.Millisecond, Now: now}, sys)
 		if err != nil {
 			e.t.Errorf("connector %s: %v", system, err)
 		}

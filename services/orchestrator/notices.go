@@ -3,7 +3,6 @@ package orchestrator
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -29,10 +28,6 @@ const (
 // noticeLease is how long a notifier holds the notices it claimed: if it
 // dies, another replica's delivers them after that.
 const noticeLease = 30 * time.Second
-
-// noticeSignatureDomain separates the webhook's signatures from every other
-// signature of the orchestrator's key.
-const noticeSignatureDomain = "notice"
 
 // enqueueExtensionNotice writes the notice of an extension to the person
 // into the notification outbox, in the transaction that extends.
@@ -196,7 +191,7 @@ func (o *Orchestrator) deliver(ctx context.Context, n *store.Notice) error {
 
 // postNotice POSTs a notice to the webhook as a CloudEvent in binary mode
 // (ce-* headers, the notice as JSON), signed with the orchestrator's key
-// (Lethe-Signature; the public key is at /v1/keys). Any 2xx is delivery.
+// (Lethe-Signature, see proof.VerifyNotice; the public key is at /v1/keys). Any 2xx is delivery.
 // Its errors name no one: they are logged and stored.
 func (o *Orchestrator) postNotice(ctx context.Context, id, typ string, at time.Time, msg proto.Message) error {
 	body, err := protojson.Marshal(msg)
@@ -215,8 +210,7 @@ func (o *Orchestrator) postNotice(ctx context.Context, id, typ string, at time.T
 	req.Header.Set("ce-type", typ)
 	req.Header.Set("ce-source", source)
 	req.Header.Set("ce-time", at.UTC().Format(time.RFC3339Nano))
-	req.Header.Set("Lethe-Signature", fmt.Sprintf("key_id=%s, signature=%s", o.signer.Key.ID,
-		base64.StdEncoding.EncodeToString(o.signer.Sign(noticeSignatureDomain, body))))
+	req.Header.Set("Lethe-Signature", proof.SignNotice(o.signer, body))
 	resp, err := o.httpClient.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -278,6 +278,16 @@ type Request struct {
 	CreatedAt   Time   `json:"created_at"`
 	CompletedAt Time   `json:"completed_at"`
 	Tasks       []Task `json:"tasks"`
+	// Set when the deadline was extended (Art. 12(3)).
+	OriginalDeadline Time   `json:"original_deadline"`
+	ExtendedAt       Time   `json:"extended_at"`
+	ExtensionReason  string `json:"extension_reason"`
+	// The tenant's deadline policy, when not UTC without roll.
+	TimeZone         string `json:"time_zone"`
+	RollToWorkingDay bool   `json:"roll_to_working_day"`
+	// AnsweredAt is when every system had answered (before the deferred
+	// erasures of a partially retained request end it).
+	AnsweredAt Time `json:"answered_at"`
 }
 
 // Task is one system's part of a request.
@@ -333,6 +343,14 @@ func (c *Client) Submit(ctx context.Context, r NewRequest) (Accepted, []byte, er
 func (c *Client) Verify(ctx context.Context, id string) (Accepted, error) {
 	var out Accepted
 	_, err := c.t.call(ctx, http.MethodPost, "/v1/requests/"+url.PathEscape(id)+"/verify", nil, &out)
+	return out, err
+}
+
+// Extend extends a request's deadline by two further months with a reason
+// the person is told (POST /v1/requests/{id}/extend).
+func (c *Client) Extend(ctx context.Context, id, reason string) (Request, error) {
+	var out Request
+	_, err := c.t.call(ctx, http.MethodPost, "/v1/requests/"+url.PathEscape(id)+"/extend", map[string]string{"reason": reason}, &out)
 	return out, err
 }
 
