@@ -44,7 +44,7 @@ tenants:
 	}
 	for _, tt := range tests {
 		t.Run(tt.tenant+" "+tt.received, func(t *testing.T) {
-			code, out := e.do("POST", "/v1/requests", fmt.Sprintf(`{"type":"erasure","tenant":%q,"subject":{"user_id":"u-1"},"received_at":%q}`, tt.tenant, tt.received))
+			code, out := e.do("POST", "/v1/requests", fmt.Sprintf(`{"type":"erasure","tenant":%q,"subject":{"email":"a@example.com"},"received_at":%q}`, tt.tenant, tt.received))
 			if code != 202 {
 				t.Fatalf("submit = %d %v", code, out)
 			}

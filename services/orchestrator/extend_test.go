@@ -155,6 +155,12 @@ func TestExtension(t *testing.T) {
 	if delivered != 1 {
 		t.Errorf("%d notice deliveries logged, want 1", delivered)
 	}
+	page := string(e.raw("GET", "/v1/requests/"+id+"/certificate.html"))
+	for _, want := range []string{"Verified", "extended from", "the archive restore takes weeks", "Person told of it", "(bus)"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the certificate page lacks %q", want)
+		}
+	}
 	if code, out := e.do("POST", "/v1/requests/"+id+"/extend", `{"reason":"more"}`); code != 409 {
 		t.Errorf("extending an ended request = %d %v", code, out)
 	}
@@ -250,7 +256,9 @@ func (s *retainer) Erase(ctx context.Context, t connector.Task) (connector.Resul
 // deferred-erasure metric; at the date (an injected clock) the follow-up
 // erasure runs and completes the request.
 func TestDeferredErasure(t *testing.T) {
-	clock := &fakeClock{t: time.Now().UTC().Truncate(time.Millisecond)}
+	// An hour ahead: the connectors' keys, made now, are valid at every
+	// time the clock shows.
+	clock := &fakeClock{t: time.Now().UTC().Add(time.Hour).Truncate(time.Millisecond)}
 	until := clock.Now().AddDate(1, 0, 0).Truncate(24 * time.Hour)
 	e := newEnv(t, func(c *Config) { c.Now = clock.Now })
 	e.shutdown() // the connectors take the clock too
@@ -274,6 +282,12 @@ func TestDeferredErasure(t *testing.T) {
 		t.Fatalf("certificate %v, state %s, met %v", err, c.State, c.DeadlineMet)
 	}
 	answered := c.CompletedAt
+	page := string(e.raw("GET", "/v1/requests/"+id+"/certificate.html"))
+	for _, want := range []string{"Verified", "Answered, data kept by law", "Kept under: Accounting law, until " + until.Format("2 January 2006") + ", then erased"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the certificate page lacks %q", want)
+		}
+	}
 	due := func(bucket string) float64 {
 		return counter(t, e.reg, "lethe_orchestrator_deferred_erasures", map[string]string{"due": bucket})
 	}

@@ -76,9 +76,21 @@ type certificatePage struct {
 	Problem  string
 }
 
+// loc is the zone the request's days are counted in: its tenant's.
+func (p certificatePage) loc() *time.Location {
+	if p.C.DeadlinePolicy != nil {
+		if pol, err := p.C.DeadlinePolicy.Policy(); err == nil && pol.Location != nil {
+			return pol.Location
+		}
+	}
+	return time.UTC
+}
+
+// Date shows a time in the tenant's zone; Day shows its date there.
+func (p certificatePage) Date(t time.Time) string { return t.In(p.loc()).Format("2 January 2006, 15:04 MST") }
+func (p certificatePage) Day(t time.Time) string  { return t.In(p.loc()).Format("2 January 2006") }
+
 var certificateTemplate = template.Must(template.New("certificate").Funcs(template.FuncMap{
-	"date": func(t time.Time) string { return t.UTC().Format("2 January 2006, 15:04 MST") },
-	"day":  func(t time.Time) string { return t.UTC().Format("2 January 2006") },
 	"join": func(s []string) string { return strings.Join(s, ", ") },
 	"class": func(outcome string) string {
 		switch outcome {
@@ -110,13 +122,13 @@ code{font-size:.85em;word-break:break-all} footer{margin-top:2rem;color:#5b6475;
 {{if .Verified}}<p class="verdict ok">Verified: every signature and proof checks out{{if .C.DeadlineMet}}, and the legal deadline was met{{else}}, but the legal deadline was missed{{end}}.</p>
 {{else}}<p class="verdict bad">Not verified: {{.Problem}}</p>{{end}}
 <dl>
-<dt>Request received</dt><dd>{{date .C.ReceivedAt}}</dd>
-<dt>Legal deadline</dt><dd>{{date .C.Deadline}}{{with .C.Extension}} (extended from {{day .OriginalDeadline}}){{end}}</dd>
+<dt>Request received</dt><dd>{{$.Date .C.ReceivedAt}}</dd>
+<dt>Legal deadline</dt><dd>{{$.Date .C.Deadline}}{{with .C.Extension}} (extended from {{$.Day .OriginalDeadline}}){{end}}</dd>
 {{with .C.DeadlinePolicy}}<dt>Counted by</dt><dd>days of {{.TimeZone}}{{if .RollToWorkingDay}}, a deadline on a weekend or public holiday moving to the next working day{{end}}</dd>{{end}}
-{{with .C.Extension}}<dt>Extended</dt><dd>{{date .At}}, because: {{.Reason}}</dd>
-<dt>Person told of it</dt><dd>{{if .NoticeDeliveredAt}}{{date .NoticeDeliveredAt}} ({{join .NoticeChannels}}){{if .NoticeDeliveredAt.After .OriginalDeadline}}: <b>after the original deadline, so the extension has no effect</b>{{end}}{{else}}<b>Not yet</b>: until the person is told, the original deadline stands{{end}}</dd>{{end}}
-{{with .C.AnsweredAt}}<dt>Answered</dt><dd>{{date .}} (some data kept by law until a later date)</dd>{{end}}
-<dt>{{if eq .C.State "partially_retained"}}Answered, data kept by law{{else}}Completed{{end}}</dt><dd>{{date .C.CompletedAt}}</dd>
+{{with .C.Extension}}<dt>Extended</dt><dd>{{$.Date .At}}, because: {{.Reason}}</dd>
+<dt>Person told of it</dt><dd>{{if .NoticeDeliveredAt}}{{$.Date .NoticeDeliveredAt}} ({{join .NoticeChannels}}){{if .NoticeDeliveredAt.After .OriginalDeadline}}: <b>after the original deadline, so the extension has no effect</b>{{end}}{{else}}<b>Not yet</b>: until the person is told, the original deadline stands{{end}}</dd>{{end}}
+{{with .C.AnsweredAt}}<dt>Answered</dt><dd>{{$.Date .}} (some data kept by law until a later date)</dd>{{end}}
+<dt>{{if eq .C.State "partially_retained"}}Answered, data kept by law{{else}}Completed{{end}}</dt><dd>{{$.Date .C.CompletedAt}}</dd>
 <dt>Deadline met</dt><dd>{{if .C.DeadlineMet}}Yes{{else}}<b>No</b>{{end}}</dd>
 <dt>Outcome</dt><dd>{{.C.State}}</dd>
 <dt>Person (keyed hash)</dt><dd><code>{{.C.SubjectHash}}</code></dd>
@@ -124,10 +136,10 @@ code{font-size:.85em;word-break:break-all} footer{margin-top:2rem;color:#5b6475;
 <table><thead><tr><th>System</th><th>Result</th><th>Details</th><th>Answered</th></tr></thead><tbody>
 {{range .C.Systems}}<tr><td>{{.System}}</td><td class="outcome {{class .Outcome}}">{{label .Outcome}}</td><td>
 {{if .Counts}}{{range $k, $v := .Counts}}{{$k}}: {{$v}}<br>{{end}}{{end}}
-{{if .LegalBasis}}Kept under: {{.LegalBasis}}{{if .RetainUntil}}, until {{day .RetainUntil}}, then erased{{end}}<br>{{end}}
+{{if .LegalBasis}}Kept under: {{.LegalBasis}}{{if .RetainUntil}}, until {{$.Day .RetainUntil}}, then erased{{end}}<br>{{end}}
 {{if eq .Outcome "erased" "retained"}}Records found on a second look: {{.Remaining}}<br>{{end}}
 {{if .Detail}}{{.Detail}}{{end}}
-</td><td>{{with .ConnectorTime}}{{day .}}{{end}}{{if .KeyID}}<br><code>{{.KeyID}}</code>{{end}}</td></tr>
+</td><td>{{with .ConnectorTime}}{{$.Day .}}{{end}}{{if .KeyID}}<br><code>{{.KeyID}}</code>{{end}}</td></tr>
 {{end}}</tbody></table>
 <footer>
 <p>Each system's answer is signed with its own key; the request's {{len .C.Log.Entries}} events are in a public, append-only log
