@@ -87,8 +87,10 @@ func (p certificatePage) loc() *time.Location {
 }
 
 // Date shows a time in the tenant's zone; Day shows its date there.
-func (p certificatePage) Date(t time.Time) string { return t.In(p.loc()).Format("2 January 2006, 15:04 MST") }
-func (p certificatePage) Day(t time.Time) string  { return t.In(p.loc()).Format("2 January 2006") }
+func (p certificatePage) Date(t time.Time) string {
+	return t.In(p.loc()).Format("2 January 2006, 15:04 MST")
+}
+func (p certificatePage) Day(t time.Time) string { return t.In(p.loc()).Format("2 January 2006") }
 
 var certificateTemplate = template.Must(template.New("certificate").Funcs(template.FuncMap{
 	"join": func(s []string) string { return strings.Join(s, ", ") },
