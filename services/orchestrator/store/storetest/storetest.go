@@ -47,6 +47,15 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Certificates", testCertificates},
 		{"Stats", testStats},
 		{"CountOverdue", testCountOverdue},
+		{"RequestFields", testRequestFields},
+		{"DeferredTasks", testDeferredTasks},
+		{"RequestCounts", testRequestCounts},
+		{"RequestCountsConcurrent", testRequestCountsConcurrent},
+		{"StateChangeAroundLog", testStateChangeAroundLog},
+		{"Notices", testNotices},
+		{"NoticeClaimAndLease", testNoticeClaimAndLease},
+		{"NoticesConcurrentClaims", testNoticesConcurrentClaims},
+		{"Pressure", testPressure},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1058,4 +1067,669 @@ func testCountOverdue(t *testing.T, s store.Store) {
 		}
 		same(t, fmt.Sprintf("overdue at %v", tc.now), n, tc.want)
 	}
+}
+
+// readRequest reads a request every way the store offers (in a Tx, by
+// source reference, Get, List) and checks that each gives want.
+func readRequest(t *testing.T, s store.Store, step string, want *store.Request) {
+	t.Helper()
+	mustTx(t, s, func(tx store.Tx) error {
+		got, err := tx.Request(want.ID)
+		if err != nil {
+			return err
+		}
+		same(t, step+": Tx.Request", got, want)
+		got, err = tx.RequestBySourceRef(want.SourceRef)
+		if err != nil {
+			return err
+		}
+		same(t, step+": Tx.RequestBySourceRef", got, want)
+		return nil
+	})
+	got, _, err := s.Get(t.Context(), want.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same(t, step+": Get", got, want)
+	list, _, err := s.List(t.Context(), store.ListQuery{SourceRef: want.SourceRef})
+	if err != nil {
+		t.Fatal(err)
+	}
+	same(t, step+": List", list, []*store.Request{want})
+}
+
+// testRequestFields: a request's deadline policy, extension and first
+// answer come back as written, through every read, after an insert and
+// after an update; zero values stay zero. The deadline policy is written
+// once, with the request (as its tenant and type are).
+func testRequestFields(t *testing.T, s store.Store) {
+	policy := `{"zone":"Europe/Berlin","roll":"next_business_day","holidays":["2026-12-25","2026-12-26"]}`
+	deadline := t0.AddDate(0, 1, 0)
+	extend := func(r *store.Request) {
+		r.OriginalDeadline, r.Deadline = r.Deadline, r.Deadline.AddDate(0, 2, 0)
+		r.ExtendedAt, r.ExtensionReason = t0.Add(time.Hour+7*time.Millisecond), "complex request: 14 systems, 3 of them archives"
+		r.UpdatedAt = r.ExtendedAt
+	}
+	answer := func(state string) func(r *store.Request) {
+		return func(r *store.Request) {
+			r.State, r.SubjectEmail, r.SubjectUserID = state, "", ""
+			r.UpdatedAt, r.CompletedAt, r.AnsweredAt = t0.Add(2*time.Hour), t0.Add(2*time.Hour), t0.Add(2*time.Hour+time.Millisecond)
+		}
+	}
+	tests := []struct {
+		name   string
+		insert func(r *store.Request) // sets fields before the insert; nil: none
+		update func(r *store.Request) // changes the request for UpdateRequest
+	}{
+		{"zero throughout", nil, func(r *store.Request) { r.UpdatedAt = t0.Add(time.Minute) }},
+		{"policy at insert, kept by an update", func(r *store.Request) { r.DeadlinePolicy = policy },
+			func(r *store.Request) { r.State, r.UpdatedAt = store.StateOpen, t0.Add(time.Minute) }},
+		{"extended by an update", func(r *store.Request) { r.DeadlinePolicy = policy }, extend},
+		{"answered by an update", nil, answer(store.StatePartiallyRetained)},
+		{"all set at insert, answered by an update", func(r *store.Request) {
+			r.DeadlinePolicy = policy
+			extend(r)
+		}, answer(store.StateFulfilled)},
+		{"all set at insert, cleared by an update", func(r *store.Request) {
+			r.DeadlinePolicy = policy
+			extend(r)
+			answer(store.StateFulfilled)(r)
+		}, func(r *store.Request) {
+			r.AnsweredAt, r.OriginalDeadline, r.ExtendedAt, r.ExtensionReason = time.Time{}, time.Time{}, time.Time{}, ""
+		}},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRequest(fmt.Sprintf("req-%d", i), store.StatePendingVerification, deadline)
+			r.SourceRef = fmt.Sprintf("ref-%d", i)
+			if tc.insert != nil {
+				tc.insert(r)
+			}
+			insert(t, s, []*store.Request{r})
+			readRequest(t, s, "after the insert", r)
+			tc.update(r)
+			mustTx(t, s, func(tx store.Tx) error { return tx.UpdateRequest(r) })
+			readRequest(t, s, "after the update", r)
+		})
+	}
+}
+
+// testDeferredTasks: a task's round start comes back as written, and a
+// deferred erasure is due, like a retry, once its date (NextAttemptAt, its
+// retain-until) is not after now.
+func testDeferredTasks(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	r := newRequest("req-1", store.StatePartiallyRetained, t0.AddDate(0, -1, 0))
+	until := t0.AddDate(1, 0, 0)
+	deferred := newTask(r.ID, "billing", store.TaskDeferred, until)
+	deferred.Attempts, deferred.Outcome, deferred.LegalBasis, deferred.RetainUntil = 2, "retained", "tax law", until
+	deferred.AnsweredAt, deferred.Counts = t0.AddDate(0, 0, -3), map[string]int64{"invoices": 12}
+	// A follow-up of an earlier deferral, in its own round.
+	followUp := newTask(r.ID, "accounts", store.TaskRetrying, until.Add(-time.Millisecond))
+	followUp.Attempts, followUp.RoundStart, followUp.RetainUntil = 4, 3, t0.AddDate(0, 0, -1)
+	answered := newTask(r.ID, "recordings", store.TaskAnswered, time.Time{})
+	insert(t, s, []*store.Request{r}, deferred, followUp, answered)
+
+	_, tasks, err := s.Get(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same(t, "tasks", tasks, []*store.Task{followUp, deferred, answered})
+	for _, tc := range []struct {
+		name  string
+		now   time.Time
+		limit int
+		want  []*store.Task
+	}{
+		{"before the date", until.Add(-time.Millisecond), 10, []*store.Task{followUp}},
+		{"at the date", until, 10, []*store.Task{followUp, deferred}},
+		{"after the date", until.AddDate(0, 0, 1), 10, []*store.Task{followUp, deferred}},
+		{"after the date, limit 1", until.AddDate(0, 0, 1), 1, []*store.Task{followUp}},
+	} {
+		mustTx(t, s, func(tx store.Tx) error {
+			got, err := tx.DueTasks(tc.now, tc.limit)
+			same(t, "DueTasks "+tc.name, got, tc.want)
+			return err
+		})
+	}
+
+	// The follow-up round begins: the task is published again, with the
+	// attempts so far as its round start.
+	deferred.State, deferred.RoundStart, deferred.Attempts, deferred.NextAttemptAt, deferred.Detail = store.TaskPublished, 2, 3, time.Time{}, ""
+	mustTx(t, s, func(tx store.Tx) error { return tx.UpdateTask(deferred) })
+	mustTx(t, s, func(tx store.Tx) error {
+		got, err := tx.Task(deferred.ID)
+		same(t, "task in its follow-up round", got, deferred)
+		if err != nil {
+			return err
+		}
+		due, err := tx.DueTasks(until.AddDate(0, 0, 1), 10)
+		same(t, "DueTasks once the follow-up waits for its publication", due, []*store.Task{followUp})
+		return err
+	})
+}
+
+// countRequests counts the requests by (state, type) from the requests
+// themselves, paging through List.
+func countRequests(t *testing.T, s store.Store) map[[2]string]int {
+	t.Helper()
+	out := map[[2]string]int{}
+	q := store.ListQuery{Limit: 7}
+	for {
+		reqs, next, err := s.List(t.Context(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range reqs {
+			out[[2]string{r.State, r.Type}]++
+		}
+		if next == "" {
+			return out
+		}
+		q.After = next
+	}
+}
+
+// setState changes the state of the requests ids, in order, in tx.
+func setState(tx store.Tx, state string, ids ...string) error {
+	for _, id := range ids {
+		r, err := tx.Request(id)
+		if err != nil {
+			return err
+		}
+		r.State, r.UpdatedAt = state, r.UpdatedAt.Add(time.Second)
+		if err := tx.UpdateRequest(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// testRequestCounts: Stats' request counts, which the store keeps as
+// requests are written rather than counting them, match the requests
+// after every kind of write, rolled back or not; a (state, type) without
+// requests is absent.
+func testRequestCounts(t *testing.T, s store.Store) {
+	typed := func(id, typ, state string) *store.Request {
+		r := newRequest(id, state, t0.AddDate(0, 1, 0))
+		r.Type = typ
+		return r
+	}
+	steps := []struct {
+		name string
+		fn   func(tx store.Tx) error
+		want map[[2]string]int
+	}{
+		{"inserts", func(tx store.Tx) error {
+			for _, r := range []*store.Request{
+				typed("e1", "erasure", store.StatePendingVerification), typed("e2", "erasure", store.StatePendingVerification),
+				typed("e3", "erasure", store.StatePendingVerification), typed("e4", "erasure", store.StateOpen),
+				typed("x1", "export", store.StatePendingVerification), typed("x2", "export", store.StateFulfilled),
+			} {
+				if err := tx.InsertRequest(r); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, map[[2]string]int{
+			{store.StatePendingVerification, "erasure"}: 3, {store.StateOpen, "erasure"}: 1,
+			{store.StatePendingVerification, "export"}: 1, {store.StateFulfilled, "export"}: 1,
+		}},
+		{"state changes of both types", func(tx store.Tx) error {
+			if err := setState(tx, store.StateOpen, "e1", "x1"); err != nil {
+				return err
+			}
+			return setState(tx, store.StatePartiallyRetained, "e4")
+		}, map[[2]string]int{
+			{store.StatePendingVerification, "erasure"}: 2, {store.StateOpen, "erasure"}: 1, {store.StatePartiallyRetained, "erasure"}: 1,
+			{store.StateOpen, "export"}: 1, {store.StateFulfilled, "export"}: 1,
+		}},
+		{"updates that keep the state", func(tx store.Tx) error {
+			if err := setState(tx, store.StateOpen, "e1", "x1"); err != nil {
+				return err
+			}
+			return setState(tx, store.StatePendingVerification, "e2")
+		}, nil},
+		{"a count drops to zero", func(tx store.Tx) error { return setState(tx, store.StateFulfilled, "x1") }, map[[2]string]int{
+			{store.StatePendingVerification, "erasure"}: 2, {store.StateOpen, "erasure"}: 1, {store.StatePartiallyRetained, "erasure"}: 1,
+			{store.StateFulfilled, "export"}: 2,
+		}},
+		{"one request through several states in one Tx", func(tx store.Tx) error {
+			for _, state := range []string{store.StateOpen, store.StatePartiallyRetained, store.StateFulfilled} {
+				if err := setState(tx, state, "e2"); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, map[[2]string]int{
+			{store.StatePendingVerification, "erasure"}: 1, {store.StateOpen, "erasure"}: 1, {store.StatePartiallyRetained, "erasure"}: 1,
+			{store.StateFulfilled, "erasure"}: 1, {store.StateFulfilled, "export"}: 2,
+		}},
+		{"a refused duplicate", func(tx store.Tx) error {
+			err := tx.InsertRequest(typed("e1", "export", store.StateOpen))
+			if !errors.Is(err, store.ErrDuplicate) {
+				return fmt.Errorf("insert of a known id: %v, want ErrDuplicate", err)
+			}
+			return nil
+		}, nil},
+		{"a changed state back and forth", func(tx store.Tx) error {
+			if err := setState(tx, store.StateFailed, "e1"); err != nil {
+				return err
+			}
+			return setState(tx, store.StateOpen, "e1")
+		}, nil},
+	}
+	var want map[[2]string]int
+	for _, step := range steps {
+		mustTx(t, s, step.fn)
+		if step.want != nil {
+			want = step.want
+		}
+		st, err := s.Stats(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		same(t, step.name+": counts", st.Requests, want)
+		same(t, step.name+": counts against the requests", st.Requests, countRequests(t, s))
+	}
+
+	// A rolled-back change counts for nothing.
+	boom := errors.New("boom")
+	err := s.Tx(t.Context(), func(tx store.Tx) error {
+		if err := tx.InsertRequest(typed("x9", "export", store.StateOpen)); err != nil {
+			return err
+		}
+		if err := setState(tx, store.StateFailed, "e1", "e3", "e4"); err != nil {
+			return err
+		}
+		return boom
+	})
+	wantErr(t, "Tx", err, boom)
+	st, err := s.Stats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	same(t, "counts after a rollback", st.Requests, want)
+}
+
+// testRequestCountsConcurrent: transactions at once move requests of both
+// types through their states, as replicas do; the counts match the
+// requests after all of them.
+func testRequestCountsConcurrent(t *testing.T, s store.Store) {
+	const n = 40
+	var reqs []*store.Request
+	for i := range n {
+		r := newRequest(fmt.Sprintf("req-%02d", i), store.StatePendingVerification, t0.AddDate(0, 1, 0))
+		r.Type = []string{"erasure", "export"}[i%2]
+		reqs = append(reqs, r)
+	}
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i, r := range reqs {
+		wg.Go(func() {
+			<-start
+			// Each request goes its own way; the states are always changed
+			// in the order a request moves through them.
+			path := [][]string{
+				{store.StateOpen},
+				{store.StateOpen, store.StateFulfilled},
+				{store.StateOpen, store.StatePartiallyRetained, store.StateFulfilled},
+				{store.StateOpen, store.StateFailed},
+				{},
+			}[i%5]
+			err := s.Tx(context.Background(), func(tx store.Tx) error { return tx.InsertRequest(r) })
+			for _, state := range path {
+				if err != nil {
+					break
+				}
+				err = s.Tx(context.Background(), func(tx store.Tx) error { return setState(tx, state, r.ID) })
+			}
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	st, err := s.Stats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	same(t, "counts against the requests", st.Requests, countRequests(t, s))
+	total := 0
+	for _, c := range st.Requests {
+		total += c
+	}
+	same(t, "requests counted", total, n)
+}
+
+// testStateChangeAroundLog: transactions that lock in the documented
+// order (request, tasks, log) queue rather than deadlock, whether they
+// change a request's state before appending to the log (as Verify does)
+// or after (as a receipt that completes its request does).
+func testStateChangeAroundLog(t *testing.T, s store.Store) {
+	a, b := newRequest("req-a", store.StatePendingVerification, t0.AddDate(0, 1, 0)), newRequest("req-b", store.StateOpen, t0.AddDate(0, 1, 0))
+	insert(t, s, []*store.Request{a, b})
+	aChanged, bAppended := make(chan struct{}), make(chan struct{})
+	// meet lets the other transaction reach its point before going on; on
+	// an engine that runs one transaction at a time it cannot, and the
+	// wait ends.
+	meet := func(done, other chan struct{}) {
+		select {
+		case <-done:
+		default:
+			close(done)
+		}
+		select {
+		case <-other:
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	var wg sync.WaitGroup
+	var errA, errB error
+	wg.Go(func() {
+		errA = s.Tx(context.Background(), func(tx store.Tx) error {
+			if err := setState(tx, store.StateOpen, a.ID); err != nil {
+				return err
+			}
+			meet(aChanged, bAppended)
+			_, err := tx.AppendLog(a.ID, []byte("verified a"))
+			return err
+		})
+	})
+	wg.Go(func() {
+		errB = s.Tx(context.Background(), func(tx store.Tx) error {
+			if _, err := tx.Request(b.ID); err != nil {
+				return err
+			}
+			if _, err := tx.AppendLog(b.ID, []byte("receipt b")); err != nil {
+				return err
+			}
+			meet(bAppended, aChanged)
+			return setState(tx, store.StateFulfilled, b.ID)
+		})
+	})
+	wg.Wait()
+	if errA != nil || errB != nil {
+		t.Fatalf("state change then log: %v; log then state change: %v", errA, errB)
+	}
+	st, err := s.Stats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	same(t, "counts", st.Requests, map[[2]string]int{{store.StateOpen, "erasure"}: 1, {store.StateFulfilled, "erasure"}: 1})
+}
+
+func testNotices(t *testing.T, s store.Store) {
+	r := newRequest("req-1", store.StateOpen, t0.AddDate(0, 1, 0))
+	insert(t, s, []*store.Request{r})
+	fresh := &store.Notice{ID: "notice-1", RequestID: r.ID, Kind: "extension", Payload: []byte(`{"to":"person-0001@example.com"}`),
+		CreatedAt: t0, NextAttemptAt: t0}
+	// Delivered on the bus; the webhook failed twice and is tried again.
+	retried := &store.Notice{ID: "notice-2", RequestID: r.ID, Kind: "extension", Payload: []byte{0, 1, 0xff}, CreatedAt: t0.Add(time.Millisecond),
+		BusAt: t0.Add(time.Second), Attempts: 2, NextAttemptAt: t0.Add(time.Minute), LastError: "webhook: 503 Service Unavailable"}
+	// Delivered everywhere: no payload left.
+	done := &store.Notice{ID: "notice-3", RequestID: r.ID, Kind: "extension", CreatedAt: t0, BusAt: t0.Add(time.Second), WebhookAt: t0.Add(2 * time.Second)}
+	mustTx(t, s, func(tx store.Tx) error {
+		for _, n := range []*store.Notice{fresh, retried} {
+			if err := tx.InsertNotice(n); err != nil {
+				return err
+			}
+		}
+		wantErr(t, "insert a known notice", tx.InsertNotice(&store.Notice{ID: fresh.ID, RequestID: r.ID, Kind: "other", CreatedAt: t0}), store.ErrDuplicate)
+		return tx.InsertNotice(done) // the Tx goes on
+	})
+	read := func(step string, want ...*store.Notice) {
+		t.Helper()
+		mustTx(t, s, func(tx store.Tx) error {
+			for _, n := range want {
+				got, err := tx.Notice(n.ID)
+				if err != nil {
+					return err
+				}
+				same(t, step+": notice "+n.ID, got, n)
+			}
+			_, err := tx.Notice("notice-unknown")
+			wantErr(t, "unknown notice", err, store.ErrNotFound)
+			return nil
+		})
+	}
+	// DeepEqual tells a nil payload from an empty one: done's stays nil.
+	read("after the insert", fresh, retried, done)
+
+	// Every field survives an update, and a cleared payload reads back nil.
+	fresh.BusAt, fresh.Attempts, fresh.NextAttemptAt, fresh.LastError = t0.Add(3*time.Second), 1, t0.Add(30*time.Second), "webhook: timeout"
+	retried.Payload, retried.WebhookAt, retried.NextAttemptAt, retried.LastError = nil, t0.Add(2*time.Minute), time.Time{}, ""
+	mustTx(t, s, func(tx store.Tx) error {
+		for _, n := range []*store.Notice{fresh, retried} {
+			if err := tx.UpdateNotice(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	read("after the update", fresh, retried, done)
+}
+
+// testNoticeClaimAndLease: notices due come back in the order they are
+// due, leased: another deliverer gets them once the lease runs out, or at
+// once when the delivery attempt is recorded; a notice with nothing left
+// to deliver never comes back.
+func testNoticeClaimAndLease(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	r := newRequest("req-1", store.StateOpen, t0.AddDate(0, 1, 0))
+	insert(t, s, []*store.Request{r})
+	notice := func(id string, next time.Time) *store.Notice {
+		return &store.Notice{ID: id, RequestID: r.ID, Kind: "extension", Payload: []byte("notice " + id), CreatedAt: t0.Add(-time.Hour), NextAttemptAt: next}
+	}
+	// Inserted out of order.
+	c, a, later, b := notice("n-c", t0), notice("n-a", t0.Add(-2*time.Minute)), notice("n-later", t0.Add(time.Millisecond)), notice("n-b", t0.Add(-time.Minute))
+	delivered := notice("n-delivered", time.Time{})
+	delivered.Payload, delivered.BusAt = nil, t0.Add(-time.Hour)
+	mustTx(t, s, func(tx store.Tx) error {
+		for _, n := range []*store.Notice{c, a, later, delivered, b} {
+			if err := tx.InsertNotice(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+
+	claim := func(owner string, limit int, now time.Time) []store.Notice {
+		t.Helper()
+		got, err := s.ClaimNotices(ctx, owner, limit, now, now.Add(10*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return noticeValues(got...)
+	}
+	same(t, "first claim, limit 2", claim("notifier-a", 2, t0), noticeValues(a, b))
+	same(t, "second claim", claim("notifier-a", 10, t0), noticeValues(c))
+	same(t, "claim by another owner within the lease", claim("notifier-b", 10, t0.Add(9*time.Second)), noticeValues(later))
+	same(t, "claim by another owner after the lease", claim("notifier-c", 10, t0.Add(11*time.Second)), noticeValues(a, b, c))
+
+	// notifier-c's lease lasts to t0+21s. It delivers a, and b fails and is
+	// due again at once: recording the attempt ends the lease.
+	a.Payload, a.BusAt, a.WebhookAt, a.NextAttemptAt = nil, t0.Add(12*time.Second), t0.Add(12*time.Second), time.Time{}
+	b.Attempts, b.LastError, b.NextAttemptAt = 1, "webhook: 500", t0.Add(12*time.Second)
+	mustTx(t, s, func(tx store.Tx) error {
+		if err := tx.UpdateNotice(a); err != nil {
+			return err
+		}
+		return tx.UpdateNotice(b)
+	})
+	same(t, "claim after the attempts were recorded", claim("notifier-d", 10, t0.Add(12*time.Second)), noticeValues(b))
+	same(t, "claim much later", claim("notifier-e", 10, t0.Add(time.Hour)), noticeValues(c, later, b))
+	same(t, "claim years later", claim("notifier-f", 10, t0.AddDate(5, 0, 0)), noticeValues(c, later, b))
+}
+
+// noticeValues returns the notices themselves, for messages that show
+// them rather than their addresses.
+func noticeValues(ns ...*store.Notice) []store.Notice {
+	out := []store.Notice{}
+	for _, n := range ns {
+		out = append(out, *n)
+	}
+	return out
+}
+
+// testNoticesConcurrentClaims: deliverers claiming at once get disjoint
+// batches, and every notice is delivered once.
+func testNoticesConcurrentClaims(t *testing.T, s store.Store) {
+	r := newRequest("req-1", store.StateOpen, t0.AddDate(0, 1, 0))
+	insert(t, s, []*store.Request{r})
+	const total = 90
+	mustTx(t, s, func(tx store.Tx) error {
+		for i := range total {
+			n := &store.Notice{ID: fmt.Sprintf("n-%03d", i), RequestID: r.ID, Kind: "extension", Payload: []byte{byte(i)},
+				CreatedAt: t0, NextAttemptAt: t0.Add(-time.Duration(i) * time.Millisecond)}
+			if err := tx.InsertNotice(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	const workers = 4
+	var mu sync.Mutex
+	claimed := map[string]int{}
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for i := range workers {
+		wg.Go(func() {
+			<-start
+			owner := fmt.Sprintf("notifier-%d", i)
+			for {
+				batch, err := s.ClaimNotices(context.Background(), owner, 7, t0, t0.Add(time.Minute))
+				if err != nil {
+					errs <- err
+					return
+				}
+				if len(batch) == 0 {
+					return
+				}
+				if !slices.IsSortedFunc(batch, func(a, b *store.Notice) int { return a.NextAttemptAt.Compare(b.NextAttemptAt) }) {
+					errs <- errors.New("batch out of order")
+					return
+				}
+				mu.Lock()
+				for _, n := range batch {
+					claimed[n.ID]++
+				}
+				mu.Unlock()
+				err = s.Tx(context.Background(), func(tx store.Tx) error {
+					for _, n := range batch {
+						n.Payload, n.BusAt, n.NextAttemptAt = nil, t0, time.Time{}
+						if err := tx.UpdateNotice(n); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for id, n := range claimed {
+		if n != 1 {
+			t.Errorf("notice %s claimed %d times", id, n)
+		}
+	}
+	same(t, "notices claimed", len(claimed), total)
+}
+
+func testPressure(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	day := 24 * time.Hour
+	bounds := []time.Time{t0, t0.Add(5 * day), t0.Add(5*day + time.Millisecond), t0.Add(30 * day)}
+	dueBounds := []time.Time{t0, t0.Add(30 * day), t0.Add(30*day + time.Millisecond), t0.Add(365 * day)}
+
+	p, err := s.Pressure(ctx, bounds, dueBounds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same(t, "pressure of an empty store", p, store.Pressure{OpenBefore: []int{0, 0, 0, 0}, DeferredBefore: []int{0, 0, 0, 0}, Pending: map[string]store.PendingTasks{}})
+
+	retained := func(k *store.Task, until time.Time) *store.Task {
+		k.Outcome, k.LegalBasis, k.RetainUntil = "retained", "tax law", until
+		return k
+	}
+	open := newRequest("req-open", store.StateOpen, t0.Add(10*day))
+	soon := newRequest("req-soon", store.StateOpen, t0.Add(3*day))
+	pending := newRequest("req-pending", store.StatePendingVerification, t0.Add(5*day))
+	// Partially retained requests, answered long ago: their deadlines are
+	// past but no longer pressing.
+	waiting := newRequest("req-waiting", store.StatePartiallyRetained, t0.Add(-20*day))
+	following := newRequest("req-following", store.StatePartiallyRetained, t0.Add(-30*day))
+	distant := newRequest("req-distant", store.StatePartiallyRetained, t0.Add(-day))
+	fulfilled := newRequest("req-fulfilled", store.StateFulfilled, t0.Add(-day))
+	insert(t, s, []*store.Request{open, soon, pending, waiting, following, distant, fulfilled},
+		newTask(open.ID, "accounts", store.TaskPublished, t0.Add(time.Hour)),
+		newTask(open.ID, "billing", store.TaskRetrying, t0.Add(time.Hour)),
+		// Not a deferral: its request is not partially retained.
+		retained(newTask(open.ID, "recordings", store.TaskDeferred, t0.Add(-5*day)), t0.Add(-5*day)),
+		newTask(soon.ID, "accounts", store.TaskPublished, time.Time{}), // in the outbox still
+		newTask(soon.ID, "billing", store.TaskAnswered, time.Time{}),
+		newTask(pending.ID, "accounts", store.TaskPending, time.Time{}),
+		// Deferred: waiting for their date, or in their follow-up.
+		retained(newTask(waiting.ID, "billing", store.TaskDeferred, t0.Add(30*day)), t0.Add(30*day)),
+		newTask(waiting.ID, "accounts", store.TaskAnswered, time.Time{}),
+		retained(newTask(following.ID, "billing", store.TaskPublished, t0.Add(time.Hour)), t0.Add(-day)),
+		retained(newTask(following.ID, "recordings", store.TaskRetrying, t0.Add(time.Hour)), t0.Add(-2*day)),
+		retained(newTask(distant.ID, "billing", store.TaskDeferred, t0.Add(400*day)), t0.Add(400*day)),
+		// Answered, retained, in an ended request: nothing left to do.
+		retained(newTask(fulfilled.ID, "billing", store.TaskAnswered, time.Time{}), t0.Add(10*day)),
+	)
+	notice := func(id string, bus, webhook, next time.Time) *store.Notice {
+		return &store.Notice{ID: id, RequestID: open.ID, Kind: "extension", CreatedAt: t0, BusAt: bus, WebhookAt: webhook, NextAttemptAt: next}
+	}
+	mustTx(t, s, func(tx store.Tx) error {
+		for _, n := range []*store.Notice{
+			notice("n-new", time.Time{}, time.Time{}, t0),
+			notice("n-on-bus", t0, time.Time{}, t0.Add(time.Minute)),
+			notice("n-on-webhook", time.Time{}, t0, t0.Add(time.Minute)),
+			notice("n-bus-only", t0, time.Time{}, time.Time{}),          // no webhook configured: done
+			notice("n-given-up", time.Time{}, time.Time{}, time.Time{}), // out of deliveries
+			notice("n-done", t0, t0, time.Time{}),
+		} {
+			if err := tx.InsertNotice(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+
+	p, err = s.Pressure(ctx, bounds, dueBounds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same(t, "pressure", p, store.Pressure{
+		OpenBefore:   []int{0, 1, 2, 3},
+		Open:         3,
+		EarliestOpen: soon.Deadline,
+		Pending: map[string]store.PendingTasks{
+			"accounts": {Count: 2, EarliestDeadline: soon.Deadline},
+			// The follow-up counts, its request's deadline does not.
+			"billing":    {Count: 2, EarliestDeadline: open.Deadline},
+			"recordings": {Count: 1},
+		},
+		DeferredBefore:     []int{2, 2, 3, 3},
+		Deferred:           4,
+		UndeliveredBus:     2,
+		UndeliveredWebhook: 2,
+	})
 }

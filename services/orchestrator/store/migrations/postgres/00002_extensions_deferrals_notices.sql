@@ -47,8 +47,8 @@ CREATE INDEX notices_due ON notices (next_attempt_at) WHERE next_attempt_at IS N
 CREATE INDEX notices_request ON notices (request_id);
 
 -- Requests by state and type. The trigger's row updates serialise the
--- transactions that change the same (state, type) count, as log_head
--- already serialises every transaction that appends to the log.
+-- commits that change the same (state, type) count, as log_head already
+-- serialises every transaction that appends to the log.
 CREATE TABLE request_counts (
 	state text NOT NULL,
 	type  text NOT NULL,
@@ -71,8 +71,12 @@ BEGIN
 END;
 $$;
 -- +goose StatementEnd
-CREATE TRIGGER requests_counted AFTER INSERT OR UPDATE OF state ON requests
-	FOR EACH ROW EXECUTE FUNCTION requests_counted();
+-- Deferred to the commit: the count rows are then locked last, after the
+-- log's head that most transactions hold, and never before it (a request's
+-- state may change before or after its transaction appends to the log), so
+-- two transactions never wait for each other in a cycle.
+CREATE CONSTRAINT TRIGGER requests_counted AFTER INSERT OR UPDATE OF state ON requests
+	DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION requests_counted();
 
 -- +goose Down
 DROP TRIGGER requests_counted ON requests;
