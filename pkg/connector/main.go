@@ -34,6 +34,9 @@ type Env struct {
 	Bus        bus.Bus
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	// Now is the connector's clock (nil: time.Now); a test moves it to
+	// see a retention run out.
+	Now func() time.Time
 }
 
 // Opener opens a connector's system.
@@ -56,7 +59,7 @@ func Start(ctx context.Context, system string, env Env, sys System) error {
 	if env.Logger != nil {
 		env.Logger.Info("signing receipts", "key_id", signer.Key.ID, "public_key_file", filepath.Join(env.DataDir, "signing.key.pub"))
 	}
-	return Run(ctx, Config{System: system, Bus: env.Bus, Receipts: receipts, Signer: signer, Logger: env.Logger, Registerer: env.Registerer}, sys)
+	return Run(ctx, Config{System: system, Bus: env.Bus, Receipts: receipts, Signer: signer, Logger: env.Logger, Registerer: env.Registerer, Now: env.Now}, sys)
 }
 
 // SigningKey is the connector's ed25519 key: from $LETHE_SIGNING_KEY (the

@@ -65,8 +65,14 @@ type System struct {
 }
 
 // Open opens (creating it if needed) the system in env.DataDir/billing.db.
+// env.Now, if set, is the clock that decides when an invoice's retention is
+// over (a test jumps ten years).
 func Open(ctx context.Context, env connector.Env) (*System, error) {
-	db, engine, err := dataset.OpenSQLite(ctx, env.DataDir, "billing.db", schema, mapYAML, dataset.WithLogger(env.Logger))
+	opts := []dataset.Option{dataset.WithLogger(env.Logger)}
+	if env.Now != nil {
+		opts = append(opts, dataset.WithNow(env.Now))
+	}
+	db, engine, err := dataset.OpenSQLite(ctx, env.DataDir, "billing.db", schema, mapYAML, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("billing: %w", err)
 	}

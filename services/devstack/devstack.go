@@ -53,10 +53,17 @@ type Config struct {
 	// StoreURL, when set, is the orchestrator's store (postgres://...)
 	// instead of SQLite under DataDir.
 	StoreURL string
-	// Orchestrator tunes retries; zero values take the orchestrator's defaults.
+	// Orchestrator tunes retries, deadline policies (Deadlines) and the
+	// notice webhook; zero values take the orchestrator's defaults.
 	Orchestrator orchestrator.Config
-	Logger       *slog.Logger
-	Registry     *prometheus.Registry
+	// Now is the clock of every part: the orchestrator (unless
+	// Orchestrator.Now is set), the connectors, and billing's dataset
+	// engine, which decides when an invoice's retention is over. One clock
+	// for all lets a test jump ten years and see a deferred erasure run.
+	// Nil: time.Now.
+	Now      func() time.Time
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
 }
 
 func (c *Config) setDefaults() {
@@ -83,6 +90,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 }
 
@@ -168,6 +178,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		oc.Store = st
 	}
 	oc.Logger, oc.Registerer = log.With("service", "orchestrator"), cfg.Registry
+	if oc.Now == nil {
+		oc.Now = cfg.Now
+	}
 	o, err := orchestrator.New(oc)
 	if err != nil {
 		return nil, err
@@ -192,7 +205,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 
 func (s *Stack) openSystems(ctx context.Context) error {
 	env := func(name string) connector.Env {
-		return connector.Env{DataDir: filepath.Join(s.cfg.DataDir, name), Bus: s.bus, Logger: s.cfg.Logger.With("service", name), Registerer: s.cfg.Registry}
+		return connector.Env{DataDir: filepath.Join(s.cfg.DataDir, name), Bus: s.bus, Logger: s.cfg.Logger.With("service", name), Registerer: s.cfg.Registry, Now: s.cfg.Now}
 	}
 	var err error
 	if s.Accounts, err = accounts.Open(ctx, env(accounts.Name)); err != nil {
@@ -254,10 +267,12 @@ func (s *Stack) registerKeys() error {
 	return proof.WriteKeySet(path, keys)
 }
 
-// StartConnector starts the connector of a demo system (once).
+// StartConnector starts the connector of a demo system (once), on the
+// stack's clock: a connector decides by it whether a retention it answered
+// earlier is over.
 func (s *Stack) StartConnector(name string) {
 	sys := s.systems()[name]
-	env := connector.Env{DataDir: filepath.Join(s.cfg.DataDir, name), Bus: s.bus, Logger: s.cfg.Logger.With("service", name), Registerer: s.cfg.Registry}
+	env := connector.Env{DataDir: filepath.Join(s.cfg.DataDir, name), Bus: s.bus, Logger: s.cfg.Logger.With("service", name), Registerer: s.cfg.Registry, Now: s.cfg.Now}
 	s.run(name, func(ctx context.Context) error { return connector.Start(ctx, name, env, sys) })
 }
 

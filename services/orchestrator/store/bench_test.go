@@ -208,6 +208,9 @@ func benchRow(i, n int, pad []byte) ([]any, [][]any) {
 				row[9], row[10] = "tax law", received.AddDate(10, 0, 0).UnixMilli()
 			}
 			row[3], row[4], row[6], row[7] = store.TaskAnswered, 1, outcome, updated.UnixMilli()
+			if outcome == "retained" {
+				row[3], row[5] = store.TaskDeferred, row[10] // the follow-up erasure waits for its date
+			}
 			row[11] = `{"profile":1,"login_history":` + strconv.Itoa(i%50) + `}`
 			row[15] = pad[k : k+300] // a signed receipt's size
 		case state == store.StateOpen: // a seventh of them due

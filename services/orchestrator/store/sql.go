@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -295,10 +296,20 @@ func (t *sqlTx) Tasks(requestID string) ([]*Task, error) {
 // DueTasks locks the tasks it returns and their requests, skipping those
 // another transaction holds: two replicas never re-attempt one task, and
 // the locks are all taken before the transaction appends to the log.
+//
+// Deferred tasks, due at their retain-until date, come after the retries:
+// they are read from their own index.
 func (t *sqlTx) DueTasks(now time.Time, limit int) ([]*Task, error) {
-	return scanTasks(t.query(`SELECT `+taskColumns("t.")+` FROM requests r JOIN tasks t ON t.request_id = r.id
-		WHERE t.state IN ('published', 'retrying', 'deferred') AND t.next_attempt_at <= ? ORDER BY t.next_attempt_at LIMIT ?`+t.d.skipLocked("r, t"),
+	due, err := scanTasks(t.query(`SELECT `+taskColumns("t.")+` FROM requests r JOIN tasks t ON t.request_id = r.id
+		WHERE t.state IN ('published', 'retrying') AND t.next_attempt_at <= ? ORDER BY t.next_attempt_at LIMIT ?`+t.d.skipLocked("r, t"),
 		now.UnixMilli(), limit))
+	if err != nil || len(due) == limit {
+		return due, err
+	}
+	deferred, err := scanTasks(t.query(`SELECT `+taskColumns("t.")+` FROM requests r JOIN tasks t ON t.request_id = r.id
+		WHERE t.state = 'deferred' AND t.retain_until <= ? ORDER BY t.retain_until LIMIT ?`+t.d.skipLocked("r, t"),
+		now.UnixMilli(), limit-len(due)))
+	return append(due, deferred...), err
 }
 
 func scanTasks(rows *sql.Rows, err error) ([]*Task, error) {
@@ -573,6 +584,8 @@ func (s *sqlStore) Pressure(ctx context.Context, bounds, dueBounds []time.Time) 
 	}
 	// A follow-up erasure's request has answered already: its deadline is
 	// no longer pressing, so it counts as pending but gives no deadline.
+	// The WHERE clauses repeat the partial indexes' own, word for word:
+	// SQLite uses a partial index only for a query that says what it says.
 	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT t.system, count(*), min(CASE WHEN r.state IN (?, ?) THEN r.deadline END)
 		FROM tasks t JOIN requests r ON r.id = t.request_id
 		WHERE t.state IN ('published', 'retrying') GROUP BY t.system`), StatePendingVerification, StateOpen)
@@ -593,14 +606,17 @@ func (s *sqlStore) Pressure(ctx context.Context, bounds, dueBounds []time.Time) 
 	if err := rows.Err(); err != nil {
 		return p, fmt.Errorf("pressure: %w", err)
 	}
-	// Deferred erasures: waiting for their date, or in their follow-up.
-	deferred := `SELECT count(*) FROM tasks t JOIN requests r ON r.id = t.request_id
-		WHERE t.state IN ('published', 'retrying', 'deferred') AND r.state = ?`
-	if err := s.db.QueryRowContext(ctx, s.d.q(deferred), StatePartiallyRetained).Scan(&p.Deferred); err != nil {
-		return p, fmt.Errorf("pressure: %w", err)
-	}
-	for i, b := range dueBounds {
-		if err := s.db.QueryRowContext(ctx, s.d.q(deferred+` AND t.retain_until < ?`), StatePartiallyRetained, b.UnixMilli()).Scan(&p.DeferredBefore[i]); err != nil {
+	// Deferred erasures: waiting for their date (tasks_deferred), or in
+	// their follow-up round, the only tasks with a round before their
+	// current one (tasks_due).
+	deferred := `SELECT (SELECT count(*) FROM tasks WHERE state = 'deferred' AND retain_until < ?) +
+		(SELECT count(*) FROM tasks WHERE state IN ('published', 'retrying') AND round_start > 0 AND retain_until < ?)`
+	for i, b := range append(dueBounds, time.UnixMilli(math.MaxInt64)) {
+		n := &p.Deferred
+		if i < len(dueBounds) {
+			n = &p.DeferredBefore[i]
+		}
+		if err := s.db.QueryRowContext(ctx, s.d.q(deferred), b.UnixMilli(), b.UnixMilli()).Scan(n); err != nil {
 			return p, fmt.Errorf("pressure: %w", err)
 		}
 	}

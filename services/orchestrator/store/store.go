@@ -267,9 +267,9 @@ type Pressure struct {
 	// Pending is, per system, the tasks sent and not yet answered.
 	Pending map[string]PendingTasks
 	// DeferredBefore[i] counts the erasures deferred by a retention (tasks
-	// deferred, or in their follow-up, of partially retained requests)
-	// whose retain-until date is before the i-th due bound; Deferred
-	// counts them all.
+	// deferred, or in their follow-up round, not yet answered) whose
+	// retain-until date is before the i-th due bound; Deferred counts
+	// them all.
 	DeferredBefore []int
 	Deferred       int
 	// UndeliveredBus and UndeliveredWebhook count the notices not yet

@@ -4,42 +4,84 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
+	"github.com/lethe-dev/lethe/pkg/deadline"
 	"github.com/lethe-dev/lethe/services/devstack"
 )
 
 func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is the whole command; it returns the exit code: 2 for bad flags or
+// files named by them, 1 for a stack that failed to start or stopped with
+// errors.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg := devstack.Config{}
-	flag.StringVar(&cfg.DataDir, "data", "data", "directory for every store")
-	flag.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "orchestrator HTTP API")
-	flag.IntVar(&cfg.NATSPort, "nats-port", 4223, "port of the embedded NATS server, for connectors run as separate binaries")
-	flag.StringVar(&cfg.AccountsListen, "accounts-listen", "127.0.0.1:8081", "admin API of the demo accounts app")
-	flag.IntVar(&cfg.People, "people", 300, "demo people to seed")
-	without := flag.String("without", "", "comma-separated connectors not to start (a system that is down, for demos of retries and alerts)")
-	flag.Parse()
+	fs := flag.NewFlagSet("lethe-dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.DataDir, "data", "data", "directory for every store")
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "orchestrator HTTP API")
+	fs.IntVar(&cfg.NATSPort, "nats-port", 4223, "port of the embedded NATS server, for connectors run as separate binaries")
+	fs.StringVar(&cfg.AccountsListen, "accounts-listen", "127.0.0.1:8081", "admin API of the demo accounts app")
+	fs.IntVar(&cfg.People, "people", 300, "demo people to seed")
+	without := fs.String("without", "", "comma-separated connectors not to start (a system that is down, for demos of retries and alerts)")
+	tenants := fs.String("tenants", "", "YAML file of the tenants' deadline policies (time zone, roll to working days, holidays); empty: every deadline in UTC")
+	fs.StringVar(&cfg.Orchestrator.NoticeWebhook, "notice-webhook", "", "http(s) URL that receives each notice to a data subject (a deadline extension) as a signed JSON POST, besides the bus topic notice.v1")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "lethe-dev: unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
+		return 2
+	}
 	if *without != "" {
 		cfg.Without = strings.Split(*without, ",")
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if *tenants != "" {
+		t, err := deadline.LoadTenants(*tenants)
+		if err != nil {
+			fmt.Fprintf(stderr, "lethe-dev: --tenants %s: %v\n", *tenants, err)
+			return 2
+		}
+		cfg.Orchestrator.Deadlines = t
+	}
+	if w := cfg.Orchestrator.NoticeWebhook; w != "" {
+		// The orchestrator checks it too; here a typo is a usage error,
+		// reported before anything starts. The URL is not repeated: it may
+		// hold a token.
+		if u, err := url.Parse(w); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			fmt.Fprintln(stderr, "lethe-dev: --notice-webhook must be an http:// or https:// URL")
+			return 2
+		}
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	s, err := devstack.Start(ctx, cfg)
 	if err != nil {
 		cfg.Logger.Error("lethe-dev could not start", "err", err)
-		os.Exit(1)
+		return 1
 	}
-	devstack.Banner(os.Stdout, s)
+	devstack.Banner(stdout, s)
 	if err := s.Wait(); err != nil {
 		cfg.Logger.Error("lethe-dev stopped with errors", "err", err)
-		os.Exit(1)
+		return 1
 	}
-	fmt.Println("lethe-dev stopped")
+	fmt.Fprintln(stdout, "lethe-dev stopped")
+	return 0
 }

@@ -1664,6 +1664,11 @@ func testPressure(t *testing.T, s store.Store) {
 	}
 	same(t, "pressure of an empty store", p, store.Pressure{OpenBefore: []int{0, 0, 0, 0}, DeferredBefore: []int{0, 0, 0, 0}, Pending: map[string]store.PendingTasks{}})
 
+	// A follow-up round started after the task's first attempt.
+	followUp := func(k *store.Task) *store.Task {
+		k.Attempts, k.RoundStart = 2, 1
+		return k
+	}
 	retained := func(k *store.Task, until time.Time) *store.Task {
 		k.Outcome, k.LegalBasis, k.RetainUntil = "retained", "tax law", until
 		return k
@@ -1680,16 +1685,17 @@ func testPressure(t *testing.T, s store.Store) {
 	insert(t, s, []*store.Request{open, soon, pending, waiting, following, distant, fulfilled},
 		newTask(open.ID, "accounts", store.TaskPublished, t0.Add(time.Hour)),
 		newTask(open.ID, "billing", store.TaskRetrying, t0.Add(time.Hour)),
-		// Not a deferral: its request is not partially retained.
-		retained(newTask(open.ID, "recordings", store.TaskDeferred, t0.Add(-5*day)), t0.Add(-5*day)),
+		// Not a deferral: a first round (waiting for its first answer)
+		// that a system once answered "retained".
+		retained(newTask(open.ID, "recordings", store.TaskRetrying, t0.Add(-5*day)), t0.Add(-5*day)),
 		newTask(soon.ID, "accounts", store.TaskPublished, time.Time{}), // in the outbox still
 		newTask(soon.ID, "billing", store.TaskAnswered, time.Time{}),
 		newTask(pending.ID, "accounts", store.TaskPending, time.Time{}),
 		// Deferred: waiting for their date, or in their follow-up.
 		retained(newTask(waiting.ID, "billing", store.TaskDeferred, t0.Add(30*day)), t0.Add(30*day)),
 		newTask(waiting.ID, "accounts", store.TaskAnswered, time.Time{}),
-		retained(newTask(following.ID, "billing", store.TaskPublished, t0.Add(time.Hour)), t0.Add(-day)),
-		retained(newTask(following.ID, "recordings", store.TaskRetrying, t0.Add(time.Hour)), t0.Add(-2*day)),
+		followUp(retained(newTask(following.ID, "billing", store.TaskPublished, t0.Add(time.Hour)), t0.Add(-day))),
+		followUp(retained(newTask(following.ID, "recordings", store.TaskRetrying, t0.Add(time.Hour)), t0.Add(-2*day))),
 		retained(newTask(distant.ID, "billing", store.TaskDeferred, t0.Add(400*day)), t0.Add(400*day)),
 		// Answered, retained, in an ended request: nothing left to do.
 		retained(newTask(fulfilled.ID, "billing", store.TaskAnswered, time.Time{}), t0.Add(10*day)),
@@ -1725,7 +1731,7 @@ func testPressure(t *testing.T, s store.Store) {
 			"accounts": {Count: 2, EarliestDeadline: soon.Deadline},
 			// The follow-up counts, its request's deadline does not.
 			"billing":    {Count: 2, EarliestDeadline: open.Deadline},
-			"recordings": {Count: 1},
+			"recordings": {Count: 2, EarliestDeadline: open.Deadline},
 		},
 		DeferredBefore:     []int{2, 2, 3, 3},
 		Deferred:           4,

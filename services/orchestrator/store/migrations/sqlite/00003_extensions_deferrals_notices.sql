@@ -20,10 +20,9 @@ ALTER TABLE requests ADD COLUMN answered_at INTEGER;
 -- that each attempt's message id stays new).
 ALTER TABLE tasks ADD COLUMN round_start INTEGER NOT NULL DEFAULT 0;
 
--- Deferred tasks wait for their retain-until date in the same index as
--- retries do.
-DROP INDEX tasks_due;
-CREATE INDEX tasks_due ON tasks (next_attempt_at) WHERE state IN ('published', 'retrying', 'deferred');
+-- Deferred tasks wait for their retain-until date: years, so they get an
+-- index of their own, and tasks_due stays small (what waits for an answer).
+CREATE INDEX tasks_deferred ON tasks (retain_until) WHERE state = 'deferred';
 
 -- The notification outbox: a notice to a data subject, delivered on the
 -- bus and, where configured, to a webhook; each delivery is logged.
@@ -72,8 +71,7 @@ DROP TRIGGER requests_counted_update;
 DROP TRIGGER requests_counted_insert;
 DROP TABLE request_counts;
 DROP TABLE notices;
-DROP INDEX tasks_due;
-CREATE INDEX tasks_due ON tasks (next_attempt_at) WHERE state IN ('published', 'retrying');
+DROP INDEX tasks_deferred;
 ALTER TABLE tasks DROP COLUMN round_start;
 ALTER TABLE requests DROP COLUMN answered_at;
 ALTER TABLE requests DROP COLUMN extension_reason;

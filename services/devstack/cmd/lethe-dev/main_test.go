@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Flags that cannot work are usage errors (exit 2) with a message that
+// says which flag, before anything starts.
+func TestBadFlags(t *testing.T) {
+	dir := t.TempDir()
+	badZone := filepath.Join(dir, "bad-zone.yaml")
+	if err := os.WriteFile(badZone, []byte("tenants:\n  acme-fr: {time_zone: Europe/Nowhere}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badYAML := filepath.Join(dir, "bad-yaml.yaml")
+	if err := os.WriteFile(badYAML, []byte("tenants: [unclosed\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"missing tenants file", []string{"--tenants", filepath.Join(dir, "none.yaml")}, []string{"--tenants", "none.yaml", "no such file"}},
+		{"unknown time zone", []string{"--tenants", badZone}, []string{"--tenants", "acme-fr", `unknown time zone "Europe/Nowhere"`}},
+		{"malformed YAML", []string{"--tenants", badYAML}, []string{"--tenants", "tenants file"}},
+		{"webhook not http", []string{"--notice-webhook", "ftp://example.com/hook"}, []string{"--notice-webhook must be an http:// or https:// URL"}},
+		{"webhook without host", []string{"--notice-webhook", "https://"}, []string{"--notice-webhook"}},
+		{"unknown flag", []string{"--tenant", "x"}, []string{"flag provided but not defined"}},
+		{"stray argument", []string{"serve"}, []string{"unexpected arguments: serve"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"--data", t.TempDir()}, tc.args...)
+			if code := run(context.Background(), args, &stdout, &stderr); code != 2 {
+				t.Fatalf("exit %d, want 2; stderr: %s", code, stderr.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr does not say %q: %s", w, stderr.String())
+				}
+			}
+			if stdout.Len() > 0 {
+				t.Errorf("something started: %s", stdout.String())
+			}
+		})
+	}
+}
+
+// With a good tenants file and a webhook the stack starts, shows its
+// banner, and stops cleanly when told to.
+func TestRunsWithTenantsAndWebhook(t *testing.T) {
+	dir := t.TempDir()
+	tenants := filepath.Join(dir, "tenants.yaml")
+	if err := os.WriteFile(tenants, []byte("tenants:\n  acme-fr: {time_zone: Europe/Paris, roll_to_working_day: true, holidays: [2026-12-25]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stdout := &bannerWriter{started: make(chan struct{})}
+	var stderr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--data", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0", "--nats-port", "-1",
+			"--accounts-listen", "127.0.0.1:0", "--people", "3", "--tenants", tenants, "--notice-webhook", "http://127.0.0.1:9/hook"}, stdout, &syncWriter{w: &stderr})
+	}()
+	select {
+	case <-stdout.started:
+	case code := <-done:
+		t.Fatalf("exit %d before the banner", code)
+	case <-time.After(60 * time.Second):
+		t.Fatal("no banner after 60s")
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d after stop", code)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("did not stop within 60s of being told to")
+	}
+	if !strings.Contains(stdout.String(), "Lethe is running") || !strings.Contains(stdout.String(), "lethe-dev stopped") {
+		t.Errorf("stdout: %s", stdout.String())
+	}
+}
+
+// bannerWriter closes started on the first write.
+type bannerWriter struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	started chan struct{}
+	once    sync.Once
+}
+
+func (w *bannerWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	defer w.once.Do(func() { close(w.started) })
+	return w.buf.Write(p)
+}
+
+func (w *bannerWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
+}
