@@ -9,4 +9,6 @@ require (
 
 require google.golang.org/protobuf v1.36.12
 
+require gopkg.in/yaml.v3 v3.0.1 // indirect
+
 replace github.com/lethe-dev/lethe/pkg => ../../pkg
