@@ -27,6 +27,10 @@ or with the CLI, in another terminal:
   ./bin/lethectl confirm <id>      # identity checked: the tasks go out
   ./bin/lethectl wait <id>         # a live line per system until done
   ./bin/lethectl status <id>
+  ./bin/lethectl extend <id> --reason "..."   # two more months (Art. 12(3)); the person is told
+
+People with invoices end "partially_retained": billing keeps invoices 10 years by law, and Lethe
+erases them on that date (./bin/lethectl list --state partially_retained).
 
 Delete an account in the demo app and watch Lethe erase the rest:
 
