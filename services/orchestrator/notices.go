@@ -29,6 +29,9 @@ const (
 // dies, another replica's delivers them after that.
 const noticeLease = 30 * time.Second
 
+// noticeBatch is how many notices a notifier claims at once.
+const noticeBatch = 20
+
 // enqueueExtensionNotice writes the notice of an extension to the person
 // into the notification outbox, in the transaction that extends.
 func (o *Orchestrator) enqueueExtensionNotice(tx store.Tx, r *store.Request, now time.Time) error {
@@ -62,8 +65,12 @@ func (o *Orchestrator) notify(ctx context.Context) error {
 	tick := time.NewTicker(o.cfg.ScanInterval)
 	defer tick.Stop()
 	for {
-		if _, err := o.deliverDue(ctx); err != nil && ctx.Err() == nil {
+		n, err := o.deliverDue(ctx)
+		if err != nil && ctx.Err() == nil {
 			o.log.Error("notice delivery", "err", err)
+		}
+		if n == noticeBatch && err == nil {
+			continue // there may be more
 		}
 		select {
 		case <-ctx.Done():
@@ -77,7 +84,7 @@ func (o *Orchestrator) notify(ctx context.Context) error {
 // deliverDue delivers the notices due now and returns how many it tried.
 func (o *Orchestrator) deliverDue(ctx context.Context) (int, error) {
 	now := o.now()
-	due, err := o.store.ClaimNotices(ctx, o.id, 20, now, now.Add(noticeLease))
+	due, err := o.store.ClaimNotices(ctx, o.id, noticeBatch, now, now.Add(noticeLease))
 	if err != nil {
 		return 0, err
 	}

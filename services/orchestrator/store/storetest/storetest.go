@@ -582,40 +582,52 @@ func testOutboxConcurrentClaims(t *testing.T, s store.Store) {
 	}
 	enqueue(t, s, msgs...)
 
-	const relays = 4
+	claimed := claimConcurrently(t, "relay", func(owner string) ([]string, error) {
+		batch, err := s.ClaimOutbox(context.Background(), owner, 7, t0, t0.Add(time.Minute))
+		if err != nil || len(batch) == 0 {
+			return nil, err
+		}
+		ids, seqs := make([]string, len(batch)), make([]int64, len(batch))
+		for j, m := range batch {
+			ids[j], seqs[j] = m.ID, m.Seq
+		}
+		if !slices.IsSorted(seqs) {
+			return nil, fmt.Errorf("batch out of order: %v", seqs)
+		}
+		return ids, s.MarkPublished(context.Background(), seqs, t0)
+	})
+	same(t, "messages claimed", len(claimed), len(msgs))
+}
+
+// claimConcurrently runs four workers named prefix-N that call claim until
+// it returns nothing, and fails the test on an error or on an id claimed
+// twice. It returns the ids claimed.
+func claimConcurrently(t *testing.T, prefix string, claim func(owner string) ([]string, error)) map[string]int {
+	t.Helper()
+	const workers = 4
 	var mu sync.Mutex
 	claimed := map[string]int{}
 	start := make(chan struct{})
 	var wg sync.WaitGroup
-	errs := make(chan error, relays)
-	for i := range relays {
+	errs := make(chan error, workers)
+	for i := range workers {
 		wg.Go(func() {
 			<-start
-			owner := fmt.Sprintf("relay-%d", i)
+			owner := fmt.Sprintf("%s-%d", prefix, i)
 			for {
-				batch, err := s.ClaimOutbox(context.Background(), owner, 7, t0, t0.Add(time.Minute))
+				ids, err := claim(owner)
 				if err != nil {
 					errs <- err
 					return
 				}
-				if len(batch) == 0 {
+				if len(ids) == 0 {
 					return
 				}
-				seqs := make([]int64, len(batch))
 				mu.Lock()
-				for j, m := range batch {
-					claimed[m.ID]++
-					seqs[j] = m.Seq
+				for _, id := range ids {
+					claimed[id]++
 				}
 				mu.Unlock()
-				if !slices.IsSorted(seqs) {
-					errs <- fmt.Errorf("batch out of order: %v", seqs)
-					return
-				}
-				if err := s.MarkPublished(context.Background(), seqs, t0); err != nil {
-					errs <- err
-					return
-				}
 			}
 		})
 	}
@@ -627,10 +639,10 @@ func testOutboxConcurrentClaims(t *testing.T, s store.Store) {
 	}
 	for id, n := range claimed {
 		if n != 1 {
-			t.Errorf("message %s claimed %d times", id, n)
+			t.Errorf("%s claimed %d times", id, n)
 		}
 	}
-	same(t, "messages claimed", len(claimed), len(msgs))
+	return claimed
 }
 
 func testMarkPublished(t *testing.T, s store.Store) {
@@ -1594,61 +1606,27 @@ func testNoticesConcurrentClaims(t *testing.T, s store.Store) {
 		}
 		return nil
 	})
-	const workers = 4
-	var mu sync.Mutex
-	claimed := map[string]int{}
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for i := range workers {
-		wg.Go(func() {
-			<-start
-			owner := fmt.Sprintf("notifier-%d", i)
-			for {
-				batch, err := s.ClaimNotices(context.Background(), owner, 7, t0, t0.Add(time.Minute))
-				if err != nil {
-					errs <- err
-					return
-				}
-				if len(batch) == 0 {
-					return
-				}
-				if !slices.IsSortedFunc(batch, func(a, b *store.Notice) int { return a.NextAttemptAt.Compare(b.NextAttemptAt) }) {
-					errs <- errors.New("batch out of order")
-					return
-				}
-				mu.Lock()
-				for _, n := range batch {
-					claimed[n.ID]++
-				}
-				mu.Unlock()
-				err = s.Tx(context.Background(), func(tx store.Tx) error {
-					for _, n := range batch {
-						n.Payload, n.BusAt, n.NextAttemptAt = nil, t0, time.Time{}
-						if err := tx.UpdateNotice(n); err != nil {
-							return err
-						}
-					}
-					return nil
-				})
-				if err != nil {
-					errs <- err
-					return
+	claimed := claimConcurrently(t, "notifier", func(owner string) ([]string, error) {
+		batch, err := s.ClaimNotices(context.Background(), owner, 7, t0, t0.Add(time.Minute))
+		if err != nil || len(batch) == 0 {
+			return nil, err
+		}
+		if !slices.IsSortedFunc(batch, func(a, b *store.Notice) int { return a.NextAttemptAt.Compare(b.NextAttemptAt) }) {
+			return nil, errors.New("batch out of order")
+		}
+		ids := make([]string, len(batch))
+		err = s.Tx(context.Background(), func(tx store.Tx) error {
+			for j, n := range batch {
+				ids[j] = n.ID
+				n.Payload, n.BusAt, n.NextAttemptAt = nil, t0, time.Time{}
+				if err := tx.UpdateNotice(n); err != nil {
+					return err
 				}
 			}
+			return nil
 		})
-	}
-	close(start)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	for id, n := range claimed {
-		if n != 1 {
-			t.Errorf("notice %s claimed %d times", id, n)
-		}
-	}
+		return ids, err
+	})
 	same(t, "notices claimed", len(claimed), total)
 }
 
