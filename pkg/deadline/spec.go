@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -29,6 +31,8 @@ type Spec struct {
 }
 
 const dateLayout = "2006-01-02"
+
+var classFormat = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
 
 // IsDefault reports whether s counts as the zero Policy does.
 func (s Spec) IsDefault() bool {
@@ -82,17 +86,56 @@ func (s Spec) For(received time.Time) Spec {
 // Tenants are the deadline policies of an orchestrator's tenants.
 type Tenants struct {
 	// Default applies to tenants not listed.
-	Default Spec            `yaml:"default"`
-	Tenants map[string]Spec `yaml:"tenants"`
+	Default Tenant            `yaml:"default"`
+	Tenants map[string]Tenant `yaml:"tenants"`
 }
+
+// Tenant is one tenant's entry: its policy, and the class it is watched
+// in (the metrics show the nearest deadline per class, so that a
+// contract with a shorter answer time can have alerts of its own).
+type Tenant struct {
+	Spec `yaml:",inline"`
+	// Class is a metric label, "default" when unset: a few values, never
+	// a tenant's name.
+	Class string `yaml:"class"`
+}
+
+// DefaultClass is the class of a tenant that names none.
+const DefaultClass = "default"
 
 // Spec returns the policy of a tenant.
 func (t *Tenants) Spec(tenant string) Spec {
-	if t == nil {
-		return Spec{}
+	return t.tenant(tenant).Spec
+}
+
+// Class returns the class of a tenant.
+func (t *Tenants) Class(tenant string) string {
+	if c := t.tenant(tenant).Class; c != "" {
+		return c
 	}
-	if s, ok := t.Tenants[tenant]; ok {
-		return s
+	return DefaultClass
+}
+
+// Classes returns every class, sorted, DefaultClass included.
+func (t *Tenants) Classes() []string {
+	classes := []string{DefaultClass}
+	if t != nil {
+		for _, e := range append([]Tenant{t.Default}, slices.Collect(maps.Values(t.Tenants))...) {
+			if e.Class != "" {
+				classes = append(classes, e.Class)
+			}
+		}
+	}
+	slices.Sort(classes)
+	return slices.Compact(classes)
+}
+
+func (t *Tenants) tenant(name string) Tenant {
+	if t == nil {
+		return Tenant{}
+	}
+	if e, ok := t.Tenants[name]; ok {
+		return e
 	}
 	return t.Default
 }
@@ -102,6 +145,7 @@ func (t *Tenants) Spec(tenant string) Spec {
 //	default: {time_zone: UTC}
 //	tenants:
 //	  acme-fr:
+//	    class: enterprise            # a metric label (default "default")
 //	    time_zone: Europe/Paris
 //	    roll_to_working_day: true
 //	    holidays: [2026-12-25, 2027-01-01]
@@ -125,7 +169,11 @@ func ParseTenants(b []byte) (*Tenants, error) {
 	if err := dec.Decode(&t); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("tenants file: %w", err)
 	}
-	check := func(name string, s *Spec) error {
+	check := func(name string, e *Tenant) error {
+		if e.Class != "" && !classFormat.MatchString(e.Class) {
+			return fmt.Errorf("tenants file: %s: class %q: want 1-32 lowercase letters, digits, '_' or '-'", name, e.Class)
+		}
+		s := &e.Spec
 		if _, err := s.Policy(); err != nil {
 			return fmt.Errorf("tenants file: %s: %w", name, err)
 		}
@@ -139,14 +187,14 @@ func ParseTenants(b []byte) (*Tenants, error) {
 	if err := check("default", &t.Default); err != nil {
 		return nil, err
 	}
-	for name, s := range t.Tenants {
+	for name, e := range t.Tenants {
 		if strings.TrimSpace(name) == "" {
 			return nil, errors.New("tenants file: a tenant with an empty name")
 		}
-		if err := check("tenant "+name, &s); err != nil {
+		if err := check("tenant "+name, &e); err != nil {
 			return nil, err
 		}
-		t.Tenants[name] = s
+		t.Tenants[name] = e
 	}
 	return &t, nil
 }

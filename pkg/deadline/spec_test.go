@@ -20,6 +20,8 @@ func TestParseTenants(t *testing.T) {
 		{"holidays without roll", "tenants:\n  x: {holidays: [2026-12-25]}", "roll_to_working_day is off"},
 		{"unknown field", "tenants:\n  x: {timezone: UTC}", "field timezone not found"},
 		{"not YAML", "tenants: [", "tenants file"},
+		{"class", "tenants:\n  x: {class: enterprise, time_zone: Europe/Paris}", ""},
+		{"class with spaces", "tenants:\n  x: {class: Big Customers}", `class "Big Customers"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,5 +74,31 @@ tenants:
 	}
 	if s := (deadline.Spec{TimeZone: "UTC"}).For(time.Now()); !s.IsDefault() || s.TimeZone != "" {
 		t.Errorf("a spec counting as the default is kept as %+v", s)
+	}
+}
+
+func TestTenantClasses(t *testing.T) {
+	ts, err := deadline.ParseTenants([]byte(`
+default: {class: standard}
+tenants:
+  a: {class: enterprise}
+  b: {class: enterprise, time_zone: Europe/Paris}
+  c: {time_zone: Asia/Tokyo}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ tenant, class string }{{"a", "enterprise"}, {"b", "enterprise"}, {"c", "default"}, {"unlisted", "standard"}}
+	for _, tt := range tests {
+		if got := ts.Class(tt.tenant); got != tt.class {
+			t.Errorf("Class(%q) = %q, want %q", tt.tenant, got, tt.class)
+		}
+	}
+	if got := strings.Join(ts.Classes(), ","); got != "default,enterprise,standard" {
+		t.Errorf("Classes = %s", got)
+	}
+	var none *deadline.Tenants
+	if none.Class("x") != "default" || strings.Join(none.Classes(), ",") != "default" {
+		t.Error("without a tenants file every tenant is in the default class")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/lethe-dev/lethe/pkg/deadline"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 )
 
@@ -33,7 +34,7 @@ type metrics struct {
 	notices       *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer, st store.Store, systems []string, webhook bool, now func() time.Time) *metrics {
+func newMetrics(reg prometheus.Registerer, st store.Store, systems []string, tenants *deadline.Tenants, webhook bool, now func() time.Time) *metrics {
 	f := promauto.With(reg)
 	m := &metrics{
 		created: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_requests_created_total",
@@ -95,7 +96,7 @@ func newMetrics(reg prometheus.Registerer, st store.Store, systems []string, web
 	for _, r := range []string{"duplicate", "stale"} {
 		m.ignored.WithLabelValues(r)
 	}
-	reg.MustRegister(&storeCollector{store: st, systems: systems, channels: channels, now: now})
+	reg.MustRegister(&storeCollector{store: st, systems: systems, tenants: tenants, channels: channels, now: now})
 	m.gatherer = prometheus.DefaultGatherer
 	if g, ok := reg.(prometheus.Gatherer); ok {
 		m.gatherer = g
@@ -127,6 +128,7 @@ func (r *statusRecorder) WriteHeader(code int) {
 type storeCollector struct {
 	store    store.Store
 	systems  []string
+	tenants  *deadline.Tenants // their classes
 	channels []string
 	now      func() time.Time
 }
@@ -147,7 +149,9 @@ var (
 	openDesc     = prometheus.NewDesc("lethe_orchestrator_open_requests",
 		"Requests not yet ended, by time left to their deadline: overdue, lt_3d, lt_7d, lt_14d, later.", []string{"bucket"}, nil)
 	earliestOpen = prometheus.NewDesc("lethe_orchestrator_earliest_open_deadline_timestamp_seconds",
-		"The nearest deadline of a request not yet ended (0 when none is open).", []string{"tenant_class"}, nil)
+		"The nearest deadline of a request not yet ended, per tenant class of the tenants file (0 when none is open).", []string{"tenant_class"}, nil)
+	untoldDeadline = prometheus.NewDesc("lethe_orchestrator_earliest_untold_deadline_timestamp_seconds",
+		"The nearest original deadline of an extended request whose notice has reached the person on no channel: until it does, that deadline stands (0 when none).", nil, nil)
 	pendingDesc = prometheus.NewDesc("lethe_orchestrator_pending_tasks",
 		"Tasks sent to a system and not yet answered.", []string{"system"}, nil)
 	earliestPending = prometheus.NewDesc("lethe_orchestrator_earliest_pending_deadline_timestamp_seconds",
@@ -177,6 +181,7 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- storeUp
 	ch <- openDesc
 	ch <- earliestOpen
+	ch <- untoldDeadline
 	ch <- pendingDesc
 	ch <- earliestPending
 	ch <- deferredDesc
@@ -223,7 +228,17 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		prev = p.OpenBefore[i]
 	}
 	ch <- prometheus.MustNewConstMetric(openDesc, prometheus.GaugeValue, float64(p.Open-prev), "later")
-	ch <- prometheus.MustNewConstMetric(earliestOpen, prometheus.GaugeValue, unixOrZero(p.EarliestOpen), "default")
+	byClass := map[string]time.Time{}
+	for tenant, dl := range p.EarliestByTenant {
+		class := c.tenants.Class(tenant)
+		if cur, ok := byClass[class]; !ok || dl.Before(cur) {
+			byClass[class] = dl
+		}
+	}
+	for _, class := range c.tenants.Classes() {
+		ch <- prometheus.MustNewConstMetric(earliestOpen, prometheus.GaugeValue, unixOrZero(byClass[class]), class)
+	}
+	ch <- prometheus.MustNewConstMetric(untoldDeadline, prometheus.GaugeValue, unixOrZero(p.UntoldDeadline))
 	for _, s := range c.systems {
 		pt := p.Pending[s]
 		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(pt.Count), s)

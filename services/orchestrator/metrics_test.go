@@ -104,3 +104,58 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 		t.Fatalf("promtool check metrics: %v\n%s", err, out)
 	}
 }
+
+// The nearest open deadline is shown per tenant class of the tenants file;
+// an extension whose notice has reached no channel leaves its original
+// deadline standing, and a gauge shows it until the notice goes out.
+func TestTenantClassAndUntoldDeadlineMetrics(t *testing.T) {
+	tenants, err := deadline.ParseTenants([]byte("tenants:\n  acme: {class: enterprise}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(c *Config) { c.Deadlines = tenants })
+	now := time.Now().UTC().Truncate(time.Second)
+	submit := func(tenant string, daysAgo int) string {
+		return e.submit(fmt.Sprintf(`{"type":"erasure","tenant":%q,"subject":{"email":"a@example.com"},"received_at":%q}`,
+			tenant, now.AddDate(0, 0, -daysAgo).Format(time.RFC3339)))
+	}
+	submit("demo", 10)
+	id := submit("acme", 20)
+	submit("acme", 2)
+	gauge := func(name string, labels map[string]string) time.Time {
+		return time.Unix(int64(counter(t, e.reg, name, labels)), 0).UTC()
+	}
+	for _, tt := range []struct {
+		class   string
+		daysAgo int
+	}{{"default", 10}, {"enterprise", 20}} {
+		want := deadline.OneMonth(now.AddDate(0, 0, -tt.daysAgo)).Truncate(time.Second)
+		if got := gauge("lethe_orchestrator_earliest_open_deadline_timestamp_seconds", map[string]string{"tenant_class": tt.class}); !got.Equal(want) {
+			t.Errorf("earliest open deadline of class %s = %v, want %v", tt.class, got, want)
+		}
+	}
+	if got := counter(t, e.reg, "lethe_orchestrator_earliest_untold_deadline_timestamp_seconds", nil); got != 0 {
+		t.Fatalf("untold deadline before any extension = %v", got)
+	}
+
+	// The broker is down: the notice cannot go out, the original deadline
+	// stands and the gauge says so.
+	port := e.natsDown()
+	if code, out := e.do("POST", "/v1/requests/"+id+"/extend", `{"reason":"Archives must be restored."}`); code != 200 {
+		t.Fatalf("extend = %d %v", code, out)
+	}
+	original := deadline.OneMonth(now.AddDate(0, 0, -20)).Truncate(time.Second)
+	time.Sleep(5 * e.cfg.ScanInterval)
+	if got := gauge("lethe_orchestrator_earliest_untold_deadline_timestamp_seconds", nil); !got.Equal(original) {
+		t.Errorf("untold deadline = %v, want the original deadline %v", got, original)
+	}
+	if got := counter(t, e.reg, "lethe_orchestrator_notices_undelivered", map[string]string{"channel": "bus"}); got != 1 {
+		t.Errorf("undelivered on the bus = %v, want 1", got)
+	}
+	e.natsUp(port)
+	for end := time.Now().Add(30 * time.Second); counter(t, e.reg, "lethe_orchestrator_earliest_untold_deadline_timestamp_seconds", nil) != 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the notice never went out after the broker came back")
+		}
+	}
+}

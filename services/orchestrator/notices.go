@@ -114,7 +114,11 @@ func (o *Orchestrator) deliver(ctx context.Context, n *store.Notice) error {
 	}
 	tried := map[string]error{}
 	if n.BusAt.IsZero() {
-		tried[channelBus] = o.cfg.Bus.Publish(ctx, events.TopicNotices, bm)
+		// Bounded, as the webhook is: a broker that does not answer must
+		// not hold up the other channel and the other notices.
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		tried[channelBus] = o.cfg.Bus.Publish(pctx, events.TopicNotices, bm)
+		cancel()
 	}
 	if o.cfg.NoticeWebhook != "" && n.WebhookAt.IsZero() {
 		tried[channelWebhook] = o.postNotice(ctx, bm.ID, bm.Type, bm.Time, msg)

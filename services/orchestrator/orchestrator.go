@@ -196,7 +196,7 @@ func New(cfg Config) (*Orchestrator, error) {
 		return nil, fmt.Errorf("orchestrator: listen: %w", err)
 	}
 	o.ln = ln
-	o.m = newMetrics(cfg.Registerer, o.store, cfg.Systems, cfg.NoticeWebhook != "", cfg.Now)
+	o.m = newMetrics(cfg.Registerer, o.store, cfg.Systems, cfg.Deadlines, cfg.NoticeWebhook != "", cfg.Now)
 	return o, nil
 }
 

@@ -576,6 +576,25 @@ func (s *sqlStore) Pressure(ctx context.Context, bounds, dueBounds []time.Time) 
 		return p, fmt.Errorf("pressure: %w", err)
 	}
 	p.EarliestOpen = fromMS(earliest)
+	// Per tenant: the requests not yet ended only (the index's range).
+	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT tenant, min(deadline) FROM requests WHERE state IN (?, ?) GROUP BY tenant`),
+		StatePendingVerification, StateOpen)
+	if err != nil {
+		return p, fmt.Errorf("pressure: %w", err)
+	}
+	defer rows.Close()
+	p.EarliestByTenant = map[string]time.Time{}
+	for rows.Next() {
+		var tenant string
+		var dl int64
+		if err := rows.Scan(&tenant, &dl); err != nil {
+			return p, fmt.Errorf("pressure: %w", err)
+		}
+		p.EarliestByTenant[tenant] = time.UnixMilli(dl).UTC()
+	}
+	if err := rows.Err(); err != nil {
+		return p, fmt.Errorf("pressure: %w", err)
+	}
 	for i, b := range bounds {
 		if err := s.db.QueryRowContext(ctx, s.d.q(`SELECT count(*) FROM requests WHERE state IN (?, ?) AND deadline < ?`),
 			StatePendingVerification, StateOpen, b.UnixMilli()).Scan(&p.OpenBefore[i]); err != nil {
@@ -586,7 +605,7 @@ func (s *sqlStore) Pressure(ctx context.Context, bounds, dueBounds []time.Time) 
 	// no longer pressing, so it counts as pending but gives no deadline.
 	// The WHERE clauses repeat the partial indexes' own, word for word:
 	// SQLite uses a partial index only for a query that says what it says.
-	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT t.system, count(*), min(CASE WHEN r.state IN (?, ?) THEN r.deadline END)
+	rows, err = s.db.QueryContext(ctx, s.d.q(`SELECT t.system, count(*), min(CASE WHEN r.state IN (?, ?) THEN r.deadline END)
 		FROM tasks t JOIN requests r ON r.id = t.request_id
 		WHERE t.state IN ('published', 'retrying') GROUP BY t.system`), StatePendingVerification, StateOpen)
 	if err != nil {
@@ -625,6 +644,13 @@ func (s *sqlStore) Pressure(ctx context.Context, bounds, dueBounds []time.Time) 
 		FROM notices WHERE next_attempt_at IS NOT NULL`)).Scan(&p.UndeliveredBus, &p.UndeliveredWebhook); err != nil {
 		return p, fmt.Errorf("pressure: %w", err)
 	}
+	var untold sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, s.d.q(`SELECT min(r.original_deadline) FROM notices n JOIN requests r ON r.id = n.request_id
+		WHERE n.next_attempt_at IS NOT NULL AND n.bus_at IS NULL AND n.webhook_at IS NULL AND r.state IN (?, ?)`),
+		StatePendingVerification, StateOpen).Scan(&untold); err != nil {
+		return p, fmt.Errorf("pressure: %w", err)
+	}
+	p.UntoldDeadline = fromMS(untold)
 	return p, nil
 }
 

@@ -262,8 +262,10 @@ type Pressure struct {
 	OpenBefore []int
 	Open       int
 	// EarliestOpen is the nearest deadline of a request not yet ended
-	// (zero when there is none).
-	EarliestOpen time.Time
+	// (zero when there is none); EarliestByTenant is the same per tenant
+	// that has one.
+	EarliestOpen     time.Time
+	EarliestByTenant map[string]time.Time
 	// Pending is, per system, the tasks sent and not yet answered.
 	Pending map[string]PendingTasks
 	// DeferredBefore[i] counts the erasures deferred by a retention (tasks
@@ -275,6 +277,10 @@ type Pressure struct {
 	// UndeliveredBus and UndeliveredWebhook count the notices not yet
 	// delivered on each channel (webhook: of those with deliveries left).
 	UndeliveredBus, UndeliveredWebhook int
+	// UntoldDeadline is the nearest original deadline of a request not yet
+	// ended whose extension notice has reached no channel yet: until it
+	// does, that deadline still stands (zero when there is none).
+	UntoldDeadline time.Time
 }
 
 // PendingTasks are one system's tasks waiting for an answer.

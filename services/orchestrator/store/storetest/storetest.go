@@ -1640,7 +1640,8 @@ func testPressure(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	same(t, "pressure of an empty store", p, store.Pressure{OpenBefore: []int{0, 0, 0, 0}, DeferredBefore: []int{0, 0, 0, 0}, Pending: map[string]store.PendingTasks{}})
+	same(t, "pressure of an empty store", p, store.Pressure{OpenBefore: []int{0, 0, 0, 0}, DeferredBefore: []int{0, 0, 0, 0},
+		Pending: map[string]store.PendingTasks{}, EarliestByTenant: map[string]time.Time{}})
 
 	// A follow-up round started after the task's first attempt.
 	followUp := func(k *store.Task) *store.Task {
@@ -1654,6 +1655,9 @@ func testPressure(t *testing.T, s store.Store) {
 	open := newRequest("req-open", store.StateOpen, t0.Add(10*day))
 	soon := newRequest("req-soon", store.StateOpen, t0.Add(3*day))
 	pending := newRequest("req-pending", store.StatePendingVerification, t0.Add(5*day))
+	pending.Tenant = "acme"
+	// Extended, its notice not delivered yet: the original deadline stands.
+	open.OriginalDeadline, open.ExtendedAt, open.ExtensionReason = t0.Add(2*day), t0, "volume"
 	// Partially retained requests, answered long ago: their deadlines are
 	// past but no longer pressing.
 	waiting := newRequest("req-waiting", store.StatePartiallyRetained, t0.Add(-20*day))
@@ -1702,9 +1706,11 @@ func testPressure(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	same(t, "pressure", p, store.Pressure{
-		OpenBefore:   []int{0, 1, 2, 3},
-		Open:         3,
-		EarliestOpen: soon.Deadline,
+		OpenBefore:       []int{0, 1, 2, 3},
+		Open:             3,
+		EarliestOpen:     soon.Deadline,
+		EarliestByTenant: map[string]time.Time{"demo": soon.Deadline, "acme": pending.Deadline},
+		UntoldDeadline:   open.OriginalDeadline, // "n-new" has reached no channel
 		Pending: map[string]store.PendingTasks{
 			"accounts": {Count: 2, EarliestDeadline: soon.Deadline},
 			// The follow-up counts, its request's deadline does not.
