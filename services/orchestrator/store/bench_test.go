@@ -265,7 +265,7 @@ func fill(ctx context.Context, s store.Store, name string, n int) ([]string, err
 	}
 	// What a database that has been running a while has: planner
 	// statistics (PostgreSQL's autovacuum), a checkpointed WAL (SQLite).
-	maintenance := `VACUUM ANALYZE requests, tasks`
+	maintenance := `VACUUM ANALYZE requests, tasks, request_counts`
 	if _, ok := s.(*store.SQLite); ok {
 		maintenance = `PRAGMA wal_checkpoint(TRUNCATE)`
 	}
