@@ -265,12 +265,18 @@ func fill(ctx context.Context, s store.Store, name string, n int) ([]string, err
 	}
 	// What a database that has been running a while has: planner
 	// statistics (PostgreSQL's autovacuum), a checkpointed WAL (SQLite).
-	maintenance := `VACUUM ANALYZE requests, tasks, request_counts`
+	// And request_counts on one page: the fill's 1,000-request
+	// transactions leave thousands of row versions there, which the small
+	// transactions of a running orchestrator do not (measured: 40,000 of
+	// them kept it at one 8 KB page, HOT-pruned in place).
+	maintenance := []string{`VACUUM ANALYZE requests, tasks`, `VACUUM FULL request_counts`}
 	if _, ok := s.(*store.SQLite); ok {
-		maintenance = `PRAGMA wal_checkpoint(TRUNCATE)`
+		maintenance = []string{`PRAGMA wal_checkpoint(TRUNCATE)`}
 	}
-	if _, err := db.ExecContext(ctx, maintenance); err != nil {
-		return nil, err
+	for _, stmt := range maintenance {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			return nil, err
+		}
 	}
 	return ids, nil
 }
