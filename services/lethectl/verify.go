@@ -134,7 +134,7 @@ func deadlineLines(cert *proof.Certificate) []string {
 			stamp(x.At), stamp(x.OriginalDeadline), stamp(cert.Deadline), x.Reason))
 		switch n := x.NoticeDeliveredAt; {
 		case n == nil:
-			lines = append(lines, "notice of the extension to the data subject: not delivered by the original deadline: the extension has no effect")
+			lines = append(lines, "notice of the extension to the data subject: not delivered when this certificate was issued: until it is, the extension has no effect")
 		case n.After(x.OriginalDeadline):
 			lines = append(lines, fmt.Sprintf("notice of the extension to the data subject: not delivered by the original deadline (delivered %s by %s): the extension has no effect",
 				stamp(*n), strings.Join(x.NoticeChannels, ", ")))

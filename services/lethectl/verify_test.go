@@ -239,7 +239,7 @@ func TestVerifyDeadlinesAndDeferral(t *testing.T) {
 			name:    "an extension never told: no effect, the deadline missed",
 			erasure: prooftest.Erasure{Completed: late, Minimal: true, Extend: &prooftest.Extend{At: extendedAt, Reason: reason}},
 			want: wantOutput{stdout: []string{
-				"notice of the extension to the data subject: not delivered by the original deadline: the extension has no effect\n",
+				"notice of the extension to the data subject: not delivered when this certificate was issued: until it is, the extension has no effect\n",
 				"deadline 2026-04-02 23:59:59 UTC (the extension to 2026-06-02 23:59:59 UTC has no effect), completed 2026-04-20 00:00:00 UTC, deadline MISSED by 17d 0h\n",
 			}},
 		},
