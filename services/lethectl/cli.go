@@ -52,6 +52,7 @@ func init() {
 		submitCommand,
 		confirmCommand,
 		extendCommand,
+		deadlineCommand,
 		statusCommand,
 		listCommand,
 		waitCommand,

@@ -226,6 +226,38 @@ func TestExtend(t *testing.T) {
 	}
 }
 
+func TestDeadline(t *testing.T) {
+	t.Parallel()
+	srv := newFakeOrchestrator(t)
+	tests := []struct {
+		name string
+		args []string
+		want wantOutput
+	}{
+		{"utc, future", []string{"--received-at", "2028-01-31T10:00:00Z"}, wantOutput{stdout: []string{
+			"received     2028-01-31 10:00 UTC",
+			"deadline     2028-02-29 23:59 UTC  one month (GDPR Art. 12(3))\n",
+			"if extended  2028-04-29 23:59 UTC  two further months, once, with notice\n",
+			"counted in   days of UTC\n",
+		}}},
+		{"tenant zone and roll", []string{"--tenant", "acme-fr", "--received-at", "2028-04-08T09:00:00+02:00"}, wantOutput{stdout: []string{
+			"deadline     2028-05-09 21:59 UTC  one month (GDPR Art. 12(3)), end of Tue 9 May 2028 in Europe/Paris",
+			"if extended  2028-07-10 21:59 UTC  two further months, once, with notice, end of Mon 10 Jul 2028 in Europe/Paris",
+			"days of Europe/Paris; a deadline on a weekend or public holiday moves to the next working day",
+		}}},
+		{"json", []string{"--json", "--received-at", "2028-01-31T10:00:00Z"}, wantOutput{stdout: []string{`"extended_deadline": "2028-04-29T23:59:59Z"`}}},
+		{"bad time", []string{"--received-at", "tomorrow"}, wantOutput{code: exitUsage, stderr: []string{"--received-at must be RFC 3339"}}},
+		{"refused", []string{"--tenant", "ACME", "--received-at", "2028-01-31T10:00:00Z"}, wantOutput{code: exitError, stderr: []string{"tenant must be", "(HTTP 400)"}}},
+		{"stray argument", []string{"req-1"}, wantOutput{code: exitUsage}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, append([]string{"deadline", "--api", srv.URL}, tt.args...)...)
+			tt.want.check(t, code, stdout, stderr)
+		})
+	}
+}
+
 // Fixtures for request snapshots, as the orchestrator would send them.
 
 func task(system, state, outcome string, attempts int, more string) string {

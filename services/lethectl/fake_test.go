@@ -48,6 +48,7 @@ func newFakeOrchestrator(t *testing.T) *fakeOrchestrator {
 	mux.HandleFunc("GET /v1/requests/{id}", f.get)
 	mux.HandleFunc("GET /v1/requests", f.list)
 	mux.HandleFunc("GET /v1/requests/{id}/export", f.export)
+	mux.HandleFunc("GET /v1/deadline", f.deadline)
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.auth = append(f.auth, r.Header.Get("Authorization"))
@@ -154,6 +155,25 @@ func (f *fakeOrchestrator) verify(w http.ResponseWriter, r *http.Request) {
 		req["state"] = "open"
 		writeJSONReply(w, http.StatusOK, map[string]any{"id": req["id"], "state": "open"})
 	}
+}
+
+// deadlines are the fake's answers to GET /v1/deadline, by "tenant|received_at";
+// the orchestrator's own tests check the arithmetic.
+var deadlines = map[string]string{
+	"demo|2028-01-31T10:00:00Z": `{"tenant":"demo","received_at":"2028-01-31T10:00:00Z","deadline":"2028-02-29T23:59:59Z",` +
+		`"extended_deadline":"2028-04-29T23:59:59Z","time_zone":"UTC","roll_to_working_day":false}`,
+	"acme-fr|2028-04-08T09:00:00+02:00": `{"tenant":"acme-fr","received_at":"2028-04-08T07:00:00Z","deadline":"2028-05-09T21:59:59Z",` +
+		`"extended_deadline":"2028-07-10T21:59:59Z","time_zone":"Europe/Paris","roll_to_working_day":true,"holidays":["2028-05-08"]}`,
+}
+
+func (f *fakeOrchestrator) deadline(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	reply, ok := deadlines[q.Get("tenant")+"|"+q.Get("received_at")]
+	if !ok {
+		writeErr(w, http.StatusBadRequest, "tenant must be 1-63 lowercase letters, digits, '-' or '_'")
+		return
+	}
+	writeJSONReply(w, http.StatusOK, reply)
 }
 
 // extend follows the orchestrator's rules: a reason, once.

@@ -39,6 +39,7 @@ func (o *Orchestrator) routes() http.Handler {
 	handle("GET /v1/requests/{id}/export", o.handleExport)
 	handle("GET /v1/requests/{id}/certificate", o.handleCertificate)
 	handle("GET /v1/requests/{id}/certificate.html", o.handleCertificateHTML)
+	handle("GET /v1/deadline", o.handleDeadline)
 	handle("GET /v1/keys", o.handleKeys)
 	handle("GET /v1/log/tree-head", o.handleTreeHead)
 	handle("GET /v1/log/consistency", o.handleConsistency)
@@ -64,6 +65,8 @@ type submitBody struct {
 var (
 	tenantFormat = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 	userIDFormat = regexp.MustCompile(`^[A-Za-z0-9._:@-]{1,128}$`)
+
+	errTenantFormat = errors.New("tenant must be 1-63 lowercase letters, digits, '-' or '_'")
 )
 
 // validate checks a new request. Its messages never repeat the subject's
@@ -75,7 +78,7 @@ func validate(nr NewRequest) error {
 	case nr.Tenant == "":
 		return errors.New("tenant is required")
 	case !tenantFormat.MatchString(nr.Tenant):
-		return errors.New("tenant must be 1-63 lowercase letters, digits, '-' or '_'")
+		return errTenantFormat
 	case nr.Email == "":
 		return errors.New("subject.email is required")
 	case !validEmail(nr.Email):
@@ -106,17 +109,14 @@ func (o *Orchestrator) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	nr := NewRequest{Type: body.Type, Tenant: body.Tenant, Email: body.Subject.Email, UserID: body.Subject.UserID, Verified: body.Verified, Source: sourceAPI}
 	if body.ReceivedAt != "" {
-		t, err := time.Parse(time.RFC3339, body.ReceivedAt)
+		t, err := parseReceivedAt(body.ReceivedAt)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "received_at must be an RFC 3339 time, e.g. 2026-01-31T09:00:00Z")
+			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		if t.After(o.cfg.Now().Add(5 * time.Minute)) {
-			writeError(w, http.StatusBadRequest, "received_at is in the future")
-			return
-		}
-		if t.Before(earliestReceipt) {
-			writeError(w, http.StatusBadRequest, "received_at is before 1970")
+			writeError(w, http.StatusBadRequest, "received_at is in the future: a request is received before it is filed "+
+				"(GET /v1/deadline?received_at=... shows the deadline of any date without filing a request)")
 			return
 		}
 		nr.ReceivedAt = t

@@ -2,7 +2,11 @@ package orchestrator
 
 import (
 	"fmt"
+	"net/url"
+	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/lethe-dev/lethe/pkg/deadline"
 )
@@ -55,6 +59,79 @@ tenants:
 			if zone, _ := view["time_zone"].(string); zone != tt.zone {
 				t.Errorf("time zone %q, want %q", zone, tt.zone)
 			}
+			// The preview computes the same deadline without filing anything.
+			code, preview := e.do("GET", "/v1/deadline?tenant="+tt.tenant+"&received_at="+url.QueryEscape(tt.received), "")
+			if code != 200 || preview["deadline"] != tt.deadline {
+				t.Errorf("preview = %d %v, want deadline %s", code, preview, tt.deadline)
+			}
 		})
+	}
+}
+
+// GET /v1/deadline answers for any date, future ones included (a request
+// cannot be filed as received in the future), and files nothing.
+func TestDeadlinePreview(t *testing.T) {
+	tenants, err := deadline.ParseTenants([]byte(`
+tenants:
+  acme-fr:
+    time_zone: Europe/Paris
+    roll_to_working_day: true
+    holidays: [2028-05-01, 2028-05-08, 2028-12-25]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(c *Config) { c.Deadlines = tenants })
+	tests := []struct {
+		query    string
+		code     int
+		want     map[string]any
+		errorHas string
+	}{
+		{query: "received_at=2028-01-31T10:00:00Z", code: 200, want: map[string]any{
+			"tenant": "", "deadline": "2028-02-29T23:59:59Z", "extended_deadline": "2028-04-29T23:59:59Z", "time_zone": "UTC", "roll_to_working_day": false}},
+		{query: "received_at=2100-01-31T10:00:00Z", code: 200, want: map[string]any{
+			"deadline": "2100-02-28T23:59:59Z", "extended_deadline": "2100-04-28T23:59:59Z"}},
+		{query: "tenant=demo&received_at=2028-02-29T10:00:00Z", code: 200, want: map[string]any{
+			"tenant": "demo", "deadline": "2028-03-29T23:59:59Z", "extended_deadline": "2028-05-29T23:59:59Z"}},
+		// 8 April 2028 in Paris: 8 May is a holiday (a Monday), so Tuesday 9 May; extended, 8 July is a Saturday: Monday 10 July.
+		{query: "tenant=acme-fr&received_at=2028-04-08T09:00:00%2B02:00", code: 200, want: map[string]any{
+			"tenant": "acme-fr", "deadline": "2028-05-09T21:59:59Z", "extended_deadline": "2028-07-10T21:59:59Z",
+			"time_zone": "Europe/Paris", "roll_to_working_day": true, "holidays": []any{"2028-05-01", "2028-05-08"}}},
+		{query: "received_at=yesterday", code: 400, errorHas: "RFC 3339"},
+		{query: "received_at=1969-12-31T00:00:00Z", code: 400, errorHas: "before 1970"},
+		{query: "tenant=Not%20A%20Tenant", code: 400, errorHas: "tenant must be"},
+		{query: "receivedAt=2026-01-01T00:00:00Z", code: 400, errorHas: "unknown query parameter receivedAt"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			code, out := e.do("GET", "/v1/deadline?"+tt.query, "")
+			if code != tt.code {
+				t.Fatalf("= %d %v, want %d", code, out, tt.code)
+			}
+			for k, v := range tt.want {
+				if !reflect.DeepEqual(out[k], v) {
+					t.Errorf("%s = %#v, want %#v", k, out[k], v)
+				}
+			}
+			if msg, _ := out["error"].(string); !strings.Contains(msg, tt.errorHas) {
+				t.Errorf("error %q, want it to say %q", msg, tt.errorHas)
+			}
+		})
+	}
+	// Without received_at it is the deadline of a request received now.
+	_, now := e.do("GET", "/v1/deadline", "")
+	received, _ := time.Parse(time.RFC3339, now["received_at"].(string))
+	if d := time.Since(received); d < 0 || d > time.Minute {
+		t.Errorf("received_at %v is not now", received)
+	}
+	// Filing a request received in the future is refused and points to the preview.
+	code, out := e.do("POST", "/v1/requests", `{"type":"erasure","tenant":"demo","subject":{"email":"a@example.com"},"received_at":"2028-01-31T10:00:00Z"}`)
+	if msg, _ := out["error"].(string); code != 400 || !strings.Contains(msg, "GET /v1/deadline") {
+		t.Errorf("future submit = %d %v", code, out)
+	}
+	// Nothing was filed.
+	if _, list := e.do("GET", "/v1/requests", ""); len(list["requests"].([]any)) != 0 {
+		t.Errorf("the preview filed requests: %v", list["requests"])
 	}
 }

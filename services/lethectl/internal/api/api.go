@@ -354,6 +354,41 @@ func (c *Client) Extend(ctx context.Context, id, reason string) (Request, error)
 	return out, err
 }
 
+// withQuery appends q to path, when there is one.
+func withQuery(path string, q url.Values) string {
+	if len(q) == 0 {
+		return path
+	}
+	return path + "?" + q.Encode()
+}
+
+// Deadline is the reply to GET /v1/deadline.
+type Deadline struct {
+	Tenant           string   `json:"tenant"`
+	ReceivedAt       Time     `json:"received_at"`
+	Deadline         Time     `json:"deadline"`
+	ExtendedDeadline Time     `json:"extended_deadline"`
+	TimeZone         string   `json:"time_zone"`
+	RollToWorkingDay bool     `json:"roll_to_working_day"`
+	Holidays         []string `json:"holidays"`
+}
+
+// Deadline asks when a request of tenant received at receivedAt (RFC 3339;
+// "" for now) would be due, without filing one. The raw reply is returned
+// for --json.
+func (c *Client) Deadline(ctx context.Context, tenant, receivedAt string) (Deadline, []byte, error) {
+	q := url.Values{}
+	if tenant != "" {
+		q.Set("tenant", tenant)
+	}
+	if receivedAt != "" {
+		q.Set("received_at", receivedAt)
+	}
+	var out Deadline
+	raw, err := c.t.call(ctx, http.MethodGet, withQuery("/v1/deadline", q), nil, &out)
+	return out, raw, err
+}
+
 // Get returns a request with its tasks, and the raw reply for --json.
 func (c *Client) Get(ctx context.Context, id string) (Request, []byte, error) {
 	var out Request
@@ -379,12 +414,8 @@ func (c *Client) List(ctx context.Context, o ListOptions) (Page, error) {
 	if o.Cursor != "" {
 		q.Set("cursor", o.Cursor)
 	}
-	path := "/v1/requests"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
-	}
 	var out Page
-	_, err := c.t.call(ctx, http.MethodGet, path, nil, &out)
+	_, err := c.t.call(ctx, http.MethodGet, withQuery("/v1/requests", q), nil, &out)
 	return out, err
 }
 
