@@ -24,10 +24,8 @@ func runDeadline(ctx context.Context, a *app, c command, args []string) int {
 	if _, code, ok := a.parse(c, fs, args, 0, 0); !ok {
 		return code
 	}
-	if *recvAt != "" {
-		if _, err := time.Parse(time.RFC3339, *recvAt); err != nil {
-			return a.usageError(c, fs, "--received-at must be RFC 3339, e.g. 2025-01-31T09:00:00Z")
-		}
+	if err := checkReceivedAt(*recvAt); err != nil {
+		return a.usageError(c, fs, err.Error())
 	}
 	d, raw, err := a.client().Deadline(ctx, *tenant, *recvAt)
 	if err != nil {
@@ -41,8 +39,9 @@ func runDeadline(ctx context.Context, a *app, c command, args []string) int {
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "received\t%s\n", when(d.ReceivedAt))
-	fmt.Fprintf(tw, "deadline\t%s\tone month (GDPR Art. 12(3))%s\n", when(d.Deadline), localDay(d.Deadline, d.TimeZone))
-	fmt.Fprintf(tw, "if extended\t%s\ttwo further months, once, with notice%s\n", when(d.ExtendedDeadline), localDay(d.ExtendedDeadline, d.TimeZone))
+	loc := tenantZone(d.TimeZone)
+	fmt.Fprintf(tw, "deadline\t%s\tone month (GDPR Art. 12(3))%s\n", when(d.Deadline), localDay(d.Deadline, loc))
+	fmt.Fprintf(tw, "if extended\t%s\ttwo further months, once, with notice%s\n", when(d.ExtendedDeadline), localDay(d.ExtendedDeadline, loc))
 	counted := "days of " + d.TimeZone
 	if d.RollToWorkingDay {
 		counted += "; a deadline on a weekend or public holiday moves to the next working day"
@@ -54,12 +53,24 @@ func runDeadline(ctx context.Context, a *app, c command, args []string) int {
 	return exitOK
 }
 
+// tenantZone is the tenant's time zone, or nil when it is UTC (or unknown
+// here): times are shown in UTC already.
+func tenantZone(name string) *time.Location {
+	if name == "" || name == "UTC" {
+		return nil
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil
+	}
+	return loc
+}
+
 // localDay names the day a deadline ends in the tenant's zone, when that is
 // not UTC: 21:59 UTC means little to a DPO in Paris.
-func localDay(t api.Time, zone string) string {
-	loc, err := time.LoadLocation(zone)
-	if zone == "" || zone == "UTC" || err != nil {
+func localDay(t api.Time, loc *time.Location) string {
+	if loc == nil {
 		return ""
 	}
-	return fmt.Sprintf(", end of %s in %s", t.In(loc).Format("Mon 2 Jan 2006"), zone)
+	return fmt.Sprintf(", end of %s in %s", t.In(loc).Format("Mon 2 Jan 2006"), loc)
 }

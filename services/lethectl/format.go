@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -24,6 +25,19 @@ const (
 // stamp formats a time of a proof (a signature, a key's validity) to the
 // second.
 func stamp(t time.Time) string { return t.UTC().Format(stampLayout) }
+
+// checkReceivedAt is the check submit and deadline make of --received-at:
+// empty (now) or RFC 3339. The value is not echoed: a mistyped flag may hold
+// anything.
+func checkReceivedAt(s string) error {
+	if s == "" {
+		return nil
+	}
+	if _, err := time.Parse(time.RFC3339, s); err != nil {
+		return errors.New("--received-at must be RFC 3339, e.g. 2025-01-31T09:00:00Z")
+	}
+	return nil
+}
 
 // when formats a time, or "-" when it is not set.
 func when(t api.Time) string {

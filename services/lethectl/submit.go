@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/lethe-dev/lethe/services/lethectl/internal/api"
 )
@@ -51,13 +50,10 @@ func runSubmit(ctx context.Context, a *app, c command, args []string) int {
 	if req.Subject.Email == "" && req.Subject.UserID == "" {
 		return a.usageError(c, fs, "give --email or --user-id (or both)")
 	}
-	if *recvAt != "" {
-		if _, err := time.Parse(time.RFC3339, *recvAt); err != nil {
-			// Do not echo the value: a mistyped flag may hold anything.
-			return a.usageError(c, fs, "--received-at must be RFC 3339, e.g. 2025-01-31T09:00:00Z")
-		}
-		req.ReceivedAt = *recvAt
+	if err := checkReceivedAt(*recvAt); err != nil {
+		return a.usageError(c, fs, err.Error())
 	}
+	req.ReceivedAt = *recvAt
 	req.Verified = *checked
 
 	acc, raw, err := a.client().Submit(ctx, req)

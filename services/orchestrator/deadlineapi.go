@@ -49,16 +49,16 @@ func (o *Orchestrator) handleDeadline(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errTenantFormat.Error())
 		return
 	}
-	received := o.now()
+	var given time.Time
 	if s := q.Get("received_at"); s != "" {
 		t, err := parseReceivedAt(s)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		received = t
+		given = t
 	}
-	received = received.UTC().Truncate(time.Millisecond)
+	received := o.receipt(given)
 	spec, pol, _, err := o.policyFor(tenant, received)
 	if err != nil {
 		o.log.Error("deadline policy", "err", err)

@@ -55,6 +55,15 @@ const source = "lethe/orchestrator"
 // the log keep.
 func (o *Orchestrator) now() time.Time { return o.cfg.Now().UTC().Truncate(time.Millisecond) }
 
+// receipt is a time of receipt as a request keeps it: in UTC, to the
+// millisecond; now when t is zero (not given).
+func (o *Orchestrator) receipt(t time.Time) time.Time {
+	if t.IsZero() {
+		return o.now()
+	}
+	return t.UTC().Truncate(time.Millisecond)
+}
+
 var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
 
 // newID returns a request id that sorts by creation time: 48 bits of
@@ -71,10 +80,7 @@ func newID(now time.Time) string {
 // returns the first request and created=false.
 func (o *Orchestrator) Submit(ctx context.Context, nr NewRequest) (r *store.Request, created bool, err error) {
 	now := o.now()
-	received := nr.ReceivedAt.UTC().Truncate(time.Millisecond)
-	if received.IsZero() {
-		received = now
-	}
+	received := o.receipt(nr.ReceivedAt)
 	spec, pol, specJSON, err := o.policyFor(nr.Tenant, received)
 	if err != nil {
 		return nil, false, fmt.Errorf("submit: %w", err)
