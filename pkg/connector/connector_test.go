@@ -17,7 +17,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/connector"
 	"github.com/lethe-dev/lethe/pkg/events"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
-	"github.com/lethe-dev/lethe/pkg/leaktest"
+	"github.com/lethe-dev/lethe/pkg/piitest"
 	"github.com/lethe-dev/lethe/pkg/proof"
 )
 
@@ -54,7 +54,7 @@ func erased() (connector.Result, error) {
 type rig struct {
 	bus      *natsbus.Bus
 	receipts <-chan *lethev1.Receipt
-	logs     *leaktest.Capture
+	logs     *piitest.Capture
 	reg      *prometheus.Registry
 	signer   *proof.Signer
 }
@@ -94,7 +94,7 @@ func runAt(t *testing.T, dir string, sys connector.System, wrap func(connector.R
 	if wrap != nil {
 		store = wrap(receipts)
 	}
-	logs := &leaktest.Capture{}
+	logs := &piitest.Capture{}
 	reg := prometheus.NewRegistry()
 	signer, err := connector.SigningKey(dir, "sys")
 	if err != nil {
@@ -306,7 +306,7 @@ func TestExportReceiptNotStored(t *testing.T) {
 	if n := sys.count(); n != 2 {
 		t.Fatalf("%d exports, want one per delivery", n)
 	}
-	if found := leaktest.FilesHolding(t, dir, "person-0001@example.com"); len(found) > 0 {
+	if found := piitest.FilesHolding(t, dir, "person-0001@example.com"); len(found) > 0 {
 		t.Fatalf("the connector's receipt store (%v) holds the exported data", found)
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lethe-dev/lethe/pkg/leaktest"
+	"github.com/lethe-dev/lethe/pkg/piitest"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -611,17 +611,17 @@ tables:
 		t.Fatal(err)
 	}
 	email := dataset.DemoEmail(7)
-	if found := leaktest.FilesHolding(t, dir, email); len(found) == 0 {
+	if found := piitest.FilesHolding(t, dir, email); len(found) == 0 {
 		t.Fatal("test bug: the seeded email is in no file")
 	}
 	res, err := e.Erase(ctx, task(connector.Subject{Email: email}, "demo"))
 	if err != nil || res.Outcome != connector.Erased {
 		t.Fatalf("erase = %+v, %v", res, err)
 	}
-	if found := leaktest.FilesHolding(t, dir, email); len(found) > 0 {
+	if found := piitest.FilesHolding(t, dir, email); len(found) > 0 {
 		t.Fatalf("the erased email is still in %v", found)
 	}
-	if found := leaktest.FilesHolding(t, dir, dataset.DemoEmail(8)); len(found) == 0 {
+	if found := piitest.FilesHolding(t, dir, dataset.DemoEmail(8)); len(found) == 0 {
 		t.Fatal("another person's email is gone too")
 	}
 }

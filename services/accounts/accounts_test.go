@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lethe-dev/lethe/pkg/leaktest"
+	"github.com/lethe-dev/lethe/pkg/piitest"
 
 	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
@@ -307,17 +307,17 @@ func TestEventIDNamesNoOne(t *testing.T) {
 func TestEraseLeavesNoCopyInTheFiles(t *testing.T) {
 	s, dir := open(t, nil)
 	email := dataset.DemoEmail(4)
-	if len(leaktest.FilesHolding(t, dir, email)) == 0 {
+	if len(piitest.FilesHolding(t, dir, email)) == 0 {
 		t.Fatal("test bug: the seeded email is in no file")
 	}
 	res, err := s.Erase(context.Background(), connector.Task{Tenant: "demo", Subject: connector.Subject{Email: email}})
 	if err != nil || res.Outcome != connector.Erased {
 		t.Fatalf("erase = %+v, %v", res, err)
 	}
-	if found := leaktest.FilesHolding(t, dir, email); len(found) > 0 {
+	if found := piitest.FilesHolding(t, dir, email); len(found) > 0 {
 		t.Fatalf("the erased email is still in %v", found)
 	}
-	if len(leaktest.FilesHolding(t, dir, dataset.DemoEmail(5))) == 0 {
+	if len(piitest.FilesHolding(t, dir, dataset.DemoEmail(5))) == 0 {
 		t.Fatal("another person's email is gone too")
 	}
 }

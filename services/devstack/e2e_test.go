@@ -19,7 +19,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/lethe-dev/lethe/pkg/leaktest"
+	"github.com/lethe-dev/lethe/pkg/piitest"
 	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/pkg/sqlitedb"
 	"github.com/lethe-dev/lethe/services/orchestrator"
@@ -29,7 +29,7 @@ import (
 type harness struct {
 	t     *testing.T
 	s     *Stack
-	logs  *leaktest.Capture
+	logs  *piitest.Capture
 	dir   string
 	clock *clock
 }
@@ -47,7 +47,7 @@ func (c *clock) Jump(d time.Duration) { c.offset.Add(int64(d)) }
 // people, with quick retries, on the harness's clock.
 func start(t *testing.T, opts ...func(*Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, logs: &leaktest.Capture{}, dir: t.TempDir(), clock: &clock{}}
+	h := &harness{t: t, logs: &piitest.Capture{}, dir: t.TempDir(), clock: &clock{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := Config{
 		DataDir: h.dir, Listen: "127.0.0.1:0", NATSPort: -1, AccountsListen: "127.0.0.1:0", People: 30,

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lethe-dev/lethe/pkg/leaktest"
+	"github.com/lethe-dev/lethe/pkg/piitest"
 
 	"github.com/lethe-dev/lethe/pkg/connector"
 	"github.com/lethe-dev/lethe/pkg/connector/connectortest"
@@ -160,17 +160,17 @@ func TestImportRejectsBadEvents(t *testing.T) {
 func TestEraseLeavesNoCopyInTheFiles(t *testing.T) {
 	s, dir := open(t)
 	email := dataset.DemoEmail(3)
-	if len(leaktest.FilesHolding(t, dir, email)) == 0 {
+	if len(piitest.FilesHolding(t, dir, email)) == 0 {
 		t.Fatal("test bug: the seeded address is in no file")
 	}
 	res, err := s.Erase(context.Background(), task(email))
 	if err != nil || res.Outcome != connector.Erased {
 		t.Fatalf("erase = %+v, %v", res, err)
 	}
-	if found := leaktest.FilesHolding(t, dir, email); len(found) > 0 {
+	if found := piitest.FilesHolding(t, dir, email); len(found) > 0 {
 		t.Fatalf("the erased address is still in %v", found)
 	}
-	if len(leaktest.FilesHolding(t, dir, dataset.DemoEmail(4))) == 0 {
+	if len(piitest.FilesHolding(t, dir, dataset.DemoEmail(4))) == 0 {
 		t.Fatal("another person's address is gone too")
 	}
 }

@@ -19,7 +19,7 @@ import (
 
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
 	"github.com/lethe-dev/lethe/pkg/connector"
-	"github.com/lethe-dev/lethe/pkg/leaktest"
+	"github.com/lethe-dev/lethe/pkg/piitest"
 	"github.com/lethe-dev/lethe/pkg/proof"
 )
 
@@ -30,7 +30,7 @@ type env struct {
 	dir     string
 	natsURL string
 	nats    *natsbus.Embedded
-	logs    *leaktest.Capture
+	logs    *piitest.Capture
 	cfg     Config
 	api     string
 	stop    context.CancelFunc
@@ -64,7 +64,7 @@ var testSystems = []string{"alpha", "beta"}
 func newEnv(t *testing.T, tweak func(*Config)) *env {
 	t.Helper()
 	dir := t.TempDir()
-	e := &env{t: t, dir: dir, logs: &leaktest.Capture{}, connReg: prometheus.NewRegistry(), stops: map[string]func(){}}
+	e := &env{t: t, dir: dir, logs: &piitest.Capture{}, connReg: prometheus.NewRegistry(), stops: map[string]func(){}}
 	e.natsUp(-1)
 	t.Cleanup(func() { e.nats.Shutdown() })
 	e.cfg = Config{

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lethe-dev/lethe/pkg/leaktest"
+	"github.com/lethe-dev/lethe/pkg/piitest"
 
 	"github.com/lethe-dev/lethe/pkg/connector"
 	"github.com/lethe-dev/lethe/pkg/connector/connectortest"
@@ -448,17 +448,17 @@ func TestTransientErrorsAreRetryable(t *testing.T) {
 func TestEraseLeavesNoCopyInTheFiles(t *testing.T) {
 	s := seeded(t)
 	dir := filepath.Dir(s.files)
-	if len(leaktest.FilesHolding(t, dir, email(1))) == 0 {
+	if len(piitest.FilesHolding(t, dir, email(1))) == 0 {
 		t.Fatal("test bug: the seeded email is in no file")
 	}
 	res, err := s.Erase(context.Background(), task(subject(1), "r8"))
 	if err != nil || res.Outcome != connector.Erased {
 		t.Fatalf("erase = %+v, %v", res, err)
 	}
-	if found := leaktest.FilesHolding(t, dir, email(1)); len(found) > 0 {
+	if found := piitest.FilesHolding(t, dir, email(1)); len(found) > 0 {
 		t.Fatalf("the erased email is still in %v", found)
 	}
-	if len(leaktest.FilesHolding(t, dir, email(2))) == 0 {
+	if len(piitest.FilesHolding(t, dir, email(2))) == 0 {
 		t.Fatal("another person's email is gone too")
 	}
 }

@@ -1,4 +1,4 @@
-package leaktest
+package piitest
 
 import "testing"
 

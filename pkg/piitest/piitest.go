@@ -1,7 +1,7 @@
-// Package leaktest helps tests check that personal data went nowhere it
+// Package piitest helps tests check that personal data went nowhere it
 // should not: into the logs (capture them with a [Capture]), or into the
 // bytes of a system's files after an erasure ([FilesHolding]).
-package leaktest
+package piitest
 
 import (
 	"bytes"
