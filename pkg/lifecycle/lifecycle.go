@@ -1,0 +1,162 @@
+// Package lifecycle is the one vocabulary of a data-subject request's life:
+// its type, the states a request and each system's task go through, the
+// outcomes a system answers, and the rule that derives how a request
+// ended from its systems' outcomes. The orchestrator, the connector SDK,
+// the certificates and the CLI all speak it, so none can drift from the
+// others.
+//
+// The names are contracts: they are stored, sent in the API's JSON and
+// written into signed certificates.
+package lifecycle
+
+import (
+	"strings"
+	"time"
+
+	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+)
+
+// Type is what a request asks for.
+type Type string
+
+// Request types.
+const (
+	Erasure Type = "erasure" // GDPR Art. 17
+	Export  Type = "export"  // GDPR Art. 15 and 20
+)
+
+// Types are the request types, in the order they are shown.
+func Types() []Type { return []Type{Erasure, Export} }
+
+// Action is the task action a request of this type sends each system.
+func (t Type) Action() lethev1.Action {
+	if t == Export {
+		return lethev1.Action_ACTION_EXPORT
+	}
+	return lethev1.Action_ACTION_ERASE
+}
+
+// State is where a request is:
+// PendingVerification -> Open -> Fulfilled | PartiallyRetained | Failed.
+// A partially retained erasure becomes Fulfilled when its deferred
+// erasures are done.
+type State string
+
+// Request states.
+const (
+	PendingVerification State = "pending_verification"
+	Open                State = "open"
+	Fulfilled           State = "fulfilled"
+	PartiallyRetained   State = "partially_retained"
+	Failed              State = "failed"
+)
+
+// States are the request states, in lifecycle order.
+func States() []State {
+	return []State{PendingVerification, Open, Fulfilled, PartiallyRetained, Failed}
+}
+
+// Known reports whether s is a request state.
+func (s State) Known() bool {
+	for _, k := range States() {
+		if s == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Ended reports whether every system has answered or run out of attempts:
+// the request has a certificate. (A partially retained request has ended
+// and still has deferred erasures to run.)
+func (s State) Ended() bool {
+	return s == Fulfilled || s == PartiallyRetained || s == Failed
+}
+
+// TaskState is where one system's part of a request is.
+type TaskState string
+
+// Task states.
+const (
+	TaskPending    TaskState = "pending"     // the request awaits identity verification
+	TaskPublished  TaskState = "published"   // sent (or in the outbox), awaiting a receipt
+	TaskRetrying   TaskState = "retrying"    // the last attempt failed; another is scheduled
+	TaskAnswered   TaskState = "answered"    // a receipt was recorded
+	TaskDeadLetter TaskState = "dead_letter" // out of attempts
+	// TaskDeferred: the system answered that it retains data by law until
+	// a date; at that date a follow-up erasure runs.
+	TaskDeferred TaskState = "deferred"
+)
+
+// Waiting reports whether the orchestrator acts on the task again at a
+// time of its own (a wait for an answer, a retry, a deferred erasure).
+func (s TaskState) Waiting() bool {
+	return s == TaskPublished || s == TaskRetrying || s == TaskDeferred
+}
+
+// Outcome is a system's answer to a task.
+type Outcome string
+
+// Outcomes. The first five are what a receipt says; DeadLetter is what a
+// certificate says of a system that never answered.
+const (
+	Erased        Outcome = "erased"
+	Exported      Outcome = "exported"
+	NotFound      Outcome = "not_found" // the system held nothing of the person
+	Retained      Outcome = "retained"  // kept by law (Art. 17(3)), until a date
+	OutcomeFailed Outcome = "failed"
+	DeadLetter    Outcome = "dead_letter"
+)
+
+// Outcomes are the outcomes a receipt can carry.
+func Outcomes() []Outcome { return []Outcome{Erased, Exported, NotFound, Retained, OutcomeFailed} }
+
+// OutcomeOf names a receipt's outcome ("" for an unspecified one).
+func OutcomeOf(o lethev1.Outcome) Outcome {
+	if o == lethev1.Outcome_OUTCOME_UNSPECIFIED {
+		return ""
+	}
+	return Outcome(strings.ToLower(strings.TrimPrefix(o.String(), "OUTCOME_")))
+}
+
+// Proto is the receipt's enum value of an outcome.
+func (o Outcome) Proto() lethev1.Outcome {
+	return lethev1.Outcome(lethev1.Outcome_value["OUTCOME_"+strings.ToUpper(string(o))])
+}
+
+// Done reports whether the outcome is the system's part done: the data
+// erased or exported, or none held.
+func (o Outcome) Done() bool { return o == Erased || o == Exported || o == NotFound }
+
+// Part is how one system's part of a request ended, as far as the
+// request's final state depends on it.
+type Part struct {
+	Outcome Outcome
+	// RetainUntil is the date until which a Retained answer keeps data
+	// (zero for none).
+	RetainUntil time.Time
+}
+
+// Defers reports whether the part leaves an erasure to run later: data
+// kept by law until a date, after which it must go.
+func (p Part) Defers(t Type) bool {
+	return t == Erasure && p.Outcome == Retained && !p.RetainUntil.IsZero()
+}
+
+// FinalState derives how a request of type t ended from how each system's
+// part ended: Failed if any system failed or never answered; otherwise
+// PartiallyRetained while an erasure is deferred to a retention's end;
+// otherwise Fulfilled. The orchestrator ends requests by it and a
+// certificate's verifier checks the state by it.
+func FinalState(t Type, parts []Part) State {
+	state := Fulfilled
+	for _, p := range parts {
+		switch {
+		case p.Outcome == DeadLetter || p.Outcome == OutcomeFailed:
+			return Failed
+		case p.Defers(t):
+			state = PartiallyRetained
+		}
+	}
+	return state
+}
