@@ -1,7 +1,8 @@
 // Package bus is the small interface Lethe's services use to talk over a
 // message broker. Adapters live in subpackages (natsbus, kafkabus) so that
-// this package imports no broker client; busurl picks one from a URL and
-// bustest is the conformance suite every adapter passes.
+// this package imports no broker client; busurl picks one from a URL,
+// busadapter holds what adapters share, and bustest is the conformance
+// suite every adapter passes.
 //
 // Delivery is at least once. Effects are made exactly once by the callers:
 // publishers use deterministic message ids (a broker that de-duplicates by id
@@ -12,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -143,23 +143,4 @@ func Kind(topic string) (string, error) {
 
 func topicChar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
-}
-
-// RedactURL replaces the credentials of every server in a broker URL
-// ("nats://user:password@a:4222,nats://token@b:4222") with "***", for logs
-// and errors. The whole user part goes: NATS puts tokens there.
-func RedactURL(rawURL string) string {
-	elems := strings.Split(rawURL, ",")
-	for i, e := range elems {
-		at := strings.LastIndex(e, "@")
-		if at < 0 {
-			continue
-		}
-		start := 0
-		if j := strings.Index(e, "://"); j >= 0 && j < at {
-			start = j + 3
-		}
-		elems[i] = e[:start] + "***" + e[at:]
-	}
-	return strings.Join(elems, ",")
 }

@@ -4,12 +4,19 @@
 // once (a second delivery answers the stored receipt), retries
 // retryable failures with backoff, publishes receipts, and shuts down
 // gracefully.
+//
+// The main of a connector binary (flags, the bus from a URL, signals, the
+// metrics endpoint) is package connectorcmd, so that this package links no
+// broker client: a connector author's package and its tests build on [Run]
+// or [Start] with any bus.Bus.
 package connector
 
 import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
 )
 
 // Subject identifies the data subject of a task. It is personal data: never
@@ -29,15 +36,17 @@ type Task struct {
 	Attempt   int
 }
 
-// Outcome is a system's answer to a task.
-type Outcome string
+// Outcome is a system's answer to a task: the outcome of package lifecycle,
+// the one vocabulary the orchestrator, the certificates and the CLI speak.
+type Outcome = lifecycle.Outcome
 
-// Outcomes a [System] returns.
+// Outcomes a [System] returns. A system that fails returns an error instead
+// (see [Retryable]); the SDK answers lifecycle.OutcomeFailed for it.
 const (
-	Erased   Outcome = "erased"
-	Exported Outcome = "exported"
-	NotFound Outcome = "not_found"
-	Retained Outcome = "retained"
+	Erased   = lifecycle.Erased
+	Exported = lifecycle.Exported
+	NotFound = lifecycle.NotFound // the system holds nothing of the subject
+	Retained = lifecycle.Retained // kept by law (Art. 17(3)), until a date
 )
 
 // Result is what a [System] did.

@@ -17,6 +17,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/connector"
 	"github.com/lethe-dev/lethe/pkg/events"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/pkg/piitest"
 	"github.com/lethe-dev/lethe/pkg/proof"
 )
@@ -139,6 +140,50 @@ func duplicates(t *testing.T, reg *prometheus.Registry) float64 {
 	return n
 }
 
+// The outcome labels are a contract with dashboards and alerts: every one
+// exists, at zero, from the start, for both actions.
+func TestMetricsOutcomeLabels(t *testing.T) {
+	rg := run(t, &scripted{results: []func() (connector.Result, error){erased}})
+	send(t, rg.bus, "sys", 1)
+	receive(t, rg.receipts)
+	mfs, err := rg.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, mf := range mfs {
+		if mf.GetName() != "lethe_connector_tasks_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var action, outcome string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "action":
+					action = l.GetValue()
+				case "outcome":
+					outcome = l.GetValue()
+				}
+			}
+			got[action+"/"+outcome] = true
+		}
+	}
+	var want []string
+	for _, a := range []string{"erase", "export"} {
+		for _, o := range []string{"erased", "exported", "not_found", "retained", "failed", "duplicate"} {
+			want = append(want, a+"/"+o)
+		}
+	}
+	for _, w := range want {
+		if !got[w] {
+			t.Errorf("no series for %s", w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d series, want %d: %v", len(got), len(want), got)
+	}
+}
+
 func send(t *testing.T, b bus.Publisher, system string, attempt uint32) {
 	t.Helper()
 	task := &lethev1.Task{RequestId: "req_1", TaskId: "req_1." + system, System: system, Action: lethev1.Action_ACTION_ERASE,
@@ -257,6 +302,10 @@ func TestFailures(t *testing.T) {
 			return connector.Result{Outcome: connector.Exported, Export: []byte(`"` + strings.Repeat("x", connector.MaxInlineExport) + `"`)}, nil
 		}, false, "over the"},
 		{"unknown outcome", func() (connector.Result, error) { return connector.Result{Outcome: "shredded"}, nil }, false, "unknown outcome"},
+		{"outcome in capitals", func() (connector.Result, error) { return connector.Result{Outcome: "ERASED"}, nil }, false, "unknown outcome"},
+		// A system fails with an error; a dead letter is the orchestrator's.
+		{"failed is no answer", func() (connector.Result, error) { return connector.Result{Outcome: lifecycle.OutcomeFailed}, nil }, false, "unknown outcome"},
+		{"dead letter is no answer", func() (connector.Result, error) { return connector.Result{Outcome: lifecycle.DeadLetter}, nil }, false, "unknown outcome"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

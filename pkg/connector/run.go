@@ -17,6 +17,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/events"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/pkg/proof"
 )
 
@@ -77,6 +78,10 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// duplicate is the outcome label of a delivery answered from a stored
+// receipt: no outcome of its own, the stored receipt's again.
+const duplicate = "duplicate"
+
 type metrics struct {
 	tasks    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -99,9 +104,10 @@ func newMetrics(reg prometheus.Registerer, system string) *metrics {
 	}
 	for _, a := range []string{"erase", "export"} {
 		m.duration.WithLabelValues(a)
-		for _, o := range []string{"erased", "exported", "not_found", "retained", "failed", "duplicate"} {
-			m.tasks.WithLabelValues(a, o)
+		for _, o := range lifecycle.Outcomes() {
+			m.tasks.WithLabelValues(a, string(o))
 		}
+		m.tasks.WithLabelValues(a, duplicate)
 	}
 	return m
 }
@@ -154,8 +160,8 @@ func (w *worker) handle(ctx context.Context, msg *bus.Message) error {
 	}
 	if stored != nil {
 		// A second delivery: no second effect, the same answer again.
-		log.Info("task already done, answering stored receipt", "outcome", outcomeName(stored.GetOutcome()))
-		w.count(t.GetAction(), "duplicate")
+		log.Info("task already done, answering stored receipt", "outcome", lifecycle.OutcomeOf(stored.GetOutcome()))
+		w.count(t.GetAction(), duplicate)
 		return w.publish(ctx, stored)
 	}
 
@@ -182,12 +188,13 @@ func (w *worker) handle(ctx context.Context, msg *bus.Message) error {
 	if w.m != nil {
 		w.m.duration.WithLabelValues(actionName(t.GetAction())).Observe(w.cfg.Now().Sub(start).Seconds())
 	}
-	w.count(t.GetAction(), outcomeName(r.GetOutcome()))
-	if r.GetOutcome() == lethev1.Outcome_OUTCOME_FAILED {
+	outcome := lifecycle.OutcomeOf(r.GetOutcome())
+	w.count(t.GetAction(), string(outcome))
+	if outcome == lifecycle.OutcomeFailed {
 		// Not stored: the next attempt tries again.
 		log.Warn("task failed", "retryable", r.GetRetryable(), "detail", r.GetDetail())
 	} else {
-		log.Info("task done", "outcome", outcomeName(r.GetOutcome()), "remaining", r.GetRemaining())
+		log.Info("task done", "outcome", outcome, "remaining", r.GetRemaining())
 		// An erasure's receipt is stored before it is published: once
 		// published it must be the answer to every later delivery. An
 		// export has no effect to guard and is simply made again; storing
@@ -203,7 +210,7 @@ func (w *worker) handle(ctx context.Context, msg *bus.Message) error {
 
 // retentionOver reports whether r kept data by law until a date now past.
 func retentionOver(r *lethev1.Receipt, now time.Time) bool {
-	return r.GetOutcome() == lethev1.Outcome_OUTCOME_RETAINED && r.GetRetainUntil() != nil && !r.GetRetainUntil().AsTime().After(now)
+	return lifecycle.OutcomeOf(r.GetOutcome()) == Retained && r.GetRetainUntil() != nil && !r.GetRetainUntil().AsTime().After(now)
 }
 
 // do runs the task, retrying retryable failures with exponential backoff.
@@ -254,17 +261,17 @@ func (w *worker) receipt(t *lethev1.Task, res Result, err error) *lethev1.Receip
 		err = fmt.Errorf("export of %d bytes is over the %d bytes a receipt carries", len(res.Export), MaxInlineExport)
 	}
 	if err != nil {
-		r.Outcome = lethev1.Outcome_OUTCOME_FAILED
+		r.Outcome = lifecycle.OutcomeFailed.Proto()
 		r.Detail = err.Error()
 		r.Retryable = IsRetryable(err)
 		return r
 	}
-	r.Outcome = outcomeOf(res.Outcome)
-	if r.Outcome == lethev1.Outcome_OUTCOME_UNSPECIFIED {
-		r.Outcome = lethev1.Outcome_OUTCOME_FAILED
+	if !answers(res.Outcome) {
+		r.Outcome = lifecycle.OutcomeFailed.Proto()
 		r.Detail = fmt.Sprintf("connector returned unknown outcome %q", res.Outcome)
 		return r
 	}
+	r.Outcome = res.Outcome.Proto()
 	cats := make([]string, 0, len(res.Counts))
 	for c := range res.Counts {
 		cats = append(cats, c)
@@ -318,20 +325,7 @@ func actionName(a lethev1.Action) string {
 	return "erase"
 }
 
-var outcomes = map[Outcome]lethev1.Outcome{
-	Erased:   lethev1.Outcome_OUTCOME_ERASED,
-	Exported: lethev1.Outcome_OUTCOME_EXPORTED,
-	NotFound: lethev1.Outcome_OUTCOME_NOT_FOUND,
-	Retained: lethev1.Outcome_OUTCOME_RETAINED,
-}
-
-func outcomeOf(o Outcome) lethev1.Outcome { return outcomes[o] }
-
-func outcomeName(o lethev1.Outcome) string {
-	for k, v := range outcomes {
-		if v == o {
-			return string(k)
-		}
-	}
-	return "failed"
-}
+// answers reports whether o is an outcome a [System] may return: Erased,
+// Exported, NotFound or Retained. (A failure is an error, and a dead letter
+// is the orchestrator's word, not a system's.)
+func answers(o Outcome) bool { return o.Done() || o == Retained }

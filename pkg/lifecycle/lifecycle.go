@@ -111,11 +111,9 @@ const (
 // Outcomes are the outcomes a receipt can carry.
 func Outcomes() []Outcome { return []Outcome{Erased, Exported, NotFound, Retained, OutcomeFailed} }
 
-// OutcomeOf names a receipt's outcome ("" for an unspecified one).
+// OutcomeOf names a receipt's outcome ("unspecified" for none: it is
+// what certificates have always said of one).
 func OutcomeOf(o lethev1.Outcome) Outcome {
-	if o == lethev1.Outcome_OUTCOME_UNSPECIFIED {
-		return ""
-	}
 	return Outcome(strings.ToLower(strings.TrimPrefix(o.String(), "OUTCOME_")))
 }
 

@@ -45,7 +45,7 @@ func TestOutcomeNamesMatchTheContract(t *testing.T) {
 			t.Errorf("OutcomeOf(%v) = %q, want %q", p, got, o)
 		}
 	}
-	if got := OutcomeOf(lethev1.Outcome_OUTCOME_UNSPECIFIED); got != "" {
+	if got := OutcomeOf(lethev1.Outcome_OUTCOME_UNSPECIFIED); got != "unspecified" {
 		t.Errorf("unspecified = %q", got)
 	}
 	if DeadLetter.Proto() != lethev1.Outcome_OUTCOME_UNSPECIFIED {

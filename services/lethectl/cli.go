@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lethe-dev/lethe/pkg/envflag"
 	"github.com/lethe-dev/lethe/services/lethectl/internal/api"
 )
 
@@ -99,8 +100,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		stdout:      stdout,
 		stderr:      stderr,
 		tty:         isTerminal(stdout),
-		apiURL:      envOr(envAPI, defaultAPI),
-		accountsURL: envOr(envAccounts, defaultAccounts),
+		apiURL:      envflag.Or(envAPI, defaultAPI),
+		accountsURL: envflag.Or(envAccounts, defaultAccounts),
 		token:       os.Getenv(envToken),
 		now:         time.Now,
 	}
@@ -146,13 +147,6 @@ func (a *app) apiFlag(fs *flag.FlagSet) {
 // accountsFlag registers --accounts on fs, as apiFlag does --api.
 func (a *app) accountsFlag(fs *flag.FlagSet) {
 	fs.StringVar(&a.accountsURL, "accounts", a.accountsURL, "demo accounts admin API base `URL` (env "+envAccounts+")")
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }
 
 func isTerminal(w io.Writer) bool {

@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/lethe-dev/lethe/pkg/bus"
+	"github.com/lethe-dev/lethe/pkg/bus/busadapter"
 	"github.com/lethe-dev/lethe/pkg/bus/kafkabus"
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
 )
@@ -78,7 +79,7 @@ func parse(rawURL string) (scheme string, servers []*url.URL, err error) {
 	}
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
-		return "", nil, fmt.Errorf("busurl: %q has no scheme: %s", bus.RedactURL(raw), want)
+		return "", nil, fmt.Errorf("busurl: %q has no scheme: %s", busadapter.RedactURL(raw), want)
 	}
 	scheme = strings.ToLower(scheme)
 	port, ok := defaultPorts[scheme]
@@ -100,7 +101,7 @@ func parse(rawURL string) (scheme string, servers []*url.URL, err error) {
 		}
 		if elem == "" || elem == "/" {
 			if len(elems) == 1 {
-				return "", nil, fmt.Errorf("busurl: %q has no host: %s", bus.RedactURL(raw), want)
+				return "", nil, fmt.Errorf("busurl: %q has no host: %s", busadapter.RedactURL(raw), want)
 			}
 			return "", nil, fmt.Errorf("busurl: %s is empty: %s", where, want)
 		}
@@ -126,10 +127,10 @@ func parse(rawURL string) (scheme string, servers []*url.URL, err error) {
 			if errors.As(err, &ue) {
 				err = ue.Err
 			}
-			return "", nil, fmt.Errorf("busurl: %s %s: %v", where, bus.RedactURL(scheme+"://"+elem), err)
+			return "", nil, fmt.Errorf("busurl: %s %s: %v", where, busadapter.RedactURL(scheme+"://"+elem), err)
 		}
 		u.User = user
-		shown := bus.RedactURL(u.String())
+		shown := busadapter.RedactURL(u.String())
 		switch {
 		case u.Hostname() == "":
 			return "", nil, fmt.Errorf("busurl: %s %s: no host: %s", where, shown, want)

@@ -37,6 +37,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/lethe-dev/lethe/pkg/bus"
+	"github.com/lethe-dev/lethe/pkg/bus/busadapter"
 )
 
 // Config tunes the adapter. The zero value is usable.
@@ -378,7 +379,7 @@ func (b *Bus) Consume(ctx context.Context, topic, group string, h bus.Handler) e
 	}
 	groupID := b.cfg.Prefix + "." + group + "." + topic
 	consume := func(ctx context.Context) (bool, error) { return b.consume(ctx, name, groupID, h) }
-	return bus.Resume(ctx, b.cfg.Logger, topic, group, b.life.Done(), consume, func(error) error {
+	return busadapter.Resume(ctx, b.cfg.Logger, topic, group, b.life.Done(), consume, func(error) error {
 		if b.isClosed() {
 			return bus.ErrClosed
 		}

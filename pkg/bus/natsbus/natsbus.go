@@ -28,6 +28,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/lethe-dev/lethe/pkg/bus"
+	"github.com/lethe-dev/lethe/pkg/bus/busadapter"
 )
 
 // CloudEvents binary-mode headers, as every adapter names them.
@@ -141,7 +142,7 @@ func Connect(ctx context.Context, url string, cfg Config) (*Bus, error) {
 		return nc, err
 	}, b)
 	if err != nil {
-		return nil, fmt.Errorf("natsbus: connect %s: %w", bus.RedactURL(url), err)
+		return nil, fmt.Errorf("natsbus: connect %s: %w", busadapter.RedactURL(url), err)
 	}
 	return New(nc, cfg)
 }
@@ -248,7 +249,7 @@ func (b *Bus) Consume(ctx context.Context, topic, group string, h bus.Handler) e
 		return err
 	}
 	consume := func(ctx context.Context) (bool, error) { return b.consume(ctx, topic, group, h) }
-	return bus.Resume(ctx, b.cfg.Logger, topic, group, nil, consume, func(err error) error {
+	return busadapter.Resume(ctx, b.cfg.Logger, topic, group, nil, consume, func(err error) error {
 		switch {
 		case b.nc.IsClosed():
 			return bus.ErrClosed

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/lethe-dev/lethe/pkg/connector"
+	"github.com/lethe-dev/lethe/pkg/connector/connectorcmd"
 	"github.com/lethe-dev/lethe/services/subprocessors"
 )
 
@@ -15,7 +16,7 @@ func main() {
 	fs := flag.NewFlagSet(subprocessors.Name, flag.ExitOnError)
 	vendors := fs.String("vendors", "", "vendors YAML file (default: the demo vendors, built in)")
 	base := fs.String("vendor-base", "http://127.0.0.1:8090", "value of {base} in the vendors' URL templates")
-	os.Exit(connector.Main(subprocessors.Name, fs, func(ctx context.Context, env connector.Env) (connector.System, error) {
+	os.Exit(connectorcmd.Main(subprocessors.Name, fs, func(ctx context.Context, env connector.Env) (connector.System, error) {
 		cfg, err := subprocessors.LoadConfig(*vendors, map[string]string{"base": *base})
 		if err != nil {
 			return nil, err

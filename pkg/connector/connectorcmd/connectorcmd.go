@@ -1,4 +1,13 @@
-package connector
+// Package connectorcmd is the main of a connector binary: flags, bus from a
+// URL, signals, metrics endpoint. It links the bus adapters (and so the
+// broker clients); package connector, which a connector author builds the
+// system on, links none.
+//
+//	func main() {
+//		fs := flag.NewFlagSet(mysystem.Name, flag.ContinueOnError)
+//		os.Exit(connectorcmd.Main(mysystem.Name, fs, mysystem.Open))
+//	}
+package connectorcmd
 
 import (
 	"context"
@@ -17,9 +26,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/bus/busurl"
-	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/pkg/connector"
+	"github.com/lethe-dev/lethe/pkg/envflag"
 )
 
 // DefaultNATS is where connectors look for the bus by default: the server
@@ -27,56 +36,13 @@ import (
 // NATS server may hold).
 const DefaultNATS = "nats://127.0.0.1:4223"
 
-// Env is what a connector's system gets to open itself with.
-type Env struct {
-	// DataDir is the directory the system keeps its files in.
-	DataDir    string
-	Bus        bus.Bus
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
-	// Now is the connector's clock (nil: time.Now); a test moves it to
-	// see a retention run out.
-	Now func() time.Time
-}
-
-// Opener opens a connector's system.
-type Opener func(ctx context.Context, env Env) (System, error)
-
-// Start serves sys until ctx is cancelled, keeping its receipts in
-// env.DataDir/receipts.db and signing them with the key in
-// env.DataDir/signing.key (see [SigningKey]). It is what a connector binary
-// runs, and what the in-process stack runs for each connector.
-func Start(ctx context.Context, system string, env Env, sys System) error {
-	signer, err := SigningKey(env.DataDir, system)
-	if err != nil {
-		return err
-	}
-	receipts, err := OpenReceipts(filepath.Join(env.DataDir, "receipts.db"))
-	if err != nil {
-		return err
-	}
-	defer receipts.Close()
-	if env.Logger != nil {
-		env.Logger.Info("signing receipts", "key_id", signer.Key.ID, "public_key_file", filepath.Join(env.DataDir, "signing.key.pub"))
-	}
-	return Run(ctx, Config{System: system, Bus: env.Bus, Receipts: receipts, Signer: signer, Logger: env.Logger, Registerer: env.Registerer, Now: env.Now}, sys)
-}
-
-// SigningKey is the connector's ed25519 key: from $LETHE_SIGNING_KEY (the
-// hex of its seed) in production, else generated into dataDir/signing.key on
-// first start. The public entry written beside that file, signing.key.pub,
-// is what the orchestrator's keys file must list for the system
-// (`lethectl keys add`).
-func SigningKey(dataDir, system string) (*proof.Signer, error) {
-	return proof.LoadSigner(filepath.Join(dataDir, "signing.key"), system, time.Now())
-}
-
 // Main is the whole main of a connector binary. It adds the common flags to
 // fs (which may hold the connector's own), parses os.Args, connects to the
-// bus, opens the system, seeds it if asked, and serves until SIGINT or
-// SIGTERM. It returns the process exit code.
-func Main(system string, fs *flag.FlagSet, open Opener) int {
-	busURL := fs.String("bus", envOr("LETHE_BUS", envOr("LETHE_NATS", DefaultNATS)), "nats://host:4222 or kafka://host1:9092,host2:9092 (env LETHE_BUS)")
+// bus, opens the system, seeds it if asked, and serves it with
+// [connector.Start] until SIGINT or SIGTERM. It returns the process exit
+// code.
+func Main(system string, fs *flag.FlagSet, open connector.Opener) int {
+	busURL := fs.String("bus", envflag.Or("LETHE_BUS", envflag.Or("LETHE_NATS", DefaultNATS)), "nats://host:4222 or kafka://host1:9092,host2:9092 (env LETHE_BUS)")
 	fs.StringVar(busURL, "nats", *busURL, "the same as --bus (older name)")
 	dataDir := fs.String("data", filepath.Join("data", system), "directory for the system's files and receipts")
 	seed := fs.Int("seed", 0, "fill the demo system with this many sample people first (person-0001@example.com, ...)")
@@ -100,7 +66,7 @@ func Main(system string, fs *flag.FlagSet, open Opener) int {
 	return 0
 }
 
-func serve(ctx context.Context, system, busURL, dataDir string, seed int, metricsAddr string, logger *slog.Logger, open Opener) error {
+func serve(ctx context.Context, system, busURL, dataDir string, seed int, metricsAddr string, logger *slog.Logger, open connector.Opener) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	b, err := busurl.Dial(ctx, busURL, busurl.Options{Name: "lethe-" + system, Logger: logger})
@@ -108,7 +74,7 @@ func serve(ctx context.Context, system, busURL, dataDir string, seed int, metric
 		return err
 	}
 	defer b.Close()
-	env := Env{DataDir: dataDir, Bus: b, Logger: logger, Registerer: reg}
+	env := connector.Env{DataDir: dataDir, Bus: b, Logger: logger, Registerer: reg}
 	sys, err := open(ctx, env)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", system, err)
@@ -117,7 +83,7 @@ func serve(ctx context.Context, system, busURL, dataDir string, seed int, metric
 		defer c.Close()
 	}
 	if seed > 0 {
-		s, ok := sys.(Seeder)
+		s, ok := sys.(connector.Seeder)
 		if !ok {
 			return fmt.Errorf("%s cannot be seeded", system)
 		}
@@ -135,7 +101,7 @@ func serve(ctx context.Context, system, busURL, dataDir string, seed int, metric
 		}()
 		defer srv.Close()
 	}
-	return Start(ctx, system, env, sys)
+	return connector.Start(ctx, system, env, sys)
 }
 
 func metricsMux(reg *prometheus.Registry) *http.ServeMux {
@@ -143,11 +109,4 @@ func metricsMux(reg *prometheus.Registry) *http.ServeMux {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	return mux
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }

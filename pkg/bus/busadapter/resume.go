@@ -1,4 +1,4 @@
-package bus
+package busadapter
 
 import (
 	"context"
@@ -6,12 +6,14 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+
+	"github.com/lethe-dev/lethe/pkg/bus"
 )
 
 // Resume is the loop both adapters' Consume run to ride out broker trouble:
 // it runs consume again whenever it breaks, after a backoff wait that starts
 // over once a run has handled messages. It returns nil when ctx is
-// cancelled, ErrClosed when closed is closed (nil: never), and the error
+// cancelled, [bus.ErrClosed] when closed is closed (nil: never), and the error
 // giveUp returns for a run's error when that is not nil (a conflict no
 // retry can mend).
 func Resume(ctx context.Context, log *slog.Logger, topic, group string, closed <-chan struct{},
@@ -37,7 +39,7 @@ func Resume(ctx context.Context, log *slog.Logger, topic, group string, closed <
 		case <-ctx.Done():
 			return nil
 		case <-closed:
-			return ErrClosed
+			return bus.ErrClosed
 		case <-time.After(wait):
 		}
 	}

@@ -1,0 +1,143 @@
+package connectorcmd
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
+	"github.com/lethe-dev/lethe/pkg/connector"
+)
+
+type nothing struct{}
+
+func (nothing) Erase(context.Context, connector.Task) (connector.Result, error) {
+	return connector.Result{Outcome: connector.NotFound}, nil
+}
+
+func (nothing) Export(context.Context, connector.Task) (connector.Result, error) {
+	return connector.Result{Outcome: connector.NotFound}, nil
+}
+
+func opener(sys connector.System) connector.Opener {
+	return func(context.Context, connector.Env) (connector.System, error) { return sys, nil }
+}
+
+// mainWith runs Main as a binary started with args would.
+func mainWith(t *testing.T, args ...string) int {
+	t.Helper()
+	saved := os.Args
+	t.Cleanup(func() { os.Args = saved })
+	os.Args = append([]string{"sys"}, args...)
+	fs := flag.NewFlagSet("sys", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return Main("sys", fs, opener(nothing{}))
+}
+
+func TestMainExitCodes(t *testing.T) {
+	t.Setenv("LETHE_BUS", "")
+	t.Setenv("LETHE_NATS", "")
+	data := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want int
+	}{
+		{"unknown flag", nil, []string{"--no-such-flag"}, 2},
+		{"bad log level", nil, []string{"--log-level=loud"}, 2},
+		{"bad bus URL", nil, []string{"--bus=bogus://x", "--data", data}, 1},
+		{"bad bus URL, older flag", nil, []string{"--nats=bogus://x", "--data", data}, 1},
+		{"bad bus URL from the environment", map[string]string{"LETHE_BUS": "bogus://x"}, []string{"--data", data}, 1},
+		{"bad bus URL from the older variable", map[string]string{"LETHE_NATS": "bogus://x"}, []string{"--data", data}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			if got := mainWith(t, tc.args...); got != tc.want {
+				t.Errorf("Main(%q) = %d, want %d", tc.args, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestServe(t *testing.T) {
+	srv, err := natsbus.StartEmbedded(t.TempDir(), "127.0.0.1", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	t.Run("serves until cancelled", func(t *testing.T) {
+		data := t.TempDir()
+		ctx, cancel := context.WithCancel(context.Background())
+		var env connector.Env
+		open := func(_ context.Context, e connector.Env) (connector.System, error) {
+			env = e
+			cancel() // Start then serves until it sees ctx is done
+			return nothing{}, nil
+		}
+		if err := serve(ctx, "sys", srv.URL(), data, 0, "", log, open); err != nil {
+			t.Fatal(err)
+		}
+		if env.DataDir != data || env.Bus == nil || env.Registerer == nil || env.Logger == nil {
+			t.Errorf("env = %+v", env)
+		}
+		if _, err := os.Stat(filepath.Join(data, "signing.key.pub")); err != nil {
+			t.Errorf("no signing key written: %v", err)
+		}
+	})
+	t.Run("a system that cannot be seeded", func(t *testing.T) {
+		err := serve(context.Background(), "sys", srv.URL(), t.TempDir(), 3, "", log, opener(nothing{}))
+		if err == nil || !strings.Contains(err.Error(), "cannot be seeded") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("a system that does not open", func(t *testing.T) {
+		boom := errors.New("boom")
+		open := func(context.Context, connector.Env) (connector.System, error) { return nil, boom }
+		if err := serve(context.Background(), "sys", srv.URL(), t.TempDir(), 0, "", log, open); !errors.Is(err, boom) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestMetricsMux(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "lethe_test_total", Help: "A test counter."}))
+	srv := httptest.NewServer(metricsMux(reg))
+	defer srv.Close()
+	for _, tc := range []struct {
+		method, path string
+		code         int
+		body         string
+	}{
+		{"GET", "/healthz", 200, "ok\n"},
+		{"GET", "/metrics", 200, "lethe_test_total 0"},
+		{"POST", "/metrics", 405, ""},
+		{"GET", "/", 404, ""},
+	} {
+		req, _ := http.NewRequest(tc.method, srv.URL+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code || !strings.Contains(string(b), tc.body) {
+			t.Errorf("%s %s = %d %q, want %d with %q", tc.method, tc.path, resp.StatusCode, b, tc.code, tc.body)
+		}
+	}
+}

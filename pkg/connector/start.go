@@ -1,0 +1,59 @@
+package connector
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lethe-dev/lethe/pkg/bus"
+	"github.com/lethe-dev/lethe/pkg/proof"
+)
+
+// Env is what a connector's system gets to open itself with.
+type Env struct {
+	// DataDir is the directory the system keeps its files in.
+	DataDir    string
+	Bus        bus.Bus
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Now is the connector's clock (nil: time.Now); a test moves it to
+	// see a retention run out.
+	Now func() time.Time
+}
+
+// Opener opens a connector's system. A connector binary passes it to
+// connectorcmd.Main.
+type Opener func(ctx context.Context, env Env) (System, error)
+
+// Start serves sys until ctx is cancelled, keeping its receipts in
+// env.DataDir/receipts.db and signing them with the key in
+// env.DataDir/signing.key (see [SigningKey]). It is what a connector binary
+// runs (through connectorcmd.Main, which dials the bus and opens the system
+// first), and what the in-process stack runs for each connector.
+func Start(ctx context.Context, system string, env Env, sys System) error {
+	signer, err := SigningKey(env.DataDir, system)
+	if err != nil {
+		return err
+	}
+	receipts, err := OpenReceipts(filepath.Join(env.DataDir, "receipts.db"))
+	if err != nil {
+		return err
+	}
+	defer receipts.Close()
+	if env.Logger != nil {
+		env.Logger.Info("signing receipts", "key_id", signer.Key.ID, "public_key_file", filepath.Join(env.DataDir, "signing.key.pub"))
+	}
+	return Run(ctx, Config{System: system, Bus: env.Bus, Receipts: receipts, Signer: signer, Logger: env.Logger, Registerer: env.Registerer, Now: env.Now}, sys)
+}
+
+// SigningKey is the connector's ed25519 key: from $LETHE_SIGNING_KEY (the
+// hex of its seed) in production, else generated into dataDir/signing.key on
+// first start. The public entry written beside that file, signing.key.pub,
+// is what the orchestrator's keys file must list for the system
+// (`lethectl keys add`).
+func SigningKey(dataDir, system string) (*proof.Signer, error) {
+	return proof.LoadSigner(filepath.Join(dataDir, "signing.key"), system, time.Now())
+}
