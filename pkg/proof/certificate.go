@@ -15,6 +15,7 @@ import (
 
 	"github.com/lethe-dev/lethe/pkg/deadline"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
 )
 
 // CertificateVersion is the version of the format documented in
@@ -30,12 +31,12 @@ const CertificateVersion = 1
 // order. A verifier re-encodes what it read and requires the same bytes, so
 // any change to a certificate, even one byte of layout, fails verification.
 type Certificate struct {
-	Version     int       `json:"version"`
-	RequestID   string    `json:"request_id"`
-	Tenant      string    `json:"tenant"`
-	Type        string    `json:"type"`
-	SubjectHash string    `json:"subject_hash"`
-	ReceivedAt  time.Time `json:"received_at"`
+	Version     int            `json:"version"`
+	RequestID   string         `json:"request_id"`
+	Tenant      string         `json:"tenant"`
+	Type        lifecycle.Type `json:"type"`
+	SubjectHash string         `json:"subject_hash"`
+	ReceivedAt  time.Time      `json:"received_at"`
 	// Deadline is the legal deadline: one month after receipt under the
 	// deadline policy, or the extended deadline (see Extension).
 	Deadline time.Time `json:"deadline"`
@@ -48,14 +49,14 @@ type Certificate struct {
 	// before it ended: the data subject had a complete answer then, and
 	// the deadline is judged by it. CompletedAt is the final end, after a
 	// deferred erasure ran.
-	AnsweredAt  *time.Time     `json:"answered_at,omitempty"`
-	CompletedAt time.Time      `json:"completed_at"`
-	State       string         `json:"state"`
-	DeadlineMet bool           `json:"deadline_met"`
-	Systems     []SystemResult `json:"systems"`
-	Log         LogProof       `json:"log"`
-	KeyID       string         `json:"key_id"`
-	Signature   []byte         `json:"signature"`
+	AnsweredAt  *time.Time      `json:"answered_at,omitempty"`
+	CompletedAt time.Time       `json:"completed_at"`
+	State       lifecycle.State `json:"state"`
+	DeadlineMet bool            `json:"deadline_met"`
+	Systems     []SystemResult  `json:"systems"`
+	Log         LogProof        `json:"log"`
+	KeyID       string          `json:"key_id"`
+	Signature   []byte          `json:"signature"`
 }
 
 // Extension is the extension of a request's deadline by two further months
@@ -120,24 +121,21 @@ func (c *Certificate) EffectiveDeadline() time.Time {
 // SystemResult is one system's answer. Everything but System and Receipt is
 // read from the signed receipt, for people; a verifier checks they agree.
 type SystemResult struct {
-	System        string           `json:"system"`
-	Outcome       string           `json:"outcome"`
-	Counts        map[string]int64 `json:"counts,omitempty"`
-	Remaining     int64            `json:"remaining"`
-	LegalBasis    string           `json:"legal_basis,omitempty"`
-	RetainUntil   *time.Time       `json:"retain_until,omitempty"`
-	ExportSHA256  []byte           `json:"export_sha256,omitempty"`
-	ConnectorTime *time.Time       `json:"connector_time,omitempty"`
-	KeyID         string           `json:"key_id,omitempty"`
+	System        string            `json:"system"`
+	Outcome       lifecycle.Outcome `json:"outcome"`
+	Counts        map[string]int64  `json:"counts,omitempty"`
+	Remaining     int64             `json:"remaining"`
+	LegalBasis    string            `json:"legal_basis,omitempty"`
+	RetainUntil   *time.Time        `json:"retain_until,omitempty"`
+	ExportSHA256  []byte            `json:"export_sha256,omitempty"`
+	ConnectorTime *time.Time        `json:"connector_time,omitempty"`
+	KeyID         string            `json:"key_id,omitempty"`
 	// Receipt is the signed receipt (protobuf, without export data, which
 	// its digest stands for). Empty for a system that never answered.
 	Receipt []byte `json:"receipt,omitempty"`
 	// Detail says why a system without a receipt failed.
 	Detail string `json:"detail,omitempty"`
 }
-
-// OutcomeDeadLetter is the outcome of a system that ran out of attempts.
-const OutcomeDeadLetter = "dead_letter"
 
 // LogProof places the request's events in the transparency log.
 type LogProof struct {
@@ -168,7 +166,7 @@ func SystemResultOf(receipt []byte) (SystemResult, error) {
 	}
 	res := SystemResult{
 		System:       r.GetSystem(),
-		Outcome:      OutcomeName(r.GetOutcome()),
+		Outcome:      lifecycle.OutcomeOf(r.GetOutcome()),
 		Remaining:    r.GetRemaining(),
 		LegalBasis:   r.GetLegalBasis(),
 		ExportSHA256: r.GetExportSha256(),
@@ -190,11 +188,6 @@ func SystemResultOf(receipt []byte) (SystemResult, error) {
 		res.ConnectorTime = &t
 	}
 	return res, nil
-}
-
-// OutcomeName is the lower-case name of an outcome ("erased").
-func OutcomeName(o lethev1.Outcome) string {
-	return strings.ToLower(strings.TrimPrefix(o.String(), "OUTCOME_"))
 }
 
 // Encode returns the certificate's one encoding.
@@ -230,6 +223,30 @@ func (c *Certificate) Sign(s *Signer) {
 // request. It returns the certificate it read and every problem found (nil
 // when it verifies).
 func Verify(data []byte, ks KeySet) (*Certificate, error) {
+	c, err := decodeCertificate(data)
+	if err != nil {
+		return c, err
+	}
+	var errs []error
+	errs = append(errs, checkSignature(ks, c))
+	errs = append(errs, checkTreeHead(ks, c))
+	l, logErrs := checkLog(c)
+	errs = append(errs, logErrs...)
+	errs = append(errs, checkRequest(c, l.created))
+	errs = append(errs, checkEnd(c, l.ends)...)
+	errs = append(errs, checkSystems(ks, c, l)...)
+	errs = append(errs, checkState(c))
+	errs = append(errs, checkDeadlines(c, l.created, l.extensions, l.entries)...)
+	return c, errors.Join(errs...)
+}
+
+// decodeCertificate reads a certificate in its one encoding, of the
+// version this verifier reads. It protects against any change to the
+// bytes, even of layout, that the signature check would not see as one
+// (such as a field added or reordered), and against reading a format it
+// does not know. Its errors end the verification: the certificate is nil
+// when it does not decode.
+func decodeCertificate(data []byte) (*Certificate, error) {
 	data = bytes.TrimSuffix(data, []byte("\n"))
 	c := &Certificate{}
 	if err := strictUnmarshal(data, c); err != nil {
@@ -241,26 +258,50 @@ func Verify(data []byte, ks KeySet) (*Certificate, error) {
 	if c.Version != CertificateVersion {
 		return c, fmt.Errorf("version %d: this verifier reads version %d", c.Version, CertificateVersion)
 	}
+	return c, nil
+}
+
+// checkSignature checks the orchestrator's signature over the certificate,
+// by an orchestrator key valid when the request ended. It protects against
+// a certificate changed, or made up, by anyone but the orchestrator.
+func checkSignature(ks KeySet, c *Certificate) error {
+	k, err := ks.For(c.KeyID, RoleOrchestrator, "", c.CompletedAt)
+	if err != nil {
+		return fmt.Errorf("certificate signature: %w", err)
+	}
+	if err := verify(k, certificateDomain, c.signed(), c.Signature); err != nil {
+		return fmt.Errorf("certificate signature: %w", err)
+	}
+	return nil
+}
+
+// checkTreeHead checks the signature of the tree head the log entries are
+// proved against. It protects against a made-up log: without it, any
+// tree would hold the entries.
+func checkTreeHead(ks KeySet, c *Certificate) error {
+	return VerifyTreeHead(ks, c.Log.TreeHead)
+}
+
+// requestLog is what the log's entries tell the later checks, in the
+// log's order (the last of a kind is the latest).
+type requestLog struct {
+	created    *Entry           // the request's created entry; nil if none
+	entries    []Entry          // every entry that decodes
+	ends       []Entry          // the entries ending the request
+	extensions []Entry          // the extended entries
+	accepted   map[string]Entry // the last receipt_accepted entry per system
+	logged     map[string]bool  // the systems the log names
+}
+
+// checkLog checks the log entries: in the log's order, canonical, the
+// request's, and in the signed tree. It protects against entries left
+// out of order, changed, taken from another request or never logged. It
+// reads what the later checks need from the entries that decode.
+func checkLog(c *Certificate) (*requestLog, []error) {
 	var errs []error
 	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-
-	if k, err := ks.For(c.KeyID, RoleOrchestrator, "", c.CompletedAt); err != nil {
-		fail("certificate signature: %w", err)
-	} else if err := verify(k, certificateDomain, c.signed(), c.Signature); err != nil {
-		fail("certificate signature: %w", err)
-	}
 	th := c.Log.TreeHead
-	if err := VerifyTreeHead(ks, th); err != nil {
-		errs = append(errs, err)
-	}
-
-	// The log: every entry is the request's, canonical, and in the tree,
-	// in the log's order (the last of a kind is the latest).
-	var created *Entry
-	var entries, ends, extensions []Entry
-	accepted := map[string]Entry{} // the last receipt_accepted per system
-	logged := map[string]bool{}    // the systems the log names
-
+	l := &requestLog{accepted: map[string]Entry{}, logged: map[string]bool{}}
 	for i, le := range c.Log.Entries {
 		if i > 0 && le.Index <= c.Log.Entries[i-1].Index {
 			fail("log entry %d: the entries are not in the log's order", le.Index)
@@ -276,118 +317,140 @@ func Verify(data []byte, ks KeySet) (*Certificate, error) {
 		if err := CheckInclusion(th, le.Index, le.Entry, le.Proof); err != nil {
 			errs = append(errs, err)
 		}
-		entries = append(entries, e)
+		l.entries = append(l.entries, e)
 		if e.System != "" {
-			logged[e.System] = true
+			l.logged[e.System] = true
 		}
 		switch e.Event {
 		case EventCreated:
-			created = &e
+			l.created = &e
 		case EventReceiptAccepted:
-			accepted[e.System] = e
+			l.accepted[e.System] = e
 		case EventExtended:
-			extensions = append(extensions, e)
+			l.extensions = append(l.extensions, e)
 		case EventFulfilled, EventFailed, EventPartiallyRetained:
-			ends = append(ends, e)
+			l.ends = append(l.ends, e)
 		}
 	}
-	if created == nil {
-		fail("the log has no %q entry for the request", EventCreated)
-	} else {
-		if created.SubjectHash != c.SubjectHash || created.Tenant != c.Tenant || created.Type != c.Type ||
-			created.ReceivedAt == nil || !created.ReceivedAt.Equal(c.ReceivedAt) {
-			fail("the certificate's request does not match the request the log recorded")
-		}
-	}
-	if len(ends) == 0 {
-		fail("the log has no entry ending the request")
-	} else {
-		final := ends[len(ends)-1]
-		if !final.At.Equal(c.CompletedAt) || final.Event != finalEvent(c.State) {
-			fail("the log ended the request %s at %s, the certificate says %s at %s",
-				final.Event, final.At.Format(time.RFC3339Nano), c.State, c.CompletedAt.Format(time.RFC3339Nano))
-		}
-		// The first complete answer: the request's first fulfilled or
-		// partially_retained end.
-		var answered *time.Time
-		for _, e := range ends {
-			if e.Event == EventFulfilled || e.Event == EventPartiallyRetained {
-				answered = &e.At
-				break
-			}
-		}
-		switch a := c.AnsweredAt; {
-		case a == nil: // no earlier answer claimed: CompletedAt is the answer
-		case answered == nil:
-			fail("answered_at is %s, but the log records no answer (%s or %s)", a.Format(time.RFC3339Nano), EventFulfilled, EventPartiallyRetained)
-		case !a.Equal(*answered):
-			fail("answered_at is %s, but the log first answered the request at %s", a.Format(time.RFC3339Nano), answered.Format(time.RFC3339Nano))
-		case !a.Before(c.CompletedAt):
-			fail("answered_at %s is not before completed_at %s: the request was not answered before it ended",
-				a.Format(time.RFC3339Nano), c.CompletedAt.Format(time.RFC3339Nano))
-		}
-	}
+	return l, errs
+}
 
-	// The systems: each signed receipt verifies, is this request's, and
-	// is the one the log accepted.
+// checkRequest checks that the certificate's request (tenant, type,
+// subject, receipt) is the one the log recorded when it was created. It
+// protects against a certificate of one request passed off as another's.
+func checkRequest(c *Certificate, created *Entry) error {
+	if created == nil {
+		return fmt.Errorf("the log has no %q entry for the request", EventCreated)
+	}
+	if created.SubjectHash != c.SubjectHash || created.Tenant != c.Tenant || created.Type != c.Type ||
+		created.ReceivedAt == nil || !created.ReceivedAt.Equal(c.ReceivedAt) {
+		return errors.New("the certificate's request does not match the request the log recorded")
+	}
+	return nil
+}
+
+// checkEnd checks how and when the request ended against the log: the
+// log's last end is the certificate's state and completed_at, and
+// answered_at is the log's first answer, before the end. It protects
+// against a request shown ended otherwise, or answered earlier, than it
+// was.
+func checkEnd(c *Certificate, ends []Entry) []error {
+	if len(ends) == 0 {
+		return []error{errors.New("the log has no entry ending the request")}
+	}
+	var errs []error
+	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	final := ends[len(ends)-1]
+	if !final.At.Equal(c.CompletedAt) || final.Event != finalEvent(c.State) {
+		fail("the log ended the request %s at %s, the certificate says %s at %s",
+			final.Event, final.At.Format(time.RFC3339Nano), c.State, c.CompletedAt.Format(time.RFC3339Nano))
+	}
+	// The first complete answer: the request's first fulfilled or
+	// partially_retained end.
+	var answered *time.Time
+	for _, e := range ends {
+		if e.Event == EventFulfilled || e.Event == EventPartiallyRetained {
+			answered = &e.At
+			break
+		}
+	}
+	switch a := c.AnsweredAt; {
+	case a == nil: // no earlier answer claimed: CompletedAt is the answer
+	case answered == nil:
+		fail("answered_at is %s, but the log records no answer (%s or %s)", a.Format(time.RFC3339Nano), EventFulfilled, EventPartiallyRetained)
+	case !a.Equal(*answered):
+		fail("answered_at is %s, but the log first answered the request at %s", a.Format(time.RFC3339Nano), answered.Format(time.RFC3339Nano))
+	case !a.Before(c.CompletedAt):
+		fail("answered_at %s is not before completed_at %s: the request was not answered before it ended",
+			a.Format(time.RFC3339Nano), c.CompletedAt.Format(time.RFC3339Nano))
+	}
+	return errs
+}
+
+// checkSystems checks the systems: in order, each once, each named by
+// the log, each signed receipt verifying, this request's and the one the
+// log accepted (see checkSystem), a system without one out of attempts,
+// and every system the log names in the certificate. It protects against
+// answers made up, changed, swapped or taken from another request, and
+// against a system left out.
+func checkSystems(ks KeySet, c *Certificate, l *requestLog) []error {
+	var errs []error
+	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if !slices.IsSortedFunc(c.Systems, func(a, b SystemResult) int { return strings.Compare(a.System, b.System) }) {
 		fail("systems are not in order")
 	}
 	if len(c.Systems) == 0 {
 		fail("the certificate names no system")
 	}
-	failedSystems, retainedSystems := 0, 0
 	seen := map[string]bool{}
 	for _, s := range c.Systems {
 		if seen[s.System] {
 			fail("%s: listed twice", s.System)
 		}
 		seen[s.System] = true
-		if !logged[s.System] {
+		if !l.logged[s.System] {
 			fail("%s: the log does not name this system", s.System)
 		}
 		if len(s.Receipt) == 0 {
-			if s.Outcome != OutcomeDeadLetter {
+			if s.Outcome != lifecycle.DeadLetter {
 				fail("%s: no receipt for outcome %q", s.System, s.Outcome)
 			}
-			failedSystems++
 			continue
 		}
-		if err := checkSystem(ks, c, s, accepted[s.System]); err != nil {
+		if err := checkSystem(ks, c, s, l.accepted[s.System]); err != nil {
 			errs = append(errs, err)
 		}
-		if s.Outcome == "failed" {
-			failedSystems++
-		}
-		if s.Outcome == "retained" && s.RetainUntil != nil {
-			retainedSystems++
-		}
 	}
-
 	// A system the log sent a task to is in the certificate: none can be
 	// left out of it.
-	for _, name := range slices.Sorted(maps.Keys(logged)) {
+	for _, name := range slices.Sorted(maps.Keys(l.logged)) {
 		if !seen[name] {
 			fail("the log names %s, the certificate does not", name)
 		}
 	}
+	return errs
+}
 
-	// The state: failed if any system failed; otherwise, while a system
-	// keeps data until a date, partially_retained (its erasure is
-	// deferred to that date); otherwise fulfilled.
-	wantState := "fulfilled"
-	switch {
-	case failedSystems > 0:
-		wantState = "failed"
-	case retainedSystems > 0:
-		wantState = "partially_retained"
+// checkState checks that the state is the one the systems' answers give
+// (lifecycle.FinalState; a system without a receipt never answered). It
+// protects against a request shown fulfilled while a system failed or
+// keeps data, or shown failed or retained when it was not.
+func checkState(c *Certificate) error {
+	parts := make([]lifecycle.Part, 0, len(c.Systems))
+	for _, s := range c.Systems {
+		p := lifecycle.Part{Outcome: s.Outcome}
+		if len(s.Receipt) == 0 {
+			p.Outcome = lifecycle.DeadLetter
+		}
+		if s.RetainUntil != nil {
+			p.RetainUntil = *s.RetainUntil
+		}
+		parts = append(parts, p)
 	}
-	if c.State != wantState {
-		fail("state %q does not follow from the systems' answers (%q)", c.State, wantState)
+	if want := lifecycle.FinalState(c.Type, parts); c.State != want {
+		return fmt.Errorf("state %q does not follow from the systems' answers (%q)", c.State, want)
 	}
-
-	errs = append(errs, checkDeadlines(c, created, extensions, entries)...)
-	return c, errors.Join(errs...)
+	return nil
 }
 
 // checkDeadlines checks the deadline arithmetic: the policy, the
@@ -497,16 +560,22 @@ func timeString(t *time.Time) string {
 	return t.Format(time.RFC3339Nano)
 }
 
-func finalEvent(state string) string {
+// finalEvent is the log event that ends a request in state.
+func finalEvent(state lifecycle.State) string {
 	switch state {
-	case "failed":
+	case lifecycle.Failed:
 		return EventFailed
-	case "partially_retained":
+	case lifecycle.PartiallyRetained:
 		return EventPartiallyRetained
 	}
 	return EventFulfilled
 }
 
+// checkSystem checks one system's signed receipt: it verifies with a key
+// of the system's, answers this request's task with the action its type
+// asks, is what the summary says, and is the receipt the log accepted
+// (logged). It protects against a forged, changed, misrouted or replaced
+// answer.
 func checkSystem(ks KeySet, c *Certificate, s SystemResult, logged Entry) error {
 	r := &lethev1.Receipt{}
 	if err := proto.Unmarshal(s.Receipt, r); err != nil {
@@ -518,11 +587,7 @@ func checkSystem(ks KeySet, c *Certificate, s SystemResult, logged Entry) error 
 	if r.GetRequestId() != c.RequestID || r.GetSystem() != s.System || r.GetTaskId() != c.RequestID+"."+s.System {
 		return fmt.Errorf("%s: the receipt answers task %s, not this request's", s.System, r.GetTaskId())
 	}
-	wantAction := lethev1.Action_ACTION_ERASE
-	if c.Type == "export" {
-		wantAction = lethev1.Action_ACTION_EXPORT
-	}
-	if r.GetAction() != wantAction {
+	if r.GetAction() != c.Type.Action() {
 		return fmt.Errorf("%s: the receipt answers a %v, not a %s", s.System, r.GetAction(), c.Type)
 	}
 	summary, err := SystemResultOf(s.Receipt)

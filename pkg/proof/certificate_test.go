@@ -14,6 +14,7 @@ import (
 
 	"github.com/lethe-dev/lethe/pkg/deadline"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/pkg/proof/prooftest"
 )
@@ -41,7 +42,7 @@ func TestCertificateVerifies(t *testing.T) {
 	}
 	// The summary a person reads is the receipts'.
 	want := map[string]struct {
-		outcome   string
+		outcome   lifecycle.Outcome
 		remaining int64
 		basis     bool
 	}{"accounts": {"erased", 0, false}, "billing": {"retained", 3, true}, "crm": {"not_found", 0, false}}
@@ -573,7 +574,7 @@ func TestCertificateState(t *testing.T) {
 	tests := []struct {
 		name    string
 		answers []prooftest.Answer // nil: erased, retained until 2036, not found
-		state   string             // "": what the answers give
+		state   lifecycle.State    // "": what the answers give
 		want    string             // "": verifies
 	}{
 		{"retained until a date: partially_retained", nil, "", ""},
@@ -705,7 +706,7 @@ func TestCertificateDisagreesWithLogOrReceipts(t *testing.T) {
 		{"a system listed twice", func(c *proof.Certificate) { c.Systems = append(c.Systems, c.Systems[2]) }, "listed twice"},
 		{"a system without a receipt", func(c *proof.Certificate) { sys(c, "crm").Receipt = nil }, `no receipt for outcome "not_found"`},
 		{"a dead letter the log never saw", func(c *proof.Certificate) {
-			c.Systems = append(c.Systems, proof.SystemResult{System: "warehouse", Outcome: proof.OutcomeDeadLetter})
+			c.Systems = append(c.Systems, proof.SystemResult{System: "warehouse", Outcome: lifecycle.DeadLetter})
 			c.State = "failed"
 		}, "warehouse: the log does not name this system"},
 	}
@@ -738,8 +739,8 @@ func TestCertificateDeadLetter(t *testing.T) {
 	}
 	tests := []struct {
 		name  string
-		state string // "": what the answers give
-		want  string // "": verifies
+		state lifecycle.State // "": what the answers give
+		want  string          // "": verifies
 	}{
 		{"state failed", "", ""},
 		{"state fulfilled", "fulfilled", `state "fulfilled" does not follow`},

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/lethe-dev/lethe/pkg/deadline"
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
 )
 
 // Events in the transparency log.
@@ -55,17 +56,17 @@ func ReasonHash(reason string) string {
 // Entry is one event of one request in the transparency log. It holds no
 // personal data: the subject appears only as a keyed hash.
 type Entry struct {
-	RequestID   string     `json:"request_id"`
-	Event       string     `json:"event"`
-	At          time.Time  `json:"at"`
-	Tenant      string     `json:"tenant,omitempty"`
-	Type        string     `json:"type,omitempty"`
-	SubjectHash string     `json:"subject_hash,omitempty"`
-	ReceivedAt  *time.Time `json:"received_at,omitempty"`
-	Deadline    *time.Time `json:"deadline,omitempty"`
-	System      string     `json:"system,omitempty"`
-	Attempt     int        `json:"attempt,omitempty"`
-	Outcome     string     `json:"outcome,omitempty"`
+	RequestID   string            `json:"request_id"`
+	Event       string            `json:"event"`
+	At          time.Time         `json:"at"`
+	Tenant      string            `json:"tenant,omitempty"`
+	Type        lifecycle.Type    `json:"type,omitempty"`
+	SubjectHash string            `json:"subject_hash,omitempty"`
+	ReceivedAt  *time.Time        `json:"received_at,omitempty"`
+	Deadline    *time.Time        `json:"deadline,omitempty"`
+	System      string            `json:"system,omitempty"`
+	Attempt     int               `json:"attempt,omitempty"`
+	Outcome     lifecycle.Outcome `json:"outcome,omitempty"`
 	// ReceiptHash is the SHA-256 of the accepted signed receipt (hex).
 	ReceiptHash string `json:"receipt_hash,omitempty"`
 	Detail      string `json:"detail,omitempty"`

@@ -308,6 +308,28 @@ func TestStatus(t *testing.T) {
 	srv.snapshots["req-done"] = []string{snapshot("req-done", "erasure", "fulfilled", now.Add(-time.Hour), now.Add(-3*time.Hour).UTC().Format(time.RFC3339),
 		task("accounts", "answered", "not_found", 1, answered))}
 	srv.snapshots["req-new"] = []string{`{"id":"req-new","tenant":"demo","type":"erasure","state":"pending_verification","deadline":"2099-01-01T00:00:00Z","tasks":[]}`}
+	// Billing keeps invoices by law: its task is deferred to the end of the
+	// retention, when a follow-up erasure runs.
+	srv.snapshots["req-kept"] = []string{snapshot("req-kept", "erasure", "partially_retained", now.Add(20*24*time.Hour), now.Add(-time.Hour).UTC().Format(time.RFC3339),
+		task("accounts", "answered", "erased", 1, answered),
+		task("billing", "deferred", "retained", 1, answered+`,"legal_basis":"tax law","retain_until":"2031-12-31T00:00:00Z","next_attempt_at":"2031-12-31T00:00:00Z","counts":{"invoice":3},"remaining":3`),
+	)}
+
+	t.Run("deferred erasure", func(t *testing.T) {
+		t.Parallel()
+		code, stdout, stderr := runCLI(t, "status", "--api", srv.URL, "req-kept")
+		wantOutput{stdout: []string{"(met)"}}.check(t, code, stdout, stderr)
+		if got := strings.Fields(line(t, stdout, "state ")); strings.Join(got, " ") != "state partially_retained" {
+			t.Errorf("state line = %q", got)
+		}
+		row := line(t, stdout, "billing ")
+		if got := strings.Join(strings.Fields(row)[:4], " "); got != "billing deferred retained 1" {
+			t.Errorf("billing row starts %q, want state deferred and outcome retained", got)
+		}
+		if want := "retained under tax law until 2031-12-31, 3 records remain; follow-up erasure on 2031-12-31"; !strings.Contains(row, want) {
+			t.Errorf("billing row %q lacks %q", row, want)
+		}
+	})
 
 	t.Run("rows per system", func(t *testing.T) {
 		t.Parallel()
@@ -425,6 +447,11 @@ func TestList(t *testing.T) {
 			want:        wantOutput{stdout: []string{"no requests"}},
 		},
 		{
+			name: "unknown state",
+			args: []string{"--state", "done"},
+			want: wantOutput{code: exitUsage, stderr: []string{`--state must be pending_verification, open, fulfilled, partially_retained or failed, not "done"`}},
+		},
+		{
 			name:        "server rejects the cursor",
 			args:        []string{"--cursor", "zz"},
 			wantCursors: []string{"zz"},
@@ -508,6 +535,24 @@ func TestWait(t *testing.T) {
 				`^fulfilled in .+: 1 system: 1 exported$`,
 			},
 			stderr: []string{"lethectl export req-1 -o export.json"},
+		},
+		{
+			// The request has ended; billing's deferred task is not awaited:
+			// its follow-up erasure runs years later.
+			name: "partially retained with a deferred erasure",
+			snapshots: []string{
+				snapshot("req-1", "erasure", "open", deadline, "", task("accounts", "answered", "erased", 1, ""), task("billing", "published", "", 1, "")),
+				snapshot("req-1", "erasure", "partially_retained", deadline, "", task("accounts", "answered", "erased", 1, ""),
+					task("billing", "deferred", "retained", 1, retained+`,"next_attempt_at":"2031-12-31T00:00:00Z"`)),
+			},
+			wantLines: []string{
+				"request req-1 (erasure, tenant demo): open",
+				"accounts: answered (erased)",
+				"billing: published",
+				"billing: published -> deferred (retained under tax law until 2031-12-31, follow-up erasure on 2031-12-31)",
+				"request: open -> partially_retained",
+				`^partially_retained in .+: 2 systems: 1 erased, 1 retained; follow-up erasure of billing on 2031-12-31$`,
+			},
 		},
 		{
 			name: "failed after dead letter",

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/services/lethectl/internal/api"
 )
 
@@ -48,7 +49,7 @@ func runDeleteAccount(ctx context.Context, a *app, c command, args []string) int
 		return exitOK
 	}
 	fmt.Fprintf(a.stdout, "The orchestrator opens an erasure request when it receives the account.deleted event.\n")
-	fmt.Fprintf(a.stdout, "Find it with: lethectl list --tenant %s --state open\n", *tenant)
+	fmt.Fprintf(a.stdout, "Find it with: lethectl list --tenant %s --state %s\n", *tenant, lifecycle.Open)
 	fmt.Fprintf(a.stdout, "then follow it with: lethectl wait ID\n")
 	return exitOK
 }

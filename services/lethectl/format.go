@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/services/lethectl/internal/api"
 )
 
@@ -56,12 +57,12 @@ func date(t api.Time) string {
 }
 
 // deadlineNote says how a deadline stands: time left or overdue while the
-// request is open, met or missed once it is finished.
-func deadlineNote(deadline api.Time, state string, completed api.Time, now time.Time) string {
+// request is open, met or missed once it has ended.
+func deadlineNote(deadline api.Time, state lifecycle.State, completed api.Time, now time.Time) string {
 	if deadline.IsZero() {
 		return ""
 	}
-	if api.Finished(state) {
+	if state.Ended() {
 		if completed.IsZero() {
 			return ""
 		}
@@ -78,7 +79,7 @@ func deadlineNote(deadline api.Time, state string, completed api.Time, now time.
 }
 
 // deadlineCell is a deadline with its note, as shown in tables.
-func deadlineCell(deadline api.Time, state string, completed api.Time, now time.Time) string {
+func deadlineCell(deadline api.Time, state lifecycle.State, completed api.Time, now time.Time) string {
 	s := when(deadline)
 	if note := deadlineNote(deadline, state, completed, now); note != "" {
 		s += " (" + note + ")"
@@ -128,10 +129,14 @@ func counts[N int | int64](m map[string]N) string {
 }
 
 // taskNote is what a status row says beyond state and outcome: the legal
-// basis and end date of what was retained, the reason for a failure.
+// basis and end date of what was retained, when a deferred erasure runs,
+// the reason for a failure.
 func taskNote(t api.Task) string {
 	var notes []string
 	if n := retainedNote(t); n != "" {
+		notes = append(notes, n)
+	}
+	if n := deferredNote(t); n != "" {
 		notes = append(notes, n)
 	}
 	if d := failureDetail(t); d != "" {
@@ -143,10 +148,10 @@ func taskNote(t api.Task) string {
 // retainedNote says what was kept and why: "retained under <legal basis>
 // until <date>, N records remain"; empty unless the task retained data.
 func retainedNote(t api.Task) string {
-	if t.Outcome != api.OutcomeRetained && t.LegalBasis == "" {
+	if t.Outcome != lifecycle.Retained && t.LegalBasis == "" {
 		return ""
 	}
-	n := "retained"
+	n := string(lifecycle.Retained)
 	if t.LegalBasis != "" {
 		n += " under " + t.LegalBasis
 	}
@@ -159,21 +164,65 @@ func retainedNote(t api.Task) string {
 	return n
 }
 
+// deferredNote says when the follow-up erasure of a deferred task runs:
+// "follow-up erasure on 2035-12-31"; empty unless the task is deferred.
+// Its system kept data by law until a date, and the orchestrator erases it
+// then. The task is answered, not awaited: its request has ended,
+// partially retained, and becomes fulfilled once the follow-up erasures
+// are done.
+func deferredNote(t api.Task) string {
+	if t.State != lifecycle.TaskDeferred {
+		return ""
+	}
+	return "follow-up erasure " + followUpDate(t)
+}
+
+// followUpDate is when a deferred task's follow-up erasure runs: "on
+// 2035-12-31".
+func followUpDate(t api.Task) string {
+	due := t.NextAttemptAt
+	if due.IsZero() {
+		due = t.RetainUntil
+	}
+	if due.IsZero() {
+		return "when the retention ends"
+	}
+	return "on " + date(due)
+}
+
 // failureDetail is the server's reason for a failed, retrying or
 // dead-lettered task.
 func failureDetail(t api.Task) string {
-	if t.Outcome == api.OutcomeFailed || t.State == api.TaskDeadLetter || t.State == api.TaskRetrying {
+	if t.Outcome == lifecycle.OutcomeFailed || t.State == lifecycle.TaskDeadLetter || t.State == lifecycle.TaskRetrying {
 		return t.Detail
 	}
 	return ""
 }
 
+// oneOf lists names for a help text or an error: "a, b or c".
+func oneOf[S ~string](names []S) string {
+	if len(names) < 2 {
+		return joined(names, "")
+	}
+	last := len(names) - 1
+	return joined(names[:last], ", ") + " or " + string(names[last])
+}
+
+// joined joins names with sep: "erasure|export".
+func joined[S ~string](names []S, sep string) string {
+	s := make([]string, len(names))
+	for i, n := range names {
+		s[i] = string(n)
+	}
+	return strings.Join(s, sep)
+}
+
 // dash stands in for an empty cell so columns stay readable.
-func dash(s string) string {
+func dash[S ~string](s S) string {
 	if s == "" {
 		return "-"
 	}
-	return s
+	return string(s)
 }
 
 // writeJSON prints a raw JSON reply indented, as the server sent it (fields

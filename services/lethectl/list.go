@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"text/tabwriter"
 
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/services/lethectl/internal/api"
 )
 
 var listCommand = command{
 	name:    "list",
-	args:    "[--state open] [--tenant demo] [--limit N] [--cursor C] [--all]",
+	args:    "[--state " + string(lifecycle.Open) + "] [--tenant demo] [--limit N] [--cursor C] [--all]",
 	summary: "list requests, one page or --all",
 	run:     runList,
 }
@@ -22,7 +23,7 @@ const maxPages = 10000
 func runList(ctx context.Context, a *app, c command, args []string) int {
 	fs := a.newFlags(c)
 	var o api.ListOptions
-	fs.StringVar(&o.State, "state", "", "only requests in this state (pending_verification, open, fulfilled, partially_retained, failed)")
+	state := fs.String("state", "", "only requests in this state ("+joined(lifecycle.States(), ", ")+")")
 	fs.StringVar(&o.Tenant, "tenant", "", "only requests of this tenant")
 	fs.IntVar(&o.Limit, "limit", 50, "requests per page")
 	fs.StringVar(&o.Cursor, "cursor", "", "start at this page (the next_cursor of an earlier listing)")
@@ -32,6 +33,10 @@ func runList(ctx context.Context, a *app, c command, args []string) int {
 	}
 	if o.Limit < 0 {
 		return a.usageError(c, fs, "--limit must not be negative")
+	}
+	o.State = lifecycle.State(*state)
+	if o.State != "" && !o.State.Known() {
+		return a.usageError(c, fs, fmt.Sprintf("--state must be %s, not %q", oneOf(lifecycle.States()), o.State))
 	}
 
 	client := a.client()

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/services/lethectl/internal/api"
 )
 
@@ -72,7 +73,7 @@ func writeStatus(w io.Writer, r api.Request, now time.Time) error {
 		return err
 	}
 	if len(r.Tasks) == 0 {
-		if r.State == api.StatePendingVerification {
+		if r.State == lifecycle.PendingVerification {
 			_, err := fmt.Fprintf(w, "\nno tasks yet: confirm the subject's identity with: lethectl confirm %s\n", r.ID)
 			return err
 		}

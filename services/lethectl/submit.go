@@ -3,14 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/services/lethectl/internal/api"
 )
 
 var submitCommand = command{
 	name:    "submit",
-	args:    "--type erasure|export --email EMAIL [--user-id ID] [--tenant demo] [--received-at RFC3339] [--verified] [--json]",
+	args:    "--type " + joined(lifecycle.Types(), "|") + " --email EMAIL [--user-id ID] [--tenant demo] [--received-at RFC3339] [--verified] [--json]",
 	summary: "file a data-subject request; prints its id, then its state and deadline",
 	run:     runSubmit,
 }
@@ -21,7 +23,7 @@ func runSubmit(ctx context.Context, a *app, c command, args []string) int {
 		req     api.NewRequest
 		asJSON  bool
 		tenant  = fs.String("tenant", "demo", "tenant (controller) the request belongs to")
-		typ     = fs.String("type", "", "request type: erasure or export (required)")
+		typ     = fs.String("type", "", "request type: "+oneOf(lifecycle.Types())+" (required)")
 		email   = fs.String("email", "", "the subject's email address")
 		userID  = fs.String("user-id", "", "the subject's user id in the tenant's systems")
 		recvAt  = fs.String("received-at", "", "when the request was received, RFC 3339 (default: now); the deadline counts from it")
@@ -34,14 +36,14 @@ func runSubmit(ctx context.Context, a *app, c command, args []string) int {
 
 	// Only what is obviously wrong is checked here; the server judges the
 	// rest (email syntax, tenant, ...).
-	switch *typ {
-	case api.TypeErasure, api.TypeExport:
-	case "":
-		return a.usageError(c, fs, "--type is required (erasure or export)")
+	switch typ := lifecycle.Type(*typ); {
+	case slices.Contains(lifecycle.Types(), typ):
+		req.Type = typ
+	case typ == "":
+		return a.usageError(c, fs, "--type is required ("+oneOf(lifecycle.Types())+")")
 	default:
-		return a.usageError(c, fs, fmt.Sprintf("--type must be erasure or export, not %q", *typ))
+		return a.usageError(c, fs, fmt.Sprintf("--type must be %s, not %q", oneOf(lifecycle.Types()), typ))
 	}
-	req.Type = *typ
 	req.Tenant = strings.TrimSpace(*tenant)
 	if req.Tenant == "" {
 		return a.usageError(c, fs, "--tenant must not be empty")
@@ -70,7 +72,7 @@ func runSubmit(ctx context.Context, a *app, c command, args []string) int {
 	// gives a script the id.
 	fmt.Fprintln(a.stdout, acc.ID)
 	fmt.Fprintf(a.stdout, "state %s, deadline %s\n", acc.State, deadlineCell(acc.Deadline, acc.State, api.Time{}, a.now()))
-	if acc.State == api.StatePendingVerification {
+	if acc.State == lifecycle.PendingVerification {
 		fmt.Fprintf(a.stderr, "check the subject's identity, then: lethectl confirm %s\n", acc.ID)
 	}
 	return exitOK

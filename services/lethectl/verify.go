@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/pkg/proof"
 )
 
@@ -145,15 +146,15 @@ func deadlineLines(cert *proof.Certificate) []string {
 	}
 	switch {
 	case cert.AnsweredAt != nil:
-		line := "answered " + stamp(*cert.AnsweredAt) + " as partially_retained"
+		line := "answered " + stamp(*cert.AnsweredAt) + " as " + string(lifecycle.PartiallyRetained)
 		if kept := deferredErasures(cert); len(kept) > 0 {
 			line += " (" + strings.Join(kept, "; ") + ")"
 		}
-		lines = append(lines, line+"; the deferred erasure then ran, and the request ended "+cert.State+" "+stamp(cert.CompletedAt))
-	case cert.State == "partially_retained":
+		lines = append(lines, line+"; the deferred erasure then ran, and the request ended "+string(cert.State)+" "+stamp(cert.CompletedAt))
+	case cert.State == lifecycle.PartiallyRetained:
 		var kept []string
 		for _, s := range cert.Systems {
-			if s.Outcome == "retained" && s.RetainUntil != nil {
+			if s.Outcome == lifecycle.Retained && s.RetainUntil != nil {
 				kept = append(kept, s.System+" keeps data until "+s.RetainUntil.UTC().Format(dateLayout))
 			}
 		}

@@ -5,18 +5,24 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/services/lethectl/internal/api"
 )
 
 var waitCommand = command{
 	name:    "wait",
 	args:    "ID [--timeout 2m] [--interval 500ms]",
-	summary: "follow a request until it is fulfilled, partially retained or failed (exit 0, 0, 1; 3 on timeout)",
+	summary: "follow a request until it has ended: " + oneOf(endStates) + " (exit 0, 0, 1; 3 on timeout)",
 	run:     runWait,
 }
+
+// endStates are the states a request ends in, in lifecycle order:
+// fulfilled, partially_retained, failed (wait's exit codes 0, 0, 1).
+var endStates = slices.DeleteFunc(lifecycle.States(), func(s lifecycle.State) bool { return !s.Ended() })
 
 func runWait(ctx context.Context, a *app, c command, args []string) int {
 	fs := a.newFlags(c)
@@ -56,10 +62,13 @@ func runWait(ctx context.Context, a *app, c command, args []string) int {
 			lastWarning = ""
 			last, polled = r, true
 			p.update(r, a.now().Sub(start))
-			if api.Finished(r.State) {
+			// An ended request is done with even while tasks of it are
+			// deferred: their follow-up erasures run at the end of a
+			// retention, possibly years away.
+			if r.State.Ended() {
 				return finishWait(a, r, a.now().Sub(start))
 			}
-			if r.State == api.StatePendingVerification && !hinted {
+			if r.State == lifecycle.PendingVerification && !hinted {
 				p.detach()
 				fmt.Fprintf(a.stderr, "request is pending verification: nothing happens until lethectl confirm %s\n", id)
 				hinted = true
@@ -94,26 +103,30 @@ func runWait(ctx context.Context, a *app, c command, args []string) int {
 	}
 }
 
-// finishWait prints the summary line of a finished request and returns the
+// finishWait prints the summary line of an ended request and returns the
 // exit code for its state.
 func finishWait(a *app, r api.Request, took time.Duration) int {
-	fmt.Fprintf(a.stdout, "%s in %s: %s\n", r.State, elapsed(took), outcomeSummary(r.Tasks))
-	if r.Type == api.TypeExport && r.State != api.StateFailed {
+	summary := outcomeSummary(r.Tasks)
+	if d := deferredSummary(r.Tasks); d != "" {
+		summary += "; " + d
+	}
+	fmt.Fprintf(a.stdout, "%s in %s: %s\n", r.State, elapsed(took), summary)
+	if r.Type == lifecycle.Export && r.State != lifecycle.Failed {
 		fmt.Fprintf(a.stderr, "download the bundle with: lethectl export %s -o export.json\n", r.ID)
 	}
-	if r.State == api.StateFailed {
+	if r.State == lifecycle.Failed {
 		return exitError
 	}
 	return exitOK
 }
 
 // outcomeOrder is the order outcomes are summed up in.
-var outcomeOrder = []string{api.OutcomeErased, api.OutcomeExported, api.OutcomeNotFound, api.OutcomeRetained, api.OutcomeFailed, ""}
+var outcomeOrder = append(lifecycle.Outcomes(), "")
 
 // outcomeSummary counts tasks by outcome: "5 systems: 3 erased, 1 not_found,
 // 1 retained".
 func outcomeSummary(tasks []api.Task) string {
-	n := map[string]int{}
+	n := map[lifecycle.Outcome]int{}
 	for _, t := range tasks {
 		n[t.Outcome]++
 	}
@@ -122,14 +135,14 @@ func outcomeSummary(tasks []api.Task) string {
 		if n[o] == 0 {
 			continue
 		}
-		name := o
+		name := string(o)
 		if name == "" {
 			name = "unanswered"
 		}
 		parts = append(parts, fmt.Sprintf("%d %s", n[o], name))
 	}
 	// Outcomes this CLI does not know yet still count.
-	known := map[string]bool{}
+	known := map[lifecycle.Outcome]bool{}
 	for _, o := range outcomeOrder {
 		known[o] = true
 	}
@@ -149,11 +162,24 @@ func outcomeSummary(tasks []api.Task) string {
 	return s
 }
 
+// deferredSummary names the deferred erasures: "follow-up erasure of
+// billing on 2031-12-31"; empty when no task is deferred.
+func deferredSummary(tasks []api.Task) string {
+	var parts []string
+	for _, t := range tasks {
+		if t.State == lifecycle.TaskDeferred {
+			parts = append(parts, "follow-up erasure of "+t.System+" "+followUpDate(t))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 // answeredOf says how many tasks have an answer: "2 of 5 systems answered".
+// A deferred task has one: its system kept data until a date.
 func answeredOf(tasks []api.Task) string {
 	done := 0
 	for _, t := range tasks {
-		if t.Outcome != "" {
+		if t.Outcome != "" || t.State == lifecycle.TaskAnswered || t.State == lifecycle.TaskDeferred {
 			done++
 		}
 	}
@@ -173,7 +199,7 @@ type progress interface {
 type lineProgress struct {
 	w       io.Writer
 	started bool
-	state   string
+	state   lifecycle.State
 	tasks   map[string]api.Task
 }
 
@@ -204,16 +230,20 @@ func (p *lineProgress) update(r api.Request, _ time.Duration) {
 func (p *lineProgress) detach() {}
 
 // taskSuffix is what follows a task's state in a progress line: its
-// outcome, its attempt while retrying, and the reason for a failure.
+// outcome, when a deferred erasure runs, its attempt while retrying, and
+// the reason for a failure.
 func taskSuffix(t api.Task) string {
 	var in []string
 	switch {
-	case t.Outcome == api.OutcomeRetained:
+	case t.Outcome == lifecycle.Retained:
 		in = append(in, retainedNote(t))
 	case t.Outcome != "":
-		in = append(in, t.Outcome)
+		in = append(in, string(t.Outcome))
 	}
-	if t.State == api.TaskRetrying || (t.Outcome == "" && t.Attempts > 1) {
+	if n := deferredNote(t); n != "" {
+		in = append(in, n)
+	}
+	if t.State == lifecycle.TaskRetrying || (t.Outcome == "" && t.Attempts > 1) {
 		in = append(in, fmt.Sprintf("attempt %d", t.Attempts))
 	}
 	s := ""

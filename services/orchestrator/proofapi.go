@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 )
@@ -94,7 +95,7 @@ func (p certificatePage) Day(t time.Time) string { return t.In(p.loc()).Format("
 
 var certificateTemplate = template.Must(template.New("certificate").Funcs(template.FuncMap{
 	"join": func(s []string) string { return strings.Join(s, ", ") },
-	"class": func(outcome string) string {
+	"class": func(outcome lifecycle.Outcome) string {
 		switch outcome {
 		case "erased", "exported", "not_found":
 			return "done"
@@ -103,8 +104,8 @@ var certificateTemplate = template.Must(template.New("certificate").Funcs(templa
 		}
 		return "failed"
 	},
-	"label": func(outcome string) string {
-		return map[string]string{"erased": "Erased", "exported": "Exported", "not_found": "Nothing held",
+	"label": func(outcome lifecycle.Outcome) string {
+		return map[lifecycle.Outcome]string{"erased": "Erased", "exported": "Exported", "not_found": "Nothing held",
 			"retained": "Retained by law", "dead_letter": "Did not answer", "failed": "Failed"}[outcome]
 	},
 }).Parse(`<!doctype html>

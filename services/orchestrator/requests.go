@@ -17,6 +17,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/deadline"
 	"github.com/lethe-dev/lethe/pkg/events"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/pkg/pseudonym"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
@@ -124,7 +125,7 @@ func (o *Orchestrator) Submit(ctx context.Context, nr NewRequest) (r *store.Requ
 			return err
 		}
 		received, dl := r.ReceivedAt, r.Deadline
-		if err := o.record(tx, proof.Entry{RequestID: r.ID, Event: proof.EventCreated, At: now, Tenant: r.Tenant, Type: r.Type,
+		if err := o.record(tx, proof.Entry{RequestID: r.ID, Event: proof.EventCreated, At: now, Tenant: r.Tenant, Type: lifecycle.Type(r.Type),
 			SubjectHash: r.SubjectHash, ReceivedAt: &received, Deadline: &dl, DeadlinePolicy: logSpec, Detail: "source=" + r.Source}); err != nil {
 			return err
 		}
@@ -341,7 +342,7 @@ func (o *Orchestrator) recordReceipt(ctx context.Context, rc *lethev1.Receipt, r
 			return err
 		}
 		if err := o.record(tx, proof.Entry{RequestID: r.ID, Event: proof.EventReceiptAccepted, At: now, System: k.System,
-			Attempt: int(rc.GetAttempt()), Outcome: k.Outcome, ReceiptHash: fmt.Sprintf("%x", h)}); err != nil {
+			Attempt: int(rc.GetAttempt()), Outcome: lifecycle.Outcome(k.Outcome), ReceiptHash: fmt.Sprintf("%x", h)}); err != nil {
 			return err
 		}
 		wake, received = true, &r.ReceivedAt
@@ -504,8 +505,8 @@ func (o *Orchestrator) issue(tx store.Tx, r *store.Request, tasks []*store.Task,
 		return err
 	}
 	c := proof.Certificate{
-		RequestID: r.ID, Tenant: r.Tenant, Type: r.Type, SubjectHash: r.SubjectHash,
-		ReceivedAt: r.ReceivedAt, Deadline: r.Deadline, DeadlinePolicy: spec, CompletedAt: r.CompletedAt, State: r.State,
+		RequestID: r.ID, Tenant: r.Tenant, Type: lifecycle.Type(r.Type), SubjectHash: r.SubjectHash,
+		ReceivedAt: r.ReceivedAt, Deadline: r.Deadline, DeadlinePolicy: spec, CompletedAt: r.CompletedAt, State: lifecycle.State(r.State),
 		Log: proof.LogProof{TreeHead: proof.SignTreeHead(o.signer, size, root, now)},
 	}
 	if !r.AnsweredAt.IsZero() && !r.AnsweredAt.Equal(r.CompletedAt) {
@@ -513,7 +514,7 @@ func (o *Orchestrator) issue(tx store.Tx, r *store.Request, tasks []*store.Task,
 	}
 	for _, k := range tasks {
 		if k.State != store.TaskAnswered && k.State != store.TaskDeferred {
-			c.Systems = append(c.Systems, proof.SystemResult{System: k.System, Outcome: proof.OutcomeDeadLetter, Detail: k.Detail})
+			c.Systems = append(c.Systems, proof.SystemResult{System: k.System, Outcome: lifecycle.DeadLetter, Detail: k.Detail})
 			continue
 		}
 		res, err := proof.SystemResultOf(k.Receipt)

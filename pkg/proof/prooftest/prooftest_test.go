@@ -12,6 +12,7 @@ import (
 
 	"github.com/lethe-dev/lethe/pkg/deadline"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/pkg/proof/prooftest"
 )
@@ -32,7 +33,7 @@ func TestWorldCertificatesVerify(t *testing.T) {
 	tests := []struct {
 		name        string
 		erasure     prooftest.Erasure
-		state       string
+		state       lifecycle.State
 		entries     int
 		systems     string // system=outcome/remaining, in order
 		deadline    time.Time
@@ -127,7 +128,7 @@ func TestWorldFollowUp(t *testing.T) {
 		name     string
 		minimal  bool
 		followUp prooftest.FollowUp
-		state    string
+		state    lifecycle.State
 		entries  int // after the follow-up
 		systems  string
 	}{

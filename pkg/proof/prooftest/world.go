@@ -30,6 +30,7 @@ import (
 
 	"github.com/lethe-dev/lethe/pkg/deadline"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/pkg/proof"
 )
 
@@ -160,11 +161,11 @@ type Erasure struct {
 	// Extend, when set, extends the deadline (Art. 12(3)).
 	Extend *Extend
 	// State, when set, is the state the request ended in, instead of the
-	// one the answers give ("failed" if a system failed or ran out of
-	// attempts; otherwise "partially_retained" if a system retained data
-	// until a date; otherwise "fulfilled"). The log's final event follows
-	// it.
-	State string
+	// one the answers give (lifecycle.FinalState: failed if a system
+	// failed or ran out of attempts; otherwise partially_retained if a
+	// system retained data until a date; otherwise fulfilled). The log's
+	// final event follows it.
+	State lifecycle.State
 	// Minimal logs only the entries a certificate needs: created, each
 	// system's answer (receipt_accepted or dead_letter), extended and
 	// notice_delivered if Extend is set, and the end. Otherwise, as the
@@ -206,7 +207,7 @@ type FollowUp struct {
 	Completed time.Time
 	// State, when set, is the state it ends in, instead of the one the
 	// answers give (see [Erasure]).
-	State string
+	State lifecycle.State
 }
 
 // Request is an erasure request a World carried out.
@@ -224,7 +225,7 @@ type Request struct {
 	// it was first answered (partially_retained).
 	Answered  *time.Time
 	Completed time.Time
-	State     string
+	State     lifecycle.State
 	// Entries are the indexes of the request's entries in the World's log,
 	// in order.
 	Entries []int64
@@ -272,7 +273,7 @@ func (w *World) Erase(tb testing.TB, id string, e Erasure) *Request {
 	var log []proof.Entry
 	add := func(en proof.Entry) { log = append(log, en) }
 	received, due := r.Received, r.Deadline
-	add(proof.Entry{Event: proof.EventCreated, At: received, Tenant: Tenant, Type: "erasure", SubjectHash: r.SubjectHash,
+	add(proof.Entry{Event: proof.EventCreated, At: received, Tenant: Tenant, Type: lifecycle.Erasure, SubjectHash: r.SubjectHash,
 		ReceivedAt: &received, Deadline: &due, DeadlinePolicy: r.Policy})
 	if !e.Minimal {
 		add(proof.Entry{Event: proof.EventVerified, At: received.Add(10 * time.Second)})
@@ -326,7 +327,7 @@ func (w *World) FollowUp(tb testing.TB, r *Request, f FollowUp) {
 	var deferred []string
 	var latest time.Time
 	for _, s := range r.results {
-		if s.Outcome == "retained" && s.RetainUntil != nil {
+		if partOf(s).Defers(lifecycle.Erasure) {
 			deferred = append(deferred, s.System)
 			if s.RetainUntil.After(latest) {
 				latest = *s.RetainUntil
@@ -388,7 +389,7 @@ func (w *World) answer(tb testing.TB, r *Request, a Answer, at time.Time, add fu
 	var res proof.SystemResult
 	if a.DeadLetter {
 		add(proof.Entry{Event: proof.EventDeadLetter, At: at, System: a.System, Attempt: 5, Detail: "out of attempts"})
-		res = proof.SystemResult{System: a.System, Outcome: proof.OutcomeDeadLetter, Detail: "out of attempts"}
+		res = proof.SystemResult{System: a.System, Outcome: lifecycle.DeadLetter, Detail: "out of attempts"}
 	} else {
 		rc := w.receipt(tb, r.ID, a, at)
 		raw, err := proto.Marshal(rc)
@@ -403,7 +404,7 @@ func (w *World) answer(tb testing.TB, r *Request, a Answer, at time.Time, add fu
 			tb.Fatalf("receipt hash of %s: %v", a.System, err)
 		}
 		add(proof.Entry{Event: proof.EventReceiptAccepted, At: at, System: a.System, Attempt: 1, Outcome: res.Outcome, ReceiptHash: hex.EncodeToString(h[:])})
-		if res.Outcome == "retained" && res.RetainUntil != nil && !r.minimal {
+		if partOf(res).Defers(lifecycle.Erasure) && !r.minimal {
 			add(proof.Entry{Event: proof.EventErasureDeferred, At: at, System: a.System, RetainUntil: res.RetainUntil})
 		}
 	}
@@ -421,26 +422,32 @@ func (w *World) append(r *Request, entries []proof.Entry) {
 	}
 }
 
-// stateOf is the state the systems' answers give, as the orchestrator and
-// the verifier have it.
-func stateOf(results []proof.SystemResult) string {
-	state := "fulfilled"
+// stateOf is the state the systems' answers give to an erasure, as the
+// orchestrator and the verifier have it (lifecycle.FinalState).
+func stateOf(results []proof.SystemResult) lifecycle.State {
+	parts := make([]lifecycle.Part, 0, len(results))
 	for _, s := range results {
-		switch {
-		case s.Outcome == "failed" || s.Outcome == proof.OutcomeDeadLetter:
-			return "failed"
-		case s.Outcome == "retained" && s.RetainUntil != nil:
-			state = "partially_retained"
-		}
+		parts = append(parts, partOf(s))
 	}
-	return state
+	return lifecycle.FinalState(lifecycle.Erasure, parts)
 }
 
-func finalEvent(state string) string {
+// partOf is how a system's part ended, as the request's state depends on
+// it.
+func partOf(s proof.SystemResult) lifecycle.Part {
+	p := lifecycle.Part{Outcome: s.Outcome}
+	if s.RetainUntil != nil {
+		p.RetainUntil = *s.RetainUntil
+	}
+	return p
+}
+
+// finalEvent is the log event that ends a request in state.
+func finalEvent(state lifecycle.State) string {
 	switch state {
-	case "failed":
+	case lifecycle.Failed:
 		return proof.EventFailed
-	case "partially_retained":
+	case lifecycle.PartiallyRetained:
 		return proof.EventPartiallyRetained
 	}
 	return proof.EventFulfilled
@@ -499,7 +506,7 @@ func (w *World) Certificate(tb testing.TB, r *Request) *proof.Certificate {
 	c := &proof.Certificate{
 		RequestID:   r.ID,
 		Tenant:      Tenant,
-		Type:        "erasure",
+		Type:        lifecycle.Erasure,
 		SubjectHash: r.SubjectHash,
 		ReceivedAt:  r.Received,
 		Deadline:    r.Deadline,

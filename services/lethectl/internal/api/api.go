@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
 )
 
 // Error is a reply with a 4xx or 5xx status. Message is the server's "error"
@@ -200,48 +202,6 @@ func New(baseURL, token string, hc *http.Client) *Client {
 	return &Client{t: newTransport(baseURL, token, hc)}
 }
 
-// Request types.
-const (
-	TypeErasure = "erasure"
-	TypeExport  = "export"
-)
-
-// Request states.
-const (
-	StatePendingVerification = "pending_verification"
-	StateOpen                = "open"
-	StateFulfilled           = "fulfilled"
-	StatePartiallyRetained   = "partially_retained"
-	StateFailed              = "failed"
-)
-
-// Task states.
-const (
-	TaskPending    = "pending"
-	TaskPublished  = "published"
-	TaskAnswered   = "answered"
-	TaskRetrying   = "retrying"
-	TaskDeadLetter = "dead_letter"
-)
-
-// Task outcomes (empty while unanswered).
-const (
-	OutcomeErased   = "erased"
-	OutcomeExported = "exported"
-	OutcomeNotFound = "not_found"
-	OutcomeRetained = "retained"
-	OutcomeFailed   = "failed"
-)
-
-// Finished reports whether a request state is final.
-func Finished(state string) bool {
-	switch state {
-	case StateFulfilled, StatePartiallyRetained, StateFailed:
-		return true
-	}
-	return false
-}
-
 // Subject identifies the person a request is about; either field may be
 // empty, not both.
 type Subject struct {
@@ -251,9 +211,9 @@ type Subject struct {
 
 // NewRequest is the body of POST /v1/requests.
 type NewRequest struct {
-	Type    string  `json:"type"`
-	Tenant  string  `json:"tenant"`
-	Subject Subject `json:"subject"`
+	Type    lifecycle.Type `json:"type"`
+	Tenant  string         `json:"tenant"`
+	Subject Subject        `json:"subject"`
 	// ReceivedAt is RFC 3339; empty means now, as the server sees it.
 	ReceivedAt string `json:"received_at,omitempty"`
 	Verified   bool   `json:"verified"`
@@ -261,23 +221,23 @@ type NewRequest struct {
 
 // Accepted is the reply to a submission or a confirmation.
 type Accepted struct {
-	ID       string `json:"id"`
-	State    string `json:"state"`
-	Deadline Time   `json:"deadline"`
+	ID       string          `json:"id"`
+	State    lifecycle.State `json:"state"`
+	Deadline Time            `json:"deadline"`
 }
 
 // Request is one request with its tasks (GET /v1/requests/{id}).
 type Request struct {
-	ID          string `json:"id"`
-	Tenant      string `json:"tenant"`
-	Type        string `json:"type"`
-	State       string `json:"state"`
-	Source      string `json:"source"`
-	ReceivedAt  Time   `json:"received_at"`
-	Deadline    Time   `json:"deadline"`
-	CreatedAt   Time   `json:"created_at"`
-	CompletedAt Time   `json:"completed_at"`
-	Tasks       []Task `json:"tasks"`
+	ID          string          `json:"id"`
+	Tenant      string          `json:"tenant"`
+	Type        lifecycle.Type  `json:"type"`
+	State       lifecycle.State `json:"state"`
+	Source      string          `json:"source"`
+	ReceivedAt  Time            `json:"received_at"`
+	Deadline    Time            `json:"deadline"`
+	CreatedAt   Time            `json:"created_at"`
+	CompletedAt Time            `json:"completed_at"`
+	Tasks       []Task          `json:"tasks"`
 	// Set when the deadline was extended (Art. 12(3)).
 	OriginalDeadline Time   `json:"original_deadline"`
 	ExtendedAt       Time   `json:"extended_at"`
@@ -292,26 +252,29 @@ type Request struct {
 
 // Task is one system's part of a request.
 type Task struct {
-	System      string         `json:"system"`
-	State       string         `json:"state"`
-	Outcome     string         `json:"outcome"`
-	Attempts    int            `json:"attempts"`
-	AnsweredAt  Time           `json:"answered_at"`
-	LegalBasis  string         `json:"legal_basis"`
-	RetainUntil Time           `json:"retain_until"`
-	Counts      map[string]int `json:"counts"`
-	Remaining   int            `json:"remaining"`
-	Detail      string         `json:"detail"`
+	System     string              `json:"system"`
+	State      lifecycle.TaskState `json:"state"`
+	Outcome    lifecycle.Outcome   `json:"outcome"` // empty while unanswered
+	Attempts   int                 `json:"attempts"`
+	AnsweredAt Time                `json:"answered_at"`
+	// NextAttemptAt is when the orchestrator acts on the task again: a
+	// retry, or the follow-up erasure of a deferred task (zero for none).
+	NextAttemptAt Time           `json:"next_attempt_at"`
+	LegalBasis    string         `json:"legal_basis"`
+	RetainUntil   Time           `json:"retain_until"`
+	Counts        map[string]int `json:"counts"`
+	Remaining     int            `json:"remaining"`
+	Detail        string         `json:"detail"`
 }
 
 // Summary is one row of a request listing.
 type Summary struct {
-	ID         string `json:"id"`
-	Tenant     string `json:"tenant"`
-	Type       string `json:"type"`
-	State      string `json:"state"`
-	ReceivedAt Time   `json:"received_at"`
-	Deadline   Time   `json:"deadline"`
+	ID         string          `json:"id"`
+	Tenant     string          `json:"tenant"`
+	Type       lifecycle.Type  `json:"type"`
+	State      lifecycle.State `json:"state"`
+	ReceivedAt Time            `json:"received_at"`
+	Deadline   Time            `json:"deadline"`
 }
 
 // Page is one page of a listing; an empty NextCursor means the last page.
@@ -322,7 +285,7 @@ type Page struct {
 
 // ListOptions filter a listing; zero values are left out of the query.
 type ListOptions struct {
-	State  string
+	State  lifecycle.State
 	Tenant string
 	// EventID finds the request an account deletion event opened.
 	EventID string
@@ -400,7 +363,7 @@ func (c *Client) Get(ctx context.Context, id string) (Request, []byte, error) {
 func (c *Client) List(ctx context.Context, o ListOptions) (Page, error) {
 	q := url.Values{}
 	if o.State != "" {
-		q.Set("state", o.State)
+		q.Set("state", string(o.State))
 	}
 	if o.Tenant != "" {
 		q.Set("tenant", o.Tenant)
