@@ -23,12 +23,11 @@ import (
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
 	"github.com/lethe-dev/lethe/pkg/connector"
 	"github.com/lethe-dev/lethe/pkg/proof"
-	"github.com/lethe-dev/lethe/pkg/pseudonym"
 	"github.com/lethe-dev/lethe/services/accounts"
 	"github.com/lethe-dev/lethe/services/billing"
 	"github.com/lethe-dev/lethe/services/emailanalytics"
 	"github.com/lethe-dev/lethe/services/orchestrator"
-	"github.com/lethe-dev/lethe/services/orchestrator/store"
+	"github.com/lethe-dev/lethe/services/orchestrator/app"
 	"github.com/lethe-dev/lethe/services/recordings"
 	"github.com/lethe-dev/lethe/services/subprocessors"
 	"github.com/lethe-dev/lethe/services/subprocessors/standin"
@@ -54,7 +53,8 @@ type Config struct {
 	// instead of SQLite under DataDir.
 	StoreURL string
 	// Orchestrator tunes retries, deadline policies (Deadlines) and the
-	// notice webhook; zero values take the orchestrator's defaults.
+	// notice webhook; zero values take the orchestrator's defaults. Its
+	// parts (listener, store, bus, keys) are the stack's.
 	Orchestrator orchestrator.Config
 	// Now is the clock of every part: the orchestrator (unless
 	// Orchestrator.Now is set), the connectors, and billing's dataset
@@ -163,30 +163,20 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err := s.registerKeys(); err != nil {
 		return nil, err
 	}
-	key, err := pseudonym.LoadKey(filepath.Join(cfg.DataDir, "orchestrator"))
+	// The orchestrator, wired as its binary wires it (app.Run), on the
+	// stack's bus and clock.
+	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("orchestrator API: %w", err)
 	}
+	s.API = "http://" + ln.Addr().String()
 	oc := cfg.Orchestrator
-	oc.Listen, oc.DataDir, oc.Bus, oc.HashKey = cfg.Listen, filepath.Join(cfg.DataDir, "orchestrator"), s.bus, key
-	if cfg.StoreURL != "" {
-		st, err := store.Open(ctx, cfg.StoreURL)
-		if err != nil {
-			return nil, err
-		}
-		s.closers = append(s.closers, func() { st.Close() })
-		oc.Store = st
-	}
-	oc.Logger, oc.Registerer = log.With("service", "orchestrator"), cfg.Registry
 	if oc.Now == nil {
 		oc.Now = cfg.Now
 	}
-	o, err := orchestrator.New(oc)
-	if err != nil {
-		return nil, err
-	}
-	s.API = "http://" + o.Addr()
-	s.run("orchestrator", o.Run)
+	opts := app.Options{Listener: ln, DataDir: filepath.Join(cfg.DataDir, "orchestrator"), Bus: s.bus, StoreURL: cfg.StoreURL,
+		Orchestrator: oc, Logger: log.With("service", "orchestrator"), Registry: cfg.Registry}
+	s.run("orchestrator", func(ctx context.Context) error { return app.Run(ctx, opts) })
 
 	skip := map[string]bool{}
 	for _, n := range cfg.Without {
@@ -197,7 +187,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 			s.StartConnector(name)
 		}
 	}
-	if err := waitHealthy(ctx, s.API); err != nil {
+	if err := s.waitHealthy(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -320,9 +310,17 @@ func (s *Stack) close() {
 	s.closers = nil
 }
 
-func waitHealthy(ctx context.Context, api string) error {
+// waitHealthy waits for the orchestrator's API to answer, or returns what
+// stopped a part of the stack (the orchestrator's store, say) first.
+func (s *Stack) waitHealthy(ctx context.Context) error {
 	for i := 0; i < 100; i++ {
-		resp, err := http.Get(api + "/healthz")
+		s.mu.Lock()
+		failed := errors.Join(s.errs...)
+		s.mu.Unlock()
+		if failed != nil {
+			return failed
+		}
+		resp, err := http.Get(s.API + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

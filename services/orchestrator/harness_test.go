@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -21,6 +22,8 @@ import (
 	"github.com/lethe-dev/lethe/pkg/connector"
 	"github.com/lethe-dev/lethe/pkg/piitest"
 	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/services/orchestrator/keyring"
+	"github.com/lethe-dev/lethe/services/orchestrator/store"
 )
 
 // env is an embedded NATS server, an orchestrator over SQLite in a temp dir,
@@ -28,17 +31,20 @@ import (
 type env struct {
 	t       *testing.T
 	dir     string
+	dataDir string // the orchestrator's
 	natsURL string
 	nats    *natsbus.Embedded
 	logs    *piitest.Capture
 	cfg     Config
 	api     string
 	stop    context.CancelFunc
-	done    chan error
-	reg     *prometheus.Registry
-	connReg *prometheus.Registry // the connectors' metrics
-	stops   map[string]func()    // stop each connector
-	clock   *fakeClock           // the connectors' clock, if set
+	// closeStore closes the store of the orchestrator start started.
+	closeStore func() error
+	done       chan error
+	reg        *prometheus.Registry
+	connReg    *prometheus.Registry // the connectors' metrics
+	stops      map[string]func()    // stop each connector
+	clock      *fakeClock           // the connectors' clock, if set
 }
 
 // fakeClock is a clock a test moves.
@@ -64,11 +70,11 @@ var testSystems = []string{"alpha", "beta"}
 func newEnv(t *testing.T, tweak func(*Config)) *env {
 	t.Helper()
 	dir := t.TempDir()
-	e := &env{t: t, dir: dir, logs: &piitest.Capture{}, connReg: prometheus.NewRegistry(), stops: map[string]func(){}}
+	e := &env{t: t, dir: dir, dataDir: filepath.Join(dir, "orchestrator"), logs: &piitest.Capture{}, connReg: prometheus.NewRegistry(), stops: map[string]func(){}}
 	e.natsUp(-1)
 	t.Cleanup(func() { e.nats.Shutdown() })
 	e.cfg = Config{
-		Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "orchestrator"), Systems: testSystems,
+		Systems:     testSystems,
 		MaxAttempts: 4, RetryInitial: 300 * time.Millisecond, RetryMax: time.Second, ScanInterval: 50 * time.Millisecond,
 		HashKey: []byte("0123456789abcdef0123456789abcdef"),
 	}
@@ -84,7 +90,7 @@ func newEnv(t *testing.T, tweak func(*Config)) *env {
 		}
 		keys.Add(signer.Key)
 	}
-	if err := proof.WriteKeySet(filepath.Join(e.cfg.DataDir, "keys.json"), keys); err != nil {
+	if err := proof.WriteKeySet(filepath.Join(e.dataDir, "keys.json"), keys); err != nil {
 		t.Fatal(err)
 	}
 	e.start()
@@ -120,23 +126,47 @@ func (e *env) bus(name string) *natsbus.Bus {
 	return b
 }
 
-// start runs an orchestrator on the env's data dir.
+// start runs an orchestrator over SQLite in the env's data dir.
 func (e *env) start() {
 	e.t.Helper()
-	cfg := e.cfg
-	cfg.Bus = e.bus("orchestrator")
-	cfg.Logger = e.logger()
-	e.reg = prometheus.NewRegistry()
-	cfg.Registerer = e.reg
-	o, err := New(cfg)
+	st, err := store.OpenSQLite(filepath.Join(e.dataDir, "lethe.db"))
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.reg = prometheus.NewRegistry()
+	o := e.orchestrator(st, e.reg)
 	e.api = "http://" + o.Addr()
 	ctx, cancel := context.WithCancel(context.Background())
 	e.stop, e.done = cancel, make(chan error, 1)
 	go func() { e.done <- o.Run(ctx) }()
+	e.closeStore = st.Close
 	e.t.Cleanup(e.shutdown)
+}
+
+// orchestrator assembles an orchestrator of the env's configuration over
+// st, with the env's signing key and keys file, on a port of its own.
+func (e *env) orchestrator(st store.Store, reg *prometheus.Registry) *Orchestrator {
+	e.t.Helper()
+	signer, err := proof.LoadSigner(filepath.Join(e.dataDir, "signing.key"), proof.RoleOrchestrator, time.Now())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	keys, err := keyring.Open(filepath.Join(e.dataDir, "keys.json"), signer.Key, e.logger())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cfg := e.cfg
+	cfg.Listener, cfg.Store, cfg.Bus, cfg.Signer, cfg.Keys = ln, st, e.bus("orchestrator"), signer, keys
+	cfg.Logger, cfg.Registerer = e.logger(), reg
+	o, err := New(cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return o
 }
 
 func (e *env) shutdown() {
@@ -148,6 +178,9 @@ func (e *env) shutdown() {
 		e.t.Errorf("orchestrator: %v", err)
 	}
 	e.stop = nil
+	if err := e.closeStore(); err != nil {
+		e.t.Errorf("store: %v", err)
+	}
 }
 
 // toySystem is a system that holds one record per subject and counts the

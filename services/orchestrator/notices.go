@@ -11,95 +11,36 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/lethe-dev/lethe/pkg/events"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
 	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/services/orchestrator/engine"
+	"github.com/lethe-dev/lethe/services/orchestrator/outbox"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 )
 
-// Channels a notice is delivered on.
-const (
-	channelBus     = "bus"
-	channelWebhook = "webhook"
-)
-
-// noticeLease is how long a notifier holds the notices it claimed: if it
-// dies, another replica's delivers them after that.
-const noticeLease = 30 * time.Second
-
-// noticeBatch is how many notices a notifier claims at once.
-const noticeBatch = 20
-
-// enqueueExtensionNotice writes the notice of an extension to the person
-// into the notification outbox, in the transaction that extends.
-func (o *Orchestrator) enqueueExtensionNotice(tx store.Tx, r *store.Request, now time.Time) error {
-	b, err := proto.Marshal(&lethev1.ExtensionNotice{
-		RequestId:        r.ID,
-		Tenant:           r.Tenant,
-		Subject:          &lethev1.Subject{Email: r.SubjectEmail, UserId: r.SubjectUserID},
-		ReceivedAt:       timestamppb.New(r.ReceivedAt),
-		OriginalDeadline: timestamppb.New(r.OriginalDeadline),
-		Deadline:         timestamppb.New(r.Deadline),
-		Reason:           r.ExtensionReason,
-		ExtendedAt:       timestamppb.New(r.ExtendedAt),
-	})
-	if err != nil {
-		return err
-	}
-	return tx.InsertNotice(&store.Notice{ID: proof.NoticeExtension + ":" + r.ID, RequestID: r.ID, Kind: proof.NoticeExtension,
-		Payload: b, CreatedAt: now, NextAttemptAt: now})
-}
-
-// wakeNotifier tells the notifier there is a notice to deliver.
-func (o *Orchestrator) wakeNotifier() {
-	select {
-	case o.noticeUp <- struct{}{}:
-	default:
+// notifier delivers the notices to data subjects that the lifecycle wrote
+// into the notification outbox.
+func (o *Orchestrator) notifier() *outbox.Loop[*store.Notice] {
+	return &outbox.Loop[*store.Notice]{
+		Name: "notice delivery", Owner: o.id, Batch: 20, Lease: 30 * time.Second, Interval: o.cfg.ScanInterval,
+		Wake: o.noticeUp, Now: o.engine.Now, Log: o.log,
+		Claim: o.cfg.Store.ClaimNotices, Release: o.cfg.Store.ReleaseNotices,
+		Deliver: func(ctx context.Context, batch []*store.Notice) error {
+			var errs []error
+			for _, n := range batch {
+				errs = append(errs, o.deliver(ctx, n))
+			}
+			return errors.Join(errs...)
+		},
 	}
 }
 
-// notify delivers due notices until ctx is cancelled.
-func (o *Orchestrator) notify(ctx context.Context) error {
-	tick := time.NewTicker(o.cfg.ScanInterval)
-	defer tick.Stop()
-	for {
-		n, err := o.deliverDue(ctx)
-		if err != nil && ctx.Err() == nil {
-			o.log.Error("notice delivery", "err", err)
-		}
-		if n == noticeBatch && err == nil {
-			continue // there may be more
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-o.noticeUp:
-		case <-tick.C:
-		}
-	}
-}
-
-// deliverDue delivers the notices due now and returns how many it tried.
-func (o *Orchestrator) deliverDue(ctx context.Context) (int, error) {
-	now := o.now()
-	due, err := o.store.ClaimNotices(ctx, o.id, noticeBatch, now, now.Add(noticeLease))
-	if err != nil {
-		return 0, err
-	}
-	var errs []error
-	for _, n := range due {
-		errs = append(errs, o.deliver(ctx, n))
-	}
-	return len(due), errors.Join(errs...)
-}
-
-// deliver tries each channel the notice has not reached yet, then records
-// what happened: a delivery as evidence in the transparency log (and, for a
-// request already ended, in a re-issued certificate), a failure as a retry
-// with backoff. A crash between delivering and recording delivers again:
-// with the same ce-id, which the bus de-duplicates and a webhook can too.
+// deliver tries each channel the notice has not reached yet, then has the
+// lifecycle record what happened (engine.RecordDeliveries). A crash
+// between delivering and recording delivers again: with the same ce-id,
+// which the bus de-duplicates and a webhook can too.
 func (o *Orchestrator) deliver(ctx context.Context, n *store.Notice) error {
 	if n.Payload == nil {
 		return nil
@@ -108,7 +49,7 @@ func (o *Orchestrator) deliver(ctx context.Context, n *store.Notice) error {
 	if err := proto.Unmarshal(n.Payload, msg); err != nil {
 		return fmt.Errorf("notice %s: %w", n.ID, err)
 	}
-	bm, err := events.ExtensionNoticeMessage(msg, source, n.CreatedAt)
+	bm, err := events.ExtensionNoticeMessage(msg, engine.Source, n.CreatedAt)
 	if err != nil {
 		return err
 	}
@@ -117,72 +58,16 @@ func (o *Orchestrator) deliver(ctx context.Context, n *store.Notice) error {
 		// Bounded, as the webhook is: a broker that does not answer must
 		// not hold up the other channel and the other notices.
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		tried[channelBus] = o.cfg.Bus.Publish(pctx, events.TopicNotices, bm)
+		tried[proof.ChannelBus] = o.cfg.Bus.Publish(pctx, events.TopicNotices, bm)
 		cancel()
 	}
 	if o.cfg.NoticeWebhook != "" && n.WebhookAt.IsZero() {
-		tried[channelWebhook] = o.postNotice(ctx, bm.ID, bm.Type, bm.Time, msg)
+		tried[proof.ChannelWebhook] = o.postNotice(ctx, bm.ID, bm.Type, bm.Time, msg)
 	}
 	if ctx.Err() != nil {
-		return nil // shutting down: the lease runs out and the notice is tried again
+		return nil // shutting down: released, the notice is tried again
 	}
-	var delivered []string
-	err = o.store.Tx(context.WithoutCancel(ctx), func(tx store.Tx) error {
-		delivered = nil
-		now := o.now()
-		r, err := tx.Request(n.RequestID) // request first, as every transaction locks
-		if err != nil {
-			return err
-		}
-		cur, err := tx.Notice(n.ID)
-		if err != nil {
-			return err
-		}
-		var failures []string
-		for _, ch := range []string{channelBus, channelWebhook} {
-			err, ok := tried[ch]
-			if !ok {
-				continue
-			}
-			at := &cur.BusAt
-			if ch == channelWebhook {
-				at = &cur.WebhookAt
-			}
-			if err != nil {
-				failures = append(failures, ch+": "+err.Error())
-				continue
-			}
-			if !at.IsZero() {
-				continue // another replica recorded it meanwhile
-			}
-			*at = now
-			delivered = append(delivered, ch)
-			if err := o.record(tx, proof.Entry{RequestID: cur.RequestID, Event: proof.EventNoticeDelivered, At: now, Notice: cur.Kind, Channel: ch}); err != nil {
-				return err
-			}
-		}
-		switch {
-		case !cur.BusAt.IsZero() && (o.cfg.NoticeWebhook == "" || !cur.WebhookAt.IsZero()):
-			// Delivered everywhere: the copy of the person's contact goes.
-			cur.Payload, cur.NextAttemptAt, cur.LastError = nil, time.Time{}, ""
-		case len(failures) > 0:
-			cur.Attempts++
-			cur.LastError = failures[0]
-			cur.NextAttemptAt = now.Add(o.wait(cur.Attempts))
-		}
-		if err := tx.UpdateNotice(cur); err != nil {
-			return err
-		}
-		if len(delivered) > 0 && !r.CompletedAt.IsZero() {
-			// The certificate of an ended request shows the delivery too.
-			tasks, err := tx.Tasks(r.ID)
-			if err != nil {
-				return err
-			}
-			return o.issue(tx, r, tasks, now)
-		}
-		return nil
-	})
+	delivered, err := o.engine.RecordDeliveries(context.WithoutCancel(ctx), n, tried)
 	if err != nil {
 		return fmt.Errorf("record notice delivery: %w", err)
 	}
@@ -192,7 +77,7 @@ func (o *Orchestrator) deliver(ctx context.Context, n *store.Notice) error {
 			result = "failed"
 			o.log.Warn("notice not delivered, will retry", "request_id", n.RequestID, "kind", n.Kind, "channel", ch, "err", terr)
 		}
-		o.m.notices.WithLabelValues(ch, result).Inc()
+		o.m.Notices.WithLabelValues(ch, result).Inc()
 	}
 	for _, ch := range delivered {
 		o.log.Info("notice delivered", "request_id", n.RequestID, "kind", n.Kind, "channel", ch)
@@ -219,10 +104,10 @@ func (o *Orchestrator) postNotice(ctx context.Context, id, typ string, at time.T
 	req.Header.Set("ce-specversion", "1.0")
 	req.Header.Set("ce-id", id)
 	req.Header.Set("ce-type", typ)
-	req.Header.Set("ce-source", source)
+	req.Header.Set("ce-source", engine.Source)
 	req.Header.Set("ce-time", at.UTC().Format(time.RFC3339Nano))
-	req.Header.Set("Lethe-Signature", proof.SignNotice(o.signer, body))
-	resp, err := o.httpClient.Do(req)
+	req.Header.Set("Lethe-Signature", proof.SignNotice(o.cfg.Signer, body))
+	resp, err := o.cfg.HTTPClient.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return errors.New("webhook timed out")

@@ -1,7 +1,11 @@
-// Package orchestrator takes data-subject requests, fans one task per
-// registered system out over the bus through a transactional outbox, records
-// the systems' receipts, retries silent or failing systems with backoff and
-// dead-letters them after a number of attempts.
+// Package orchestrator is Lethe's orchestrator as one service: the HTTP
+// API (package httpapi) over the request lifecycle (package engine), the
+// relay that publishes the lifecycle's outbox to the bus, the notifier
+// that delivers notices to data subjects, the consumers of receipts and
+// account deletions, and the schedule of retries and deferred erasures.
+//
+// [New] takes its parts ready (store, bus, signer, keys, listener); the
+// app package opens them from flags.
 package orchestrator
 
 import (
@@ -14,7 +18,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"time"
@@ -25,20 +28,28 @@ import (
 	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/deadline"
 	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/services/orchestrator/engine"
+	"github.com/lethe-dev/lethe/services/orchestrator/httpapi"
+	"github.com/lethe-dev/lethe/services/orchestrator/metrics"
+	"github.com/lethe-dev/lethe/services/orchestrator/outbox"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 )
 
 // DefaultSystems are the five systems of the reference deployment.
 var DefaultSystems = []string{"accounts", "billing", "emailanalytics", "recordings", "subprocessors"}
 
-// Config configures an orchestrator.
+// Config configures an orchestrator. Its parts come ready: New opens
+// nothing.
 type Config struct {
-	// Listen is the HTTP API's address; port 0 picks a free one.
-	Listen string
-	// DataDir holds the SQLite store when Store is nil.
-	DataDir string
-	Store   store.Store
-	Bus     bus.Bus
+	// Listener is where the HTTP API is served; Run closes it.
+	Listener net.Listener
+	Store    store.Store
+	Bus      bus.Bus
+	// Signer is the orchestrator's key (tree heads, certificates, notices).
+	Signer *proof.Signer
+	// Keys lists the public keys that may sign receipts (a keyring.Ring
+	// re-reads its file when it changes).
+	Keys engine.KeySource
 	// Systems are the registered systems: a request is done when every one
 	// of them has answered.
 	Systems []string
@@ -52,7 +63,7 @@ type Config struct {
 	// ScanInterval is how often due retries are looked for.
 	ScanInterval time.Duration
 	// Objective is how soon a request should be fulfilled, for the SLO
-	// metric lethe_orchestrator_requests_ended_total{result}. Default 7 days.
+	// metric lethe_orchestrator_requests_ended_total{result}.
 	Objective time.Duration
 	// Deadlines are the tenants' deadline policies (time zone, roll to
 	// working days); nil counts every deadline in UTC without rolling.
@@ -65,50 +76,47 @@ type Config struct {
 	HTTPClient *http.Client
 	// HashKey keys the hash that replaces subject identifiers once a
 	// request has ended.
-	HashKey []byte
-	// Signer is the orchestrator's key (tree heads, certificates); nil
-	// loads or creates DataDir/signing.key.
-	Signer *proof.Signer
-	// KeysFile lists the connectors' public keys (see proof.KeySet); it is
-	// read again when it changes. Default DataDir/keys.json.
-	KeysFile   string
+	HashKey    []byte
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
 }
 
-var systemName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+// Defaults are the defaults of the settings an operator tunes: the one
+// place they are written (the binary's flags show them).
+func Defaults() Config {
+	return Config{
+		Systems:      DefaultSystems,
+		MaxAttempts:  6,
+		RetryInitial: 30 * time.Second,
+		RetryMax:     30 * time.Minute,
+		ScanInterval: time.Second,
+		Objective:    7 * 24 * time.Hour,
+	}
+}
 
 func (c *Config) setDefaults() {
-	if c.Listen == "" {
-		c.Listen = "127.0.0.1:8080"
-	}
-	if c.DataDir == "" {
-		c.DataDir = "data"
-	}
+	d := Defaults()
 	if len(c.Systems) == 0 {
-		c.Systems = DefaultSystems
+		c.Systems = d.Systems
 	}
 	if c.MaxAttempts == 0 {
-		c.MaxAttempts = 6
+		c.MaxAttempts = d.MaxAttempts
 	}
 	if c.RetryInitial == 0 {
-		c.RetryInitial = 30 * time.Second
+		c.RetryInitial = d.RetryInitial
 	}
 	if c.RetryMax == 0 {
-		c.RetryMax = 30 * time.Minute
+		c.RetryMax = d.RetryMax
 	}
 	if c.ScanInterval == 0 {
-		c.ScanInterval = time.Second
+		c.ScanInterval = d.ScanInterval
 	}
 	if c.Objective == 0 {
-		c.Objective = 7 * 24 * time.Hour
+		c.Objective = d.Objective
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
-	}
-	if c.KeysFile == "" {
-		c.KeysFile = filepath.Join(c.DataDir, "keys.json")
 	}
 	if c.Registerer == nil {
 		c.Registerer = prometheus.NewRegistry()
@@ -121,15 +129,24 @@ func (c *Config) setDefaults() {
 	}
 }
 
+var systemName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
-	if c.Bus == nil {
+	switch {
+	case c.Listener == nil:
+		return errors.New("orchestrator: no listener")
+	case c.Store == nil:
+		return errors.New("orchestrator: no store")
+	case c.Bus == nil:
 		return errors.New("orchestrator: no bus")
-	}
-	if len(c.HashKey) < 16 {
+	case c.Signer == nil:
+		return errors.New("orchestrator: no signing key")
+	case c.Keys == nil:
+		return errors.New("orchestrator: no keys")
+	case len(c.HashKey) < 16:
 		return errors.New("orchestrator: hash key shorter than 16 bytes")
-	}
-	if c.MaxAttempts < 1 {
+	case c.MaxAttempts < 1:
 		return errors.New("orchestrator: max attempts must be at least 1")
 	}
 	for _, s := range c.Systems {
@@ -148,81 +165,50 @@ func (c Config) Validate() error {
 
 // Orchestrator is one running orchestrator.
 type Orchestrator struct {
-	cfg     Config
-	store   store.Store
-	ownsDB  bool
-	log     *slog.Logger
-	m       *metrics
-	ln      net.Listener
-	relayUp chan struct{} // wakes the relay after a commit that enqueued
-	// noticeUp wakes the notifier after a commit that wrote a notice.
-	noticeUp   chan struct{}
-	httpClient *http.Client
-	signer     *proof.Signer
-	keys       *registry
-	id         string // names this replica's outbox leases
+	cfg    Config
+	engine *engine.Engine
+	api    *httpapi.API
+	m      *metrics.Metrics
+	log    *slog.Logger
+	// relayUp and noticeUp wake the relay and the notifier after a commit
+	// that gave them work.
+	relayUp, noticeUp outbox.Signal
+	id                string // names this replica's outbox leases
 }
 
-// New opens the store and the API's listener. Run starts the work.
+// New assembles an orchestrator from ready parts. Run starts the work.
 func New(cfg Config) (*Orchestrator, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg.Systems = slices.Sorted(slices.Values(cfg.Systems))
-	o := &Orchestrator{cfg: cfg, store: cfg.Store, log: cfg.Logger, relayUp: make(chan struct{}, 1), noticeUp: make(chan struct{}, 1), httpClient: cfg.HTTPClient, signer: cfg.Signer, id: replicaID()}
-	if o.signer == nil {
-		s, err := proof.LoadSigner(filepath.Join(cfg.DataDir, "signing.key"), proof.RoleOrchestrator, cfg.Now())
-		if err != nil {
-			return nil, err
-		}
-		o.signer = s
+	channels := []string{proof.ChannelBus}
+	if cfg.NoticeWebhook != "" {
+		channels = append(channels, proof.ChannelWebhook)
 	}
-	keys, err := newRegistry(cfg.KeysFile, o.signer.Key, cfg.Logger)
-	if err != nil {
-		return nil, err
-	}
-	o.keys = keys
-	if o.store == nil {
-		s, err := store.OpenSQLite(filepath.Join(cfg.DataDir, "lethe.db"))
-		if err != nil {
-			return nil, err
-		}
-		o.store, o.ownsDB = s, true
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		o.Close()
-		return nil, fmt.Errorf("orchestrator: listen: %w", err)
-	}
-	o.ln = ln
-	o.m = newMetrics(cfg.Registerer, o.store, cfg.Systems, cfg.Deadlines, cfg.NoticeWebhook != "", cfg.Now)
+	o := &Orchestrator{cfg: cfg, log: cfg.Logger, relayUp: outbox.NewSignal(), noticeUp: outbox.NewSignal(), id: replicaID()}
+	o.m = metrics.New(cfg.Registerer, cfg.Store, cfg.Systems, cfg.Deadlines, channels, cfg.Now)
+	o.engine = engine.New(engine.Config{
+		Store: cfg.Store, Systems: cfg.Systems, MaxAttempts: cfg.MaxAttempts, RetryInitial: cfg.RetryInitial, RetryMax: cfg.RetryMax,
+		Objective: cfg.Objective, Deadlines: cfg.Deadlines, NoticeChannels: channels, HashKey: cfg.HashKey,
+		Signer: cfg.Signer, Keys: cfg.Keys, Relay: o.relayUp, Notifier: o.noticeUp, Metrics: o.m, Logger: cfg.Logger, Now: cfg.Now,
+	})
+	o.api = httpapi.New(o.engine, cfg.Store, o.m, cfg.Logger)
 	return o, nil
 }
 
 // Addr is the HTTP API's address.
-func (o *Orchestrator) Addr() string { return o.ln.Addr().String() }
-
-// Close releases what New opened; Run closes it too.
-func (o *Orchestrator) Close() error {
-	if o.ln != nil {
-		o.ln.Close()
-	}
-	if o.ownsDB {
-		return o.store.Close()
-	}
-	return nil
-}
+func (o *Orchestrator) Addr() string { return o.cfg.Listener.Addr().String() }
 
 // Run serves the API, relays the outbox, delivers notices, consumes
 // receipts and account deletions and schedules retries and deferred
 // erasures until ctx is cancelled.
 func (o *Orchestrator) Run(ctx context.Context) error {
-	defer o.Close()
-	srv := &http.Server{Handler: o.routes(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: o.api.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		if err := srv.Serve(o.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(o.cfg.Listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
 		}
 		return nil
@@ -233,23 +219,15 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})
-	g.Go(func() error { return o.relay(ctx) })
+	g.Go(func() error { return o.relay().Run(ctx) })
+	g.Go(func() error { return o.notifier().Run(ctx) })
 	g.Go(func() error { return o.scan(ctx) })
-	g.Go(func() error { return o.notify(ctx) })
 	g.Go(func() error { return o.consumeReceipts(ctx) })
 	g.Go(func() error { return o.consumeAccountDeletions(ctx) })
 	o.log.Info("orchestrator running", "listen", o.Addr(), "systems", o.cfg.Systems)
 	err := g.Wait()
 	o.log.Info("orchestrator stopped")
 	return err
-}
-
-// wakeRelay tells the relay there is something to publish.
-func (o *Orchestrator) wakeRelay() {
-	select {
-	case o.relayUp <- struct{}{}:
-	default:
-	}
 }
 
 // replicaID names this orchestrator process among replicas sharing a store.

@@ -300,7 +300,7 @@ func TestEndedRequestKeepsNoSubject(t *testing.T) {
 	e.connect("beta", &toySystem{})
 	id := e.submit(erasure(true))
 	e.waitState(id, "fulfilled")
-	db, err := sqlitedb.Open(filepath.Join(e.cfg.DataDir, "lethe.db"))
+	db, err := sqlitedb.Open(filepath.Join(e.dataDir, "lethe.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -544,7 +544,7 @@ func TestLogConsistency(t *testing.T) {
 	// Rewrite the first entry and recompute the whole tree, as someone
 	// covering their tracks would: the old head exposes it.
 	e.shutdown()
-	rewriteFirstEntry(t, filepath.Join(e.cfg.DataDir, "lethe.db"))
+	rewriteFirstEntry(t, filepath.Join(e.dataDir, "lethe.db"))
 	e.start()
 	if err := consistent(older, head()); err == nil {
 		t.Fatal("a rewritten log passed the consistency check")
@@ -608,7 +608,7 @@ func TestKeyRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keysFile := filepath.Join(e.cfg.DataDir, "keys.json")
+	keysFile := filepath.Join(e.dataDir, "keys.json")
 	edit := func(change func(*proof.KeySet)) {
 		ks, err := proof.ReadKeySet(keysFile)
 		if err != nil {

@@ -32,14 +32,8 @@ func (e *env) replica(dsn string) *replica {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	cfg := e.cfg
-	cfg.Store, cfg.Bus, cfg.Logger = st, e.bus("orchestrator"), e.logger()
 	r := &replica{reg: prometheus.NewRegistry()}
-	cfg.Registerer = r.reg
-	o, err := New(cfg)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	o := e.orchestrator(st, r.reg)
 	r.api = "http://" + o.Addr()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -1,13 +1,19 @@
-// Package app wires the orchestrator binary: flags, logging, bus, hash key.
+// Package app opens what the orchestrator runs on (bus, store, keys,
+// listener) and runs it: [Run] for a program that has its options
+// already (the in-process stack of `make run`), [Main] for the binary,
+// which reads them from flags and the environment.
 package app
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 	_ "time/tzdata" // tenants' time zones, also where the system has no zoneinfo
@@ -15,119 +21,208 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/bus/busurl"
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
 	"github.com/lethe-dev/lethe/pkg/deadline"
+	"github.com/lethe-dev/lethe/pkg/envflag"
+	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/pkg/pseudonym"
 	"github.com/lethe-dev/lethe/services/orchestrator"
+	"github.com/lethe-dev/lethe/services/orchestrator/keyring"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 )
 
-// Main parses args and runs the orchestrator until ctx is cancelled. It
-// returns the process exit code.
+// ErrConfig marks an error in the options (a bad URL, an unreachable
+// engine named by one): the binary exits 2 for it.
+var ErrConfig = errors.New("configuration")
+
+// Options say where the orchestrator's parts are. Zero values take the
+// defaults of the orchestrator binary's flags.
+type Options struct {
+	// Listener serves the API; nil listens on Listen.
+	Listener net.Listener
+	Listen   string
+	// DataDir holds the SQLite store (unless StoreURL names another), the
+	// hash key, the signing key, the keys file and the embedded NATS
+	// server's files.
+	DataDir string
+	// Bus is a bus already connected (the in-process stack shares one);
+	// nil dials BusURL: "embedded" (an in-process NATS server with
+	// JetStream, listening on NATSListen), nats://... or kafka://....
+	Bus        bus.Bus
+	BusURL     string
+	NATSListen string
+	// StoreURL is sqlite:PATH or postgres://...; "" is SQLite in DataDir.
+	StoreURL string
+	// KeysFile lists the connectors' public keys; "" is DataDir/keys.json.
+	KeysFile string
+	// Orchestrator holds the settings an operator tunes (systems, retries,
+	// deadlines, the notice webhook, the clock); its parts are filled here.
+	Orchestrator orchestrator.Config
+	Logger       *slog.Logger
+	// Registry receives the metrics; nil: a new one with the Go and
+	// process collectors.
+	Registry prometheus.Registerer
+}
+
+// The options' defaults, which the binary's flags show.
+const (
+	defaultListen     = "127.0.0.1:8080"
+	defaultDataDir    = "data/orchestrator"
+	defaultBus        = "embedded"
+	defaultNATSListen = "127.0.0.1:4223"
+)
+
+func (o *Options) setDefaults() {
+	if o.Listen == "" {
+		o.Listen = defaultListen
+	}
+	if o.DataDir == "" {
+		o.DataDir = defaultDataDir
+	}
+	if o.BusURL == "" {
+		o.BusURL = defaultBus
+	}
+	if o.NATSListen == "" {
+		o.NATSListen = defaultNATSListen
+	}
+	if o.StoreURL == "" {
+		o.StoreURL = "sqlite:" + filepath.Join(o.DataDir, "lethe.db")
+	}
+	if o.KeysFile == "" {
+		o.KeysFile = filepath.Join(o.DataDir, "keys.json")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Registry == nil {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		o.Registry = reg
+	}
+}
+
+// Run opens the orchestrator's parts and runs it until ctx is cancelled;
+// it closes what it opened.
+func Run(ctx context.Context, opts Options) error {
+	opts.setDefaults()
+	log := opts.Logger
+	b := opts.Bus
+	if b == nil {
+		url := opts.BusURL
+		if url == "embedded" {
+			host, port, err := splitHostPort(opts.NATSListen)
+			if err != nil {
+				return fmt.Errorf("%w: NATS listen address: %w", ErrConfig, err)
+			}
+			srv, err := natsbus.StartEmbedded(filepath.Join(opts.DataDir, "nats"), host, port)
+			if err != nil {
+				return fmt.Errorf("embedded NATS: %w", err)
+			}
+			defer srv.Shutdown()
+			url = srv.URL()
+			log.Info("embedded NATS JetStream running", "url", url)
+		}
+		var err error
+		if b, err = busurl.Dial(ctx, url, busurl.Options{Name: "lethe-orchestrator", Logger: log}); err != nil {
+			return fmt.Errorf("%w: bus: %w", ErrConfig, err)
+		}
+		defer b.Close()
+	}
+	st, err := store.Open(ctx, opts.StoreURL)
+	if err != nil {
+		return fmt.Errorf("%w: store: %w", ErrConfig, err)
+	}
+	defer st.Close()
+	key, err := pseudonym.LoadKey(opts.DataDir)
+	if err != nil {
+		return fmt.Errorf("hash key: %w", err)
+	}
+	signer, err := proof.LoadSigner(filepath.Join(opts.DataDir, "signing.key"), proof.RoleOrchestrator, time.Now())
+	if err != nil {
+		return fmt.Errorf("signing key: %w", err)
+	}
+	keys, err := keyring.Open(opts.KeysFile, signer.Key, log)
+	if err != nil {
+		return fmt.Errorf("keys file: %w", err)
+	}
+	ln := opts.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", opts.Listen); err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+	}
+	defer ln.Close()
+	cfg := opts.Orchestrator
+	cfg.Listener, cfg.Store, cfg.Bus, cfg.Signer, cfg.Keys, cfg.HashKey = ln, st, b, signer, keys, key
+	cfg.Logger, cfg.Registerer = log, opts.Registry
+	o, err := orchestrator.New(cfg)
+	if err != nil {
+		return err
+	}
+	return o.Run(ctx)
+}
+
+// Main parses args into Options and runs the orchestrator until ctx is
+// cancelled. It returns the process exit code: 2 for bad flags or
+// options, 1 for a failure while running.
 func Main(ctx context.Context, fs *flag.FlagSet, args []string) int {
-	listen := fs.String("listen", "127.0.0.1:8080", "HTTP API address")
-	dataDir := fs.String("data", "data/orchestrator", "directory of the SQLite store and the hash key")
-	busURL := fs.String("bus", envOr("LETHE_BUS", envOr("LETHE_NATS", "embedded")),
+	d := orchestrator.Defaults()
+	var opts Options
+	fs.StringVar(&opts.Listen, "listen", defaultListen, "HTTP API address")
+	fs.StringVar(&opts.DataDir, "data", defaultDataDir, "directory of the SQLite store, the hash key and the signing key")
+	fs.StringVar(&opts.BusURL, "bus", envflag.Or("LETHE_BUS", envflag.Or("LETHE_NATS", defaultBus)),
 		`"embedded" (an in-process NATS server with JetStream under <data>/nats), nats://host:4222 or kafka://host1:9092,host2:9092 (env LETHE_BUS)`)
-	fs.StringVar(busURL, "nats", *busURL, "the same as --bus (older name)")
-	storeURL := fs.String("store", envOr("LETHE_STORE", ""), "sqlite:PATH or postgres://user:pass@host:5432/db (env LETHE_STORE; default sqlite:<data>/lethe.db)")
-	natsListen := fs.String("nats-listen", "127.0.0.1:4223", "where the embedded NATS server listens, for connectors in other processes")
-	keysFile := fs.String("keys", "", "keys file listing the connectors' public keys (default <data>/keys.json; re-read when it changes)")
-	systems := fs.String("systems", strings.Join(orchestrator.DefaultSystems, ","), "comma-separated registered systems")
-	maxAttempts := fs.Int("max-attempts", 6, "attempts per task before it is dead-lettered")
-	retryInitial := fs.Duration("retry-initial", 30*time.Second, "first wait for a system's answer; doubles per attempt")
-	retryMax := fs.Duration("retry-max", 30*time.Minute, "longest wait for an answer")
-	tenantsFile := fs.String("tenants", envOr("LETHE_TENANTS", ""), "tenants file of deadline policies (time zone, roll to working days, holidays); default: every tenant in UTC, no roll (env LETHE_TENANTS)")
-	webhook := fs.String("notice-webhook", envOr("LETHE_NOTICE_WEBHOOK", ""), "URL that also receives notices to data subjects (extensions) as signed JSON POSTs (env LETHE_NOTICE_WEBHOOK)")
-	objective := fs.Duration("objective", 7*24*time.Hour, "how soon a request should be fulfilled, for the SLO metric")
+	fs.StringVar(&opts.BusURL, "nats", opts.BusURL, "the same as --bus (older name)")
+	fs.StringVar(&opts.StoreURL, "store", envflag.Or("LETHE_STORE", ""), "sqlite:PATH or postgres://user:pass@host:5432/db (env LETHE_STORE; default sqlite:<data>/lethe.db)")
+	fs.StringVar(&opts.NATSListen, "nats-listen", defaultNATSListen, "where the embedded NATS server listens, for connectors in other processes")
+	fs.StringVar(&opts.KeysFile, "keys", "", "keys file listing the connectors' public keys (default <data>/keys.json; re-read when it changes)")
+	systems := fs.String("systems", strings.Join(d.Systems, ","), "comma-separated registered systems")
+	oc := &opts.Orchestrator
+	fs.IntVar(&oc.MaxAttempts, "max-attempts", d.MaxAttempts, "attempts per task before it is dead-lettered")
+	fs.DurationVar(&oc.RetryInitial, "retry-initial", d.RetryInitial, "first wait for a system's answer; doubles per attempt")
+	fs.DurationVar(&oc.RetryMax, "retry-max", d.RetryMax, "longest wait for an answer")
+	fs.DurationVar(&oc.Objective, "objective", d.Objective, "how soon a request should be fulfilled, for the SLO metric")
+	fs.StringVar(&oc.NoticeWebhook, "notice-webhook", envflag.Or("LETHE_NOTICE_WEBHOOK", ""), "URL that also receives notices to data subjects (extensions) as signed JSON POSTs (env LETHE_NOTICE_WEBHOOK)")
+	tenantsFile := fs.String("tenants", envflag.Or("LETHE_TENANTS", ""), "tenants file of deadline policies (time zone, roll to working days, holidays); default: every tenant in UTC, no roll (env LETHE_TENANTS)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	var tenants *deadline.Tenants
+	oc.Systems = strings.Split(*systems, ",")
 	if *tenantsFile != "" {
 		t, err := deadline.LoadTenants(*tenantsFile)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "orchestrator: --tenants: %v\n", err)
 			return 2
 		}
-		tenants = t
+		oc.Deadlines = t
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
 		fmt.Fprintf(os.Stderr, "orchestrator: bad --log-level: %v\n", err)
 		return 2
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})).With("service", "orchestrator")
-
-	url := *busURL
-	if url == "embedded" {
-		host, port, err := splitHostPort(*natsListen)
-		if err != nil {
-			logger.Error("bad --nats-listen", "err", err)
+	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})).With("service", "orchestrator")
+	if err := Run(ctx, opts); err != nil {
+		opts.Logger.Error("orchestrator failed", "err", err)
+		if errors.Is(err, ErrConfig) {
 			return 2
 		}
-		srv, err := natsbus.StartEmbedded(filepath.Join(*dataDir, "nats"), host, port)
-		if err != nil {
-			logger.Error("embedded NATS", "err", err)
-			return 1
-		}
-		defer srv.Shutdown()
-		url = srv.URL()
-		logger.Info("embedded NATS JetStream running", "url", url)
-	}
-	b, err := busurl.Dial(ctx, url, busurl.Options{Name: "lethe-orchestrator", Logger: logger})
-	if err != nil {
-		logger.Error("bus", "err", err)
-		return 2
-	}
-	defer b.Close()
-	if *storeURL == "" {
-		*storeURL = "sqlite:" + filepath.Join(*dataDir, "lethe.db")
-	}
-	st, err := store.Open(ctx, *storeURL)
-	if err != nil {
-		logger.Error("store", "err", err)
-		return 2
-	}
-	defer st.Close()
-	key, err := pseudonym.LoadKey(*dataDir)
-	if err != nil {
-		logger.Error("hash key", "err", err)
-		return 1
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	o, err := orchestrator.New(orchestrator.Config{
-		Listen: *listen, DataDir: *dataDir, Bus: b, Store: st, Systems: strings.Split(*systems, ","),
-		MaxAttempts: *maxAttempts, RetryInitial: *retryInitial, RetryMax: *retryMax, Objective: *objective,
-		Deadlines: tenants, NoticeWebhook: *webhook,
-		HashKey: key, KeysFile: *keysFile, Logger: logger, Registerer: reg,
-	})
-	if err != nil {
-		logger.Error("start", "err", err)
-		return 1
-	}
-	if err := o.Run(ctx); err != nil {
-		logger.Error("run", "err", err)
 		return 1
 	}
 	return 0
 }
 
 func splitHostPort(addr string) (string, int, error) {
-	host, port, ok := strings.Cut(addr, ":")
-	var n int
-	if _, err := fmt.Sscanf(port, "%d", &n); !ok || err != nil {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q is not host:port", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
 		return "", 0, fmt.Errorf("%q is not host:port", addr)
 	}
 	return host, n, nil
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }

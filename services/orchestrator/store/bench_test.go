@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 	"github.com/lethe-dev/lethe/services/orchestrator/store/storetest"
 )
@@ -166,18 +167,18 @@ func benchRow(i, n int, pad []byte) ([]any, [][]any) {
 	if i%7 == 0 {
 		typ = "export"
 	}
-	state, email, userID := store.StateOpen, any(fmt.Sprintf("person-%04d@example.com", i%10000)), any(fmt.Sprintf("user-%04d", i%10000))
+	state, email, userID := lifecycle.Open, any(fmt.Sprintf("person-%04d@example.com", i%10000)), any(fmt.Sprintf("user-%04d", i%10000))
 	var completed any
 	updated := received
 	switch {
 	case ended && i%33 == 0:
-		state = store.StateFailed
+		state = lifecycle.Failed
 	case ended && i%9 == 0:
-		state = store.StatePartiallyRetained
+		state = lifecycle.PartiallyRetained
 	case ended:
-		state = store.StateFulfilled
+		state = lifecycle.Fulfilled
 	case j%10 == 0:
-		state = store.StatePendingVerification
+		state = lifecycle.PendingVerification
 	}
 	if ended {
 		email, userID = nil, nil
@@ -193,28 +194,28 @@ func benchRow(i, n int, pad []byte) ([]any, [][]any) {
 
 	var tasks [][]any
 	for k, sys := range benchSystems {
-		row := []any{id + "." + sys, id, sys, store.TaskPending, 0, nil, "", nil, "", "", nil, "{}", 0, nil, nil, nil}
+		row := []any{id + "." + sys, id, sys, lifecycle.TaskPending, 0, nil, "", nil, "", "", nil, "{}", 0, nil, nil, nil}
 		switch {
-		case ended && state == store.StateFailed && k == 0:
-			row[3], row[4], row[8] = store.TaskDeadLetter, 5, "no answer after 5 attempts"
+		case ended && state == lifecycle.Failed && k == 0:
+			row[3], row[4], row[8] = lifecycle.TaskDeadLetter, 5, "no answer after 5 attempts"
 		case ended:
 			outcome := "erased"
 			if typ == "export" {
 				outcome = "exported"
 				row[13], row[14] = h[:], pad[:512]
 			}
-			if state == store.StatePartiallyRetained && k == 1 {
+			if state == lifecycle.PartiallyRetained && k == 1 {
 				outcome = "retained"
 				row[9], row[10] = "tax law", received.AddDate(10, 0, 0).UnixMilli()
 			}
-			row[3], row[4], row[6], row[7] = store.TaskAnswered, 1, outcome, updated.UnixMilli()
+			row[3], row[4], row[6], row[7] = lifecycle.TaskAnswered, 1, outcome, updated.UnixMilli()
 			if outcome == "retained" {
-				row[3], row[5] = store.TaskDeferred, row[10] // the follow-up erasure waits for its date
+				row[3], row[5] = lifecycle.TaskDeferred, row[10] // the follow-up erasure waits for its date
 			}
 			row[11] = `{"profile":1,"login_history":` + strconv.Itoa(i%50) + `}`
 			row[15] = pad[k : k+300] // a signed receipt's size
-		case state == store.StateOpen: // a seventh of them due
-			row[3], row[4] = store.TaskPublished, 1
+		case state == lifecycle.Open: // a seventh of them due
+			row[3], row[4] = lifecycle.TaskPublished, 1
 			row[5] = benchNow.Add(-10 * time.Minute).Add(time.Duration((j*5+k)%70) * time.Minute).UnixMilli()
 		}
 		tasks = append(tasks, row)
@@ -299,7 +300,7 @@ var benchQueries = []struct {
 	run  func(ctx context.Context, f *fixture, i int) error
 }{
 	{"list_open_by_deadline", func(ctx context.Context, f *fixture, i int) error {
-		reqs, next, err := f.s.List(ctx, store.ListQuery{State: store.StateOpen, Limit: 50})
+		reqs, next, err := f.s.List(ctx, store.ListQuery{State: lifecycle.Open, Limit: 50})
 		if err == nil && (len(reqs) != 50 || next == "" || !reqs[0].Deadline.Before(benchNow)) {
 			err = fmt.Errorf("list: %d requests, not the overdue first", len(reqs))
 		}
@@ -321,7 +322,7 @@ var benchQueries = []struct {
 	}},
 	{"due_tasks", func(ctx context.Context, f *fixture, i int) error {
 		err := f.s.Tx(ctx, func(tx store.Tx) error {
-			due, err := tx.DueTasks(benchNow, 100)
+			due, err := tx.DueTasks(ctx, benchNow, 100)
 			if err == nil && len(due) != 100 {
 				err = fmt.Errorf("%d due tasks", len(due))
 			}
@@ -340,7 +341,7 @@ var benchQueries = []struct {
 	// scrape on SQLite at 1M, before migration 00003).
 	{"stats", func(ctx context.Context, f *fixture, i int) error {
 		st, err := f.s.Stats(ctx)
-		if err == nil && st.Requests[[2]string{store.StateOpen, "erasure"}] == 0 {
+		if err == nil && st.Requests[store.Kind{State: lifecycle.Open, Type: lifecycle.Erasure}] == 0 {
 			err = errors.New("no open requests counted")
 		}
 		return err

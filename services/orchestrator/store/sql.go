@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
 )
 
 // sqlStore is the one SQL layer both engines share: SQLite and PostgreSQL
@@ -97,7 +99,7 @@ func (s *sqlStore) Tx(ctx context.Context, fn func(Tx) error) error {
 	}
 	// Rolls back if fn panics; a no-op after Commit.
 	defer tx.Rollback()
-	if err := fn(&sqlTx{ctx: ctx, tx: tx, d: s.d}); err != nil {
+	if err := fn(&sqlTx{tx: tx, d: s.d}); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -107,21 +109,20 @@ func (s *sqlStore) Tx(ctx context.Context, fn func(Tx) error) error {
 }
 
 type sqlTx struct {
-	ctx context.Context
-	tx  *sql.Tx
-	d   dialect
+	tx *sql.Tx
+	d  dialect
 }
 
-func (t *sqlTx) exec(query string, args ...any) (sql.Result, error) {
-	return t.tx.ExecContext(t.ctx, t.d.q(query), args...)
+func (t *sqlTx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(ctx, t.d.q(query), args...)
 }
 
-func (t *sqlTx) query(query string, args ...any) (*sql.Rows, error) {
-	return t.tx.QueryContext(t.ctx, t.d.q(query), args...)
+func (t *sqlTx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(ctx, t.d.q(query), args...)
 }
 
-func (t *sqlTx) queryRow(query string, args ...any) *sql.Row {
-	return t.tx.QueryRowContext(t.ctx, t.d.q(query), args...)
+func (t *sqlTx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, t.d.q(query), args...)
 }
 
 func ms(t time.Time) any {
@@ -164,8 +165,8 @@ func emptyNil(b []byte) []byte {
 // insertOne runs an INSERT ... ON CONFLICT DO NOTHING and turns a conflict
 // into ErrDuplicate. Unlike a unique violation, a conflict leaves a
 // PostgreSQL transaction usable, as it does in SQLite.
-func (t *sqlTx) insertOne(what, query string, args ...any) error {
-	res, err := t.exec(query, args...)
+func (t *sqlTx) insertOne(ctx context.Context, what, query string, args ...any) error {
+	res, err := t.exec(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("insert %s: %w", what, err)
 	}
@@ -179,8 +180,8 @@ func (t *sqlTx) insertOne(what, query string, args ...any) error {
 	return nil
 }
 
-func (t *sqlTx) InsertRequest(r *Request) error {
-	return t.insertOne("request", `INSERT INTO requests (`+requestColumns+`)
+func (t *sqlTx) InsertRequest(ctx context.Context, r *Request) error {
+	return t.insertOne(ctx, "request", `INSERT INTO requests (`+requestColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		r.ID, r.Tenant, r.Type, r.State, nullString(r.SubjectEmail), nullString(r.SubjectUserID), r.SubjectHash, r.Source, nullString(r.SourceRef),
 		ms(r.ReceivedAt), ms(r.Deadline), ms(r.CreatedAt), ms(r.UpdatedAt), ms(r.CompletedAt),
@@ -210,16 +211,16 @@ func scanRequest(row interface{ Scan(...any) error }) (*Request, error) {
 	return &r, nil
 }
 
-func (t *sqlTx) Request(id string) (*Request, error) {
-	return scanRequest(t.queryRow(`SELECT `+requestColumns+` FROM requests WHERE id = ?`+t.d.forUpdate(), id))
+func (t *sqlTx) Request(ctx context.Context, id string) (*Request, error) {
+	return scanRequest(t.queryRow(ctx, `SELECT `+requestColumns+` FROM requests WHERE id = ?`+t.d.forUpdate(), id))
 }
 
-func (t *sqlTx) RequestBySourceRef(ref string) (*Request, error) {
-	return scanRequest(t.queryRow(`SELECT `+requestColumns+` FROM requests WHERE source_ref = ?`+t.d.forUpdate(), ref))
+func (t *sqlTx) RequestBySourceRef(ctx context.Context, ref string) (*Request, error) {
+	return scanRequest(t.queryRow(ctx, `SELECT `+requestColumns+` FROM requests WHERE source_ref = ?`+t.d.forUpdate(), ref))
 }
 
-func (t *sqlTx) UpdateRequest(r *Request) error {
-	_, err := t.exec(`UPDATE requests SET state = ?, subject_email = ?, subject_user_id = ?, deadline = ?, updated_at = ?, completed_at = ?,
+func (t *sqlTx) UpdateRequest(ctx context.Context, r *Request) error {
+	_, err := t.exec(ctx, `UPDATE requests SET state = ?, subject_email = ?, subject_user_id = ?, deadline = ?, updated_at = ?, completed_at = ?,
 		answered_at = ?, original_deadline = ?, extended_at = ?, extension_reason = ? WHERE id = ?`,
 		r.State, nullString(r.SubjectEmail), nullString(r.SubjectUserID), ms(r.Deadline), ms(r.UpdatedAt), ms(r.CompletedAt),
 		ms(r.AnsweredAt), ms(r.OriginalDeadline), ms(r.ExtendedAt), nullString(r.ExtensionReason), r.ID)
@@ -229,12 +230,12 @@ func (t *sqlTx) UpdateRequest(r *Request) error {
 	return nil
 }
 
-func (t *sqlTx) InsertTask(k *Task) error {
+func (t *sqlTx) InsertTask(ctx context.Context, k *Task) error {
 	counts, err := json.Marshal(k.Counts)
 	if err != nil {
 		return fmt.Errorf("task counts: %w", err)
 	}
-	return t.insertOne("task", `INSERT INTO tasks
+	return t.insertOne(ctx, "task", `INSERT INTO tasks
 		(id, request_id, system, state, attempts, next_attempt_at, outcome, answered_at, detail, legal_basis, retain_until, counts, remaining, export_sha256, export_data, receipt, round_start)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		k.ID, k.RequestID, k.System, k.State, k.Attempts, ms(k.NextAttemptAt), k.Outcome, ms(k.AnsweredAt), k.Detail, k.LegalBasis,
@@ -274,11 +275,11 @@ func scanTask(row interface{ Scan(...any) error }) (*Task, error) {
 // Task reads a task. Where rows are locked, it locks the task's request
 // first: every transaction locks a request before its tasks (Request,
 // Tasks, DueTasks do), so two never wait for each other in a cycle.
-func (t *sqlTx) Task(id string) (*Task, error) {
+func (t *sqlTx) Task(ctx context.Context, id string) (*Task, error) {
 	if t.d.lockRows {
 		// A task's request_id never changes: reading it unlocked is safe.
 		var rid string
-		err := t.queryRow(`SELECT id FROM requests WHERE id = (SELECT request_id FROM tasks WHERE id = ?)`+t.d.forUpdate(), id).Scan(&rid)
+		err := t.queryRow(ctx, `SELECT id FROM requests WHERE id = (SELECT request_id FROM tasks WHERE id = ?)`+t.d.forUpdate(), id).Scan(&rid)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, ErrNotFound
 		}
@@ -286,11 +287,11 @@ func (t *sqlTx) Task(id string) (*Task, error) {
 			return nil, fmt.Errorf("lock task's request: %w", err)
 		}
 	}
-	return scanTask(t.queryRow(`SELECT `+taskColumns("")+` FROM tasks WHERE id = ?`+t.d.forUpdate(), id))
+	return scanTask(t.queryRow(ctx, `SELECT `+taskColumns("")+` FROM tasks WHERE id = ?`+t.d.forUpdate(), id))
 }
 
-func (t *sqlTx) Tasks(requestID string) ([]*Task, error) {
-	return scanTasks(t.query(`SELECT `+taskColumns("")+` FROM tasks WHERE request_id = ? ORDER BY system`+t.d.forUpdate(), requestID))
+func (t *sqlTx) Tasks(ctx context.Context, requestID string) ([]*Task, error) {
+	return scanTasks(t.query(ctx, `SELECT `+taskColumns("")+` FROM tasks WHERE request_id = ? ORDER BY system`+t.d.forUpdate(), requestID))
 }
 
 // DueTasks locks the tasks it returns and their requests, skipping those
@@ -299,14 +300,14 @@ func (t *sqlTx) Tasks(requestID string) ([]*Task, error) {
 //
 // Deferred tasks, due at their retain-until date, come after the retries:
 // they are read from their own index.
-func (t *sqlTx) DueTasks(now time.Time, limit int) ([]*Task, error) {
-	due, err := scanTasks(t.query(`SELECT `+taskColumns("t.")+` FROM requests r JOIN tasks t ON t.request_id = r.id
+func (t *sqlTx) DueTasks(ctx context.Context, now time.Time, limit int) ([]*Task, error) {
+	due, err := scanTasks(t.query(ctx, `SELECT `+taskColumns("t.")+` FROM requests r JOIN tasks t ON t.request_id = r.id
 		WHERE t.state IN ('published', 'retrying') AND t.next_attempt_at <= ? ORDER BY t.next_attempt_at LIMIT ?`+t.d.skipLocked("r, t"),
 		now.UnixMilli(), limit))
 	if err != nil || len(due) == limit {
 		return due, err
 	}
-	deferred, err := scanTasks(t.query(`SELECT `+taskColumns("t.")+` FROM requests r JOIN tasks t ON t.request_id = r.id
+	deferred, err := scanTasks(t.query(ctx, `SELECT `+taskColumns("t.")+` FROM requests r JOIN tasks t ON t.request_id = r.id
 		WHERE t.state = 'deferred' AND t.retain_until <= ? ORDER BY t.retain_until LIMIT ?`+t.d.skipLocked("r, t"),
 		now.UnixMilli(), limit-len(due)))
 	return append(due, deferred...), err
@@ -331,12 +332,12 @@ func scanTasks(rows *sql.Rows, err error) ([]*Task, error) {
 	return out, nil
 }
 
-func (t *sqlTx) UpdateTask(k *Task) error {
+func (t *sqlTx) UpdateTask(ctx context.Context, k *Task) error {
 	counts, err := json.Marshal(k.Counts)
 	if err != nil {
 		return fmt.Errorf("task counts: %w", err)
 	}
-	_, err = t.exec(`UPDATE tasks SET state = ?, attempts = ?, next_attempt_at = ?, outcome = ?, answered_at = ?, detail = ?,
+	_, err = t.exec(ctx, `UPDATE tasks SET state = ?, attempts = ?, next_attempt_at = ?, outcome = ?, answered_at = ?, detail = ?,
 		legal_basis = ?, retain_until = ?, counts = ?, remaining = ?, export_sha256 = ?, export_data = ?, receipt = ?, round_start = ? WHERE id = ?`,
 		k.State, k.Attempts, ms(k.NextAttemptAt), k.Outcome, ms(k.AnsweredAt), k.Detail, k.LegalBasis, ms(k.RetainUntil), string(counts),
 		k.Remaining, nullBytes(k.ExportSHA256), nullBytes(k.ExportData), nullBytes(k.Receipt), k.RoundStart, k.ID)
@@ -346,8 +347,8 @@ func (t *sqlTx) UpdateTask(k *Task) error {
 	return nil
 }
 
-func (t *sqlTx) Enqueue(m OutboxMessage) error {
-	_, err := t.exec(`INSERT INTO outbox (topic, msg_id, ce_type, msg_key, payload, created_at, task_id, wait_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+func (t *sqlTx) Enqueue(ctx context.Context, m OutboxMessage) error {
+	_, err := t.exec(ctx, `INSERT INTO outbox (topic, msg_id, ce_type, msg_key, payload, created_at, task_id, wait_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		m.Topic, m.ID, m.Type, m.Key, m.Payload, m.Created.UnixMilli(), nullString(m.TaskID), m.Wait.Milliseconds())
 	if err != nil {
 		return fmt.Errorf("enqueue: %w", err)
@@ -357,24 +358,24 @@ func (t *sqlTx) Enqueue(m OutboxMessage) error {
 
 // ForgetTasks locks the rows it deletes in seq order, as MarkPublished
 // does, so the two never deadlock.
-func (t *sqlTx) ForgetTasks(requestID string) error {
-	if _, err := t.exec(`DELETE FROM outbox WHERE seq IN
+func (t *sqlTx) ForgetTasks(ctx context.Context, requestID string) error {
+	if _, err := t.exec(ctx, `DELETE FROM outbox WHERE seq IN
 		(SELECT seq FROM outbox WHERE msg_key = ? AND task_id IS NOT NULL ORDER BY seq`+t.d.forUpdate()+`)`, requestID); err != nil {
 		return fmt.Errorf("forget task messages: %w", err)
 	}
 	return nil
 }
 
-func (t *sqlTx) LogSize() (int64, error) {
+func (t *sqlTx) LogSize(ctx context.Context) (int64, error) {
 	var n int64
-	if err := t.queryRow(`SELECT size FROM log_head WHERE id = 1`).Scan(&n); err != nil {
+	if err := t.queryRow(ctx, `SELECT size FROM log_head WHERE id = 1`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("log size: %w", err)
 	}
 	return n, nil
 }
 
-// ReadHashes implements tlog.HashReader.
-func (t *sqlTx) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+// ReadHashes reads stored hashes of the log's Merkle tree.
+func (t *sqlTx) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
 	if len(indexes) == 0 {
 		return nil, nil
 	}
@@ -382,7 +383,7 @@ func (t *sqlTx) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	for i, idx := range indexes {
 		args[i] = idx
 	}
-	rows, err := t.query(`SELECT idx, hash FROM log_hashes WHERE idx IN (`+placeholders(len(indexes))+`)`, args...)
+	rows, err := t.query(ctx, `SELECT idx, hash FROM log_hashes WHERE idx IN (`+placeholders(len(indexes))+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("log hashes: %w", err)
 	}
@@ -416,16 +417,16 @@ func (t *sqlTx) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 // (of several replicas) are serialised, and each sees the one before, so
 // the indexes are dense. The lock is held until the transaction ends; a
 // transaction that rolls back leaves no gap.
-func (t *sqlTx) AppendLog(requestID string, entry []byte) (int64, error) {
+func (t *sqlTx) AppendLog(ctx context.Context, requestID string, entry []byte) (int64, error) {
 	var n int64
-	if err := t.queryRow(`SELECT size FROM log_head WHERE id = 1` + t.d.forUpdate()).Scan(&n); err != nil {
+	if err := t.queryRow(ctx, `SELECT size FROM log_head WHERE id = 1`+t.d.forUpdate()).Scan(&n); err != nil {
 		return 0, fmt.Errorf("log append: %w", err)
 	}
-	hashes, err := tlog.StoredHashes(n, entry, t)
+	hashes, err := tlog.StoredHashes(n, entry, HashReader(ctx, t))
 	if err != nil {
 		return 0, fmt.Errorf("log append: %w", err)
 	}
-	if _, err := t.exec(`INSERT INTO log_entries (idx, request_id, data) VALUES (?, ?, ?)`, n, requestID, entry); err != nil {
+	if _, err := t.exec(ctx, `INSERT INTO log_entries (idx, request_id, data) VALUES (?, ?, ?)`, n, requestID, entry); err != nil {
 		return 0, fmt.Errorf("log append: %w", err)
 	}
 	first := tlog.StoredHashIndex(0, n)
@@ -434,17 +435,17 @@ func (t *sqlTx) AppendLog(requestID string, entry []byte) (int64, error) {
 		args = append(args, first+int64(i), h[:])
 	}
 	values := strings.TrimSuffix(strings.Repeat("(?, ?), ", len(hashes)), ", ")
-	if _, err := t.exec(`INSERT INTO log_hashes (idx, hash) VALUES `+values, args...); err != nil {
+	if _, err := t.exec(ctx, `INSERT INTO log_hashes (idx, hash) VALUES `+values, args...); err != nil {
 		return 0, fmt.Errorf("log append: %w", err)
 	}
-	if _, err := t.exec(`UPDATE log_head SET size = ? WHERE id = 1`, n+1); err != nil {
+	if _, err := t.exec(ctx, `UPDATE log_head SET size = ? WHERE id = 1`, n+1); err != nil {
 		return 0, fmt.Errorf("log append: %w", err)
 	}
 	return n, nil
 }
 
-func (t *sqlTx) RequestLog(requestID string) ([]LogRecord, error) {
-	rows, err := t.query(`SELECT idx, data FROM log_entries WHERE request_id = ? ORDER BY idx`, requestID)
+func (t *sqlTx) RequestLog(ctx context.Context, requestID string) ([]LogRecord, error) {
+	rows, err := t.query(ctx, `SELECT idx, data FROM log_entries WHERE request_id = ? ORDER BY idx`, requestID)
 	if err != nil {
 		return nil, fmt.Errorf("request log: %w", err)
 	}
@@ -463,8 +464,8 @@ func (t *sqlTx) RequestLog(requestID string) ([]LogRecord, error) {
 	return out, nil
 }
 
-func (t *sqlTx) PutCertificate(requestID string, cert []byte, at time.Time) error {
-	if _, err := t.exec(`INSERT INTO certificates (request_id, data, issued_at) VALUES (?, ?, ?)
+func (t *sqlTx) PutCertificate(ctx context.Context, requestID string, cert []byte, at time.Time) error {
+	if _, err := t.exec(ctx, `INSERT INTO certificates (request_id, data, issued_at) VALUES (?, ?, ?)
 		ON CONFLICT (request_id) DO UPDATE SET data = excluded.data, issued_at = excluded.issued_at`, requestID, cert, at.UnixMilli()); err != nil {
 		return fmt.Errorf("put certificate: %w", err)
 	}
@@ -572,13 +573,13 @@ func (s *sqlStore) Pressure(ctx context.Context, bounds, dueBounds []time.Time) 
 	p := Pressure{OpenBefore: make([]int, len(bounds)), DeferredBefore: make([]int, len(dueBounds)), Pending: map[string]PendingTasks{}}
 	var earliest sql.NullInt64
 	if err := s.db.QueryRowContext(ctx, s.d.q(`SELECT count(*), min(deadline) FROM requests WHERE state IN (?, ?)`),
-		StatePendingVerification, StateOpen).Scan(&p.Open, &earliest); err != nil {
+		lifecycle.PendingVerification, lifecycle.Open).Scan(&p.Open, &earliest); err != nil {
 		return p, fmt.Errorf("pressure: %w", err)
 	}
 	p.EarliestOpen = fromMS(earliest)
 	// Per tenant: the requests not yet ended only (the index's range).
 	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT tenant, min(deadline) FROM requests WHERE state IN (?, ?) GROUP BY tenant`),
-		StatePendingVerification, StateOpen)
+		lifecycle.PendingVerification, lifecycle.Open)
 	if err != nil {
 		return p, fmt.Errorf("pressure: %w", err)
 	}
@@ -597,7 +598,7 @@ func (s *sqlStore) Pressure(ctx context.Context, bounds, dueBounds []time.Time) 
 	}
 	for i, b := range bounds {
 		if err := s.db.QueryRowContext(ctx, s.d.q(`SELECT count(*) FROM requests WHERE state IN (?, ?) AND deadline < ?`),
-			StatePendingVerification, StateOpen, b.UnixMilli()).Scan(&p.OpenBefore[i]); err != nil {
+			lifecycle.PendingVerification, lifecycle.Open, b.UnixMilli()).Scan(&p.OpenBefore[i]); err != nil {
 			return p, fmt.Errorf("pressure: %w", err)
 		}
 	}
@@ -625,7 +626,7 @@ func (s *sqlStore) Pressure(ctx context.Context, bounds, dueBounds []time.Time) 
 		return p, fmt.Errorf("pressure: %w", err)
 	}
 	rows, err = s.db.QueryContext(ctx, s.d.q(`SELECT t.system, min(r.deadline) FROM requests r JOIN tasks t ON t.request_id = r.id
-		WHERE r.state IN (?, ?) AND t.state IN ('published', 'retrying') GROUP BY t.system`), StatePendingVerification, StateOpen)
+		WHERE r.state IN (?, ?) AND t.state IN ('published', 'retrying') GROUP BY t.system`), lifecycle.PendingVerification, lifecycle.Open)
 	if err != nil {
 		return p, fmt.Errorf("pressure: %w", err)
 	}
@@ -665,7 +666,7 @@ func (s *sqlStore) Pressure(ctx context.Context, bounds, dueBounds []time.Time) 
 	var untold sql.NullInt64
 	if err := s.db.QueryRowContext(ctx, s.d.q(`SELECT min(r.original_deadline) FROM notices n JOIN requests r ON r.id = n.request_id
 		WHERE n.next_attempt_at IS NOT NULL AND n.bus_at IS NULL AND n.webhook_at IS NULL AND r.state IN (?, ?)`),
-		StatePendingVerification, StateOpen).Scan(&untold); err != nil {
+		lifecycle.PendingVerification, lifecycle.Open).Scan(&untold); err != nil {
 		return p, fmt.Errorf("pressure: %w", err)
 	}
 	p.UntoldDeadline = fromMS(untold)
@@ -677,7 +678,7 @@ func (s *sqlStore) Pressure(ctx context.Context, bounds, dueBounds []time.Time) 
 func (s *sqlStore) CountOverdue(ctx context.Context, now time.Time) (int, error) {
 	var n int
 	err := s.db.QueryRowContext(ctx, s.d.q(`SELECT count(*) FROM requests WHERE state IN (?, ?) AND deadline < ?`),
-		StatePendingVerification, StateOpen, now.UnixMilli()).Scan(&n)
+		lifecycle.PendingVerification, lifecycle.Open, now.UnixMilli()).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count overdue: %w", err)
 	}
@@ -740,11 +741,11 @@ func (s *sqlStore) MarkPublished(ctx context.Context, seqs []int64, at time.Time
 		t := tx.(*sqlTx)
 		// The task's wait starts now, unless a newer attempt or an answer
 		// came meanwhile (rechecked under the row lock).
-		if _, err := t.exec(`UPDATE tasks SET next_attempt_at = ? + o.wait_ms FROM outbox o
+		if _, err := t.exec(ctx, `UPDATE tasks SET next_attempt_at = ? + o.wait_ms FROM outbox o
 			WHERE o.seq IN (`+in+`) AND o.task_id = tasks.id AND tasks.state = 'published' AND tasks.next_attempt_at IS NULL`, args...); err != nil {
 			return fmt.Errorf("mark published: %w", err)
 		}
-		if _, err := t.exec(`UPDATE outbox SET published_at = ? WHERE seq IN
+		if _, err := t.exec(ctx, `UPDATE outbox SET published_at = ? WHERE seq IN
 			(SELECT seq FROM outbox WHERE seq IN (`+in+`) ORDER BY seq`+t.d.forUpdate()+`)`, args...); err != nil {
 			return fmt.Errorf("mark published: %w", err)
 		}
@@ -756,20 +757,20 @@ func (s *sqlStore) MarkPublished(ctx context.Context, seqs []int64, at time.Time
 // triggers in the transactions that change them (migration 00003): a
 // scrape reads a few rows, whatever the number of requests.
 func (s *sqlStore) Stats(ctx context.Context) (Stats, error) {
-	st := Stats{Requests: map[[2]string]int{}}
+	st := Stats{Requests: map[Kind]int{}}
 	rows, err := s.db.QueryContext(ctx, `SELECT state, type, n FROM request_counts`)
 	if err != nil {
 		return st, fmt.Errorf("stats: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var state, typ string
+		var k Kind
 		var n int
-		if err := rows.Scan(&state, &typ, &n); err != nil {
+		if err := rows.Scan(&k.State, &k.Type, &n); err != nil {
 			return st, fmt.Errorf("stats: %w", err)
 		}
 		if n > 0 {
-			st.Requests[[2]string{state, typ}] = n
+			st.Requests[k] = n
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -801,18 +802,18 @@ func scanNotice(row interface{ Scan(...any) error }) (*Notice, error) {
 	return &n, nil
 }
 
-func (t *sqlTx) InsertNotice(n *Notice) error {
-	return t.insertOne("notice", `INSERT INTO notices (`+noticeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+func (t *sqlTx) InsertNotice(ctx context.Context, n *Notice) error {
+	return t.insertOne(ctx, "notice", `INSERT INTO notices (`+noticeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		n.ID, n.RequestID, n.Kind, nullBytes(n.Payload), n.CreatedAt.UnixMilli(), ms(n.BusAt), ms(n.WebhookAt), n.Attempts, ms(n.NextAttemptAt), n.LastError)
 }
 
-func (t *sqlTx) Notice(id string) (*Notice, error) {
-	return scanNotice(t.queryRow(`SELECT `+noticeColumns+` FROM notices WHERE id = ?`+t.d.forUpdate(), id))
+func (t *sqlTx) Notice(ctx context.Context, id string) (*Notice, error) {
+	return scanNotice(t.queryRow(ctx, `SELECT `+noticeColumns+` FROM notices WHERE id = ?`+t.d.forUpdate(), id))
 }
 
 // UpdateNotice also ends the lease of a notice whose delivery was tried.
-func (t *sqlTx) UpdateNotice(n *Notice) error {
-	_, err := t.exec(`UPDATE notices SET payload = ?, bus_at = ?, webhook_at = ?, attempts = ?, next_attempt_at = ?, last_error = ?,
+func (t *sqlTx) UpdateNotice(ctx context.Context, n *Notice) error {
+	_, err := t.exec(ctx, `UPDATE notices SET payload = ?, bus_at = ?, webhook_at = ?, attempts = ?, next_attempt_at = ?, last_error = ?,
 		claimed_by = NULL, claimed_until = NULL WHERE id = ?`,
 		nullBytes(n.Payload), ms(n.BusAt), ms(n.WebhookAt), n.Attempts, ms(n.NextAttemptAt), n.LastError, n.ID)
 	if err != nil {
@@ -844,4 +845,12 @@ func (s *sqlStore) ClaimNotices(ctx context.Context, owner string, limit int, no
 	}
 	slices.SortFunc(out, func(a, b *Notice) int { return a.NextAttemptAt.Compare(b.NextAttemptAt) })
 	return out, nil
+}
+
+// ReleaseNotices implements [Store].
+func (s *sqlStore) ReleaseNotices(ctx context.Context, owner string) error {
+	if _, err := s.db.ExecContext(ctx, s.d.q(`UPDATE notices SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ?`), owner); err != nil {
+		return fmt.Errorf("release notices: %w", err)
+	}
+	return nil
 }

@@ -15,27 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
-)
 
-// Request states.
-const (
-	StatePendingVerification = "pending_verification"
-	StateOpen                = "open"
-	StateFulfilled           = "fulfilled"
-	StatePartiallyRetained   = "partially_retained"
-	StateFailed              = "failed"
-)
-
-// Task states.
-const (
-	TaskPending    = "pending"     // the request awaits identity verification
-	TaskPublished  = "published"   // sent (or in the outbox), awaiting a receipt
-	TaskRetrying   = "retrying"    // the last attempt failed; another is scheduled
-	TaskAnswered   = "answered"    // a receipt was recorded
-	TaskDeadLetter = "dead_letter" // out of attempts
-	// TaskDeferred: the system answered that it retains data by law until
-	// RetainUntil; at that date (NextAttemptAt) a follow-up erasure runs.
-	TaskDeferred = "deferred"
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
 )
 
 // Errors.
@@ -50,8 +31,8 @@ var (
 type Request struct {
 	ID     string
 	Tenant string
-	Type   string // erasure | export
-	State  string
+	Type   lifecycle.Type
+	State  lifecycle.State
 	// SubjectEmail and SubjectUserID are cleared when the request ends;
 	// SubjectHash (a keyed hash) stays for proof.
 	SubjectEmail  string
@@ -101,7 +82,7 @@ type Task struct {
 	ID        string
 	RequestID string
 	System    string
-	State     string
+	State     lifecycle.TaskState
 	Attempts  int
 	// RoundStart is Attempts when the current round began: a deferred
 	// erasure's follow-up gets attempts of its own, while the count goes
@@ -112,7 +93,7 @@ type Task struct {
 	// has really published the attempt, so a broker outage does not use up
 	// attempts) or the time of the next attempt (retrying).
 	NextAttemptAt time.Time
-	Outcome       string
+	Outcome       lifecycle.Outcome
 	AnsweredAt    time.Time
 	Detail        string
 	LegalBasis    string
@@ -141,7 +122,7 @@ type OutboxMessage struct {
 
 // ListQuery selects requests; results are ordered by deadline, then id.
 type ListQuery struct {
-	State     string
+	State     lifecycle.State
 	Tenant    string
 	SourceRef string
 	Limit     int
@@ -149,14 +130,20 @@ type ListQuery struct {
 	After string
 }
 
+// Kind is a request state and type, under which Stats counts requests.
+type Kind struct {
+	State lifecycle.State
+	Type  lifecycle.Type
+}
+
 // Stats is what the metrics read from the store.
 type Stats struct {
-	Requests          map[[2]string]int // (state, type) -> count
+	Requests          map[Kind]int // requests of each state and type
 	OutboxDepth       int
 	OldestUnpublished time.Time // zero when the outbox is empty
 }
 
-// Tx is one transaction. Its methods use the context Tx was called with.
+// Tx is one transaction.
 //
 // Transactions of several replicas may run at once (PostgreSQL): a request
 // or task read in a Tx is locked until the Tx ends, so what the Tx decides
@@ -166,48 +153,53 @@ type Stats struct {
 type Tx interface {
 	// InsertRequest returns ErrDuplicate for a known ID or SourceRef; the
 	// Tx can go on.
-	InsertRequest(r *Request) error
+	InsertRequest(ctx context.Context, r *Request) error
 	// Request, RequestBySourceRef: ErrNotFound for none; the request is
 	// locked.
-	Request(id string) (*Request, error)
-	RequestBySourceRef(ref string) (*Request, error)
-	UpdateRequest(r *Request) error
-	InsertTask(t *Task) error // ErrDuplicate for a known ID
+	Request(ctx context.Context, id string) (*Request, error)
+	RequestBySourceRef(ctx context.Context, ref string) (*Request, error)
+	UpdateRequest(ctx context.Context, r *Request) error
+	InsertTask(ctx context.Context, t *Task) error // ErrDuplicate for a known ID
 	// Task returns the task or ErrNotFound; it and its request are locked.
-	Task(id string) (*Task, error)
+	Task(ctx context.Context, id string) (*Task, error)
 	// Tasks returns a request's tasks, by system, locked.
-	Tasks(requestID string) ([]*Task, error)
-	UpdateTask(t *Task) error
+	Tasks(ctx context.Context, requestID string) ([]*Task, error)
+	UpdateTask(ctx context.Context, t *Task) error
 	// DueTasks returns tasks waiting for an answer or a retry whose
 	// NextAttemptAt is not after now, soonest first. They and their
 	// requests are locked; tasks another Tx holds are skipped, so
 	// concurrent transactions never get the same task.
-	DueTasks(now time.Time, limit int) ([]*Task, error)
-	Enqueue(m OutboxMessage) error
+	DueTasks(ctx context.Context, now time.Time, limit int) ([]*Task, error)
+	Enqueue(ctx context.Context, m OutboxMessage) error
 	// ForgetTasks drops the task messages of a request from the outbox,
 	// published or not: their payloads hold the subject, which must not
 	// outlive the request.
-	ForgetTasks(requestID string) error
+	ForgetTasks(ctx context.Context, requestID string) error
 	// AppendLog appends an entry (canonical bytes, see proof.Entry) to the
 	// transparency log and returns its index. Appends are serialised
 	// across transactions: indexes are dense, 0..n-1.
-	AppendLog(requestID string, entry []byte) (int64, error)
+	AppendLog(ctx context.Context, requestID string, entry []byte) (int64, error)
 	// LogSize is the number of entries in the log.
-	LogSize() (int64, error)
-	// ReadHashes reads stored hashes of the log's Merkle tree; with it a Tx
-	// is a tlog.HashReader.
-	ReadHashes(indexes []int64) ([]tlog.Hash, error)
+	LogSize(ctx context.Context) (int64, error)
+	// ReadHashes reads stored hashes of the log's Merkle tree (see
+	// [HashReader]).
+	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
 	// RequestLog returns the log entries of a request in order.
-	RequestLog(requestID string) ([]LogRecord, error)
+	RequestLog(ctx context.Context, requestID string) ([]LogRecord, error)
 	// InsertNotice adds a notice to the notification outbox; ErrDuplicate
 	// for a known ID.
-	InsertNotice(n *Notice) error
+	InsertNotice(ctx context.Context, n *Notice) error
 	// Notice reads a notice, locked; ErrNotFound for none.
-	Notice(id string) (*Notice, error)
-	UpdateNotice(n *Notice) error
+	Notice(ctx context.Context, id string) (*Notice, error)
+	UpdateNotice(ctx context.Context, n *Notice) error
 	// PutCertificate stores the certificate of an ended request, replacing
 	// an earlier one (a late answer can change how a request ended).
-	PutCertificate(requestID string, cert []byte, at time.Time) error
+	PutCertificate(ctx context.Context, requestID string, cert []byte, at time.Time) error
+}
+
+// HashReader reads the log's hashes within tx, as tlog's proofs need.
+func HashReader(ctx context.Context, tx Tx) tlog.HashReader {
+	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) { return tx.ReadHashes(ctx, indexes) })
 }
 
 // LogRecord is one entry of the transparency log.
@@ -249,6 +241,9 @@ type Store interface {
 	// ClaimNotices leases up to limit notices due for delivery at now to
 	// owner until until, as ClaimOutbox does for messages.
 	ClaimNotices(ctx context.Context, owner string, limit int, now, until time.Time) ([]*Notice, error)
+	// ReleaseNotices gives up owner's leases on notices, so that a
+	// notifier stopping hands them on at once.
+	ReleaseNotices(ctx context.Context, owner string) error
 	// Certificate returns the certificate of an ended request, or ErrNotFound.
 	Certificate(ctx context.Context, requestID string) ([]byte, error)
 	Ping(ctx context.Context) error

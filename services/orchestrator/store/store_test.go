@@ -70,7 +70,7 @@ func TestSQLiteUpgrade(t *testing.T) {
 	for range 2 {
 		s := openSQLite(t, path)
 		if err := s.Tx(t.Context(), func(tx store.Tx) error {
-			n, err := tx.LogSize()
+			n, err := tx.LogSize(t.Context())
 			if n != 3 {
 				t.Errorf("log size %d after the upgrade, want 3", n)
 			}

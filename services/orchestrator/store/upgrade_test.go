@@ -12,6 +12,7 @@ import (
 
 	"github.com/pressly/goose/v3"
 
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/pkg/sqlitedb"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 	"github.com/lethe-dev/lethe/services/orchestrator/store/storetest"
@@ -25,32 +26,32 @@ import (
 // and opening it again seeds nothing twice.
 func TestUpgradeToRequestCounts(t *testing.T) {
 	t0 := time.Date(2025, 11, 3, 9, 0, 0, 0, time.UTC)
-	request := func(id, typ, state string) *store.Request {
+	request := func(id string, typ lifecycle.Type, state lifecycle.State) *store.Request {
 		r := &store.Request{ID: id, Tenant: "demo", Type: typ, State: state, SubjectEmail: "person-0001@example.com", SubjectUserID: "user-0001",
 			SubjectHash: "hash-" + id, Source: "api", ReceivedAt: t0, Deadline: t0.AddDate(0, 1, 0), CreatedAt: t0, UpdatedAt: t0.Add(time.Hour)}
-		if state != store.StatePendingVerification && state != store.StateOpen {
+		if state != lifecycle.PendingVerification && state != lifecycle.Open {
 			r.SubjectEmail, r.SubjectUserID, r.CompletedAt = "", "", t0.Add(2*time.Hour)
 		}
 		return r
 	}
 	reqs := []*store.Request{
-		request("old-1", "erasure", store.StatePendingVerification),
-		request("old-2", "erasure", store.StateOpen),
-		request("old-3", "erasure", store.StateFulfilled),
-		request("old-4", "export", store.StateFulfilled),
-		request("old-5", "erasure", store.StateFulfilled),
-		request("old-6", "erasure", store.StateFailed),
+		request("old-1", lifecycle.Erasure, lifecycle.PendingVerification),
+		request("old-2", lifecycle.Erasure, lifecycle.Open),
+		request("old-3", lifecycle.Erasure, lifecycle.Fulfilled),
+		request("old-4", lifecycle.Export, lifecycle.Fulfilled),
+		request("old-5", lifecycle.Erasure, lifecycle.Fulfilled),
+		request("old-6", lifecycle.Erasure, lifecycle.Failed),
 	}
 	reqs[1].Source, reqs[1].SourceRef = "account_deleted", "account_deleted:ev-2"
 	tasks := []*store.Task{
-		{ID: "old-2:accounts", RequestID: "old-2", System: "accounts", State: store.TaskPublished, Attempts: 2, NextAttemptAt: t0.Add(3 * time.Hour),
+		{ID: "old-2:accounts", RequestID: "old-2", System: "accounts", State: lifecycle.TaskPublished, Attempts: 2, NextAttemptAt: t0.Add(3 * time.Hour),
 			Counts: map[string]int64{}},
-		{ID: "old-3:billing", RequestID: "old-3", System: "billing", State: store.TaskAnswered, Attempts: 1, Outcome: "retained",
+		{ID: "old-3:billing", RequestID: "old-3", System: "billing", State: lifecycle.TaskAnswered, Attempts: 1, Outcome: lifecycle.Retained,
 			AnsweredAt: t0.Add(2 * time.Hour), LegalBasis: "tax law", RetainUntil: t0.AddDate(10, 0, 0), Counts: map[string]int64{"invoices": 12}, Remaining: 12},
 	}
-	seedCounts := map[[2]string]int{
-		{store.StatePendingVerification, "erasure"}: 1, {store.StateOpen, "erasure"}: 1, {store.StateFulfilled, "erasure"}: 2,
-		{store.StateFulfilled, "export"}: 1, {store.StateFailed, "erasure"}: 1,
+	seedCounts := map[store.Kind]int{
+		{State: lifecycle.PendingVerification, Type: lifecycle.Erasure}: 1, {State: lifecycle.Open, Type: lifecycle.Erasure}: 1, {State: lifecycle.Fulfilled, Type: lifecycle.Erasure}: 2,
+		{State: lifecycle.Fulfilled, Type: lifecycle.Export}: 1, {State: lifecycle.Failed, Type: lifecycle.Erasure}: 1,
 	}
 
 	engines := []struct {
@@ -125,21 +126,21 @@ func TestUpgradeToRequestCounts(t *testing.T) {
 
 			// The old requests are counted as they change.
 			if err := s.Tx(ctx, func(tx store.Tx) error {
-				r, err := tx.Request("old-2")
+				r, err := tx.Request(ctx, "old-2")
 				if err != nil {
 					return err
 				}
-				r.State, r.SubjectEmail, r.SubjectUserID, r.CompletedAt, r.AnsweredAt = store.StateFulfilled, "", "", t0.Add(4*time.Hour), t0.Add(4*time.Hour)
-				if err := tx.UpdateRequest(r); err != nil {
+				r.State, r.SubjectEmail, r.SubjectUserID, r.CompletedAt, r.AnsweredAt = lifecycle.Fulfilled, "", "", t0.Add(4*time.Hour), t0.Add(4*time.Hour)
+				if err := tx.UpdateRequest(ctx, r); err != nil {
 					return err
 				}
-				return tx.InsertNotice(&store.Notice{ID: "notice-1", RequestID: "old-1", Kind: "extension", Payload: []byte("p"), CreatedAt: t0, NextAttemptAt: t0})
+				return tx.InsertNotice(ctx, &store.Notice{ID: "notice-1", RequestID: "old-1", Kind: "extension", Payload: []byte("p"), CreatedAt: t0, NextAttemptAt: t0})
 			}); err != nil {
 				t.Fatal(err)
 			}
-			want := map[[2]string]int{
-				{store.StatePendingVerification, "erasure"}: 1, {store.StateFulfilled, "erasure"}: 3,
-				{store.StateFulfilled, "export"}: 1, {store.StateFailed, "erasure"}: 1,
+			want := map[store.Kind]int{
+				{State: lifecycle.PendingVerification, Type: lifecycle.Erasure}: 1, {State: lifecycle.Fulfilled, Type: lifecycle.Erasure}: 3,
+				{State: lifecycle.Fulfilled, Type: lifecycle.Export}: 1, {State: lifecycle.Failed, Type: lifecycle.Erasure}: 1,
 			}
 			s.Close()
 			for i := range 2 {
@@ -185,7 +186,7 @@ func oldRows(reqs []*store.Request, tasks []*store.Task) []string {
 	for _, r := range reqs {
 		out = append(out, `INSERT INTO requests (id, tenant, type, state, subject_email, subject_user_id, subject_hash, source, source_ref,
 			received_at, deadline, created_at, updated_at, completed_at) VALUES (`+strings.Join([]string{
-			str(r.ID), str(r.Tenant), str(r.Type), str(r.State), null(r.SubjectEmail), null(r.SubjectUserID), str(r.SubjectHash), str(r.Source),
+			str(r.ID), str(r.Tenant), str(string(r.Type)), str(string(r.State)), null(r.SubjectEmail), null(r.SubjectUserID), str(r.SubjectHash), str(r.Source),
 			null(r.SourceRef), ms(r.ReceivedAt), ms(r.Deadline), ms(r.CreatedAt), ms(r.UpdatedAt), ms(r.CompletedAt)}, ", ")+`)`)
 	}
 	for _, k := range tasks {
@@ -195,7 +196,7 @@ func oldRows(reqs []*store.Request, tasks []*store.Task) []string {
 		}
 		out = append(out, `INSERT INTO tasks (id, request_id, system, state, attempts, next_attempt_at, outcome, answered_at, detail, legal_basis,
 			retain_until, counts, remaining) VALUES (`+strings.Join([]string{
-			str(k.ID), str(k.RequestID), str(k.System), str(k.State), fmt.Sprint(k.Attempts), ms(k.NextAttemptAt), str(k.Outcome), ms(k.AnsweredAt),
+			str(k.ID), str(k.RequestID), str(k.System), str(string(k.State)), fmt.Sprint(k.Attempts), ms(k.NextAttemptAt), str(string(k.Outcome)), ms(k.AnsweredAt),
 			str(k.Detail), str(k.LegalBasis), ms(k.RetainUntil), str(counts), fmt.Sprint(k.Remaining)}, ", ")+`)`)
 	}
 	return out

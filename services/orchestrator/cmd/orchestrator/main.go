@@ -12,8 +12,11 @@ import (
 	"github.com/lethe-dev/lethe/services/orchestrator/app"
 )
 
-func main() {
+func main() { os.Exit(run()) }
+
+// run returns the exit code, so that its deferred calls run before main exits.
+func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(app.Main(ctx, flag.NewFlagSet("orchestrator", flag.ContinueOnError), os.Args[1:]))
+	return app.Main(ctx, flag.NewFlagSet("orchestrator", flag.ContinueOnError), os.Args[1:])
 }

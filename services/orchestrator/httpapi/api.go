@@ -1,21 +1,30 @@
-package orchestrator
+// Package httpapi is the orchestrator's HTTP API: routes, request decoding,
+// JSON views, the certificate page. It reads requests from the store and
+// changes them only through the lifecycle, which it sees through
+// [Lifecycle].
+package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
-	"net/mail"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
+	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/services/orchestrator/engine"
+	"github.com/lethe-dev/lethe/services/orchestrator/metrics"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 )
 
@@ -26,25 +35,59 @@ const maxBody = 64 << 10
 // mistake (a zero time, say), not a request.
 var earliestReceipt = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func (o *Orchestrator) routes() http.Handler {
+// Lifecycle is what the API asks of the request lifecycle (engine.Engine).
+type Lifecycle interface {
+	Submit(ctx context.Context, nr engine.NewRequest) (*store.Request, bool, error)
+	Verify(ctx context.Context, id string) (*store.Request, error)
+	Extend(ctx context.Context, id, reason string) (*store.Request, error)
+	Preview(tenant string, received time.Time) (engine.Preview, error)
+	TreeHead(ctx context.Context) (proof.TreeHead, error)
+	Consistency(ctx context.Context, oldSize, newSize int64) (tlog.TreeProof, error)
+	Keys() proof.KeySet
+	Now() time.Time
+}
+
+// Reader reads what the API shows; store.Store is one.
+type Reader interface {
+	Get(ctx context.Context, id string) (*store.Request, []*store.Task, error)
+	List(ctx context.Context, q store.ListQuery) ([]*store.Request, string, error)
+	Certificate(ctx context.Context, requestID string) ([]byte, error)
+	Ping(ctx context.Context) error
+}
+
+// API serves the HTTP API.
+type API struct {
+	life  Lifecycle
+	store Reader
+	m     *metrics.Metrics
+	log   *slog.Logger
+}
+
+// New returns the API over the lifecycle and the store.
+func New(life Lifecycle, st Reader, m *metrics.Metrics, log *slog.Logger) *API {
+	return &API{life: life, store: st, m: m, log: log}
+}
+
+// Handler routes the API's endpoints, /healthz and /metrics.
+func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	handle := func(pattern string, h http.HandlerFunc) {
-		mux.Handle(pattern, o.m.instrument(pattern, h))
+		mux.Handle(pattern, a.m.Instrument(pattern, h))
 	}
-	handle("POST /v1/requests", o.handleSubmit)
-	handle("GET /v1/requests", o.handleList)
-	handle("GET /v1/requests/{id}", o.handleGet)
-	handle("POST /v1/requests/{id}/verify", o.handleVerify)
-	handle("POST /v1/requests/{id}/extend", o.handleExtend)
-	handle("GET /v1/requests/{id}/export", o.handleExport)
-	handle("GET /v1/requests/{id}/certificate", o.handleCertificate)
-	handle("GET /v1/requests/{id}/certificate.html", o.handleCertificateHTML)
-	handle("GET /v1/deadline", o.handleDeadline)
-	handle("GET /v1/keys", o.handleKeys)
-	handle("GET /v1/log/tree-head", o.handleTreeHead)
-	handle("GET /v1/log/consistency", o.handleConsistency)
-	handle("GET /healthz", o.handleHealth)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(o.m.gatherer, promhttp.HandlerOpts{}))
+	handle("POST /v1/requests", a.handleSubmit)
+	handle("GET /v1/requests", a.handleList)
+	handle("GET /v1/requests/{id}", a.handleGet)
+	handle("POST /v1/requests/{id}/verify", a.handleVerify)
+	handle("POST /v1/requests/{id}/extend", a.handleExtend)
+	handle("GET /v1/requests/{id}/export", a.handleExport)
+	handle("GET /v1/requests/{id}/certificate", a.handleCertificate)
+	handle("GET /v1/requests/{id}/certificate.html", a.handleCertificateHTML)
+	handle("GET /v1/deadline", a.handleDeadline)
+	handle("GET /v1/keys", a.handleKeys)
+	handle("GET /v1/log/tree-head", a.handleTreeHead)
+	handle("GET /v1/log/consistency", a.handleConsistency)
+	handle("GET /healthz", a.handleHealth)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.m.Gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint")
 	})
@@ -52,8 +95,8 @@ func (o *Orchestrator) routes() http.Handler {
 }
 
 type submitBody struct {
-	Type    string `json:"type"`
-	Tenant  string `json:"tenant"`
+	Type    lifecycle.Type `json:"type"`
+	Tenant  string         `json:"tenant"`
 	Subject struct {
 		Email  string `json:"email"`
 		UserID string `json:"user_id"`
@@ -62,72 +105,33 @@ type submitBody struct {
 	Verified   bool   `json:"verified"`
 }
 
-var (
-	tenantFormat = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
-	userIDFormat = regexp.MustCompile(`^[A-Za-z0-9._:@-]{1,128}$`)
-
-	errTenantFormat = errors.New("tenant must be 1-63 lowercase letters, digits, '-' or '_'")
-)
-
-// validate checks a new request. Its messages never repeat the subject's
-// identifiers: an error message may end up in a log.
-func validate(nr NewRequest) error {
-	switch {
-	case nr.Type != TypeErasure && nr.Type != TypeExport:
-		return fmt.Errorf("type must be %q or %q", TypeErasure, TypeExport)
-	case nr.Tenant == "":
-		return errors.New("tenant is required")
-	case !tenantFormat.MatchString(nr.Tenant):
-		return errTenantFormat
-	case nr.Email == "":
-		return errors.New("subject.email is required")
-	case !validEmail(nr.Email):
-		return errors.New("subject.email is not a valid email address")
-	case nr.UserID != "" && !userIDFormat.MatchString(nr.UserID):
-		return errors.New("subject.user_id must be 1-128 letters, digits or ._:@-")
-	}
-	return nil
-}
-
-func validEmail(s string) bool {
-	if len(s) > 254 || strings.TrimSpace(s) != s {
-		return false
-	}
-	a, err := mail.ParseAddress(s)
-	if err != nil || a.Address != s || a.Name != "" {
-		return false
-	}
-	_, domain, _ := strings.Cut(s, "@")
-	return strings.Contains(domain, ".") && !strings.HasSuffix(domain, ".")
-}
-
-func (o *Orchestrator) handleSubmit(w http.ResponseWriter, r *http.Request) {
+func (a *API) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	var body submitBody
 	if status, err := decodeJSON(w, r, &body, requestFields); err != nil {
 		writeError(w, status, err.Error())
 		return
 	}
-	nr := NewRequest{Type: body.Type, Tenant: body.Tenant, Email: body.Subject.Email, UserID: body.Subject.UserID, Verified: body.Verified, Source: sourceAPI}
+	nr := engine.NewRequest{Type: body.Type, Tenant: body.Tenant, Email: body.Subject.Email, UserID: body.Subject.UserID, Verified: body.Verified, Source: engine.SourceAPI}
 	if body.ReceivedAt != "" {
 		t, err := parseReceivedAt(body.ReceivedAt)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		if t.After(o.cfg.Now().Add(5 * time.Minute)) {
+		if t.After(a.life.Now().Add(5 * time.Minute)) {
 			writeError(w, http.StatusBadRequest, "received_at is in the future: a request is received before it is filed "+
 				"(GET /v1/deadline?received_at=... shows the deadline of any date without filing a request)")
 			return
 		}
 		nr.ReceivedAt = t
 	}
-	if err := validate(nr); err != nil {
+	if err := engine.Validate(nr); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	req, _, err := o.Submit(r.Context(), nr)
+	req, _, err := a.life.Submit(r.Context(), nr)
 	if err != nil {
-		o.log.Error("submit failed", "err", err)
+		a.log.Error("submit failed", "err", err)
 		writeError(w, http.StatusInternalServerError, "could not store the request")
 		return
 	}
@@ -213,7 +217,7 @@ var extendFields = map[string][]string{"": {"reason"}}
 // Refusals are 4xx that change nothing: 400 for a missing reason, 404 for
 // an unknown request, 409 (with a code) for one extended already, ended,
 // or past its original deadline.
-func (o *Orchestrator) handleExtend(w http.ResponseWriter, r *http.Request) {
+func (a *API) handleExtend(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Reason *string `json:"reason"`
 	}
@@ -225,38 +229,38 @@ func (o *Orchestrator) handleExtend(w http.ResponseWriter, r *http.Request) {
 	if body.Reason != nil {
 		reason = *body.Reason
 	}
-	req, err := o.Extend(r.Context(), r.PathValue("id"), reason)
+	req, err := a.life.Extend(r.Context(), r.PathValue("id"), reason)
 	switch {
-	case errors.Is(err, ErrBadReason):
-		writeError(w, http.StatusBadRequest, strings.TrimSuffix(err.Error(), ": "+ErrBadReason.Error()))
+	case errors.Is(err, engine.ErrBadReason):
+		writeError(w, http.StatusBadRequest, strings.TrimSuffix(err.Error(), ": "+engine.ErrBadReason.Error()))
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no such request")
-	case errors.Is(err, ErrConflict):
-		code := map[error]string{ErrAlreadyExtended: "already_extended", ErrTooLate: "too_late", ErrEnded: "ended"}
+	case errors.Is(err, engine.ErrConflict):
+		code := map[error]string{engine.ErrAlreadyExtended: "already_extended", engine.ErrTooLate: "too_late", engine.ErrEnded: "ended"}
 		for e, c := range code {
 			if errors.Is(err, e) {
-				writeJSON(w, http.StatusConflict, map[string]string{"error": strings.TrimSuffix(err.Error(), ": "+ErrConflict.Error()), "code": c})
+				writeJSON(w, http.StatusConflict, map[string]string{"error": strings.TrimSuffix(err.Error(), ": "+engine.ErrConflict.Error()), "code": c})
 				return
 			}
 		}
 		writeError(w, http.StatusConflict, err.Error())
 	case err != nil:
-		o.log.Error("extend failed", "err", err)
+		a.log.Error("extend failed", "err", err)
 		writeError(w, http.StatusInternalServerError, "could not extend the request")
 	default:
 		writeJSON(w, http.StatusOK, viewOf(req, nil))
 	}
 }
 
-func (o *Orchestrator) handleVerify(w http.ResponseWriter, r *http.Request) {
-	req, err := o.Verify(r.Context(), r.PathValue("id"))
+func (a *API) handleVerify(w http.ResponseWriter, r *http.Request) {
+	req, err := a.life.Verify(r.Context(), r.PathValue("id"))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no such request")
-	case errors.Is(err, ErrConflict):
+	case errors.Is(err, engine.ErrConflict):
 		writeError(w, http.StatusConflict, err.Error())
 	case err != nil:
-		o.log.Error("verify failed", "err", err)
+		a.log.Error("verify failed", "err", err)
 		writeError(w, http.StatusInternalServerError, "could not verify the request")
 	default:
 		writeJSON(w, http.StatusOK, map[string]any{"id": req.ID, "state": req.State})
@@ -264,30 +268,30 @@ func (o *Orchestrator) handleVerify(w http.ResponseWriter, r *http.Request) {
 }
 
 type taskView struct {
-	System      string           `json:"system"`
-	State       string           `json:"state"`
-	Outcome     string           `json:"outcome"`
-	Attempts    int              `json:"attempts"`
-	AnsweredAt  *time.Time       `json:"answered_at,omitempty"`
-	NextAttempt *time.Time       `json:"next_attempt_at,omitempty"`
-	LegalBasis  string           `json:"legal_basis,omitempty"`
-	RetainUntil *time.Time       `json:"retain_until,omitempty"`
-	Counts      map[string]int64 `json:"counts"`
-	Remaining   int64            `json:"remaining"`
-	ExportSHA   string           `json:"export_sha256,omitempty"`
-	Detail      string           `json:"detail,omitempty"`
+	System      string              `json:"system"`
+	State       lifecycle.TaskState `json:"state"`
+	Outcome     lifecycle.Outcome   `json:"outcome"`
+	Attempts    int                 `json:"attempts"`
+	AnsweredAt  *time.Time          `json:"answered_at,omitempty"`
+	NextAttempt *time.Time          `json:"next_attempt_at,omitempty"`
+	LegalBasis  string              `json:"legal_basis,omitempty"`
+	RetainUntil *time.Time          `json:"retain_until,omitempty"`
+	Counts      map[string]int64    `json:"counts"`
+	Remaining   int64               `json:"remaining"`
+	ExportSHA   string              `json:"export_sha256,omitempty"`
+	Detail      string              `json:"detail,omitempty"`
 }
 
 type requestView struct {
-	ID         string    `json:"id"`
-	Tenant     string    `json:"tenant"`
-	Type       string    `json:"type"`
-	State      string    `json:"state"`
-	Source     string    `json:"source"`
-	EventID    string    `json:"event_id,omitempty"` // of the account deletion that opened it
-	ReceivedAt time.Time `json:"received_at"`
-	Deadline   time.Time `json:"deadline"`
-	CreatedAt  time.Time `json:"created_at"`
+	ID         string          `json:"id"`
+	Tenant     string          `json:"tenant"`
+	Type       lifecycle.Type  `json:"type"`
+	State      lifecycle.State `json:"state"`
+	Source     string          `json:"source"`
+	EventID    string          `json:"event_id,omitempty"` // of the account deletion that opened it
+	ReceivedAt time.Time       `json:"received_at"`
+	Deadline   time.Time       `json:"deadline"`
+	CreatedAt  time.Time       `json:"created_at"`
 	// Set when the deadline was extended (Art. 12(3)).
 	OriginalDeadline *time.Time `json:"original_deadline,omitempty"`
 	ExtendedAt       *time.Time `json:"extended_at,omitempty"`
@@ -315,16 +319,16 @@ func viewOf(r *store.Request, tasks []*store.Task) requestView {
 		ReceivedAt: r.ReceivedAt, Deadline: r.Deadline, CreatedAt: r.CreatedAt, CompletedAt: timePtr(r.CompletedAt),
 		OriginalDeadline: timePtr(r.OriginalDeadline), ExtendedAt: timePtr(r.ExtendedAt), ExtensionReason: r.ExtensionReason,
 		AnsweredAt: timePtr(r.AnsweredAt)}
-	if spec, _, err := requestPolicy(r); err == nil && spec != nil {
+	if spec, _, err := engine.RequestPolicy(r); err == nil && spec != nil {
 		v.TimeZone, v.RollToWorkingDay = spec.TimeZone, spec.RollToWorkingDay
 	}
-	if r.Source == sourceAccountDeleted {
-		v.EventID = strings.TrimPrefix(r.SourceRef, sourceAccountDeleted+":")
+	if r.Source == engine.SourceAccountDeleted {
+		v.EventID = strings.TrimPrefix(r.SourceRef, engine.AccountDeletedRef(""))
 	}
 	for _, k := range tasks {
 		tv := taskView{System: k.System, State: k.State, Outcome: k.Outcome, Attempts: k.Attempts, AnsweredAt: timePtr(k.AnsweredAt),
 			LegalBasis: k.LegalBasis, RetainUntil: timePtr(k.RetainUntil), Counts: k.Counts, Remaining: k.Remaining, Detail: k.Detail}
-		if k.State == store.TaskPublished || k.State == store.TaskRetrying || k.State == store.TaskDeferred {
+		if k.State.Waiting() {
 			tv.NextAttempt = timePtr(k.NextAttemptAt)
 		}
 		if len(k.ExportSHA256) > 0 {
@@ -338,37 +342,32 @@ func viewOf(r *store.Request, tasks []*store.Task) requestView {
 	return v
 }
 
-func (o *Orchestrator) handleGet(w http.ResponseWriter, r *http.Request) {
-	req, tasks, err := o.store.Get(r.Context(), r.PathValue("id"))
+func (a *API) handleGet(w http.ResponseWriter, r *http.Request) {
+	req, tasks, err := a.store.Get(r.Context(), r.PathValue("id"))
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "no such request")
 		return
 	}
 	if err != nil {
-		o.log.Error("get request failed", "err", err)
+		a.log.Error("get request failed", "err", err)
 		writeError(w, http.StatusInternalServerError, "could not read the request")
 		return
 	}
 	writeJSON(w, http.StatusOK, viewOf(req, tasks))
 }
 
-var requestStates = map[string]bool{
-	store.StatePendingVerification: true, store.StateOpen: true, store.StateFulfilled: true,
-	store.StatePartiallyRetained: true, store.StateFailed: true,
-}
-
-func (o *Orchestrator) handleList(w http.ResponseWriter, r *http.Request) {
-	q := store.ListQuery{State: r.URL.Query().Get("state"), Tenant: r.URL.Query().Get("tenant"), After: r.URL.Query().Get("cursor"), Limit: 50}
-	if q.State != "" && !requestStates[q.State] {
+func (a *API) handleList(w http.ResponseWriter, r *http.Request) {
+	q := store.ListQuery{State: lifecycle.State(r.URL.Query().Get("state")), Tenant: r.URL.Query().Get("tenant"), After: r.URL.Query().Get("cursor"), Limit: 50}
+	if q.State != "" && !q.State.Known() {
 		writeError(w, http.StatusBadRequest, "unknown state")
 		return
 	}
-	if q.Tenant != "" && !tenantFormat.MatchString(q.Tenant) {
-		writeError(w, http.StatusBadRequest, "tenant must be 1-63 lowercase letters, digits, '-' or '_'")
+	if q.Tenant != "" && !engine.ValidTenant(q.Tenant) {
+		writeError(w, http.StatusBadRequest, engine.ErrTenantFormat.Error())
 		return
 	}
 	if ev := r.URL.Query().Get("event_id"); ev != "" {
-		q.SourceRef = accountDeletedRef(ev)
+		q.SourceRef = engine.AccountDeletedRef(ev)
 	}
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -378,13 +377,13 @@ func (o *Orchestrator) handleList(w http.ResponseWriter, r *http.Request) {
 		}
 		q.Limit = n
 	}
-	reqs, next, err := o.store.List(r.Context(), q)
+	reqs, next, err := a.store.List(r.Context(), q)
 	if errors.Is(err, store.ErrBadCursor) {
 		writeError(w, http.StatusBadRequest, "bad cursor")
 		return
 	}
 	if err != nil {
-		o.log.Error("list failed", "err", err)
+		a.log.Error("list failed", "err", err)
 		writeError(w, http.StatusInternalServerError, "could not list requests")
 		return
 	}
@@ -397,17 +396,17 @@ func (o *Orchestrator) handleList(w http.ResponseWriter, r *http.Request) {
 
 // handleExport assembles the answers of an export request into one bundle:
 // the structured, machine-readable copy Art. 15 and 20 ask for.
-func (o *Orchestrator) handleExport(w http.ResponseWriter, r *http.Request) {
-	req, tasks, err := o.store.Get(r.Context(), r.PathValue("id"))
+func (a *API) handleExport(w http.ResponseWriter, r *http.Request) {
+	req, tasks, err := a.store.Get(r.Context(), r.PathValue("id"))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no such request")
 		return
 	case err != nil:
-		o.log.Error("export failed", "err", err)
+		a.log.Error("export failed", "err", err)
 		writeError(w, http.StatusInternalServerError, "could not read the request")
 		return
-	case req.Type != TypeExport:
+	case req.Type != lifecycle.Export:
 		writeError(w, http.StatusConflict, "not an export request")
 		return
 	case req.CompletedAt.IsZero():
@@ -427,8 +426,8 @@ func (o *Orchestrator) handleExport(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"request": viewOf(req, nil), "systems": systems})
 }
 
-func (o *Orchestrator) handleHealth(w http.ResponseWriter, r *http.Request) {
-	if err := o.store.Ping(r.Context()); err != nil {
+func (a *API) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if err := a.store.Ping(r.Context()); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "store unavailable")
 		return
 	}

@@ -1,8 +1,7 @@
-package orchestrator
+package httpapi
 
 import (
 	"errors"
-	"fmt"
 	"html/template"
 	"net/http"
 	"strconv"
@@ -13,29 +12,30 @@ import (
 
 	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/services/orchestrator/engine"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 )
 
 // handleKeys serves the keys file an auditor keeps to verify certificates
 // offline: the orchestrator's key and every registered connector key.
-func (o *Orchestrator) handleKeys(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, o.keys.KeySet())
+func (a *API) handleKeys(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.life.Keys())
 }
 
 // certificate returns the stored certificate of an ended request, writing
 // the error response itself when there is none.
-func (o *Orchestrator) certificate(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+func (a *API) certificate(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	id := r.PathValue("id")
-	cert, err := o.store.Certificate(r.Context(), id)
+	cert, err := a.store.Certificate(r.Context(), id)
 	if err == nil {
 		return cert, true
 	}
 	if !errors.Is(err, store.ErrNotFound) {
-		o.log.Error("certificate", "err", err)
+		a.log.Error("certificate", "err", err)
 		writeError(w, http.StatusInternalServerError, "could not read the certificate")
 		return nil, false
 	}
-	if _, _, err := o.store.Get(r.Context(), id); errors.Is(err, store.ErrNotFound) {
+	if _, _, err := a.store.Get(r.Context(), id); errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "no such request")
 	} else {
 		writeError(w, http.StatusConflict, "the request has not ended: its certificate is issued when it does")
@@ -45,8 +45,8 @@ func (o *Orchestrator) certificate(w http.ResponseWriter, r *http.Request) ([]by
 
 // handleCertificate serves the certificate's exact bytes: a verifier
 // requires them byte for byte.
-func (o *Orchestrator) handleCertificate(w http.ResponseWriter, r *http.Request) {
-	cert, ok := o.certificate(w, r)
+func (a *API) handleCertificate(w http.ResponseWriter, r *http.Request) {
+	cert, ok := a.certificate(w, r)
 	if !ok {
 		return
 	}
@@ -55,19 +55,19 @@ func (o *Orchestrator) handleCertificate(w http.ResponseWriter, r *http.Request)
 	w.Write(append(cert, '\n'))
 }
 
-func (o *Orchestrator) handleCertificateHTML(w http.ResponseWriter, r *http.Request) {
-	cert, ok := o.certificate(w, r)
+func (a *API) handleCertificateHTML(w http.ResponseWriter, r *http.Request) {
+	cert, ok := a.certificate(w, r)
 	if !ok {
 		return
 	}
-	c, err := proof.Verify(cert, o.keys.KeySet())
+	c, err := proof.Verify(cert, a.life.Keys())
 	page := certificatePage{C: c, Verified: err == nil}
 	if err != nil {
 		page.Problem = err.Error()
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := certificateTemplate.Execute(w, page); err != nil {
-		o.log.Error("certificate page", "err", err)
+		a.log.Error("certificate page", "err", err)
 	}
 }
 
@@ -93,21 +93,27 @@ func (p certificatePage) Date(t time.Time) string {
 }
 func (p certificatePage) Day(t time.Time) string { return t.In(p.loc()).Format("2 January 2006") }
 
+// outcomeLabels are the outcomes in words, for the certificate page.
+var outcomeLabels = map[lifecycle.Outcome]string{
+	lifecycle.Erased: "Erased", lifecycle.Exported: "Exported", lifecycle.NotFound: "Nothing held",
+	lifecycle.Retained: "Retained by law", lifecycle.DeadLetter: "Did not answer", lifecycle.OutcomeFailed: "Failed",
+}
+
 var certificateTemplate = template.Must(template.New("certificate").Funcs(template.FuncMap{
 	"join": func(s []string) string { return strings.Join(s, ", ") },
-	"class": func(outcome lifecycle.Outcome) string {
-		switch outcome {
-		case "erased", "exported", "not_found":
+	"class": func(o lifecycle.Outcome) string {
+		switch {
+		case o.Done():
 			return "done"
-		case "retained":
+		case o == lifecycle.Retained:
 			return "kept"
 		}
 		return "failed"
 	},
-	"label": func(outcome lifecycle.Outcome) string {
-		return map[lifecycle.Outcome]string{"erased": "Erased", "exported": "Exported", "not_found": "Nothing held",
-			"retained": "Retained by law", "dead_letter": "Did not answer", "failed": "Failed"}[outcome]
-	},
+	"label": func(o lifecycle.Outcome) string { return outcomeLabels[o] },
+	// erasedOrKept: a second look after the effect says what is left.
+	"erasedOrKept":      func(o lifecycle.Outcome) bool { return o == lifecycle.Erased || o == lifecycle.Retained },
+	"partiallyRetained": func(s lifecycle.State) bool { return s == lifecycle.PartiallyRetained },
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Certificate of fulfilment {{.C.RequestID}}</title>
 <style>
@@ -131,7 +137,7 @@ code{font-size:.85em;word-break:break-all} footer{margin-top:2rem;color:#5b6475;
 {{with .C.Extension}}<dt>Extended</dt><dd>{{$.Date .At}}, because: {{.Reason}}</dd>
 <dt>Person told of it</dt><dd>{{if .NoticeDeliveredAt}}{{$.Date .NoticeDeliveredAt}} ({{join .NoticeChannels}}){{if .NoticeDeliveredAt.After .OriginalDeadline}}: <b>after the original deadline, so the extension has no effect</b>{{end}}{{else}}<b>Not yet</b>: until the person is told, the original deadline stands{{end}}</dd>{{end}}
 {{with .C.AnsweredAt}}<dt>Answered</dt><dd>{{$.Date .}} (some data kept by law until a later date)</dd>{{end}}
-<dt>{{if eq .C.State "partially_retained"}}Answered, data kept by law{{else}}Completed{{end}}</dt><dd>{{$.Date .C.CompletedAt}}</dd>
+<dt>{{if partiallyRetained .C.State}}Answered, data kept by law{{else}}Completed{{end}}</dt><dd>{{$.Date .C.CompletedAt}}</dd>
 <dt>Deadline met</dt><dd>{{if .C.DeadlineMet}}Yes{{else}}<b>No</b>{{end}}</dd>
 <dt>Outcome</dt><dd>{{.C.State}}</dd>
 <dt>Person (keyed hash)</dt><dd><code>{{.C.SubjectHash}}</code></dd>
@@ -140,7 +146,7 @@ code{font-size:.85em;word-break:break-all} footer{margin-top:2rem;color:#5b6475;
 {{range .C.Systems}}<tr><td>{{.System}}</td><td class="outcome {{class .Outcome}}">{{label .Outcome}}</td><td>
 {{if .Counts}}{{range $k, $v := .Counts}}{{$k}}: {{$v}}<br>{{end}}{{end}}
 {{if .LegalBasis}}Kept under: {{.LegalBasis}}{{if .RetainUntil}}, until {{$.Day .RetainUntil}}, then erased{{end}}<br>{{end}}
-{{if eq .Outcome "erased" "retained"}}Records found on a second look: {{.Remaining}}<br>{{end}}
+{{if erasedOrKept .Outcome}}Records found on a second look: {{.Remaining}}<br>{{end}}
 {{if .Detail}}{{.Detail}}{{end}}
 </td><td>{{with .ConnectorTime}}{{$.Day .}}{{end}}{{if .KeyID}}<br><code>{{.KeyID}}</code>{{end}}</td></tr>
 {{end}}</tbody></table>
@@ -153,22 +159,10 @@ of {{.C.Log.TreeHead.Size}} entries (root <code>{{.C.Log.TreeHead.Root}}</code>)
 `))
 
 // handleTreeHead signs the log's current size and root.
-func (o *Orchestrator) handleTreeHead(w http.ResponseWriter, r *http.Request) {
-	var th proof.TreeHead
-	err := o.store.Tx(r.Context(), func(tx store.Tx) error {
-		size, err := tx.LogSize()
-		if err != nil {
-			return err
-		}
-		root, err := tlog.TreeHash(size, tx)
-		if err != nil {
-			return err
-		}
-		th = proof.SignTreeHead(o.signer, size, root, o.now())
-		return nil
-	})
+func (a *API) handleTreeHead(w http.ResponseWriter, r *http.Request) {
+	th, err := a.life.TreeHead(r.Context())
 	if err != nil {
-		o.log.Error("tree head", "err", err)
+		a.log.Error("tree head", "err", err)
 		writeError(w, http.StatusInternalServerError, "could not read the log")
 		return
 	}
@@ -177,30 +171,19 @@ func (o *Orchestrator) handleTreeHead(w http.ResponseWriter, r *http.Request) {
 
 // handleConsistency proves that the log of size new extends the log of
 // size old.
-func (o *Orchestrator) handleConsistency(w http.ResponseWriter, r *http.Request) {
+func (a *API) handleConsistency(w http.ResponseWriter, r *http.Request) {
 	oldSize, err1 := strconv.ParseInt(r.URL.Query().Get("old"), 10, 64)
 	newSize, err2 := strconv.ParseInt(r.URL.Query().Get("new"), 10, 64)
 	if err1 != nil || err2 != nil || oldSize < 0 || oldSize > newSize {
 		writeError(w, http.StatusBadRequest, "old and new must be log sizes with old <= new")
 		return
 	}
-	var p tlog.TreeProof
-	err := o.store.Tx(r.Context(), func(tx store.Tx) error {
-		size, err := tx.LogSize()
-		if err != nil {
-			return err
-		}
-		if newSize > size {
-			return fmt.Errorf("%w: the log has %d entries", errBadRange, size)
-		}
-		p, err = tlog.ProveTree(newSize, oldSize, tx)
-		return err
-	})
+	p, err := a.life.Consistency(r.Context(), oldSize, newSize)
 	switch {
-	case errors.Is(err, errBadRange):
+	case errors.Is(err, engine.ErrBadRange):
 		writeError(w, http.StatusBadRequest, err.Error())
 	case err != nil:
-		o.log.Error("consistency proof", "err", err)
+		a.log.Error("consistency proof", "err", err)
 		writeError(w, http.StatusInternalServerError, "could not read the log")
 	default:
 		if p == nil {
@@ -209,5 +192,3 @@ func (o *Orchestrator) handleConsistency(w http.ResponseWriter, r *http.Request)
 		writeJSON(w, http.StatusOK, map[string]any{"old": oldSize, "new": newSize, "proof": p})
 	}
 }
-
-var errBadRange = errors.New("new is larger than the log")

@@ -1,9 +1,11 @@
-package orchestrator
+package httpapi
 
 import (
 	"errors"
 	"net/http"
 	"time"
+
+	"github.com/lethe-dev/lethe/services/orchestrator/engine"
 )
 
 // parseReceivedAt reads a time of receipt as the API takes it.
@@ -36,7 +38,7 @@ type deadlineView struct {
 // handleDeadline serves GET /v1/deadline?tenant=T&received_at=TIME: the
 // deadline of a request of tenant T (the default policy when absent)
 // received at TIME (now when absent), by the same arithmetic Submit uses.
-func (o *Orchestrator) handleDeadline(w http.ResponseWriter, r *http.Request) {
+func (a *API) handleDeadline(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	for k := range q {
 		if k != "tenant" && k != "received_at" {
@@ -45,8 +47,8 @@ func (o *Orchestrator) handleDeadline(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	tenant := q.Get("tenant")
-	if tenant != "" && !tenantFormat.MatchString(tenant) {
-		writeError(w, http.StatusBadRequest, errTenantFormat.Error())
+	if tenant != "" && !engine.ValidTenant(tenant) {
+		writeError(w, http.StatusBadRequest, engine.ErrTenantFormat.Error())
 		return
 	}
 	var given time.Time
@@ -58,18 +60,16 @@ func (o *Orchestrator) handleDeadline(w http.ResponseWriter, r *http.Request) {
 		}
 		given = t
 	}
-	received := o.receipt(given)
-	spec, pol, _, err := o.policyFor(tenant, received)
+	p, err := a.life.Preview(tenant, given)
 	if err != nil {
-		o.log.Error("deadline policy", "err", err)
+		a.log.Error("deadline policy", "err", err)
 		writeError(w, http.StatusInternalServerError, "the tenant's deadline policy cannot be read")
 		return
 	}
-	zone := spec.TimeZone
+	zone := p.Spec.TimeZone
 	if zone == "" {
 		zone = "UTC"
 	}
-	writeJSON(w, http.StatusOK, deadlineView{Tenant: tenant, ReceivedAt: received,
-		Deadline: pol.Deadline(received).UTC(), ExtendedDeadline: pol.Extended(received).UTC(),
-		TimeZone: zone, RollToWorkingDay: spec.RollToWorkingDay, Holidays: spec.Holidays})
+	writeJSON(w, http.StatusOK, deadlineView{Tenant: tenant, ReceivedAt: p.ReceivedAt, Deadline: p.Deadline, ExtendedDeadline: p.Extended,
+		TimeZone: zone, RollToWorkingDay: p.Spec.RollToWorkingDay, Holidays: p.Spec.Holidays})
 }

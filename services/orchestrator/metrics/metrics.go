@@ -1,4 +1,8 @@
-package orchestrator
+// Package metrics holds the orchestrator's Prometheus series: counters the
+// lifecycle, the relay, the notifier and the API add to, and gauges read
+// from the store at scrape time. Labels name systems, states, outcomes,
+// reasons and tenant classes, never a request id or anything of a person.
+package metrics
 
 import (
 	"context"
@@ -10,105 +14,117 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/lethe-dev/lethe/pkg/deadline"
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
+	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 )
 
-// metrics holds the orchestrator's series. Labels name systems, states,
-// outcomes and reasons, never a request id or anything of the subject.
-type metrics struct {
-	gatherer      prometheus.Gatherer
-	created       *prometheus.CounterVec
-	receipts      *prometheus.CounterVec
-	rejected      *prometheus.CounterVec
-	ignored       *prometheus.CounterVec
-	failed        *prometheus.CounterVec
-	retries       *prometheus.CounterVec
-	deadLetters   *prometheus.CounterVec
-	published     *prometheus.CounterVec
-	publishErrors prometheus.Counter
-	http          *prometheus.CounterVec
-	lastReceipt   *prometheus.GaugeVec
-	completion    *prometheus.HistogramVec
-	ended         *prometheus.CounterVec
-	extensions    *prometheus.CounterVec
-	notices       *prometheus.CounterVec
+// Results of lethe_orchestrator_requests_ended_total: the SLO's view of
+// how a request ended.
+const (
+	WithinObjective = "within_objective" // answered within the objective
+	Late            = "late"             // answered, after the objective
+	EndedFailed     = string(lifecycle.Failed)
+)
+
+// Metrics are the orchestrator's series.
+type Metrics struct {
+	Gatherer      prometheus.Gatherer
+	Created       *prometheus.CounterVec
+	Receipts      *prometheus.CounterVec
+	Rejected      *prometheus.CounterVec
+	Ignored       *prometheus.CounterVec
+	Failed        *prometheus.CounterVec
+	Retries       *prometheus.CounterVec
+	DeadLetters   *prometheus.CounterVec
+	Published     *prometheus.CounterVec
+	PublishErrors prometheus.Counter
+	Http          *prometheus.CounterVec
+	LastReceipt   *prometheus.GaugeVec
+	Completion    *prometheus.HistogramVec
+	Ended         *prometheus.CounterVec
+	Extensions    *prometheus.CounterVec
+	Notices       *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer, st store.Store, systems []string, tenants *deadline.Tenants, webhook bool, now func() time.Time) *metrics {
+// New registers the series on reg. The store's gauges are read from st
+// at scrape time; systems, the tenants' classes and the notice channels
+// are the label values that exist from the start.
+func New(reg prometheus.Registerer, st store.Store, systems []string, tenants *deadline.Tenants, channels []string, now func() time.Time) *Metrics {
 	f := promauto.With(reg)
-	m := &metrics{
-		created: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_requests_created_total",
+	m := &Metrics{
+		Created: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_requests_created_total",
 			Help: "Requests created, by type and source (api, account_deleted)."}, []string{"type", "source"}),
-		receipts: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_receipts_accepted_total",
+		Receipts: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_receipts_accepted_total",
 			Help: "Receipts recorded, by system and outcome."}, []string{"system", "outcome"}),
-		rejected: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_receipts_rejected_total",
+		Rejected: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_receipts_rejected_total",
 			Help: "Receipts rejected without changing any state, by reason."}, []string{"reason"}),
-		ignored: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_receipts_ignored_total",
+		Ignored: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_receipts_ignored_total",
 			Help: "Receipts for tasks already finished (duplicate) or for an older attempt (stale)."}, []string{"reason"}),
-		failed: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_task_failures_total",
+		Failed: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_task_failures_total",
 			Help: "Failed answers from systems."}, []string{"system"}),
-		retries: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_task_retries_total",
+		Retries: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_task_retries_total",
 			Help: "Tasks attempted again after a failure or no answer."}, []string{"system"}),
-		deadLetters: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_dead_letters_total",
+		DeadLetters: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_dead_letters_total",
 			Help: "Tasks given up after the last attempt."}, []string{"system"}),
-		published: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_outbox_published_total",
+		Published: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_outbox_published_total",
 			Help: "Outbox messages published to the bus, by CloudEvents type."}, []string{"type"}),
-		publishErrors: f.NewCounter(prometheus.CounterOpts{Name: "lethe_outbox_publish_errors_total",
+		PublishErrors: f.NewCounter(prometheus.CounterOpts{Name: "lethe_outbox_publish_errors_total",
 			Help: "Failed attempts to publish an outbox message (retried)."}),
-		http: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_api_http_requests_total",
+		Http: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_api_http_requests_total",
 			Help: "HTTP API requests, by route and status code."}, []string{"route", "code"}),
-		lastReceipt: f.NewGaugeVec(prometheus.GaugeOpts{Name: "lethe_orchestrator_last_receipt_timestamp_seconds",
+		LastReceipt: f.NewGaugeVec(prometheus.GaugeOpts{Name: "lethe_orchestrator_last_receipt_timestamp_seconds",
 			Help: "When the last receipt of each system was accepted (the orchestrator's start until the first)."}, []string{"system"}),
-		completion: f.NewHistogramVec(prometheus.HistogramOpts{Name: "lethe_orchestrator_task_completion_seconds",
+		Completion: f.NewHistogramVec(prometheus.HistogramOpts{Name: "lethe_orchestrator_task_completion_seconds",
 			Help:    "Time from a request's receipt to a system's answer.",
 			Buckets: []float64{60, 600, 3600, 6 * 3600, 86400, 3 * 86400, 7 * 86400, 14 * 86400, 31 * 86400, 92 * 86400}}, []string{"system"}),
-		ended: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_requests_ended_total",
+		Ended: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_requests_ended_total",
 			Help: "Requests ended, by type and result: within_objective (fulfilled within the objective duration), late, failed."}, []string{"type", "result"}),
-		extensions: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_extensions_total",
+		Extensions: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_extensions_total",
 			Help: "Deadlines extended by two further months (GDPR Art. 12(3)), by request type."}, []string{"type"}),
-		notices: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_notice_deliveries_total",
+		Notices: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_notice_deliveries_total",
 			Help: "Deliveries of notices to data subjects, by channel (bus, webhook) and result (delivered, failed)."}, []string{"channel", "result"}),
 	}
 	start := float64(now().Unix())
 	for _, s := range systems {
-		m.lastReceipt.WithLabelValues(s).Set(start)
-		m.completion.WithLabelValues(s)
+		m.LastReceipt.WithLabelValues(s).Set(start)
+		m.Completion.WithLabelValues(s)
 	}
-	for _, t := range []string{TypeErasure, TypeExport} {
-		for _, r := range []string{"within_objective", "late", "failed"} {
-			m.ended.WithLabelValues(t, r)
+	for _, t := range lifecycle.Types() {
+		for _, r := range []string{WithinObjective, Late, EndedFailed} {
+			m.Ended.WithLabelValues(string(t), r)
 		}
-		m.extensions.WithLabelValues(t)
+		m.Extensions.WithLabelValues(string(t))
 	}
-	channels := noticeChannels(webhook)
 	for _, ch := range channels {
-		m.notices.WithLabelValues(ch, "delivered")
-		m.notices.WithLabelValues(ch, "failed")
+		m.Notices.WithLabelValues(ch, "delivered")
+		m.Notices.WithLabelValues(ch, "failed")
 	}
 	for _, s := range systems {
-		m.retries.WithLabelValues(s)
-		m.deadLetters.WithLabelValues(s)
-		m.failed.WithLabelValues(s)
+		m.Retries.WithLabelValues(s)
+		m.DeadLetters.WithLabelValues(s)
+		m.Failed.WithLabelValues(s)
 	}
 	for _, r := range []string{"malformed", "unknown_task", "mismatch", "not_published", "bad_signature", "unknown_key", "wrong_system", "key_not_valid"} {
-		m.rejected.WithLabelValues(r)
+		m.Rejected.WithLabelValues(r)
 	}
 	for _, r := range []string{"duplicate", "stale"} {
-		m.ignored.WithLabelValues(r)
+		m.Ignored.WithLabelValues(r)
 	}
 	reg.MustRegister(&storeCollector{store: st, systems: systems, tenants: tenants, channels: channels, now: now})
-	m.gatherer = prometheus.DefaultGatherer
+	m.Gatherer = prometheus.DefaultGatherer
 	if g, ok := reg.(prometheus.Gatherer); ok {
-		m.gatherer = g
+		m.Gatherer = g
 	}
 	return m
 }
 
-func (m *metrics) instrument(route string, h http.Handler) http.Handler {
+// Instrument counts h's answers by route and status code.
+func (m *Metrics) Instrument(route string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		h.ServeHTTP(rec, r)
-		m.http.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
+		m.Http.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
 	})
 }
 
@@ -131,14 +147,6 @@ type storeCollector struct {
 	tenants  *deadline.Tenants // their classes
 	channels []string
 	now      func() time.Time
-}
-
-// noticeChannels are the channels notices are delivered on.
-func noticeChannels(webhook bool) []string {
-	if webhook {
-		return []string{channelBus, channelWebhook}
-	}
-	return []string{channelBus}
 }
 
 var (
@@ -197,9 +205,10 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(storeUp, prometheus.GaugeValue, 1)
-	for _, state := range []string{store.StatePendingVerification, store.StateOpen, store.StateFulfilled, store.StatePartiallyRetained, store.StateFailed} {
-		for _, typ := range []string{TypeErasure, TypeExport} {
-			ch <- prometheus.MustNewConstMetric(requestsDesc, prometheus.GaugeValue, float64(st.Requests[[2]string{state, typ}]), state, typ)
+	for _, state := range lifecycle.States() {
+		for _, typ := range lifecycle.Types() {
+			n := st.Requests[store.Kind{State: state, Type: typ}]
+			ch <- prometheus.MustNewConstMetric(requestsDesc, prometheus.GaugeValue, float64(n), string(state), string(typ))
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(outboxDesc, prometheus.GaugeValue, float64(st.OutboxDepth))
@@ -252,7 +261,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(deferredDesc, prometheus.GaugeValue, float64(p.Deferred-prev), "later")
 	for _, name := range c.channels {
 		n := p.UndeliveredBus
-		if name == channelWebhook {
+		if name == proof.ChannelWebhook {
 			n = p.UndeliveredWebhook
 		}
 		ch <- prometheus.MustNewConstMetric(undeliveredDesc, prometheus.GaugeValue, float64(n), name)

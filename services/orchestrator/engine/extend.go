@@ -1,4 +1,4 @@
-package orchestrator
+package engine
 
 import (
 	"context"
@@ -46,55 +46,55 @@ func checkReason(reason string) error {
 // deadline + 2 months (deadline.Policy.Extended). In the same transaction
 // it logs the extension (the reason as a hash: the log is kept forever) and
 // writes the notice to the person into the notification outbox.
-func (o *Orchestrator) Extend(ctx context.Context, id, reason string) (*store.Request, error) {
+func (e *Engine) Extend(ctx context.Context, id, reason string) (*store.Request, error) {
 	if err := checkReason(reason); err != nil {
 		return nil, err
 	}
 	reason = strings.TrimSpace(reason)
 	var r *store.Request
-	err := o.store.Tx(ctx, func(tx store.Tx) error {
-		now := o.now()
+	err := e.cfg.Store.Tx(ctx, func(tx store.Tx) error {
+		now := e.Now()
 		var err error
-		if r, err = tx.Request(id); err != nil {
+		if r, err = tx.Request(ctx, id); err != nil {
 			return err
 		}
 		switch {
 		case !r.ExtendedAt.IsZero():
 			return ErrAlreadyExtended
-		case r.State != store.StatePendingVerification && r.State != store.StateOpen:
+		case r.State.Ended():
 			return ErrEnded
 		case now.After(r.Deadline):
 			return ErrTooLate
 		}
-		_, pol, err := requestPolicy(r)
+		_, pol, err := RequestPolicy(r)
 		if err != nil {
 			return err
 		}
 		r.OriginalDeadline, r.Deadline = r.Deadline, pol.Extended(r.ReceivedAt)
 		r.ExtendedAt, r.ExtensionReason, r.UpdatedAt = now, reason, now
-		if err := tx.UpdateRequest(r); err != nil {
+		if err := tx.UpdateRequest(ctx, r); err != nil {
 			return err
 		}
 		original, extended := r.OriginalDeadline, r.Deadline
-		if err := o.record(tx, proof.Entry{RequestID: r.ID, Event: proof.EventExtended, At: now,
+		if err := record(ctx, tx, proof.Entry{RequestID: r.ID, Event: proof.EventExtended, At: now,
 			Deadline: &extended, OriginalDeadline: &original, ReasonSHA256: proof.ReasonHash(reason)}); err != nil {
 			return err
 		}
-		return o.enqueueExtensionNotice(tx, r, now)
+		return enqueueExtensionNotice(ctx, tx, r, now)
 	})
 	if err != nil {
 		return nil, err
 	}
-	o.m.extensions.WithLabelValues(r.Type).Inc()
-	o.log.Info("deadline extended", "request_id", r.ID, "original_deadline", r.OriginalDeadline, "deadline", r.Deadline)
-	o.wakeNotifier()
+	e.m.Extensions.WithLabelValues(string(r.Type)).Inc()
+	e.log.Info("deadline extended", "request_id", r.ID, "original_deadline", r.OriginalDeadline, "deadline", r.Deadline)
+	e.cfg.Notifier.Wake()
 	return r, nil
 }
 
 // policyFor returns the deadline policy of a tenant for a request received
 // at received, as it is kept with the request ("" for the default).
-func (o *Orchestrator) policyFor(tenant string, received time.Time) (deadline.Spec, deadline.Policy, string, error) {
-	spec := o.cfg.Deadlines.Spec(tenant).For(received)
+func (e *Engine) policyFor(tenant string, received time.Time) (deadline.Spec, deadline.Policy, string, error) {
+	spec := e.cfg.Deadlines.Spec(tenant).For(received)
 	pol, err := spec.Policy()
 	if err != nil {
 		return spec, pol, "", err
@@ -106,8 +106,9 @@ func (o *Orchestrator) policyFor(tenant string, received time.Time) (deadline.Sp
 	return spec, pol, string(b), err
 }
 
-// requestPolicy reads the deadline policy kept with a request.
-func requestPolicy(r *store.Request) (*deadline.Spec, deadline.Policy, error) {
+// RequestPolicy reads the deadline policy kept with a request (nil for the
+// default).
+func RequestPolicy(r *store.Request) (*deadline.Spec, deadline.Policy, error) {
 	if r.DeadlinePolicy == "" {
 		return nil, deadline.Policy{}, nil
 	}
@@ -117,4 +118,26 @@ func requestPolicy(r *store.Request) (*deadline.Spec, deadline.Policy, error) {
 	}
 	pol, err := spec.Policy()
 	return &spec, pol, err
+}
+
+// Preview is the deadline a request would have: "when would a request
+// received then be due?", for a privacy team planning ahead. Nothing is
+// stored or logged.
+type Preview struct {
+	ReceivedAt time.Time
+	Deadline   time.Time
+	// Extended is the deadline an extension would give (Art. 12(3)).
+	Extended time.Time
+	Spec     deadline.Spec
+}
+
+// Preview counts the deadline of a request of tenant received at received
+// (now when zero) by the same arithmetic Submit uses.
+func (e *Engine) Preview(tenant string, received time.Time) (Preview, error) {
+	received = e.receivedAt(received)
+	spec, pol, _, err := e.policyFor(tenant, received)
+	if err != nil {
+		return Preview{}, err
+	}
+	return Preview{ReceivedAt: received, Deadline: pol.Deadline(received).UTC(), Extended: pol.Extended(received).UTC(), Spec: spec}, nil
 }

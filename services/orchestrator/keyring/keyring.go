@@ -1,7 +1,9 @@
-package orchestrator
+// Package keyring is the orchestrator's view of the keys file: which public
+// keys may answer for which system, read again when the file changes so
+// that a key is added (rotation) or retired without a restart.
+package keyring
 
 import (
-	"errors"
 	"log/slog"
 	"os"
 	"sync"
@@ -10,10 +12,9 @@ import (
 	"github.com/lethe-dev/lethe/pkg/proof"
 )
 
-// registry is the keys file that says which public keys may answer for
-// which system. It is read again when it changes, so a key can be added
-// (rotation) or retired without a restart.
-type registry struct {
+// Ring is the keys file that says which public keys may answer for which
+// system. It is read again when it changes.
+type Ring struct {
 	path string
 	own  proof.Key // the orchestrator's own key, always listed
 	log  *slog.Logger
@@ -24,15 +25,17 @@ type registry struct {
 	checked time.Time
 }
 
-func newRegistry(path string, own proof.Key, log *slog.Logger) (*registry, error) {
-	r := &registry{path: path, own: own, log: log}
+// Open reads the keys file at path; own, the orchestrator's key, is always
+// listed.
+func Open(path string, own proof.Key, log *slog.Logger) (*Ring, error) {
+	r := &Ring{path: path, own: own, log: log}
 	if err := r.load(); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
-func (r *registry) load() error {
+func (r *Ring) load() error {
 	ks, err := proof.ReadKeySet(r.path)
 	if err != nil {
 		return err
@@ -53,7 +56,7 @@ func (r *registry) load() error {
 // KeySet returns the current keys, re-reading the file (at most once a
 // second) if it changed. A file that no longer parses keeps the last good
 // keys, and says so.
-func (r *registry) KeySet() proof.KeySet {
+func (r *Ring) KeySet() proof.KeySet {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if time.Since(r.checked) >= time.Second {
@@ -67,19 +70,4 @@ func (r *registry) KeySet() proof.KeySet {
 		}
 	}
 	return r.keys
-}
-
-// rejectReason names why a receipt's signature was refused, for the
-// lethe_receipts_rejected_total counter.
-func rejectReason(err error) string {
-	switch {
-	case errors.Is(err, proof.ErrUnknownKey):
-		return "unknown_key"
-	case errors.Is(err, proof.ErrWrongSystem):
-		return "wrong_system"
-	case errors.Is(err, proof.ErrKeyNotValid):
-		return "key_not_valid"
-	default:
-		return "bad_signature"
-	}
 }

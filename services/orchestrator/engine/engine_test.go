@@ -1,0 +1,198 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
+	"github.com/lethe-dev/lethe/pkg/piitest"
+	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/services/orchestrator/engine"
+	"github.com/lethe-dev/lethe/services/orchestrator/metrics"
+	"github.com/lethe-dev/lethe/services/orchestrator/outbox"
+	"github.com/lethe-dev/lethe/services/orchestrator/store"
+)
+
+var errCommit = errors.New("commit failed (injected)")
+
+// failingCommits is the real SQLite store whose transactions, while fail
+// is set, run to their end and are then rolled back as a failed commit
+// would leave them.
+type failingCommits struct {
+	store.Store
+	fail atomic.Bool
+}
+
+func (f *failingCommits) Tx(ctx context.Context, fn func(store.Tx) error) error {
+	return f.Store.Tx(ctx, func(tx store.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if f.fail.Load() {
+			return errCommit
+		}
+		return nil
+	})
+}
+
+type keys proof.KeySet
+
+func (k keys) KeySet() proof.KeySet { return proof.KeySet(k) }
+
+type fixture struct {
+	eng    *engine.Engine
+	st     *failingCommits
+	m      *metrics.Metrics
+	logs   *piitest.Capture
+	alpha  *proof.Signer
+	relay  outbox.Signal
+	now    time.Time
+	system string
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	sqlite, err := store.OpenSQLite(filepath.Join(dir, "lethe.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sqlite.Close() })
+	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	own, err := proof.LoadSigner(filepath.Join(dir, "orchestrator.key"), proof.RoleOrchestrator, now.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alpha, err := proof.LoadSigner(filepath.Join(dir, "alpha.key"), "alpha", now.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ks proof.KeySet
+	ks.Add(own.Key, alpha.Key)
+	f := &fixture{st: &failingCommits{Store: sqlite}, logs: &piitest.Capture{}, alpha: alpha, relay: outbox.NewSignal(), now: now, system: "alpha"}
+	f.m = metrics.New(prometheus.NewRegistry(), sqlite, []string{"alpha"}, nil, []string{proof.ChannelBus}, func() time.Time { return now })
+	f.eng = engine.New(engine.Config{
+		Store: f.st, Systems: []string{"alpha"}, MaxAttempts: 1, RetryInitial: time.Minute, RetryMax: time.Hour, Objective: 7 * 24 * time.Hour,
+		NoticeChannels: []string{proof.ChannelBus}, HashKey: []byte("0123456789abcdef0123456789abcdef"), Signer: own, Keys: keys(ks),
+		Relay: f.relay, Notifier: outbox.NewSignal(), Metrics: f.m, Logger: f.logs.Logger(), Now: func() time.Time { return now },
+	})
+	return f
+}
+
+// failure is alpha's signed, final failure of a request's first attempt.
+func (f *fixture) failure(t *testing.T, requestID string) (*lethev1.Receipt, []byte) {
+	t.Helper()
+	rc := &lethev1.Receipt{RequestId: requestID, TaskId: requestID + ".alpha", System: "alpha", Action: lethev1.Action_ACTION_ERASE,
+		Outcome: lifecycle.OutcomeFailed.Proto(), Detail: "disk full", Attempt: 1, ConnectorTime: timestamppb.New(f.now)}
+	if err := proof.SignReceipt(f.alpha, rc); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := proto.Marshal(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc, raw
+}
+
+// A transaction that does not commit changes nothing the world can see:
+// no metric counts it, no log line reports it, no loop is woken. Once it
+// commits, everything follows.
+func TestEffectsFollowTheCommit(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	r, _, err := f.eng.Submit(ctx, engine.NewRequest{Type: lifecycle.Erasure, Tenant: "demo", Email: "person-0042@example.com",
+		Verified: true, Source: engine.SourceAPI})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-f.relay // the submission woke the relay
+	rc, raw := f.failure(t, r.ID)
+	counted := func() float64 {
+		return testutil.ToFloat64(f.m.DeadLetters.WithLabelValues("alpha")) + testutil.ToFloat64(f.m.Failed.WithLabelValues("alpha")) +
+			testutil.ToFloat64(f.m.Ended.WithLabelValues("erasure", "failed"))
+	}
+
+	f.st.fail.Store(true)
+	if err := f.eng.RecordReceipt(ctx, rc, raw); !errors.Is(err, errCommit) {
+		t.Fatalf("RecordReceipt = %v, want the commit's failure", err)
+	}
+	if n := counted(); n != 0 {
+		t.Errorf("a rolled-back dead letter counted %v in the metrics", n)
+	}
+	for _, line := range []string{"task dead-lettered", "request completed"} {
+		if strings.Contains(f.logs.String(), line) {
+			t.Errorf("a rolled-back transaction logged %q", line)
+		}
+	}
+	select {
+	case <-f.relay:
+		t.Error("a rolled-back transaction woke the relay")
+	default:
+	}
+	if got, _, err := f.st.Get(ctx, r.ID); err != nil || got.State != lifecycle.Open {
+		t.Fatalf("after the failed commit the request is %v (%v), want open", got.State, err)
+	}
+
+	f.st.fail.Store(false)
+	if err := f.eng.RecordReceipt(ctx, rc, raw); err != nil {
+		t.Fatal(err)
+	}
+	if n := counted(); n != 3 {
+		t.Errorf("the committed dead letter counted %v (failure, dead letter, end), want 3", n)
+	}
+	for _, line := range []string{"task dead-lettered", "request completed"} {
+		if !strings.Contains(f.logs.String(), line) {
+			t.Errorf("the committed transaction did not log %q", line)
+		}
+	}
+	if got, _, _ := f.st.Get(ctx, r.ID); got.State != lifecycle.Failed {
+		t.Errorf("request is %s, want failed", got.State)
+	}
+	f.logs.NoneOf(t, "person-0042@example.com")
+}
+
+// Validate refuses what no request can be, and never repeats the
+// subject's identifiers in its message.
+func TestValidate(t *testing.T) {
+	good := engine.NewRequest{Type: lifecycle.Erasure, Tenant: "demo", Email: "person-0001@example.com"}
+	tests := []struct {
+		name   string
+		change func(*engine.NewRequest)
+		want   string
+	}{
+		{"good", func(*engine.NewRequest) {}, ""},
+		{"unknown type", func(r *engine.NewRequest) { r.Type = "delete" }, "type must be"},
+		{"no tenant", func(r *engine.NewRequest) { r.Tenant = "" }, "tenant is required"},
+		{"bad tenant", func(r *engine.NewRequest) { r.Tenant = "Acme Corp" }, "tenant must be"},
+		{"no email", func(r *engine.NewRequest) { r.Email = "" }, "subject.email is required"},
+		{"bad email", func(r *engine.NewRequest) { r.Email = "person-0001@localhost" }, "not a valid email"},
+		{"named email", func(r *engine.NewRequest) { r.Email = "Person <person-0001@example.com>" }, "not a valid email"},
+		{"bad user id", func(r *engine.NewRequest) { r.UserID = "user 0001" }, "subject.user_id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			nr := good
+			tt.change(&nr)
+			err := engine.Validate(nr)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("Validate = %v, want %q", err, tt.want)
+			case err != nil && (strings.Contains(err.Error(), "person-0001") || strings.Contains(err.Error(), "user 0001")):
+				t.Fatalf("the message repeats the subject: %v", err)
+			}
+		})
+	}
+}

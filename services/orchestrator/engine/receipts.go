@@ -1,0 +1,329 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/lethe-dev/lethe/pkg/events"
+	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
+	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/services/orchestrator/metrics"
+	"github.com/lethe-dev/lethe/services/orchestrator/store"
+)
+
+// effects are what a transaction did that the world hears of: metrics,
+// log lines, wake-ups. A transaction closure collects them; report tells
+// them once the transaction has committed, so a rolled-back change counts
+// nothing.
+type effects struct {
+	failed      []string // systems that answered a failure
+	retried     []taskRef
+	followUps   []taskRef // deferred erasures whose retention is over
+	deadLetters []taskRef
+	deferred    []deferral
+	ended       []ending
+	wake        bool // the outbox has new messages
+}
+
+type taskRef struct {
+	requestID, system string
+	attempts          int
+}
+
+type deferral struct {
+	requestID, system string
+	until             time.Time
+}
+
+type ending struct {
+	requestID string
+	typ       lifecycle.Type
+	state     lifecycle.State
+	result    string // of lethe_orchestrator_requests_ended_total; "" when not the first end
+}
+
+// report tells what a committed transaction did.
+func (e *Engine) report(fx *effects) {
+	for _, sys := range fx.failed {
+		e.m.Failed.WithLabelValues(sys).Inc()
+	}
+	for _, t := range fx.retried {
+		e.m.Retries.WithLabelValues(t.system).Inc()
+		e.log.Warn("retrying task", "request_id", t.requestID, "system", t.system, "attempt", t.attempts)
+	}
+	for _, t := range fx.followUps {
+		e.log.Info("deferred erasure due", "request_id", t.requestID, "system", t.system)
+	}
+	for _, t := range fx.deadLetters {
+		e.m.DeadLetters.WithLabelValues(t.system).Inc()
+		e.log.Error("task dead-lettered", "request_id", t.requestID, "system", t.system, "attempts", t.attempts)
+	}
+	for _, d := range fx.deferred {
+		e.log.Info("erasure deferred", "request_id", d.requestID, "system", d.system, "retain_until", d.until)
+	}
+	for _, end := range fx.ended {
+		if end.result != "" {
+			e.m.Ended.WithLabelValues(string(end.typ), end.result).Inc()
+		}
+		e.log.Info("request completed", "request_id", end.requestID, "state", end.state)
+	}
+	if fx.wake {
+		e.cfg.Relay.Wake()
+	}
+}
+
+// Receipt verdicts.
+const (
+	verdictRejected   = "rejected"
+	verdictIgnored    = "ignored"
+	verdictAccepted   = "accepted"
+	verdictRetrying   = string(lifecycle.TaskRetrying)
+	verdictDeadLetter = string(lifecycle.TaskDeadLetter)
+)
+
+// RecordReceipt applies one receipt (raw is its protobuf as received).
+// Receipts that do not fit a task of ours are rejected; a second answer
+// to a finished task is ignored. Neither changes any state.
+func (e *Engine) RecordReceipt(ctx context.Context, rc *lethev1.Receipt, raw []byte) error {
+	// A receipt must be signed by a key registered for its system: a forged
+	// or misrouted answer changes nothing.
+	if err := proof.VerifyReceipt(e.Keys(), rc); err != nil {
+		reason := rejectReason(err)
+		e.m.Rejected.WithLabelValues(reason).Inc()
+		e.log.Warn("receipt rejected", "reason", reason, "task_id", rc.GetTaskId(), "system", rc.GetSystem(), "key_id", rc.GetKeyId())
+		return nil
+	}
+	now := e.Now()
+	outcome := lifecycle.OutcomeOf(rc.GetOutcome())
+	var verdict, reason string
+	var fx effects
+	var received time.Time // of the request a receipt was accepted for
+	err := e.cfg.Store.Tx(ctx, func(tx store.Tx) error {
+		verdict, reason, fx = "", "", effects{}
+		k, err := tx.Task(ctx, rc.GetTaskId())
+		if errors.Is(err, store.ErrNotFound) {
+			verdict, reason = verdictRejected, "unknown_task"
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		r, err := tx.Request(ctx, k.RequestID)
+		if err != nil {
+			return err
+		}
+		if rc.GetSystem() != k.System || rc.GetRequestId() != k.RequestID || rc.GetAction() != r.Type.Action() {
+			verdict, reason = verdictRejected, "mismatch"
+			return nil
+		}
+		failed, retryable, detail := outcome == lifecycle.OutcomeFailed, rc.GetRetryable(), rc.GetDetail()
+		if outcome == lifecycle.Retained && rc.GetRetainUntil() != nil && !rc.GetRetainUntil().AsTime().After(now) {
+			// Data kept past its own retention date is no lawful answer (a
+			// connector whose clock is behind, or a replayed old receipt
+			// at a deferred erasure): try again.
+			failed, retryable, detail = true, true, "retained past its retain-until date"
+		}
+		switch {
+		case k.State == lifecycle.TaskAnswered || k.State == lifecycle.TaskDeferred:
+			verdict, reason = verdictIgnored, "duplicate"
+			return nil
+		case k.State == lifecycle.TaskPending:
+			verdict, reason = verdictRejected, "not_published"
+			return nil
+		case failed && (k.State == lifecycle.TaskDeadLetter || k.State == lifecycle.TaskRetrying || int(rc.GetAttempt()) < k.Attempts):
+			// Already failed, or a failure of an attempt that a newer one replaced.
+			verdict, reason = verdictIgnored, "stale"
+			return nil
+		}
+		if failed {
+			fx.failed = append(fx.failed, k.System)
+			if retryable && k.Attempts-k.RoundStart < e.cfg.MaxAttempts {
+				verdict = verdictRetrying
+				k.State, k.Detail, k.NextAttemptAt = lifecycle.TaskRetrying, detail, now.Add(e.wait(k.Attempts-k.RoundStart))
+				if err := tx.UpdateTask(ctx, k); err != nil {
+					return err
+				}
+				return record(ctx, tx, proof.Entry{RequestID: r.ID, Event: proof.EventTaskFailed, At: now, System: k.System, Attempt: k.Attempts, Detail: "retryable"})
+			}
+			verdict = verdictDeadLetter
+			return e.deadLetter(ctx, tx, &fx, r, k, "failed: "+detail, now)
+		}
+		// A success is taken even after the task was dead-lettered: the
+		// system did the work late (after a broker outage, say), and the
+		// request can still be fulfilled.
+		verdict = verdictAccepted
+		answer(k, rc, outcome, raw, now)
+		if err := tx.UpdateTask(ctx, k); err != nil {
+			return err
+		}
+		h, err := proof.ReceiptHash(rc)
+		if err != nil {
+			return err
+		}
+		if err := record(ctx, tx, proof.Entry{RequestID: r.ID, Event: proof.EventReceiptAccepted, At: now, System: k.System,
+			Attempt: int(rc.GetAttempt()), Outcome: k.Outcome, ReceiptHash: fmt.Sprintf("%x", h)}); err != nil {
+			return err
+		}
+		received, fx.wake = r.ReceivedAt, true
+		return e.complete(ctx, tx, &fx, r, now)
+	})
+	if err != nil {
+		return fmt.Errorf("record receipt: %w", err)
+	}
+	e.report(&fx)
+	log := e.log.With("request_id", rc.GetRequestId(), "task_id", rc.GetTaskId(), "system", rc.GetSystem(), "outcome", outcome)
+	switch verdict {
+	case verdictRejected:
+		e.m.Rejected.WithLabelValues(reason).Inc()
+		log.Warn("receipt rejected", "reason", reason)
+	case verdictIgnored:
+		e.m.Ignored.WithLabelValues(reason).Inc()
+		log.Debug("receipt ignored", "reason", reason)
+	case verdictAccepted:
+		e.m.Receipts.WithLabelValues(rc.GetSystem(), string(outcome)).Inc()
+		e.m.LastReceipt.WithLabelValues(rc.GetSystem()).Set(float64(now.Unix()))
+		e.m.Completion.WithLabelValues(rc.GetSystem()).Observe(rc.GetConnectorTime().AsTime().Sub(received).Seconds())
+		log.Info("receipt accepted")
+	default:
+		log.Warn("system failed the task", "verdict", verdict)
+	}
+	return nil
+}
+
+// answer records an accepted receipt in its task.
+func answer(k *store.Task, rc *lethev1.Receipt, outcome lifecycle.Outcome, raw []byte, now time.Time) {
+	k.State = lifecycle.TaskAnswered
+	k.Outcome = outcome
+	k.AnsweredAt = now
+	k.Detail = ""
+	k.LegalBasis = rc.GetLegalBasis()
+	k.RetainUntil = time.Time{}
+	if rc.GetRetainUntil() != nil {
+		k.RetainUntil = rc.GetRetainUntil().AsTime()
+	}
+	k.Counts = map[string]int64{}
+	for _, c := range rc.GetCounts() {
+		k.Counts[c.GetCategory()] = c.GetCount()
+	}
+	k.Remaining = rc.GetRemaining()
+	k.ExportSHA256, k.ExportData, k.Receipt = rc.GetExportSha256(), rc.GetExportData(), raw
+	k.NextAttemptAt = time.Time{}
+}
+
+// rejectReason names why a receipt's signature was refused, for the
+// lethe_receipts_rejected_total counter.
+func rejectReason(err error) string {
+	switch {
+	case errors.Is(err, proof.ErrUnknownKey):
+		return "unknown_key"
+	case errors.Is(err, proof.ErrWrongSystem):
+		return "wrong_system"
+	case errors.Is(err, proof.ErrKeyNotValid):
+		return "key_not_valid"
+	default:
+		return "bad_signature"
+	}
+}
+
+// deadLetter gives up on a task: it goes to the system's dead-letter topic
+// (without the subject) and the request may end as failed.
+func (e *Engine) deadLetter(ctx context.Context, tx store.Tx, fx *effects, r *store.Request, k *store.Task, why string, now time.Time) error {
+	k.State, k.Detail, k.NextAttemptAt = lifecycle.TaskDeadLetter, why, time.Time{}
+	if err := tx.UpdateTask(ctx, k); err != nil {
+		return err
+	}
+	data, err := proto.Marshal(task(r, k, false))
+	if err != nil {
+		return err
+	}
+	if err := tx.Enqueue(ctx, store.OutboxMessage{Topic: events.DeadLetterTopic(k.System), ID: "dead:" + k.ID, Type: events.TypeDeadLetter, Key: r.ID, Payload: data, Created: now}); err != nil {
+		return err
+	}
+	if err := record(ctx, tx, proof.Entry{RequestID: r.ID, Event: proof.EventDeadLetter, At: now, System: k.System, Attempt: k.Attempts}); err != nil {
+		return err
+	}
+	fx.deadLetters = append(fx.deadLetters, taskRef{r.ID, k.System, k.Attempts})
+	fx.wake = true
+	return e.complete(ctx, tx, fx, r, now)
+}
+
+// complete ends the request once every system has answered or run out of
+// attempts (lifecycle.FinalState says how), and drops the subject's
+// identifiers, which only the keyed hash outlives. A failed request is
+// completed again when a late answer turns its last dead letter into a
+// success.
+//
+// An erasure that a system answered "retained until" a date (billing's
+// invoices, kept by law) is answered in full but not over: the request
+// ends as partially_retained, its task is deferred to that date, when a
+// follow-up erasure runs, and the subject's identifiers stay until then
+// (the follow-up needs them; the retaining system holds them anyway).
+func (e *Engine) complete(ctx context.Context, tx store.Tx, fx *effects, r *store.Request, now time.Time) error {
+	tasks, err := tx.Tasks(ctx, r.ID)
+	if err != nil {
+		return err
+	}
+	parts := make([]lifecycle.Part, 0, len(tasks))
+	for _, k := range tasks {
+		switch k.State {
+		case lifecycle.TaskAnswered, lifecycle.TaskDeferred:
+			parts = append(parts, lifecycle.Part{Outcome: k.Outcome, RetainUntil: k.RetainUntil})
+		case lifecycle.TaskDeadLetter:
+			parts = append(parts, lifecycle.Part{Outcome: lifecycle.DeadLetter})
+		default:
+			return nil // a system has yet to answer
+		}
+	}
+	state := lifecycle.FinalState(r.Type, parts)
+	firstEnd := r.CompletedAt.IsZero()
+	r.State, r.UpdatedAt, r.CompletedAt = state, now, now
+	if r.AnsweredAt.IsZero() && state != lifecycle.Failed {
+		r.AnsweredAt = now
+	}
+	if state != lifecycle.PartiallyRetained {
+		r.SubjectEmail, r.SubjectUserID = "", ""
+	}
+	if err := tx.UpdateRequest(ctx, r); err != nil {
+		return err
+	}
+	if err := tx.ForgetTasks(ctx, r.ID); err != nil {
+		return err
+	}
+	for i, k := range tasks {
+		if k.State != lifecycle.TaskAnswered || !parts[i].Defers(r.Type) {
+			continue // deferred in an earlier round, or nothing kept
+		}
+		k.State, k.NextAttemptAt = lifecycle.TaskDeferred, k.RetainUntil
+		if err := tx.UpdateTask(ctx, k); err != nil {
+			return err
+		}
+		until := k.RetainUntil
+		if err := record(ctx, tx, proof.Entry{RequestID: r.ID, Event: proof.EventErasureDeferred, At: now, System: k.System, RetainUntil: &until}); err != nil {
+			return err
+		}
+		fx.deferred = append(fx.deferred, deferral{r.ID, k.System, until})
+	}
+	event, result := proof.EventFulfilled, metrics.WithinObjective
+	switch state {
+	case lifecycle.Failed:
+		event, result = proof.EventFailed, metrics.EndedFailed
+	case lifecycle.PartiallyRetained:
+		event = proof.EventPartiallyRetained
+	}
+	if state != lifecycle.Failed && now.Sub(r.ReceivedAt) > e.cfg.Objective {
+		result = metrics.Late
+	}
+	if !firstEnd {
+		result = ""
+	}
+	fx.ended = append(fx.ended, ending{r.ID, r.Type, state, result})
+	if err := record(ctx, tx, proof.Entry{RequestID: r.ID, Event: event, At: now}); err != nil {
+		return err
+	}
+	return e.issue(ctx, tx, r, tasks, now)
+}

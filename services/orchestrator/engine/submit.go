@@ -1,0 +1,200 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/lethe-dev/lethe/pkg/deadline"
+	"github.com/lethe-dev/lethe/pkg/events"
+	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
+	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/pkg/pseudonym"
+	"github.com/lethe-dev/lethe/services/orchestrator/store"
+)
+
+var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+
+// newID returns a request id that sorts by creation time: 48 bits of
+// milliseconds and 80 random bits, as in a ULID.
+func newID(now time.Time) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16)
+	rand.Read(b[6:])
+	return "req_" + idEncoding.EncodeToString(b[:])
+}
+
+// Submit stores a new request with a task per registered system; a verified
+// request is opened at once. A second submission with the same SourceRef
+// returns the first request and created=false.
+func (e *Engine) Submit(ctx context.Context, nr NewRequest) (r *store.Request, created bool, err error) {
+	now := e.Now()
+	received := e.receivedAt(nr.ReceivedAt)
+	spec, pol, specJSON, err := e.policyFor(nr.Tenant, received)
+	if err != nil {
+		return nil, false, fmt.Errorf("submit: %w", err)
+	}
+	var logSpec *deadline.Spec
+	if specJSON != "" {
+		logSpec = &spec
+	}
+	fresh := store.Request{
+		ID:             newID(now),
+		Tenant:         nr.Tenant,
+		Type:           nr.Type,
+		State:          lifecycle.PendingVerification,
+		SubjectEmail:   nr.Email,
+		SubjectUserID:  nr.UserID,
+		SubjectHash:    pseudonym.Hash(e.cfg.HashKey, subjectKey(nr.Email, nr.UserID)),
+		Source:         nr.Source,
+		SourceRef:      nr.SourceRef,
+		ReceivedAt:     received,
+		Deadline:       pol.Deadline(received),
+		DeadlinePolicy: specJSON,
+		CreatedAt:      now,
+		UpdatedAt:      now,
+	}
+	submit := func(tx store.Tx) error {
+		f := fresh // a retried transaction starts from the request as it came
+		r, created = &f, false
+		if nr.SourceRef != "" {
+			prev, err := tx.RequestBySourceRef(ctx, nr.SourceRef)
+			if err == nil {
+				r = prev
+				return nil
+			}
+			if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
+		created = true
+		if err := tx.InsertRequest(ctx, r); err != nil {
+			return err
+		}
+		received, dl := r.ReceivedAt, r.Deadline
+		if err := record(ctx, tx, proof.Entry{RequestID: r.ID, Event: proof.EventCreated, At: now, Tenant: r.Tenant, Type: r.Type,
+			SubjectHash: r.SubjectHash, ReceivedAt: &received, Deadline: &dl, DeadlinePolicy: logSpec, Detail: "source=" + r.Source}); err != nil {
+			return err
+		}
+		for _, sys := range e.cfg.Systems {
+			if err := tx.InsertTask(ctx, &store.Task{ID: events.TaskID(r.ID, sys), RequestID: r.ID, System: sys, State: lifecycle.TaskPending}); err != nil {
+				return err
+			}
+		}
+		if nr.Verified {
+			return e.open(ctx, tx, r, now)
+		}
+		return nil
+	}
+	err = e.cfg.Store.Tx(ctx, submit)
+	if errors.Is(err, store.ErrDuplicate) && nr.SourceRef != "" {
+		// Another replica stored the same event's request meanwhile: the
+		// second look finds it.
+		err = e.cfg.Store.Tx(ctx, submit)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("submit: %w", err)
+	}
+	if created {
+		e.m.Created.WithLabelValues(string(r.Type), r.Source).Inc()
+		e.log.Info("request created", "request_id", r.ID, "type", r.Type, "tenant", r.Tenant, "source", r.Source, "state", r.State)
+		e.cfg.Relay.Wake()
+	}
+	return r, created, nil
+}
+
+func subjectKey(email, userID string) string {
+	if email != "" {
+		return "email:" + pseudonym.Normalize(email)
+	}
+	return "user_id:" + userID
+}
+
+// Verify records that the subject's identity was checked and opens the
+// request. It returns store.ErrNotFound or ErrConflict.
+func (e *Engine) Verify(ctx context.Context, id string) (*store.Request, error) {
+	var r *store.Request
+	err := e.cfg.Store.Tx(ctx, func(tx store.Tx) error {
+		var err error
+		if r, err = tx.Request(ctx, id); err != nil {
+			return err
+		}
+		if r.State != lifecycle.PendingVerification {
+			return fmt.Errorf("request is %s, not %s: %w", r.State, lifecycle.PendingVerification, ErrConflict)
+		}
+		return e.open(ctx, tx, r, e.Now())
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.log.Info("request verified", "request_id", r.ID)
+	e.cfg.Relay.Wake()
+	return r, nil
+}
+
+// open moves a request to open and enqueues its first attempt per system.
+func (e *Engine) open(ctx context.Context, tx store.Tx, r *store.Request, now time.Time) error {
+	r.State, r.UpdatedAt = lifecycle.Open, now
+	if err := tx.UpdateRequest(ctx, r); err != nil {
+		return err
+	}
+	if err := record(ctx, tx, proof.Entry{RequestID: r.ID, Event: proof.EventVerified, At: now}); err != nil {
+		return err
+	}
+	tasks, err := tx.Tasks(ctx, r.ID)
+	if err != nil {
+		return err
+	}
+	for _, k := range tasks {
+		if err := e.attempt(ctx, tx, r, k, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// attempt enqueues the next attempt of task k. Its wait for an answer, which
+// doubles with each attempt (exponential backoff), starts when the relay has
+// published it.
+func (e *Engine) attempt(ctx context.Context, tx store.Tx, r *store.Request, k *store.Task, now time.Time) error {
+	k.Attempts++
+	k.State = lifecycle.TaskPublished
+	k.NextAttemptAt = time.Time{}
+	if err := tx.UpdateTask(ctx, k); err != nil {
+		return err
+	}
+	msg, err := events.TaskMessage(task(r, k, true), Source, now)
+	if err != nil {
+		return err
+	}
+	if err := record(ctx, tx, proof.Entry{RequestID: r.ID, Event: proof.EventTaskPublished, At: now, System: k.System, Attempt: k.Attempts}); err != nil {
+		return err
+	}
+	return tx.Enqueue(ctx, store.OutboxMessage{Topic: events.TaskTopic(k.System), ID: msg.ID, Type: msg.Type, Key: msg.Key, Payload: msg.Data, Created: now,
+		TaskID: k.ID, Wait: e.wait(k.Attempts - k.RoundStart)})
+}
+
+// task is the task message of k; only the one sent to the system carries
+// the subject.
+func task(r *store.Request, k *store.Task, withSubject bool) *lethev1.Task {
+	t := &lethev1.Task{
+		RequestId: r.ID,
+		TaskId:    k.ID,
+		System:    k.System,
+		Action:    r.Type.Action(),
+		Tenant:    r.Tenant,
+		Deadline:  timestamppb.New(r.Deadline),
+		Attempt:   uint32(k.Attempts),
+	}
+	if withSubject {
+		t.Subject = &lethev1.Subject{Email: r.SubjectEmail, UserId: r.SubjectUserID}
+	}
+	return t
+}

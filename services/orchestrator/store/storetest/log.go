@@ -1,0 +1,260 @@
+// The proof a request leaves: the log (entries, tree hashes, inclusion
+// proofs, concurrent appends, its lock order against state changes) and
+// certificates.
+
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
+	"github.com/lethe-dev/lethe/services/orchestrator/store"
+)
+
+// memLog is a tlog hash storage in memory, to check the store's against.
+type memLog []tlog.Hash
+
+func (m memLog) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		out[i] = m[x]
+	}
+	return out, nil
+}
+
+// checkTree compares the store's tree with one built in memory from the
+// entries in index order, and checks an inclusion proof of each.
+func checkTree(t *testing.T, s store.Store, entries [][]byte) {
+	t.Helper()
+	var mem memLog
+	for i, e := range entries {
+		hs, err := tlog.StoredHashes(int64(i), e, mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mem = append(mem, hs...)
+	}
+	n := int64(len(entries))
+	want, err := tlog.TreeHash(n, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustTx(t, s, func(tx store.Tx) error {
+		size, err := tx.LogSize(t.Context())
+		if err != nil {
+			return err
+		}
+		same(t, "log size", size, n)
+		got, err := tlog.TreeHash(size, store.HashReader(t.Context(), tx))
+		if err != nil {
+			return err
+		}
+		if got != want {
+			t.Errorf("tree hash %v, computed from the entries %v", got, want)
+		}
+		for i, e := range entries {
+			p, err := tlog.ProveRecord(n, int64(i), store.HashReader(t.Context(), tx))
+			if err != nil {
+				return err
+			}
+			if err := tlog.CheckRecord(p, n, want, int64(i), tlog.RecordHash(e)); err != nil {
+				t.Errorf("inclusion proof of entry %d: %v", i, err)
+			}
+		}
+		return nil
+	})
+}
+
+func testLog(t *testing.T, s store.Store) {
+	var entries [][]byte
+	mustTx(t, s, func(tx store.Tx) error {
+		for i, req := range []string{"req-1", "req-2", "req-1"} {
+			e := fmt.Appendf(nil, "entry %d of %s", i, req)
+			idx, err := tx.AppendLog(t.Context(), req, e)
+			if err != nil {
+				return err
+			}
+			same(t, "index", idx, int64(i))
+			entries = append(entries, e)
+			n, err := tx.LogSize(t.Context())
+			same(t, "log size in the appending Tx", n, int64(i+1))
+			if err != nil {
+				return err
+			}
+		}
+		recs, err := tx.RequestLog(t.Context(), "req-1")
+		same(t, "RequestLog in the appending Tx", recs, []store.LogRecord{{Index: 0, Data: entries[0]}, {Index: 2, Data: entries[2]}})
+		return err
+	})
+	checkTree(t, s, entries)
+	mustTx(t, s, func(tx store.Tx) error {
+		recs, err := tx.RequestLog(t.Context(), "req-2")
+		same(t, "RequestLog", recs, []store.LogRecord{{Index: 1, Data: entries[1]}})
+		if err != nil {
+			return err
+		}
+		recs, err = tx.RequestLog(t.Context(), "req-unknown")
+		same(t, "RequestLog of a request without entries", len(recs), 0)
+		return err
+	})
+}
+
+// testLogConcurrentAppends: transactions appending at once get dense
+// indexes, and the tree over the stored hashes is the one the entries make.
+func testLogConcurrentAppends(t *testing.T, s store.Store) {
+	const workers, txs, perTx = 4, 8, 2
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	indexes := map[int64]string{}
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			<-start
+			req := fmt.Sprintf("req-%d", w)
+			for i := range txs {
+				got := map[int64]string{}
+				err := s.Tx(context.Background(), func(tx store.Tx) error {
+					clear(got)
+					for j := range perTx {
+						e := fmt.Sprintf("%s tx %d entry %d", req, i, j)
+						idx, err := tx.AppendLog(t.Context(), req, []byte(e))
+						if err != nil {
+							return err
+						}
+						got[idx] = e
+					}
+					return nil
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				for idx, e := range got {
+					if prev, dup := indexes[idx]; dup {
+						errs <- fmt.Errorf("index %d given to %q and %q", idx, prev, e)
+					}
+					indexes[idx] = e
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	n := workers * txs * perTx
+	entries := make([][]byte, n)
+	for idx, e := range indexes {
+		if idx < 0 || idx >= int64(n) {
+			t.Fatalf("index %d out of 0..%d", idx, n-1)
+		}
+		entries[idx] = []byte(e)
+	}
+	same(t, "distinct indexes", len(indexes), n)
+	mustTx(t, s, func(tx store.Tx) error {
+		for w := range workers {
+			req := fmt.Sprintf("req-%d", w)
+			recs, err := tx.RequestLog(t.Context(), req)
+			if err != nil {
+				return err
+			}
+			same(t, "entries of "+req, len(recs), txs*perTx)
+			for i, rec := range recs {
+				if i > 0 && rec.Index <= recs[i-1].Index {
+					t.Errorf("RequestLog(%s) out of order", req)
+				}
+				if !bytes.Equal(rec.Data, entries[rec.Index]) {
+					t.Errorf("entry %d: %q, appended %q", rec.Index, rec.Data, entries[rec.Index])
+				}
+			}
+		}
+		return nil
+	})
+	checkTree(t, s, entries)
+}
+
+// testStateChangeAroundLog: transactions that lock in the documented
+// order (request, tasks, log) queue rather than deadlock, whether they
+// change a request's state before appending to the log (as Verify does)
+// or after (as a receipt that completes its request does).
+func testStateChangeAroundLog(t *testing.T, s store.Store) {
+	a, b := newRequest("req-a", lifecycle.PendingVerification, t0.AddDate(0, 1, 0)), newRequest("req-b", lifecycle.Open, t0.AddDate(0, 1, 0))
+	insert(t, s, []*store.Request{a, b})
+	aChanged, bAppended := make(chan struct{}), make(chan struct{})
+	// meet lets the other transaction reach its point before going on; on
+	// an engine that runs one transaction at a time it cannot, and the
+	// wait ends.
+	meet := func(done, other chan struct{}) {
+		select {
+		case <-done:
+		default:
+			close(done)
+		}
+		select {
+		case <-other:
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	var wg sync.WaitGroup
+	var errA, errB error
+	wg.Go(func() {
+		errA = s.Tx(context.Background(), func(tx store.Tx) error {
+			if err := setState(t.Context(), tx, lifecycle.Open, a.ID); err != nil {
+				return err
+			}
+			meet(aChanged, bAppended)
+			_, err := tx.AppendLog(t.Context(), a.ID, []byte("verified a"))
+			return err
+		})
+	})
+	wg.Go(func() {
+		errB = s.Tx(context.Background(), func(tx store.Tx) error {
+			if _, err := tx.Request(t.Context(), b.ID); err != nil {
+				return err
+			}
+			if _, err := tx.AppendLog(t.Context(), b.ID, []byte("receipt b")); err != nil {
+				return err
+			}
+			meet(bAppended, aChanged)
+			return setState(t.Context(), tx, lifecycle.Fulfilled, b.ID)
+		})
+	})
+	wg.Wait()
+	if errA != nil || errB != nil {
+		t.Fatalf("state change then log: %v; log then state change: %v", errA, errB)
+	}
+	st, err := s.Stats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	same(t, "counts", st.Requests, map[store.Kind]int{{State: lifecycle.Open, Type: lifecycle.Erasure}: 1, {State: lifecycle.Fulfilled, Type: lifecycle.Erasure}: 1})
+}
+
+func testCertificates(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	_, err := s.Certificate(ctx, "req-1")
+	wantErr(t, "certificate of an unknown request", err, store.ErrNotFound)
+	insert(t, s, []*store.Request{newRequest("req-1", lifecycle.Fulfilled, t0), newRequest("req-2", lifecycle.Open, t0)})
+	_, err = s.Certificate(ctx, "req-2")
+	wantErr(t, "certificate of a request without one", err, store.ErrNotFound)
+	for _, cert := range [][]byte{[]byte(`{"first":true}`), []byte(`{"second":true}`)} {
+		mustTx(t, s, func(tx store.Tx) error { return tx.PutCertificate(ctx, "req-1", cert, t0) })
+		got, err := s.Certificate(ctx, "req-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		same(t, "certificate", string(got), string(cert))
+	}
+}
