@@ -441,13 +441,13 @@ func TestForgedReceiptsRejected(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := counter(t, e.reg, "lethe_receipts_rejected_total", map[string]string{"reason": tt.reason})
+			before := counter(t, e.reg, "lethe_orchestrator_receipts_rejected_total", map[string]string{"reason": tt.reason})
 			msg, _ := events.ReceiptMessage(tt.receipt, "attacker", time.Now())
 			msg.ID += fmt.Sprint(i)
 			if err := e.bus("attacker").Publish(context.Background(), events.TopicReceipts, msg); err != nil {
 				t.Fatal(err)
 			}
-			for end := time.Now().Add(10 * time.Second); counter(t, e.reg, "lethe_receipts_rejected_total", map[string]string{"reason": tt.reason}) <= before; time.Sleep(20 * time.Millisecond) {
+			for end := time.Now().Add(10 * time.Second); counter(t, e.reg, "lethe_orchestrator_receipts_rejected_total", map[string]string{"reason": tt.reason}) <= before; time.Sleep(20 * time.Millisecond) {
 				if time.Now().After(end) {
 					t.Fatalf("not rejected as %s", tt.reason)
 				}
@@ -650,7 +650,7 @@ func TestKeyRotation(t *testing.T) {
 	})
 	id := e.submit(erasure(true))
 	answer(id, old, 1)
-	for end := time.Now().Add(10 * time.Second); counter(t, e.reg, "lethe_receipts_rejected_total", map[string]string{"reason": "key_not_valid"}) < 1; time.Sleep(20 * time.Millisecond) {
+	for end := time.Now().Add(10 * time.Second); counter(t, e.reg, "lethe_orchestrator_receipts_rejected_total", map[string]string{"reason": "key_not_valid"}) < 1; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(end) {
 			t.Fatal("a receipt signed with the retired key was not refused")
 		}

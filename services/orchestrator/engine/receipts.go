@@ -216,7 +216,7 @@ func answer(k *store.Task, rc *lethev1.Receipt, outcome lifecycle.Outcome, raw [
 }
 
 // rejectReason names why a receipt's signature was refused, for the
-// lethe_receipts_rejected_total counter.
+// lethe_orchestrator_receipts_rejected_total counter.
 func rejectReason(err error) string {
 	switch {
 	case errors.Is(err, proof.ErrUnknownKey):

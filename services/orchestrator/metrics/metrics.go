@@ -57,7 +57,7 @@ func New(reg prometheus.Registerer, st store.Store, systems []string, tenants *d
 			Help: "Requests created, by type and source (api, account_deleted)."}, []string{"type", "source"}),
 		Receipts: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_receipts_accepted_total",
 			Help: "Receipts recorded, by system and outcome."}, []string{"system", "outcome"}),
-		Rejected: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_receipts_rejected_total",
+		Rejected: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_receipts_rejected_total",
 			Help: "Receipts rejected without changing any state, by reason."}, []string{"reason"}),
 		Ignored: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_receipts_ignored_total",
 			Help: "Receipts for tasks already finished (duplicate) or for an older attempt (stale)."}, []string{"reason"}),
