@@ -98,6 +98,36 @@ type Tenant struct {
 	// Class is a metric label, "default" when unset: a few values, never
 	// a tenant's name.
 	Class string `yaml:"class"`
+	// VerificationExpiry is how long a request may wait for its identity
+	// check before it ends expired (its identifiers dropped); zero:
+	// DefaultVerificationExpiry.
+	VerificationExpiry time.Duration `yaml:"verification_expiry"`
+}
+
+// DefaultVerificationExpiry is the time a request waits for its identity
+// check unless the tenants file says otherwise: long enough for a letter
+// to go and come back, short enough that an unverified claim does not keep
+// a person's email for ever.
+const DefaultVerificationExpiry = 30 * 24 * time.Hour
+
+// VerificationExpiry returns how long a tenant's requests wait for their
+// identity check.
+func (t *Tenants) VerificationExpiry(tenant string) time.Duration {
+	if d := t.tenant(tenant).VerificationExpiry; d > 0 {
+		return d
+	}
+	return DefaultVerificationExpiry
+}
+
+// ShortestVerificationExpiry is the shortest wait of any tenant.
+func (t *Tenants) ShortestVerificationExpiry() time.Duration {
+	d := t.VerificationExpiry("")
+	if t != nil {
+		for name := range t.Tenants {
+			d = min(d, t.VerificationExpiry(name))
+		}
+	}
+	return d
 }
 
 // DefaultClass is the class of a tenant that names none.
@@ -149,6 +179,7 @@ func (t *Tenants) tenant(name string) Tenant {
 //	    time_zone: Europe/Paris
 //	    roll_to_working_day: true
 //	    holidays: [2026-12-25, 2027-01-01]
+//	    verification_expiry: 720h    # unverified requests expire (default 30 days)
 //
 // Every zone and date is checked, and holidays are sorted, so a bad file is
 // refused when the orchestrator starts rather than when a request comes.
@@ -170,6 +201,9 @@ func ParseTenants(b []byte) (*Tenants, error) {
 		return nil, fmt.Errorf("tenants file: %w", err)
 	}
 	check := func(name string, e *Tenant) error {
+		if e.VerificationExpiry < 0 {
+			return fmt.Errorf("tenants file: %s: verification_expiry is negative", name)
+		}
 		if e.Class != "" && !classFormat.MatchString(e.Class) {
 			return fmt.Errorf("tenants file: %s: class %q: want 1-32 lowercase letters, digits, '_' or '-'", name, e.Class)
 		}

@@ -102,3 +102,28 @@ tenants:
 		t.Error("without a tenants file every tenant is in the default class")
 	}
 }
+
+func TestVerificationExpiry(t *testing.T) {
+	tenants, err := deadline.ParseTenants([]byte("default: {verification_expiry: 240h}\ntenants:\n  fast: {verification_expiry: 48h}\n  plain: {}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tenant, want := range map[string]time.Duration{"fast": 48 * time.Hour, "plain": deadline.DefaultVerificationExpiry, "unlisted": 240 * time.Hour} {
+		if got := tenants.VerificationExpiry(tenant); got != want {
+			t.Errorf("%s: %v, want %v", tenant, got, want)
+		}
+	}
+	if got := tenants.ShortestVerificationExpiry(); got != 48*time.Hour {
+		t.Errorf("shortest %v", got)
+	}
+	var none *deadline.Tenants
+	if none.VerificationExpiry("x") != deadline.DefaultVerificationExpiry || none.ShortestVerificationExpiry() != deadline.DefaultVerificationExpiry {
+		t.Error("no tenants file: the default")
+	}
+	if _, err := deadline.ParseTenants([]byte("tenants:\n  bad: {verification_expiry: -1h}\n")); err == nil {
+		t.Error("a negative expiry was taken")
+	}
+	if _, err := deadline.ParseTenants([]byte("tenants:\n  bad: {verification_expiry: soon}\n")); err == nil {
+		t.Error("a malformed expiry was taken")
+	}
+}

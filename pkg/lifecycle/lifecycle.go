@@ -39,7 +39,8 @@ func (t Type) Action() lethev1.Action {
 // State is where a request is:
 // PendingVerification -> Open -> Fulfilled | PartiallyRetained | Failed.
 // A partially retained erasure becomes Fulfilled when its deferred
-// erasures are done.
+// erasures are done. A request pending verification may instead end
+// Denied (refused, Art. 12(5)) or Expired (its identity never checked).
 type State string
 
 // Request states.
@@ -49,11 +50,13 @@ const (
 	Fulfilled           State = "fulfilled"
 	PartiallyRetained   State = "partially_retained"
 	Failed              State = "failed"
+	Denied              State = "denied"
+	Expired             State = "expired"
 )
 
 // States are the request states, in lifecycle order.
 func States() []State {
-	return []State{PendingVerification, Open, Fulfilled, PartiallyRetained, Failed}
+	return []State{PendingVerification, Open, Fulfilled, PartiallyRetained, Failed, Denied, Expired}
 }
 
 // Known reports whether s is a request state.
@@ -66,11 +69,12 @@ func (s State) Known() bool {
 	return false
 }
 
-// Ended reports whether every system has answered or run out of attempts:
-// the request has a certificate. (A partially retained request has ended
-// and still has deferred erasures to run.)
+// Ended reports whether the request has its answer and a certificate:
+// every system has answered or run out of attempts, or the request was
+// refused or expired. (A partially retained request has ended and still
+// has deferred erasures to run.)
 func (s State) Ended() bool {
-	return s == Fulfilled || s == PartiallyRetained || s == Failed
+	return s.Known() && s != PendingVerification && s != Open
 }
 
 // TaskState is where one system's part of a request is.

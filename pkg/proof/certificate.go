@@ -45,6 +45,11 @@ type Certificate struct {
 	DeadlinePolicy *deadline.Spec `json:"deadline_policy,omitempty"`
 	// Extension is set when the deadline was extended (Art. 12(3)).
 	Extension *Extension `json:"extension,omitempty"`
+	// Verification is who checked the data subject's identity, and how;
+	// Denial who refused the request, and why. Each is set when a person
+	// decided it through the API.
+	Verification *Decision `json:"verification,omitempty"`
+	Denial       *Decision `json:"denial,omitempty"`
 	// AnsweredAt is set when the request was answered (partially_retained)
 	// before it ended: the data subject had a complete answer then, and
 	// the deadline is judged by it. CompletedAt is the final end, after a
@@ -57,6 +62,17 @@ type Certificate struct {
 	Log         LogProof        `json:"log"`
 	KeyID       string          `json:"key_id"`
 	Signature   []byte          `json:"signature"`
+}
+
+// Decision is a person's decision on a request: the identity check
+// (Method) or the refusal (Ground), when and by whom, with a note that
+// holds no personal data (the log keeps its hash).
+type Decision struct {
+	At     time.Time `json:"at"`
+	Actor  Actor     `json:"actor"`
+	Method string    `json:"method,omitempty"`
+	Ground string    `json:"ground,omitempty"`
+	Note   string    `json:"note,omitempty"`
 }
 
 // Extension is the extension of a request's deadline by two further months
@@ -236,6 +252,7 @@ func Verify(data []byte, ks KeySet) (*Certificate, error) {
 	errs = append(errs, checkEnd(c, l.ends)...)
 	errs = append(errs, checkSystems(ks, c, l)...)
 	errs = append(errs, checkState(c))
+	errs = append(errs, checkDecisions(c, l.entries)...)
 	errs = append(errs, checkDeadlines(c, l.created, l.extensions, l.entries)...)
 	return c, errors.Join(errs...)
 }
@@ -328,7 +345,7 @@ func checkLog(c *Certificate) (*requestLog, []error) {
 			l.accepted[e.System] = e
 		case EventExtended:
 			l.extensions = append(l.extensions, e)
-		case EventFulfilled, EventFailed, EventPartiallyRetained:
+		case EventFulfilled, EventFailed, EventPartiallyRetained, EventDenied, EventExpired:
 			l.ends = append(l.ends, e)
 		}
 	}
@@ -399,8 +416,11 @@ func checkSystems(ks KeySet, c *Certificate, l *requestLog) []error {
 	if !slices.IsSortedFunc(c.Systems, func(a, b SystemResult) int { return strings.Compare(a.System, b.System) }) {
 		fail("systems are not in order")
 	}
-	if len(c.Systems) == 0 {
+	if len(c.Systems) == 0 && !refused(c.State) {
 		fail("the certificate names no system")
+	}
+	if len(c.Systems) > 0 && refused(c.State) {
+		fail("a request %s sent no task, yet the certificate names systems", c.State)
 	}
 	seen := map[string]bool{}
 	for _, s := range c.Systems {
@@ -436,6 +456,9 @@ func checkSystems(ks KeySet, c *Certificate, l *requestLog) []error {
 // protects against a request shown fulfilled while a system failed or
 // keeps data, or shown failed or retained when it was not.
 func checkState(c *Certificate) error {
+	if refused(c.State) {
+		return nil // no system took part: the log's end (checkEnd) says it all
+	}
 	parts := make([]lifecycle.Part, 0, len(c.Systems))
 	for _, s := range c.Systems {
 		p := lifecycle.Part{Outcome: s.Outcome}
@@ -560,9 +583,67 @@ func timeString(t *time.Time) string {
 	return t.Format(time.RFC3339Nano)
 }
 
+// refused reports whether a request in state ended before any system was
+// asked: denied, or expired unverified.
+func refused(state lifecycle.State) bool {
+	return state == lifecycle.Denied || state == lifecycle.Expired
+}
+
+// checkDecisions checks the certificate's verification and denial against
+// the log's verified and denied entries made by a person: the same actor,
+// time, method or ground, and note. It protects against a decision
+// credited to someone else, or hidden from the certificate.
+func checkDecisions(c *Certificate, entries []Entry) []error {
+	var errs []error
+	for _, d := range []struct {
+		name  string
+		event string
+		got   *Decision
+	}{{"verification", EventVerified, c.Verification}, {"denial", EventDenied, c.Denial}} {
+		var logged *Entry
+		for i := range entries {
+			if entries[i].Event == d.event && entries[i].Actor != nil {
+				logged = &entries[i]
+			}
+		}
+		switch {
+		case logged == nil && d.got == nil:
+		case logged == nil:
+			errs = append(errs, fmt.Errorf("the certificate shows a %s the log does not record", d.name))
+		case d.got == nil:
+			errs = append(errs, fmt.Errorf("the log records a %s by %s %s that the certificate leaves out", d.name, logged.Actor.Kind, logged.Actor.ID))
+		case !decisionMatches(*d.got, *logged):
+			errs = append(errs, fmt.Errorf("the certificate's %s (by %s %s at %s) is not the one the log records", d.name,
+				d.got.Actor.Kind, d.got.Actor.ID, d.got.At.Format(time.RFC3339Nano)))
+		}
+	}
+	return errs
+}
+
+// DecisionOf is the decision a verified or denied entry records, with
+// its note (whose hash the entry holds).
+func DecisionOf(e Entry, note string) *Decision {
+	if e.Actor == nil {
+		return nil
+	}
+	return &Decision{At: e.At, Actor: *e.Actor, Method: e.Method, Ground: e.Ground, Note: note}
+}
+
+func decisionMatches(d Decision, e Entry) bool {
+	noteHash := ""
+	if d.Note != "" {
+		noteHash = ReasonHash(d.Note)
+	}
+	return d.At.Equal(e.At) && d.Actor == *e.Actor && d.Method == e.Method && d.Ground == e.Ground && noteHash == e.NoteSHA256
+}
+
 // finalEvent is the log event that ends a request in state.
 func finalEvent(state lifecycle.State) string {
 	switch state {
+	case lifecycle.Denied:
+		return EventDenied
+	case lifecycle.Expired:
+		return EventExpired
 	case lifecycle.Failed:
 		return EventFailed
 	case lifecycle.PartiallyRetained:

@@ -38,7 +38,23 @@ const (
 	// which a later fulfilled (or failed) entry may follow once the
 	// deferred erasure has run.
 	EventPartiallyRetained = "partially_retained"
+	// EventDenied ends a request refused under Art. 12(5) (manifestly
+	// unfounded or excessive) or because the identity was not
+	// established; EventExpired one whose identity was never checked
+	// within the tenant's time.
+	EventDenied  = "denied"
+	EventExpired = "expired"
 )
+
+// Actor is who made a decision the log records: an API token or an OIDC
+// subject, with its role. It is an operator of the controller, never a
+// data subject.
+type Actor struct {
+	Kind string `json:"kind"` // "token" or "oidc"
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+	Role string `json:"role,omitempty"`
+}
 
 // NoticeExtension is the notice telling the data subject that the
 // deadline was extended (Art. 12(3)), in notice_delivered entries.
@@ -89,6 +105,16 @@ type Entry struct {
 	// DeadlinePolicy is the tenant's deadline policy the request's
 	// deadlines are counted with (created); nil for the default policy.
 	DeadlinePolicy *deadline.Spec `json:"deadline_policy,omitempty"`
+	// Actor is who made the change an entry records, when a person did
+	// through the API (created, verified, extended, denied).
+	Actor *Actor `json:"actor,omitempty"`
+	// Method is how the identity was checked (verified).
+	Method string `json:"method,omitempty"`
+	// Ground is why a request was refused (denied).
+	Ground string `json:"ground,omitempty"`
+	// NoteSHA256 is [ReasonHash] of a decision's note (verified, denied):
+	// the note is in the certificate, the log keeps its hash.
+	NoteSHA256 string `json:"note_sha256,omitempty"`
 }
 
 // Encode returns the entry's canonical bytes: compact JSON, times in UTC to

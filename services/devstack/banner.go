@@ -12,6 +12,8 @@ Lethe is running: embedded NATS JetStream, SQLite under %[1]s/, five connectors,
 (person-0001@example.com ... in tenant "demo").
 
   API          %[3]s            (GET /healthz, /metrics, /v1/requests)
+  admin token  %[7]s   (every call but /healthz needs it: Authorization: Bearer ...;
+                                     lethectl reads it from there)
   NATS         %[4]s           (connector binaries can join with --nats %[4]s)
   accounts app %[5]s            (demo admin API: account deletion)
   vendors      %[6]s            (stand-in sub-processor APIs)
@@ -19,12 +21,14 @@ Lethe is running: embedded NATS JetStream, SQLite under %[1]s/, five connectors,
 Erase a seeded person (identity already checked, so "verified": true):
 
   curl -s -X POST %[3]s/v1/requests -H 'content-type: application/json' \
+    -H "authorization: Bearer $(cat %[7]s)" \
     -d '{"type":"erasure","tenant":"demo","subject":{"email":"person-0007@example.com"},"verified":true}'
 
 or with the CLI, in another terminal:
 
   ./bin/lethectl submit --type erasure --tenant demo --email person-0007@example.com
-  ./bin/lethectl confirm <id>      # identity checked: the tasks go out
+  ./bin/lethectl confirm <id> --method document   # identity checked: the tasks go out
+  ./bin/lethectl deny <id> --reason identity_not_established   # or refuse it (Art. 12(5))
   ./bin/lethectl wait <id>         # a live line per system until done
   ./bin/lethectl status <id>
   ./bin/lethectl extend <id> --reason "..."   # two more months (Art. 12(3)); the person is told
@@ -36,6 +40,9 @@ Delete an account in the demo app and watch Lethe erase the rest:
 
   ./bin/lethectl demo delete-account person-0008@example.com
 
-Ctrl-C stops everything; the data stays under %[1]s/ (rm -rf %[1]s to start afresh).
-`, s.cfg.DataDir, s.cfg.People, s.API, s.NATSURL, s.AccountsAPI, s.VendorURL)
+Tokens for people and programs (roles admin, dpo, intake, auditor; each bound to a tenant):
+
+  ./bin/lethectl tokens create --tenant demo --role dpo --name privacy-team --expires 90d
+
+`+"Ctrl-C stops everything; the data stays under %[1]s/ (rm -rf %[1]s to start afresh).\n", s.cfg.DataDir, s.cfg.People, s.API, s.NATSURL, s.AccountsAPI, s.VendorURL, s.AdminTokenFile)
 }

@@ -101,6 +101,9 @@ type Stack struct {
 	cfg Config
 	// API, AccountsAPI, VendorURL and NATSURL are where its parts listen.
 	API, AccountsAPI, VendorURL, NATSURL string
+	// AdminTokenFile holds the local operator's admin token
+	// (DataDir/admin.token), made at the first start.
+	AdminTokenFile string
 	// Systems are the demo systems, open for inspection.
 	Accounts       *accounts.System
 	Billing        *billing.System
@@ -174,8 +177,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if oc.Now == nil {
 		oc.Now = cfg.Now
 	}
+	s.AdminTokenFile = filepath.Join(cfg.DataDir, "admin.token")
 	opts := app.Options{Listener: ln, DataDir: filepath.Join(cfg.DataDir, "orchestrator"), Bus: s.bus, StoreURL: cfg.StoreURL,
-		Orchestrator: oc, Logger: log.With("service", "orchestrator"), Registry: cfg.Registry}
+		AdminTokenFile: s.AdminTokenFile, Orchestrator: oc, Logger: log.With("service", "orchestrator"), Registry: cfg.Registry}
 	s.run("orchestrator", func(ctx context.Context) error { return app.Run(ctx, opts) })
 
 	skip := map[string]bool{}

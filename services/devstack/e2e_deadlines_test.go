@@ -214,7 +214,7 @@ func extensionEndToEnd(t *testing.T, start func(...func(*Config)) *harness) {
 
 	// The request goes on and ends; its certificate shows the extension
 	// and the notice's channels (re-issued if the webhook came last).
-	if code, out := h.call("POST", h.s.API+"/v1/requests/"+id+"/verify", ""); code != http.StatusOK {
+	if code, out := h.call("POST", h.s.API+"/v1/requests/"+id+"/verify", `{"method":"document"}`); code != http.StatusOK {
 		t.Fatalf("verify = %d %v", code, out)
 	}
 	h.waitState(id, "fulfilled")
@@ -261,12 +261,18 @@ func TestTenantDeadlinesEndToEnd(t *testing.T) { matrixStart(t, tenantDeadlinesE
 
 func tenantDeadlinesEndToEnd(t *testing.T, start func(...func(*Config)) *harness) {
 	file := filepath.Join(t.TempDir(), "tenants.yaml")
+	// The requests are received months ago and verified late on purpose:
+	// their identity checks may wait a year here rather than expire.
 	if err := os.WriteFile(file, []byte(`
+default:
+  verification_expiry: 8760h
 tenants:
   acme-fr:
     time_zone: Europe/Paris
+    verification_expiry: 8760h
   acme-fr-roll:
     time_zone: Europe/Paris
+    verification_expiry: 8760h
     roll_to_working_day: true
     # French public holidays; a request keeps those that can move its
     # deadlines (receipt to three months and two weeks after).
@@ -334,7 +340,7 @@ tenants:
 			if code, out := h.call("POST", h.s.API+"/v1/requests/"+id+"/extend", `{"reason":"late"}`); code != http.StatusConflict || out["code"] != "too_late" {
 				t.Errorf("extend = %d %v, want 409 too_late", code, out)
 			}
-			if code, out := h.call("POST", h.s.API+"/v1/requests/"+id+"/verify", ""); code != http.StatusOK {
+			if code, out := h.call("POST", h.s.API+"/v1/requests/"+id+"/verify", `{"method":"document"}`); code != http.StatusOK {
 				t.Fatalf("verify = %d %v", code, out)
 			}
 			h.waitState(id, "fulfilled", "partially_retained")

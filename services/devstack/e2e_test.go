@@ -51,9 +51,11 @@ func start(t *testing.T, opts ...func(*Config)) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := Config{
 		DataDir: h.dir, Listen: "127.0.0.1:0", NATSPort: -1, AccountsListen: "127.0.0.1:0", People: 30,
-		Orchestrator: orchestrator.Config{RetryInitial: 300 * time.Millisecond, RetryMax: time.Second, ScanInterval: 50 * time.Millisecond},
-		Now:          h.clock.Now,
-		Logger:       h.logs.Logger(),
+		// Tests poll fast and read fresh gauges: no rate limit, no metrics cache.
+		Orchestrator: orchestrator.Config{RetryInitial: 300 * time.Millisecond, RetryMax: time.Second, ScanInterval: 50 * time.Millisecond,
+			RateLimit: -1, MetricsCache: -1},
+		Now:    h.clock.Now,
+		Logger: h.logs.Logger(),
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -73,10 +75,24 @@ func start(t *testing.T, opts ...func(*Config)) *harness {
 	return h
 }
 
+// authorize gives a call to the API the admin token the stack wrote.
+func (h *harness) authorize(req *http.Request) {
+	h.t.Helper()
+	if !strings.HasPrefix(req.URL.String(), h.s.API) {
+		return
+	}
+	token, err := os.ReadFile(h.s.AdminTokenFile)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+}
+
 func (h *harness) call(method, url, body string) (int, map[string]any) {
 	h.t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	h.authorize(req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
@@ -226,7 +242,7 @@ func erasureEndToEnd(t *testing.T, h *harness) {
 		t.Fatalf("submit = %d %v", code, out)
 	}
 	id := out["id"].(string)
-	if code, out := h.call("POST", h.s.API+"/v1/requests/"+id+"/verify", ""); code != 200 {
+	if code, out := h.call("POST", h.s.API+"/v1/requests/"+id+"/verify", `{"method":"document"}`); code != 200 {
 		t.Fatalf("verify = %d %v", code, out)
 	}
 	// Billing keeps the person's invoices by law: the request is answered
@@ -410,7 +426,9 @@ func (h *harness) keys() proof.KeySet {
 
 func (h *harness) get(url string) []byte {
 	h.t.Helper()
-	resp, err := http.Get(url)
+	req, _ := http.NewRequest("GET", url, nil)
+	h.authorize(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -19,7 +20,7 @@ import (
 // Exit codes.
 const (
 	exitOK          = 0
-	exitError       = 1 // an API or I/O error, or a request that failed
+	exitError       = 1 // an API or I/O error, or a request that failed or was refused
 	exitUsage       = 2 // unknown command or flag, bad arguments
 	exitTimeout     = 3 // wait gave up before the request finished
 	exitInterrupted = 130
@@ -31,9 +32,14 @@ const (
 	defaultAccounts = "http://127.0.0.1:8081"
 	envAPI          = "LETHE_API"
 	envAccounts     = "LETHE_ACCOUNTS_API"
-	// envToken holds a bearer token for the APIs. It is read from the
-	// environment only, so it stays out of shell history and ps output.
+	// envToken holds the bearer token for the orchestrator's API. It is the
+	// way to pass one: unlike --token, it stays out of shell history and
+	// ps output.
 	envToken = "LETHE_TOKEN"
+	// tokenFile is where `make run` writes the local admin token, relative
+	// to the directory it runs in; lethectl reads it when neither --token
+	// nor LETHE_TOKEN gives one.
+	tokenFile = "data/admin.token"
 )
 
 // command is one subcommand. run gets the arguments after the command name
@@ -52,6 +58,7 @@ func init() {
 	commands = []command{
 		submitCommand,
 		confirmCommand,
+		denyCommand,
 		extendCommand,
 		deadlineCommand,
 		statusCommand,
@@ -62,6 +69,7 @@ func init() {
 		verifyCommand,
 		keysCommand,
 		auditCommand,
+		tokensCommand,
 		demoCommand,
 		{name: "help", args: "[command]", summary: "show help for lethectl or a command", run: runHelp},
 	}
@@ -84,13 +92,63 @@ type app struct {
 	tty         bool
 	apiURL      string
 	accountsURL string
-	token       string
-	now         func() time.Time
+	// token is the orchestrator's bearer token and tokenFrom where it came
+	// from (--token, LETHE_TOKEN, data/admin.token), for messages: the
+	// token itself is never printed. bearer reads the file once, when
+	// neither gave one.
+	token, tokenFrom string
+	tokenRead        bool
+	tokenFileErr     error // why data/admin.token could not be read, if it exists
+	now              func() time.Time
 }
 
-func (a *app) client() *api.Client { return api.New(a.apiURL, a.token, nil) }
+// client is a client of the orchestrator's API, with the bearer token.
+func (a *app) client() *api.Client { return api.New(a.apiURL, a.bearer(), nil) }
 
-func (a *app) accounts() *api.Accounts { return api.NewAccounts(a.accountsURL, a.token, nil) }
+// accounts is a client of the demo accounts system. It gets no token: the
+// orchestrator's token (an admin's, often) is for the orchestrator alone.
+func (a *app) accounts() *api.Accounts { return api.NewAccounts(a.accountsURL, "", nil) }
+
+// bearer is the token to send: --token, else LETHE_TOKEN, else the file
+// data/admin.token when it exists and can be read; "" for none.
+func (a *app) bearer() string {
+	if a.token != "" || a.tokenRead {
+		return a.token
+	}
+	a.tokenRead = true
+	f, err := os.Open(tokenFile)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			a.tokenFileErr = err
+		}
+		return ""
+	}
+	defer f.Close()
+	// A token is some tens of bytes; a large file is not one.
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	if err != nil {
+		a.tokenFileErr = err
+		return ""
+	}
+	if tok := strings.TrimSpace(string(b)); tok != "" {
+		a.token, a.tokenFrom = tok, tokenFile
+	}
+	return a.token
+}
+
+// tokenValue is --token: a flag.Value so that where the token came from is
+// kept, and so that -h never shows a token as a default.
+type tokenValue struct{ a *app }
+
+func (v tokenValue) String() string { return "" }
+
+func (v tokenValue) Set(s string) error {
+	v.a.token, v.a.tokenFrom = strings.TrimSpace(s), "--token"
+	if v.a.token == "" {
+		v.a.tokenFrom = ""
+	}
+	return nil
+}
 
 // run is the whole CLI minus os.Exit, so tests can drive it.
 func run(args []string, stdout, stderr io.Writer) int {
@@ -102,18 +160,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 		tty:         isTerminal(stdout),
 		apiURL:      envflag.Or(envAPI, defaultAPI),
 		accountsURL: envflag.Or(envAccounts, defaultAccounts),
-		token:       os.Getenv(envToken),
 		now:         time.Now,
+	}
+	if tok := strings.TrimSpace(os.Getenv(envToken)); tok != "" {
+		a.token, a.tokenFrom = tok, envToken
 	}
 	return a.dispatch(ctx, args)
 }
 
 func (a *app) dispatch(ctx context.Context, args []string) int {
 	// Global flags come before the command; a command repeats the ones it
-	// uses (--api, or --accounts for demo) so they may follow it too.
+	// uses (--api and --token, or --accounts for demo) so they may follow
+	// it too.
 	fs := flag.NewFlagSet("lethectl", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	a.apiFlag(fs)
+	a.tokenFlag(fs)
 	a.accountsFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -144,6 +206,12 @@ func (a *app) apiFlag(fs *flag.FlagSet) {
 	fs.StringVar(&a.apiURL, "api", a.apiURL, "orchestrator API base `URL` (env "+envAPI+")")
 }
 
+// tokenFlag registers --token on fs, as apiFlag does --api.
+func (a *app) tokenFlag(fs *flag.FlagSet) {
+	fs.Var(tokenValue{a}, "token", "bearer `TOKEN` for the orchestrator API (default: env "+envToken+
+		", else the file "+tokenFile+"); prefer "+envToken+": a flag shows in ps and shell history")
+}
+
 // accountsFlag registers --accounts on fs, as apiFlag does --api.
 func (a *app) accountsFlag(fs *flag.FlagSet) {
 	fs.StringVar(&a.accountsURL, "accounts", a.accountsURL, "demo accounts admin API base `URL` (env "+envAccounts+")")
@@ -158,16 +226,18 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0 && os.Getenv("TERM") != "dumb"
 }
 
-// newFlags makes a command's flag set with --api; errors and usage are
-// printed by parse, not by the flag package, so -h can go to stdout.
+// newFlags makes a command's flag set with --api and --token; errors and
+// usage are printed by parse, not by the flag package, so -h can go to
+// stdout.
 func (a *app) newFlags(c command) *flag.FlagSet {
 	fs := bareFlags(c)
 	a.apiFlag(fs)
+	a.tokenFlag(fs)
 	return fs
 }
 
-// bareFlags is a command's flag set without --api, for commands that do not
-// talk to the orchestrator.
+// bareFlags is a command's flag set without --api and --token, for
+// commands that do not talk to the orchestrator.
 func bareFlags(c command) *flag.FlagSet {
 	fs := flag.NewFlagSet("lethectl "+c.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -220,10 +290,43 @@ func (a *app) usageError(c command, fs *flag.FlagSet, msg string) int {
 }
 
 // fail prints an error of a command and returns 1. API errors carry the
-// server's message.
+// server's message; a refused token (401), a forbidden call (403) and a
+// call over the rate limit (429) get a line on what to do.
 func (a *app) fail(c command, err error) int {
 	fmt.Fprintf(a.stderr, "lethectl %s: %v\n", c.name, err)
+	var apiErr *api.Error
+	if errors.As(err, &apiErr) {
+		if hint := a.authHint(apiErr); hint != "" {
+			fmt.Fprintf(a.stderr, "lethectl: %s\n", hint)
+		}
+	}
 	return exitError
+}
+
+// authHint says what to do about a 401, 403 or 429 ("" for another
+// status). It names where the token came from, never the token.
+func (a *app) authHint(e *api.Error) string {
+	switch e.StatusCode {
+	case http.StatusUnauthorized:
+		how := "pass a token with --token or " + envToken + ", or run lethectl from the directory of `make run` (it reads " + tokenFile + " there)"
+		switch {
+		case a.tokenFrom != "":
+			return "the orchestrator did not accept the token from " + a.tokenFrom +
+				" (unknown, expired or revoked: an admin can make a new one with lethectl tokens create): " + how
+		case a.tokenFileErr != nil:
+			return "no token was sent: " + tokenFile + " could not be read (" + a.tokenFileErr.Error() + "): " + how
+		}
+		return "no token was sent: " + how
+	case http.StatusForbidden:
+		return "the token is valid but may not do this: use a token of a role and tenant that may (an admin lists them with lethectl tokens list)"
+	case http.StatusTooManyRequests:
+		wait := "a moment"
+		if e.RetryAfter > 0 {
+			wait = e.RetryAfter.String()
+		}
+		return "too many calls with this token: slow down, and try again after " + wait + " (Retry-After)"
+	}
+	return ""
 }
 
 func commandUsage(w io.Writer, c command, fs *flag.FlagSet) {
@@ -241,7 +344,7 @@ func printUsage(w io.Writer) {
 	fmt.Fprint(w, `lethectl files and follows data-subject requests (erasure, export) in Lethe,
 and checks the proof that they were carried out.
 
-usage: lethectl [--api URL] [--accounts URL] <command> [flags] [args]
+usage: lethectl [--api URL] [--token TOKEN] [--accounts URL] <command> [flags] [args]
 
 commands:
 `)
@@ -252,10 +355,16 @@ commands:
 environment:
   %-18s orchestrator API base URL (default %s)
   %-18s demo accounts admin API base URL (default %s)
-  %-18s bearer token sent to both APIs
+  %-18s bearer token for the orchestrator API
+
+authentication:
+  Every call to the orchestrator carries a bearer token: --token, else %s,
+  else the file %s in the current directory (make run writes it there).
+  Prefer %s to --token: a flag shows in ps and shell history. lethectl
+  never prints a token, but the one tokens create makes, that once.
 
 Run 'lethectl <command> -h' for a command's flags.
-`, envAPI, defaultAPI, envAccounts, defaultAccounts, envToken)
+`, envAPI, defaultAPI, envAccounts, defaultAccounts, envToken, envToken, tokenFile, envToken)
 }
 
 // group makes the run of a command whose first argument names one of subs

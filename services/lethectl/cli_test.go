@@ -449,7 +449,7 @@ func TestList(t *testing.T) {
 		{
 			name: "unknown state",
 			args: []string{"--state", "done"},
-			want: wantOutput{code: exitUsage, stderr: []string{`--state must be pending_verification, open, fulfilled, partially_retained or failed, not "done"`}},
+			want: wantOutput{code: exitUsage, stderr: []string{`--state must be pending_verification, open, fulfilled, partially_retained, failed, denied or expired, not "done"`}},
 		},
 		{
 			name:        "server rejects the cursor",
@@ -610,6 +610,17 @@ func TestWait(t *testing.T) {
 			},
 			// Said once per distinct error, not once per poll.
 			stderr: []string{"store unavailable (HTTP 503) (retrying)", "store unavailable (HTTP 502) (retrying)"},
+		},
+		{
+			name:      "over the rate limit, it slows down and polls on",
+			failures:  []int{429, 429},
+			snapshots: []string{snapshot("req-1", "erasure", "fulfilled", deadline, "", task("accounts", "answered", "erased", 1, ""))},
+			wantLines: []string{
+				"request req-1 (erasure, tenant demo): fulfilled",
+				"accounts: answered (erased)",
+				`^fulfilled in .+$`,
+			},
+			stderr: []string{"store unavailable (HTTP 429) (slowing down)", "!lethectl: too many"},
 		},
 		{
 			name:     "unknown request",
@@ -828,6 +839,12 @@ func TestDemoDeleteAccount(t *testing.T) {
 			if mustJSON(t, sent) != mustJSON(t, tt.sent) {
 				t.Errorf("server received %v, want %v", sent, tt.sent)
 			}
+			// The orchestrator's token is for the orchestrator alone.
+			for _, h := range accounts.auth {
+				if h != "" {
+					t.Errorf("the accounts system received Authorization %q", h)
+				}
+			}
 		})
 	}
 }
@@ -843,7 +860,14 @@ func TestUsage(t *testing.T) {
 		{"unknown command", []string{"erase"}, wantOutput{code: exitUsage, stderr: []string{`unknown command "erase"`, "usage: lethectl"}}},
 		{"verify checks certificates, not identities", []string{"verify", "req-1"}, wantOutput{code: exitUsage, stderr: []string{"--keys is required", "to confirm a subject's identity, see confirm"}}},
 		{"unknown global flag", []string{"--bogus", "list"}, wantOutput{code: exitUsage, stderr: []string{"flag provided but not defined: -bogus"}}},
-		{"help", []string{"help"}, wantOutput{stdout: []string{"commands:", "submit", "confirm", "status", "list", "wait", "export", "certificate", "verify", "keys", "audit", "demo", "LETHE_API"}}},
+		{"help", []string{"help"}, wantOutput{stdout: []string{"commands:", "submit", "confirm", "deny", "status", "list", "wait", "export", "certificate", "verify", "keys", "audit", "tokens", "demo", "LETHE_API",
+			"[--token TOKEN]", "LETHE_TOKEN", "data/admin.token"}}},
+		{"tokens -h lists its subcommands", []string{"tokens", "-h"}, wantOutput{stdout: []string{
+			"usage: lethectl tokens create --tenant T --role admin|dpo|intake|auditor --name N [--expires 90d|12h|2027-01-01T00:00:00Z]",
+			"       lethectl tokens list", "       lethectl tokens revoke ID"}}},
+		{"help deny", []string{"help", "deny"}, wantOutput{stdout: []string{"usage: lethectl deny ID --reason manifestly_unfounded|excessive|identity_not_established|other [--note TEXT]", "-note", "no personal data"}}},
+		{"commands that call the orchestrator take --token", []string{"status", "-h"}, wantOutput{stdout: []string{"-token TOKEN", "LETHE_TOKEN"}}},
+		{"verify has no --token: it never uses the network", []string{"verify", "c.json", "--keys", "k.json", "--token", "x"}, wantOutput{code: exitUsage, stderr: []string{"flag provided but not defined: -token"}}},
 		{"-h", []string{"-h"}, wantOutput{stdout: []string{"commands:"}}},
 		{"help for a command", []string{"help", "wait"}, wantOutput{stdout: []string{"usage: lethectl wait ID", "-timeout", "-interval"}}},
 		{"help for an unknown command", []string{"help", "nope"}, wantOutput{code: exitUsage, stderr: []string{`unknown command "nope"`}}},
@@ -871,20 +895,22 @@ func TestGlobalFlagsAndEnvironment(t *testing.T) {
 	srv := newFakeOrchestrator(t)
 	srv.snapshots["req-1"] = []string{snapshot("req-1", "erasure", "open", time.Now().Add(time.Hour), "")}
 
+	srv.bearers["s3cret"] = "auditor"
+
 	t.Setenv(envAPI, "http://127.0.0.1:1") // nothing listens there
 	t.Setenv(envToken, "s3cret")
-	code, _, stderr := runCLI(t, "status", "req-1")
+	code, _, stderr := runCLIRaw(t, "s3cret", "status", "req-1")
 	if code != exitError || !strings.Contains(stderr, "http://127.0.0.1:1/v1/requests/req-1") {
 		t.Errorf("LETHE_API ignored: exit %d, stderr %s", code, stderr)
 	}
 
 	t.Setenv(envAPI, srv.URL)
-	if code, stdout, stderr := runCLI(t, "status", "req-1"); code != 0 || !strings.Contains(stdout, "req-1") {
+	if code, stdout, stderr := runCLIRaw(t, "s3cret", "status", "req-1"); code != 0 || !strings.Contains(stdout, "req-1") {
 		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
 	}
 	// A global flag before the command wins over the environment.
 	t.Setenv(envAPI, "http://127.0.0.1:1")
-	if code, _, stderr := runCLI(t, "--api", srv.URL, "status", "req-1"); code != 0 {
+	if code, _, stderr := runCLIRaw(t, "s3cret", "--api", srv.URL, "status", "req-1"); code != 0 {
 		t.Fatalf("global --api ignored: exit %d: %s", code, stderr)
 	}
 	srv.mu.Lock()

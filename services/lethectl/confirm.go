@@ -4,25 +4,49 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/lethe-dev/lethe/services/lethectl/internal/api"
 )
 
+// How an identity can be checked (confirm --method), and the grounds of a
+// refusal (deny --reason), as the orchestrator takes them.
+var (
+	verificationMethods = []string{"email_code", "account_session", "document", "other"}
+	denialGrounds       = []string{"manifestly_unfounded", "excessive", "identity_not_established", "other"}
+)
+
+// maxNote bounds a decision's note, as the orchestrator does: a line for
+// the record.
+const maxNote = 500
+
+// noteHelp is what --note says of itself on confirm and deny.
+const noteHelp = "a line for the record; no personal data: it is kept as evidence in the certificate, hashed in the log, for good (at most 500 bytes)"
+
 // confirm, not verify: `lethectl verify` is kept for checking certificates.
 var confirmCommand = command{
 	name:    "confirm",
-	args:    "ID",
-	summary: "record that the subject's identity was checked, so the request opens and fans out",
+	args:    "ID [--method " + strings.Join(verificationMethods, "|") + "] [--note TEXT]",
+	summary: "record that the subject's identity was checked, and how, so the request opens and fans out",
 	run:     runConfirm,
 }
 
 func runConfirm(ctx context.Context, a *app, c command, args []string) int {
 	fs := a.newFlags(c)
+	method := fs.String("method", "other", "how the identity was checked: "+oneOf(verificationMethods))
+	note := fs.String("note", "", noteHelp)
 	pos, code, ok := a.parse(c, fs, args, 1, 1)
 	if !ok {
 		return code
 	}
-	acc, err := a.client().Verify(ctx, pos[0])
+	if !slices.Contains(verificationMethods, *method) {
+		return a.usageError(c, fs, fmt.Sprintf("--method must be %s, not %q", oneOf(verificationMethods), *method))
+	}
+	if msg := checkNote(*note); msg != "" {
+		return a.usageError(c, fs, msg)
+	}
+	acc, err := a.client().Verify(ctx, pos[0], api.Verification{Method: *method, Note: strings.TrimSpace(*note)})
 	if err != nil {
 		code := a.fail(c, err)
 		if api.IsStatus(err, http.StatusConflict) {
@@ -32,4 +56,13 @@ func runConfirm(ctx context.Context, a *app, c command, args []string) int {
 	}
 	fmt.Fprintf(a.stdout, "%s %s\n", acc.ID, acc.State)
 	return exitOK
+}
+
+// checkNote is what is wrong with a note, "" when nothing is. The note is
+// not echoed: it may hold what should not be there.
+func checkNote(note string) string {
+	if n := len(strings.TrimSpace(note)); n > maxNote {
+		return fmt.Sprintf("--note is %d bytes, more than %d: it is a line for the record, with no personal data", n, maxNote)
+	}
+	return ""
 }

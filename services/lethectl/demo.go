@@ -19,7 +19,7 @@ var demoCommand = command{
 
 var deleteAccountCommand = command{
 	name:    "demo delete-account",
-	args:    "EMAIL [--tenant demo] [--accounts URL] [--api URL] [--find 10s]",
+	args:    "EMAIL [--tenant demo] [--accounts URL] [--api URL] [--token TOKEN] [--find 10s]",
 	summary: "delete an account in the demo accounts system, as its owner would; its account.deleted event makes the orchestrator open an erasure request",
 	run:     runDeleteAccount,
 }
@@ -28,6 +28,7 @@ func runDeleteAccount(ctx context.Context, a *app, c command, args []string) int
 	fs := bareFlags(c)
 	a.accountsFlag(fs)
 	a.apiFlag(fs)
+	a.tokenFlag(fs)
 	tenant := fs.String("tenant", "demo", "tenant the account belongs to")
 	find := fs.Duration("find", 10*time.Second, "how long to look for the erasure request the deletion opens (0: don't look)")
 	pos, code, ok := a.parse(c, fs, args, 1, 1)

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"mime"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,11 +15,17 @@ import (
 	"time"
 )
 
+// testToken is the bearer token the fake orchestrator and the proof server
+// take (an admin's), and the one runCLI passes with --token.
+const testToken = "lethe_test-admin-0123456789abcdefghijklmnopqrstuvwxyz"
+
 // fakeOrchestrator is an HTTP server that follows the orchestrator API
-// contract closely enough for the CLI: intake, verification, listing with
-// cursors, exports, and scripted request snapshots for status and wait.
-// Replies are written from plain maps and JSON strings, not from the CLI's
-// own types, so a wrong field name in the client shows up as a failure.
+// contract closely enough for the CLI: authentication by bearer token with
+// roles, JSON for every state-changing call, intake, verification and
+// refusal, listing with cursors, exports, tokens, and scripted request
+// snapshots for status and wait. Replies are written from plain maps and
+// JSON strings, not from the CLI's own types, so a wrong field name in the
+// client shows up as a failure.
 type fakeOrchestrator struct {
 	*httptest.Server
 
@@ -31,32 +39,170 @@ type fakeOrchestrator struct {
 	cursors   []string            // cursors seen by GET /v1/requests
 	queries   []map[string]string // filters seen by GET /v1/requests
 	auth      []string            // Authorization headers seen
+	bodies    []string            // "METHOD path body" of every POST and DELETE that passed the guard
+	// bearers are the tokens it takes, with their roles; tokens are the
+	// tokens as GET /v1/tokens shows them, and secrets their secrets by id.
+	bearers map[string]string
+	tokens  []map[string]any
+	secrets map[string]string
+	// retryAfter, when set, answers every authenticated call 429 with
+	// this Retry-After ("-": without one).
+	retryAfter string
+}
+
+// fakeRoles are the roles each route allows, as the orchestrator's.
+var fakeRoles = map[string][]string{
+	"POST /v1/requests":             {"admin", "dpo", "intake"},
+	"GET /v1/requests":              {"admin", "dpo", "intake", "auditor"},
+	"GET /v1/requests/{id}":         {"admin", "dpo", "intake", "auditor"},
+	"POST /v1/requests/{id}/verify": {"admin", "dpo"},
+	"POST /v1/requests/{id}/deny":   {"admin", "dpo"},
+	"POST /v1/requests/{id}/extend": {"admin", "dpo"},
+	"GET /v1/requests/{id}/export":  {"admin", "dpo"},
+	"GET /v1/deadline":              {"admin", "dpo", "intake", "auditor"},
+	"POST /v1/tokens":               {"admin"},
+	"GET /v1/tokens":                {"admin"},
+	"DELETE /v1/tokens/{id}":        {"admin"},
 }
 
 func newFakeOrchestrator(t *testing.T) *fakeOrchestrator {
 	t.Helper()
+	created := "2026-01-05T08:00:00Z"
 	f := &fakeOrchestrator{
 		snapshots: map[string][]string{},
 		failures:  map[string][]int{},
 		gets:      map[string]int{},
 		bundles:   map[string]string{},
+		bearers:   map[string]string{testToken: "admin"},
+		secrets:   map[string]string{"tok_bootstrap0000": testToken},
+		tokens: []map[string]any{{"id": "tok_bootstrap0000", "name": "bootstrap", "tenant": "*", "role": "admin",
+			"created_at": created, "last_used_at": "2026-01-06T09:30:00Z"}},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/requests", f.create)
 	mux.HandleFunc("POST /v1/requests/{id}/verify", f.verify)
+	mux.HandleFunc("POST /v1/requests/{id}/deny", f.deny)
 	mux.HandleFunc("POST /v1/requests/{id}/extend", f.extend)
 	mux.HandleFunc("GET /v1/requests/{id}", f.get)
 	mux.HandleFunc("GET /v1/requests", f.list)
 	mux.HandleFunc("GET /v1/requests/{id}/export", f.export)
 	mux.HandleFunc("GET /v1/deadline", f.deadline)
+	mux.HandleFunc("POST /v1/tokens", f.createToken)
+	mux.HandleFunc("GET /v1/tokens", f.listTokens)
+	mux.HandleFunc("DELETE /v1/tokens/{id}", f.revokeToken)
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.auth = append(f.auth, r.Header.Get("Authorization"))
 		f.mu.Unlock()
-		mux.ServeHTTP(w, r)
+		f.guard(mux, w, r)
 	}))
 	t.Cleanup(f.Close)
 	return f
+}
+
+// guard checks a call as the orchestrator does before its handler runs:
+// JSON for a state-changing call (415), a bearer token it knows (401), the
+// rate (429), the role (403).
+func (f *fakeOrchestrator) guard(mux *http.ServeMux, w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+			writeErr(w, http.StatusUnsupportedMediaType, "a state-changing call must be sent as content-type: application/json")
+			return
+		}
+	}
+	scheme, bearer, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "bearer") {
+		bearer = ""
+	}
+	f.mu.Lock()
+	role, known := f.bearers[strings.TrimSpace(bearer)]
+	retryAfter := f.retryAfter
+	f.mu.Unlock()
+	switch {
+	case bearer == "":
+		w.Header().Set("WWW-Authenticate", `Bearer realm="lethe"`)
+		writeErr(w, http.StatusUnauthorized, "a bearer token is required (Authorization: Bearer ...)")
+		return
+	case !known:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="lethe"`)
+		writeErr(w, http.StatusUnauthorized, "the bearer token is not valid")
+		return
+	case retryAfter != "":
+		if retryAfter != "-" {
+			w.Header().Set("Retry-After", retryAfter)
+		}
+		writeErr(w, http.StatusTooManyRequests, "too many requests: slow down")
+		return
+	}
+	_, pattern := mux.Handler(r)
+	if roles, ok := fakeRoles[pattern]; ok && !slices.Contains(roles, role) {
+		writeErr(w, http.StatusForbidden, "the role "+role+" may not do this")
+		return
+	}
+	if r.Method == http.MethodPost || r.Method == http.MethodDelete {
+		b := new(bytes.Buffer)
+		_, _ = b.ReadFrom(r.Body)
+		f.mu.Lock()
+		f.bodies = append(f.bodies, r.Method+" "+r.URL.Path+" "+b.String())
+		f.mu.Unlock()
+		r.Body = readCloser{bytes.NewReader(b.Bytes())}
+	}
+	mux.ServeHTTP(w, r)
+}
+
+type readCloser struct{ *bytes.Reader }
+
+func (readCloser) Close() error { return nil }
+
+// requireBearer lets through the calls that carry token, as the
+// orchestrator's guard lets through an admin's; the proof server uses it.
+func requireBearer(token string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			writeErr(w, http.StatusUnauthorized, "the bearer token is not valid")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// decodeBody reads a JSON object with only the fields allowed, as the
+// orchestrator does; it writes the 400 itself.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, allowed ...string) bool {
+	b := new(bytes.Buffer)
+	_, _ = b.ReadFrom(r.Body)
+	if len(bytes.TrimSpace(b.Bytes())) == 0 {
+		writeErr(w, http.StatusBadRequest, "body is empty: a JSON object is expected")
+		return false
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b.Bytes(), &raw); err != nil {
+		writeErr(w, http.StatusBadRequest, "body is not valid JSON")
+		return false
+	}
+	for k := range raw {
+		if !slices.Contains(allowed, k) {
+			writeErr(w, http.StatusBadRequest, "body has a field that is not allowed here (allowed: "+strings.Join(allowed, ", ")+")")
+			return false
+		}
+	}
+	if err := json.Unmarshal(b.Bytes(), v); err != nil {
+		writeErr(w, http.StatusBadRequest, "body is not valid JSON")
+		return false
+	}
+	return true
+}
+
+// lastBody is the body of the last POST or DELETE to path.
+func (f *fakeOrchestrator) lastBody(method, path string) (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := len(f.bodies) - 1; i >= 0; i-- {
+		if rest, ok := strings.CutPrefix(f.bodies[i], method+" "+path+" "); ok {
+			return rest, true
+		}
+	}
+	return "", false
 }
 
 func writeJSONReply(w http.ResponseWriter, status int, v any) {
@@ -143,17 +289,60 @@ func (f *fakeOrchestrator) find(id string) map[string]any {
 }
 
 func (f *fakeOrchestrator) verify(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Method string `json:"method"`
+		Reason string `json:"reason"`
+		Note   string `json:"note"`
+	}
+	if !decodeBody(w, r, &body, "method", "reason", "note") {
+		return
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	req := f.find(r.PathValue("id"))
 	switch {
 	case req == nil:
 		writeErr(w, http.StatusNotFound, "request not found")
+	case body.Reason != "":
+		writeErr(w, http.StatusBadRequest, "a verification has a method, not a reason")
+	case !slices.Contains(verificationMethods, body.Method):
+		writeErr(w, http.StatusBadRequest, "method must be one of email_code, account_session, document, other")
+	case len(body.Note) > 500:
+		writeErr(w, http.StatusBadRequest, "note is longer than 500 bytes (it is a line for the record and must hold no personal data)")
 	case req["state"] != "pending_verification":
 		writeErr(w, http.StatusConflict, fmt.Sprintf("request is %s, not pending verification", req["state"]))
 	default:
 		req["state"] = "open"
 		writeJSONReply(w, http.StatusOK, map[string]any{"id": req["id"], "state": "open"})
+	}
+}
+
+// deny follows the orchestrator's rules: a ground, and only while the
+// request waits for its identity check.
+func (f *fakeOrchestrator) deny(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Method string `json:"method"`
+		Reason string `json:"reason"`
+		Note   string `json:"note"`
+	}
+	if !decodeBody(w, r, &body, "method", "reason", "note") {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	req := f.find(r.PathValue("id"))
+	switch {
+	case req == nil:
+		writeErr(w, http.StatusNotFound, "request not found")
+	case body.Method != "":
+		writeErr(w, http.StatusBadRequest, "a refusal has a reason, not a method")
+	case !slices.Contains(denialGrounds, body.Reason):
+		writeErr(w, http.StatusBadRequest, "reason must be one of manifestly_unfounded, excessive, identity_not_established, other")
+	case req["state"] != "pending_verification":
+		writeErr(w, http.StatusConflict, "only a request waiting for its identity check can be refused: once verified, its systems have been asked")
+	default:
+		req["state"] = "denied"
+		writeJSONReply(w, http.StatusOK, map[string]any{"id": req["id"], "state": "denied"})
 	}
 }
 
@@ -181,7 +370,9 @@ func (f *fakeOrchestrator) extend(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Reason string `json:"reason"`
 	}
-	json.NewDecoder(r.Body).Decode(&body)
+	if !decodeBody(w, r, &body, "reason") {
+		return
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	req := f.find(r.PathValue("id"))
@@ -273,6 +464,81 @@ func (f *fakeOrchestrator) export(w http.ResponseWriter, r *http.Request) {
 	writeJSONReply(w, http.StatusOK, b)
 }
 
+// createToken issues a token as the orchestrator does: checked, shown
+// once with its secret.
+func (f *fakeOrchestrator) createToken(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Name      string `json:"name"`
+		Tenant    string `json:"tenant"`
+		Role      string `json:"role"`
+		ExpiresAt string `json:"expires_at"`
+	}
+	if !decodeBody(w, r, &body, "name", "tenant", "role", "expires_at") {
+		return
+	}
+	switch {
+	case body.Name == "" || len(body.Name) > 64:
+		writeErr(w, http.StatusBadRequest, "name must be 1-64 printable characters")
+		return
+	case !slices.Contains(tokenRoles, body.Role):
+		writeErr(w, http.StatusBadRequest, "role must be admin, dpo, intake or auditor")
+		return
+	case body.Role != "admin" && body.Tenant == "":
+		writeErr(w, http.StatusBadRequest, "tenant is required for this role: tenant must be 1-63 lowercase letters, digits, '-' or '_'")
+		return
+	}
+	view := map[string]any{"name": body.Name, "tenant": body.Tenant, "role": body.Role, "created_at": time.Now().UTC().Format(time.RFC3339)}
+	if body.Role == "admin" {
+		view["tenant"] = "*"
+	}
+	if body.ExpiresAt != "" {
+		t, err := time.Parse(time.RFC3339, body.ExpiresAt)
+		if err != nil || !t.After(time.Now()) {
+			writeErr(w, http.StatusBadRequest, "expires_at must be an RFC 3339 time in the future")
+			return
+		}
+		view["expires_at"] = t.UTC().Format(time.RFC3339)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := len(f.tokens) + 1
+	id := fmt.Sprintf("tok_%016x", n)
+	secret := fmt.Sprintf("lethe_fake-secret-%04d-abcdefghijklmnopqrstuvwxyz0123456789", n)
+	view["id"] = id
+	f.tokens = append(f.tokens, view)
+	f.bearers[secret] = body.Role
+	f.secrets[id] = secret
+	reply := map[string]any{"token": secret}
+	for k, v := range view {
+		reply[k] = v
+	}
+	writeJSONReply(w, http.StatusCreated, reply)
+}
+
+func (f *fakeOrchestrator) listTokens(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	writeJSONReply(w, http.StatusOK, map[string]any{"tokens": f.tokens})
+}
+
+// revokeToken revokes a token at once: its next call is 401.
+func (f *fakeOrchestrator) revokeToken(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, k := range f.tokens {
+		if k["id"] == id {
+			if k["revoked_at"] == nil {
+				k["revoked_at"] = time.Now().UTC().Format(time.RFC3339)
+			}
+			delete(f.bearers, f.secrets[id])
+			writeJSONReply(w, http.StatusOK, map[string]any{"id": id, "revoked": true})
+			return
+		}
+	}
+	writeErr(w, http.StatusNotFound, "no such token")
+}
+
 // addRequests stores n requests directly, as if submitted and verified.
 func (f *fakeOrchestrator) addRequests(n int, tenant, state string) {
 	f.mu.Lock()
@@ -295,6 +561,7 @@ type fakeAccounts struct {
 	*httptest.Server
 	mu     sync.Mutex
 	bodies []map[string]string
+	auth   []string // Authorization headers seen
 }
 
 func newFakeAccounts(t *testing.T) *fakeAccounts {
@@ -309,6 +576,7 @@ func newFakeAccounts(t *testing.T) *fakeAccounts {
 		}
 		f.mu.Lock()
 		f.bodies = append(f.bodies, body)
+		f.auth = append(f.auth, r.Header.Get("Authorization"))
 		f.mu.Unlock()
 		if body["tenant"] != "demo" || body["email"] != "person-0001@example.com" {
 			writeErr(w, http.StatusNotFound, "account not found")
@@ -321,10 +589,23 @@ func newFakeAccounts(t *testing.T) *fakeAccounts {
 	return f
 }
 
-// runCLI runs lethectl with args and returns its exit code and output.
+// runCLI runs lethectl with args, and the fakes' token (--token
+// testToken, before them), and returns its exit code and output. The
+// token must not be printed.
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	return runCLIRaw(t, testToken, append([]string{"--token", testToken}, args...)...)
+}
+
+// runCLIRaw runs lethectl with args as they are: the token is the one they
+// give, or LETHE_TOKEN's, or data/admin.token's. secret, when not empty,
+// is the token in use, which must not be printed.
+func runCLIRaw(t *testing.T, secret string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code = run(args, &out, &errb)
+	if secret != "" && strings.Contains(out.String()+errb.String(), secret) {
+		t.Errorf("the bearer token was printed:\nstdout:\n%s\nstderr:\n%s", out.String(), errb.String())
+	}
 	return code, out.String(), errb.String()
 }

@@ -111,7 +111,7 @@ func writeFile(t *testing.T, dir, name string, b []byte) string {
 }
 
 // proofServer serves the orchestrator's proof endpoints from a fixture,
-// following their contract: GET /v1/keys (the keys file), the
+// following their contract: the bearer token testToken, GET /v1/keys (the keys file), the
 // certificates of ended requests (409 while a request runs, 404 unknown),
 // GET /v1/log/tree-head (signed now) and GET /v1/log/consistency.
 type proofServer struct {
@@ -149,7 +149,7 @@ func newProofServer(t *testing.T, f *fixture) *proofServer {
 		writeJSONReply(w, http.StatusOK, f.treeHead())
 	})
 	mux.HandleFunc("GET /v1/log/consistency", s.consistency)
-	s.Server = httptest.NewServer(mux)
+	s.Server = httptest.NewServer(requireBearer(testToken, mux))
 	t.Cleanup(s.Close)
 	return s
 }

@@ -72,11 +72,20 @@ func writeStatus(w io.Writer, r api.Request, now time.Time) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	// A refused or expired request never sent its tasks out: whatever the
+	// server lists of them never ran.
+	if note := refusedNote(r.State); note != "" {
+		_, err := fmt.Fprintf(w, "\n%s\n%s: lethectl certificate %s -o cert.json, then lethectl verify cert.json --keys keys.json\n",
+			note, certificateSays(r.State), r.ID)
+		return err
+	}
+	// Its tasks wait for the identity check: none has gone out.
+	if r.State == lifecycle.PendingVerification {
+		_, err := fmt.Fprintf(w, "\nno tasks yet: confirm the subject's identity with: lethectl confirm %s --method METHOD\n"+
+			"or refuse the request with: lethectl deny %s --reason REASON\n", r.ID, r.ID)
+		return err
+	}
 	if len(r.Tasks) == 0 {
-		if r.State == lifecycle.PendingVerification {
-			_, err := fmt.Fprintf(w, "\nno tasks yet: confirm the subject's identity with: lethectl confirm %s\n", r.ID)
-			return err
-		}
 		_, err := fmt.Fprintln(w, "\nno tasks")
 		return err
 	}
@@ -88,4 +97,26 @@ func writeStatus(w io.Writer, r api.Request, now time.Time) error {
 			t.System, t.State, dash(t.Outcome), strconv.Itoa(t.Attempts), when(t.AnsweredAt), dash(counts(t.Counts)), dash(taskNote(t)))
 	}
 	return tw.Flush()
+}
+
+// refusedNote says why no system took part in a request that ended
+// before its identity was checked (denied, expired); "" for any other
+// state.
+func refusedNote(s lifecycle.State) string {
+	switch s {
+	case lifecycle.Denied:
+		return "no system was asked: the request was refused before its identity was checked"
+	case lifecycle.Expired:
+		return "no system was asked: the subject's identity was never checked, and the request expired"
+	}
+	return ""
+}
+
+// certificateSays is what the certificate of a request that ended in
+// state s tells beyond the status.
+func certificateSays(s lifecycle.State) string {
+	if s == lifecycle.Denied {
+		return "its certificate says who refused it, when and why"
+	}
+	return "its certificate"
 }

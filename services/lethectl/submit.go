@@ -73,7 +73,7 @@ func runSubmit(ctx context.Context, a *app, c command, args []string) int {
 	fmt.Fprintln(a.stdout, acc.ID)
 	fmt.Fprintf(a.stdout, "state %s, deadline %s\n", acc.State, deadlineCell(acc.Deadline, acc.State, api.Time{}, a.now()))
 	if acc.State == lifecycle.PendingVerification {
-		fmt.Fprintf(a.stderr, "check the subject's identity, then: lethectl confirm %s\n", acc.ID)
+		fmt.Fprintf(a.stderr, "check the subject's identity, then: lethectl confirm %s --method METHOD (or refuse the request: lethectl deny %s --reason REASON)\n", acc.ID, acc.ID)
 	}
 	return exitOK
 }

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/pkg/proof"
@@ -55,31 +57,27 @@ func runVerify(_ context.Context, a *app, c command, args []string) int {
 	return exitOK
 }
 
-// writeVerified prints a line per system and the verdict.
+// writeVerified prints a line per system (or why there is none), the
+// decisions people made on the request, and the verdict.
 func writeVerified(w io.Writer, cert *proof.Certificate) error {
-	var table bytes.Buffer
-	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
-	// The note comes last: a legal basis may be long.
-	fmt.Fprintln(tw, "SYSTEM\tOUTCOME\tAT (CONNECTOR TIME)\tRECORDS\tREMAINING\tKEY\tNOTE")
-	for _, s := range cert.Systems {
-		at := "-"
-		if s.ConnectorTime != nil {
-			at = stamp(*s.ConnectorTime)
+	if len(cert.Systems) == 0 {
+		// A request refused or expired before its identity was checked
+		// sent no task out.
+		line := refusedNote(cert.State)
+		if line == "" {
+			line = "no system was asked"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n",
-			s.System, s.Outcome, at, dash(counts(s.Counts)), s.Remaining, dash(s.KeyID), systemNote(s))
-	}
-	if err := tw.Flush(); err != nil {
+		fmt.Fprintln(w, line)
+	} else if err := writeSystems(w, cert.Systems); err != nil {
 		return err
-	}
-	// Rows without a note would end in the key column's padding.
-	for _, line := range strings.Split(strings.TrimSuffix(table.String(), "\n"), "\n") {
-		fmt.Fprintln(w, strings.TrimRight(line, " "))
 	}
 	th := cert.Log.TreeHead
 	fmt.Fprintf(w, "\nsigned by %s; the request's %d log entries are in the transparency log of size %d (root %s, signed %s)\n",
 		cert.KeyID, len(cert.Log.Entries), th.Size, th.Root, stamp(th.Time))
 
+	for _, line := range decisionLines(cert) {
+		fmt.Fprintln(w, line)
+	}
 	for _, line := range deadlineLines(cert) {
 		fmt.Fprintln(w, line)
 	}
@@ -96,13 +94,117 @@ func writeVerified(w io.Writer, cert *proof.Certificate) error {
 	if !cert.DeadlineMet {
 		met = "deadline MISSED by " + humanDuration(cert.RespondedAt().Sub(cert.EffectiveDeadline()))
 	}
-	completed := "completed " + stamp(cert.CompletedAt)
+	// How it ended: carried out (completed), refused or expired.
+	ended := "completed"
+	switch cert.State {
+	case lifecycle.Denied:
+		ended = "refused"
+	case lifecycle.Expired:
+		ended = "expired"
+	}
+	completed := ended + " " + stamp(cert.CompletedAt)
 	if cert.AnsweredAt != nil {
 		completed = "answered " + stamp(*cert.AnsweredAt) + ", " + completed
 	}
 	_, err := fmt.Fprintf(w, "VERIFIED: request %s (%s, tenant %s), %s, received %s, deadline %s, %s, %s\n",
 		cert.RequestID, cert.Type, cert.Tenant, cert.State, stamp(cert.ReceivedAt), dl, completed, met)
 	return err
+}
+
+// writeSystems prints a line per system: its outcome, when its connector
+// signed, what it counted, and the key that signed.
+func writeSystems(w io.Writer, systems []proof.SystemResult) error {
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
+	// The note comes last: a legal basis may be long.
+	fmt.Fprintln(tw, "SYSTEM\tOUTCOME\tAT (CONNECTOR TIME)\tRECORDS\tREMAINING\tKEY\tNOTE")
+	for _, s := range systems {
+		at := "-"
+		if s.ConnectorTime != nil {
+			at = stamp(*s.ConnectorTime)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n",
+			s.System, s.Outcome, at, dash(counts(s.Counts)), s.Remaining, dash(s.KeyID), systemNote(s))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// Rows without a note would end in the key column's padding.
+	for _, line := range strings.Split(strings.TrimSuffix(table.String(), "\n"), "\n") {
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
+	}
+	return nil
+}
+
+// decisionLines are the decisions people made on the request, as the
+// certificate records them and the log confirms: who checked the subject's
+// identity and how, who refused the request and why; and, for a request
+// that expired, the log's word on it.
+//
+//	identity checked 2026-03-02 09:00:10 UTC by token tok_ab12 (privacy-team, dpo): document
+//	refused 2026-03-02 09:00:10 UTC by token tok_ab12 (privacy-team, dpo): identity_not_established
+func decisionLines(cert *proof.Certificate) []string {
+	var lines []string
+	if d := cert.Verification; d != nil {
+		lines = append(lines, "identity checked "+decisionLine(*d, d.Method))
+	}
+	if d := cert.Denial; d != nil {
+		lines = append(lines, "refused "+decisionLine(*d, d.Ground))
+	}
+	if cert.State == lifecycle.Expired {
+		for _, le := range cert.Log.Entries {
+			e, err := proof.DecodeEntry(le.Entry)
+			if err != nil || e.Event != proof.EventExpired {
+				continue
+			}
+			line := "expired " + stamp(e.At)
+			if e.Detail != "" {
+				line += ": " + printable(e.Detail)
+			}
+			lines = append(lines, line)
+		}
+	}
+	return lines
+}
+
+// decisionLine is "<time> by <actor>: <what>", and the note when there
+// is one, quoted: it is free text.
+func decisionLine(d proof.Decision, what string) string {
+	line := stamp(d.At) + " by " + actorName(d.Actor) + ": " + dash(printable(what))
+	if d.Note != "" {
+		line += "; note: " + strconv.QuoteToGraphic(d.Note)
+	}
+	return line
+}
+
+// actorName is who decided: "token tok_ab12 (privacy-team, dpo)".
+func actorName(a proof.Actor) string {
+	s := strings.TrimSpace(printable(a.Kind) + " " + printable(a.ID))
+	if s == "" {
+		s = "someone unnamed"
+	}
+	var about []string
+	for _, v := range []string{a.Name, a.Role} {
+		if v != "" {
+			about = append(about, printable(v))
+		}
+	}
+	if len(about) > 0 {
+		s += " (" + strings.Join(about, ", ") + ")"
+	}
+	return s
+}
+
+// printable replaces what is not printable (a newline, an escape
+// sequence) in a value read from a certificate, so that it cannot forge
+// a line of the verdict on a terminal.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsGraphic(r) {
+			return r
+		}
+		return '?'
+	}, s)
 }
 
 // deadlineLines say what the verdict line cannot: the tenant's deadline

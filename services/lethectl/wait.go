@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -16,13 +17,19 @@ import (
 var waitCommand = command{
 	name:    "wait",
 	args:    "ID [--timeout 2m] [--interval 500ms]",
-	summary: "follow a request until it has ended: " + oneOf(endStates) + " (exit 0, 0, 1; 3 on timeout)",
+	summary: "follow a request until it has ended: " + oneOf(answeredStates) + " (exit 0), " + oneOf(notCarriedOut) + " (exit 1); exit 3 on timeout",
 	run:     runWait,
 }
 
-// endStates are the states a request ends in, in lifecycle order:
-// fulfilled, partially_retained, failed (wait's exit codes 0, 0, 1).
-var endStates = slices.DeleteFunc(lifecycle.States(), func(s lifecycle.State) bool { return !s.Ended() })
+// answeredStates are the states of a request that was carried out (wait
+// exits 0); notCarriedOut the other states a request ends in, in lifecycle
+// order: failed, denied, expired (wait exits 1).
+var (
+	answeredStates = []lifecycle.State{lifecycle.Fulfilled, lifecycle.PartiallyRetained}
+	notCarriedOut  = slices.DeleteFunc(lifecycle.States(), func(s lifecycle.State) bool {
+		return !s.Ended() || slices.Contains(answeredStates, s)
+	})
+)
 
 func runWait(ctx context.Context, a *app, c command, args []string) int {
 	fs := a.newFlags(c)
@@ -70,13 +77,21 @@ func runWait(ctx context.Context, a *app, c command, args []string) int {
 			}
 			if r.State == lifecycle.PendingVerification && !hinted {
 				p.detach()
-				fmt.Fprintf(a.stderr, "request is pending verification: nothing happens until lethectl confirm %s\n", id)
+				fmt.Fprintf(a.stderr, "request is pending verification: nothing happens until lethectl confirm %s (or lethectl deny %s refuses it)\n", id, id)
 				hinted = true
 			}
 		case waitCtx.Err() != nil:
 			// Timed out or interrupted mid-poll: the select below says which.
+		case errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusTooManyRequests:
+			// Over the rate limit: wait as long as asked, then poll on.
+			if msg := err.Error(); msg != lastWarning {
+				p.detach()
+				fmt.Fprintf(a.stderr, "lethectl wait: %v (slowing down)\n", err)
+				lastWarning = msg
+			}
+			pause(waitCtx, apiErr.RetryAfter) // the select below sees a timeout
 		case errors.As(err, &apiErr) && apiErr.StatusCode < 500:
-			// 404 and friends will not get better by polling.
+			// 404, 401 and friends will not get better by polling.
 			return a.fail(c, err)
 		default:
 			// The orchestrator may be restarting: keep polling, say so once.
@@ -106,18 +121,37 @@ func runWait(ctx context.Context, a *app, c command, args []string) int {
 // finishWait prints the summary line of an ended request and returns the
 // exit code for its state.
 func finishWait(a *app, r api.Request, took time.Duration) int {
+	if note := refusedNote(r.State); note != "" {
+		fmt.Fprintf(a.stdout, "%s in %s: %s\n", r.State, elapsed(took), strings.TrimPrefix(note, "no system was asked: ")+"; no system was asked")
+		fmt.Fprintf(a.stderr, "%s: lethectl certificate %s\n", certificateSays(r.State), r.ID)
+		return exitError
+	}
 	summary := outcomeSummary(r.Tasks)
 	if d := deferredSummary(r.Tasks); d != "" {
 		summary += "; " + d
 	}
 	fmt.Fprintf(a.stdout, "%s in %s: %s\n", r.State, elapsed(took), summary)
-	if r.Type == lifecycle.Export && r.State != lifecycle.Failed {
+	carriedOut := slices.Contains(answeredStates, r.State)
+	if r.Type == lifecycle.Export && carriedOut {
 		fmt.Fprintf(a.stderr, "download the bundle with: lethectl export %s -o export.json\n", r.ID)
 	}
-	if r.State == lifecycle.Failed {
+	if !carriedOut {
 		return exitError
 	}
 	return exitOK
+}
+
+// pause waits d, or until ctx is done.
+func pause(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 // outcomeOrder is the order outcomes are summed up in.

@@ -52,7 +52,13 @@ func (e *env) noticeSink() func() []*lethev1.ExtensionNotice {
 // Art. 12(3): an extension is allowed once, before the original deadline,
 // with a reason; every refusal is a 4xx that changes nothing.
 func TestExtension(t *testing.T) {
-	e := newEnv(t, nil)
+	// Unverified requests wait 100 days here: the late one must still be
+	// pending at its original deadline, not expired.
+	tenants, err := deadline.ParseTenants([]byte("default: {verification_expiry: 2400h}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(c *Config) { c.Deadlines = tenants })
 	notices := e.noticeSink()
 	received := time.Now().UTC().Add(-24 * time.Hour).Truncate(time.Second)
 	id := e.submit(receivedErasure(received))
@@ -129,7 +135,7 @@ func TestExtension(t *testing.T) {
 	}
 
 	// The evidence: the delivery is logged and in the certificate.
-	e.do("POST", "/v1/requests/"+id+"/verify", "")
+	e.do("POST", "/v1/requests/"+id+"/verify", `{"method":"document"}`)
 	e.connect("alpha", &toySystem{})
 	e.connect("beta", &toySystem{})
 	e.waitState(id, "fulfilled")

@@ -22,6 +22,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/connector"
 	"github.com/lethe-dev/lethe/pkg/piitest"
 	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/services/orchestrator/auth"
 	"github.com/lethe-dev/lethe/services/orchestrator/keyring"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 )
@@ -38,6 +39,11 @@ type env struct {
 	cfg     Config
 	api     string
 	stop    context.CancelFunc
+	// token is an admin token of the orchestrator start started; do and
+	// raw call with it.
+	token string
+	// store is the store of the orchestrator start started.
+	store store.Store
 	// closeStore closes the store of the orchestrator start started.
 	closeStore func() error
 	done       chan error
@@ -76,6 +82,7 @@ func newEnv(t *testing.T, tweak func(*Config)) *env {
 	e.cfg = Config{
 		Systems:     testSystems,
 		MaxAttempts: 4, RetryInitial: 300 * time.Millisecond, RetryMax: time.Second, ScanInterval: 50 * time.Millisecond,
+		RateLimit: -1, MetricsCache: -1, // tests poll fast and read fresh gauges
 		HashKey: []byte("0123456789abcdef0123456789abcdef"),
 	}
 	if tweak != nil {
@@ -135,11 +142,12 @@ func (e *env) start() {
 	}
 	e.reg = prometheus.NewRegistry()
 	o := e.orchestrator(st, e.reg)
+	e.token = e.newToken(st, "test-admin", auth.AnyTenant, auth.Admin)
 	e.api = "http://" + o.Addr()
 	ctx, cancel := context.WithCancel(context.Background())
 	e.stop, e.done = cancel, make(chan error, 1)
 	go func() { e.done <- o.Run(ctx) }()
-	e.closeStore = st.Close
+	e.closeStore, e.store = st.Close, st
 	e.t.Cleanup(e.shutdown)
 }
 
@@ -167,6 +175,16 @@ func (e *env) orchestrator(st store.Store, reg *prometheus.Registry) *Orchestrat
 		e.t.Fatal(err)
 	}
 	return o
+}
+
+// newToken issues a token in st.
+func (e *env) newToken(st store.Store, name, tenant string, role auth.Role) string {
+	e.t.Helper()
+	_, secret, err := (&auth.Tokens{Store: st, Now: time.Now}).Create(context.Background(), name, tenant, role, time.Time{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return secret
 }
 
 func (e *env) shutdown() {
@@ -251,6 +269,7 @@ func (e *env) certificate(id string) (*proof.Certificate, error) {
 func (e *env) raw(method, path string) []byte {
 	e.t.Helper()
 	req, _ := http.NewRequest(method, e.api+path, nil)
+	req.Header.Set("Authorization", "Bearer "+e.token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
@@ -312,6 +331,7 @@ func (e *env) do(method, path, body string) (int, map[string]any) {
 	e.t.Helper()
 	req, _ := http.NewRequest(method, e.api+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+e.token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)

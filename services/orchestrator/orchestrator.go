@@ -28,6 +28,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/deadline"
 	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/services/orchestrator/auth"
 	"github.com/lethe-dev/lethe/services/orchestrator/engine"
 	"github.com/lethe-dev/lethe/services/orchestrator/httpapi"
 	"github.com/lethe-dev/lethe/services/orchestrator/metrics"
@@ -76,10 +77,29 @@ type Config struct {
 	HTTPClient *http.Client
 	// HashKey keys the hash that replaces subject identifiers once a
 	// request has ended.
-	HashKey    []byte
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
-	Now        func() time.Time
+	HashKey []byte
+	// OIDC, if set, takes ID tokens of the organisation's identity
+	// provider besides the API's own tokens.
+	OIDC *auth.OIDC
+	// AllowedOrigins are the browser origins whose calls the API takes
+	// (none by default).
+	AllowedOrigins []string
+	// RateLimit is the calls per second a caller may make (bursts of
+	// twice that); negative: no limit.
+	RateLimit float64
+	// ReadTimeout bounds the reading of a call, its body included: a body
+	// that never finishes does not hold a connection.
+	ReadTimeout time.Duration
+	// MetricsListener, if set, serves /metrics instead of the API's
+	// listener; MetricsCache is how long a scrape's reading of the store
+	// serves the next scrapes (negative: none).
+	MetricsListener net.Listener
+	MetricsCache    time.Duration
+	// TLSCert and TLSKey, if set, serve the API over TLS.
+	TLSCert, TLSKey string
+	Logger          *slog.Logger
+	Registerer      prometheus.Registerer
+	Now             func() time.Time
 }
 
 // Defaults are the defaults of the settings an operator tunes: the one
@@ -92,6 +112,9 @@ func Defaults() Config {
 		RetryMax:     30 * time.Minute,
 		ScanInterval: time.Second,
 		Objective:    7 * 24 * time.Hour,
+		RateLimit:    20,
+		ReadTimeout:  15 * time.Second,
+		MetricsCache: 5 * time.Second,
 	}
 }
 
@@ -114,6 +137,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.Objective == 0 {
 		c.Objective = d.Objective
+	}
+	if c.RateLimit == 0 {
+		c.RateLimit = d.RateLimit
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = d.ReadTimeout
+	}
+	if c.MetricsCache == 0 {
+		c.MetricsCache = d.MetricsCache
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -188,13 +220,19 @@ func New(cfg Config) (*Orchestrator, error) {
 		channels = append(channels, proof.ChannelWebhook)
 	}
 	o := &Orchestrator{cfg: cfg, log: cfg.Logger, relayUp: outbox.NewSignal(), noticeUp: outbox.NewSignal(), id: replicaID()}
-	o.m = metrics.New(cfg.Registerer, cfg.Store, cfg.Systems, cfg.Deadlines, channels, cfg.Now)
+	o.m = metrics.New(cfg.Registerer, cfg.Store, cfg.Systems, cfg.Deadlines, channels, cfg.Now, cfg.MetricsCache)
 	o.engine = engine.New(engine.Config{
 		Store: cfg.Store, Systems: cfg.Systems, MaxAttempts: cfg.MaxAttempts, RetryInitial: cfg.RetryInitial, RetryMax: cfg.RetryMax,
 		Objective: cfg.Objective, Deadlines: cfg.Deadlines, NoticeChannels: channels, HashKey: cfg.HashKey,
 		Signer: cfg.Signer, Keys: cfg.Keys, Relay: o.relayUp, Notifier: o.noticeUp, Metrics: o.m, Logger: cfg.Logger, Now: cfg.Now,
 	})
-	o.api = httpapi.New(o.engine, cfg.Store, o.m, cfg.Logger)
+	tokens := &auth.Tokens{Store: cfg.Store, Now: cfg.Now}
+	chain := auth.Chain{Tokens: tokens}
+	if cfg.OIDC != nil {
+		chain.OIDC = cfg.OIDC
+	}
+	o.api = httpapi.New(o.engine, cfg.Store, o.m, cfg.Logger, httpapi.Options{Auth: chain, Tokens: tokens,
+		AllowedOrigins: cfg.AllowedOrigins, RateLimit: max(cfg.RateLimit, 0), Metrics: cfg.MetricsListener == nil})
 	return o, nil
 }
 
@@ -205,10 +243,40 @@ func (o *Orchestrator) Addr() string { return o.cfg.Listener.Addr().String() }
 // receipts and account deletions and schedules retries and deferred
 // erasures until ctx is cancelled.
 func (o *Orchestrator) Run(ctx context.Context) error {
-	srv := &http.Server{Handler: o.api.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	g, ctx := errgroup.WithContext(ctx)
+	// The API's server bounds what a client can hold: headers, a body
+	// that never finishes, a connection left idle. A download's handler
+	// has its own, longer deadline, within WriteTimeout.
+	api := &http.Server{Handler: o.api.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: o.cfg.ReadTimeout,
+		WriteTimeout: httpapi.DownloadTimeout + 30*time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10}
+	serve(ctx, g, api, o.cfg.Listener, o.cfg.TLSCert, o.cfg.TLSKey)
+	if o.cfg.MetricsListener != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", httpapi.MetricsHandler(o.m))
+		serve(ctx, g, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+			WriteTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10}, o.cfg.MetricsListener, "", "")
+	}
+	g.Go(func() error { return o.relay().Run(ctx) })
+	g.Go(func() error { return o.notifier().Run(ctx) })
+	g.Go(func() error { return o.scan(ctx) })
+	g.Go(func() error { return o.consumeReceipts(ctx) })
+	g.Go(func() error { return o.consumeAccountDeletions(ctx) })
+	o.log.Info("orchestrator running", "listen", o.Addr(), "systems", o.cfg.Systems)
+	err := g.Wait()
+	o.log.Info("orchestrator stopped")
+	return err
+}
+
+// serve runs srv on ln (over TLS when cert is set) until ctx ends.
+func serve(ctx context.Context, g *errgroup.Group, srv *http.Server, ln net.Listener, cert, key string) {
 	g.Go(func() error {
-		if err := srv.Serve(o.cfg.Listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if cert != "" {
+			err = srv.ServeTLS(ln, cert, key)
+		} else {
+			err = srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
 		}
 		return nil
@@ -219,15 +287,6 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})
-	g.Go(func() error { return o.relay().Run(ctx) })
-	g.Go(func() error { return o.notifier().Run(ctx) })
-	g.Go(func() error { return o.scan(ctx) })
-	g.Go(func() error { return o.consumeReceipts(ctx) })
-	g.Go(func() error { return o.consumeAccountDeletions(ctx) })
-	o.log.Info("orchestrator running", "listen", o.Addr(), "systems", o.cfg.Systems)
-	err := g.Wait()
-	o.log.Info("orchestrator stopped")
-	return err
 }
 
 // replicaID names this orchestrator process among replicas sharing a store.

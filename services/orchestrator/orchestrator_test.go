@@ -58,7 +58,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"over 64 KiB of trailing space", "POST", "/v1/requests", `{"type":"erasure","tenant":"demo","subject":{"email":"a@example.com"}}` + strings.Repeat(" ", 70<<10), 413},
 		{"body over 64 KiB", "POST", "/v1/requests", `{"type":"erasure","tenant":"demo","subject":{"email":"a@example.com","user_id":"` + strings.Repeat("x", 70<<10) + `"}}`, 413},
 		{"unknown id", "GET", "/v1/requests/req_nope", ``, 404},
-		{"verify unknown id", "POST", "/v1/requests/req_nope/verify", ``, 404},
+		{"verify unknown id", "POST", "/v1/requests/req_nope/verify", `{"method":"document"}`, 404},
 		{"list unknown state", "GET", "/v1/requests?state=done", ``, 400},
 		{"list bad limit", "GET", "/v1/requests?limit=0", ``, 400},
 		{"list bad cursor", "GET", "/v1/requests?cursor=!!!", ``, 400},
@@ -109,10 +109,10 @@ func TestErasureFlow(t *testing.T) {
 	if view["state"] != "pending_verification" {
 		t.Fatalf("state = %v", view["state"])
 	}
-	if code, out := e.do("POST", "/v1/requests/"+id+"/verify", ""); code != 200 || out["state"] != "open" {
+	if code, out := e.do("POST", "/v1/requests/"+id+"/verify", `{"method":"document"}`); code != 200 || out["state"] != "open" {
 		t.Fatalf("verify = %d %v", code, out)
 	}
-	if code, _ := e.do("POST", "/v1/requests/"+id+"/verify", ""); code != http.StatusConflict {
+	if code, _ := e.do("POST", "/v1/requests/"+id+"/verify", `{"method":"document"}`); code != http.StatusConflict {
 		t.Fatalf("second verify = %d, want 409", code)
 	}
 	view = e.waitState(id, "fulfilled")
@@ -481,7 +481,7 @@ func TestCertificate(t *testing.T) {
 	if code, _ := e.do("GET", "/v1/requests/"+id+"/certificate", ""); code != http.StatusConflict {
 		t.Fatalf("certificate of an open request = %d, want 409", code)
 	}
-	e.do("POST", "/v1/requests/"+id+"/verify", "")
+	e.do("POST", "/v1/requests/"+id+"/verify", `{"method":"document"}`)
 	e.waitState(id, "fulfilled")
 	c, err := e.certificate(id)
 	if err != nil {

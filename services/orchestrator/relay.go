@@ -54,7 +54,8 @@ func (o *Orchestrator) publish(ctx context.Context, batch []store.OutboxMessage)
 	return o.cfg.Store.MarkPublished(context.WithoutCancel(ctx), seqs, o.cfg.Now().UTC())
 }
 
-// scan re-attempts due tasks every ScanInterval.
+// scan re-attempts due tasks, and ends requests never verified, every
+// ScanInterval.
 func (o *Orchestrator) scan(ctx context.Context) error {
 	tick := time.NewTicker(o.cfg.ScanInterval)
 	defer tick.Stop()
@@ -63,6 +64,9 @@ func (o *Orchestrator) scan(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
+		}
+		if _, err := o.engine.ExpireUnverified(ctx); err != nil && ctx.Err() == nil {
+			o.log.Error("expiry of unverified requests", "err", err)
 		}
 		for {
 			n, err := o.engine.RetryDue(ctx)

@@ -15,15 +15,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lethe-dev/lethe/pkg/events"
+	"github.com/lethe-dev/lethe/services/orchestrator/auth"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 	"github.com/lethe-dev/lethe/services/orchestrator/store/storetest"
 )
 
 // replica is one more orchestrator on the env's shared store.
 type replica struct {
-	api  string
-	reg  *prometheus.Registry
-	stop func()
+	api   string
+	token string // an admin token of the shared store
+	reg   *prometheus.Registry
+	stop  func()
 }
 
 func (e *env) replica(dsn string) *replica {
@@ -34,6 +36,7 @@ func (e *env) replica(dsn string) *replica {
 	}
 	r := &replica{reg: prometheus.NewRegistry()}
 	o := e.orchestrator(st, r.reg)
+	r.token = e.newToken(st, "replica-admin", auth.AnyTenant, auth.Admin)
 	r.api = "http://" + o.Addr()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -74,6 +77,8 @@ func TestReplicasShareOnePostgres(t *testing.T) {
 			r = replicas[1+i%2] // the first one has stopped
 		}
 		req, _ := http.NewRequest("POST", r.api+"/v1/requests", strings.NewReader(erasure(true)))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+r.token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -85,7 +90,7 @@ func TestReplicasShareOnePostgres(t *testing.T) {
 			replicas[0].stop() // mid-work: its relay, scanner and consumers stop
 		}
 	}
-	e.api = replicas[1].api
+	e.api, e.token = replicas[1].api, replicas[1].token
 	for _, id := range ids {
 		e.waitState(id, "fulfilled")
 		for _, sys := range []*toySystem{alpha, beta} {

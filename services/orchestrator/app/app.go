@@ -29,6 +29,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/pkg/pseudonym"
 	"github.com/lethe-dev/lethe/services/orchestrator"
+	"github.com/lethe-dev/lethe/services/orchestrator/auth"
 	"github.com/lethe-dev/lethe/services/orchestrator/keyring"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 )
@@ -57,6 +58,15 @@ type Options struct {
 	StoreURL string
 	// KeysFile lists the connectors' public keys; "" is DataDir/keys.json.
 	KeysFile string
+	// AdminTokenFile holds the first admin token: registered when the file
+	// exists, created and written there (0600) when it does not and no
+	// admin token works; "" is DataDir/admin.token.
+	AdminTokenFile string
+	// OIDC, when its Issuer is set, lets the organisation's identity
+	// provider sign callers in.
+	OIDC auth.OIDCConfig
+	// MetricsListen, if set, serves /metrics there instead of on the API.
+	MetricsListen string
 	// Orchestrator holds the settings an operator tunes (systems, retries,
 	// deadlines, the notice webhook, the clock); its parts are filled here.
 	Orchestrator orchestrator.Config
@@ -92,6 +102,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.KeysFile == "" {
 		o.KeysFile = filepath.Join(o.DataDir, "keys.json")
+	}
+	if o.AdminTokenFile == "" {
+		o.AdminTokenFile = filepath.Join(o.DataDir, "admin.token")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -147,6 +160,26 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("keys file: %w", err)
 	}
+	tokens := &auth.Tokens{Store: st, Now: time.Now}
+	wrote, err := tokens.Bootstrap(ctx, opts.AdminTokenFile)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if wrote {
+		log.Info("admin token written: use it as a bearer token, or let lethectl read it", "path", opts.AdminTokenFile)
+	}
+	cfg := opts.Orchestrator
+	if opts.OIDC.Issuer != "" {
+		if cfg.OIDC, err = auth.NewOIDC(ctx, opts.OIDC); err != nil {
+			return fmt.Errorf("%w: single sign-on: %w", ErrConfig, err)
+		}
+	}
+	if opts.MetricsListen != "" {
+		if cfg.MetricsListener, err = net.Listen("tcp", opts.MetricsListen); err != nil {
+			return fmt.Errorf("%w: metrics listen: %w", ErrConfig, err)
+		}
+		defer cfg.MetricsListener.Close()
+	}
 	ln := opts.Listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", opts.Listen); err != nil {
@@ -154,7 +187,6 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	defer ln.Close()
-	cfg := opts.Orchestrator
 	cfg.Listener, cfg.Store, cfg.Bus, cfg.Signer, cfg.Keys, cfg.HashKey = ln, st, b, signer, keys, key
 	cfg.Logger, cfg.Registerer = log, opts.Registry
 	o, err := orchestrator.New(cfg)
@@ -186,9 +218,27 @@ func Main(ctx context.Context, fs *flag.FlagSet, args []string) int {
 	fs.DurationVar(&oc.Objective, "objective", d.Objective, "how soon a request should be fulfilled, for the SLO metric")
 	fs.StringVar(&oc.NoticeWebhook, "notice-webhook", envflag.Or("LETHE_NOTICE_WEBHOOK", ""), "URL that also receives notices to data subjects (extensions) as signed JSON POSTs (env LETHE_NOTICE_WEBHOOK)")
 	tenantsFile := fs.String("tenants", envflag.Or("LETHE_TENANTS", ""), "tenants file of deadline policies (time zone, roll to working days, holidays); default: every tenant in UTC, no roll (env LETHE_TENANTS)")
+	fs.StringVar(&opts.AdminTokenFile, "admin-token-file", envflag.Or("LETHE_ADMIN_TOKEN_FILE", ""),
+		"file of the first admin token: registered if it exists, else created there (0600) when no admin token works (default <data>/admin.token; env LETHE_ADMIN_TOKEN_FILE)")
+	fs.StringVar(&opts.OIDC.Issuer, "oidc-issuer", envflag.Or("LETHE_OIDC_ISSUER", ""), "OpenID Connect issuer URL whose ID tokens the API takes (env LETHE_OIDC_ISSUER)")
+	fs.StringVar(&opts.OIDC.Audience, "oidc-audience", envflag.Or("LETHE_OIDC_AUDIENCE", ""), "the client ID those ID tokens must be issued to (env LETHE_OIDC_AUDIENCE)")
+	fs.StringVar(&opts.OIDC.TenantClaim, "oidc-tenant-claim", auth.DefaultTenantClaim, "ID token claim naming the caller's tenant")
+	fs.StringVar(&opts.OIDC.RoleClaim, "oidc-role-claim", auth.DefaultRoleClaim, "ID token claim naming the caller's role (admin, dpo, intake, auditor)")
+	origins := fs.String("allowed-origins", envflag.Or("LETHE_ALLOWED_ORIGINS", ""), "comma-separated browser origins whose calls the API takes; a call with another Origin is refused (env LETHE_ALLOWED_ORIGINS)")
+	fs.Float64Var(&oc.RateLimit, "rate-limit", d.RateLimit, "calls per second per caller (bursts of twice that); negative: no limit")
+	fs.StringVar(&opts.MetricsListen, "metrics-listen", envflag.Or("LETHE_METRICS_LISTEN", ""), "serve /metrics on this address instead of on the API (env LETHE_METRICS_LISTEN)")
+	fs.StringVar(&oc.TLSCert, "tls-cert", envflag.Or("LETHE_TLS_CERT", ""), "serve the API over TLS with this certificate (PEM; with --tls-key)")
+	fs.StringVar(&oc.TLSKey, "tls-key", envflag.Or("LETHE_TLS_KEY", ""), "the TLS certificate's private key (PEM)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if (oc.TLSCert == "") != (oc.TLSKey == "") {
+		fmt.Fprintln(os.Stderr, "orchestrator: --tls-cert and --tls-key go together")
+		return 2
+	}
+	if *origins != "" {
+		oc.AllowedOrigins = strings.Split(*origins, ",")
 	}
 	oc.Systems = strings.Split(*systems, ",")
 	if *tenantsFile != "" {

@@ -48,6 +48,9 @@ func (e *Engine) issue(ctx context.Context, tx store.Tx, r *store.Request, tasks
 		c.AnsweredAt = &r.AnsweredAt
 	}
 	for _, k := range tasks {
+		if r.State == lifecycle.Denied || r.State == lifecycle.Expired {
+			break // no system was asked
+		}
 		if k.State != lifecycle.TaskAnswered && k.State != lifecycle.TaskDeferred {
 			c.Systems = append(c.Systems, proof.SystemResult{System: k.System, Outcome: lifecycle.DeadLetter, Detail: k.Detail})
 			continue
@@ -74,6 +77,14 @@ func (e *Engine) issue(ctx context.Context, tx store.Tx, r *store.Request, tasks
 			return err
 		}
 		entries = append(entries, e)
+	}
+	for _, en := range entries {
+		switch en.Event {
+		case proof.EventVerified:
+			c.Verification = proof.DecisionOf(en, r.VerificationNote)
+		case proof.EventDenied:
+			c.Denial = proof.DecisionOf(en, r.DenialNote)
+		}
 	}
 	if !r.ExtendedAt.IsZero() {
 		first, channels := proof.NoticeDeliveries(entries, proof.NoticeExtension)

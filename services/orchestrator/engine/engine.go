@@ -121,6 +121,9 @@ type NewRequest struct {
 	Verified   bool
 	Source     string // SourceAPI | SourceAccountDeleted
 	SourceRef  string // unique per source event; "" for none
+	// By is who submitted it through the API (nil for an event); the log
+	// names them, and an intake token reads only what it submitted.
+	By *proof.Actor
 }
 
 var (

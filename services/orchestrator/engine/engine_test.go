@@ -81,7 +81,7 @@ func newFixture(t *testing.T) *fixture {
 	var ks proof.KeySet
 	ks.Add(own.Key, alpha.Key)
 	f := &fixture{st: &failingCommits{Store: sqlite}, logs: &piitest.Capture{}, alpha: alpha, relay: outbox.NewSignal(), now: now, system: "alpha"}
-	f.m = metrics.New(prometheus.NewRegistry(), sqlite, []string{"alpha"}, nil, []string{proof.ChannelBus}, func() time.Time { return now })
+	f.m = metrics.New(prometheus.NewRegistry(), sqlite, []string{"alpha"}, nil, []string{proof.ChannelBus}, func() time.Time { return now }, -1)
 	f.eng = engine.New(engine.Config{
 		Store: f.st, Systems: []string{"alpha"}, MaxAttempts: 1, RetryInitial: time.Minute, RetryMax: time.Hour, Objective: 7 * 24 * time.Hour,
 		NoticeChannels: []string{proof.ChannelBus}, HashKey: []byte("0123456789abcdef0123456789abcdef"), Signer: own, Keys: keys(ks),

@@ -46,7 +46,7 @@ func checkReason(reason string) error {
 // deadline + 2 months (deadline.Policy.Extended). In the same transaction
 // it logs the extension (the reason as a hash: the log is kept forever) and
 // writes the notice to the person into the notification outbox.
-func (e *Engine) Extend(ctx context.Context, id, reason string) (*store.Request, error) {
+func (e *Engine) Extend(ctx context.Context, id, reason string, by *proof.Actor) (*store.Request, error) {
 	if err := checkReason(reason); err != nil {
 		return nil, err
 	}
@@ -77,7 +77,7 @@ func (e *Engine) Extend(ctx context.Context, id, reason string) (*store.Request,
 		}
 		original, extended := r.OriginalDeadline, r.Deadline
 		if err := record(ctx, tx, proof.Entry{RequestID: r.ID, Event: proof.EventExtended, At: now,
-			Deadline: &extended, OriginalDeadline: &original, ReasonSHA256: proof.ReasonHash(reason)}); err != nil {
+			Deadline: &extended, OriginalDeadline: &original, ReasonSHA256: proof.ReasonHash(reason), Actor: by}); err != nil {
 			return err
 		}
 		return enqueueExtensionNotice(ctx, tx, r, now)

@@ -61,6 +61,9 @@ func (e *Engine) Submit(ctx context.Context, nr NewRequest) (r *store.Request, c
 		CreatedAt:      now,
 		UpdatedAt:      now,
 	}
+	if nr.By != nil {
+		fresh.SubmittedBy = nr.By.ID
+	}
 	submit := func(tx store.Tx) error {
 		f := fresh // a retried transaction starts from the request as it came
 		r, created = &f, false
@@ -80,7 +83,7 @@ func (e *Engine) Submit(ctx context.Context, nr NewRequest) (r *store.Request, c
 		}
 		received, dl := r.ReceivedAt, r.Deadline
 		if err := record(ctx, tx, proof.Entry{RequestID: r.ID, Event: proof.EventCreated, At: now, Tenant: r.Tenant, Type: r.Type,
-			SubjectHash: r.SubjectHash, ReceivedAt: &received, Deadline: &dl, DeadlinePolicy: logSpec, Detail: "source=" + r.Source}); err != nil {
+			SubjectHash: r.SubjectHash, ReceivedAt: &received, Deadline: &dl, DeadlinePolicy: logSpec, Detail: "source=" + r.Source, Actor: nr.By}); err != nil {
 			return err
 		}
 		for _, sys := range e.cfg.Systems {
@@ -89,7 +92,11 @@ func (e *Engine) Submit(ctx context.Context, nr NewRequest) (r *store.Request, c
 			}
 		}
 		if nr.Verified {
-			return e.open(ctx, tx, r, now)
+			check := Decision{Method: "other", Note: "verified by the submitter"}
+			if nr.By != nil {
+				check.Actor = *nr.By
+			}
+			return e.open(ctx, tx, r, check, nr.By != nil, now)
 		}
 		return nil
 	}
@@ -117,9 +124,13 @@ func subjectKey(email, userID string) string {
 	return "user_id:" + userID
 }
 
-// Verify records that the subject's identity was checked and opens the
-// request. It returns store.ErrNotFound or ErrConflict.
-func (e *Engine) Verify(ctx context.Context, id string) (*store.Request, error) {
+// Verify records that the subject's identity was checked, how and by
+// whom, and opens the request. It returns store.ErrNotFound,
+// ErrBadDecision or ErrConflict.
+func (e *Engine) Verify(ctx context.Context, id string, d Decision) (*store.Request, error) {
+	if err := CheckVerification(d); err != nil {
+		return nil, err
+	}
 	var r *store.Request
 	err := e.cfg.Store.Tx(ctx, func(tx store.Tx) error {
 		var err error
@@ -129,7 +140,7 @@ func (e *Engine) Verify(ctx context.Context, id string) (*store.Request, error) 
 		if r.State != lifecycle.PendingVerification {
 			return fmt.Errorf("request is %s, not %s: %w", r.State, lifecycle.PendingVerification, ErrConflict)
 		}
-		return e.open(ctx, tx, r, e.Now())
+		return e.open(ctx, tx, r, d, true, e.Now())
 	})
 	if err != nil {
 		return nil, err
@@ -140,12 +151,20 @@ func (e *Engine) Verify(ctx context.Context, id string) (*store.Request, error) 
 }
 
 // open moves a request to open and enqueues its first attempt per system.
-func (e *Engine) open(ctx context.Context, tx store.Tx, r *store.Request, now time.Time) error {
+// A check made by a person (byPerson) is logged with them, its method and
+// its note's hash; one made by an event (an account's own deletion) is
+// not a person's decision.
+func (e *Engine) open(ctx context.Context, tx store.Tx, r *store.Request, check Decision, byPerson bool, now time.Time) error {
 	r.State, r.UpdatedAt = lifecycle.Open, now
+	entry := proof.Entry{RequestID: r.ID, Event: proof.EventVerified, At: now}
+	if byPerson {
+		r.VerificationNote = check.Note
+		entry.Actor, entry.Method, entry.NoteSHA256 = &check.Actor, check.Method, noteHash(check.Note)
+	}
 	if err := tx.UpdateRequest(ctx, r); err != nil {
 		return err
 	}
-	if err := record(ctx, tx, proof.Entry{RequestID: r.ID, Event: proof.EventVerified, At: now}); err != nil {
+	if err := record(ctx, tx, entry); err != nil {
 		return err
 	}
 	tasks, err := tx.Tasks(ctx, r.ID)

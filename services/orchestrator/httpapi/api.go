@@ -20,9 +20,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/mod/sumdb/tlog"
+	"golang.org/x/time/rate"
 
 	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/services/orchestrator/auth"
 	"github.com/lethe-dev/lethe/services/orchestrator/engine"
 	"github.com/lethe-dev/lethe/services/orchestrator/metrics"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
@@ -38,8 +40,9 @@ var earliestReceipt = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
 // Lifecycle is what the API asks of the request lifecycle (engine.Engine).
 type Lifecycle interface {
 	Submit(ctx context.Context, nr engine.NewRequest) (*store.Request, bool, error)
-	Verify(ctx context.Context, id string) (*store.Request, error)
-	Extend(ctx context.Context, id, reason string) (*store.Request, error)
+	Verify(ctx context.Context, id string, d engine.Decision) (*store.Request, error)
+	Deny(ctx context.Context, id string, d engine.Decision) (*store.Request, error)
+	Extend(ctx context.Context, id, reason string, by *proof.Actor) (*store.Request, error)
 	Preview(tenant string, received time.Time) (engine.Preview, error)
 	TreeHead(ctx context.Context) (proof.TreeHead, error)
 	Consistency(ctx context.Context, oldSize, newSize int64) (tlog.TreeProof, error)
@@ -55,43 +58,111 @@ type Reader interface {
 	Ping(ctx context.Context) error
 }
 
+// Options are the API's doors.
+type Options struct {
+	// Auth says who calls; Tokens issues and revokes tokens (admin).
+	Auth   auth.Authenticator
+	Tokens *auth.Tokens
+	// AllowedOrigins are the browser origins whose calls are taken; a
+	// call with any other Origin header is refused.
+	AllowedOrigins []string
+	// RateLimit is the calls per second a caller may make, with bursts of
+	// twice that; 0: no limit.
+	RateLimit float64
+	// HandlerTimeout bounds a handler (DefaultHandlerTimeout).
+	HandlerTimeout time.Duration
+	// Metrics serves /metrics on the API; off when they have a listener
+	// of their own.
+	Metrics bool
+}
+
 // API serves the HTTP API.
 type API struct {
-	life  Lifecycle
-	store Reader
-	m     *metrics.Metrics
-	log   *slog.Logger
+	life   Lifecycle
+	store  Reader
+	m      *metrics.Metrics
+	log    *slog.Logger
+	opts   Options
+	limits *limiter
 }
 
 // New returns the API over the lifecycle and the store.
-func New(life Lifecycle, st Reader, m *metrics.Metrics, log *slog.Logger) *API {
-	return &API{life: life, store: st, m: m, log: log}
+func New(life Lifecycle, st Reader, m *metrics.Metrics, log *slog.Logger, opts Options) *API {
+	if opts.HandlerTimeout == 0 {
+		opts.HandlerTimeout = DefaultHandlerTimeout
+	}
+	a := &API{life: life, store: st, m: m, log: log, opts: opts}
+	if opts.RateLimit > 0 {
+		a.limits = &limiter{rate: rate.Limit(opts.RateLimit), burst: max(1, int(2*opts.RateLimit))}
+	}
+	return a
 }
 
-// Handler routes the API's endpoints, /healthz and /metrics.
+// Handler routes the API's endpoints and /healthz (and /metrics unless
+// they have a listener of their own).
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
-	handle := func(pattern string, h http.HandlerFunc) {
-		mux.Handle(pattern, a.m.Instrument(pattern, h))
+	handle := func(pattern string, rt route) {
+		mux.Handle(pattern, a.m.Instrument(pattern, a.guard(rt)))
 	}
-	handle("POST /v1/requests", a.handleSubmit)
-	handle("GET /v1/requests", a.handleList)
-	handle("GET /v1/requests/{id}", a.handleGet)
-	handle("POST /v1/requests/{id}/verify", a.handleVerify)
-	handle("POST /v1/requests/{id}/extend", a.handleExtend)
-	handle("GET /v1/requests/{id}/export", a.handleExport)
-	handle("GET /v1/requests/{id}/certificate", a.handleCertificate)
-	handle("GET /v1/requests/{id}/certificate.html", a.handleCertificateHTML)
-	handle("GET /v1/deadline", a.handleDeadline)
-	handle("GET /v1/keys", a.handleKeys)
-	handle("GET /v1/log/tree-head", a.handleTreeHead)
-	handle("GET /v1/log/consistency", a.handleConsistency)
-	handle("GET /healthz", a.handleHealth)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.m.Gatherer, promhttp.HandlerOpts{}))
+	handle("POST /v1/requests", route{roles: roles(auth.Admin, auth.DPO, auth.Intake), h: a.handleSubmit})
+	handle("GET /v1/requests", route{roles: anyRole, h: a.handleList})
+	handle("GET /v1/requests/{id}", route{roles: anyRole, h: a.handleGet})
+	handle("POST /v1/requests/{id}/verify", route{roles: deciders, h: a.handleVerify})
+	handle("POST /v1/requests/{id}/deny", route{roles: deciders, h: a.handleDeny})
+	handle("POST /v1/requests/{id}/extend", route{roles: deciders, h: a.handleExtend})
+	handle("GET /v1/requests/{id}/export", route{roles: deciders, timeout: DownloadTimeout, h: a.handleExport})
+	handle("GET /v1/requests/{id}/certificate", route{roles: readers, timeout: DownloadTimeout, h: a.handleCertificate})
+	handle("GET /v1/requests/{id}/certificate.html", route{roles: readers, h: a.handleCertificateHTML})
+	handle("GET /v1/deadline", route{roles: anyRole, h: a.handleDeadline})
+	handle("GET /v1/keys", route{roles: readers, h: a.handleKeys})
+	handle("GET /v1/log/tree-head", route{roles: readers, h: a.handleTreeHead})
+	handle("GET /v1/log/consistency", route{roles: readers, h: a.handleConsistency})
+	handle("POST /v1/tokens", route{roles: admins, h: a.handleCreateToken})
+	handle("GET /v1/tokens", route{roles: admins, h: a.handleTokens})
+	handle("DELETE /v1/tokens/{id}", route{roles: admins, h: a.handleRevokeToken})
+	mux.Handle("GET /healthz", a.m.Instrument("GET /healthz", http.HandlerFunc(a.handleHealth)))
+	mux.HandleFunc("OPTIONS /", a.handlePreflight)
+	if a.opts.Metrics {
+		mux.Handle("GET /metrics", MetricsHandler(a.m))
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint")
 	})
 	return mux
+}
+
+// MetricsHandler serves the Prometheus metrics.
+func MetricsHandler(m *metrics.Metrics) http.Handler {
+	return promhttp.HandlerFor(m.Gatherer, promhttp.HandlerOpts{})
+}
+
+// request reads a request and its tasks for the caller: one of another
+// tenant, or (for an intake token) one it did not submit, is "no such
+// request", exactly as a missing one. It writes the error response itself.
+func (a *API) request(w http.ResponseWriter, r *http.Request) (*store.Request, []*store.Task, bool) {
+	req, tasks, err := a.store.Get(r.Context(), r.PathValue("id"))
+	if err == nil && !visible(who(r), req) {
+		err = store.ErrNotFound
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no such request")
+		return nil, nil, false
+	case err != nil:
+		a.log.Error("read request", "err", err)
+		writeError(w, http.StatusInternalServerError, "could not read the request")
+		return nil, nil, false
+	}
+	return req, tasks, true
+}
+
+// visible reports whether p may see req.
+func visible(p auth.Principal, req *store.Request) bool {
+	if !p.Sees(req.Tenant) {
+		return false
+	}
+	return p.Role != auth.Intake || (req.SubmittedBy != "" && req.SubmittedBy == p.ID)
 }
 
 type submitBody struct {
@@ -111,7 +182,9 @@ func (a *API) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, err.Error())
 		return
 	}
-	nr := engine.NewRequest{Type: body.Type, Tenant: body.Tenant, Email: body.Subject.Email, UserID: body.Subject.UserID, Verified: body.Verified, Source: engine.SourceAPI}
+	p := who(r)
+	nr := engine.NewRequest{Type: body.Type, Tenant: body.Tenant, Email: body.Subject.Email, UserID: body.Subject.UserID, Verified: body.Verified,
+		Source: engine.SourceAPI, By: actor(p)}
 	if body.ReceivedAt != "" {
 		t, err := parseReceivedAt(body.ReceivedAt)
 		if err != nil {
@@ -127,6 +200,14 @@ func (a *API) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := engine.Validate(nr); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	switch {
+	case !p.Sees(nr.Tenant):
+		writeError(w, http.StatusForbidden, "this token acts for another tenant")
+		return
+	case nr.Verified && p.Role != auth.Admin && p.Role != auth.DPO:
+		writeError(w, http.StatusForbidden, "only a dpo or an admin may say the identity was checked (verified)")
 		return
 	}
 	req, _, err := a.life.Submit(r.Context(), nr)
@@ -229,7 +310,10 @@ func (a *API) handleExtend(w http.ResponseWriter, r *http.Request) {
 	if body.Reason != nil {
 		reason = *body.Reason
 	}
-	req, err := a.life.Extend(r.Context(), r.PathValue("id"), reason)
+	if _, _, ok := a.request(w, r); !ok {
+		return
+	}
+	req, err := a.life.Extend(r.Context(), r.PathValue("id"), reason, actor(who(r)))
 	switch {
 	case errors.Is(err, engine.ErrBadReason):
 		writeError(w, http.StatusBadRequest, strings.TrimSuffix(err.Error(), ": "+engine.ErrBadReason.Error()))
@@ -252,16 +336,64 @@ func (a *API) handleExtend(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+var decisionFields = map[string][]string{"": {"method", "reason", "note"}}
+
+// decision reads a verify or deny body: {"method" or "reason", "note"}.
+func (a *API) decision(w http.ResponseWriter, r *http.Request) (engine.Decision, bool) {
+	var body struct {
+		Method string `json:"method"`
+		Reason string `json:"reason"`
+		Note   string `json:"note"`
+	}
+	if status, err := decodeJSON(w, r, &body, decisionFields); err != nil {
+		writeError(w, status, err.Error())
+		return engine.Decision{}, false
+	}
+	if _, _, ok := a.request(w, r); !ok {
+		return engine.Decision{}, false
+	}
+	return engine.Decision{Actor: *actor(who(r)), Method: body.Method, Ground: body.Reason, Note: body.Note}, true
+}
+
+// handleVerify records the identity check: POST {"method", "note"}.
 func (a *API) handleVerify(w http.ResponseWriter, r *http.Request) {
-	req, err := a.life.Verify(r.Context(), r.PathValue("id"))
+	d, ok := a.decision(w, r)
+	if !ok {
+		return
+	}
+	if d.Ground != "" {
+		writeError(w, http.StatusBadRequest, "a verification has a method, not a reason")
+		return
+	}
+	req, err := a.life.Verify(r.Context(), r.PathValue("id"), d)
+	a.decided(w, req, err, "verify")
+}
+
+// handleDeny refuses a request: POST {"reason", "note"}.
+func (a *API) handleDeny(w http.ResponseWriter, r *http.Request) {
+	d, ok := a.decision(w, r)
+	if !ok {
+		return
+	}
+	if d.Method != "" {
+		writeError(w, http.StatusBadRequest, "a refusal has a reason, not a method")
+		return
+	}
+	req, err := a.life.Deny(r.Context(), r.PathValue("id"), d)
+	a.decided(w, req, err, "deny")
+}
+
+func (a *API) decided(w http.ResponseWriter, req *store.Request, err error, what string) {
 	switch {
+	case errors.Is(err, engine.ErrBadDecision):
+		writeError(w, http.StatusBadRequest, strings.TrimSuffix(err.Error(), ": "+engine.ErrBadDecision.Error()))
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no such request")
 	case errors.Is(err, engine.ErrConflict):
-		writeError(w, http.StatusConflict, err.Error())
+		writeError(w, http.StatusConflict, strings.TrimSuffix(err.Error(), ": "+engine.ErrConflict.Error()))
 	case err != nil:
-		a.log.Error("verify failed", "err", err)
-		writeError(w, http.StatusInternalServerError, "could not verify the request")
+		a.log.Error(what+" failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "could not "+what+" the request")
 	default:
 		writeJSON(w, http.StatusOK, map[string]any{"id": req.ID, "state": req.State})
 	}
@@ -343,14 +475,8 @@ func viewOf(r *store.Request, tasks []*store.Task) requestView {
 }
 
 func (a *API) handleGet(w http.ResponseWriter, r *http.Request) {
-	req, tasks, err := a.store.Get(r.Context(), r.PathValue("id"))
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "no such request")
-		return
-	}
-	if err != nil {
-		a.log.Error("get request failed", "err", err)
-		writeError(w, http.StatusInternalServerError, "could not read the request")
+	req, tasks, ok := a.request(w, r)
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, viewOf(req, tasks))
@@ -365,6 +491,17 @@ func (a *API) handleList(w http.ResponseWriter, r *http.Request) {
 	if q.Tenant != "" && !engine.ValidTenant(q.Tenant) {
 		writeError(w, http.StatusBadRequest, engine.ErrTenantFormat.Error())
 		return
+	}
+	p := who(r)
+	switch {
+	case q.Tenant != "" && !p.Sees(q.Tenant):
+		writeError(w, http.StatusForbidden, "this token acts for another tenant")
+		return
+	case p.Tenant != auth.AnyTenant:
+		q.Tenant = p.Tenant // a list never crosses tenants
+	}
+	if p.Role == auth.Intake {
+		q.SubmittedBy = p.ID
 	}
 	if ev := r.URL.Query().Get("event_id"); ev != "" {
 		q.SourceRef = engine.AccountDeletedRef(ev)
@@ -397,15 +534,11 @@ func (a *API) handleList(w http.ResponseWriter, r *http.Request) {
 // handleExport assembles the answers of an export request into one bundle:
 // the structured, machine-readable copy Art. 15 and 20 ask for.
 func (a *API) handleExport(w http.ResponseWriter, r *http.Request) {
-	req, tasks, err := a.store.Get(r.Context(), r.PathValue("id"))
+	req, tasks, ok := a.request(w, r)
+	if !ok {
+		return
+	}
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusNotFound, "no such request")
-		return
-	case err != nil:
-		a.log.Error("export failed", "err", err)
-		writeError(w, http.StatusInternalServerError, "could not read the request")
-		return
 	case req.Type != lifecycle.Export:
 		writeError(w, http.StatusConflict, "not an export request")
 		return

@@ -51,6 +51,10 @@ func (a *API) handleDeadline(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, engine.ErrTenantFormat.Error())
 		return
 	}
+	if tenant != "" && !who(r).Sees(tenant) {
+		writeError(w, http.StatusForbidden, "this token acts for another tenant")
+		return
+	}
 	var given time.Time
 	if s := q.Get("received_at"); s != "" {
 		t, err := parseReceivedAt(s)

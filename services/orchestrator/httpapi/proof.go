@@ -25,22 +25,20 @@ func (a *API) handleKeys(w http.ResponseWriter, r *http.Request) {
 // certificate returns the stored certificate of an ended request, writing
 // the error response itself when there is none.
 func (a *API) certificate(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	id := r.PathValue("id")
-	cert, err := a.store.Certificate(r.Context(), id)
-	if err == nil {
-		return cert, true
+	if _, _, ok := a.request(w, r); !ok {
+		return nil, false
 	}
-	if !errors.Is(err, store.ErrNotFound) {
+	cert, err := a.store.Certificate(r.Context(), r.PathValue("id"))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusConflict, "the request has not ended: its certificate is issued when it does")
+		return nil, false
+	case err != nil:
 		a.log.Error("certificate", "err", err)
 		writeError(w, http.StatusInternalServerError, "could not read the certificate")
 		return nil, false
 	}
-	if _, _, err := a.store.Get(r.Context(), id); errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "no such request")
-	} else {
-		writeError(w, http.StatusConflict, "the request has not ended: its certificate is issued when it does")
-	}
-	return nil, false
+	return cert, true
 }
 
 // handleCertificate serves the certificate's exact bytes: a verifier
@@ -136,6 +134,8 @@ code{font-size:.85em;word-break:break-all} footer{margin-top:2rem;color:#5b6475;
 {{with .C.DeadlinePolicy}}<dt>Counted by</dt><dd>days of {{.TimeZone}}{{if .RollToWorkingDay}}, a deadline on a weekend or public holiday moving to the next working day{{end}}</dd>{{end}}
 {{with .C.Extension}}<dt>Extended</dt><dd>{{$.Date .At}}, because: {{.Reason}}</dd>
 <dt>Person told of it</dt><dd>{{if .NoticeDeliveredAt}}{{$.Date .NoticeDeliveredAt}} ({{join .NoticeChannels}}){{if .NoticeDeliveredAt.After .OriginalDeadline}}: <b>after the original deadline, so the extension has no effect</b>{{end}}{{else}}<b>Not yet</b>: until the person is told, the original deadline stands{{end}}</dd>{{end}}
+{{with .C.Verification}}<dt>Identity checked</dt><dd>{{$.Date .At}}, by {{.Actor.Name}} ({{.Actor.Role}}, {{.Actor.Kind}} <code>{{.Actor.ID}}</code>): {{.Method}}{{with .Note}}. {{.}}{{end}}</dd>{{end}}
+{{with .C.Denial}}<dt>Refused</dt><dd>{{$.Date .At}}, by {{.Actor.Name}} ({{.Actor.Role}}, {{.Actor.Kind}} <code>{{.Actor.ID}}</code>): {{.Ground}}{{with .Note}}. {{.}}{{end}}</dd>{{end}}
 {{with .C.AnsweredAt}}<dt>Answered</dt><dd>{{$.Date .}} (some data kept by law until a later date)</dd>{{end}}
 <dt>{{if partiallyRetained .C.State}}Answered, data kept by law{{else}}Completed{{end}}</dt><dd>{{$.Date .C.CompletedAt}}</dd>
 <dt>Deadline met</dt><dd>{{if .C.DeadlineMet}}Yes{{else}}<b>No</b>{{end}}</dd>
@@ -174,8 +174,10 @@ func (a *API) handleTreeHead(w http.ResponseWriter, r *http.Request) {
 func (a *API) handleConsistency(w http.ResponseWriter, r *http.Request) {
 	oldSize, err1 := strconv.ParseInt(r.URL.Query().Get("old"), 10, 64)
 	newSize, err2 := strconv.ParseInt(r.URL.Query().Get("new"), 10, 64)
-	if err1 != nil || err2 != nil || oldSize < 0 || oldSize > newSize {
-		writeError(w, http.StatusBadRequest, "old and new must be log sizes with old <= new")
+	if err1 != nil || err2 != nil || oldSize < 1 || oldSize > newSize {
+		// A consistency proof is between two trees that hold entries:
+		// every log extends the empty one, which has no root to prove.
+		writeError(w, http.StatusBadRequest, "old and new must be log sizes with 1 <= old <= new")
 		return
 	}
 	p, err := a.life.Consistency(r.Context(), oldSize, newSize)

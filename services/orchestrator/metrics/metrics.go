@@ -8,6 +8,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,7 +51,10 @@ type Metrics struct {
 // New registers the series on reg. The store's gauges are read from st
 // at scrape time; systems, the tenants' classes and the notice channels
 // are the label values that exist from the start.
-func New(reg prometheus.Registerer, st store.Store, systems []string, tenants *deadline.Tenants, channels []string, now func() time.Time) *Metrics {
+//
+// A scrape reads the store once per cache (at most): a scrape storm, or
+// several Prometheus servers, cannot load the store.
+func New(reg prometheus.Registerer, st store.Store, systems []string, tenants *deadline.Tenants, channels []string, now func() time.Time, cache time.Duration) *Metrics {
 	f := promauto.With(reg)
 	m := &Metrics{
 		Created: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_requests_created_total",
@@ -79,7 +83,7 @@ func New(reg prometheus.Registerer, st store.Store, systems []string, tenants *d
 			Help:    "Time from a request's receipt to a system's answer.",
 			Buckets: []float64{60, 600, 3600, 6 * 3600, 86400, 3 * 86400, 7 * 86400, 14 * 86400, 31 * 86400, 92 * 86400}}, []string{"system"}),
 		Ended: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_requests_ended_total",
-			Help: "Requests ended, by type and result: within_objective (fulfilled within the objective duration), late, failed."}, []string{"type", "result"}),
+			Help: "Requests ended, by type and result: within_objective (fulfilled within the objective duration), late, failed, denied (refused), expired (never verified)."}, []string{"type", "result"}),
 		Extensions: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_extensions_total",
 			Help: "Deadlines extended by two further months (GDPR Art. 12(3)), by request type."}, []string{"type"}),
 		Notices: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_notice_deliveries_total",
@@ -91,7 +95,7 @@ func New(reg prometheus.Registerer, st store.Store, systems []string, tenants *d
 		m.Completion.WithLabelValues(s)
 	}
 	for _, t := range lifecycle.Types() {
-		for _, r := range []string{WithinObjective, Late, EndedFailed} {
+		for _, r := range []string{WithinObjective, Late, EndedFailed, string(lifecycle.Denied), string(lifecycle.Expired)} {
 			m.Ended.WithLabelValues(string(t), r)
 		}
 		m.Extensions.WithLabelValues(string(t))
@@ -111,7 +115,7 @@ func New(reg prometheus.Registerer, st store.Store, systems []string, tenants *d
 	for _, r := range []string{"duplicate", "stale"} {
 		m.Ignored.WithLabelValues(r)
 	}
-	reg.MustRegister(&storeCollector{store: st, systems: systems, tenants: tenants, channels: channels, now: now})
+	reg.MustRegister(&cached{ttl: cache, c: &storeCollector{store: st, systems: systems, tenants: tenants, channels: channels, now: now}})
 	m.Gatherer = prometheus.DefaultGatherer
 	if g, ok := reg.(prometheus.Gatherer); ok {
 		m.Gatherer = g
@@ -136,6 +140,35 @@ type statusRecorder struct {
 func (r *statusRecorder) WriteHeader(code int) {
 	r.status = code
 	r.ResponseWriter.WriteHeader(code)
+}
+
+// cached serves a collector's last reading for ttl.
+type cached struct {
+	ttl time.Duration
+	c   prometheus.Collector
+
+	mu   sync.Mutex
+	at   time.Time
+	last []prometheus.Metric
+}
+
+func (c *cached) Describe(ch chan<- *prometheus.Desc) { c.c.Describe(ch) }
+
+func (c *cached) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ttl <= 0 || time.Since(c.at) >= c.ttl {
+		read := make(chan prometheus.Metric, 64)
+		go func() { c.c.Collect(read); close(read) }()
+		c.last = c.last[:0]
+		for m := range read {
+			c.last = append(c.last, m)
+		}
+		c.at = time.Now()
+	}
+	for _, m := range c.last {
+		ch <- m
+	}
 }
 
 // storeCollector reads gauges from the store at scrape time, so they are

@@ -182,21 +182,22 @@ func (t *sqlTx) insertOne(ctx context.Context, what, query string, args ...any) 
 
 func (t *sqlTx) InsertRequest(ctx context.Context, r *Request) error {
 	return t.insertOne(ctx, "request", `INSERT INTO requests (`+requestColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		r.ID, r.Tenant, r.Type, r.State, nullString(r.SubjectEmail), nullString(r.SubjectUserID), r.SubjectHash, r.Source, nullString(r.SourceRef),
 		ms(r.ReceivedAt), ms(r.Deadline), ms(r.CreatedAt), ms(r.UpdatedAt), ms(r.CompletedAt),
-		ms(r.AnsweredAt), nullString(r.DeadlinePolicy), ms(r.OriginalDeadline), ms(r.ExtendedAt), nullString(r.ExtensionReason))
+		ms(r.AnsweredAt), nullString(r.DeadlinePolicy), ms(r.OriginalDeadline), ms(r.ExtendedAt), nullString(r.ExtensionReason),
+		nullString(r.SubmittedBy), nullString(r.VerificationNote), nullString(r.DenialNote))
 }
 
 const requestColumns = `id, tenant, type, state, subject_email, subject_user_id, subject_hash, source, source_ref, received_at, deadline, created_at, updated_at, completed_at,
-	answered_at, deadline_policy, original_deadline, extended_at, extension_reason`
+	answered_at, deadline_policy, original_deadline, extended_at, extension_reason, submitted_by, verification_note, denial_note`
 
 func scanRequest(row interface{ Scan(...any) error }) (*Request, error) {
 	var r Request
-	var email, userID, ref, policy, reason sql.NullString
+	var email, userID, ref, policy, reason, by, vnote, dnote sql.NullString
 	var received, deadline, created, updated, completed, answered, original, extended sql.NullInt64
 	err := row.Scan(&r.ID, &r.Tenant, &r.Type, &r.State, &email, &userID, &r.SubjectHash, &r.Source, &ref,
-		&received, &deadline, &created, &updated, &completed, &answered, &policy, &original, &extended, &reason)
+		&received, &deadline, &created, &updated, &completed, &answered, &policy, &original, &extended, &reason, &by, &vnote, &dnote)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -208,6 +209,7 @@ func scanRequest(row interface{ Scan(...any) error }) (*Request, error) {
 	r.UpdatedAt, r.CompletedAt, r.AnsweredAt = fromMS(updated), fromMS(completed), fromMS(answered)
 	r.DeadlinePolicy, r.ExtensionReason = policy.String, reason.String
 	r.OriginalDeadline, r.ExtendedAt = fromMS(original), fromMS(extended)
+	r.SubmittedBy, r.VerificationNote, r.DenialNote = by.String, vnote.String, dnote.String
 	return &r, nil
 }
 
@@ -219,11 +221,35 @@ func (t *sqlTx) RequestBySourceRef(ctx context.Context, ref string) (*Request, e
 	return scanRequest(t.queryRow(ctx, `SELECT `+requestColumns+` FROM requests WHERE source_ref = ?`+t.d.forUpdate(), ref))
 }
 
+// UnverifiedBefore locks the requests it returns, skipping those another
+// transaction holds, as DueTasks does.
+func (t *sqlTx) UnverifiedBefore(ctx context.Context, before time.Time, limit int) ([]*Request, error) {
+	rows, err := t.query(ctx, `SELECT `+requestColumns+` FROM requests WHERE state = 'pending_verification' AND received_at < ?
+		ORDER BY received_at LIMIT ?`+t.d.skipLocked(""), before.UnixMilli(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("unverified requests: %w", err)
+	}
+	defer rows.Close()
+	var out []*Request
+	for rows.Next() {
+		r, err := scanRequest(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("unverified requests: %w", err)
+	}
+	return out, nil
+}
+
 func (t *sqlTx) UpdateRequest(ctx context.Context, r *Request) error {
 	_, err := t.exec(ctx, `UPDATE requests SET state = ?, subject_email = ?, subject_user_id = ?, deadline = ?, updated_at = ?, completed_at = ?,
-		answered_at = ?, original_deadline = ?, extended_at = ?, extension_reason = ? WHERE id = ?`,
+		answered_at = ?, original_deadline = ?, extended_at = ?, extension_reason = ?, verification_note = ?, denial_note = ? WHERE id = ?`,
 		r.State, nullString(r.SubjectEmail), nullString(r.SubjectUserID), ms(r.Deadline), ms(r.UpdatedAt), ms(r.CompletedAt),
-		ms(r.AnsweredAt), ms(r.OriginalDeadline), ms(r.ExtendedAt), nullString(r.ExtensionReason), r.ID)
+		ms(r.AnsweredAt), ms(r.OriginalDeadline), ms(r.ExtendedAt), nullString(r.ExtensionReason), nullString(r.VerificationNote),
+		nullString(r.DenialNote), r.ID)
 	if err != nil {
 		return fmt.Errorf("update request: %w", err)
 	}
@@ -514,6 +540,9 @@ func (s *sqlStore) List(ctx context.Context, q ListQuery) ([]*Request, string, e
 	}
 	if q.SourceRef != "" {
 		where, args = append(where, "source_ref = ?"), append(args, q.SourceRef)
+	}
+	if q.SubmittedBy != "" {
+		where, args = append(where, "submitted_by = ?"), append(args, q.SubmittedBy)
 	}
 	if q.After != "" {
 		dl, id, err := decodeCursor(q.After)
@@ -851,6 +880,83 @@ func (s *sqlStore) ClaimNotices(ctx context.Context, owner string, limit int, no
 func (s *sqlStore) ReleaseNotices(ctx context.Context, owner string) error {
 	if _, err := s.db.ExecContext(ctx, s.d.q(`UPDATE notices SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ?`), owner); err != nil {
 		return fmt.Errorf("release notices: %w", err)
+	}
+	return nil
+}
+
+const tokenColumns = `id, hash, name, tenant, role, created_at, last_used_at, expires_at, revoked_at`
+
+func scanToken(row interface{ Scan(...any) error }) (*Token, error) {
+	var k Token
+	var used, expires, revoked sql.NullInt64
+	var created int64
+	err := row.Scan(&k.ID, &k.Hash, &k.Name, &k.Tenant, &k.Role, &created, &used, &expires, &revoked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("scan token: %w", err)
+	}
+	k.CreatedAt = time.UnixMilli(created).UTC()
+	k.LastUsedAt, k.ExpiresAt, k.RevokedAt = fromMS(used), fromMS(expires), fromMS(revoked)
+	return &k, nil
+}
+
+// InsertToken implements [Store].
+func (s *sqlStore) InsertToken(ctx context.Context, k *Token) error {
+	res, err := s.db.ExecContext(ctx, s.d.q(`INSERT INTO tokens (`+tokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
+		k.ID, k.Hash, k.Name, k.Tenant, k.Role, k.CreatedAt.UnixMilli(), ms(k.LastUsedAt), ms(k.ExpiresAt), ms(k.RevokedAt))
+	if err != nil {
+		return fmt.Errorf("insert token: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return fmt.Errorf("token: %w", ErrDuplicate)
+	}
+	return nil
+}
+
+// TokenByHash implements [Store].
+func (s *sqlStore) TokenByHash(ctx context.Context, hash []byte) (*Token, error) {
+	return scanToken(s.db.QueryRowContext(ctx, s.d.q(`SELECT `+tokenColumns+` FROM tokens WHERE hash = ?`), hash))
+}
+
+// Tokens implements [Store].
+func (s *sqlStore) Tokens(ctx context.Context) ([]*Token, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+tokenColumns+` FROM tokens ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []*Token
+	for rows.Next() {
+		k, err := scanToken(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("tokens: %w", err)
+	}
+	return out, nil
+}
+
+// RevokeToken implements [Store].
+func (s *sqlStore) RevokeToken(ctx context.Context, id string, at time.Time) error {
+	res, err := s.db.ExecContext(ctx, s.d.q(`UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`), at.UnixMilli(), id)
+	if err != nil {
+		return fmt.Errorf("revoke token: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return fmt.Errorf("token %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// TouchToken implements [Store].
+func (s *sqlStore) TouchToken(ctx context.Context, id string, at time.Time) error {
+	if _, err := s.db.ExecContext(ctx, s.d.q(`UPDATE tokens SET last_used_at = ? WHERE id = ?`), at.UnixMilli(), id); err != nil {
+		return fmt.Errorf("touch token: %w", err)
 	}
 	return nil
 }

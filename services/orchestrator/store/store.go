@@ -56,6 +56,27 @@ type Request struct {
 	OriginalDeadline time.Time
 	ExtendedAt       time.Time
 	ExtensionReason  string
+	// SubmittedBy is the token id or OIDC subject that submitted the
+	// request through the API ("" otherwise).
+	SubmittedBy string
+	// VerificationNote and DenialNote are the notes of the identity check
+	// and of a refusal (no personal data; the log keeps their hashes).
+	VerificationNote string
+	DenialNote       string
+}
+
+// Token is an API token. Only the SHA-256 of the token is kept.
+type Token struct {
+	ID   string
+	Hash []byte
+	Name string
+	// Tenant is the tenant the token acts for; "*" for every tenant.
+	Tenant     string
+	Role       string
+	CreatedAt  time.Time
+	LastUsedAt time.Time // zero: never used
+	ExpiresAt  time.Time // zero: never expires
+	RevokedAt  time.Time // zero: not revoked
 }
 
 // Notice is a notice to a data subject in the notification outbox: it is
@@ -122,10 +143,11 @@ type OutboxMessage struct {
 
 // ListQuery selects requests; results are ordered by deadline, then id.
 type ListQuery struct {
-	State     lifecycle.State
-	Tenant    string
-	SourceRef string
-	Limit     int
+	State       lifecycle.State
+	Tenant      string
+	SourceRef   string
+	SubmittedBy string
+	Limit       int
 	// After is the cursor returned with the previous page.
 	After string
 }
@@ -159,6 +181,10 @@ type Tx interface {
 	Request(ctx context.Context, id string) (*Request, error)
 	RequestBySourceRef(ctx context.Context, ref string) (*Request, error)
 	UpdateRequest(ctx context.Context, r *Request) error
+	// UnverifiedBefore returns requests pending verification received
+	// before before, oldest first, locked; requests another Tx holds are
+	// skipped.
+	UnverifiedBefore(ctx context.Context, before time.Time, limit int) ([]*Request, error)
 	InsertTask(ctx context.Context, t *Task) error // ErrDuplicate for a known ID
 	// Task returns the task or ErrNotFound; it and its request are locked.
 	Task(ctx context.Context, id string) (*Task, error)
@@ -246,6 +272,18 @@ type Store interface {
 	ReleaseNotices(ctx context.Context, owner string) error
 	// Certificate returns the certificate of an ended request, or ErrNotFound.
 	Certificate(ctx context.Context, requestID string) ([]byte, error)
+	// InsertToken stores a token; ErrDuplicate for a known id or hash.
+	InsertToken(ctx context.Context, t *Token) error
+	// TokenByHash finds a token by the SHA-256 of its secret, revoked or
+	// expired ones too; ErrNotFound for none.
+	TokenByHash(ctx context.Context, hash []byte) (*Token, error)
+	// Tokens lists every token, oldest first.
+	Tokens(ctx context.Context) ([]*Token, error)
+	// RevokeToken revokes a token at at (a second revocation keeps the
+	// first time); ErrNotFound for an unknown id.
+	RevokeToken(ctx context.Context, id string, at time.Time) error
+	// TouchToken records that a token was used at at.
+	TouchToken(ctx context.Context, id string, at time.Time) error
 	Ping(ctx context.Context) error
 	Close() error
 }

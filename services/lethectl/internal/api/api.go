@@ -3,8 +3,11 @@
 // the transparency log) and the demo accounts system's admin API.
 //
 // It speaks plain net/http and encoding/json. Every call takes a context
-// first. A reply with a 4xx or 5xx status is returned as an [*Error] carrying
-// the server's own message, so callers can show it as is.
+// first. A client made with a token sends it as a bearer token on every
+// call; every state-changing call (POST, DELETE) is sent as
+// application/json with a JSON body, {} when there is nothing to say. A
+// reply with a 4xx or 5xx status is returned as an [*Error] carrying the
+// server's own message, so callers can show it as is.
 package api
 
 import (
@@ -30,6 +33,9 @@ import (
 type Error struct {
 	StatusCode int
 	Message    string
+	// RetryAfter is how long the server asked the caller to wait (its
+	// Retry-After header, on a 429 or a 503); zero when it did not say.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -79,7 +85,8 @@ func (t Time) MarshalJSON() ([]byte, error) {
 }
 
 // transport is what both clients share: a base URL, an optional bearer
-// token and the JSON request/response plumbing.
+// token and the JSON request/response plumbing. The token is only ever put
+// in the Authorization header: no error, URL or log line holds it.
 type transport struct {
 	base  string
 	token string
@@ -103,18 +110,23 @@ func (t transport) do(ctx context.Context, method, path string, in any) (*http.R
 // send is do with the media type to ask for.
 func (t transport) send(ctx context.Context, method, path, accept string, in any) (*http.Response, error) {
 	var body io.Reader
-	if in != nil {
+	switch {
+	case in != nil:
 		b, err := json.Marshal(in)
 		if err != nil {
 			return nil, fmt.Errorf("encode request: %w", err)
 		}
 		body = bytes.NewReader(b)
+	case changesState(method):
+		// The orchestrator takes a state-changing call only as JSON (a
+		// browser form cannot send it): an empty object says "nothing".
+		body = strings.NewReader("{}")
 	}
 	req, err := http.NewRequestWithContext(ctx, method, t.base+path, body)
 	if err != nil {
 		return nil, fmt.Errorf("build request: %w", err)
 	}
-	if in != nil {
+	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", accept)
@@ -136,6 +148,12 @@ func (t transport) send(ctx context.Context, method, path, accept string, in any
 		return nil, decodeError(resp)
 	}
 	return resp, nil
+}
+
+// changesState reports whether a call with method may change something on
+// the server, so it must be sent as JSON.
+func changesState(method string) bool {
+	return method != http.MethodGet && method != http.MethodHead
 }
 
 // call sends a request and decodes a JSON reply into out. It returns the raw
@@ -176,7 +194,7 @@ func (t transport) download(ctx context.Context, path, accept string, w io.Write
 const maxReply = 32 << 20
 
 func decodeError(resp *http.Response) error {
-	e := &Error{StatusCode: resp.StatusCode}
+	e := &Error{StatusCode: resp.StatusCode, RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	var body struct {
 		Error string `json:"error"`
 	}
@@ -190,6 +208,25 @@ func decodeError(resp *http.Response) error {
 		}
 	}
 	return e
+}
+
+// retryAfter reads a Retry-After header: seconds, or an HTTP date; zero
+// when there is none or it cannot be read.
+func retryAfter(h string, now time.Time) time.Duration {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(h); err == nil {
+		if n < 0 {
+			return 0
+		}
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(h); err == nil && t.After(now) {
+		return t.Sub(now).Round(time.Second)
+	}
+	return 0
 }
 
 // Client talks to the orchestrator's request API.
@@ -219,7 +256,8 @@ type NewRequest struct {
 	Verified   bool   `json:"verified"`
 }
 
-// Accepted is the reply to a submission or a confirmation.
+// Accepted is the reply to a submission, or to a decision (verify, deny),
+// whose reply carries no deadline.
 type Accepted struct {
 	ID       string          `json:"id"`
 	State    lifecycle.State `json:"state"`
@@ -300,12 +338,38 @@ func (c *Client) Submit(ctx context.Context, r NewRequest) (Accepted, []byte, er
 	return out, raw, err
 }
 
-// Verify records that the subject's identity was checked, moving the request
-// from pending_verification to open. The server answers 409 when the request
-// is not pending verification.
-func (c *Client) Verify(ctx context.Context, id string) (Accepted, error) {
+// Verification is the body of POST /v1/requests/{id}/verify: how the
+// subject's identity was checked, with an optional note for the record.
+type Verification struct {
+	Method string `json:"method"`
+	// Note holds no personal data: the certificate keeps it, the log its
+	// hash (500 bytes at most).
+	Note string `json:"note,omitempty"`
+}
+
+// Verify records that the subject's identity was checked, how, and by the
+// token's holder, moving the request from pending_verification to open.
+// The server answers 409 when the request is not pending verification.
+func (c *Client) Verify(ctx context.Context, id string, v Verification) (Accepted, error) {
 	var out Accepted
-	_, err := c.t.call(ctx, http.MethodPost, "/v1/requests/"+url.PathEscape(id)+"/verify", nil, &out)
+	_, err := c.t.call(ctx, http.MethodPost, "/v1/requests/"+url.PathEscape(id)+"/verify", v, &out)
+	return out, err
+}
+
+// Denial is the body of POST /v1/requests/{id}/deny: the ground of the
+// refusal, with an optional note for the record.
+type Denial struct {
+	Reason string `json:"reason"`
+	// Note holds no personal data, as a Verification's.
+	Note string `json:"note,omitempty"`
+}
+
+// Deny refuses a request pending verification (GDPR Art. 12(5), or the
+// identity not established): it ends denied, no system is asked. The
+// server answers 409 when the request is not pending verification.
+func (c *Client) Deny(ctx context.Context, id string, d Denial) (Accepted, error) {
+	var out Accepted
+	_, err := c.t.call(ctx, http.MethodPost, "/v1/requests/"+url.PathEscape(id)+"/deny", d, &out)
 	return out, err
 }
 
@@ -435,10 +499,71 @@ func (c *Client) Consistency(ctx context.Context, oldSize, newSize int64) (Consi
 	return out, err
 }
 
+// Secret is a token's secret. It formats as "[redacted]" with %v and %s,
+// so it is never printed by accident: print string(s), once, on purpose.
+type Secret string
+
+// String implements fmt.Stringer.
+func (Secret) String() string { return "[redacted]" }
+
+// GoString implements fmt.GoStringer.
+func (Secret) GoString() string { return `"[redacted]"` }
+
+// Token is an API token as the orchestrator shows it (GET /v1/tokens).
+type Token struct {
+	ID string `json:"id"`
+	// Secret is the token itself: set in the reply to CreateToken only,
+	// the one time it is shown.
+	Secret Secret `json:"token"`
+	Name   string `json:"name"`
+	// Tenant is the tenant it acts for; "*" (every one) for an admin.
+	Tenant     string `json:"tenant"`
+	Role       string `json:"role"`
+	CreatedAt  Time   `json:"created_at"`
+	LastUsedAt Time   `json:"last_used_at"`
+	ExpiresAt  Time   `json:"expires_at"` // zero: never
+	RevokedAt  Time   `json:"revoked_at"` // zero: not revoked
+}
+
+// NewToken is the body of POST /v1/tokens.
+type NewToken struct {
+	Name   string `json:"name"`
+	Tenant string `json:"tenant"`
+	Role   string `json:"role"`
+	// ExpiresAt is RFC 3339; empty: the token never expires.
+	ExpiresAt string `json:"expires_at,omitempty"`
+}
+
+// CreateToken issues a token (admin only). The reply's Secret is the
+// token, shown this once: the orchestrator keeps only its hash.
+func (c *Client) CreateToken(ctx context.Context, nt NewToken) (Token, error) {
+	var out Token
+	_, err := c.t.call(ctx, http.MethodPost, "/v1/tokens", nt, &out)
+	return out, err
+}
+
+// Tokens lists every token, revoked and expired ones included, without
+// their secrets (admin only). The raw reply is returned for --json.
+func (c *Client) Tokens(ctx context.Context) ([]Token, []byte, error) {
+	var out struct {
+		Tokens []Token `json:"tokens"`
+	}
+	raw, err := c.t.call(ctx, http.MethodGet, "/v1/tokens", nil, &out)
+	return out.Tokens, raw, err
+}
+
+// RevokeToken revokes a token at once: its next call is answered 401
+// (admin only). The server answers 404 for an unknown id.
+func (c *Client) RevokeToken(ctx context.Context, id string) error {
+	_, err := c.t.call(ctx, http.MethodDelete, "/v1/tokens/"+url.PathEscape(id), nil, nil)
+	return err
+}
+
 // Accounts talks to the demo accounts system's admin API.
 type Accounts struct{ t transport }
 
-// NewAccounts returns a client for the accounts admin API at baseURL.
+// NewAccounts returns a client for the accounts admin API at baseURL;
+// token, when not empty, is sent as a bearer token.
 func NewAccounts(baseURL, token string, hc *http.Client) *Accounts {
 	return &Accounts{t: newTransport(baseURL, token, hc)}
 }

@@ -54,6 +54,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"NoticeRelease", testNoticeRelease},
 		{"NoticesConcurrentClaims", testNoticesConcurrentClaims},
 		{"Pressure", testPressure},
+		{"Tokens", testTokens},
+		{"Submitters", testSubmitters},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

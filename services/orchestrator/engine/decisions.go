@@ -1,0 +1,159 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
+	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/services/orchestrator/store"
+)
+
+// How an identity can be checked (verify's method).
+var VerificationMethods = []string{"email_code", "account_session", "document", "other"}
+
+// Grounds of a refusal (deny's reason): Art. 12(5) and 12(6).
+var DenialGrounds = []string{"manifestly_unfounded", "excessive", "identity_not_established", "other"}
+
+// MaxNote bounds a decision's note: a line for the record, never personal
+// data (it is kept, as its hash in the log, for ever).
+const MaxNote = 500
+
+// ErrBadDecision is returned for a decision whose method, ground or note
+// is not acceptable; its message says which.
+var ErrBadDecision = errors.New("bad decision")
+
+// ErrNotPending is the conflict of a refusal once tasks have gone out: the
+// systems may have acted already.
+var ErrNotPending = fmt.Errorf("only a request waiting for its identity check can be refused: once verified, its systems have been asked: %w", ErrConflict)
+
+// Decision is a person's decision on a request through the API: an
+// identity check (Method) or a refusal (Ground).
+type Decision struct {
+	Actor  proof.Actor
+	Method string
+	Ground string
+	Note   string
+}
+
+func checkNote(note string) error {
+	switch {
+	case !utf8.ValidString(note):
+		return fmt.Errorf("note is not valid UTF-8: %w", ErrBadDecision)
+	case len(note) > MaxNote:
+		return fmt.Errorf("note is longer than %d bytes (it is a line for the record and must hold no personal data): %w", MaxNote, ErrBadDecision)
+	}
+	return nil
+}
+
+// CheckVerification checks an identity check's method and note.
+func CheckVerification(d Decision) error {
+	if !slices.Contains(VerificationMethods, d.Method) {
+		return fmt.Errorf("method must be one of %s: %w", strings.Join(VerificationMethods, ", "), ErrBadDecision)
+	}
+	return checkNote(d.Note)
+}
+
+// CheckDenial checks a refusal's ground and note.
+func CheckDenial(d Decision) error {
+	if !slices.Contains(DenialGrounds, d.Ground) {
+		return fmt.Errorf("reason must be one of %s: %w", strings.Join(DenialGrounds, ", "), ErrBadDecision)
+	}
+	return checkNote(d.Note)
+}
+
+// Deny refuses a request waiting for its identity check (Art. 12(5): it
+// is manifestly unfounded or excessive; or the identity could not be
+// established): it ends denied, its identifiers are dropped, and its
+// certificate records the ground and who decided. It returns
+// store.ErrNotFound, ErrBadDecision or ErrConflict.
+func (e *Engine) Deny(ctx context.Context, id string, d Decision) (*store.Request, error) {
+	if err := CheckDenial(d); err != nil {
+		return nil, err
+	}
+	var r *store.Request
+	var fx effects
+	err := e.cfg.Store.Tx(ctx, func(tx store.Tx) error {
+		fx = effects{}
+		var err error
+		if r, err = tx.Request(ctx, id); err != nil {
+			return err
+		}
+		if r.State != lifecycle.PendingVerification {
+			return ErrNotPending
+		}
+		now := e.Now()
+		r.DenialNote = d.Note
+		entry := proof.Entry{RequestID: r.ID, Event: proof.EventDenied, At: now, Actor: &d.Actor, Ground: d.Ground, NoteSHA256: noteHash(d.Note)}
+		return e.end(ctx, tx, &fx, r, lifecycle.Denied, entry, now)
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.report(&fx)
+	return r, nil
+}
+
+// ExpireUnverified ends the requests whose identity check has waited
+// longer than their tenant allows (expired, identifiers dropped). It
+// returns how many it handled (RetryBatch at most).
+func (e *Engine) ExpireUnverified(ctx context.Context) (int, error) {
+	now := e.Now()
+	n := 0
+	var fx effects
+	err := e.cfg.Store.Tx(ctx, func(tx store.Tx) error {
+		fx, n = effects{}, 0
+		due, err := tx.UnverifiedBefore(ctx, now.Add(-e.cfg.Deadlines.ShortestVerificationExpiry()), RetryBatch)
+		if err != nil {
+			return err
+		}
+		n = len(due)
+		for _, r := range due {
+			if now.Sub(r.ReceivedAt) < e.cfg.Deadlines.VerificationExpiry(r.Tenant) {
+				continue // its tenant waits longer
+			}
+			entry := proof.Entry{RequestID: r.ID, Event: proof.EventExpired, At: now,
+				Detail: "identity not checked within " + e.cfg.Deadlines.VerificationExpiry(r.Tenant).String()}
+			if err := e.end(ctx, tx, &fx, r, lifecycle.Expired, entry, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	e.report(&fx)
+	return n, nil
+}
+
+// end ends a request that no system took part in (denied, expired): the
+// subject's identifiers go, the end is logged and certified.
+func (e *Engine) end(ctx context.Context, tx store.Tx, fx *effects, r *store.Request, state lifecycle.State, entry proof.Entry, now time.Time) error {
+	r.State, r.UpdatedAt, r.CompletedAt, r.AnsweredAt = state, now, now, now
+	r.SubjectEmail, r.SubjectUserID = "", ""
+	if err := tx.UpdateRequest(ctx, r); err != nil {
+		return err
+	}
+	if err := record(ctx, tx, entry); err != nil {
+		return err
+	}
+	tasks, err := tx.Tasks(ctx, r.ID)
+	if err != nil {
+		return err
+	}
+	fx.ended = append(fx.ended, ending{r.ID, r.Type, state, string(state)})
+	return e.issue(ctx, tx, r, tasks, now)
+}
+
+func noteHash(note string) string {
+	if note == "" {
+		return ""
+	}
+	return proof.ReasonHash(note)
+}
