@@ -662,7 +662,14 @@ func checkSystem(ks KeySet, c *Certificate, s SystemResult, logged Entry) error 
 	if err := proto.Unmarshal(s.Receipt, r); err != nil {
 		return fmt.Errorf("%s: receipt does not decode: %w", s.System, err)
 	}
-	if err := VerifyReceipt(ks, r); err != nil {
+	// The key is judged at the time the log accepted the receipt. (A
+	// receipt the log did not accept fails below anyway; its own time
+	// stands in, so that its signature is still checked first.)
+	received := r.GetConnectorTime().AsTime()
+	if h, err := ReceiptHash(r); err == nil && logged.ReceiptHash == fmt.Sprintf("%x", h) {
+		received = logged.At
+	}
+	if err := VerifyReceipt(ks, r, received); err != nil {
 		return fmt.Errorf("%s: receipt: %w", s.System, err)
 	}
 	if r.GetRequestId() != c.RequestID || r.GetSystem() != s.System || r.GetTaskId() != c.RequestID+"."+s.System {

@@ -62,7 +62,7 @@ func TestLoadOrCreateSignerIsStable(t *testing.T) {
 	if err := proof.SignReceipt(second, r); err != nil {
 		t.Fatal(err)
 	}
-	if err := proof.VerifyReceipt(proof.KeySet{Keys: []proof.Key{pub}}, r); err != nil {
+	if err := proof.VerifyReceipt(proof.KeySet{Keys: []proof.Key{pub}}, r, r.GetConnectorTime().AsTime()); err != nil {
 		t.Errorf("a receipt of the reloaded signer does not verify with the first public entry: %v", err)
 	}
 }

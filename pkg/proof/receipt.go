@@ -2,7 +2,9 @@ package proof
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -39,11 +41,28 @@ func SignReceipt(s *Signer, r *lethev1.Receipt) error {
 	return nil
 }
 
+// MaxClockSkew is how far a receipt's connector time may be from the time
+// the orchestrator received it.
+const MaxClockSkew = 5 * time.Minute
+
+// ErrClockSkew is returned for a receipt whose connector time is further
+// than MaxClockSkew from its time of receipt.
+var ErrClockSkew = errors.New("the receipt's time is too far from the time it was received")
+
 // VerifyReceipt checks that r is signed by a key registered for r's system
-// and valid at the receipt's connector time, and that its export data, if
-// any, matches the signed digest.
-func VerifyReceipt(ks KeySet, r *lethev1.Receipt) error {
-	k, err := ks.For(r.GetKeyId(), RoleConnector, r.GetSystem(), r.GetConnectorTime().AsTime())
+// and valid at received, the time the orchestrator received it (as its log
+// records it), and that its export data, if any, matches the signed
+// digest. The key is judged at the time of receipt, not at the time the
+// receipt claims: a key retired (leaked, say) cannot sign answers dated
+// before its retirement and be believed. The receipt's own time must be
+// within MaxClockSkew of received.
+func VerifyReceipt(ks KeySet, r *lethev1.Receipt, received time.Time) error {
+	claimed := r.GetConnectorTime().AsTime()
+	if d := claimed.Sub(received); d > MaxClockSkew || d < -MaxClockSkew {
+		return fmt.Errorf("%w: it says %s, it was received %s", ErrClockSkew,
+			claimed.UTC().Format(time.RFC3339), received.UTC().Format(time.RFC3339))
+	}
+	k, err := ks.For(r.GetKeyId(), RoleConnector, r.GetSystem(), received)
 	if err != nil {
 		return err
 	}

@@ -52,7 +52,7 @@ func TestReceiptSignVerify(t *testing.T) {
 	if r.GetKeyId() != w.Connectors["accounts"].Key.ID || len(r.GetSignature()) == 0 {
 		t.Fatalf("SignReceipt set key id %q and %d signature bytes", r.GetKeyId(), len(r.GetSignature()))
 	}
-	if err := proof.VerifyReceipt(w.Keys, r); err != nil {
+	if err := proof.VerifyReceipt(w.Keys, r, r.GetConnectorTime().AsTime()); err != nil {
 		t.Fatalf("a freshly signed receipt does not verify: %v", err)
 	}
 	// Over the wire, and without its export data (as a certificate holds
@@ -65,11 +65,11 @@ func TestReceiptSignVerify(t *testing.T) {
 	if err := proto.Unmarshal(raw, got); err != nil {
 		t.Fatal(err)
 	}
-	if err := proof.VerifyReceipt(w.Keys, got); err != nil {
+	if err := proof.VerifyReceipt(w.Keys, got, got.GetConnectorTime().AsTime()); err != nil {
 		t.Errorf("the receipt read back from the wire does not verify: %v", err)
 	}
 	got.ExportData = nil
-	if err := proof.VerifyReceipt(w.Keys, got); err != nil {
+	if err := proof.VerifyReceipt(w.Keys, got, got.GetConnectorTime().AsTime()); err != nil {
 		t.Errorf("the receipt without its export data does not verify: %v", err)
 	}
 	h1, err1 := proof.ReceiptHash(r)
@@ -128,11 +128,11 @@ func TestReceiptChangedAfterSigning(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := fullReceipt(t, w.Connectors["accounts"])
-			if err := proof.VerifyReceipt(w.Keys, r); err != nil {
+			if err := proof.VerifyReceipt(w.Keys, r, r.GetConnectorTime().AsTime()); err != nil {
 				t.Fatalf("before the change: %v", err)
 			}
 			tt.change(r)
-			err := proof.VerifyReceipt(w.Keys, r)
+			err := proof.VerifyReceipt(w.Keys, r, r.GetConnectorTime().AsTime())
 			if !errors.Is(err, tt.want) {
 				t.Errorf("VerifyReceipt = %v, want %v", err, tt.want)
 			}
@@ -154,7 +154,7 @@ func TestReceiptUnknownFieldAdded(t *testing.T) {
 	if err := proto.Unmarshal(raw, r); err != nil {
 		t.Fatal(err)
 	}
-	if err := proof.VerifyReceipt(w.Keys, r); !errors.Is(err, proof.ErrBadSignature) {
+	if err := proof.VerifyReceipt(w.Keys, r, r.GetConnectorTime().AsTime()); !errors.Is(err, proof.ErrBadSignature) {
 		t.Errorf("VerifyReceipt = %v, want %v", err, proof.ErrBadSignature)
 	}
 }
@@ -173,7 +173,7 @@ func TestReceiptExportData(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := fullReceipt(t, w.Connectors["accounts"])
 			tt.change(r)
-			if err := proof.VerifyReceipt(w.Keys, r); !errors.Is(err, proof.ErrBadSignature) {
+			if err := proof.VerifyReceipt(w.Keys, r, r.GetConnectorTime().AsTime()); !errors.Is(err, proof.ErrBadSignature) {
 				t.Errorf("VerifyReceipt = %v, want %v", err, proof.ErrBadSignature)
 			}
 		})
@@ -196,7 +196,7 @@ func TestReceiptSignedByWrongKey(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := fullReceipt(t, tt.signer)
-			err := proof.VerifyReceipt(w.Keys, r)
+			err := proof.VerifyReceipt(w.Keys, r, r.GetConnectorTime().AsTime())
 			if tt.want == nil && err != nil || !errors.Is(err, tt.want) {
 				t.Errorf("VerifyReceipt = %v, want %v", err, tt.want)
 			}
@@ -228,7 +228,7 @@ func TestReceiptKeyRotation(t *testing.T) {
 	ks := w.Keys
 	ks.Add(newKey.Key)
 	for name, s := range map[string]*proof.Signer{"old": oldKey, "new": newKey} {
-		if err := proof.VerifyReceipt(ks, signedAt(s, overlap)); err != nil {
+		if err := proof.VerifyReceipt(ks, signedAt(s, overlap), overlap); err != nil {
 			t.Errorf("during the overlap, a receipt of the %s key: %v", name, err)
 		}
 	}
@@ -241,22 +241,29 @@ func TestReceiptKeyRotation(t *testing.T) {
 	if err := ks.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	// A key is judged at the time of receipt (received), not at the time
+	// the receipt claims (at): a retired key's receipt dated before its
+	// retirement but received after it is a replay, or a leaked key.
 	tests := []struct {
-		name   string
-		signer *proof.Signer
-		at     time.Time
-		want   error
+		name         string
+		signer       *proof.Signer
+		at, received time.Time
+		want         error
 	}{
-		{"old key before retirement", oldKey, retiredAt.Add(-time.Second), nil},
-		{"old key in the overlap", oldKey, overlap, nil},
-		{"old key at retirement", oldKey, retiredAt, proof.ErrKeyNotValid},
-		{"old key after retirement", oldKey, retiredAt.AddDate(0, 0, 1), proof.ErrKeyNotValid},
-		{"new key after retirement", newKey, retiredAt.AddDate(0, 0, 1), nil},
-		{"new key before it was made", newKey, prooftest.KeysFrom.AddDate(0, 0, 10), proof.ErrKeyNotValid},
+		{"old key before retirement", oldKey, retiredAt.Add(-time.Second), retiredAt.Add(-time.Second), nil},
+		{"old key in the overlap", oldKey, overlap, overlap, nil},
+		{"old key at retirement", oldKey, retiredAt, retiredAt, proof.ErrKeyNotValid},
+		{"old key after retirement", oldKey, retiredAt.AddDate(0, 0, 1), retiredAt.AddDate(0, 0, 1), proof.ErrKeyNotValid},
+		{"old key, dated before retirement, received after", oldKey, retiredAt.Add(-time.Minute), retiredAt.Add(time.Second), proof.ErrKeyNotValid},
+		{"old key, dated long before, received after", oldKey, overlap, retiredAt.AddDate(0, 0, 1), proof.ErrClockSkew},
+		{"new key after retirement", newKey, retiredAt.AddDate(0, 0, 1), retiredAt.AddDate(0, 0, 1), nil},
+		{"new key, within the skew", newKey, retiredAt.Add(4 * time.Minute), retiredAt, nil},
+		{"new key, past the skew", newKey, retiredAt.Add(6 * time.Minute), retiredAt, proof.ErrClockSkew},
+		{"new key before it was made", newKey, prooftest.KeysFrom.AddDate(0, 0, 10), prooftest.KeysFrom.AddDate(0, 0, 10), proof.ErrKeyNotValid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := proof.VerifyReceipt(ks, signedAt(tt.signer, tt.at))
+			err := proof.VerifyReceipt(ks, signedAt(tt.signer, tt.at), tt.received)
 			if tt.want == nil && err != nil || !errors.Is(err, tt.want) {
 				t.Errorf("VerifyReceipt = %v, want %v", err, tt.want)
 			}

@@ -458,6 +458,7 @@ func TestDecisionsOnRecord(t *testing.T) {
 	if code, _, out := e.call(dpo, "POST", "/v1/requests/"+id2+"/verify", `{"method":"email_code","note":"code sent to the address on file"}`); code != 200 {
 		t.Fatalf("verify = %d %v", code, out)
 	}
+	e.clock = clock // the connectors answer on the orchestrator's clock
 	e.connect("alpha", &toySystem{})
 	e.connect("beta", &toySystem{})
 	e.waitState(id2, "fulfilled")

@@ -620,9 +620,9 @@ func TestKeyRotation(t *testing.T) {
 		}
 		time.Sleep(1100 * time.Millisecond) // the registry looks at the file once a second
 	}
-	answer := func(id string, s *proof.Signer, attempt uint32) {
+	answer := func(id string, s *proof.Signer, attempt uint32, at time.Time) {
 		r := &lethev1.Receipt{RequestId: id, TaskId: events.TaskID(id, "alpha"), System: "alpha", Action: lethev1.Action_ACTION_ERASE,
-			Outcome: lethev1.Outcome_OUTCOME_ERASED, Attempt: attempt, ConnectorTime: timestamppb.Now()}
+			Outcome: lethev1.Outcome_OUTCOME_ERASED, Attempt: attempt, ConnectorTime: timestamppb.New(at)}
 		if err := proof.SignReceipt(s, r); err != nil {
 			t.Fatal(err)
 		}
@@ -635,26 +635,39 @@ func TestKeyRotation(t *testing.T) {
 	edit(func(ks *proof.KeySet) { ks.Add(fresh.Key) })
 	for _, s := range []*proof.Signer{old, fresh} { // both accepted during the overlap
 		id := e.submit(erasure(true))
-		answer(id, s, 1)
+		answer(id, s, 1, time.Now())
 		e.waitState(id, "fulfilled")
 		if _, err := e.certificate(id); err != nil {
 			t.Fatalf("certificate with %s: %v", s.Key.ID, err)
 		}
 	}
 
+	retired := time.Now().Add(-time.Second)
 	edit(func(ks *proof.KeySet) {
 		k, _ := ks.Find(old.Key.ID)
-		retired := time.Now().Add(-time.Second)
 		k.NotAfter = &retired
 		ks.Add(k)
 	})
-	id := e.submit(erasure(true))
-	answer(id, old, 1)
-	for end := time.Now().Add(10 * time.Second); counter(t, e.reg, "lethe_orchestrator_receipts_rejected_total", map[string]string{"reason": "key_not_valid"}) < 1; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatal("a receipt signed with the retired key was not refused")
+	refused := func(reason string, n float64) {
+		t.Helper()
+		for end := time.Now().Add(10 * time.Second); counter(t, e.reg, "lethe_orchestrator_receipts_rejected_total", map[string]string{"reason": reason}) < n; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatalf("no receipt refused for %s", reason)
+			}
 		}
 	}
-	answer(id, fresh, 2) // another message id: the broker would drop a second attempt-1 answer
+	// The retired key signs an answer dated before its retirement (a
+	// leaked key, or a replay): it is judged when received, and refused.
+	id := e.submit(erasure(true))
+	answer(id, old, 1, retired.Add(-time.Second))
+	refused("key_not_valid", 1)
+	// A valid key's answer dated an hour off the orchestrator's clock is
+	// refused too: a key is judged at the time of receipt, within 5 minutes.
+	answer(id, fresh, 2, time.Now().Add(-time.Hour))
+	refused("clock_skew", 1)
+	answer(id, fresh, 3, time.Now()) // another message id: the broker would drop a second answer of one attempt
 	e.waitState(id, "fulfilled")
+	if _, err := e.certificate(id); err != nil {
+		t.Fatal(err)
+	}
 }

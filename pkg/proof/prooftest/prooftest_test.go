@@ -175,7 +175,7 @@ func TestWorldReceiptNotLogged(t *testing.T) {
 	w := prooftest.NewWorld(t, "accounts")
 	r := w.Erase(t, "req-1", prooftest.Erasure{Answers: []prooftest.Answer{{System: "accounts", Outcome: lethev1.Outcome_OUTCOME_ERASED}}})
 	rc := w.Receipt(t, "req-1", "accounts", lethev1.Outcome_OUTCOME_ERASED, r.Received.Add(time.Hour))
-	if err := proof.VerifyReceipt(w.Keys, rc); err != nil {
+	if err := proof.VerifyReceipt(w.Keys, rc, r.Received.Add(time.Hour)); err != nil {
 		t.Fatalf("the receipt does not verify: %v", err)
 	}
 	ks, err := proof.ReadKeySet(w.KeysPath)

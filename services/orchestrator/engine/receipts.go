@@ -90,15 +90,16 @@ const (
 // Receipts that do not fit a task of ours are rejected; a second answer
 // to a finished task is ignored. Neither changes any state.
 func (e *Engine) RecordReceipt(ctx context.Context, rc *lethev1.Receipt, raw []byte) error {
-	// A receipt must be signed by a key registered for its system: a forged
-	// or misrouted answer changes nothing.
-	if err := proof.VerifyReceipt(e.Keys(), rc); err != nil {
+	// A receipt must be signed by a key registered for its system and
+	// valid now, when it is received (the time the log records): a forged,
+	// misrouted or back-dated answer changes nothing.
+	now := e.Now()
+	if err := proof.VerifyReceipt(e.Keys(), rc, now); err != nil {
 		reason := rejectReason(err)
 		e.m.Rejected.WithLabelValues(reason).Inc()
 		e.log.Warn("receipt rejected", "reason", reason, "task_id", rc.GetTaskId(), "system", rc.GetSystem(), "key_id", rc.GetKeyId())
 		return nil
 	}
-	now := e.Now()
 	outcome := lifecycle.OutcomeOf(rc.GetOutcome())
 	var verdict, reason string
 	var fx effects
@@ -225,6 +226,8 @@ func rejectReason(err error) string {
 		return "wrong_system"
 	case errors.Is(err, proof.ErrKeyNotValid):
 		return "key_not_valid"
+	case errors.Is(err, proof.ErrClockSkew):
+		return "clock_skew"
 	default:
 		return "bad_signature"
 	}
