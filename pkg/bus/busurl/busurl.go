@@ -3,19 +3,62 @@
 // JetStream, "kafka://host1:9092,host2:9092" for Kafka. Several servers are
 // separated by commas, with or without the scheme repeated
 // ("nats://a:4222,nats://b:4222"); a missing port is the broker's usual
-// one. Credentials in a NATS URL ("nats://user:password@host") are passed
-// to the server and never appear in an error.
+// one. Credentials in a URL ("nats://user:password@host") are passed to
+// the server and never appear in an error; a ',' or '%' in them must be
+// percent-encoded (%2C, %25), other characters may be.
+//
+// A Kafka URL may end with parameters, for TLS, SASL and the retention of
+// the topics the bus creates:
+//
+//	kafka://[user:password@]host1:9092[,host2:9092...][?name=value&...]
+//
+//	sasl=plain|scram-sha-256|scram-sha-512
+//	    authenticates with SASL, as the user and password of the URL; what
+//	    the URL lacks comes from the environment variables LETHE_KAFKA_USER
+//	    and LETHE_KAFKA_PASSWORD (so that the password need not be in the
+//	    URL). Credentials without sasl= are an error. PLAIN sends the
+//	    password as it is: use it with TLS.
+//	tls=1
+//	    connects with TLS, verifying the brokers' certificates against the
+//	    system's CAs. Any tls_ parameter implies it; tls=0 is plaintext.
+//	tls_ca=/path/ca.pem
+//	    verifies the brokers' certificates against the CA certificates
+//	    (PEM) in the file instead.
+//	tls_cert=/path/cert.pem&tls_key=/path/key.pem
+//	    presents the client certificate and its key (PEM) to brokers that
+//	    ask for one. Both or neither.
+//	tls_insecure_skip_verify=1
+//	    verifies no broker certificate: for tests only, it is logged.
+//	retention=168h
+//	    the retention.ms of the topics the bus creates (a Go duration;
+//	    default 168h, at least 1m). They get cleanup.policy=delete too.
+//
+// For example "kafka://lethe@kafka-0:9093,kafka-1:9093?sasl=scram-sha-512&tls_ca=/etc/lethe/kafka-ca.pem"
+// with LETHE_KAFKA_PASSWORD set. Any other parameter is an error naming
+// these, and the files are read before any connection, so that a URL that
+// cannot work fails at once. '@' in a parameter's value must be
+// percent-encoded (%40).
 package busurl
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/url"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
 
 	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/bus/busadapter"
@@ -41,14 +84,14 @@ var defaultPorts = map[string]string{"nats": "4222", "kafka": "9092"}
 // right is refused before any connection, with an error that says what is
 // wrong.
 func Dial(ctx context.Context, rawURL string, opts Options) (bus.Bus, error) {
-	scheme, servers, err := parse(rawURL)
+	t, err := parse(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	switch scheme {
+	switch t.scheme {
 	case "nats":
-		urls := make([]string, len(servers))
-		for i, u := range servers {
+		urls := make([]string, len(t.servers))
+		for i, u := range t.servers {
 			urls[i] = u.String()
 		}
 		b, err := natsbus.Connect(ctx, strings.Join(urls, ","), natsbus.Config{Name: opts.Name, Prefix: opts.Prefix, Logger: opts.Logger})
@@ -57,11 +100,29 @@ func Dial(ctx context.Context, rawURL string, opts Options) (bus.Bus, error) {
 		}
 		return b, nil
 	default: // kafka
-		brokers := make([]string, len(servers))
-		for i, u := range servers {
+		brokers := make([]string, len(t.servers))
+		for i, u := range t.servers {
 			brokers[i] = u.Host
 		}
-		b, err := kafkabus.Connect(ctx, brokers, kafkabus.Config{Name: opts.Name, Prefix: opts.Prefix, Logger: opts.Logger})
+		k := t.kafka
+		logger := opts.Logger
+		if logger == nil {
+			logger = slog.Default()
+		}
+		if k.tls != nil && k.tls.InsecureSkipVerify {
+			logger.Warn("kafka: tls_insecure_skip_verify=1: the brokers' certificates are not verified, for tests only")
+		}
+		if k.sasl != nil && k.sasl.Name() == "PLAIN" && k.tls == nil {
+			logger.Warn("kafka: sasl=plain without TLS: the password travels as it is")
+		}
+		b, err := kafkabus.Connect(ctx, brokers, kafkabus.Config{
+			Name:      opts.Name,
+			Prefix:    opts.Prefix,
+			Logger:    opts.Logger,
+			TLS:       k.tls,
+			SASL:      k.sasl,
+			Retention: k.retention,
+		})
 		if err != nil {
 			return nil, fmt.Errorf("busurl: %w", err)
 		}
@@ -71,21 +132,56 @@ func Dial(ctx context.Context, rawURL string, opts Options) (bus.Bus, error) {
 
 const want = "want nats://host:4222 or kafka://host1:9092,host2:9092"
 
-// parse checks rawURL and returns its scheme and servers, each with a port.
-func parse(rawURL string) (scheme string, servers []*url.URL, err error) {
+// target is what a URL names.
+type target struct {
+	scheme  string
+	servers []*url.URL // each with a port, without credentials for kafka
+	kafka   kafkaParams
+}
+
+// kafkaParams are what a Kafka URL says besides its servers.
+type kafkaParams struct {
+	tls       *tls.Config    // nil: plaintext
+	sasl      sasl.Mechanism // nil: none
+	retention time.Duration  // 0: the adapter's default
+}
+
+// Environment variables with the Kafka credentials a URL lacks.
+const (
+	envKafkaUser     = "LETHE_KAFKA_USER"
+	envKafkaPassword = "LETHE_KAFKA_PASSWORD"
+)
+
+// parse checks rawURL and returns what it names.
+func parse(rawURL string) (*target, error) {
 	raw := strings.TrimSpace(rawURL)
 	if raw == "" {
-		return "", nil, errors.New("busurl: no bus URL given: " + want)
+		return nil, errors.New("busurl: no bus URL given: " + want)
 	}
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
-		return "", nil, fmt.Errorf("busurl: %q has no scheme: %s", busadapter.RedactURL(raw), want)
+		return nil, fmt.Errorf("busurl: %q has no scheme: %s", busadapter.RedactURL(raw), want)
 	}
 	scheme = strings.ToLower(scheme)
 	port, ok := defaultPorts[scheme]
 	if !ok {
-		return "", nil, fmt.Errorf("busurl: unknown scheme %q: %s", scheme, want)
+		return nil, fmt.Errorf("busurl: unknown scheme %q: %s", scheme, want)
 	}
+	// A Kafka URL's parameters follow its last server. They start at the
+	// first '?' after the credentials, which end at the last '@': a '?'
+	// in a password is not taken for them.
+	var query string
+	if scheme == "kafka" {
+		from := strings.LastIndex(rest, "@") + 1
+		if q := strings.Index(rest[from:], "?"); q >= 0 {
+			rest, query = rest[:from+q], rest[from+q+1:]
+		}
+	}
+	t := &target{scheme: scheme}
+	var (
+		kafkaUser *url.Userinfo
+		userFrom  string
+	)
 	elems := strings.Split(rest, ",")
 	for i, elem := range elems {
 		where := "server"
@@ -95,15 +191,15 @@ func parse(rawURL string) (scheme string, servers []*url.URL, err error) {
 		elem = strings.TrimSpace(elem)
 		if s, r, ok := strings.Cut(elem, "://"); ok {
 			if !strings.EqualFold(s, scheme) {
-				return "", nil, fmt.Errorf("busurl: %s has scheme %q, the URL starts with %q", where, s, scheme)
+				return nil, fmt.Errorf("busurl: %s has scheme %q, the URL starts with %q", where, s, scheme)
 			}
 			elem = r
 		}
 		if elem == "" || elem == "/" {
 			if len(elems) == 1 {
-				return "", nil, fmt.Errorf("busurl: %q has no host: %s", busadapter.RedactURL(raw), want)
+				return nil, fmt.Errorf("busurl: %q has no host: %s", busadapter.RedactURL(raw), want)
 			}
-			return "", nil, fmt.Errorf("busurl: %s is empty: %s", where, want)
+			return nil, fmt.Errorf("busurl: %s is empty: %s", where, want)
 		}
 		// Credentials are taken apart first, so that no error about the
 		// rest can quote them.
@@ -113,7 +209,7 @@ func parse(rawURL string) (scheme string, servers []*url.URL, err error) {
 			name, err1 := url.PathUnescape(name)
 			pass, err2 := url.PathUnescape(pass)
 			if err1 != nil || err2 != nil {
-				return "", nil, fmt.Errorf("busurl: %s %s://***@%s: the credentials are not valid URL encoding", where, scheme, elem[at+1:])
+				return nil, fmt.Errorf("busurl: %s %s://***@%s: the credentials are not valid URL encoding", where, scheme, elem[at+1:])
 			}
 			user = url.User(name)
 			if hasPass {
@@ -127,28 +223,189 @@ func parse(rawURL string) (scheme string, servers []*url.URL, err error) {
 			if errors.As(err, &ue) {
 				err = ue.Err
 			}
-			return "", nil, fmt.Errorf("busurl: %s %s: %v", where, busadapter.RedactURL(scheme+"://"+elem), err)
+			return nil, fmt.Errorf("busurl: %s %s: %v", where, busadapter.RedactURL(scheme+"://"+elem), err)
 		}
 		u.User = user
 		shown := busadapter.RedactURL(u.String())
 		switch {
 		case u.Hostname() == "":
-			return "", nil, fmt.Errorf("busurl: %s %s: no host: %s", where, shown, want)
+			return nil, fmt.Errorf("busurl: %s %s: no host: %s", where, shown, want)
 		case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "":
-			return "", nil, fmt.Errorf("busurl: %s %s: a bus URL has no path or query", where, shown)
-		case scheme == "kafka" && u.User != nil:
-			return "", nil, fmt.Errorf("busurl: %s %s: credentials in a kafka URL are not supported", where, shown)
+			return nil, fmt.Errorf("busurl: %s %s: a bus URL has no path or query", where, shown)
 		}
 		if p := u.Port(); p != "" {
 			n, err := strconv.Atoi(p)
 			if err != nil || n < 1 || n > 65535 {
-				return "", nil, fmt.Errorf("busurl: %s %s: bad port %q: want 1-65535", where, shown, p)
+				return nil, fmt.Errorf("busurl: %s %s: bad port %q: want 1-65535", where, shown, p)
 			}
 		} else {
 			u.Host = net.JoinHostPort(u.Hostname(), port)
 		}
 		u.Path = ""
-		servers = append(servers, u)
+		if scheme == "kafka" && u.User != nil {
+			// One cluster, one user: given once, or the same each time.
+			if kafkaUser != nil && kafkaUser.String() != u.User.String() {
+				return nil, fmt.Errorf("busurl: %s and %s have different credentials: a Kafka cluster takes one user", userFrom, where)
+			}
+			kafkaUser, userFrom = u.User, where
+			u.User = nil
+		}
+		t.servers = append(t.servers, u)
 	}
-	return scheme, servers, nil
+	if scheme == "kafka" {
+		var err error
+		if t.kafka, err = parseKafka(query, kafkaUser); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// kafkaParamNames are the parameters a Kafka URL may have.
+var kafkaParamNames = []string{"sasl", "tls", "tls_ca", "tls_cert", "tls_key", "tls_insecure_skip_verify", "retention"}
+
+const saslWant = "want plain, scram-sha-256 or scram-sha-512"
+
+// parseKafka reads the parameters of a Kafka URL, with the credentials it
+// had (nil: none). No error quotes a password.
+func parseKafka(query string, user *url.Userinfo) (kafkaParams, error) {
+	var p kafkaParams
+	values, err := url.ParseQuery(query)
+	if err != nil {
+		return p, fmt.Errorf("busurl: kafka URL parameters %q: %v", query, err)
+	}
+	get := map[string]string{}
+	for _, name := range slices.Sorted(maps.Keys(values)) {
+		vs := values[name]
+		switch {
+		case !slices.Contains(kafkaParamNames, name):
+			return p, fmt.Errorf("busurl: unknown kafka URL parameter %q: want %s", name, strings.Join(kafkaParamNames, ", "))
+		case len(vs) > 1:
+			return p, fmt.Errorf("busurl: kafka URL parameter %s is given %d times", name, len(vs))
+		case strings.TrimSpace(vs[0]) == "":
+			return p, fmt.Errorf("busurl: kafka URL parameter %s has no value", name)
+		}
+		get[name] = strings.TrimSpace(vs[0])
+	}
+
+	if v, ok := get["retention"]; ok {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return p, fmt.Errorf("busurl: retention=%s: want a positive duration such as 168h", v)
+		}
+		p.retention = d
+	}
+
+	// TLS.
+	boolean := func(name string) (value, given bool, err error) {
+		v, ok := get[name]
+		if !ok {
+			return false, false, nil
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return false, true, fmt.Errorf("busurl: %s=%s: want 1 or 0", name, v)
+		}
+		return b, true, nil
+	}
+	useTLS, tlsGiven, err := boolean("tls")
+	if err != nil {
+		return p, err
+	}
+	insecure, _, err := boolean("tls_insecure_skip_verify")
+	if err != nil {
+		return p, err
+	}
+	var tlsParams []string
+	for _, name := range []string{"tls_ca", "tls_cert", "tls_key"} {
+		if _, ok := get[name]; ok {
+			tlsParams = append(tlsParams, name)
+		}
+	}
+	if insecure {
+		tlsParams = append(tlsParams, "tls_insecure_skip_verify=1")
+	}
+	if tlsGiven && !useTLS && len(tlsParams) > 0 {
+		return p, fmt.Errorf("busurl: tls=0 and %s contradict each other", strings.Join(tlsParams, ", "))
+	}
+	if useTLS || len(tlsParams) > 0 {
+		if p.tls, err = tlsConfig(get["tls_ca"], get["tls_cert"], get["tls_key"], insecure); err != nil {
+			return p, err
+		}
+	}
+
+	// SASL.
+	var name, password string
+	var hasName, hasPassword bool
+	if user != nil {
+		name, hasName = user.Username(), user.Username() != ""
+		password, hasPassword = user.Password()
+	}
+	// The environment's, where the URL has none (empty is none).
+	if !hasName {
+		name = os.Getenv(envKafkaUser)
+		hasName = name != ""
+	}
+	if !hasPassword {
+		password = os.Getenv(envKafkaPassword)
+		hasPassword = password != ""
+	}
+	mech, ok := get["sasl"]
+	if !ok {
+		switch {
+		case user != nil:
+			return p, fmt.Errorf("busurl: the kafka URL has credentials but no sasl= parameter: %s", saslWant)
+		case hasName || hasPassword:
+			return p, fmt.Errorf("busurl: %s or %s is set but the kafka URL has no sasl= parameter: %s", envKafkaUser, envKafkaPassword, saslWant)
+		}
+		return p, nil
+	}
+	if name == "" || password == "" {
+		return p, fmt.Errorf("busurl: sasl=%s needs a user and a password: in the URL (kafka://user:password@host) or in %s and %s", mech, envKafkaUser, envKafkaPassword)
+	}
+	var algo scram.Algorithm
+	switch strings.ToLower(mech) {
+	case "plain":
+		p.sasl = plain.Mechanism{Username: name, Password: password}
+		return p, nil
+	case "scram-sha-256":
+		algo = scram.SHA256
+	case "scram-sha-512":
+		algo = scram.SHA512
+	default:
+		return p, fmt.Errorf("busurl: sasl=%s: %s", mech, saslWant)
+	}
+	if p.sasl, err = scram.Mechanism(algo, name, password); err != nil {
+		// Its text quotes the password.
+		return p, fmt.Errorf("busurl: sasl=%s: the user or password has characters SCRAM refuses (SASLprep)", mech)
+	}
+	return p, nil
+}
+
+// tlsConfig makes the TLS configuration of a Kafka URL from its files.
+func tlsConfig(caFile, certFile, keyFile string, insecure bool) (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: insecure}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("busurl: tls_ca: %v", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("busurl: tls_ca: no PEM certificate in %s", caFile)
+		}
+	}
+	switch {
+	case certFile != "" && keyFile != "":
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("busurl: tls_cert %s, tls_key %s: %v", certFile, keyFile, err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	case certFile != "":
+		return nil, errors.New("busurl: tls_cert needs tls_key")
+	case keyFile != "":
+		return nil, errors.New("busurl: tls_key needs tls_cert")
+	}
+	return c, nil
 }

@@ -20,21 +20,39 @@
 // kafka-go has no idempotent producer: a re-published message id is
 // delivered again, and Lethe's handlers, idempotent by id, make one effect
 // of it.
+//
+// The topics the adapter creates get retention.ms ([Config.Retention],
+// default 7 days) and cleanup.policy=delete: messages carry sealed
+// personal data and must not stay for the broker's default retention,
+// which may be forever. A topic an operator made is used as it is.
+//
+// [Config.TLS] and [Config.SASL] (kafka-go's sasl/plain or sasl/scram)
+// apply to every connection the adapter makes: the producer's, the
+// consumers' and the one that creates topics. [Connect] authenticates
+// before it returns, so that wrong credentials fail a service at start
+// ("kafkabus: SASL authentication failed: ...") rather than at its first
+// publish.
 package kafkabus
 
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
 
 	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/bus/busadapter"
@@ -49,6 +67,15 @@ type Config struct {
 	// creates. Defaults 6 and -1 (the broker's default.replication.factor).
 	Partitions        int
 	ReplicationFactor int
+	// Retention is the retention.ms of the topics the adapter creates
+	// (with cleanup.policy=delete): how long the brokers keep a message,
+	// consumed or not. Default 7 days; at least 1 minute.
+	Retention time.Duration
+	// TLS, if not nil, is used for every connection to the brokers.
+	TLS *tls.Config
+	// SASL, if not nil, authenticates every connection to the brokers:
+	// plain.Mechanism or scram.Mechanism of kafka-go's sasl packages.
+	SASL sasl.Mechanism
 	// RetryDelay is the delay before a message whose handler failed is
 	// handled again. Default 1 s.
 	RetryDelay time.Duration
@@ -89,6 +116,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ReplicationFactor == 0 {
 		c.ReplicationFactor = -1
+	}
+	if c.Retention == 0 {
+		c.Retention = DefaultRetention
 	}
 	if c.RetryDelay == 0 {
 		c.RetryDelay = time.Second
@@ -137,11 +167,19 @@ func (c Config) Validate() error {
 		return fmt.Errorf("kafkabus: partitions %d must be at least 1", c.Partitions)
 	case c.ReplicationFactor < -1 || c.ReplicationFactor == 0:
 		return fmt.Errorf("kafkabus: replication factor %d must be at least 1, or -1 for the broker's default", c.ReplicationFactor)
+	case c.Retention < minRetention:
+		return fmt.Errorf("kafkabus: retention %v must be at least %v: a shorter one loses messages before they are handled", c.Retention, minRetention)
 	case c.HeartbeatInterval >= c.SessionTimeout:
 		return fmt.Errorf("kafkabus: heartbeat interval %v must be shorter than the session timeout %v", c.HeartbeatInterval, c.SessionTimeout)
 	}
 	return nil
 }
+
+// DefaultRetention is the retention of the topics the adapter creates when
+// [Config.Retention] is zero.
+const DefaultRetention = 7 * 24 * time.Hour
+
+const minRetention = time.Minute
 
 // maxTopicLen is Kafka's limit on a topic name.
 const maxTopicLen = 249
@@ -179,7 +217,10 @@ var _ bus.Bus = (*Bus)(nil)
 
 // Connect makes a bus on the cluster whose bootstrap brokers are given
 // ("host:9092"), retrying the first contact with backoff until
-// cfg.ConnectTimeout, so a service may start before its broker.
+// cfg.ConnectTimeout, so a service may start before its broker. The first
+// contact goes through TLS and SASL as configured: credentials the broker
+// refuses, a SASL mechanism it does not offer or a TLS handshake that
+// fails end Connect at once, with an error that says so.
 func Connect(ctx context.Context, brokers []string, cfg Config) (*Bus, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -189,14 +230,27 @@ func Connect(ctx context.Context, brokers []string, cfg Config) (*Bus, error) {
 		return nil, errors.New("kafkabus: no brokers")
 	}
 	dial := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	transport := &kafka.Transport{ClientID: cfg.Name, Dial: dial.DialContext, DialTimeout: 10 * time.Second, MetadataTTL: cfg.MetadataTTL}
+	transport := &kafka.Transport{
+		ClientID:    cfg.Name,
+		Dial:        dial.DialContext,
+		DialTimeout: 10 * time.Second,
+		MetadataTTL: cfg.MetadataTTL,
+		TLS:         cfg.TLS,
+		SASL:        cfg.SASL,
+	}
 	life, shutdown := context.WithCancel(context.Background())
 	b := &Bus{
 		cfg:       cfg,
 		brokers:   brokers,
 		transport: transport,
 		client:    &kafka.Client{Addr: kafka.TCP(brokers...), Transport: transport},
-		dialer:    &kafka.Dialer{ClientID: cfg.Name, Timeout: 10 * time.Second, DualStack: true},
+		dialer: &kafka.Dialer{
+			ClientID:      cfg.Name,
+			Timeout:       10 * time.Second,
+			DualStack:     true,
+			TLS:           cfg.TLS,
+			SASLMechanism: cfg.SASL,
+		},
 		w: &kafka.Writer{
 			Addr:         kafka.TCP(brokers...),
 			Balancer:     kafka.Murmur2Balancer{}, // the Java client's: same key, same partition
@@ -215,16 +269,124 @@ func Connect(ctx context.Context, brokers []string, cfg Config) (*Bus, error) {
 		backoff.WithMaxInterval(2*time.Second),
 		backoff.WithMaxElapsedTime(cfg.ConnectTimeout)), ctx)
 	err := backoff.Retry(func() error {
-		mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		// An attempt ends with the connect timeout too: a broker that
+		// takes the connection but never answers (a TLS handshake with a
+		// plaintext listener) must not hold Connect longer.
+		mctx, cancel := context.WithTimeout(ctx, min(10*time.Second, cfg.ConnectTimeout))
 		defer cancel()
-		_, err := b.client.Metadata(mctx, &kafka.MetadataRequest{})
-		return err
+		return b.check(mctx)
 	}, retry)
 	if err != nil {
 		b.Close()
-		return nil, fmt.Errorf("kafkabus: connect %s: %w", strings.Join(brokers, ","), err)
+		var fatal *fatalError
+		if errors.As(err, &fatal) {
+			return nil, fatal
+		}
+		hint := ""
+		switch {
+		case cfg.TLS == nil && cfg.SASL == nil && closedByPeer(err):
+			hint = " (the broker closed the connection: does it want TLS or SASL?)"
+		case cfg.TLS != nil && (closedByPeer(err) || errors.Is(err, context.DeadlineExceeded)):
+			hint = " (does the broker speak TLS on that port?)"
+		}
+		return nil, fmt.Errorf("kafkabus: connect %s: %w%s", strings.Join(brokers, ","), err, hint)
 	}
 	return b, nil
+}
+
+// check makes the first contact: a connection through the consumers'
+// dialer (TLS handshake, SASL authentication) to the first broker that
+// answers, a metadata request on it, and one through the producer's
+// transport. An error that waiting cannot cure is a *fatalError.
+func (b *Bus) check(ctx context.Context) error {
+	var errs []error
+	for _, addr := range b.brokers {
+		conn, err := b.dialer.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			if d, ok := ctx.Deadline(); ok {
+				conn.SetDeadline(d)
+			}
+			_, err = conn.Brokers() // a metadata request
+			conn.Close()
+		}
+		if err != nil {
+			if f := b.classify(addr, err); f != nil {
+				return backoff.Permanent(f)
+			}
+			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+			continue
+		}
+		_, err = b.client.Metadata(ctx, &kafka.MetadataRequest{})
+		if f := b.classify(addr, err); f != nil {
+			return backoff.Permanent(f)
+		}
+		return err
+	}
+	return joined(errs)
+}
+
+// joined is the errors of several brokers, on one line for the logs.
+type joined []error
+
+func (e joined) Error() string {
+	s := make([]string, len(e))
+	for i, err := range e {
+		s[i] = err.Error()
+	}
+	return strings.Join(s, "; ")
+}
+
+func (e joined) Unwrap() []error { return e }
+
+// fatalError is a first contact's failure that waiting cannot cure.
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+func (e *fatalError) Unwrap() error { return e.err }
+
+// classify returns a *fatalError for the errors of a first contact with
+// addr that say the configuration is wrong, not that the broker is away.
+func (b *Bus) classify(addr string, err error) *fatalError {
+	if err == nil {
+		return nil
+	}
+	mech := ""
+	if b.cfg.SASL != nil {
+		mech = b.cfg.SASL.Name()
+	}
+	var (
+		unknownCA x509.UnknownAuthorityError
+		badHost   x509.HostnameError
+		badCert   x509.CertificateInvalidError
+		verify    *tls.CertificateVerificationError
+		notTLS    tls.RecordHeaderError
+		op        *net.OpError
+	)
+	fatalf := func(format string, args ...any) *fatalError { return &fatalError{fmt.Errorf(format, args...)} }
+	switch {
+	case errors.Is(err, kafka.SASLAuthenticationFailed):
+		return fatalf("kafkabus: SASL authentication failed: the broker at %s refused the %s credentials (wrong user or password?): %w", addr, mech, err)
+	case errors.Is(err, kafka.UnsupportedSASLMechanism):
+		return fatalf("kafkabus: SASL authentication failed: the broker at %s does not offer %s: %w", addr, mech, err)
+	case errors.Is(err, kafka.IllegalSASLState):
+		return fatalf("kafkabus: SASL authentication failed at %s: %w", addr, err)
+	case b.cfg.TLS == nil:
+		// Without TLS, none of what follows.
+	case errors.As(err, &notTLS):
+		return fatalf("kafkabus: TLS handshake with %s failed: the broker does not speak TLS there: %w", addr, err)
+	case errors.As(err, &unknownCA), errors.As(err, &badHost), errors.As(err, &badCert), errors.As(err, &verify):
+		return fatalf("kafkabus: TLS handshake with %s failed: %w", addr, err)
+	case errors.As(err, &op) && op.Op == "remote error":
+		// A TLS alert from the broker: it refused our certificate, or
+		// the handshake's terms.
+		return fatalf("kafkabus: TLS handshake with %s failed: %w", addr, err)
+	}
+	return nil
+}
+
+// closedByPeer reports an error of a connection the broker closed.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // errorLogger passes kafka-go's complaints (retried by kafka-go itself) on
@@ -303,6 +465,10 @@ func (b *Bus) ensureTopic(ctx context.Context, name string) error {
 			Topic:             name,
 			NumPartitions:     b.cfg.Partitions,
 			ReplicationFactor: b.cfg.ReplicationFactor,
+			ConfigEntries: []kafka.ConfigEntry{
+				{ConfigName: "retention.ms", ConfigValue: strconv.FormatInt(b.cfg.Retention.Milliseconds(), 10)},
+				{ConfigName: "cleanup.policy", ConfigValue: "delete"},
+			},
 		}}})
 		if err == nil {
 			err = resp.Errors[name]

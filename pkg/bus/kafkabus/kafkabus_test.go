@@ -2,11 +2,18 @@ package kafkabus
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
+	"math/big"
 	"net"
 	"os"
 	"slices"
@@ -17,6 +24,9 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/lethe-dev/lethe/pkg/bus"
@@ -290,6 +300,9 @@ func TestConfigValidate(t *testing.T) {
 		{"replication below -1", Config{ReplicationFactor: -2}, false},
 		{"heartbeat not shorter than session", Config{HeartbeatInterval: time.Minute, SessionTimeout: time.Minute}, false},
 		{"explicit", Config{Prefix: "acme.lethe", Partitions: 12, ReplicationFactor: 3}, true},
+		{"retention of a minute", Config{Retention: time.Minute}, true},
+		{"retention below a minute", Config{Retention: 59 * time.Second}, false},
+		{"negative retention", Config{Retention: -time.Hour}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.setDefaults()
@@ -313,5 +326,318 @@ func TestConnectNoBroker(t *testing.T) {
 	}
 	if _, err := Connect(context.Background(), nil, Config{}); err == nil {
 		t.Fatal("Connect without brokers succeeded")
+	}
+}
+
+// roundTrip publishes a message and consumes it back.
+func roundTrip(t *testing.T, b *Bus, topic string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	want := &bus.Message{ID: "rt-1", Type: "dev.lethe.test.v1", Source: "test", Key: "request-1", Data: []byte("sealed")}
+	if err := b.Publish(ctx, topic, want); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	got := make(chan *bus.Message, 1)
+	cctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- b.Consume(cctx, topic, "g", func(_ context.Context, m *bus.Message) error {
+			select {
+			case got <- m:
+			default:
+			}
+			return nil
+		})
+	}()
+	select {
+	case m := <-got:
+		if m.ID != want.ID || m.Key != want.Key || string(m.Data) != string(want.Data) {
+			t.Errorf("consumed %+v, want %+v", m, want)
+		}
+	case <-ctx.Done():
+		t.Fatal("the published message was not consumed")
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("consume: %v", err)
+	}
+}
+
+// saslFor returns kafka-go's mechanism for a kfake method.
+func saslFor(t *testing.T, method, user, pass string) sasl.Mechanism {
+	t.Helper()
+	switch method {
+	case "PLAIN":
+		return plain.Mechanism{Username: user, Password: pass}
+	case "SCRAM-SHA-256", "SCRAM-SHA-512":
+		algo := scram.SHA256
+		if method == "SCRAM-SHA-512" {
+			algo = scram.SHA512
+		}
+		m, err := scram.Mechanism(algo, user, pass)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	t.Fatalf("no mechanism %s", method)
+	return nil
+}
+
+var saslMethods = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
+
+// With SASL, every connection authenticates: the producer's, the
+// consumers' and the one that creates topics (kfake refuses any request
+// on a connection that has not).
+func TestSASL(t *testing.T) {
+	for _, method := range saslMethods {
+		t.Run(method, func(t *testing.T) {
+			c := startKfake(t, t.TempDir(), 0, kfake.NumBrokers(2), kfake.EnableSASL(), kfake.Superuser(method, "lethe", "s3cret-pass"))
+			defer c.Close()
+			cfg := testConfig(prefix())
+			cfg.SASL = saslFor(t, method, "lethe", "s3cret-pass")
+			roundTrip(t, connect(t, c.ListenAddrs(), cfg), "task.sasl")
+		})
+	}
+}
+
+// A password the broker refuses ends Connect at once (not after its
+// timeout, here a minute), saying so, without the password.
+func TestSASLWrongPassword(t *testing.T) {
+	for _, method := range saslMethods {
+		t.Run(method, func(t *testing.T) {
+			c := startKfake(t, t.TempDir(), 0, kfake.EnableSASL(), kfake.Superuser(method, "lethe", "s3cret-pass"))
+			defer c.Close()
+			for _, who := range []struct{ user, pass string }{{"lethe", "wr0ng-pass"}, {"nobody", "wr0ng-pass"}} {
+				cfg := testConfig(prefix())
+				cfg.ConnectTimeout = time.Minute
+				cfg.SASL = saslFor(t, method, who.user, who.pass)
+				start := time.Now()
+				b, err := Connect(context.Background(), c.ListenAddrs(), cfg)
+				if err == nil {
+					b.Close()
+					t.Fatalf("Connect as %s with a wrong password succeeded", who.user)
+				}
+				t.Log(err)
+				if took := time.Since(start); took > 5*time.Second {
+					t.Errorf("Connect took %v to give up: it retried what cannot succeed", took)
+				}
+				if !strings.HasPrefix(err.Error(), "kafkabus: SASL authentication failed: ") || !strings.Contains(err.Error(), method) {
+					t.Errorf("Connect = %q, want it to start with %q and name %s", err, "kafkabus: SASL authentication failed: ", method)
+				}
+				if !errors.Is(err, kafka.SASLAuthenticationFailed) {
+					t.Errorf("Connect = %q, want it to wrap kafka.SASLAuthenticationFailed", err)
+				}
+				if strings.Contains(err.Error(), who.pass) {
+					t.Errorf("Connect = %q: the error shows the password", err)
+				}
+			}
+		})
+	}
+}
+
+// A client without credentials meets a broker that wants them: Connect
+// gives up at its timeout and hints at what is missing.
+func TestNoSASLForSASLBroker(t *testing.T) {
+	c := startKfake(t, t.TempDir(), 0, kfake.EnableSASL(), kfake.Superuser("PLAIN", "lethe", "s3cret-pass"))
+	defer c.Close()
+	cfg := testConfig(prefix())
+	cfg.ConnectTimeout = time.Second
+	_, err := Connect(context.Background(), c.ListenAddrs(), cfg)
+	if err == nil {
+		t.Fatal("Connect without credentials to a SASL broker succeeded")
+	}
+	t.Log(err)
+	if !strings.Contains(err.Error(), "does it want TLS or SASL?") {
+		t.Errorf("Connect = %q, want a hint at TLS or SASL", err)
+	}
+}
+
+// The topics the adapter creates keep messages for Config.Retention and
+// then delete them: sealed data must not stay for the broker's default.
+func TestTopicRetention(t *testing.T) {
+	c := startKfake(t, t.TempDir(), 0)
+	defer c.Close()
+	ctx := context.Background()
+	transport := &kafka.Transport{}
+	defer transport.CloseIdleConnections()
+	cl := &kafka.Client{Addr: kafka.TCP(c.ListenAddrs()...), Transport: transport}
+	for _, tc := range []struct {
+		name      string
+		retention time.Duration
+		want      string
+	}{
+		{"default", 0, "604800000"}, // 7 days
+		{"36h", 36 * time.Hour, "129600000"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(prefix())
+			cfg.Retention = tc.retention
+			b := connect(t, c.ListenAddrs(), cfg)
+			if err := b.Publish(ctx, "task.retention", &bus.Message{ID: "1", Type: "x"}); err != nil {
+				t.Fatal(err)
+			}
+			topic := cfg.Prefix + ".task.retention"
+			want := map[string]string{"retention.ms": tc.want, "cleanup.policy": "delete"}
+			// What the broker tells any client.
+			resp, err := cl.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+				ResourceType: kafka.ResourceTypeTopic,
+				ResourceName: topic,
+				ConfigNames:  []string{"retention.ms", "cleanup.policy"},
+			}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			for _, r := range resp.Resources {
+				if r.Error != nil {
+					t.Fatal(r.Error)
+				}
+				for _, e := range r.ConfigEntries {
+					got[e.ConfigName] = e.ConfigValue
+				}
+			}
+			if !maps.Equal(got, want) {
+				t.Errorf("DescribeConfigs(%s) = %v, want %v", topic, got, want)
+			}
+			// What the topic was created with, not a broker default.
+			info := c.TopicInfo(topic)
+			if info == nil {
+				t.Fatalf("kfake has no topic %s", topic)
+			}
+			for k, v := range want {
+				if p := info.Configs[k]; p == nil || *p != v {
+					t.Errorf("topic %s created with %s = %v, want %s", topic, k, p, v)
+				}
+			}
+		})
+	}
+}
+
+// testPKI is a CA with a server certificate for 127.0.0.1 and a client
+// certificate.
+type testPKI struct {
+	pool           *x509.CertPool
+	server, client tls.Certificate
+}
+
+func newTestPKI(t *testing.T, name string) testPKI {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: name + " CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := func(serial int64, cn string, usage x509.ExtKeyUsage) tls.Certificate {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial),
+			Subject:      pkix.Name{CommonName: cn},
+			NotBefore:    now.Add(-time.Hour),
+			NotAfter:     now.Add(time.Hour),
+			KeyUsage:     x509.KeyUsageDigitalSignature,
+			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+			IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+			DNSNames:     []string{"localhost"},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	return testPKI{pool: pool, server: leaf(2, "kafka", x509.ExtKeyUsageServerAuth), client: leaf(3, "lethe", x509.ExtKeyUsageClientAuth)}
+}
+
+// kfake serves TLS, asking for a client certificate: the bus publishes and
+// consumes through it, with SCRAM on top; a broker certificate from
+// another CA, a missing client certificate or a plaintext broker end
+// Connect at once.
+func TestTLS(t *testing.T) {
+	pki := newTestPKI(t, "lethe test")
+	serverTLS := &tls.Config{
+		Certificates: []tls.Certificate{pki.server},
+		ClientCAs:    pki.pool,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		MinVersion:   tls.VersionTLS12,
+	}
+	c := startKfake(t, t.TempDir(), 0, kfake.NumBrokers(2), kfake.TLS(serverTLS), kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "lethe", "s3cret-pass"))
+	defer c.Close()
+	brokers := c.ListenAddrs()
+	clientTLS := &tls.Config{RootCAs: pki.pool, Certificates: []tls.Certificate{pki.client}, MinVersion: tls.VersionTLS12}
+
+	t.Run("round trip", func(t *testing.T) {
+		cfg := testConfig(prefix())
+		cfg.TLS = clientTLS
+		cfg.SASL = saslFor(t, "SCRAM-SHA-512", "lethe", "s3cret-pass")
+		roundTrip(t, connect(t, brokers, cfg), "task.tls")
+	})
+	t.Run("round trip without SASL", func(t *testing.T) {
+		c := startKfake(t, t.TempDir(), 0, kfake.TLS(serverTLS))
+		defer c.Close()
+		cfg := testConfig(prefix())
+		cfg.TLS = clientTLS
+		roundTrip(t, connect(t, c.ListenAddrs(), cfg), "task.tls")
+	})
+
+	other := newTestPKI(t, "other")
+	plainBroker := startKfake(t, t.TempDir(), 0)
+	defer plainBroker.Close()
+	for _, tc := range []struct {
+		name    string
+		brokers []string
+		tls     *tls.Config
+		says    string
+	}{
+		{"unknown CA", brokers, &tls.Config{RootCAs: other.pool, Certificates: []tls.Certificate{pki.client}}, "kafkabus: TLS handshake with "},
+		{"no client certificate", brokers, &tls.Config{RootCAs: pki.pool}, "kafkabus: TLS handshake with "},
+		{"client certificate of another CA", brokers, &tls.Config{RootCAs: pki.pool, Certificates: []tls.Certificate{other.client}}, "kafkabus: TLS handshake with "},
+		// kfake, unlike Kafka, waits for the rest of a "request" as long
+		// as a ClientHello says (Kafka closes the connection): Connect
+		// gives up at its timeout, with a hint.
+		{"plaintext broker", plainBroker.ListenAddrs()[:1], clientTLS, "(does the broker speak TLS on that port?)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(prefix())
+			cfg.ConnectTimeout = 2 * time.Second
+			cfg.TLS = tc.tls
+			cfg.SASL = saslFor(t, "SCRAM-SHA-512", "lethe", "s3cret-pass")
+			start := time.Now()
+			b, err := Connect(context.Background(), tc.brokers, cfg)
+			if err == nil {
+				b.Close()
+				t.Fatal("Connect succeeded")
+			}
+			t.Log(err)
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("Connect took %v to give up: it retried what cannot succeed", took)
+			}
+			if !strings.Contains(err.Error(), tc.says) {
+				t.Errorf("Connect = %q, want it to say %q", err, tc.says)
+			}
+		})
 	}
 }
