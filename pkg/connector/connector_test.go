@@ -3,6 +3,7 @@ package connector_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -105,7 +106,7 @@ func runAt(t *testing.T, dir string, sys connector.System, wrap func(connector.R
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		connector.Run(ctx, connector.Config{System: "sys", Bus: b, Receipts: store, Signer: signer, Logger: logs.Logger(),
+		connector.Run(ctx, connector.Config{System: "sys", Bus: b, Receipts: store, Signer: signer, TaskKeys: orchestratorKeys, Logger: logs.Logger(),
 			RetryInitial: 5 * time.Millisecond, RetryMaxElapsed: 100 * time.Millisecond, Registerer: reg, Now: now}, sys)
 	}()
 	out := make(chan *lethev1.Receipt, 16)
@@ -188,6 +189,7 @@ func send(t *testing.T, b bus.Publisher, system string, attempt uint32) {
 	t.Helper()
 	task := &lethev1.Task{RequestId: "req_1", TaskId: "req_1." + system, System: system, Action: lethev1.Action_ACTION_ERASE,
 		Tenant: "demo", Subject: &lethev1.Subject{Email: "person-0001@example.com"}, Deadline: timestamppb.Now(), Attempt: attempt}
+	signTask(t, task)
 	msg, err := events.TaskMessage(task, "test", time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +216,7 @@ func TestSecondDeliveryAnswersTheSameReceipt(t *testing.T) {
 	b, receipts, logs, reg := r.bus, r.receipts, r.logs, r.reg
 	send(t, b, "sys", 1)
 	first := receive(t, receipts)
-	if err := proof.VerifyReceipt(proof.KeySet{Keys: []proof.Key{r.signer.Key}}, first); err != nil {
+	if err := proof.VerifyReceipt(proof.KeySet{Keys: []proof.Key{r.signer.Key}}, first, time.Now()); err != nil {
 		t.Fatalf("the receipt does not verify: %v", err)
 	}
 	if first.GetOutcome() != lethev1.Outcome_OUTCOME_ERASED || first.GetSystem() != "sys" || first.GetTaskId() != "req_1.sys" {
@@ -344,6 +346,7 @@ func TestExportReceiptNotStored(t *testing.T) {
 		Subject: &lethev1.Subject{Email: "person-0001@example.com"}}
 	for attempt := uint32(1); attempt <= 2; attempt++ {
 		task.Attempt = attempt
+		signTask(t, task)
 		msg, _ := events.TaskMessage(task, "test", time.Now())
 		if err := rg.bus.Publish(context.Background(), events.TaskTopic("sys"), msg); err != nil {
 			t.Fatal(err)
@@ -366,6 +369,7 @@ func TestTaskForAnotherSystemIsDropped(t *testing.T) {
 	b, receipts := rg.bus, rg.receipts
 	// Same topic, wrong system inside: published by a misconfigured producer.
 	task := &lethev1.Task{RequestId: "req_2", TaskId: "req_2.other", System: "other", Action: lethev1.Action_ACTION_ERASE, Attempt: 1}
+	signTask(t, task)
 	msg, _ := events.TaskMessage(task, "test", time.Now())
 	if err := b.Publish(context.Background(), events.TaskTopic("sys"), msg); err != nil {
 		t.Fatal(err)
@@ -423,4 +427,87 @@ func TestRetainedAnswerStandsUntilItsDate(t *testing.T) {
 	if n := sys.count(); n != 2 {
 		t.Fatalf("%d effects after a redelivery, want 2", n)
 	}
+}
+
+// orchestrator signs the tests' tasks; orchestratorKeys is its public key,
+// which a connector checks tasks with.
+var orchestrator, orchestratorKeys = func() (*proof.Signer, proof.KeySet) {
+	s, err := proof.SignerFromSeed(strings.Repeat("07", 32), proof.RoleOrchestrator, time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		panic(err)
+	}
+	var ks proof.KeySet
+	ks.Add(s.Key)
+	return s, ks
+}()
+
+func signTask(t *testing.T, task *lethev1.Task) {
+	t.Helper()
+	if err := proof.SignTask(orchestrator, task); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A task not signed by the orchestrator (bus credentials alone, a forged
+// or changed task) is refused: nothing erased, no receipt, counted.
+func TestForgedTaskRefused(t *testing.T) {
+	sys := &scripted{results: []func() (connector.Result, error){erased, erased, erased}}
+	rg := run(t, sys)
+	forger, err := proof.SignerFromSeed(strings.Repeat("09", 32), proof.RoleOrchestrator, time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks := map[string]func(*lethev1.Task){
+		"unsigned":              func(*lethev1.Task) {},
+		"another key":           func(x *lethev1.Task) { proof.SignTask(forger, x) },
+		"changed after signing": func(x *lethev1.Task) { signTask(t, x); x.Subject.Email = "person-0009@example.com" },
+	}
+	i := 0
+	for name, sign := range tasks {
+		i++
+		task := &lethev1.Task{RequestId: fmt.Sprintf("req_f%d", i), TaskId: fmt.Sprintf("req_f%d.sys", i), System: "sys", Action: lethev1.Action_ACTION_ERASE,
+			Tenant: "demo", Subject: &lethev1.Subject{Email: "person-0001@example.com"}, Deadline: timestamppb.Now(), Attempt: 1}
+		sign(task)
+		msg, err := events.TaskMessage(task, "test", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rg.bus.Publish(context.Background(), events.TaskTopic("sys"), msg); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for refused(t, rg) < 3 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := refused(t, rg); n != 3 {
+		t.Fatalf("%v tasks refused, want 3", n)
+	}
+	if n := sys.count(); n != 0 {
+		t.Fatalf("%d effects of forged tasks", n)
+	}
+	select {
+	case r := <-rg.receipts:
+		t.Fatalf("a forged task was answered: %v", r)
+	case <-time.After(200 * time.Millisecond):
+	}
+	rg.logs.NoneOf(t, "person-0001@example.com", "person-0009@example.com")
+}
+
+// refused is the count of lethe_connector_tasks_refused_total.
+func refused(t *testing.T, rg rig) float64 {
+	t.Helper()
+	mfs, err := rg.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == "lethe_connector_tasks_refused_total" {
+			for _, m := range mf.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
 }

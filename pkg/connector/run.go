@@ -34,7 +34,10 @@ type Config struct {
 	// Signer signs every receipt with the connector's key, which the
 	// orchestrator must have registered for System.
 	Signer *proof.Signer
-	Logger *slog.Logger
+	// TaskKeys hold the orchestrator's public key: a task it did not sign
+	// is refused, so that credentials to the bus alone erase no one.
+	TaskKeys proof.KeySet
+	Logger   *slog.Logger
 	// Registerer receives the connector's metrics; nil registers none.
 	Registerer prometheus.Registerer
 	// Retry bounds the in-process retries of a retryable failure before
@@ -72,10 +75,27 @@ func (c Config) Validate() error {
 		return errors.New("connector: no receipt store")
 	case c.Signer == nil:
 		return errors.New("connector: no signing key")
+	case len(c.TaskKeys.Keys) == 0:
+		return errors.New("connector: no orchestrator key to check tasks with (its signing.key.pub)")
 	case c.Signer.Key.System != c.System:
 		return fmt.Errorf("connector: signing key %s is for %q, not %q", c.Signer.Key.ID, c.Signer.Key.System, c.System)
 	}
 	return nil
+}
+
+// refusals are the reasons a task is refused.
+var refusals = []string{"bad_signature", "unknown_key", "wrong_key", "key_not_valid"}
+
+func refusal(err error) string {
+	switch {
+	case errors.Is(err, proof.ErrUnknownKey):
+		return "unknown_key"
+	case errors.Is(err, proof.ErrWrongSystem):
+		return "wrong_key"
+	case errors.Is(err, proof.ErrKeyNotValid):
+		return "key_not_valid"
+	}
+	return "bad_signature"
 }
 
 // duplicate is the outcome label of a delivery answered from a stored
@@ -84,6 +104,7 @@ const duplicate = "duplicate"
 
 type metrics struct {
 	tasks    *prometheus.CounterVec
+	refused  *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 }
 
@@ -95,6 +116,11 @@ func newMetrics(reg prometheus.Registerer, system string) *metrics {
 			Help:        "Tasks answered by the connector, by action and outcome; duplicates are deliveries answered from a stored receipt.",
 			ConstLabels: prometheus.Labels{"system": system},
 		}, []string{"action", "outcome"}),
+		refused: f.NewCounterVec(prometheus.CounterOpts{
+			Name:        "lethe_connector_tasks_refused_total",
+			Help:        "Tasks refused without any effect because their signature is not the orchestrator's, by reason.",
+			ConstLabels: prometheus.Labels{"system": system},
+		}, []string{"reason"}),
 		duration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:        "lethe_connector_task_duration_seconds",
 			Help:        "Time a connector spent on a task, retries included.",
@@ -108,6 +134,9 @@ func newMetrics(reg prometheus.Registerer, system string) *metrics {
 			m.tasks.WithLabelValues(a, string(o))
 		}
 		m.tasks.WithLabelValues(a, duplicate)
+	}
+	for _, r := range refusals {
+		m.refused.WithLabelValues(r)
 	}
 	return m
 }
@@ -147,6 +176,15 @@ func (w *worker) handle(ctx context.Context, msg *bus.Message) error {
 		return bus.Permanent(fmt.Errorf("task for system %q", t.GetSystem()))
 	}
 	log := w.log.With("request_id", t.GetRequestId(), "task_id", t.GetTaskId(), "action", actionName(t.GetAction()), "attempt", t.GetAttempt())
+	if err := proof.VerifyTask(w.cfg.TaskKeys, t, w.cfg.Now()); err != nil {
+		// Poison: acked and never redelivered, nothing done.
+		reason := refusal(err)
+		if w.m != nil {
+			w.m.refused.WithLabelValues(reason).Inc()
+		}
+		log.Error("task refused: not signed by the orchestrator", "reason", reason, "key_id", t.GetKeyId())
+		return bus.Permanent(fmt.Errorf("task refused: %s", reason))
+	}
 
 	stored, err := w.cfg.Receipts.Get(ctx, t.GetTaskId())
 	if err != nil {

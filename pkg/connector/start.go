@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"time"
@@ -22,6 +23,25 @@ type Env struct {
 	// Now is the connector's clock (nil: time.Now); a test moves it to
 	// see a retention run out.
 	Now func() time.Time
+	// TaskKeys hold the orchestrator's public key, which every task must
+	// be signed with (see OrchestratorKey).
+	TaskKeys proof.KeySet
+}
+
+// OrchestratorKey reads the orchestrator's public key from the public
+// entry it writes beside its signing key (data/orchestrator/signing.key.pub
+// in the local layout), as the keys a connector checks tasks with.
+func OrchestratorKey(path string) (proof.KeySet, error) {
+	k, err := proof.ReadPublicKey(path)
+	if err != nil {
+		return proof.KeySet{}, fmt.Errorf("orchestrator key: %w", err)
+	}
+	if k.Role != proof.RoleOrchestrator {
+		return proof.KeySet{}, fmt.Errorf("orchestrator key %s: %s is a %s key", path, k.ID, k.Role)
+	}
+	var ks proof.KeySet
+	ks.Add(k)
+	return ks, nil
 }
 
 // Opener opens a connector's system. A connector binary passes it to
@@ -46,7 +66,8 @@ func Start(ctx context.Context, system string, env Env, sys System) error {
 	if env.Logger != nil {
 		env.Logger.Info("signing receipts", "key_id", signer.Key.ID, "public_key_file", filepath.Join(env.DataDir, "signing.key.pub"))
 	}
-	return Run(ctx, Config{System: system, Bus: env.Bus, Receipts: receipts, Signer: signer, Logger: env.Logger, Registerer: env.Registerer, Now: env.Now}, sys)
+	return Run(ctx, Config{System: system, Bus: env.Bus, Receipts: receipts, Signer: signer, TaskKeys: env.TaskKeys, Logger: env.Logger,
+		Registerer: env.Registerer, Now: env.Now}, sys)
 }
 
 // SigningKey is the connector's ed25519 key: from $LETHE_SIGNING_KEY (the

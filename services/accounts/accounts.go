@@ -27,6 +27,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/dataset"
 	"github.com/lethe-dev/lethe/pkg/events"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/pkg/pseudonym"
 )
 
@@ -71,9 +72,12 @@ type System struct {
 	*dataset.Engine
 	db  *sql.DB
 	key []byte // keys event ids
-	bus bus.Publisher
-	log *slog.Logger
-	now func() time.Time
+	// signer signs account.deleted events: the service's own key, which the
+	// orchestrator's keys file registers for "accounts".
+	signer *proof.Signer
+	bus    bus.Publisher
+	log    *slog.Logger
+	now    func() time.Time
 
 	mu    sync.Mutex
 	admin *http.Server
@@ -94,7 +98,12 @@ func Open(ctx context.Context, env connector.Env) (*System, error) {
 		db.Close()
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
-	return &System{Engine: engine, db: db, key: key, bus: env.Bus, log: log, now: time.Now}, nil
+	signer, err := connector.SigningKey(env.DataDir, Name)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("accounts: %w", err)
+	}
+	return &System{Engine: engine, db: db, key: key, signer: signer, bus: env.Bus, log: log, now: time.Now}, nil
 }
 
 // Close stops the admin API, if served, and closes the database.
@@ -145,6 +154,9 @@ func (s *System) DeleteAccount(ctx context.Context, tenant, email string) (userI
 		Subject:   &lethev1.Subject{Email: pseudonym.Normalize(stored), UserId: userID},
 		DeletedAt: timestamppb.New(now),
 		Source:    Name,
+	}
+	if err := proof.SignAccountDeleted(s.signer, ev); err != nil {
+		return "", err
 	}
 	msg, err := events.AccountDeletedMessage(ev, "lethe/"+Name, now)
 	if err != nil {

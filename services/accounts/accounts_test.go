@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lethe-dev/lethe/pkg/piitest"
+	"github.com/lethe-dev/lethe/pkg/proof"
 
 	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
@@ -174,6 +175,10 @@ func TestDeleteAccountAnnouncesIt(t *testing.T) {
 			ev.GetSubject().GetEmail() != "person-0002@example.com" || ev.GetSubject().GetUserId() != "user-0002" ||
 			!ev.GetDeletedAt().AsTime().Equal(at) {
 			t.Fatalf("event = %v", ev)
+		}
+		// Signed with the service's key, registered for its source.
+		if err := proof.VerifyAccountDeleted(proof.KeySet{Keys: []proof.Key{s.signer.Key}}, ev, time.Now()); err != nil {
+			t.Fatalf("the event does not verify: %v", err)
 		}
 	case <-ctx.Done():
 		t.Fatal("no account.deleted event on the bus")

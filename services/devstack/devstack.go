@@ -112,12 +112,13 @@ type Stack struct {
 	Subprocessors  *subprocessors.System
 	Vendors        *standin.Server
 
-	ctx     context.Context
-	bus     bus.Bus
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	errs    []error
-	closers []func()
+	ctx      context.Context
+	bus      bus.Bus
+	taskKeys proof.KeySet // the orchestrator's public key
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	errs     []error
+	closers  []func()
 }
 
 // Start starts everything and returns once the API answers. Cancelling ctx
@@ -154,6 +155,15 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	s.VendorURL = "http://" + vendorAddr
 
+	// The orchestrator's key, made here if this is the first start, so
+	// that the connectors can check the tasks it signs.
+	orchestratorKey := filepath.Join(cfg.DataDir, "orchestrator", "signing.key")
+	if _, err := proof.LoadSigner(orchestratorKey, proof.RoleOrchestrator, time.Now()); err != nil {
+		return nil, err
+	}
+	if s.taskKeys, err = connector.OrchestratorKey(orchestratorKey + ".pub"); err != nil {
+		return nil, err
+	}
 	if err := s.openSystems(ctx); err != nil {
 		return nil, err
 	}
@@ -198,9 +208,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 }
 
 func (s *Stack) openSystems(ctx context.Context) error {
-	env := func(name string) connector.Env {
-		return connector.Env{DataDir: filepath.Join(s.cfg.DataDir, name), Bus: s.bus, Logger: s.cfg.Logger.With("service", name), Registerer: s.cfg.Registry, Now: s.cfg.Now}
-	}
+	env := func(name string) connector.Env { return s.env(name) }
 	var err error
 	if s.Accounts, err = accounts.Open(ctx, env(accounts.Name)); err != nil {
 		return fmt.Errorf("accounts: %w", err)
@@ -265,9 +273,15 @@ func (s *Stack) registerKeys() error {
 // stack's clock: a connector decides by it whether a retention it answered
 // earlier is over.
 func (s *Stack) StartConnector(name string) {
-	sys := s.systems()[name]
-	env := connector.Env{DataDir: filepath.Join(s.cfg.DataDir, name), Bus: s.bus, Logger: s.cfg.Logger.With("service", name), Registerer: s.cfg.Registry, Now: s.cfg.Now}
+	sys, env := s.systems()[name], s.env(name)
 	s.run(name, func(ctx context.Context) error { return connector.Start(ctx, name, env, sys) })
+}
+
+// env is what the connector of system name runs with: its folder, the
+// stack's bus and clock, and the orchestrator's key to check tasks with.
+func (s *Stack) env(name string) connector.Env {
+	return connector.Env{DataDir: filepath.Join(s.cfg.DataDir, name), Bus: s.bus, Logger: s.cfg.Logger.With("service", name),
+		Registerer: s.cfg.Registry, Now: s.cfg.Now, TaskKeys: s.taskKeys}
 }
 
 // run runs a part until the stack's context ends, keeping its error.

@@ -241,6 +241,23 @@ func (s *toySystem) effectCount(taskID string) int {
 	return s.effects[taskID]
 }
 
+// orchestratorSigner is the orchestrator's signing key.
+func (e *env) orchestratorSigner() *proof.Signer {
+	e.t.Helper()
+	s, err := proof.LoadSigner(filepath.Join(e.dataDir, "signing.key"), proof.RoleOrchestrator, time.Now())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return s
+}
+
+// taskKeys is the orchestrator's public key, which connectors check tasks with.
+func (e *env) taskKeys() proof.KeySet {
+	var ks proof.KeySet
+	ks.Add(e.orchestratorSigner().Key)
+	return ks
+}
+
 // signer is the signing key of system's connector.
 func (e *env) signer(system string) *proof.Signer {
 	e.t.Helper()
@@ -310,7 +327,8 @@ func (e *env) connect(system string, sys connector.System) func() {
 	}
 	go func() {
 		defer close(done)
-		err := connector.Run(ctx, connector.Config{System: system, Bus: e.bus(system), Receipts: receipts, Signer: signer, Logger: e.logger().With("system", system), Registerer: e.connReg,
+		err := connector.Run(ctx, connector.Config{System: system, Bus: e.bus(system), Receipts: receipts, Signer: signer, TaskKeys: e.taskKeys(),
+			Logger: e.logger().With("system", system), Registerer: e.connReg,
 			RetryInitial: 10 * time.Millisecond, RetryMaxElapsed: 50 * time.Millisecond, Now: now}, sys)
 		if err != nil {
 			e.t.Errorf("connector %s: %v", system, err)

@@ -162,6 +162,9 @@ func TestDuplicateDeliveryOneEffect(t *testing.T) {
 	// Deliver alpha's task again, as a broker would after a lost ack.
 	task := &lethev1.Task{RequestId: id, TaskId: events.TaskID(id, "alpha"), System: "alpha", Action: lethev1.Action_ACTION_ERASE,
 		Tenant: "demo", Subject: &lethev1.Subject{Email: subjectEmail}, Deadline: timestamppb.Now(), Attempt: 2}
+	if err := proof.SignTask(e.orchestratorSigner(), task); err != nil {
+		t.Fatal(err)
+	}
 	msg, _ := events.TaskMessage(task, "test", time.Now())
 	if err := e.bus("test").Publish(context.Background(), events.TaskTopic("alpha"), msg); err != nil {
 		t.Fatal(err)
@@ -323,9 +326,34 @@ func TestAccountDeletedOpensOneRequest(t *testing.T) {
 	e := newEnv(t, nil)
 	e.connect("alpha", &toySystem{})
 	e.connect("beta", &toySystem{})
+	// The service that emits the event signs it with its key, registered
+	// for its source (here the test system alpha).
 	ev := &lethev1.AccountDeleted{EventId: "acct-del-3f9a0c2b7d5e41f8a6b2c9d0e1f2a3b4", Tenant: "demo",
-		Subject: &lethev1.Subject{Email: subjectEmail, UserId: "user-0042"}, DeletedAt: timestamppb.Now(), Source: "accounts"}
+		Subject: &lethev1.Subject{Email: subjectEmail, UserId: "user-0042"}, DeletedAt: timestamppb.Now(), Source: "alpha"}
+	if err := proof.SignAccountDeleted(e.signer("alpha"), ev); err != nil {
+		t.Fatal(err)
+	}
 	b := e.bus("accounts")
+	// Forged: unsigned, or signed by another system's key. Neither opens a
+	// request.
+	unsigned := &lethev1.AccountDeleted{EventId: "acct-del-forged-1", Tenant: "demo",
+		Subject: &lethev1.Subject{Email: "person-0043@example.com"}, DeletedAt: timestamppb.Now(), Source: "alpha"}
+	otherKey := &lethev1.AccountDeleted{EventId: "acct-del-forged-2", Tenant: "demo",
+		Subject: &lethev1.Subject{Email: "person-0043@example.com"}, DeletedAt: timestamppb.Now(), Source: "alpha"}
+	if err := proof.SignAccountDeleted(e.signer("beta"), otherKey); err != nil {
+		t.Fatal(err)
+	}
+	for _, forged := range []*lethev1.AccountDeleted{unsigned, otherKey} {
+		msg, _ := events.AccountDeletedMessage(forged, "test", time.Now())
+		if err := b.Publish(context.Background(), events.TopicAccountDeleted, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for end := time.Now().Add(10 * time.Second); counter(t, e.reg, "lethe_orchestrator_events_refused_total", nil) < 2; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("forged account.deleted events were not refused")
+		}
+	}
 	for i := 0; i < 2; i++ {
 		msg, _ := events.AccountDeletedMessage(ev, "test", time.Now())
 		msg.ID += "-" + string(rune('a'+i)) // defeat broker de-duplication: the orchestrator must hold

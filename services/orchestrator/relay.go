@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -11,6 +12,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/events"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
 	"github.com/lethe-dev/lethe/pkg/lifecycle"
+	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/services/orchestrator/engine"
 	"github.com/lethe-dev/lethe/services/orchestrator/outbox"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
@@ -120,6 +122,13 @@ func (o *Orchestrator) consumeAccountDeletions(ctx context.Context) error {
 		if err := engine.Validate(nr); err != nil || ev.GetEventId() == "" {
 			o.log.Warn("account deletion dropped", "reason", "invalid", "ce_id", msg.ID)
 			return bus.Permanent(errors.Join(errors.New("invalid account.deleted event"), err))
+		}
+		// Signed by the service it comes from: bus credentials alone open
+		// no erasure.
+		if err := proof.VerifyAccountDeleted(o.engine.Keys(), ev, o.engine.Now()); err != nil {
+			o.m.EventsRefused.Inc()
+			o.log.Warn("account deletion dropped", "reason", "not_signed_by_its_source", "source", ev.GetSource(), "key_id", ev.GetKeyId(), "ce_id", msg.ID)
+			return bus.Permanent(fmt.Errorf("account.deleted: %w", err))
 		}
 		r, created, err := o.engine.Submit(ctx, nr)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/connector"
 	"github.com/lethe-dev/lethe/pkg/events"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/services/subprocessors/standin"
 )
 
@@ -43,10 +44,17 @@ func TestSDKRetriesVendorFailure(t *testing.T) {
 
 	sys, vendors := demo(t, 20)
 	vendors.FailNext(standin.SupportDesk, 2)
+	// The orchestrator whose signed tasks the connector takes.
+	orchestrator, err := proof.LoadOrCreateSigner(filepath.Join(t.TempDir(), "signing.key"), proof.RoleOrchestrator, time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var taskKeys proof.KeySet
+	taskKeys.Add(orchestrator.Key)
 	run, stop := context.WithCancel(ctx)
 	done := make(chan error, 2)
 	go func() {
-		done <- connector.Run(run, connector.Config{System: Name, Bus: b, Receipts: receipts, Signer: signer, RetryInitial: 10 * time.Millisecond}, sys)
+		done <- connector.Run(run, connector.Config{System: Name, Bus: b, Receipts: receipts, Signer: signer, TaskKeys: taskKeys, RetryInitial: 10 * time.Millisecond}, sys)
 	}()
 	got := make(chan *lethev1.Receipt, 4)
 	go func() {
@@ -62,6 +70,9 @@ func TestSDKRetriesVendorFailure(t *testing.T) {
 	task := &lethev1.Task{
 		RequestId: "req-sdk", TaskId: events.TaskID("req-sdk", Name), System: Name, Action: lethev1.Action_ACTION_ERASE,
 		Tenant: "demo", Subject: &lethev1.Subject{Email: person(4).Email}, Deadline: timestamppb.New(time.Now().Add(720 * time.Hour)), Attempt: 1,
+	}
+	if err := proof.SignTask(orchestrator, task); err != nil {
+		t.Fatal(err)
 	}
 	msg, err := events.TaskMessage(task, "test", time.Now())
 	if err != nil {

@@ -45,6 +45,8 @@ func Main(system string, fs *flag.FlagSet, open connector.Opener) int {
 	busURL := fs.String("bus", envflag.Or("LETHE_BUS", envflag.Or("LETHE_NATS", DefaultNATS)), "nats://host:4222 or kafka://host1:9092,host2:9092 (env LETHE_BUS)")
 	fs.StringVar(busURL, "nats", *busURL, "the same as --bus (older name)")
 	dataDir := fs.String("data", filepath.Join("data", system), "directory for the system's files and receipts")
+	orchestratorKey := fs.String("orchestrator-key", envflag.Or("LETHE_ORCHESTRATOR_KEY", filepath.Join("data", "orchestrator", "signing.key.pub")),
+		"the orchestrator's public key entry (its signing.key.pub): a task it did not sign is refused (env LETHE_ORCHESTRATOR_KEY)")
 	seed := fs.Int("seed", 0, "fill the demo system with this many sample people first (person-0001@example.com, ...)")
 	metricsAddr := fs.String("metrics-listen", "", "serve /metrics and /healthz on this address (empty: off)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
@@ -59,14 +61,14 @@ func Main(system string, fs *flag.FlagSet, open connector.Opener) int {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})).With("service", system)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, system, *busURL, *dataDir, *seed, *metricsAddr, logger, open); err != nil {
+	if err := serve(ctx, system, *busURL, *dataDir, *seed, *metricsAddr, *orchestratorKey, logger, open); err != nil {
 		logger.Error("connector failed", "err", err)
 		return 1
 	}
 	return 0
 }
 
-func serve(ctx context.Context, system, busURL, dataDir string, seed int, metricsAddr string, logger *slog.Logger, open connector.Opener) error {
+func serve(ctx context.Context, system, busURL, dataDir string, seed int, metricsAddr, orchestratorKey string, logger *slog.Logger, open connector.Opener) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	b, err := busurl.Dial(ctx, busURL, busurl.Options{Name: "lethe-" + system, Logger: logger})
@@ -74,7 +76,11 @@ func serve(ctx context.Context, system, busURL, dataDir string, seed int, metric
 		return err
 	}
 	defer b.Close()
-	env := connector.Env{DataDir: dataDir, Bus: b, Logger: logger, Registerer: reg}
+	taskKeys, err := connector.OrchestratorKey(orchestratorKey)
+	if err != nil {
+		return fmt.Errorf("%w (start the orchestrator first, or pass --orchestrator-key)", err)
+	}
+	env := connector.Env{DataDir: dataDir, Bus: b, Logger: logger, Registerer: reg, TaskKeys: taskKeys}
 	sys, err := open(ctx, env)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", system, err)

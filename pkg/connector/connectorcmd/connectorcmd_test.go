@@ -12,11 +12,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
 	"github.com/lethe-dev/lethe/pkg/connector"
+	"github.com/lethe-dev/lethe/pkg/proof"
 )
 
 type nothing struct{}
@@ -79,6 +81,13 @@ func TestServe(t *testing.T) {
 	}
 	t.Cleanup(srv.Shutdown)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	orchestratorKey := func(t *testing.T) string {
+		path := filepath.Join(t.TempDir(), "signing.key")
+		if _, err := proof.LoadOrCreateSigner(path, proof.RoleOrchestrator, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		return path + ".pub"
+	}
 
 	t.Run("serves until cancelled", func(t *testing.T) {
 		data := t.TempDir()
@@ -89,7 +98,7 @@ func TestServe(t *testing.T) {
 			cancel() // Start then serves until it sees ctx is done
 			return nothing{}, nil
 		}
-		if err := serve(ctx, "sys", srv.URL(), data, 0, "", log, open); err != nil {
+		if err := serve(ctx, "sys", srv.URL(), data, 0, "", orchestratorKey(t), log, open); err != nil {
 			t.Fatal(err)
 		}
 		if env.DataDir != data || env.Bus == nil || env.Registerer == nil || env.Logger == nil {
@@ -100,7 +109,7 @@ func TestServe(t *testing.T) {
 		}
 	})
 	t.Run("a system that cannot be seeded", func(t *testing.T) {
-		err := serve(context.Background(), "sys", srv.URL(), t.TempDir(), 3, "", log, opener(nothing{}))
+		err := serve(context.Background(), "sys", srv.URL(), t.TempDir(), 3, "", orchestratorKey(t), log, opener(nothing{}))
 		if err == nil || !strings.Contains(err.Error(), "cannot be seeded") {
 			t.Fatalf("err = %v", err)
 		}
@@ -108,7 +117,7 @@ func TestServe(t *testing.T) {
 	t.Run("a system that does not open", func(t *testing.T) {
 		boom := errors.New("boom")
 		open := func(context.Context, connector.Env) (connector.System, error) { return nil, boom }
-		if err := serve(context.Background(), "sys", srv.URL(), t.TempDir(), 0, "", log, open); !errors.Is(err, boom) {
+		if err := serve(context.Background(), "sys", srv.URL(), t.TempDir(), 0, "", orchestratorKey(t), log, open); !errors.Is(err, boom) {
 			t.Fatalf("err = %v", err)
 		}
 	})

@@ -189,7 +189,12 @@ func (e *Engine) attempt(ctx context.Context, tx store.Tx, r *store.Request, k *
 	if err := tx.UpdateTask(ctx, k); err != nil {
 		return err
 	}
-	msg, err := events.TaskMessage(task(r, k, true), Source, now)
+	t := task(r, k, true)
+	// Signed: a connector acts on no task but the orchestrator's.
+	if err := proof.SignTask(e.cfg.Signer, t); err != nil {
+		return err
+	}
+	msg, err := events.TaskMessage(t, Source, now)
 	if err != nil {
 		return err
 	}

@@ -201,7 +201,13 @@ type Task struct {
 	Subject  *Subject               `protobuf:"bytes,6,opt,name=subject,proto3" json:"subject,omitempty"`
 	Deadline *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=deadline,proto3" json:"deadline,omitempty"`
 	// attempt counts deliveries decided by the orchestrator, from 1.
-	Attempt       uint32 `protobuf:"varint,8,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Attempt uint32 `protobuf:"varint,8,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// Proof: the orchestrator's key id and its ed25519 signature over the
+	// canonical bytes of this task with signature left empty. A connector
+	// acts on no task whose signature does not verify: credentials to the
+	// bus alone erase no one.
+	KeyId         string `protobuf:"bytes,9,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Signature     []byte `protobuf:"bytes,10,opt,name=signature,proto3" json:"signature,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -290,6 +296,20 @@ func (x *Task) GetAttempt() uint32 {
 		return x.Attempt
 	}
 	return 0
+}
+
+func (x *Task) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *Task) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
 }
 
 // CategoryCount says how many records of one data category a system touched.
@@ -538,12 +558,17 @@ func (x *Receipt) GetSignature() []byte {
 // deleted; the orchestrator opens a verified erasure request from it, once per
 // event_id. ce-type: dev.lethe.account.deleted.v1.
 type AccountDeleted struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	EventId       string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
-	Tenant        string                 `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
-	Subject       *Subject               `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"`
-	DeletedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=deleted_at,json=deletedAt,proto3" json:"deleted_at,omitempty"`
-	Source        string                 `protobuf:"bytes,5,opt,name=source,proto3" json:"source,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	EventId   string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	Tenant    string                 `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Subject   *Subject               `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"`
+	DeletedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=deleted_at,json=deletedAt,proto3" json:"deleted_at,omitempty"`
+	Source    string                 `protobuf:"bytes,5,opt,name=source,proto3" json:"source,omitempty"`
+	// Proof: the emitting service's key id (a key of role event_source for
+	// this source, in the orchestrator's keys file) and its ed25519
+	// signature over the canonical bytes with signature left empty.
+	KeyId         string `protobuf:"bytes,6,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Signature     []byte `protobuf:"bytes,7,opt,name=signature,proto3" json:"signature,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -611,6 +636,20 @@ func (x *AccountDeleted) GetSource() string {
 		return x.Source
 	}
 	return ""
+}
+
+func (x *AccountDeleted) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *AccountDeleted) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
 }
 
 // ExtensionNotice tells the data subject that the deadline of their request
@@ -728,7 +767,7 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"\x14lethe/v1/lethe.proto\x12\blethe.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"8\n" +
 	"\aSubject\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x17\n" +
-	"\auser_id\x18\x02 \x01(\tR\x06userId\"\x97\x02\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\"\xcc\x02\n" +
 	"\x04Task\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x17\n" +
@@ -738,7 +777,10 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"\x06tenant\x18\x05 \x01(\tR\x06tenant\x12+\n" +
 	"\asubject\x18\x06 \x01(\v2\x11.lethe.v1.SubjectR\asubject\x126\n" +
 	"\bdeadline\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x12\x18\n" +
-	"\aattempt\x18\b \x01(\rR\aattempt\"A\n" +
+	"\aattempt\x18\b \x01(\rR\aattempt\x12\x15\n" +
+	"\x06key_id\x18\t \x01(\tR\x05keyId\x12\x1c\n" +
+	"\tsignature\x18\n" +
+	" \x01(\fR\tsignature\"A\n" +
 	"\rCategoryCount\x12\x1a\n" +
 	"\bcategory\x18\x01 \x01(\tR\bcategory\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\"\x8c\x05\n" +
@@ -765,14 +807,16 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"\x0econnector_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\rconnectorTime\x12\x18\n" +
 	"\aattempt\x18\x10 \x01(\rR\aattempt\x12\x15\n" +
 	"\x06key_id\x18\x11 \x01(\tR\x05keyId\x12\x1c\n" +
-	"\tsignature\x18\x12 \x01(\fR\tsignature\"\xc3\x01\n" +
+	"\tsignature\x18\x12 \x01(\fR\tsignature\"\xf8\x01\n" +
 	"\x0eAccountDeleted\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12+\n" +
 	"\asubject\x18\x03 \x01(\v2\x11.lethe.v1.SubjectR\asubject\x129\n" +
 	"\n" +
 	"deleted_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tdeletedAt\x12\x16\n" +
-	"\x06source\x18\x05 \x01(\tR\x06source\"\x88\x03\n" +
+	"\x06source\x18\x05 \x01(\tR\x06source\x12\x15\n" +
+	"\x06key_id\x18\x06 \x01(\tR\x05keyId\x12\x1c\n" +
+	"\tsignature\x18\a \x01(\fR\tsignature\"\x88\x03\n" +
 	"\x0fExtensionNotice\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
