@@ -205,7 +205,9 @@ type Orchestrator struct {
 	// relayUp and noticeUp wake the relay and the notifier after a commit
 	// that gave them work.
 	relayUp, noticeUp outbox.Signal
-	id                string // names this replica's outbox leases
+	// forgot wakes the scrubber after identifiers were dropped.
+	forgot outbox.Signal
+	id     string // names this replica's outbox leases
 }
 
 // New assembles an orchestrator from ready parts. Run starts the work.
@@ -219,12 +221,12 @@ func New(cfg Config) (*Orchestrator, error) {
 	if cfg.NoticeWebhook != "" {
 		channels = append(channels, proof.ChannelWebhook)
 	}
-	o := &Orchestrator{cfg: cfg, log: cfg.Logger, relayUp: outbox.NewSignal(), noticeUp: outbox.NewSignal(), id: replicaID()}
+	o := &Orchestrator{cfg: cfg, log: cfg.Logger, relayUp: outbox.NewSignal(), noticeUp: outbox.NewSignal(), forgot: outbox.NewSignal(), id: replicaID()}
 	o.m = metrics.New(cfg.Registerer, cfg.Store, cfg.Systems, cfg.Deadlines, channels, cfg.Now, cfg.MetricsCache)
 	o.engine = engine.New(engine.Config{
 		Store: cfg.Store, Systems: cfg.Systems, MaxAttempts: cfg.MaxAttempts, RetryInitial: cfg.RetryInitial, RetryMax: cfg.RetryMax,
 		Objective: cfg.Objective, Deadlines: cfg.Deadlines, NoticeChannels: channels, HashKey: cfg.HashKey,
-		Signer: cfg.Signer, Keys: cfg.Keys, Relay: o.relayUp, Notifier: o.noticeUp, Metrics: o.m, Logger: cfg.Logger, Now: cfg.Now,
+		Signer: cfg.Signer, Keys: cfg.Keys, Relay: o.relayUp, Notifier: o.noticeUp, Forgot: o.forgot, Metrics: o.m, Logger: cfg.Logger, Now: cfg.Now,
 	})
 	tokens := &auth.Tokens{Store: cfg.Store, Now: cfg.Now}
 	chain := auth.Chain{Tokens: tokens}
@@ -259,12 +261,39 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	g.Go(func() error { return o.relay().Run(ctx) })
 	g.Go(func() error { return o.notifier().Run(ctx) })
 	g.Go(func() error { return o.scan(ctx) })
+	g.Go(func() error { return o.scrub(ctx) })
 	g.Go(func() error { return o.consumeReceipts(ctx) })
 	g.Go(func() error { return o.consumeAccountDeletions(ctx) })
 	o.log.Info("orchestrator running", "listen", o.Addr(), "systems", o.cfg.Systems)
 	err := g.Wait()
 	o.log.Info("orchestrator stopped")
 	return err
+}
+
+// scrub truncates the store's write-ahead log after identifiers were
+// dropped (at most once a second), so that no copy of them stays in it.
+// A store without such a log (PostgreSQL: the server's) has nothing to do.
+func (o *Orchestrator) scrub(ctx context.Context) error {
+	st, ok := o.cfg.Store.(interface{ Checkpoint(context.Context) error })
+	if !ok {
+		return nil
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-o.forgot:
+		}
+		if err := st.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+			o.log.Debug("write-ahead log not truncated yet", "err", err)
+			o.forgot.Wake() // try again
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // serve runs srv on ln (over TLS when cert is set) until ctx ends.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lethe-dev/lethe/pkg/events"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"github.com/lethe-dev/lethe/pkg/piitest"
 	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/pkg/sqlitedb"
 )
@@ -317,6 +318,18 @@ func TestEndedRequestKeepsNoSubject(t *testing.T) {
 	}
 	if outbox != 0 || subjects != 0 {
 		t.Fatalf("after the request ended: %d task messages in the outbox, %d requests with identifiers", outbox, subjects)
+	}
+	// Nor is a copy left in the bytes of the store's files: deleted rows
+	// are overwritten (secure_delete) and the write-ahead log, which held
+	// them, is truncated once they were dropped.
+	var found []string
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if found = piitest.FilesHolding(t, e.dataDir, subjectEmail); len(found) == 0 {
+			break
+		}
+	}
+	if len(found) > 0 {
+		t.Fatalf("the subject's email is still in %v after the request ended", found)
 	}
 }
 

@@ -137,6 +137,7 @@ func (e *Engine) ExpireUnverified(ctx context.Context) (int, error) {
 func (e *Engine) end(ctx context.Context, tx store.Tx, fx *effects, r *store.Request, state lifecycle.State, entry proof.Entry, now time.Time) error {
 	r.State, r.UpdatedAt, r.CompletedAt, r.AnsweredAt = state, now, now, now
 	r.SubjectEmail, r.SubjectUserID = "", ""
+	fx.forgot = true
 	if err := tx.UpdateRequest(ctx, r); err != nil {
 		return err
 	}

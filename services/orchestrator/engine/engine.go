@@ -75,11 +75,13 @@ type Config struct {
 	// Signer signs tree heads and certificates; Keys checks receipts.
 	Signer *proof.Signer
 	Keys   KeySource
-	// Relay and Notifier are woken after a commit that gave them work.
-	Relay, Notifier outbox.Signal
-	Metrics         *metrics.Metrics
-	Logger          *slog.Logger
-	Now             func() time.Time
+	// Relay and Notifier are woken after a commit that gave them work;
+	// Forgot after one that dropped a request's identifiers (the store's
+	// log files are then scrubbed of them).
+	Relay, Notifier, Forgot outbox.Signal
+	Metrics                 *metrics.Metrics
+	Logger                  *slog.Logger
+	Now                     func() time.Time
 }
 
 // Engine is the lifecycle of requests over one store.

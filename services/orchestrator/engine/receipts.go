@@ -28,6 +28,7 @@ type effects struct {
 	deferred    []deferral
 	ended       []ending
 	wake        bool // the outbox has new messages
+	forgot      bool // a request's subject identifiers were dropped
 }
 
 type taskRef struct {
@@ -74,6 +75,9 @@ func (e *Engine) report(fx *effects) {
 	}
 	if fx.wake {
 		e.cfg.Relay.Wake()
+	}
+	if fx.forgot && e.cfg.Forgot != nil {
+		e.cfg.Forgot.Wake()
 	}
 }
 
@@ -290,6 +294,7 @@ func (e *Engine) complete(ctx context.Context, tx store.Tx, fx *effects, r *stor
 	}
 	if state != lifecycle.PartiallyRetained {
 		r.SubjectEmail, r.SubjectUserID = "", ""
+		fx.forgot = true
 	}
 	if err := tx.UpdateRequest(ctx, r); err != nil {
 		return err
