@@ -27,19 +27,31 @@ import (
 type scripted struct {
 	mu      sync.Mutex
 	calls   int
+	subject string // the email of the last task
 	results []func() (connector.Result, error)
 }
 
-func (s *scripted) next() (connector.Result, error) {
+func (s *scripted) next(t connector.Task) (connector.Result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i := min(s.calls, len(s.results)-1)
 	s.calls++
+	s.subject = t.Subject.Email
 	return s.results[i]()
 }
 
-func (s *scripted) Erase(context.Context, connector.Task) (connector.Result, error)  { return s.next() }
-func (s *scripted) Export(context.Context, connector.Task) (connector.Result, error) { return s.next() }
+func (s *scripted) Erase(_ context.Context, t connector.Task) (connector.Result, error) {
+	return s.next(t)
+}
+func (s *scripted) Export(_ context.Context, t connector.Task) (connector.Result, error) {
+	return s.next(t)
+}
+
+func (s *scripted) lastSubject() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.subject
+}
 
 func (s *scripted) count() int {
 	s.mu.Lock()
@@ -102,11 +114,15 @@ func runAt(t *testing.T, dir string, sys connector.System, wrap func(connector.R
 	if err != nil {
 		t.Fatal(err)
 	}
+	seal, err := connector.SealingKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		connector.Run(ctx, connector.Config{System: "sys", Bus: b, Receipts: store, Signer: signer, TaskKeys: orchestratorKeys, Logger: logs.Logger(),
+		connector.Run(ctx, connector.Config{System: "sys", Bus: b, Receipts: store, Signer: signer, SealKey: seal, TaskKeys: orchestratorKeys, Logger: logs.Logger(),
 			RetryInitial: 5 * time.Millisecond, RetryMaxElapsed: 100 * time.Millisecond, Registerer: reg, Now: now}, sys)
 	}()
 	out := make(chan *lethev1.Receipt, 16)
@@ -510,4 +526,59 @@ func refused(t *testing.T, rg rig) float64 {
 		}
 	}
 	return n
+}
+
+// The subject sealed to this connector's key is opened and acted on; one
+// sealed to another connector's key is refused, nothing done.
+func TestSealedSubjects(t *testing.T) {
+	sys := &scripted{results: []func() (connector.Result, error){erased, erased}}
+	dir := t.TempDir()
+	rg := runIn(t, dir, sys, nil)
+	ours, err := connector.SealingKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := proof.ReadPublicKey(filepath.Join(dir, "signing.key.pub"))
+	if err != nil || len(pub.Seal) != 32 || [32]byte(pub.Seal) != *ours.Public {
+		t.Fatalf("the public entry does not carry the sealing key: %v", err)
+	}
+	other, err := proof.LoadOrCreateSealKey(filepath.Join(t.TempDir(), "seal.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(id string, to *[32]byte) {
+		sealed, err := proof.SealSubject(to, &lethev1.Subject{Email: "person-0001@example.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		task := &lethev1.Task{RequestId: id, TaskId: id + ".sys", System: "sys", Action: lethev1.Action_ACTION_ERASE,
+			Tenant: "demo", SealedSubject: sealed, Deadline: timestamppb.Now(), Attempt: 1}
+		signTask(t, task)
+		msg, err := events.TaskMessage(task, "test", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(msg.Data), "person-0001") {
+			t.Fatal("the task message carries the email in the clear")
+		}
+		if err := rg.bus.Publish(context.Background(), events.TaskTopic("sys"), msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("req_s1", ours.Public)
+	if r := receive(t, rg.receipts); r.GetTaskId() != "req_s1.sys" || r.GetOutcome() != lethev1.Outcome_OUTCOME_ERASED {
+		t.Fatalf("sealed to us: %v", r)
+	}
+	if got := sys.lastSubject(); got != "person-0001@example.com" {
+		t.Fatalf("the system was asked about %q", got)
+	}
+	publish("req_s2", other.Public)
+	for end := time.Now().Add(10 * time.Second); refused(t, rg) < 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("a subject sealed to another key was not refused")
+		}
+	}
+	if n := sys.count(); n != 1 {
+		t.Fatalf("%d effects, want only the one sealed to us", n)
+	}
 }

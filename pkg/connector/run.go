@@ -37,6 +37,9 @@ type Config struct {
 	// TaskKeys hold the orchestrator's public key: a task it did not sign
 	// is refused, so that credentials to the bus alone erase no one.
 	TaskKeys proof.KeySet
+	// SealKey opens the subject identifiers the orchestrator sealed to
+	// this connector (nil: tasks must carry them in the clear).
+	SealKey *proof.SealKey
 	Logger   *slog.Logger
 	// Registerer receives the connector's metrics; nil registers none.
 	Registerer prometheus.Registerer
@@ -84,7 +87,10 @@ func (c Config) Validate() error {
 }
 
 // refusals are the reasons a task is refused.
-var refusals = []string{"bad_signature", "unknown_key", "wrong_key", "key_not_valid"}
+var refusals = []string{"bad_signature", "unknown_key", "wrong_key", "key_not_valid", notSealedToUs}
+
+// notSealedToUs: the subject is sealed to another connector's key.
+const notSealedToUs = "not_sealed_to_us"
 
 func refusal(err error) string {
 	switch {
@@ -184,6 +190,21 @@ func (w *worker) handle(ctx context.Context, msg *bus.Message) error {
 		}
 		log.Error("task refused: not signed by the orchestrator", "reason", reason, "key_id", t.GetKeyId())
 		return bus.Permanent(fmt.Errorf("task refused: %s", reason))
+	}
+	if sealed := t.GetSealedSubject(); len(sealed) > 0 {
+		var subject *lethev1.Subject
+		err := errors.New("no sealing key")
+		if w.cfg.SealKey != nil {
+			subject, err = w.cfg.SealKey.OpenSubject(sealed)
+		}
+		if err != nil {
+			if w.m != nil {
+				w.m.refused.WithLabelValues(notSealedToUs).Inc()
+			}
+			log.Error("task refused: its subject is not sealed to this connector", "err", err)
+			return bus.Permanent(fmt.Errorf("task refused: %s", notSealedToUs))
+		}
+		t.Subject, t.SealedSubject = subject, nil
 	}
 
 	stored, err := w.cfg.Receipts.Get(ctx, t.GetTaskId())

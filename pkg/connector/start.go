@@ -58,6 +58,10 @@ func Start(ctx context.Context, system string, env Env, sys System) error {
 	if err != nil {
 		return err
 	}
+	seal, err := SealingKey(env.DataDir)
+	if err != nil {
+		return err
+	}
 	receipts, err := OpenReceipts(filepath.Join(env.DataDir, "receipts.db"))
 	if err != nil {
 		return err
@@ -66,7 +70,7 @@ func Start(ctx context.Context, system string, env Env, sys System) error {
 	if env.Logger != nil {
 		env.Logger.Info("signing receipts", "key_id", signer.Key.ID, "public_key_file", filepath.Join(env.DataDir, "signing.key.pub"))
 	}
-	return Run(ctx, Config{System: system, Bus: env.Bus, Receipts: receipts, Signer: signer, TaskKeys: env.TaskKeys, Logger: env.Logger,
+	return Run(ctx, Config{System: system, Bus: env.Bus, Receipts: receipts, Signer: signer, SealKey: seal, TaskKeys: env.TaskKeys, Logger: env.Logger,
 		Registerer: env.Registerer, Now: env.Now}, sys)
 }
 
@@ -75,6 +79,27 @@ func Start(ctx context.Context, system string, env Env, sys System) error {
 // first start. The public entry written beside that file, signing.key.pub,
 // is what the orchestrator's keys file must list for the system
 // (`lethectl keys add`).
+//
+// The entry also carries the connector's sealing key (see [SealingKey]),
+// which the orchestrator seals the tasks' subject identifiers to.
 func SigningKey(dataDir, system string) (*proof.Signer, error) {
-	return proof.LoadSigner(filepath.Join(dataDir, "signing.key"), system, time.Now())
+	path := filepath.Join(dataDir, "signing.key")
+	s, err := proof.LoadSigner(path, system, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	seal, err := SealingKey(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := proof.AttachSealKey(path+".pub", &s.Key, seal); err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	return s, nil
+}
+
+// SealingKey is the connector's X25519 key, dataDir/seal.key, created on
+// first start: the tasks' subject identifiers are sealed to it.
+func SealingKey(dataDir string) (*proof.SealKey, error) {
+	return proof.LoadOrCreateSealKey(filepath.Join(dataDir, "seal.key"))
 }

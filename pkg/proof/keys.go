@@ -39,6 +39,9 @@ type Key struct {
 	Public    ed25519.PublicKey `json:"public_key"`
 	NotBefore time.Time         `json:"not_before"`
 	NotAfter  *time.Time        `json:"not_after,omitempty"`
+	// Seal is a connector's X25519 public key, which its tasks' subject
+	// identifiers are sealed to (see SealKey).
+	Seal []byte `json:"seal_key,omitempty"`
 }
 
 // ValidAt reports whether the key was valid at t.

@@ -9,6 +9,10 @@ require (
 
 require google.golang.org/protobuf v1.36.12
 
-require gopkg.in/yaml.v3 v3.0.1 // indirect
+require (
+	golang.org/x/crypto v0.58.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+	gopkg.in/yaml.v3 v3.0.1 // indirect
+)
 
 replace github.com/lethe-dev/lethe/pkg => ../../pkg

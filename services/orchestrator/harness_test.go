@@ -319,6 +319,10 @@ func (e *env) connect(system string, sys connector.System) func() {
 		e.t.Fatal(err)
 	}
 	signer := e.signer(system)
+	seal, err := connector.SealingKey(filepath.Join(e.dir, system))
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	var now func() time.Time
@@ -327,7 +331,7 @@ func (e *env) connect(system string, sys connector.System) func() {
 	}
 	go func() {
 		defer close(done)
-		err := connector.Run(ctx, connector.Config{System: system, Bus: e.bus(system), Receipts: receipts, Signer: signer, TaskKeys: e.taskKeys(),
+		err := connector.Run(ctx, connector.Config{System: system, Bus: e.bus(system), Receipts: receipts, Signer: signer, SealKey: seal, TaskKeys: e.taskKeys(),
 			Logger: e.logger().With("system", system), Registerer: e.connReg,
 			RetryInitial: 10 * time.Millisecond, RetryMaxElapsed: 50 * time.Millisecond, Now: now}, sys)
 		if err != nil {

@@ -649,6 +649,7 @@ func TestKeyRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	fresh.Key.Seal = old.Key.Seal // the signing key rotates; the connector's sealing key stays
 	keysFile := filepath.Join(e.dataDir, "keys.json")
 	edit := func(change func(*proof.KeySet)) {
 		ks, err := proof.ReadKeySet(keysFile)
@@ -710,5 +711,63 @@ func TestKeyRotation(t *testing.T) {
 	e.waitState(id, "fulfilled")
 	if _, err := e.certificate(id); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A task on the bus carries the subject sealed to its connector: the
+// message the broker keeps holds no email or user id (its bytes, as the
+// outbox published them, and the broker's files); the connector opens it
+// and erases.
+func TestTasksCarryNoReadableSubject(t *testing.T) {
+	e := newEnv(t, nil)
+	id := e.submit(erasure(true))
+	e.waitTask(id, "alpha", "published")
+	var payloads [][]byte
+	for end := time.Now().Add(10 * time.Second); len(payloads) < 2 && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		payloads = nil
+		db, err := sqlitedb.Open(filepath.Join(e.dataDir, "lethe.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := db.Query(`SELECT payload FROM outbox WHERE task_id IS NOT NULL AND published_at IS NOT NULL`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var b []byte
+			rows.Scan(&b)
+			payloads = append(payloads, b)
+		}
+		rows.Close()
+		db.Close()
+	}
+	if len(payloads) < 2 {
+		t.Fatalf("%d tasks published", len(payloads))
+	}
+	for _, data := range payloads {
+		task := &lethev1.Task{}
+		if err := proto.Unmarshal(data, task); err != nil {
+			t.Fatal(err)
+		}
+		if task.GetSubject() != nil || len(task.GetSealedSubject()) == 0 {
+			t.Fatalf("the task carries subject %v, sealed %d bytes", task.GetSubject(), len(task.GetSealedSubject()))
+		}
+		for _, s := range []string{subjectEmail, "user-0042"} {
+			if strings.Contains(string(data), s) {
+				t.Fatalf("a task message holds %q", s)
+			}
+		}
+	}
+	for _, s := range []string{subjectEmail, "user-0042"} {
+		if found := piitest.FilesHolding(t, filepath.Join(e.dir, "nats"), s); len(found) > 0 {
+			t.Fatalf("the broker's files hold %q: %v", s, found)
+		}
+	}
+	alpha := &toySystem{}
+	e.connect("alpha", alpha)
+	e.connect("beta", &toySystem{})
+	e.waitState(id, "fulfilled")
+	if alpha.effectCount(events.TaskID(id, "alpha")) != 1 {
+		t.Fatal("the connector did not act on the sealed task")
 	}
 }

@@ -190,6 +190,16 @@ func (e *Engine) attempt(ctx context.Context, tx store.Tx, r *store.Request, k *
 		return err
 	}
 	t := task(r, k, true)
+	// Sealed: the broker and the topic's readers see no identifier; only
+	// the system's connector opens it.
+	to, err := e.Keys().SealKeyFor(k.System, now)
+	if err != nil {
+		return err
+	}
+	if t.SealedSubject, err = proof.SealSubject(to, t.Subject); err != nil {
+		return err
+	}
+	t.Subject = nil
 	// Signed: a connector acts on no task but the orchestrator's.
 	if err := proof.SignTask(e.cfg.Signer, t); err != nil {
 		return err

@@ -206,8 +206,12 @@ type Task struct {
 	// canonical bytes of this task with signature left empty. A connector
 	// acts on no task whose signature does not verify: credentials to the
 	// bus alone erase no one.
-	KeyId         string `protobuf:"bytes,9,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
-	Signature     []byte `protobuf:"bytes,10,opt,name=signature,proto3" json:"signature,omitempty"`
+	KeyId     string `protobuf:"bytes,9,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Signature []byte `protobuf:"bytes,10,opt,name=signature,proto3" json:"signature,omitempty"`
+	// The subject, sealed to the receiving connector's X25519 key (NaCl
+	// box, anonymous sender): the broker and any reader of the topic see no
+	// identifier. The orchestrator leaves subject (6) empty when it seals.
+	SealedSubject []byte `protobuf:"bytes,11,opt,name=sealed_subject,json=sealedSubject,proto3" json:"sealed_subject,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -308,6 +312,13 @@ func (x *Task) GetKeyId() string {
 func (x *Task) GetSignature() []byte {
 	if x != nil {
 		return x.Signature
+	}
+	return nil
+}
+
+func (x *Task) GetSealedSubject() []byte {
+	if x != nil {
+		return x.SealedSubject
 	}
 	return nil
 }
@@ -767,7 +778,7 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"\x14lethe/v1/lethe.proto\x12\blethe.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"8\n" +
 	"\aSubject\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x17\n" +
-	"\auser_id\x18\x02 \x01(\tR\x06userId\"\xcc\x02\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\"\xf3\x02\n" +
 	"\x04Task\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x17\n" +
@@ -780,7 +791,8 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"\aattempt\x18\b \x01(\rR\aattempt\x12\x15\n" +
 	"\x06key_id\x18\t \x01(\tR\x05keyId\x12\x1c\n" +
 	"\tsignature\x18\n" +
-	" \x01(\fR\tsignature\"A\n" +
+	" \x01(\fR\tsignature\x12%\n" +
+	"\x0esealed_subject\x18\v \x01(\fR\rsealedSubject\"A\n" +
 	"\rCategoryCount\x12\x1a\n" +
 	"\bcategory\x18\x01 \x01(\tR\bcategory\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\"\x8c\x05\n" +

@@ -1,0 +1,132 @@
+package proof
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/curve25519"
+	"golang.org/x/crypto/nacl/box"
+	"google.golang.org/protobuf/proto"
+
+	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+)
+
+// A task's subject identifiers travel sealed to the connector that acts on
+// them (NaCl box, X25519 + XSalsa20-Poly1305, anonymous sender: the task's
+// signature already says who sent it): a broker's disk, a Kafka topic or a
+// subscriber with read rights holds no readable identifier. Each connector
+// keeps a sealing key beside its signing key; its public half is in the
+// connector's entry of the keys file (seal_key).
+
+// SealKey is a connector's X25519 key pair.
+type SealKey struct {
+	Public, private *[32]byte
+}
+
+// ErrNoSealKey is returned when a system has no sealing key registered.
+var ErrNoSealKey = errors.New("no sealing key registered for the system")
+
+// LoadOrCreateSealKey reads the sealing key at path (the hex of its
+// 32-byte private key), creating it (0600) on first use.
+func LoadOrCreateSealKey(path string) (*SealKey, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		pub, priv, err := box.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, fmt.Errorf("sealing key: %w", err)
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("sealing key: %w", err)
+		}
+		if err := writeAtomic(path, []byte(hex.EncodeToString(priv[:])+"\n"), 0o600); err != nil {
+			return nil, fmt.Errorf("sealing key: %w", err)
+		}
+		return &SealKey{Public: pub, private: priv}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sealing key: %w", err)
+	}
+	raw, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(raw) != 32 {
+		return nil, fmt.Errorf("sealing key %s: not the hex of a 32-byte X25519 key", path)
+	}
+	var priv [32]byte
+	copy(priv[:], raw)
+	pub, err := keyPair(&priv)
+	if err != nil {
+		return nil, err
+	}
+	return &SealKey{Public: pub, private: &priv}, nil
+}
+
+// keyPair derives the public half of an X25519 private key.
+func keyPair(priv *[32]byte) (*[32]byte, error) {
+	b, err := curve25519.X25519(priv[:], curve25519.Basepoint)
+	if err != nil {
+		return nil, fmt.Errorf("sealing key: %w", err)
+	}
+	var pub [32]byte
+	copy(pub[:], b)
+	return &pub, nil
+}
+
+// AttachSealKey records the connector's sealing key in its public entry
+// (the .pub file beside its signing key), which the keys file takes with
+// `lethectl keys add`.
+func AttachSealKey(pubPath string, k *Key, seal *SealKey) error {
+	if slices.Equal(k.Seal, seal.Public[:]) {
+		return nil
+	}
+	k.Seal = slices.Clone(seal.Public[:])
+	b, _ := json.MarshalIndent(k, "", "  ")
+	return writeAtomic(pubPath, append(b, '\n'), 0o600)
+}
+
+// SealKeyFor is the sealing key of system at t: that of its newest
+// connector key valid at t that has one.
+func (ks KeySet) SealKeyFor(system string, at time.Time) (*[32]byte, error) {
+	var best *Key
+	for i, k := range ks.Keys {
+		if k.Role == RoleConnector && k.System == system && k.ValidAt(at) && len(k.Seal) == 32 &&
+			(best == nil || k.NotBefore.After(best.NotBefore)) {
+			best = &ks.Keys[i]
+		}
+	}
+	if best == nil {
+		return nil, fmt.Errorf("%w: %s (register its signing.key.pub with lethectl keys add)", ErrNoSealKey, system)
+	}
+	var pub [32]byte
+	copy(pub[:], best.Seal)
+	return &pub, nil
+}
+
+// SealSubject seals a subject to a connector's sealing key.
+func SealSubject(to *[32]byte, s *lethev1.Subject) ([]byte, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	return box.SealAnonymous(nil, b, to, rand.Reader)
+}
+
+// OpenSubject opens a subject sealed to k.
+func (k *SealKey) OpenSubject(sealed []byte) (*lethev1.Subject, error) {
+	b, ok := box.OpenAnonymous(nil, sealed, k.Public, k.private)
+	if !ok {
+		return nil, errors.New("the subject is not sealed to this connector's key")
+	}
+	s := &lethev1.Subject{}
+	if err := proto.Unmarshal(b, s); err != nil {
+		return nil, fmt.Errorf("sealed subject: %w", err)
+	}
+	return s, nil
+}

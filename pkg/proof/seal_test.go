@@ -1,0 +1,71 @@
+package proof_test
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"github.com/lethe-dev/lethe/pkg/proof"
+)
+
+// A subject sealed to a connector's key opens with that key only, holds
+// no readable identifier, and the key survives a reload from its file.
+func TestSealedSubject(t *testing.T) {
+	dir := t.TempDir()
+	alpha, err := proof.LoadOrCreateSealKey(filepath.Join(dir, "alpha.seal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := proof.LoadOrCreateSealKey(filepath.Join(dir, "alpha.seal"))
+	if err != nil || *again.Public != *alpha.Public {
+		t.Fatalf("the sealing key changed on reload: %v", err)
+	}
+	beta, err := proof.LoadOrCreateSealKey(filepath.Join(dir, "beta.seal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := &lethev1.Subject{Email: "person-0001@example.com", UserId: "user-0001"}
+	sealed, err := proof.SealSubject(alpha.Public, subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(sealed), "person-0001") || strings.Contains(string(sealed), "user-0001") {
+		t.Fatal("the sealed subject is readable")
+	}
+	got, err := again.OpenSubject(sealed)
+	if err != nil || got.GetEmail() != subject.GetEmail() || got.GetUserId() != subject.GetUserId() {
+		t.Fatalf("open = %v, %v", got, err)
+	}
+	if _, err := beta.OpenSubject(sealed); err == nil {
+		t.Fatal("another connector's key opened the subject")
+	}
+	sealed[len(sealed)-1] ^= 1
+	if _, err := alpha.OpenSubject(sealed); err == nil {
+		t.Fatal("a changed sealed subject opened")
+	}
+}
+
+// SealKeyFor picks the newest valid key of the system that has a sealing
+// key, and says when there is none.
+func TestSealKeyFor(t *testing.T) {
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	old, fresh := [32]byte{1}, [32]byte{2}
+	retired := now.Add(-time.Hour)
+	ks := proof.KeySet{Keys: []proof.Key{
+		{ID: "a1", Role: proof.RoleConnector, System: "alpha", NotBefore: now.AddDate(-1, 0, 0), Seal: old[:]},
+		{ID: "a2", Role: proof.RoleConnector, System: "alpha", NotBefore: now.AddDate(0, -1, 0), Seal: fresh[:]},
+		{ID: "a3", Role: proof.RoleConnector, System: "alpha", NotBefore: now.AddDate(0, 0, -1)}, // no sealing key
+		{ID: "b1", Role: proof.RoleConnector, System: "beta", NotBefore: now.AddDate(-1, 0, 0), NotAfter: &retired, Seal: old[:]},
+	}}
+	if k, err := ks.SealKeyFor("alpha", now); err != nil || *k != fresh {
+		t.Errorf("alpha: %v %v", k, err)
+	}
+	for _, sys := range []string{"beta", "gamma"} {
+		if _, err := ks.SealKeyFor(sys, now); !errors.Is(err, proof.ErrNoSealKey) {
+			t.Errorf("%s: %v, want ErrNoSealKey", sys, err)
+		}
+	}
+}
