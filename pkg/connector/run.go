@@ -40,7 +40,7 @@ type Config struct {
 	// SealKey opens the subject identifiers the orchestrator sealed to
 	// this connector (nil: tasks must carry them in the clear).
 	SealKey *proof.SealKey
-	Logger   *slog.Logger
+	Logger  *slog.Logger
 	// Registerer receives the connector's metrics; nil registers none.
 	Registerer prometheus.Registerer
 	// Retry bounds the in-process retries of a retryable failure before

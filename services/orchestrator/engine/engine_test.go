@@ -78,8 +78,14 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	seal, err := proof.LoadOrCreateSealKey(filepath.Join(dir, "alpha.seal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alphaKey := alpha.Key
+	alphaKey.Seal = seal.Public[:] // the tasks' subjects are sealed to it
 	var ks proof.KeySet
-	ks.Add(own.Key, alpha.Key)
+	ks.Add(own.Key, alphaKey)
 	f := &fixture{st: &failingCommits{Store: sqlite}, logs: &piitest.Capture{}, alpha: alpha, relay: outbox.NewSignal(), now: now, system: "alpha"}
 	f.m = metrics.New(prometheus.NewRegistry(), sqlite, []string{"alpha"}, nil, []string{proof.ChannelBus}, func() time.Time { return now }, -1)
 	f.eng = engine.New(engine.Config{
