@@ -29,6 +29,9 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 
 # Alpine rather than distroless: busybox's wget and sh serve the compose
 # healthchecks and the entrypoint (Kubernetes probes need neither).
+# /data, the data directory, is the service user's alone (0700): a volume
+# mounted there starts with this mode and owner, and the services keep
+# their own folders 0700 and files 0600 in it.
 FROM alpine:${ALPINE_VERSION}
 ARG SERVICE
 RUN apk add --no-cache ca-certificates \

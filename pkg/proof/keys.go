@@ -147,13 +147,15 @@ func ReadKeySet(path string) (KeySet, error) {
 	return ks, nil
 }
 
-// WriteKeySet writes a keys file atomically.
+// WriteKeySet writes a keys file atomically, readable by its owner only
+// (0600): it holds no secret, but it lives among a data directory's files,
+// all of which are private.
 func WriteKeySet(path string, ks KeySet) error {
 	b, err := json.MarshalIndent(ks, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeAtomic(path, append(b, '\n'), 0o644)
+	return writeAtomic(path, append(b, '\n'), 0o600)
 }
 
 // Signer holds a private key.
@@ -183,7 +185,9 @@ func verify(k Key, domain string, msg, sig []byte) error {
 // LoadOrCreateSigner reads the private key at path (the hex of its 32-byte
 // seed), creating it on first use. owner is "orchestrator" or a system name.
 // A public entry for the keys file is written beside it (path + ".pub"), for
-// an operator to register.
+// an operator to register. Both files are 0600, the folder made for them
+// 0700: a key file found in place, which may be a read-only mount, is only
+// read.
 func LoadOrCreateSigner(path, owner string, now time.Time) (*Signer, error) {
 	seed, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -216,7 +220,7 @@ func LoadOrCreateSigner(path, owner string, now time.Time) (*Signer, error) {
 		}
 	}
 	b, _ := json.MarshalIndent(s.Key, "", "  ")
-	if err := writeAtomic(pubPath, append(b, '\n'), 0o644); err != nil {
+	if err := writeAtomic(pubPath, append(b, '\n'), 0o600); err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
 	return s, nil
@@ -270,8 +274,10 @@ func ReadPublicKey(path string) (Key, error) {
 	return k, KeySet{Keys: []Key{k}}.Validate()
 }
 
+// writeAtomic writes path by a rename, with mode. A folder it makes is 0700;
+// one that exists is left as it is (a keys file's may be an operator's).
 func writeAtomic(path string, b []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")

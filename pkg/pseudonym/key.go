@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/lethe-dev/lethe/pkg/datadir"
 )
 
 // KeyEnv names the environment variable that holds a service's hash key.
@@ -29,14 +31,18 @@ func LoadKey(dataDir string) ([]byte, error) {
 		}
 		return []byte(v), nil
 	}
+	// The folder is private (0700), as everything under a data directory.
+	if err := datadir.Ensure(dataDir); err != nil {
+		return nil, fmt.Errorf("pseudonym: hash key directory: %w", err)
+	}
 	path := filepath.Join(dataDir, "hash.key")
+	if err := datadir.Tighten(path); err != nil {
+		return nil, fmt.Errorf("pseudonym: hash key: %w", err)
+	}
 	if b, err := os.ReadFile(path); err == nil {
 		return checkKeyFile(path, b)
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("pseudonym: read hash key: %w", err)
-	}
-	if err := os.MkdirAll(dataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("pseudonym: hash key directory: %w", err)
 	}
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {

@@ -23,6 +23,26 @@ func TestLoadKey(t *testing.T) {
 		if err != nil || fi.Mode().Perm() != 0o600 {
 			t.Fatalf("hash.key: %v, %v; want mode 0600", fi.Mode(), err)
 		}
+		if fi, err := os.Stat(dir); err != nil {
+			t.Fatal(err)
+		} else if fi.Mode().Perm() != 0o700 {
+			t.Fatalf("data dir: %v; want mode 0700", fi.Mode())
+		}
+		// An older version's folder, or a key file copied in readable by
+		// all, is tightened on the next start.
+		if err := errors.Join(os.Chmod(dir, 0o755), os.Chmod(filepath.Join(dir, "hash.key"), 0o644)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadKey(dir); err != nil {
+			t.Fatal(err)
+		}
+		for path, want := range map[string]os.FileMode{dir: 0o700, filepath.Join(dir, "hash.key"): 0o600} {
+			if fi, err := os.Stat(path); err != nil {
+				t.Fatal(err)
+			} else if fi.Mode().Perm() != want {
+				t.Fatalf("%s after a restart: %v; want %04o", path, fi.Mode(), want)
+			}
+		}
 		k3, _ := LoadKey(t.TempDir())
 		if string(k3) == string(k1) {
 			t.Fatal("two data dirs got the same random key")

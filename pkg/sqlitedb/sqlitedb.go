@@ -2,7 +2,8 @@
 // every Lethe store wants them: WAL journal, a busy timeout, foreign keys, and
 // a single connection so that writers never meet SQLITE_BUSY, and
 // secure_delete, so that erased rows are overwritten rather than left in
-// free pages of the file.
+// free pages of the file. The files are private to the process's user
+// (see [Open]).
 package sqlitedb
 
 import (
@@ -10,16 +11,34 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/lethe-dev/lethe/pkg/datadir"
 )
 
+// sidecars are the files SQLite keeps beside a database file.
+var sidecars = []string{"-wal", "-shm", "-journal"}
+
 // Open opens (creating it and its directory if needed) the database at path.
+//
+// The directory is made (or tightened to) 0700 and the database file 0600
+// before SQLite opens it. SQLite would create the file 0644, and it gives
+// the -wal, -shm and -journal files it makes later the mode of the database
+// file: created 0600 here (an empty file is an empty database), they are
+// all private. Sidecars an older version left 0644 are tightened too.
 func Open(path string) (*sql.DB, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := datadir.Ensure(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
+	if err := datadir.Create(path); err != nil {
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
+	for _, suffix := range sidecars {
+		if err := datadir.Tighten(path + suffix); err != nil {
+			return nil, fmt.Errorf("sqlite %s: %w", path, err)
+		}
 	}
 	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=secure_delete(1)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)

@@ -22,6 +22,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/bus/busurl"
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
 	"github.com/lethe-dev/lethe/pkg/connector"
+	"github.com/lethe-dev/lethe/pkg/datadir"
 	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/services/accounts"
 	"github.com/lethe-dev/lethe/services/billing"
@@ -125,6 +126,12 @@ type Stack struct {
 // stops the stack; Wait waits for it to stop.
 func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	cfg.setDefaults()
+	// Every part keeps personal data under DataDir: the folder is private
+	// (0700; each part's files are 0600), tightened if an older version
+	// made it 0755.
+	if err := datadir.Ensure(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	s := &Stack{cfg: cfg, ctx: ctx}
 	defer func() {
 		if err != nil {

@@ -28,6 +28,7 @@ import (
 	"strings"
 
 	"github.com/lethe-dev/lethe/pkg/connector"
+	"github.com/lethe-dev/lethe/pkg/datadir"
 	"github.com/lethe-dev/lethe/pkg/pseudonym"
 	"github.com/lethe-dev/lethe/pkg/sqlitedb"
 )
@@ -106,7 +107,9 @@ var (
 // env.DataDir.
 func Open(ctx context.Context, env connector.Env) (*System, error) {
 	files := filepath.Join(env.DataDir, "files")
-	if err := os.MkdirAll(files, 0o755); err != nil {
+	// The recordings are personal data: their folder is its owner's only
+	// (0700), tightened if an older version made it 0755.
+	if err := datadir.Ensure(files); err != nil {
 		return nil, fmt.Errorf("recordings: %w", err)
 	}
 	db, err := sqlitedb.Open(filepath.Join(env.DataDir, "recordings.db"))

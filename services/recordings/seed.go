@@ -7,9 +7,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/lethe-dev/lethe/pkg/datadir"
 )
 
 // DemoTenant is the tenant of the seeded demo data.
@@ -109,7 +110,7 @@ func (s *System) Seed(ctx context.Context, n int) error {
 		for k := range recordingCount(i) {
 			id := recordingID(i, k)
 			file := id + ".mp4"
-			if err := os.WriteFile(s.path(file), videoBytes(id, i, k), 0o644); err != nil {
+			if err := datadir.WriteFile(s.path(file), videoBytes(id, i, k)); err != nil {
 				return fmt.Errorf("recordings: seed file: %w", err)
 			}
 			addr := email(i)

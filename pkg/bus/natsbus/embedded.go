@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/lethe-dev/lethe/pkg/datadir"
 )
 
 // Embedded is a NATS server with JetStream running in this process: the
@@ -17,7 +19,14 @@ type Embedded struct {
 
 // StartEmbedded starts a server with JetStream file storage under storeDir,
 // listening on host:port (port -1 picks a free one).
+//
+// The streams hold erasure requests, so storeDir is made (or tightened to)
+// 0700 first. JetStream (nats-server v2.15) makes its own folders 0700 and
+// files 0600, but MkdirAll would leave a storeDir that exists as it was.
 func StartEmbedded(storeDir, host string, port int) (*Embedded, error) {
+	if err := datadir.Ensure(storeDir); err != nil {
+		return nil, fmt.Errorf("natsbus: embedded server: %w", err)
+	}
 	if port > 0 {
 		// The server only logs a port it cannot bind; say so plainly.
 		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))

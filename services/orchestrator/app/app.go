@@ -24,6 +24,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/bus/busurl"
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
+	"github.com/lethe-dev/lethe/pkg/datadir"
 	"github.com/lethe-dev/lethe/pkg/deadline"
 	"github.com/lethe-dev/lethe/pkg/envflag"
 	"github.com/lethe-dev/lethe/pkg/proof"
@@ -121,6 +122,11 @@ func (o *Options) setDefaults() {
 func Run(ctx context.Context, opts Options) error {
 	opts.setDefaults()
 	log := opts.Logger
+	// Everything under the data directory is private (folders 0700, files
+	// 0600): its folder too, tightened if an older version made it 0755.
+	if err := datadir.Ensure(opts.DataDir); err != nil {
+		return err
+	}
 	b := opts.Bus
 	if b == nil {
 		url := opts.BusURL

@@ -1,0 +1,87 @@
+package sqlitedb_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/lethe-dev/lethe/pkg/sqlitedb"
+)
+
+// perm is the permission bits of path.
+func perm(t *testing.T, path string) os.FileMode {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Mode().Perm()
+}
+
+// write makes SQLite create the -wal and -shm files beside the database.
+func write(t *testing.T, path string) func() {
+	t.Helper()
+	db, err := sqlitedb.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS people (email TEXT); INSERT INTO people VALUES ('ada@example.com')`); err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	return func() { db.Close() }
+}
+
+func TestOpenKeepsFilesPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data", "accounts")
+	path := filepath.Join(dir, "accounts.db")
+	done := write(t, path)
+	defer done()
+	if got := perm(t, dir); got != 0o700 {
+		t.Errorf("data directory is %04o, want 0700", got)
+	}
+	if got := perm(t, filepath.Dir(dir)); got != 0o700 {
+		t.Errorf("parent made for it is %04o, want 0700", got)
+	}
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		if got := perm(t, f); got != 0o600 {
+			t.Errorf("%s is %04o, want 0600", filepath.Base(f), got)
+		}
+	}
+}
+
+// An older version made the folder 0755 and the files 0644: opening the
+// database again tightens them, and the sidecar files a crash left.
+func TestOpenTightensAnOlderVersionsFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "orchestrator")
+	path := filepath.Join(dir, "lethe.db")
+	write(t, path)() // SQLite removes the -wal and -shm files on close
+	for _, f := range []string{path + "-wal", path + "-shm", path + "-journal"} {
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	loose := []string{path, path + "-wal", path + "-shm", path + "-journal"}
+	for _, f := range loose {
+		if err := os.Chmod(f, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err := sqlitedb.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got := perm(t, dir); got != 0o700 {
+		t.Errorf("data directory is %04o, want 0700", got)
+	}
+	for _, f := range loose {
+		if got := perm(t, f); got != 0o600 {
+			t.Errorf("%s is %04o, want 0600", filepath.Base(f), got)
+		}
+	}
+}
