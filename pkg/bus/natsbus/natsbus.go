@@ -52,8 +52,10 @@ type Config struct {
 	RetryDelay time.Duration
 	// Duplicates is the window within which a re-published id is dropped.
 	Duplicates time.Duration
-	// MaxAge bounds how long a message no consumer took stays in a stream.
-	MaxAge time.Duration
+	// MaxAge bounds how long a message no consumer took stays in a stream;
+	// MaxAgeOf overrides it for the streams of some kinds of topic.
+	MaxAge   time.Duration
+	MaxAgeOf map[string]time.Duration
 	// ConnectTimeout bounds the first connection; the client reconnects
 	// forever after that.
 	ConnectTimeout time.Duration
@@ -87,6 +89,11 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxAge == 0 {
 		c.MaxAge = 90 * 24 * time.Hour // past the longest legal deadline (3 months)
+	}
+	if c.MaxAgeOf == nil {
+		// Notices name the person they tell: a mailer takes them within
+		// days, or a person's contact must not wait on the broker.
+		c.MaxAgeOf = map[string]time.Duration{"notice": NoticeMaxAge}
 	}
 	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = 30 * time.Second
@@ -169,6 +176,18 @@ func (b *Bus) Close() error {
 
 func (b *Bus) subject(topic string) string { return b.cfg.Prefix + "." + topic }
 
+// NoticeMaxAge is how long a notice to a data subject waits on the broker
+// for its consumer by default.
+const NoticeMaxAge = 7 * 24 * time.Hour
+
+// maxAge is the age limit of the stream of a kind of topic.
+func (b *Bus) maxAge(kind string) time.Duration {
+	if d, ok := b.cfg.MaxAgeOf[kind]; ok {
+		return d
+	}
+	return b.cfg.MaxAge
+}
+
 // stream makes sure the stream for the topic's kind exists and returns its name.
 func (b *Bus) stream(ctx context.Context, topic string) (string, error) {
 	kind, err := bus.Kind(topic)
@@ -194,7 +213,7 @@ func (b *Bus) stream(ctx context.Context, topic string) (string, error) {
 			Subjects:   []string{b.cfg.Prefix + "." + kind + ".>"},
 			Storage:    jetstream.FileStorage,
 			Retention:  jetstream.WorkQueuePolicy,
-			MaxAge:     b.cfg.MaxAge,
+			MaxAge:     b.maxAge(kind),
 			Duplicates: b.cfg.Duplicates,
 		})
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {

@@ -218,3 +218,31 @@ func TestConfigValidate(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// Notices name the person they tell: their stream keeps a message days,
+// not the months tasks may wait.
+func TestNoticeStreamAgeLimit(t *testing.T) {
+	srv := embedded(t)
+	cfg := testConfig(prefix())
+	b := connect(t, srv.URL(), cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, topic := range []string{"notice.v1", "task.x"} {
+		if err := b.Publish(ctx, topic, &bus.Message{ID: topic, Type: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for kind, want := range map[string]time.Duration{"notice": NoticeMaxAge, "task": 90 * 24 * time.Hour} {
+		st, err := b.js.Stream(ctx, strings.ToUpper(cfg.Prefix+"_"+kind))
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Config.MaxAge != want {
+			t.Errorf("%s stream keeps messages %v, want %v", kind, info.Config.MaxAge, want)
+		}
+	}
+}
