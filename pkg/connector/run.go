@@ -346,8 +346,17 @@ func (w *worker) receipt(t *lethev1.Task, res Result, err error) *lethev1.Receip
 	}
 	if len(res.Export) > 0 {
 		sum := sha256.Sum256(res.Export)
-		r.ExportData = res.Export
 		r.ExportSha256 = sum[:]
+		// Sealed to the orchestrator: the bus carries none of the person's
+		// records. (An orchestrator that registered no sealing key gets
+		// them in the clear.)
+		if to, err := w.cfg.TaskKeys.OrchestratorSealKey(w.cfg.Now()); err == nil {
+			if r.SealedExport, err = proof.Seal(to, res.Export); err != nil {
+				r.Outcome, r.Detail, r.Retryable = lifecycle.OutcomeFailed.Proto(), "the export could not be sealed", true
+			}
+		} else {
+			r.ExportData = res.Export
+		}
 	}
 	return r
 }

@@ -83,17 +83,12 @@ func Start(ctx context.Context, system string, env Env, sys System) error {
 // The entry also carries the connector's sealing key (see [SealingKey]),
 // which the orchestrator seals the tasks' subject identifiers to.
 func SigningKey(dataDir, system string) (*proof.Signer, error) {
-	path := filepath.Join(dataDir, "signing.key")
-	s, err := proof.LoadSigner(path, system, time.Now())
+	s, err := proof.LoadSigner(filepath.Join(dataDir, "signing.key"), system, time.Now())
 	if err != nil {
 		return nil, err
 	}
-	seal, err := SealingKey(dataDir)
-	if err != nil {
+	if _, err := proof.SealingKeyIn(dataDir, s); err != nil {
 		return nil, err
-	}
-	if err := proof.AttachSealKey(path+".pub", &s.Key, seal); err != nil {
-		return nil, fmt.Errorf("signing key: %w", err)
 	}
 	return s, nil
 }

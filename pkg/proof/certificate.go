@@ -175,7 +175,7 @@ func SystemResultOf(receipt []byte) (SystemResult, error) {
 	if err := proto.Unmarshal(receipt, r); err != nil {
 		return SystemResult{}, fmt.Errorf("receipt: %w", err)
 	}
-	r.ExportData = nil
+	r.ExportData, r.SealedExport = nil, nil
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
 	if err != nil {
 		return SystemResult{}, fmt.Errorf("receipt: %w", err)

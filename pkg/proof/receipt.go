@@ -22,7 +22,8 @@ const receiptDomain = "receipt"
 func ReceiptBytes(r *lethev1.Receipt) ([]byte, error) {
 	c := proto.Clone(r).(*lethev1.Receipt)
 	c.Signature = nil
-	c.ExportData = nil // covered by export_sha256, checked against the data
+	c.ExportData = nil   // covered by export_sha256, checked against the data
+	c.SealedExport = nil // the same, once opened
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("receipt bytes: %w", err)

@@ -2,6 +2,7 @@ package proof
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -91,17 +92,53 @@ func AttachSealKey(pubPath string, k *Key, seal *SealKey) error {
 	return writeAtomic(pubPath, append(b, '\n'), 0o600)
 }
 
+// SealingKeyIn loads (creating it on first use) the sealing key kept in
+// dir/seal.key beside the signer's key, and records it in the signer's
+// public entry, dir/signing.key.pub.
+func SealingKeyIn(dir string, s *Signer) (*SealKey, error) {
+	seal, err := LoadOrCreateSealKey(filepath.Join(dir, "seal.key"))
+	if err != nil {
+		return nil, err
+	}
+	if err := AttachSealKey(filepath.Join(dir, "signing.key.pub"), &s.Key, seal); err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	return seal, nil
+}
+
+// VerifyExport checks opened export data against the digest the receipt
+// signed.
+func VerifyExport(r *lethev1.Receipt, data []byte) error {
+	if sum := sha256.Sum256(data); string(sum[:]) != string(r.GetExportSha256()) {
+		return fmt.Errorf("%w: export data does not match its signed digest", ErrBadSignature)
+	}
+	return nil
+}
+
 // SealKeyFor is the sealing key of system at t: that of its newest
 // connector key valid at t that has one.
 func (ks KeySet) SealKeyFor(system string, at time.Time) (*[32]byte, error) {
+	return ks.sealKeyOf(RoleConnector, system, at)
+}
+
+// OrchestratorSealKey is the orchestrator's sealing key at t, which
+// exports are sealed to.
+func (ks KeySet) OrchestratorSealKey(at time.Time) (*[32]byte, error) {
+	return ks.sealKeyOf(RoleOrchestrator, "", at)
+}
+
+func (ks KeySet) sealKeyOf(role, system string, at time.Time) (*[32]byte, error) {
 	var best *Key
 	for i, k := range ks.Keys {
-		if k.Role == RoleConnector && k.System == system && k.ValidAt(at) && len(k.Seal) == 32 &&
+		if k.Role == role && k.System == system && k.ValidAt(at) && len(k.Seal) == 32 &&
 			(best == nil || k.NotBefore.After(best.NotBefore)) {
 			best = &ks.Keys[i]
 		}
 	}
 	if best == nil {
+		if role == RoleOrchestrator {
+			system = "the orchestrator"
+		}
 		return nil, fmt.Errorf("%w: %s (register its signing.key.pub with lethectl keys add)", ErrNoSealKey, system)
 	}
 	var pub [32]byte
@@ -109,20 +146,38 @@ func (ks KeySet) SealKeyFor(system string, at time.Time) (*[32]byte, error) {
 	return &pub, nil
 }
 
+// Seal seals data to the holder of a sealing key: a task's subject to
+// its connector, an export to the orchestrator.
+func Seal(to *[32]byte, data []byte) ([]byte, error) {
+	return box.SealAnonymous(nil, data, to, rand.Reader)
+}
+
+// Open opens data sealed to k; ErrNotSealedToUs for anything else.
+func (k *SealKey) Open(sealed []byte) ([]byte, error) {
+	b, ok := box.OpenAnonymous(nil, sealed, k.Public, k.private)
+	if !ok {
+		return nil, ErrNotSealedToUs
+	}
+	return b, nil
+}
+
+// ErrNotSealedToUs is returned for data not sealed to the key, or changed.
+var ErrNotSealedToUs = errors.New("not sealed to this key, or changed")
+
 // SealSubject seals a subject to a connector's sealing key.
 func SealSubject(to *[32]byte, s *lethev1.Subject) ([]byte, error) {
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(s)
 	if err != nil {
 		return nil, err
 	}
-	return box.SealAnonymous(nil, b, to, rand.Reader)
+	return Seal(to, b)
 }
 
 // OpenSubject opens a subject sealed to k.
 func (k *SealKey) OpenSubject(sealed []byte) (*lethev1.Subject, error) {
-	b, ok := box.OpenAnonymous(nil, sealed, k.Public, k.private)
-	if !ok {
-		return nil, errors.New("the subject is not sealed to this connector's key")
+	b, err := k.Open(sealed)
+	if err != nil {
+		return nil, fmt.Errorf("the subject: %w", err)
 	}
 	s := &lethev1.Subject{}
 	if err := proto.Unmarshal(b, s); err != nil {

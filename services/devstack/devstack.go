@@ -165,7 +165,11 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	// The orchestrator's key, made here if this is the first start, so
 	// that the connectors can check the tasks it signs.
 	orchestratorKey := filepath.Join(cfg.DataDir, "orchestrator", "signing.key")
-	if _, err := proof.LoadSigner(orchestratorKey, proof.RoleOrchestrator, time.Now()); err != nil {
+	signer, err := proof.LoadSigner(orchestratorKey, proof.RoleOrchestrator, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := proof.SealingKeyIn(filepath.Dir(orchestratorKey), signer); err != nil {
 		return nil, err
 	}
 	if s.taskKeys, err = connector.OrchestratorKey(orchestratorKey + ".pub"); err != nil {

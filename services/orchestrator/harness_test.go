@@ -159,6 +159,10 @@ func (e *env) orchestrator(st store.Store, reg *prometheus.Registry) *Orchestrat
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	seal, err := proof.SealingKeyIn(e.dataDir, signer)
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	keys, err := keyring.Open(filepath.Join(e.dataDir, "keys.json"), signer.Key, e.logger())
 	if err != nil {
 		e.t.Fatal(err)
@@ -168,7 +172,7 @@ func (e *env) orchestrator(st store.Store, reg *prometheus.Registry) *Orchestrat
 		e.t.Fatal(err)
 	}
 	cfg := e.cfg
-	cfg.Listener, cfg.Store, cfg.Bus, cfg.Signer, cfg.Keys = ln, st, e.bus("orchestrator"), signer, keys
+	cfg.Listener, cfg.Store, cfg.Bus, cfg.Signer, cfg.SealKey, cfg.Keys = ln, st, e.bus("orchestrator"), signer, seal, keys
 	cfg.Logger, cfg.Registerer = e.logger(), reg
 	o, err := New(cfg)
 	if err != nil {
@@ -246,6 +250,9 @@ func (e *env) orchestratorSigner() *proof.Signer {
 	e.t.Helper()
 	s, err := proof.LoadSigner(filepath.Join(e.dataDir, "signing.key"), proof.RoleOrchestrator, time.Now())
 	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := proof.SealingKeyIn(e.dataDir, s); err != nil {
 		e.t.Fatal(err)
 	}
 	return s

@@ -46,8 +46,10 @@ type Config struct {
 	Listener net.Listener
 	Store    store.Store
 	Bus      bus.Bus
-	// Signer is the orchestrator's key (tree heads, certificates, notices).
-	Signer *proof.Signer
+	// Signer is the orchestrator's key (tree heads, certificates, notices,
+	// tasks); SealKey opens the exports connectors seal to it.
+	Signer  *proof.Signer
+	SealKey *proof.SealKey
 	// Keys lists the public keys that may sign receipts (a keyring.Ring
 	// re-reads its file when it changes).
 	Keys engine.KeySource
@@ -66,6 +68,9 @@ type Config struct {
 	// Objective is how soon a request should be fulfilled, for the SLO
 	// metric lethe_orchestrator_requests_ended_total{result}.
 	Objective time.Duration
+	// ExportExpiry is how long an export's data waits to be collected
+	// after its request ended; then it is deleted.
+	ExportExpiry time.Duration
 	// Deadlines are the tenants' deadline policies (time zone, roll to
 	// working days); nil counts every deadline in UTC without rolling.
 	Deadlines *deadline.Tenants
@@ -112,6 +117,7 @@ func Defaults() Config {
 		RetryMax:     30 * time.Minute,
 		ScanInterval: time.Second,
 		Objective:    7 * 24 * time.Hour,
+		ExportExpiry: 30 * 24 * time.Hour,
 		RateLimit:    20,
 		ReadTimeout:  15 * time.Second,
 		MetricsCache: 5 * time.Second,
@@ -140,6 +146,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.RateLimit == 0 {
 		c.RateLimit = d.RateLimit
+	}
+	if c.ExportExpiry == 0 {
+		c.ExportExpiry = d.ExportExpiry
 	}
 	if c.ReadTimeout == 0 {
 		c.ReadTimeout = d.ReadTimeout
@@ -174,6 +183,8 @@ func (c Config) Validate() error {
 		return errors.New("orchestrator: no bus")
 	case c.Signer == nil:
 		return errors.New("orchestrator: no signing key")
+	case c.SealKey == nil:
+		return errors.New("orchestrator: no sealing key")
 	case c.Keys == nil:
 		return errors.New("orchestrator: no keys")
 	case len(c.HashKey) < 16:
@@ -226,7 +237,7 @@ func New(cfg Config) (*Orchestrator, error) {
 	o.engine = engine.New(engine.Config{
 		Store: cfg.Store, Systems: cfg.Systems, MaxAttempts: cfg.MaxAttempts, RetryInitial: cfg.RetryInitial, RetryMax: cfg.RetryMax,
 		Objective: cfg.Objective, Deadlines: cfg.Deadlines, NoticeChannels: channels, HashKey: cfg.HashKey,
-		Signer: cfg.Signer, Keys: cfg.Keys, Relay: o.relayUp, Notifier: o.noticeUp, Forgot: o.forgot, Metrics: o.m, Logger: cfg.Logger, Now: cfg.Now,
+		Signer: cfg.Signer, SealKey: cfg.SealKey, ExportExpiry: cfg.ExportExpiry, Keys: cfg.Keys, Relay: o.relayUp, Notifier: o.noticeUp, Forgot: o.forgot, Metrics: o.m, Logger: cfg.Logger, Now: cfg.Now,
 	})
 	tokens := &auth.Tokens{Store: cfg.Store, Now: cfg.Now}
 	chain := auth.Chain{Tokens: tokens}

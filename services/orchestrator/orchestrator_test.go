@@ -138,6 +138,11 @@ func TestExportBundle(t *testing.T) {
 	e.connect("beta", &toySystem{})
 	id := e.submit(`{"type":"export","tenant":"demo","subject":{"email":"` + subjectEmail + `"},"verified":true}`)
 	e.waitState(id, "fulfilled")
+	// Until collected, the person's records are kept once, sealed: in no
+	// store file (nor in the receipt kept) in the clear.
+	if found := piitest.FilesHolding(t, e.dataDir, `"plan":"pro"`); len(found) > 0 {
+		t.Fatalf("the export is readable in %v", found)
+	}
 	code, bundle := e.do("GET", "/v1/requests/"+id+"/export", "")
 	if code != 200 {
 		t.Fatalf("export = %d %v", code, bundle)
@@ -145,9 +150,28 @@ func TestExportBundle(t *testing.T) {
 	systems := bundle["systems"].(map[string]any)
 	for _, s := range testSystems {
 		entry, ok := systems[s].(map[string]any)
-		if !ok || entry["outcome"] != "exported" || entry["data"] == nil || entry["sha256"] == "" {
+		if !ok || entry["outcome"] != "exported" || entry["sha256"] == "" {
 			t.Errorf("%s: %v", s, systems[s])
 		}
+		if data, _ := json.Marshal(entry["data"]); string(data) != `{"profile":[{"plan":"pro"}]}` {
+			t.Errorf("%s: data %s", s, data)
+		}
+	}
+	// Collected: deleted. A second download is 410, and nothing is left.
+	if code, out := e.do("GET", "/v1/requests/"+id+"/export", ""); code != http.StatusGone {
+		t.Fatalf("second download = %d %v, want 410", code, out)
+	}
+	_, tasks, err := e.store.Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range tasks {
+		if len(k.ExportData) > 0 || len(k.ExportSHA256) == 0 {
+			t.Errorf("%s after collection: %d bytes of export kept, digest %x", k.System, len(k.ExportData), k.ExportSHA256)
+		}
+	}
+	if _, err := e.certificate(id); err != nil {
+		t.Errorf("the certificate after collection: %v", err)
 	}
 }
 

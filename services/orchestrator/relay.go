@@ -61,6 +61,7 @@ func (o *Orchestrator) publish(ctx context.Context, batch []store.OutboxMessage)
 func (o *Orchestrator) scan(ctx context.Context) error {
 	tick := time.NewTicker(o.cfg.ScanInterval)
 	defer tick.Stop()
+	var exportsSwept time.Time // once a minute is enough for a 30-day expiry
 	for {
 		select {
 		case <-ctx.Done():
@@ -69,6 +70,12 @@ func (o *Orchestrator) scan(ctx context.Context) error {
 		}
 		if _, err := o.engine.ExpireUnverified(ctx); err != nil && ctx.Err() == nil {
 			o.log.Error("expiry of unverified requests", "err", err)
+		}
+		if now := time.Now(); now.Sub(exportsSwept) >= time.Minute {
+			exportsSwept = now
+			if _, err := o.engine.ExpireExports(ctx); err != nil && ctx.Err() == nil {
+				o.log.Error("expiry of uncollected exports", "err", err)
+			}
 		}
 		for {
 			n, err := o.engine.RetryDue(ctx)

@@ -162,6 +162,10 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("signing key: %w", err)
 	}
+	seal, err := proof.SealingKeyIn(opts.DataDir, signer)
+	if err != nil {
+		return fmt.Errorf("sealing key: %w", err)
+	}
 	keys, err := keyring.Open(opts.KeysFile, signer.Key, log)
 	if err != nil {
 		return fmt.Errorf("keys file: %w", err)
@@ -193,7 +197,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	defer ln.Close()
-	cfg.Listener, cfg.Store, cfg.Bus, cfg.Signer, cfg.Keys, cfg.HashKey = ln, st, b, signer, keys, key
+	cfg.Listener, cfg.Store, cfg.Bus, cfg.Signer, cfg.SealKey, cfg.Keys, cfg.HashKey = ln, st, b, signer, seal, keys, key
 	cfg.Logger, cfg.Registerer = log, opts.Registry
 	o, err := orchestrator.New(cfg)
 	if err != nil {

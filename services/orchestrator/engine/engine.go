@@ -75,6 +75,10 @@ type Config struct {
 	// Signer signs tree heads and certificates; Keys checks receipts.
 	Signer *proof.Signer
 	Keys   KeySource
+	// SealKey opens the exports connectors sealed to the orchestrator;
+	// ExportExpiry is how long an export waits to be collected.
+	SealKey      *proof.SealKey
+	ExportExpiry time.Duration
 	// Relay and Notifier are woken after a commit that gave them work;
 	// Forgot after one that dropped a request's identifiers (the store's
 	// log files are then scrubbed of them).

@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -162,6 +164,12 @@ func (e *Engine) RecordReceipt(ctx context.Context, rc *lethev1.Receipt, raw []b
 		// system did the work late (after a broker outage, say), and the
 		// request can still be fulfilled.
 		verdict = verdictAccepted
+		if err := e.keepExport(rc); err != nil {
+			return err
+		}
+		if raw, err = proto.Marshal(rc); err != nil { // the receipt as kept: its export apart, sealed
+			return err
+		}
 		answer(k, rc, outcome, raw, now)
 		if err := tx.UpdateTask(ctx, k); err != nil {
 			return err
@@ -216,8 +224,63 @@ func answer(k *store.Task, rc *lethev1.Receipt, outcome lifecycle.Outcome, raw [
 		k.Counts[c.GetCategory()] = c.GetCount()
 	}
 	k.Remaining = rc.GetRemaining()
-	k.ExportSHA256, k.ExportData, k.Receipt = rc.GetExportSha256(), rc.GetExportData(), raw
+	k.ExportSHA256, k.ExportData, k.Receipt = rc.GetExportSha256(), rc.GetSealedExport(), raw
 	k.NextAttemptAt = time.Time{}
+}
+
+// keepExport leaves a receipt's export sealed to the orchestrator's key in
+// SealedExport, and nowhere else: the store keeps the person's copy once,
+// sealed, until it is collected or expires. An export that came in the
+// clear (a connector that did not seal it) is sealed here.
+func (e *Engine) keepExport(rc *lethev1.Receipt) error {
+	if data := rc.GetExportData(); len(data) > 0 {
+		sealed, err := proof.Seal(e.cfg.SealKey.Public, data)
+		if err != nil {
+			return err
+		}
+		rc.SealedExport, rc.ExportData = sealed, nil
+	}
+	return nil
+}
+
+// OpenExport opens a task's sealed export and checks it against the
+// digest its receipt signed.
+func (e *Engine) OpenExport(k *store.Task) ([]byte, error) {
+	data, err := e.cfg.SealKey.Open(k.ExportData)
+	if err != nil {
+		return nil, fmt.Errorf("export of %s: %w", k.System, err)
+	}
+	if sum := sha256.Sum256(data); !bytes.Equal(sum[:], k.ExportSHA256) {
+		return nil, fmt.Errorf("export of %s does not match its signed digest", k.System)
+	}
+	return data, nil
+}
+
+// Collected deletes a request's exports once the person downloaded them,
+// and has the store's log files scrubbed of them.
+func (e *Engine) Collected(ctx context.Context, requestID string) error {
+	if err := e.cfg.Store.DropExports(ctx, requestID); err != nil {
+		return err
+	}
+	e.log.Info("export collected and deleted", "request_id", requestID)
+	if e.cfg.Forgot != nil {
+		e.cfg.Forgot.Wake()
+	}
+	return nil
+}
+
+// ExpireExports deletes the exports not collected within ExportExpiry of
+// their request's end.
+func (e *Engine) ExpireExports(ctx context.Context) (int, error) {
+	n, err := e.cfg.Store.ExpireExports(ctx, e.Now().Add(-e.cfg.ExportExpiry))
+	if err != nil || n == 0 {
+		return n, err
+	}
+	e.log.Info("uncollected exports expired and deleted", "tasks", n)
+	if e.cfg.Forgot != nil {
+		e.cfg.Forgot.Wake()
+	}
+	return n, nil
 }
 
 // rejectReason names why a receipt's signature was refused, for the

@@ -48,6 +48,10 @@ type Lifecycle interface {
 	Consistency(ctx context.Context, oldSize, newSize int64) (tlog.TreeProof, error)
 	Keys() proof.KeySet
 	Now() time.Time
+	// OpenExport opens a task's sealed export; Collected deletes a
+	// request's exports once downloaded.
+	OpenExport(k *store.Task) ([]byte, error)
+	Collected(ctx context.Context, requestID string) error
 }
 
 // Reader reads what the API shows; store.Store is one.
@@ -546,17 +550,36 @@ func (a *API) handleExport(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "the export is not complete yet")
 		return
 	}
-	systems := map[string]any{}
+	systems, held := map[string]any{}, 0
 	for _, k := range tasks {
 		entry := map[string]any{"outcome": k.Outcome, "counts": k.Counts}
-		if len(k.ExportData) > 0 {
-			entry["data"] = json.RawMessage(k.ExportData)
+		if len(k.ExportSHA256) > 0 {
 			entry["sha256"] = fmt.Sprintf("%x", k.ExportSHA256)
+		}
+		if len(k.ExportData) > 0 {
+			data, err := a.life.OpenExport(k)
+			if err != nil {
+				a.log.Error("export", "request_id", req.ID, "err", err)
+				writeError(w, http.StatusInternalServerError, "could not open the export")
+				return
+			}
+			entry["data"], held = json.RawMessage(data), held+1
 		}
 		systems[k.System] = entry
 	}
+	if held == 0 && slices.ContainsFunc(tasks, func(k *store.Task) bool { return len(k.ExportSHA256) > 0 }) {
+		// The person's copy is kept once, until collected or expired.
+		writeError(w, http.StatusGone, "the export was collected or has expired, and is deleted: file a new request for a new copy")
+		return
+	}
 	w.Header().Set("Content-Disposition", `attachment; filename="`+req.ID+`.json"`)
 	writeJSON(w, http.StatusOK, map[string]any{"request": viewOf(req, nil), "systems": systems})
+	if held > 0 {
+		// Collected: the store keeps no copy of the person's records.
+		if err := a.life.Collected(context.WithoutCancel(r.Context()), req.ID); err != nil {
+			a.log.Error("drop the collected export", "request_id", req.ID, "err", err)
+		}
+	}
 }
 
 func (a *API) handleHealth(w http.ResponseWriter, r *http.Request) {

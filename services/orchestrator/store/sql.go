@@ -960,3 +960,23 @@ func (s *sqlStore) TouchToken(ctx context.Context, id string, at time.Time) erro
 	}
 	return nil
 }
+
+// DropExports implements [Store].
+func (s *sqlStore) DropExports(ctx context.Context, requestID string) error {
+	if _, err := s.db.ExecContext(ctx, s.d.q(`UPDATE tasks SET export_data = NULL WHERE request_id = ? AND export_data IS NOT NULL`), requestID); err != nil {
+		return fmt.Errorf("drop exports: %w", err)
+	}
+	return nil
+}
+
+// ExpireExports implements [Store].
+func (s *sqlStore) ExpireExports(ctx context.Context, before time.Time) (int, error) {
+	res, err := s.db.ExecContext(ctx, s.d.q(`UPDATE tasks SET export_data = NULL WHERE export_data IS NOT NULL AND request_id IN
+		(SELECT r.id FROM requests r JOIN tasks t ON t.request_id = r.id
+			WHERE t.export_data IS NOT NULL AND r.completed_at IS NOT NULL AND r.completed_at < ?)`), before.UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("expire exports: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}

@@ -272,6 +272,13 @@ type Store interface {
 	ReleaseNotices(ctx context.Context, owner string) error
 	// Certificate returns the certificate of an ended request, or ErrNotFound.
 	Certificate(ctx context.Context, requestID string) ([]byte, error)
+	// DropExports deletes the export data of a request's tasks (collected:
+	// the person has their copy); their digests stay.
+	DropExports(ctx context.Context, requestID string) error
+	// ExpireExports deletes the export data of export requests ended
+	// before before, not collected in time; it returns how many requests
+	// lost theirs.
+	ExpireExports(ctx context.Context, before time.Time) (int, error)
 	// InsertToken stores a token; ErrDuplicate for a known id or hash.
 	InsertToken(ctx context.Context, t *Token) error
 	// TokenByHash finds a token by the SHA-256 of its secret, revoked or

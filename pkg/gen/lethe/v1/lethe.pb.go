@@ -403,8 +403,14 @@ type Receipt struct {
 	Attempt       uint32                 `protobuf:"varint,16,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	// Proof: the connector's key id and its ed25519 signature over the
 	// canonical bytes of this receipt with signature left empty.
-	KeyId         string `protobuf:"bytes,17,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
-	Signature     []byte `protobuf:"bytes,18,opt,name=signature,proto3" json:"signature,omitempty"`
+	KeyId     string `protobuf:"bytes,17,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Signature []byte `protobuf:"bytes,18,opt,name=signature,proto3" json:"signature,omitempty"`
+	// For OUTCOME_EXPORTED: the export, sealed to the orchestrator's X25519
+	// key (NaCl box, anonymous sender), instead of export_data: the bus and
+	// any reader of it see none of the person's records. export_sha256 is the
+	// digest of the data once opened; like export_data it is left out of the
+	// signed bytes, which cover the digest.
+	SealedExport  []byte `protobuf:"bytes,19,opt,name=sealed_export,json=sealedExport,proto3" json:"sealed_export,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -561,6 +567,13 @@ func (x *Receipt) GetKeyId() string {
 func (x *Receipt) GetSignature() []byte {
 	if x != nil {
 		return x.Signature
+	}
+	return nil
+}
+
+func (x *Receipt) GetSealedExport() []byte {
+	if x != nil {
+		return x.SealedExport
 	}
 	return nil
 }
@@ -795,7 +808,7 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"\x0esealed_subject\x18\v \x01(\fR\rsealedSubject\"A\n" +
 	"\rCategoryCount\x12\x1a\n" +
 	"\bcategory\x18\x01 \x01(\tR\bcategory\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\x03R\x05count\"\x8c\x05\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count\"\xb1\x05\n" +
 	"\aReceipt\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x17\n" +
@@ -819,7 +832,8 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"\x0econnector_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\rconnectorTime\x12\x18\n" +
 	"\aattempt\x18\x10 \x01(\rR\aattempt\x12\x15\n" +
 	"\x06key_id\x18\x11 \x01(\tR\x05keyId\x12\x1c\n" +
-	"\tsignature\x18\x12 \x01(\fR\tsignature\"\xf8\x01\n" +
+	"\tsignature\x18\x12 \x01(\fR\tsignature\x12#\n" +
+	"\rsealed_export\x18\x13 \x01(\fR\fsealedExport\"\xf8\x01\n" +
 	"\x0eAccountDeleted\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12+\n" +

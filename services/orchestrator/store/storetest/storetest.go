@@ -56,6 +56,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Pressure", testPressure},
 		{"Tokens", testTokens},
 		{"Submitters", testSubmitters},
+		{"Exports", testExports},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
