@@ -119,15 +119,19 @@ func (t *Tenants) VerificationExpiry(tenant string) time.Duration {
 	return DefaultVerificationExpiry
 }
 
-// ShortestVerificationExpiry is the shortest wait of any tenant.
-func (t *Tenants) ShortestVerificationExpiry() time.Duration {
-	d := t.VerificationExpiry("")
+// VerificationExpiries are the waits for an identity check: that of
+// tenants the file does not list (def), and the listed tenants' that
+// differ from it (own).
+func (t *Tenants) VerificationExpiries() (def time.Duration, own map[string]time.Duration) {
+	def, own = t.VerificationExpiry(""), map[string]time.Duration{}
 	if t != nil {
 		for name := range t.Tenants {
-			d = min(d, t.VerificationExpiry(name))
+			if d := t.VerificationExpiry(name); d != def {
+				own[name] = d
+			}
 		}
 	}
-	return d
+	return def, own
 }
 
 // DefaultClass is the class of a tenant that names none.

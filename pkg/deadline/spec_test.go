@@ -113,11 +113,13 @@ func TestVerificationExpiry(t *testing.T) {
 			t.Errorf("%s: %v, want %v", tenant, got, want)
 		}
 	}
-	if got := tenants.ShortestVerificationExpiry(); got != 48*time.Hour {
-		t.Errorf("shortest %v", got)
+	def, own := tenants.VerificationExpiries()
+	if def != 240*time.Hour || len(own) != 2 || own["fast"] != 48*time.Hour || own["plain"] != deadline.DefaultVerificationExpiry {
+		t.Errorf("expiries: default %v, own %v", def, own)
 	}
 	var none *deadline.Tenants
-	if none.VerificationExpiry("x") != deadline.DefaultVerificationExpiry || none.ShortestVerificationExpiry() != deadline.DefaultVerificationExpiry {
+	if def, own := none.VerificationExpiries(); none.VerificationExpiry("x") != deadline.DefaultVerificationExpiry ||
+		def != deadline.DefaultVerificationExpiry || len(own) != 0 {
 		t.Error("no tenants file: the default")
 	}
 	if _, err := deadline.ParseTenants([]byte("tenants:\n  bad: {verification_expiry: -1h}\n")); err == nil {

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lethe-dev/lethe/pkg/deadline"
 	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/services/orchestrator/auth"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
@@ -544,4 +545,34 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 	pool = x509.NewCertPool()
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
+}
+
+// Each tenant's unverified requests expire on its own time: a tenant that
+// waits a year keeps its requests pending, and holds up no one else's
+// expiry however many it has.
+func TestExpiryPerTenant(t *testing.T) {
+	tenants, err := deadline.ParseTenants([]byte("tenants:\n  patient: {verification_expiry: 8760h}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(c *Config) { c.Deadlines = tenants })
+	received := time.Now().UTC().AddDate(0, 0, -40).Format(time.RFC3339)
+	submit := func(tenant string) string {
+		code, _, out := e.call(e.token, "POST", "/v1/requests", `{"type":"erasure","tenant":"`+tenant+`","subject":{"email":"`+subjectEmail+`"},"received_at":"`+received+`"}`)
+		if code != 202 {
+			t.Fatalf("submit = %d %v", code, out)
+		}
+		return out["id"].(string)
+	}
+	var patient []string
+	for range 3 {
+		patient = append(patient, submit("patient")) // received first: the oldest
+	}
+	demo := submit("demo")
+	e.waitState(demo, "expired")
+	for _, id := range patient {
+		if _, view := e.do("GET", "/v1/requests/"+id, ""); view["state"] != "pending_verification" {
+			t.Errorf("a request of the patient tenant is %v after 40 days", view["state"])
+		}
+	}
 }

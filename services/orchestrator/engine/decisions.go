@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -100,27 +101,35 @@ func (e *Engine) Deny(ctx context.Context, id string, d Decision) (*store.Reques
 }
 
 // ExpireUnverified ends the requests whose identity check has waited
-// longer than their tenant allows (expired, identifiers dropped). It
-// returns how many it handled (RetryBatch at most).
+// longer than their tenant allows (expired, identifiers dropped). Each
+// tenant with a wait of its own is looked at apart, so that a tenant that
+// waits long never holds up the others. It returns how many it ended.
 func (e *Engine) ExpireUnverified(ctx context.Context) (int, error) {
 	now := e.Now()
+	def, own := e.cfg.Deadlines.VerificationExpiries()
+	type group struct {
+		wait         time.Duration
+		only, except []string
+	}
+	groups := []group{{wait: def, except: slices.Sorted(maps.Keys(own))}}
+	for tenant, wait := range own {
+		groups = append(groups, group{wait: wait, only: []string{tenant}})
+	}
 	n := 0
 	var fx effects
 	err := e.cfg.Store.Tx(ctx, func(tx store.Tx) error {
 		fx, n = effects{}, 0
-		due, err := tx.UnverifiedBefore(ctx, now.Add(-e.cfg.Deadlines.ShortestVerificationExpiry()), RetryBatch)
-		if err != nil {
-			return err
-		}
-		n = len(due)
-		for _, r := range due {
-			if now.Sub(r.ReceivedAt) < e.cfg.Deadlines.VerificationExpiry(r.Tenant) {
-				continue // its tenant waits longer
-			}
-			entry := proof.Entry{RequestID: r.ID, Event: proof.EventExpired, At: now,
-				Detail: "identity not checked within " + e.cfg.Deadlines.VerificationExpiry(r.Tenant).String()}
-			if err := e.end(ctx, tx, &fx, r, lifecycle.Expired, entry, now); err != nil {
+		for _, g := range groups {
+			due, err := tx.UnverifiedBefore(ctx, now.Add(-g.wait), g.only, g.except, RetryBatch)
+			if err != nil {
 				return err
+			}
+			for _, r := range due {
+				entry := proof.Entry{RequestID: r.ID, Event: proof.EventExpired, At: now, Detail: "identity not checked within " + g.wait.String()}
+				if err := e.end(ctx, tx, &fx, r, lifecycle.Expired, entry, now); err != nil {
+					return err
+				}
+				n++
 			}
 		}
 		return nil

@@ -223,9 +223,22 @@ func (t *sqlTx) RequestBySourceRef(ctx context.Context, ref string) (*Request, e
 
 // UnverifiedBefore locks the requests it returns, skipping those another
 // transaction holds, as DueTasks does.
-func (t *sqlTx) UnverifiedBefore(ctx context.Context, before time.Time, limit int) ([]*Request, error) {
-	rows, err := t.query(ctx, `SELECT `+requestColumns+` FROM requests WHERE state = 'pending_verification' AND received_at < ?
-		ORDER BY received_at LIMIT ?`+t.d.skipLocked(""), before.UnixMilli(), limit)
+func (t *sqlTx) UnverifiedBefore(ctx context.Context, before time.Time, only, except []string, limit int) ([]*Request, error) {
+	where, args := `state = 'pending_verification' AND received_at < ?`, []any{before.UnixMilli()}
+	for _, f := range []struct {
+		op      string
+		tenants []string
+	}{{"IN", only}, {"NOT IN", except}} {
+		if len(f.tenants) == 0 {
+			continue
+		}
+		where += ` AND tenant ` + f.op + ` (` + placeholders(len(f.tenants)) + `)`
+		for _, tn := range f.tenants {
+			args = append(args, tn)
+		}
+	}
+	rows, err := t.query(ctx, `SELECT `+requestColumns+` FROM requests WHERE `+where+` ORDER BY received_at LIMIT ?`+t.d.skipLocked(""),
+		append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("unverified requests: %w", err)
 	}

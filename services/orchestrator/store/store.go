@@ -182,9 +182,9 @@ type Tx interface {
 	RequestBySourceRef(ctx context.Context, ref string) (*Request, error)
 	UpdateRequest(ctx context.Context, r *Request) error
 	// UnverifiedBefore returns requests pending verification received
-	// before before, oldest first, locked; requests another Tx holds are
-	// skipped.
-	UnverifiedBefore(ctx context.Context, before time.Time, limit int) ([]*Request, error)
+	// before before, of the tenants in only (all when nil) but those in
+	// except, oldest first, locked; requests another Tx holds are skipped.
+	UnverifiedBefore(ctx context.Context, before time.Time, only, except []string, limit int) ([]*Request, error)
 	InsertTask(ctx context.Context, t *Task) error // ErrDuplicate for a known ID
 	// Task returns the task or ErrNotFound; it and its request are locked.
 	Task(ctx context.Context, id string) (*Task, error)

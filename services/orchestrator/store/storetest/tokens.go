@@ -76,17 +76,23 @@ func testSubmitters(t *testing.T, s store.Store) {
 	open.ReceivedAt, open.VerificationNote = t0.AddDate(0, 0, -60), "code sent to the address on file"
 	insert(t, s, []*store.Request{old, older, recent, open})
 
-	var due []*store.Request
-	mustTx(t, s, func(tx store.Tx) error {
-		var err error
-		due, err = tx.UnverifiedBefore(ctx, t0.AddDate(0, 0, -30), 10)
-		return err
-	})
-	var ids []string
-	for _, r := range due {
-		ids = append(ids, r.ID)
+	acme := newRequest("req-acme", lifecycle.PendingVerification, t0.AddDate(0, 1, 0))
+	acme.Tenant, acme.ReceivedAt = "acme", t0.AddDate(0, 0, -45)
+	insert(t, s, []*store.Request{acme})
+	unverified := func(only, except []string) []string {
+		var ids []string
+		mustTx(t, s, func(tx store.Tx) error {
+			due, err := tx.UnverifiedBefore(ctx, t0.AddDate(0, 0, -30), only, except, 10)
+			for _, r := range due {
+				ids = append(ids, r.ID)
+			}
+			return err
+		})
+		return ids
 	}
-	same(t, "unverified before 30 days ago", ids, []string{"req-older", "req-old"})
+	same(t, "unverified before 30 days ago", unverified(nil, nil), []string{"req-older", "req-acme", "req-old"})
+	same(t, "of acme only", unverified([]string{"acme"}, nil), []string{"req-acme"})
+	same(t, "but acme's", unverified(nil, []string{"acme", "globex"}), []string{"req-older", "req-old"})
 
 	mine, _, err := s.List(ctx, store.ListQuery{SubmittedBy: "tok_form", Limit: 10})
 	if err != nil {
