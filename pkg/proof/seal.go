@@ -36,9 +36,22 @@ type SealKey struct {
 // ErrNoSealKey is returned when a system has no sealing key registered.
 var ErrNoSealKey = errors.New("no sealing key registered for the system")
 
-// LoadOrCreateSealKey reads the sealing key at path (the hex of its
-// 32-byte private key), creating it (0600) on first use.
+// SealKeyEnv names the environment variable that may hold a service's
+// sealing key (the hex of its 32-byte X25519 private key) in production,
+// instead of a file, as SigningKeyEnv does its signing key.
+const SealKeyEnv = "LETHE_SEAL_KEY"
+
+// LoadOrCreateSealKey is the sealing key from $LETHE_SEAL_KEY if set, else
+// the one at path (the hex of its 32-byte private key), created (0600) on
+// first use.
 func LoadOrCreateSealKey(path string) (*SealKey, error) {
+	if v := os.Getenv(SealKeyEnv); v != "" {
+		k, err := parseSealKey(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", SealKeyEnv, err)
+		}
+		return k, nil
+	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		pub, priv, err := box.GenerateKey(rand.Reader)
@@ -56,9 +69,17 @@ func LoadOrCreateSealKey(path string) (*SealKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sealing key: %w", err)
 	}
-	raw, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	k, err := parseSealKey(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("sealing key %s: %w", path, err)
+	}
+	return k, nil
+}
+
+func parseSealKey(hexKey string) (*SealKey, error) {
+	raw, err := hex.DecodeString(strings.TrimSpace(hexKey))
 	if err != nil || len(raw) != 32 {
-		return nil, fmt.Errorf("sealing key %s: not the hex of a 32-byte X25519 key", path)
+		return nil, errors.New("not the hex of a 32-byte X25519 key")
 	}
 	var priv [32]byte
 	copy(priv[:], raw)

@@ -69,3 +69,29 @@ func TestSealKeyFor(t *testing.T) {
 		}
 	}
 }
+
+// In production the sealing key may come from the environment, as the
+// signing key does; it is the same key as in a file with that content.
+func TestSealKeyFromEnvironment(t *testing.T) {
+	file, err := proof.LoadOrCreateSealKey(filepath.Join(t.TempDir(), "seal.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(proof.SealKeyEnv, "zz")
+	if _, err := proof.LoadOrCreateSealKey(filepath.Join(t.TempDir(), "unused")); err == nil {
+		t.Error("a malformed key was taken")
+	}
+	priv := strings.Repeat("4a", 32)
+	t.Setenv(proof.SealKeyEnv, priv)
+	k, err := proof.LoadOrCreateSealKey(filepath.Join(t.TempDir(), "unused"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, _ := proof.Seal(k.Public, []byte("x"))
+	if _, err := file.Open(sealed); err == nil {
+		t.Error("another key opened it")
+	}
+	if b, err := k.Open(sealed); err != nil || string(b) != "x" {
+		t.Errorf("open = %q %v", b, err)
+	}
+}
