@@ -42,24 +42,25 @@ func SignReceipt(s *Signer, r *lethev1.Receipt) error {
 	return nil
 }
 
-// MaxClockSkew is how far a receipt's connector time may be from the time
-// the orchestrator received it.
+// MaxClockSkew is how far after the time the orchestrator received it a
+// receipt's connector time may be.
 const MaxClockSkew = 5 * time.Minute
 
-// ErrClockSkew is returned for a receipt whose connector time is further
-// than MaxClockSkew from its time of receipt.
-var ErrClockSkew = errors.New("the receipt's time is too far from the time it was received")
+// ErrClockSkew is returned for a receipt dated after the time it was
+// received, past MaxClockSkew.
+var ErrClockSkew = errors.New("the receipt is dated after the time it was received")
 
 // VerifyReceipt checks that r is signed by a key registered for r's system
 // and valid at received, the time the orchestrator received it (as its log
 // records it), and that its export data, if any, matches the signed
 // digest. The key is judged at the time of receipt, not at the time the
 // receipt claims: a key retired (leaked, say) cannot sign answers dated
-// before its retirement and be believed. The receipt's own time must be
-// within MaxClockSkew of received.
+// before its retirement and be believed. A receipt may have waited on the
+// bus (an orchestrator down for an hour reads an hour's backlog), but it
+// cannot be dated after it arrived, beyond MaxClockSkew of the two clocks.
 func VerifyReceipt(ks KeySet, r *lethev1.Receipt, received time.Time) error {
 	claimed := r.GetConnectorTime().AsTime()
-	if d := claimed.Sub(received); d > MaxClockSkew || d < -MaxClockSkew {
+	if claimed.Sub(received) > MaxClockSkew {
 		return fmt.Errorf("%w: it says %s, it was received %s", ErrClockSkew,
 			claimed.UTC().Format(time.RFC3339), received.UTC().Format(time.RFC3339))
 	}

@@ -555,8 +555,9 @@ func TestExpiryPerTenant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, func(c *Config) { c.Deadlines = tenants })
-	received := time.Now().UTC().AddDate(0, 0, -40).Format(time.RFC3339)
+	clock := &fakeClock{t: time.Now().UTC().Add(time.Hour).Truncate(time.Millisecond)}
+	e := newEnv(t, func(c *Config) { c.Deadlines, c.Now = tenants, clock.Now })
+	received := clock.Now().AddDate(0, 0, -40).Format(time.RFC3339)
 	submit := func(tenant string) string {
 		code, _, out := e.call(e.token, "POST", "/v1/requests", `{"type":"erasure","tenant":"`+tenant+`","subject":{"email":"`+subjectEmail+`"},"received_at":"`+received+`"}`)
 		if code != 202 {
@@ -569,6 +570,13 @@ func TestExpiryPerTenant(t *testing.T) {
 		patient = append(patient, submit("patient")) // received first: the oldest
 	}
 	demo := submit("demo")
+	// Back-dated 40 days, filed now: the wait counts from filing, so it is
+	// not expired at once.
+	time.Sleep(10 * e.cfg.ScanInterval)
+	if _, view := e.do("GET", "/v1/requests/"+demo, ""); view["state"] != "pending_verification" {
+		t.Fatalf("a back-dated request is %v as soon as it is filed", view["state"])
+	}
+	clock.Set(clock.Now().AddDate(0, 0, 31))
 	e.waitState(demo, "expired")
 	for _, id := range patient {
 		if _, view := e.do("GET", "/v1/requests/"+id, ""); view["state"] != "pending_verification" {

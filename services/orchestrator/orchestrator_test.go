@@ -143,6 +143,12 @@ func TestExportBundle(t *testing.T) {
 	if found := piitest.FilesHolding(t, e.dataDir, `"plan":"pro"`); len(found) > 0 {
 		t.Fatalf("the export is readable in %v", found)
 	}
+	// A HEAD (a link checker, curl -I) collects nothing.
+	req, _ := http.NewRequest("HEAD", e.api+"/v1/requests/"+id+"/export", nil)
+	req.Header.Set("Authorization", "Bearer "+e.token)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("HEAD export: %v %v", resp, err)
+	}
 	code, bundle := e.do("GET", "/v1/requests/"+id+"/export", "")
 	if code != 200 {
 		t.Fatalf("export = %d %v", code, bundle)
@@ -727,9 +733,10 @@ func TestKeyRotation(t *testing.T) {
 	id := e.submit(erasure(true))
 	answer(id, old, 1, retired.Add(-time.Second))
 	refused("key_not_valid", 1)
-	// A valid key's answer dated an hour off the orchestrator's clock is
-	// refused too: a key is judged at the time of receipt, within 5 minutes.
-	answer(id, fresh, 2, time.Now().Add(-time.Hour))
+	// A valid key's answer dated an hour after the orchestrator's clock is
+	// refused too: no answer is dated after it was received (5 minutes of
+	// clock skew aside).
+	answer(id, fresh, 2, time.Now().Add(time.Hour))
 	refused("clock_skew", 1)
 	answer(id, fresh, 3, time.Now()) // another message id: the broker would drop a second answer of one attempt
 	e.waitState(id, "fulfilled")
@@ -793,5 +800,37 @@ func TestTasksCarryNoReadableSubject(t *testing.T) {
 	e.waitState(id, "fulfilled")
 	if alpha.effectCount(events.TaskID(id, "alpha")) != 1 {
 		t.Fatal("the connector did not act on the sealed task")
+	}
+}
+
+// A system whose sealing key is not registered gets no task (its subject
+// could not be sealed to it): its attempt fails and is retried, while the
+// other systems go on.
+func TestSystemWithoutSealingKeyHoldsUpNoOne(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.RetryInitial, c.RetryMax = time.Hour, time.Hour })
+	keysFile := filepath.Join(e.dataDir, "keys.json")
+	ks, err := proof.ReadKeySet(keysFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ks.Find(e.signer("beta").Key.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Seal = nil
+	ks.Add(k)
+	if err := proof.WriteKeySet(keysFile, ks); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // the registry looks at the file once a second
+	alpha := &toySystem{}
+	e.connect("alpha", alpha)
+	e.connect("beta", &toySystem{})
+	id := e.submit(erasure(true))
+	e.waitTask(id, "alpha", "answered")
+	_, view := e.do("GET", "/v1/requests/"+id, "")
+	beta := tasksBySystem(view)["beta"]
+	if beta["state"] != "retrying" || !strings.Contains(fmt.Sprint(beta["detail"]), "no sealing key") {
+		t.Fatalf("beta's task: %v", beta)
 	}
 }

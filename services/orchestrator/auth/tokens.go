@@ -103,13 +103,17 @@ func (t *Tokens) Authenticate(ctx context.Context, bearer string) (Principal, er
 	case !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt):
 		return Principal{}, fmt.Errorf("the token has expired: %w", ErrInvalid)
 	}
-	t.touch(ctx, k.ID, now)
 	return Principal{Kind: KindToken, ID: k.ID, Name: k.Name, Role: Role(k.Role), Tenant: k.Tenant}, nil
 }
 
-// touch records a token's use, at most once per touchEvery; a failure to
-// write it costs the caller nothing.
-func (t *Tokens) touch(ctx context.Context, id string, now time.Time) {
+// Used records that a token was used for a call it was allowed to make,
+// at most once per touchEvery; a failure to write it costs the caller
+// nothing. (A refused call changes nothing, not even this.)
+func (t *Tokens) Used(ctx context.Context, p Principal) {
+	if p.Kind != KindToken {
+		return
+	}
+	id, now := p.ID, t.Now()
 	t.mu.Lock()
 	if t.touched == nil {
 		t.touched = map[string]time.Time{}

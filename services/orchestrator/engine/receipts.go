@@ -163,14 +163,21 @@ func (e *Engine) RecordReceipt(ctx context.Context, rc *lethev1.Receipt, raw []b
 		// A success is taken even after the task was dead-lettered: the
 		// system did the work late (after a broker outage, say), and the
 		// request can still be fulfilled.
-		verdict = verdictAccepted
-		if err := e.keepExport(rc); err != nil {
-			return err
+		sealed, err := e.keepExport(rc)
+		if err != nil {
+			verdict, reason = verdictRejected, "bad_export"
+			return nil
 		}
-		if raw, err = proto.Marshal(rc); err != nil { // the receipt as kept: its export apart, sealed
+		verdict = verdictAccepted
+		// The receipt is kept without its export, which is kept once,
+		// sealed, in the task until collected.
+		kept := proto.Clone(rc).(*lethev1.Receipt)
+		kept.ExportData, kept.SealedExport = nil, nil
+		if raw, err = proto.Marshal(kept); err != nil {
 			return err
 		}
 		answer(k, rc, outcome, raw, now)
+		k.ExportData = sealed
 		if err := tx.UpdateTask(ctx, k); err != nil {
 			return err
 		}
@@ -224,23 +231,30 @@ func answer(k *store.Task, rc *lethev1.Receipt, outcome lifecycle.Outcome, raw [
 		k.Counts[c.GetCategory()] = c.GetCount()
 	}
 	k.Remaining = rc.GetRemaining()
-	k.ExportSHA256, k.ExportData, k.Receipt = rc.GetExportSha256(), rc.GetSealedExport(), raw
+	k.ExportSHA256, k.Receipt = rc.GetExportSha256(), raw
 	k.NextAttemptAt = time.Time{}
 }
 
-// keepExport leaves a receipt's export sealed to the orchestrator's key in
-// SealedExport, and nowhere else: the store keeps the person's copy once,
-// sealed, until it is collected or expires. An export that came in the
-// clear (a connector that did not seal it) is sealed here.
-func (e *Engine) keepExport(rc *lethev1.Receipt) error {
-	if data := rc.GetExportData(); len(data) > 0 {
-		sealed, err := proof.Seal(e.cfg.SealKey.Public, data)
+// keepExport returns a receipt's export sealed to the orchestrator's key,
+// as the store keeps the person's copy: once, sealed, until it is
+// collected or expires. An export sealed by its connector must open and
+// match the digest the receipt signed (else the receipt is refused, and
+// the task tried again); one that came in the clear is sealed here.
+func (e *Engine) keepExport(rc *lethev1.Receipt) ([]byte, error) {
+	if sealed := rc.GetSealedExport(); len(sealed) > 0 {
+		data, err := e.cfg.SealKey.Open(sealed)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		rc.SealedExport, rc.ExportData = sealed, nil
+		if err := proof.VerifyExport(rc, data); err != nil {
+			return nil, err
+		}
+		return sealed, nil
 	}
-	return nil
+	if data := rc.GetExportData(); len(data) > 0 {
+		return proof.Seal(e.cfg.SealKey.Public, data)
+	}
+	return nil, nil
 }
 
 // OpenExport opens a task's sealed export and checks it against the

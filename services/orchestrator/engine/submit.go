@@ -194,7 +194,14 @@ func (e *Engine) attempt(ctx context.Context, tx store.Tx, r *store.Request, k *
 	// the system's connector opens it.
 	to, err := e.Keys().SealKeyFor(k.System, now)
 	if err != nil {
-		return err
+		// One system not registered right must not hold up the others: its
+		// attempt fails (and, tried again, ends in a dead letter that pages).
+		k.State, k.Detail, k.NextAttemptAt = lifecycle.TaskRetrying, "no sealing key registered for the system", now.Add(e.wait(k.Attempts-k.RoundStart))
+		if err := tx.UpdateTask(ctx, k); err != nil {
+			return err
+		}
+		return record(ctx, tx, proof.Entry{RequestID: r.ID, Event: proof.EventTaskFailed, At: now, System: k.System, Attempt: k.Attempts,
+			Detail: "no sealing key registered"})
 	}
 	if t.SealedSubject, err = proof.SealSubject(to, t.Subject); err != nil {
 		return err

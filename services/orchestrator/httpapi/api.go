@@ -573,9 +573,24 @@ func (a *API) handleExport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Disposition", `attachment; filename="`+req.ID+`.json"`)
-	writeJSON(w, http.StatusOK, map[string]any{"request": viewOf(req, nil), "systems": systems})
+	body, err := json.MarshalIndent(map[string]any{"request": viewOf(req, nil), "systems": systems}, "", "  ")
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "could not assemble the export")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodGet {
+		return // HEAD: nothing is collected
+	}
+	if _, err := w.Write(append(body, '\n')); err != nil {
+		a.log.Warn("export download cut short; kept for another", "request_id", req.ID)
+		return
+	}
 	if held > 0 {
-		// Collected: the store keeps no copy of the person's records.
+		// Collected (all of it was written): the store keeps no copy of the
+		// person's records.
 		if err := a.life.Collected(context.WithoutCancel(r.Context()), req.ID); err != nil {
 			a.log.Error("drop the collected export", "request_id", req.ID, "err", err)
 		}

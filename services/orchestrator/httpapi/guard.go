@@ -100,6 +100,9 @@ func (a *API) guard(rt route) http.Handler {
 			writeError(w, http.StatusForbidden, "the role "+string(p.Role)+" may not do this")
 			return
 		}
+		if a.opts.Tokens != nil {
+			a.opts.Tokens.Used(r.Context(), p)
+		}
 		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), principalKey{}, p), timeout)
 		defer cancel()
 		rt.h(w, r.WithContext(ctx))

@@ -112,7 +112,7 @@ func New(reg prometheus.Registerer, st store.Store, systems []string, tenants *d
 		m.DeadLetters.WithLabelValues(s)
 		m.Failed.WithLabelValues(s)
 	}
-	for _, r := range []string{"malformed", "unknown_task", "mismatch", "not_published", "bad_signature", "unknown_key", "wrong_system", "key_not_valid", "clock_skew"} {
+	for _, r := range []string{"malformed", "unknown_task", "mismatch", "not_published", "bad_signature", "unknown_key", "wrong_system", "key_not_valid", "clock_skew", "bad_export"} {
 		m.Rejected.WithLabelValues(r)
 	}
 	for _, r := range []string{"duplicate", "stale"} {

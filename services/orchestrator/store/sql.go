@@ -224,7 +224,9 @@ func (t *sqlTx) RequestBySourceRef(ctx context.Context, ref string) (*Request, e
 // UnverifiedBefore locks the requests it returns, skipping those another
 // transaction holds, as DueTasks does.
 func (t *sqlTx) UnverifiedBefore(ctx context.Context, before time.Time, only, except []string, limit int) ([]*Request, error) {
-	where, args := `state = 'pending_verification' AND received_at < ?`, []any{before.UnixMilli()}
+	// Counted from receipt, or from filing for a request back-dated: a
+	// request filed today is not expired at once.
+	where, args := `state = 'pending_verification' AND received_at < ? AND created_at < ?`, []any{before.UnixMilli(), before.UnixMilli()}
 	for _, f := range []struct {
 		op      string
 		tenants []string

@@ -181,8 +181,8 @@ type Tx interface {
 	Request(ctx context.Context, id string) (*Request, error)
 	RequestBySourceRef(ctx context.Context, ref string) (*Request, error)
 	UpdateRequest(ctx context.Context, r *Request) error
-	// UnverifiedBefore returns requests pending verification received
-	// before before, of the tenants in only (all when nil) but those in
+	// UnverifiedBefore returns requests pending verification received,
+	// and filed, before before, of the tenants in only (all when nil) but those in
 	// except, oldest first, locked; requests another Tx holds are skipped.
 	UnverifiedBefore(ctx context.Context, before time.Time, only, except []string, limit int) ([]*Request, error)
 	InsertTask(ctx context.Context, t *Task) error // ErrDuplicate for a known ID

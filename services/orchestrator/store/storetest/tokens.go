@@ -63,13 +63,16 @@ func testTokens(t *testing.T, s store.Store) {
 
 // testSubmitters: who submitted a request and the notes of its decisions
 // are kept; a list filters by submitter; UnverifiedBefore returns the
-// requests pending verification received before a time, oldest first.
+// requests pending verification received and filed before a time, oldest
+// first.
 func testSubmitters(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	old := newRequest("req-old", lifecycle.PendingVerification, t0.AddDate(0, 1, 0))
 	old.ReceivedAt, old.SubmittedBy = t0.AddDate(0, 0, -40), "tok_form"
+	old.CreatedAt = old.ReceivedAt
 	older := newRequest("req-older", lifecycle.PendingVerification, t0.AddDate(0, 1, 0))
 	older.ReceivedAt, older.SubmittedBy = t0.AddDate(0, 0, -50), "tok_form"
+	older.CreatedAt = older.ReceivedAt
 	recent := newRequest("req-recent", lifecycle.PendingVerification, t0.AddDate(0, 1, 0))
 	recent.ReceivedAt, recent.SubmittedBy = t0.AddDate(0, 0, -1), "tok_other"
 	open := newRequest("req-open", lifecycle.Open, t0.AddDate(0, 1, 0))
@@ -78,7 +81,12 @@ func testSubmitters(t *testing.T, s store.Store) {
 
 	acme := newRequest("req-acme", lifecycle.PendingVerification, t0.AddDate(0, 1, 0))
 	acme.Tenant, acme.ReceivedAt = "acme", t0.AddDate(0, 0, -45)
-	insert(t, s, []*store.Request{acme})
+	acme.CreatedAt = acme.ReceivedAt
+	// Back-dated: received 45 days ago, filed now. Its wait counts from
+	// filing.
+	backdated := newRequest("req-backdated", lifecycle.PendingVerification, t0.AddDate(0, 1, 0))
+	backdated.ReceivedAt = t0.AddDate(0, 0, -45)
+	insert(t, s, []*store.Request{acme, backdated})
 	unverified := func(only, except []string) []string {
 		var ids []string
 		mustTx(t, s, func(tx store.Tx) error {
