@@ -215,7 +215,7 @@ func LoadOrCreateSigner(path, owner string, now time.Time) (*Signer, error) {
 	if b, err := os.ReadFile(pubPath); err == nil {
 		var prev Key
 		if json.Unmarshal(b, &prev) == nil && prev.ID == s.Key.ID {
-			s.Key.NotBefore = prev.NotBefore
+			s.Key.NotBefore, s.Key.Seal = prev.NotBefore, prev.Seal
 			return s, nil
 		}
 	}

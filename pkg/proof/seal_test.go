@@ -2,6 +2,7 @@ package proof_test
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -93,5 +94,39 @@ func TestSealKeyFromEnvironment(t *testing.T) {
 	}
 	if b, err := k.Open(sealed); err != nil || string(b) != "x" {
 		t.Errorf("open = %q %v", b, err)
+	}
+}
+
+// A service restarted keeps its public entry as it is: the signer read
+// again carries the sealing key the entry holds, so the entry (which may
+// be a read-only mount) is not written again.
+func TestPublicEntryKeptOnRestart(t *testing.T) {
+	dir := t.TempDir()
+	s, err := proof.LoadOrCreateSigner(filepath.Join(dir, "signing.key"), "alpha", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seal, err := proof.SealingKeyIn(dir, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := filepath.Join(dir, "signing.key.pub")
+	before, err := os.Stat(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := proof.LoadOrCreateSigner(filepath.Join(dir, "signing.key"), "alpha", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again.Key.Seal) != 32 || [32]byte(again.Key.Seal) != *seal.Public {
+		t.Fatal("the signer read again lost its sealing key")
+	}
+	if _, err := proof.SealingKeyIn(dir, again); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.Stat(pub)
+	if err != nil || !os.SameFile(before, after) {
+		t.Fatal("the restart wrote the public entry again (a read-only mount would fail)")
 	}
 }

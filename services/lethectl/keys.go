@@ -140,7 +140,7 @@ func runKeysAdd(_ context.Context, a *app, c command, args []string) int {
 	if err != nil {
 		return a.badInput(c, err)
 	}
-	var added []proof.Key
+	var added, sealed []proof.Key
 	for _, p := range pos[1:] {
 		k, err := proof.ReadPublicKey(p)
 		if err != nil {
@@ -154,6 +154,15 @@ func runKeysAdd(_ context.Context, a *app, c command, args []string) int {
 			if !bytes.Equal(old.Public, k.Public) {
 				return a.badInput(c, fmt.Errorf("%s: key id %s is already in %s for another public key", p, k.ID, path))
 			}
+			if len(old.Seal) == 0 && len(k.Seal) > 0 {
+				// A key registered before sealing keys existed gets its
+				// sealing key (nothing else of the entry changes): without
+				// it, its system receives no task.
+				old.Seal = k.Seal
+				ks.Add(old)
+				sealed = append(sealed, old)
+				continue
+			}
 			// Unchanged, so adding again neither duplicates a key nor
 			// brings a retired one back.
 			fmt.Fprintf(a.stdout, "%s: already in %s, unchanged\n", k.ID, path)
@@ -162,7 +171,7 @@ func runKeysAdd(_ context.Context, a *app, c command, args []string) int {
 		ks.Add(k)
 		added = append(added, k)
 	}
-	if len(added) == 0 {
+	if len(added) == 0 && len(sealed) == 0 {
 		return exitOK
 	}
 	if err := ks.Validate(); err != nil {
@@ -170,6 +179,9 @@ func runKeysAdd(_ context.Context, a *app, c command, args []string) int {
 	}
 	if err := proof.WriteKeySet(path, ks); err != nil {
 		return a.fail(c, fmt.Errorf("write %s: %w", path, err))
+	}
+	for _, k := range sealed {
+		fmt.Fprintf(a.stdout, "%s: its sealing key added\n", k.ID)
 	}
 	for _, k := range added {
 		fmt.Fprintf(a.stdout, "%s: added, %s key%s, valid from %s\n", k.ID, k.Role, forSystem(k), stamp(k.NotBefore))

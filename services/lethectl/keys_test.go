@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -140,6 +142,25 @@ func TestKeysAdd(t *testing.T) {
 			check: func(t *testing.T, ks proof.KeySet) {
 				if k, _ := ks.Find(accounts.ID); k.NotAfter == nil {
 					t.Error("the retired key is valid again")
+				}
+			},
+		},
+		{
+			name: "a key registered before sealing keys gets its sealing key",
+			before: func(t *testing.T, keys string) {
+				mustRun(t, "keys", "add", keys, f.PubPath("accounts"))
+			},
+			pubs: []string{func() string {
+				k := accounts
+				k.Seal = bytes.Repeat([]byte{7}, 32)
+				b, _ := json.Marshal(k)
+				return writeFile(t, t.TempDir(), "signing.key.pub", b)
+			}()},
+			want:    wantOutput{stdout: []string{accounts.ID + ": its sealing key added", "!unchanged"}},
+			wantIDs: []string{accounts.ID},
+			check: func(t *testing.T, ks proof.KeySet) {
+				if k, _ := ks.Find(accounts.ID); len(k.Seal) != 32 || !k.NotBefore.Equal(accounts.NotBefore) {
+					t.Errorf("the entry: seal %d bytes, valid from %v", len(k.Seal), k.NotBefore)
 				}
 			},
 		},
