@@ -90,7 +90,7 @@ func runIn(t *testing.T, dir string, sys connector.System, wrap func(connector.R
 // runAt is runIn with the connector's clock (nil: time.Now).
 func runAt(t *testing.T, dir string, sys connector.System, wrap func(connector.ReceiptStore) connector.ReceiptStore, now func() time.Time) rig {
 	t.Helper()
-	srv, err := natsbus.StartEmbedded(t.TempDir(), "127.0.0.1", -1)
+	srv, err := natsbus.StartEmbedded(t.TempDir(), "127.0.0.1", -1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

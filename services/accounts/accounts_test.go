@@ -134,7 +134,7 @@ func TestEraseAnonymisesComments(t *testing.T) {
 
 func startBus(t *testing.T) bus.Bus {
 	t.Helper()
-	srv, err := natsbus.StartEmbedded(t.TempDir(), "127.0.0.1", -1)
+	srv, err := natsbus.StartEmbedded(t.TempDir(), "127.0.0.1", -1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,9 @@ Lethe is running: embedded NATS JetStream, SQLite under %[1]s/, five connectors,
   API          %[3]s            (GET /healthz, /metrics, /v1/requests)
   admin token  %[7]s   (every call but /healthz needs it: Authorization: Bearer ...;
                                      lethectl reads it from there)
-  NATS         %[4]s           (connector binaries can join with --nats %[4]s)
+  NATS         %[4]s           (a user per part, no anonymous access: a connector binary
+                                     joins with --nats %[4]s --data %[1]s/<system>,
+                                     where its seed nats.seed is)
   accounts app %[5]s            (demo admin API: account deletion)
   vendors      %[6]s            (stand-in sub-processor APIs)
 

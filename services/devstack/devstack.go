@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 
 	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/bus/busurl"
+	"github.com/lethe-dev/lethe/pkg/bus/natsauth"
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
 	"github.com/lethe-dev/lethe/pkg/connector"
 	"github.com/lethe-dev/lethe/pkg/datadir"
@@ -113,8 +115,14 @@ type Stack struct {
 	Subprocessors  *subprocessors.System
 	Vendors        *standin.Server
 
-	ctx      context.Context
-	bus      bus.Bus
+	ctx context.Context
+	// bus is the stack's own connection: on the embedded server, the
+	// mailer's (the tests read notices with it); on an external bus, the
+	// one every part shares.
+	bus bus.Bus
+	// buses are the parts' connections on the embedded server, each as
+	// its own NATS user ("orchestrator", a system); nil on an external bus.
+	buses    map[string]bus.Bus
 	taskKeys proof.KeySet // the orchestrator's public key
 	wg       sync.WaitGroup
 	mu       sync.Mutex
@@ -142,17 +150,15 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 
 	s.NATSURL = cfg.BusURL
 	if s.NATSURL == "" {
-		srv, err := natsbus.StartEmbedded(filepath.Join(cfg.DataDir, "nats"), cfg.NATSHost, cfg.NATSPort)
-		if err != nil {
+		if err := s.startNATS(ctx); err != nil {
 			return nil, err
 		}
-		s.closers = append(s.closers, srv.Shutdown)
-		s.NATSURL = srv.URL()
+	} else {
+		if s.bus, err = busurl.Dial(ctx, s.NATSURL, busurl.Options{Name: "lethe-dev", Prefix: cfg.BusPrefix, Logger: cfg.Logger}); err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, func() { s.bus.Close() })
 	}
-	if s.bus, err = busurl.Dial(ctx, s.NATSURL, busurl.Options{Name: "lethe-dev", Prefix: cfg.BusPrefix, Logger: cfg.Logger}); err != nil {
-		return nil, err
-	}
-	s.closers = append(s.closers, func() { s.bus.Close() })
 
 	// The stand-in vendors, seeded with the same people as the demo systems.
 	s.Vendors = standin.New(cfg.People, standin.DemoToken)
@@ -199,7 +205,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		oc.Now = cfg.Now
 	}
 	s.AdminTokenFile = filepath.Join(cfg.DataDir, "admin.token")
-	opts := app.Options{Listener: ln, DataDir: filepath.Join(cfg.DataDir, "orchestrator"), Bus: s.bus, StoreURL: cfg.StoreURL,
+	opts := app.Options{Listener: ln, DataDir: filepath.Join(cfg.DataDir, "orchestrator"), Bus: s.busOf(natsauth.Orchestrator), StoreURL: cfg.StoreURL,
 		AdminTokenFile: s.AdminTokenFile, Orchestrator: oc, Logger: log.With("service", "orchestrator"), Registry: cfg.Registry}
 	s.run("orchestrator", func(ctx context.Context) error { return app.Run(ctx, opts) })
 
@@ -216,6 +222,62 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// demoSystems are the connectors of the stack.
+var demoSystems = []string{accounts.Name, billing.Name, emailanalytics.Name, recordings.Name, subprocessors.Name}
+
+// startNATS starts the embedded NATS server, which lets in only a user per
+// part (their seeds made at the first start, in DataDir/<part>/nats.seed,
+// where a connector binary run with --data DataDir/<system> finds its
+// own), and connects each part as its user.
+func (s *Stack) startNATS(ctx context.Context) error {
+	cfg := s.cfg
+	users, err := natsauth.Ensure(cfg.DataDir, natsauth.Config{Systems: demoSystems})
+	if err != nil {
+		return err
+	}
+	seeds := filepath.Join(cfg.DataDir, "<part>", natsauth.SeedFile)
+	if len(users.Created) > 0 {
+		cfg.Logger.Info("NATS users made: an NKey seed per part", "users", strings.Join(users.Created, ","), "seeds", seeds)
+	}
+	srv, err := natsbus.StartEmbedded(filepath.Join(cfg.DataDir, "nats"), cfg.NATSHost, cfg.NATSPort, users.ServerUsers())
+	if err != nil {
+		return err
+	}
+	s.closers = append(s.closers, srv.Shutdown)
+	s.NATSURL = srv.URL()
+	cfg.Logger.Info("embedded NATS JetStream running: users loaded, each part connects as its own, no anonymous access",
+		"url", s.NATSURL, "users", strings.Join(users.Names(), ","), "seeds", seeds)
+	s.buses = map[string]bus.Bus{}
+	for _, u := range users.Users {
+		seed, err := natsauth.ReadSeed(u.SeedPath)
+		if err != nil {
+			return err
+		}
+		b, err := natsbus.Connect(ctx, s.NATSURL, natsbus.Config{Name: "lethe-" + u.Name, NKeySeed: seed, Logger: cfg.Logger.With("service", u.Name)})
+		if err != nil {
+			return fmt.Errorf("NATS as %s: %w", u.Name, err)
+		}
+		s.closers = append(s.closers, func() { b.Close() })
+		if u.Name == natsauth.Mailer {
+			s.bus = b
+		} else {
+			s.buses[u.Name] = b
+		}
+	}
+	// The orchestrator makes the streams (app.Run does too): made before
+	// the connectors start, they need not wait for them.
+	return s.buses[natsauth.Orchestrator].(*natsbus.Bus).EnsureStreams(ctx, natsauth.Kinds...)
+}
+
+// busOf is the bus of a part: its own connection on the embedded server,
+// the shared one on an external bus.
+func (s *Stack) busOf(name string) bus.Bus {
+	if b, ok := s.buses[name]; ok {
+		return b
+	}
+	return s.bus
 }
 
 func (s *Stack) openSystems(ctx context.Context) error {
@@ -288,10 +350,10 @@ func (s *Stack) StartConnector(name string) {
 	s.run(name, func(ctx context.Context) error { return connector.Start(ctx, name, env, sys) })
 }
 
-// env is what the connector of system name runs with: its folder, the
-// stack's bus and clock, and the orchestrator's key to check tasks with.
+// env is what the connector of system name runs with: its folder, its
+// bus, the stack's clock, and the orchestrator's key to check tasks with.
 func (s *Stack) env(name string) connector.Env {
-	return connector.Env{DataDir: filepath.Join(s.cfg.DataDir, name), Bus: s.bus, Logger: s.cfg.Logger.With("service", name),
+	return connector.Env{DataDir: filepath.Join(s.cfg.DataDir, name), Bus: s.busOf(name), Logger: s.cfg.Logger.With("service", name),
 		Registerer: s.cfg.Registry, Now: s.cfg.Now, TaskKeys: s.taskKeys}
 }
 

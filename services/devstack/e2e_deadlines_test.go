@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lethe-dev/lethe/pkg/bus"
+	"github.com/lethe-dev/lethe/pkg/bus/natsauth"
 	"github.com/lethe-dev/lethe/pkg/deadline"
 	"github.com/lethe-dev/lethe/pkg/events"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
@@ -529,7 +530,7 @@ func (h *harness) consumeNotices() *noticeSink {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- h.s.bus.Consume(ctx, events.TopicNotices, "e2e-mailer", func(_ context.Context, m *bus.Message) error {
+		done <- h.s.bus.Consume(ctx, events.TopicNotices, natsauth.MailerGroup, func(_ context.Context, m *bus.Message) error {
 			sink.mu.Lock()
 			sink.msgs = append(sink.msgs, m)
 			sink.mu.Unlock()

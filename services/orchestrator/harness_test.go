@@ -108,7 +108,7 @@ func newEnv(t *testing.T, tweak func(*Config)) *env {
 // store; natsDown stops it, as a broker outage would.
 func (e *env) natsUp(port int) {
 	e.t.Helper()
-	srv, err := natsbus.StartEmbedded(filepath.Join(e.dir, "nats"), "127.0.0.1", port)
+	srv, err := natsbus.StartEmbedded(filepath.Join(e.dir, "nats"), "127.0.0.1", port, nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ import (
 func TestSDKRetriesVendorFailure(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := natsbus.StartEmbedded(t.TempDir(), "127.0.0.1", -1)
+	srv, err := natsbus.StartEmbedded(t.TempDir(), "127.0.0.1", -1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

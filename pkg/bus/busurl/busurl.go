@@ -34,10 +34,35 @@
 //	    default 168h, at least 1m). They get cleanup.policy=delete too.
 //
 // For example "kafka://lethe@kafka-0:9093,kafka-1:9093?sasl=scram-sha-512&tls_ca=/etc/lethe/kafka-ca.pem"
-// with LETHE_KAFKA_PASSWORD set. Any other parameter is an error naming
-// these, and the files are read before any connection, so that a URL that
-// cannot work fails at once. '@' in a parameter's value must be
-// percent-encoded (%40).
+// with LETHE_KAFKA_PASSWORD set.
+//
+// A NATS URL may end with parameters too, for its user and TLS:
+//
+//	nats://host1:4222[,host2:4222...][?name=value&...]
+//
+//	nkey_seed=/path/nats.seed
+//	    connects as the NKey user whose seed ("SU...") is in the file
+//	    (package natsauth makes one per service). Without it, the seed
+//	    comes from LETHE_NATS_NKEY_SEED (the seed itself, or the path of
+//	    its file), else from the service's default ([Options.NKeySeedFile]:
+//	    a connector's <data>/nats.seed), unless the URL has credentials
+//	    of another kind. The default one is dropped, with a warning, on a
+//	    server without NKey users; a seed named here or in the variable
+//	    is not.
+//	creds=/path/user.creds
+//	    a user credentials file (JWT and seed), for a server on
+//	    decentralised (operator) auth.
+//	tls=1, tls_ca=, tls_cert=, tls_key=, tls_insecure_skip_verify=1
+//	    as for Kafka.
+//
+// User and password (nats://user:password@host), nkey_seed and creds are
+// alternatives: one kind of credentials per URL.
+//
+// [Options] may give the TLS files instead (the --bus-tls-ca,
+// --bus-tls-cert and --bus-tls-key flags), for either broker, but not as
+// well as the URL. Any other parameter is an error naming these, and the
+// files are read before any connection, so that a URL that cannot work
+// fails at once. '@' in a parameter's value must be percent-encoded (%40).
 package busurl
 
 import (
@@ -56,6 +81,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
@@ -63,6 +89,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/bus/busadapter"
 	"github.com/lethe-dev/lethe/pkg/bus/kafkabus"
+	"github.com/lethe-dev/lethe/pkg/bus/natsauth"
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
 )
 
@@ -73,7 +100,16 @@ type Options struct {
 	// Prefix starts every subject, stream, topic and group name; empty
 	// means the adapter's default, "lethe".
 	Prefix string
-	Logger *slog.Logger
+	// NKeySeedFile is the NATS user's seed file to use when neither the
+	// URL nor LETHE_NATS_NKEY_SEED names credentials (a connector's
+	// <data>/nats.seed, when it exists); "" is none.
+	NKeySeedFile string
+	// TLSCA, TLSCert and TLSKey are the TLS files (PEM) of the URL's
+	// tls_ca, tls_cert and tls_key parameters, for either broker, given
+	// apart (flags); a URL with tls parameters of its own and these is an
+	// error.
+	TLSCA, TLSCert, TLSKey string
+	Logger                 *slog.Logger
 }
 
 // Schemes and their default ports.
@@ -84,9 +120,13 @@ var defaultPorts = map[string]string{"nats": "4222", "kafka": "9092"}
 // right is refused before any connection, with an error that says what is
 // wrong.
 func Dial(ctx context.Context, rawURL string, opts Options) (bus.Bus, error) {
-	t, err := parse(rawURL)
+	t, err := parse(rawURL, opts)
 	if err != nil {
 		return nil, err
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
 	}
 	switch t.scheme {
 	case "nats":
@@ -94,7 +134,24 @@ func Dial(ctx context.Context, rawURL string, opts Options) (bus.Bus, error) {
 		for i, u := range t.servers {
 			urls[i] = u.String()
 		}
-		b, err := natsbus.Connect(ctx, strings.Join(urls, ","), natsbus.Config{Name: opts.Name, Prefix: opts.Prefix, Logger: opts.Logger})
+		n := t.nats
+		if n.tls != nil && n.tls.InsecureSkipVerify {
+			logger.Warn("nats: tls_insecure_skip_verify=1: the servers' certificates are not verified, for tests only")
+		}
+		if n.seed != nil {
+			pub, _ := natsbus.PublicKey(n.seed) // checked by parse
+			logger.Info("bus: connecting to NATS as an NKey user", "user", pub, "seed_from", n.seedFrom)
+		}
+		cfg := natsbus.Config{Name: opts.Name, Prefix: opts.Prefix, Logger: opts.Logger, NKeySeed: n.seed, CredsFile: n.creds, TLS: n.tls}
+		b, err := natsbus.Connect(ctx, strings.Join(urls, ","), cfg)
+		if errors.Is(err, nats.ErrNkeysNotSupported) && n.seedDefault {
+			// A server without users (one of your own, as it was before
+			// Lethe's users): the seed the service found by default is for
+			// a server with them.
+			logger.Warn("bus: the NATS server has no NKey users: connected without one (the service's seed is for a server with Lethe's users)", "seed", n.seedFrom)
+			cfg.NKeySeed = nil
+			b, err = natsbus.Connect(ctx, strings.Join(urls, ","), cfg)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("busurl: %w", err)
 		}
@@ -105,10 +162,6 @@ func Dial(ctx context.Context, rawURL string, opts Options) (bus.Bus, error) {
 			brokers[i] = u.Host
 		}
 		k := t.kafka
-		logger := opts.Logger
-		if logger == nil {
-			logger = slog.Default()
-		}
 		if k.tls != nil && k.tls.InsecureSkipVerify {
 			logger.Warn("kafka: tls_insecure_skip_verify=1: the brokers' certificates are not verified, for tests only")
 		}
@@ -137,7 +190,23 @@ type target struct {
 	scheme  string
 	servers []*url.URL // each with a port, without credentials for kafka
 	kafka   kafkaParams
+	nats    natsParams
 }
+
+// natsParams are what a NATS URL says besides its servers.
+type natsParams struct {
+	tls      *tls.Config // nil: plaintext, unless the server asks for TLS
+	seed     []byte      // nil: no NKey
+	seedFrom string      // where the seed came from, for the log
+	// seedDefault says the seed is the service's default (Options), not
+	// one the URL or the environment named.
+	seedDefault bool
+	creds       string // "": no credentials file
+}
+
+// EnvNKeySeed holds the NKey seed of the NATS user a service connects as,
+// or the path of the file holding it, when the URL names none.
+const EnvNKeySeed = "LETHE_NATS_NKEY_SEED"
 
 // kafkaParams are what a Kafka URL says besides its servers.
 type kafkaParams struct {
@@ -152,8 +221,8 @@ const (
 	envKafkaPassword = "LETHE_KAFKA_PASSWORD"
 )
 
-// parse checks rawURL and returns what it names.
-func parse(rawURL string) (*target, error) {
+// parse checks rawURL and returns what it names, with the defaults of opts.
+func parse(rawURL string, opts Options) (*target, error) {
 	raw := strings.TrimSpace(rawURL)
 	if raw == "" {
 		return nil, errors.New("busurl: no bus URL given: " + want)
@@ -167,20 +236,19 @@ func parse(rawURL string) (*target, error) {
 	if !ok {
 		return nil, fmt.Errorf("busurl: unknown scheme %q: %s", scheme, want)
 	}
-	// A Kafka URL's parameters follow its last server. They start at the
-	// first '?' after the credentials, which end at the last '@': a '?'
-	// in a password is not taken for them.
+	// A URL's parameters follow its last server. They start at the first
+	// '?' after the credentials, which end at the last '@': a '?' in a
+	// password is not taken for them.
 	var query string
-	if scheme == "kafka" {
-		from := strings.LastIndex(rest, "@") + 1
-		if q := strings.Index(rest[from:], "?"); q >= 0 {
-			rest, query = rest[:from+q], rest[from+q+1:]
-		}
+	from := strings.LastIndex(rest, "@") + 1
+	if q := strings.Index(rest[from:], "?"); q >= 0 {
+		rest, query = rest[:from+q], rest[from+q+1:]
 	}
 	t := &target{scheme: scheme}
 	var (
 		kafkaUser *url.Userinfo
 		userFrom  string
+		natsUser  bool
 	)
 	elems := strings.Split(rest, ",")
 	for i, elem := range elems {
@@ -250,15 +318,110 @@ func parse(rawURL string) (*target, error) {
 			kafkaUser, userFrom = u.User, where
 			u.User = nil
 		}
+		natsUser = natsUser || u.User != nil
 		t.servers = append(t.servers, u)
 	}
+	tlsFiles := map[string]string{"tls_ca": opts.TLSCA, "tls_cert": opts.TLSCert, "tls_key": opts.TLSKey}
+	var err error
 	if scheme == "kafka" {
-		var err error
-		if t.kafka, err = parseKafka(query, kafkaUser); err != nil {
-			return nil, err
-		}
+		t.kafka, err = parseKafka(query, kafkaUser, tlsFiles)
+	} else {
+		t.nats, err = parseNATS(query, natsUser, tlsFiles, opts.NKeySeedFile)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return t, nil
+}
+
+// natsParamNames are the parameters a NATS URL may have.
+var natsParamNames = []string{"nkey_seed", "creds", "tls", "tls_ca", "tls_cert", "tls_key", "tls_insecure_skip_verify"}
+
+// parseNATS reads the parameters of a NATS URL: hasUser says whether it had
+// credentials; tlsFiles and seedFile are the defaults of [Options].
+func parseNATS(query string, hasUser bool, tlsFiles map[string]string, seedFile string) (natsParams, error) {
+	var p natsParams
+	get, err := params("nats", query, natsParamNames)
+	if err != nil {
+		return p, err
+	}
+	if p.tls, err = parseTLS("nats", get, tlsFiles); err != nil {
+		return p, err
+	}
+	var kinds []string
+	if hasUser {
+		kinds = append(kinds, "user:password@")
+	}
+	for _, name := range []string{"nkey_seed", "creds"} {
+		if _, ok := get[name]; ok {
+			kinds = append(kinds, name+"=")
+		}
+	}
+	if len(kinds) > 1 {
+		return p, fmt.Errorf("busurl: the nats URL has credentials of several kinds (%s): give one", strings.Join(kinds, ", "))
+	}
+	if path, ok := get["creds"]; ok {
+		if _, err := os.Stat(path); err != nil {
+			return p, fmt.Errorf("busurl: creds: %v", err)
+		}
+		p.creds = path
+		return p, nil
+	}
+	if hasUser {
+		return p, nil
+	}
+	path, ok := get["nkey_seed"]
+	from := "nkey_seed="
+	if !ok {
+		if env := strings.TrimSpace(os.Getenv(EnvNKeySeed)); env != "" {
+			if strings.HasPrefix(env, "SU") {
+				seed, err := natsauth.ParseSeed([]byte(env))
+				if err != nil {
+					return p, fmt.Errorf("busurl: %s: %v", EnvNKeySeed, err)
+				}
+				p.seed, p.seedFrom = seed, EnvNKeySeed
+				return p, nil
+			}
+			path, from = env, EnvNKeySeed
+		} else if seedFile != "" {
+			path, from = seedFile, ""
+		}
+	}
+	if path == "" {
+		return p, nil
+	}
+	seed, err := natsauth.ReadSeed(path)
+	if err != nil {
+		if from != "" {
+			return p, fmt.Errorf("busurl: %s: %w", strings.TrimSuffix(from, "="), err)
+		}
+		return p, fmt.Errorf("busurl: %w", err)
+	}
+	p.seed, p.seedFrom, p.seedDefault = seed, path, from == ""
+	return p, nil
+}
+
+// params reads the parameters of a URL of scheme: each a known name, given
+// once, with a value.
+func params(scheme, query string, names []string) (map[string]string, error) {
+	values, err := url.ParseQuery(query)
+	if err != nil {
+		return nil, fmt.Errorf("busurl: %s URL parameters %q: %v", scheme, query, err)
+	}
+	get := map[string]string{}
+	for _, name := range slices.Sorted(maps.Keys(values)) {
+		vs := values[name]
+		switch {
+		case !slices.Contains(names, name):
+			return nil, fmt.Errorf("busurl: unknown %s URL parameter %q: want %s", scheme, name, strings.Join(names, ", "))
+		case len(vs) > 1:
+			return nil, fmt.Errorf("busurl: %s URL parameter %s is given %d times", scheme, name, len(vs))
+		case strings.TrimSpace(vs[0]) == "":
+			return nil, fmt.Errorf("busurl: %s URL parameter %s has no value", scheme, name)
+		}
+		get[name] = strings.TrimSpace(vs[0])
+	}
+	return get, nil
 }
 
 // kafkaParamNames are the parameters a Kafka URL may have.
@@ -267,25 +430,13 @@ var kafkaParamNames = []string{"sasl", "tls", "tls_ca", "tls_cert", "tls_key", "
 const saslWant = "want plain, scram-sha-256 or scram-sha-512"
 
 // parseKafka reads the parameters of a Kafka URL, with the credentials it
-// had (nil: none). No error quotes a password.
-func parseKafka(query string, user *url.Userinfo) (kafkaParams, error) {
+// had (nil: none) and the TLS files of [Options]. No error quotes a
+// password.
+func parseKafka(query string, user *url.Userinfo, tlsFiles map[string]string) (kafkaParams, error) {
 	var p kafkaParams
-	values, err := url.ParseQuery(query)
+	get, err := params("kafka", query, kafkaParamNames)
 	if err != nil {
-		return p, fmt.Errorf("busurl: kafka URL parameters %q: %v", query, err)
-	}
-	get := map[string]string{}
-	for _, name := range slices.Sorted(maps.Keys(values)) {
-		vs := values[name]
-		switch {
-		case !slices.Contains(kafkaParamNames, name):
-			return p, fmt.Errorf("busurl: unknown kafka URL parameter %q: want %s", name, strings.Join(kafkaParamNames, ", "))
-		case len(vs) > 1:
-			return p, fmt.Errorf("busurl: kafka URL parameter %s is given %d times", name, len(vs))
-		case strings.TrimSpace(vs[0]) == "":
-			return p, fmt.Errorf("busurl: kafka URL parameter %s has no value", name)
-		}
-		get[name] = strings.TrimSpace(vs[0])
+		return p, err
 	}
 
 	if v, ok := get["retention"]; ok {
@@ -295,43 +446,8 @@ func parseKafka(query string, user *url.Userinfo) (kafkaParams, error) {
 		}
 		p.retention = d
 	}
-
-	// TLS.
-	boolean := func(name string) (value, given bool, err error) {
-		v, ok := get[name]
-		if !ok {
-			return false, false, nil
-		}
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return false, true, fmt.Errorf("busurl: %s=%s: want 1 or 0", name, v)
-		}
-		return b, true, nil
-	}
-	useTLS, tlsGiven, err := boolean("tls")
-	if err != nil {
+	if p.tls, err = parseTLS("kafka", get, tlsFiles); err != nil {
 		return p, err
-	}
-	insecure, _, err := boolean("tls_insecure_skip_verify")
-	if err != nil {
-		return p, err
-	}
-	var tlsParams []string
-	for _, name := range []string{"tls_ca", "tls_cert", "tls_key"} {
-		if _, ok := get[name]; ok {
-			tlsParams = append(tlsParams, name)
-		}
-	}
-	if insecure {
-		tlsParams = append(tlsParams, "tls_insecure_skip_verify=1")
-	}
-	if tlsGiven && !useTLS && len(tlsParams) > 0 {
-		return p, fmt.Errorf("busurl: tls=0 and %s contradict each other", strings.Join(tlsParams, ", "))
-	}
-	if useTLS || len(tlsParams) > 0 {
-		if p.tls, err = tlsConfig(get["tls_ca"], get["tls_cert"], get["tls_key"], insecure); err != nil {
-			return p, err
-		}
 	}
 
 	// SASL.
@@ -382,7 +498,67 @@ func parseKafka(query string, user *url.Userinfo) (kafkaParams, error) {
 	return p, nil
 }
 
-// tlsConfig makes the TLS configuration of a Kafka URL from its files.
+// parseTLS reads the TLS parameters of a URL (tls, tls_ca, tls_cert,
+// tls_key, tls_insecure_skip_verify) and the TLS files given apart
+// (flags: tls_ca, tls_cert, tls_key), which the URL must then not have;
+// nil is plaintext.
+func parseTLS(scheme string, get, files map[string]string) (*tls.Config, error) {
+	var fromURL, fromFlags []string
+	for _, name := range []string{"tls", "tls_ca", "tls_cert", "tls_key", "tls_insecure_skip_verify"} {
+		if _, ok := get[name]; ok {
+			fromURL = append(fromURL, name)
+		}
+	}
+	for _, name := range []string{"tls_ca", "tls_cert", "tls_key"} {
+		if files[name] != "" {
+			fromFlags = append(fromFlags, "--bus-"+strings.ReplaceAll(name, "_", "-"))
+		}
+	}
+	if len(fromURL) > 0 && len(fromFlags) > 0 {
+		return nil, fmt.Errorf("busurl: TLS is set both in the %s URL (%s) and apart (%s): give it in one place",
+			scheme, strings.Join(fromURL, ", "), strings.Join(fromFlags, ", "))
+	}
+	if len(fromFlags) > 0 {
+		get = files
+	}
+	boolean := func(name string) (value, given bool, err error) {
+		v, ok := get[name]
+		if !ok || v == "" {
+			return false, false, nil
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return false, true, fmt.Errorf("busurl: %s=%s: want 1 or 0", name, v)
+		}
+		return b, true, nil
+	}
+	useTLS, tlsGiven, err := boolean("tls")
+	if err != nil {
+		return nil, err
+	}
+	insecure, _, err := boolean("tls_insecure_skip_verify")
+	if err != nil {
+		return nil, err
+	}
+	var tlsParams []string
+	for _, name := range []string{"tls_ca", "tls_cert", "tls_key"} {
+		if get[name] != "" {
+			tlsParams = append(tlsParams, name)
+		}
+	}
+	if insecure {
+		tlsParams = append(tlsParams, "tls_insecure_skip_verify=1")
+	}
+	if tlsGiven && !useTLS && len(tlsParams) > 0 {
+		return nil, fmt.Errorf("busurl: tls=0 and %s contradict each other", strings.Join(tlsParams, ", "))
+	}
+	if !useTLS && len(tlsParams) == 0 {
+		return nil, nil
+	}
+	return tlsConfig(get["tls_ca"], get["tls_cert"], get["tls_key"], insecure)
+}
+
+// tlsConfig makes the TLS configuration of a URL from its files.
 func tlsConfig(caFile, certFile, keyFile string, insecure bool) (*tls.Config, error) {
 	c := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: insecure}
 	if caFile != "" {

@@ -49,7 +49,7 @@ func TestBadURL(t *testing.T) {
 		{"port zero", "kafka://localhost:0", `bad port "0"`},
 		{"mixed schemes", "nats://a:4222,kafka://b:9092", `server 2 of 2 has scheme "kafka"`},
 		{"path", "nats://localhost:4222/lethe", "no path or query"},
-		{"nats query", "nats://localhost:4222?tls=1", "no path or query"},
+		{"nats unknown parameter", "nats://localhost:4222?foo=1", `unknown nats URL parameter "foo"`},
 		{"kafka credentials without sasl", "kafka://user:s3cret@localhost:9092", "the kafka URL has credentials but no sasl= parameter"},
 		{"bad port with credentials", "nats://user:s3cret@localhost:99999", `bad port "99999"`},
 		{"second server bad, with credentials", "nats://u:s3cret@a:4222,nats://u:s3cret@b:x", "server 2 of 2"},
@@ -82,7 +82,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 
 // Good URLs reach the broker they name, with its adapter.
 func TestDial(t *testing.T) {
-	srv, err := natsbus.StartEmbedded(t.TempDir(), "127.0.0.1", -1)
+	srv, err := natsbus.StartEmbedded(t.TempDir(), "127.0.0.1", -1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +356,7 @@ func TestParseKafka(t *testing.T) {
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}
-			tg, err := parse(tc.url)
+			tg, err := parse(tc.url, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -20,7 +20,7 @@ func TestEmbeddedStoreIsPrivate(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := StartEmbedded(dir, "127.0.0.1", -1)
+	srv, err := StartEmbedded(dir, "127.0.0.1", -1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,20 +12,31 @@
 // acked, and the server refuses a second consumer of the same subject
 // ([bus.ErrGroupConflict]). Message ids are sent as Nats-Msg-Id so the
 // server drops a re-publish of the same id within the duplicate window.
+//
+// The names a server's permissions must allow are made here, in one place:
+// [StreamName], [ConsumerName], and [InboxPrefix], the inbox of a client
+// that connects with an NKey (package natsauth builds each service's
+// permissions from them). A client whose user may not create streams waits
+// for them to be made by one that may (the orchestrator, at its start).
 package natsbus
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 
 	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/bus/busadapter"
@@ -67,6 +78,18 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Name is the client name shown by the server.
 	Name string
+	// NKeySeed, when set, is the seed ("SU...") of the NKey user the client
+	// connects as (package natsauth makes one per service). Its public key
+	// also names the client's inbox, [InboxPrefix], which is all of the
+	// server's replies to this client that its user may read.
+	NKeySeed []byte
+	// CredsFile, when set, is a user credentials file (a user JWT and its
+	// NKey seed) for a server on decentralised (operator) auth.
+	CredsFile string
+	// TLS, when set, connects with TLS (the server's certificate checked
+	// against TLS.RootCAs, or the system's CAs; a client certificate in
+	// TLS.Certificates is shown to a server that asks for one).
+	TLS *tls.Config
 	// Logger tells of broker trouble the adapter rides out.
 	Logger *slog.Logger
 }
@@ -122,6 +145,104 @@ type Bus struct {
 
 	mu      sync.Mutex
 	streams map[string]bool
+	// mayNotCreate is set, and createRefused closed, once the server
+	// refused this user the creation of a stream: from then on a missing
+	// stream is waited for.
+	mayNotCreate  atomic.Bool
+	createRefused chan struct{}
+	refuseOnce    sync.Once
+}
+
+// ErrStreamMissing is returned (wrapped) by Publish, and logged by Consume
+// while it waits, when a stream does not exist and this client's user may
+// not create it: a client that may (the orchestrator) has not started yet.
+var ErrStreamMissing = errors.New("natsbus: the stream does not exist and this user may not create it: it is made by the orchestrator at its start")
+
+// StreamName is the name of the stream of a kind of topic ("task") under a
+// prefix ("lethe"): "LETHE_TASK".
+func StreamName(prefix, kind string) string { return strings.ToUpper(prefix + "_" + kind) }
+
+// ConsumerName is the name of the durable consumer of a group on a topic.
+func ConsumerName(group, topic string) string {
+	r := strings.NewReplacer(".", "_", "*", "all", ">", "rest", " ", "_")
+	return r.Replace(group + "_" + topic)
+}
+
+// InboxPrefix is the inbox of a client that connects with the NKey whose
+// public key is given: "_INBOX.<public key>". Its user needs to subscribe
+// to it ("_INBOX.<public key>.>") and to nothing else to get the answers of
+// JetStream (publish acks, pulled messages); other users' inboxes stay
+// out of its reach.
+func InboxPrefix(publicKey string) string { return "_INBOX." + publicKey }
+
+// PublicKey is the public key ("U...") of a user's NKey seed.
+func PublicKey(seed []byte) (string, error) {
+	kp, err := nkeys.FromSeed(seed)
+	if err != nil {
+		return "", errors.New("natsbus: not an NKey seed") // its text may quote the seed
+	}
+	defer kp.Wipe()
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return "", fmt.Errorf("natsbus: NKey seed: %w", err)
+	}
+	if !nkeys.IsValidPublicUserKey(pub) {
+		return "", errors.New("natsbus: the NKey seed is not a user's (its public key must start with U)")
+	}
+	return pub, nil
+}
+
+// clientOptions are the connection's options from cfg: reconnecting,
+// name, credentials and TLS.
+func clientOptions(cfg Config) ([]nats.Option, error) {
+	opts := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond),
+		// The adapter logs what the server reports apart (New); the
+		// client's default handler would print it to stderr as well.
+		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})}
+	if cfg.Name != "" {
+		opts = append(opts, nats.Name(cfg.Name))
+	}
+	if len(cfg.NKeySeed) > 0 && cfg.CredsFile != "" {
+		return nil, errors.New("natsbus: an NKey seed and a credentials file: give one")
+	}
+	if len(cfg.NKeySeed) > 0 {
+		pub, err := PublicKey(cfg.NKeySeed)
+		if err != nil {
+			return nil, err
+		}
+		kp, err := nkeys.FromSeed(cfg.NKeySeed)
+		if err != nil {
+			return nil, errors.New("natsbus: not an NKey seed")
+		}
+		opts = append(opts, nats.Nkey(pub, kp.Sign), nats.CustomInboxPrefix(InboxPrefix(pub)))
+	}
+	if cfg.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, nats.Secure(cfg.TLS.Clone()))
+	}
+	return opts, nil
+}
+
+// permanentConnectError reports a failure to connect that waiting does
+// not mend: the server refused the credentials, or TLS cannot work.
+func permanentConnectError(err error) bool {
+	var (
+		verify    *tls.CertificateVerificationError
+		authority x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+	)
+	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
+		errors.Is(err, nats.ErrAuthRevoked) || errors.Is(err, nats.ErrAccountAuthExpired) ||
+		errors.Is(err, nats.ErrNkeysNotSupported) ||
+		errors.Is(err, nats.ErrSecureConnRequired) || errors.Is(err, nats.ErrSecureConnWanted) ||
+		errors.Is(err, nats.ErrClientCertOrRootCAsRequired) || errors.Is(err, nats.ErrNoUserCB) ||
+		errors.As(err, &verify) || errors.As(err, &authority) || errors.As(err, &hostname) ||
+		strings.Contains(strings.ToLower(err.Error()), "authorization violation") ||
+		// The server refused the handshake (no or a bad client
+		// certificate): crypto/tls has no exported type for its alerts.
+		strings.Contains(err.Error(), "remote error: tls: ")
 }
 
 var _ bus.Bus = (*Bus)(nil)
@@ -133,9 +254,9 @@ func Connect(ctx context.Context, url string, cfg Config) (*Bus, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	opts := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
-	if cfg.Name != "" {
-		opts = append(opts, nats.Name(cfg.Name))
+	opts, err := clientOptions(cfg)
+	if err != nil {
+		return nil, err
 	}
 	b := backoff.WithContext(backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(100*time.Millisecond),
@@ -143,7 +264,7 @@ func Connect(ctx context.Context, url string, cfg Config) (*Bus, error) {
 		backoff.WithMaxElapsedTime(cfg.ConnectTimeout)), ctx)
 	nc, err := backoff.RetryWithData(func() (*nats.Conn, error) {
 		nc, err := nats.Connect(url, opts...)
-		if errors.Is(err, nats.ErrBadSubject) || (err != nil && strings.Contains(err.Error(), "url")) {
+		if err != nil && (errors.Is(err, nats.ErrBadSubject) || strings.Contains(err.Error(), "url") || permanentConnectError(err)) {
 			return nil, backoff.Permanent(err)
 		}
 		return nc, err
@@ -154,7 +275,10 @@ func Connect(ctx context.Context, url string, cfg Config) (*Bus, error) {
 	return New(nc, cfg)
 }
 
-// New uses an existing connection; Close closes it.
+// New uses an existing connection; Close closes it. (The credentials and
+// TLS of cfg are for Connect: nc has its own.) The connection's error
+// handler is kept, after the adapter's own, which logs what the server
+// refused this client.
 func New(nc *nats.Conn, cfg Config) (*Bus, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -164,7 +288,37 @@ func New(nc *nats.Conn, cfg Config) (*Bus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: jetstream: %w", err)
 	}
-	return &Bus{cfg: cfg, nc: nc, js: js, streams: map[string]bool{}}, nil
+	b := &Bus{cfg: cfg, nc: nc, js: js, streams: map[string]bool{}, createRefused: make(chan struct{})}
+	prev := nc.Opts.AsyncErrorCB
+	nc.SetErrorHandler(func(c *nats.Conn, s *nats.Subscription, err error) {
+		b.asyncError(err)
+		if prev != nil {
+			prev(c, s, err)
+		}
+	})
+	return b, nil
+}
+
+// refusedPublish finds the subject in the server's permissions violation
+// for a publish.
+var refusedPublish = regexp.MustCompile(`(?i)publish to "?([^"\s]+)"?`)
+
+// asyncError is told what the server reported outside of any call: a
+// permissions violation is logged (it is otherwise only a request that
+// timed out), and one for creating a stream marks this client as one that
+// waits for streams.
+func (b *Bus) asyncError(err error) {
+	if !errors.Is(err, nats.ErrPermissionViolation) {
+		b.cfg.Logger.Warn("NATS: asynchronous error", "err", err)
+		return
+	}
+	if m := refusedPublish.FindStringSubmatch(err.Error()); m != nil && strings.HasPrefix(m[1], "$JS.API.STREAM.CREATE.") {
+		b.mayNotCreate.Store(true)
+		b.refuseOnce.Do(func() { close(b.createRefused) })
+		b.cfg.Logger.Info("NATS: this user may not create streams: waiting for them to be made (by the orchestrator)", "stream", strings.TrimPrefix(m[1], "$JS.API.STREAM.CREATE."))
+		return
+	}
+	b.cfg.Logger.Error("NATS: the server refused this user an operation its permissions do not allow", "err", err)
 }
 
 // Close closes the connection; handlers in flight can no longer ack, so
@@ -194,7 +348,26 @@ func (b *Bus) stream(ctx context.Context, topic string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	name := strings.ToUpper(b.cfg.Prefix + "_" + kind)
+	return b.ensureStream(ctx, kind)
+}
+
+// EnsureStreams makes the streams of the kinds of topic given, those that
+// do not exist yet, so that clients that may not make them (connectors)
+// need not wait for the first message.
+func (b *Bus) EnsureStreams(ctx context.Context, kinds ...string) error {
+	for _, kind := range kinds {
+		if _, err := bus.Kind(kind + ".x"); err != nil {
+			return fmt.Errorf("natsbus: kind %q: %w", kind, err)
+		}
+		if _, err := b.ensureStream(ctx, kind); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *Bus) ensureStream(ctx context.Context, kind string) (string, error) {
+	name := StreamName(b.cfg.Prefix, kind)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.streams[name] {
@@ -203,12 +376,27 @@ func (b *Bus) stream(ctx context.Context, topic string) (string, error) {
 	// An existing stream is used as it is: updating it while other clients
 	// add consumers races inside the server, and an operator may have tuned
 	// it (replicas, limits) on purpose.
-	if _, err = b.js.Stream(ctx, name); errors.Is(err, jetstream.ErrStreamNotFound) {
+	missing := fmt.Errorf("natsbus: stream %s: %w", name, ErrStreamMissing)
+	_, err := b.js.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) && b.mayNotCreate.Load() {
+		return "", missing
+	}
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		// The server answers a request it refuses with nothing (it tells
+		// the connection apart, asyncError): stop waiting when it does.
+		cctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+		go func() {
+			select {
+			case <-b.createRefused:
+				cancel()
+			case <-cctx.Done():
+			}
+		}()
 		// Work-queue retention: a message is deleted once its consumer
 		// acked it, so task payloads (which name the subject) do not stay
 		// on the broker after the work is done. Each group has its own
 		// filter subject, which a work queue requires.
-		_, err = b.js.CreateStream(ctx, jetstream.StreamConfig{
+		_, err = b.js.CreateStream(cctx, jetstream.StreamConfig{
 			Name:       name,
 			Subjects:   []string{b.cfg.Prefix + "." + kind + ".>"},
 			Storage:    jetstream.FileStorage,
@@ -216,8 +404,12 @@ func (b *Bus) stream(ctx context.Context, topic string) (string, error) {
 			MaxAge:     b.maxAge(kind),
 			Duplicates: b.cfg.Duplicates,
 		})
+		cancel()
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			err = nil // another client made it meanwhile
+		}
+		if err != nil && b.mayNotCreate.Load() {
+			return "", missing // refused: the server said so apart
 		}
 	}
 	if err != nil {
@@ -286,7 +478,7 @@ func (b *Bus) consume(ctx context.Context, topic, group string, h bus.Handler) (
 	if err != nil {
 		return false, err
 	}
-	durable := consumerName(group, topic)
+	durable := ConsumerName(group, topic)
 	cons, err := b.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
 		Durable:       durable,
 		FilterSubject: b.subject(topic),
@@ -376,9 +568,4 @@ func (b *Bus) handle(ctx context.Context, m jetstream.Msg, h bus.Handler) {
 	default:
 		_ = m.NakWithDelay(b.cfg.RetryDelay)
 	}
-}
-
-func consumerName(group, topic string) string {
-	r := strings.NewReplacer(".", "_", "*", "all", ">", "rest", " ", "_")
-	return r.Replace(group + "_" + topic)
 }

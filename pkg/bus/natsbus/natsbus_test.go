@@ -61,7 +61,7 @@ func connect(t *testing.T, url string, cfg Config) *Bus {
 
 func embedded(t *testing.T) *Embedded {
 	t.Helper()
-	srv, err := StartEmbedded(t.TempDir(), "127.0.0.1", -1)
+	srv, err := StartEmbedded(t.TempDir(), "127.0.0.1", -1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func embedded(t *testing.T) *Embedded {
 func TestBus(t *testing.T) {
 	t.Run("embedded", func(t *testing.T) {
 		dir := t.TempDir()
-		srv, err := StartEmbedded(dir, "127.0.0.1", -1)
+		srv, err := StartEmbedded(dir, "127.0.0.1", -1, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,7 +89,7 @@ func TestBus(t *testing.T) {
 		f.BrokerGoroutines = []string{"nats-server/v2/server."}
 		f.RestartBroker = func(t *testing.T) {
 			srv.Shutdown()
-			if srv, err = StartEmbedded(dir, "127.0.0.1", port); err != nil {
+			if srv, err = StartEmbedded(dir, "127.0.0.1", port, nil); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,7 +27,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/bus/busurl"
+	"github.com/lethe-dev/lethe/pkg/bus/natsauth"
 	"github.com/lethe-dev/lethe/pkg/connector"
 	"github.com/lethe-dev/lethe/pkg/envflag"
 )
@@ -42,8 +45,13 @@ const DefaultNATS = "nats://127.0.0.1:4223"
 // [connector.Start] until SIGINT or SIGTERM. It returns the process exit
 // code.
 func Main(system string, fs *flag.FlagSet, open connector.Opener) int {
-	busURL := fs.String("bus", envflag.Or("LETHE_BUS", envflag.Or("LETHE_NATS", DefaultNATS)), "nats://host:4222 or kafka://host1:9092,host2:9092 (env LETHE_BUS)")
+	busURL := fs.String("bus", envflag.Or("LETHE_BUS", envflag.Or("LETHE_NATS", DefaultNATS)),
+		"nats://host:4222[?nkey_seed=FILE] or kafka://host1:9092,host2:9092 (env LETHE_BUS); on NATS the user's seed defaults to LETHE_NATS_NKEY_SEED, else <data>/nats.seed")
 	fs.StringVar(busURL, "nats", *busURL, "the same as --bus (older name)")
+	var tlsFiles busurl.Options
+	fs.StringVar(&tlsFiles.TLSCA, "bus-tls-ca", envflag.Or("LETHE_BUS_TLS_CA", ""), "CA certificates (PEM) that the broker's certificate must chain to; implies TLS (env LETHE_BUS_TLS_CA)")
+	fs.StringVar(&tlsFiles.TLSCert, "bus-tls-cert", envflag.Or("LETHE_BUS_TLS_CERT", ""), "client certificate (PEM) shown to the broker, with --bus-tls-key (env LETHE_BUS_TLS_CERT)")
+	fs.StringVar(&tlsFiles.TLSKey, "bus-tls-key", envflag.Or("LETHE_BUS_TLS_KEY", ""), "the client certificate's key (PEM) (env LETHE_BUS_TLS_KEY)")
 	dataDir := fs.String("data", filepath.Join("data", system), "directory for the system's files and receipts")
 	orchestratorKey := fs.String("orchestrator-key", envflag.Or("LETHE_ORCHESTRATOR_KEY", filepath.Join("data", "orchestrator", "signing.key.pub")),
 		"the orchestrator's public key entry (its signing.key.pub): a task it did not sign is refused (env LETHE_ORCHESTRATOR_KEY)")
@@ -61,21 +69,46 @@ func Main(system string, fs *flag.FlagSet, open connector.Opener) int {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})).With("service", system)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, system, *busURL, *dataDir, *seed, *metricsAddr, *orchestratorKey, logger, open); err != nil {
+	if err := serve(ctx, system, *busURL, tlsFiles, *dataDir, *seed, *metricsAddr, *orchestratorKey, logger, open); err != nil {
 		logger.Error("connector failed", "err", err)
 		return 1
 	}
 	return 0
 }
 
-func serve(ctx context.Context, system, busURL, dataDir string, seed int, metricsAddr, orchestratorKey string, logger *slog.Logger, open connector.Opener) error {
+func serve(ctx context.Context, system, busURL string, busOpts busurl.Options, dataDir string, seed int, metricsAddr, orchestratorKey string, logger *slog.Logger, open connector.Opener) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	b, err := busurl.Dial(ctx, busURL, busurl.Options{Name: "lethe-" + system, Logger: logger})
+	// The connector's NATS user: the seed the orchestrator's embedded
+	// server (or orchestrator nats-config) made in its data folder.
+	seedPath := filepath.Join(dataDir, natsauth.SeedFile)
+	dial := func() (bus.Bus, string, error) {
+		seedFile := seedPath
+		if _, err := os.Stat(seedFile); err != nil {
+			seedFile = ""
+		}
+		busOpts.Name, busOpts.Logger, busOpts.NKeySeedFile = "lethe-"+system, logger, seedFile
+		b, err := busurl.Dial(ctx, busURL, busOpts)
+		return b, seedFile, err
+	}
+	b, seedFile, err := dial()
+	if err != nil && seedFile == "" && strings.Contains(strings.ToLower(err.Error()), "authorization violation") {
+		// An orchestrator started a moment before (the README's commands,
+		// run at once) makes the seed of its embedded server's users in a
+		// moment: wait for it a while, as for the broker.
+		if waitForFile(ctx, seedPath, fileWait, logger, "waiting for this connector's NATS user seed (start the orchestrator first: its embedded server makes it)") {
+			b, seedFile, err = dial()
+		}
+	}
 	if err != nil {
+		if seedFile == "" && strings.Contains(strings.ToLower(err.Error()), "authorization violation") {
+			return fmt.Errorf("%w (no NATS user seed in %s: start the orchestrator first, whose embedded server makes it, "+
+				"or give one with %s or ?nkey_seed= in the bus URL)", err, seedPath, busurl.EnvNKeySeed)
+		}
 		return err
 	}
 	defer b.Close()
+	waitForFile(ctx, orchestratorKey, fileWait, logger, "waiting for the orchestrator's public key (start the orchestrator first)")
 	taskKeys, err := connector.OrchestratorKey(orchestratorKey)
 	if err != nil {
 		return fmt.Errorf("%w (start the orchestrator first, or pass --orchestrator-key)", err)
@@ -108,6 +141,34 @@ func serve(ctx context.Context, system, busURL, dataDir string, seed int, metric
 		defer srv.Close()
 	}
 	return connector.Start(ctx, system, env, sys)
+}
+
+// fileWait bounds the wait for a file the orchestrator makes at its first
+// start (its public key, a NATS user's seed).
+var fileWait = 30 * time.Second
+
+// waitForFile waits until path exists, for at most d or until ctx ends;
+// it reports whether it does.
+func waitForFile(ctx context.Context, path string, d time.Duration, logger *slog.Logger, msg string) bool {
+	if _, err := os.Stat(path); err == nil {
+		return true
+	}
+	logger.Info(msg, "path", path, "for", d)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	end := time.After(d)
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-end:
+			return false
+		case <-tick.C:
+			if _, err := os.Stat(path); err == nil {
+				return true
+			}
+		}
+	}
 }
 
 func metricsMux(reg *prometheus.Registry) *http.ServeMux {

@@ -16,6 +16,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lethe-dev/lethe/pkg/bus/busurl"
+	"github.com/lethe-dev/lethe/pkg/bus/natsauth"
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
 	"github.com/lethe-dev/lethe/pkg/connector"
 	"github.com/lethe-dev/lethe/pkg/proof"
@@ -75,7 +77,7 @@ func TestMainExitCodes(t *testing.T) {
 }
 
 func TestServe(t *testing.T) {
-	srv, err := natsbus.StartEmbedded(t.TempDir(), "127.0.0.1", -1)
+	srv, err := natsbus.StartEmbedded(t.TempDir(), "127.0.0.1", -1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +100,7 @@ func TestServe(t *testing.T) {
 			cancel() // Start then serves until it sees ctx is done
 			return nothing{}, nil
 		}
-		if err := serve(ctx, "sys", srv.URL(), data, 0, "", orchestratorKey(t), log, open); err != nil {
+		if err := serve(ctx, "sys", srv.URL(), busurl.Options{}, data, 0, "", orchestratorKey(t), log, open); err != nil {
 			t.Fatal(err)
 		}
 		if env.DataDir != data || env.Bus == nil || env.Registerer == nil || env.Logger == nil {
@@ -109,7 +111,7 @@ func TestServe(t *testing.T) {
 		}
 	})
 	t.Run("a system that cannot be seeded", func(t *testing.T) {
-		err := serve(context.Background(), "sys", srv.URL(), t.TempDir(), 3, "", orchestratorKey(t), log, opener(nothing{}))
+		err := serve(context.Background(), "sys", srv.URL(), busurl.Options{}, t.TempDir(), 3, "", orchestratorKey(t), log, opener(nothing{}))
 		if err == nil || !strings.Contains(err.Error(), "cannot be seeded") {
 			t.Fatalf("err = %v", err)
 		}
@@ -117,10 +119,65 @@ func TestServe(t *testing.T) {
 	t.Run("a system that does not open", func(t *testing.T) {
 		boom := errors.New("boom")
 		open := func(context.Context, connector.Env) (connector.System, error) { return nil, boom }
-		if err := serve(context.Background(), "sys", srv.URL(), t.TempDir(), 0, "", orchestratorKey(t), log, open); !errors.Is(err, boom) {
+		if err := serve(context.Background(), "sys", srv.URL(), busurl.Options{}, t.TempDir(), 0, "", orchestratorKey(t), log, open); !errors.Is(err, boom) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+}
+
+// On a server that lets in its users only, a connector connects as the
+// user whose seed is in its data folder, and says where it looked when
+// there is none.
+func TestServeAsItsUser(t *testing.T) {
+	t.Setenv(busurl.EnvNKeySeed, "")
+	saved := fileWait
+	fileWait = 300 * time.Millisecond
+	t.Cleanup(func() { fileWait = saved })
+	root := t.TempDir()
+	users, err := natsauth.Ensure(root, natsauth.Config{Systems: []string{"sys"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := natsbus.StartEmbedded(t.TempDir(), "127.0.0.1", -1, users.ServerUsers())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	key := filepath.Join(t.TempDir(), "signing.key")
+	if _, err := proof.LoadOrCreateSigner(key, proof.RoleOrchestrator, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	open := func(context.Context, connector.Env) (connector.System, error) { cancel(); return nothing{}, nil }
+	if err := serve(ctx, "sys", srv.URL(), busurl.Options{}, filepath.Join(root, "sys"), 0, "", key+".pub", log, open); err != nil {
+		t.Fatal(err)
+	}
+	empty := t.TempDir()
+	err = serve(context.Background(), "sys", srv.URL(), busurl.Options{}, empty, 0, "", key+".pub", log, opener(nothing{}))
+	if err == nil || !strings.Contains(err.Error(), "no NATS user seed in "+filepath.Join(empty, "nats.seed")) {
+		t.Fatalf("err = %v", err)
+	}
+	// A seed that appears a moment later (the orchestrator started with
+	// it) is waited for.
+	fileWait = 10 * time.Second
+	later := t.TempDir()
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		seed, err := os.ReadFile(filepath.Join(root, "sys", "nats.seed"))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(later, "nats.seed"), seed, 0o600)
+		}
+		if err != nil {
+			t.Error(err)
+		}
+	}()
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	if err := serve(ctx, "sys", srv.URL(), busurl.Options{}, later, 0, "", key+".pub", log, open); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestMetricsMux(t *testing.T) {

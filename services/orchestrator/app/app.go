@@ -23,6 +23,7 @@ import (
 
 	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/bus/busurl"
+	"github.com/lethe-dev/lethe/pkg/bus/natsauth"
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
 	"github.com/lethe-dev/lethe/pkg/datadir"
 	"github.com/lethe-dev/lethe/pkg/deadline"
@@ -55,6 +56,16 @@ type Options struct {
 	Bus        bus.Bus
 	BusURL     string
 	NATSListen string
+	// NATSUsers is where the embedded NATS server's users are kept: each
+	// service's NKey seed in NATSUsers/<service>/nats.seed, made at the
+	// first start and read after. The server lets in these users only,
+	// each allowed its part (package natsauth). "" is the folder that
+	// holds DataDir, so that a connector run with --data <that>/<system>
+	// finds its own (DataDir/nats-users if DataDir is at the root).
+	NATSUsers string
+	// BusTLSCA, BusTLSCert and BusTLSKey are TLS files for an external
+	// broker (busurl's tls_ca, tls_cert, tls_key, given apart from the URL).
+	BusTLSCA, BusTLSCert, BusTLSKey string
 	// StoreURL is sqlite:PATH or postgres://...; "" is SQLite in DataDir.
 	StoreURL string
 	// KeysFile lists the connectors' public keys; "" is DataDir/keys.json.
@@ -98,6 +109,9 @@ func (o *Options) setDefaults() {
 	if o.NATSListen == "" {
 		o.NATSListen = defaultNATSListen
 	}
+	if o.NATSUsers == "" {
+		o.NATSUsers = defaultNATSUsers(o.DataDir)
+	}
 	if o.StoreURL == "" {
 		o.StoreURL = "sqlite:" + filepath.Join(o.DataDir, "lethe.db")
 	}
@@ -129,25 +143,36 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	b := opts.Bus
 	if b == nil {
-		url := opts.BusURL
-		if url == "embedded" {
-			host, port, err := splitHostPort(opts.NATSListen)
-			if err != nil {
-				return fmt.Errorf("%w: NATS listen address: %w", ErrConfig, err)
-			}
-			srv, err := natsbus.StartEmbedded(filepath.Join(opts.DataDir, "nats"), host, port)
-			if err != nil {
-				return fmt.Errorf("embedded NATS: %w", err)
+		var err error
+		if opts.BusURL == "embedded" {
+			var srv *natsbus.Embedded
+			if srv, b, err = startEmbedded(ctx, opts); err != nil {
+				return err
 			}
 			defer srv.Shutdown()
-			url = srv.URL()
-			log.Info("embedded NATS JetStream running", "url", url)
-		}
-		var err error
-		if b, err = busurl.Dial(ctx, url, busurl.Options{Name: "lethe-orchestrator", Logger: log}); err != nil {
-			return fmt.Errorf("%w: bus: %w", ErrConfig, err)
+		} else {
+			// A seed in <data>/nats.seed (orchestrator nats-config writes
+			// it there) is the default user on an external NATS server.
+			seed := filepath.Join(opts.DataDir, natsauth.SeedFile)
+			if _, err := os.Stat(seed); err != nil {
+				seed = ""
+			}
+			b, err = busurl.Dial(ctx, opts.BusURL, busurl.Options{Name: "lethe-orchestrator", Logger: log, NKeySeedFile: seed,
+				TLSCA: opts.BusTLSCA, TLSCert: opts.BusTLSCert, TLSKey: opts.BusTLSKey})
+			if err != nil {
+				return fmt.Errorf("%w: bus: %w", ErrConfig, err)
+			}
 		}
 		defer b.Close()
+	}
+	// The orchestrator makes the streams (on NATS), so that the connectors,
+	// whose users may not, need not wait for its first message.
+	if nb, ok := b.(interface {
+		EnsureStreams(context.Context, ...string) error
+	}); ok {
+		if err := nb.EnsureStreams(ctx, natsauth.Kinds...); err != nil {
+			log.Warn("the bus's streams could not be made at start: they are made on first use", "err", err)
+		}
 	}
 	st, err := store.Open(ctx, opts.StoreURL)
 	if err != nil {
@@ -206,19 +231,78 @@ func Run(ctx context.Context, opts Options) error {
 	return o.Run(ctx)
 }
 
+// defaultNATSUsers is where the embedded server's users are kept by
+// default: beside dataDir, or in it when it is at the root.
+func defaultNATSUsers(dataDir string) string {
+	abs, err := filepath.Abs(dataDir)
+	if parent := filepath.Dir(abs); err != nil || parent == filepath.Dir(parent) {
+		return filepath.Join(dataDir, "nats-users")
+	}
+	return filepath.Dir(dataDir)
+}
+
+// startEmbedded starts the embedded NATS server with a user per service
+// (made at the first start) and connects to it as the orchestrator.
+func startEmbedded(ctx context.Context, opts Options) (*natsbus.Embedded, bus.Bus, error) {
+	log := opts.Logger
+	host, port, err := splitHostPort(opts.NATSListen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: NATS listen address: %w", ErrConfig, err)
+	}
+	systems := opts.Orchestrator.Systems
+	if len(systems) == 0 {
+		systems = orchestrator.DefaultSystems
+	}
+	users, err := natsauth.Ensure(opts.NATSUsers, natsauth.Config{Systems: systems})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: NATS users: %w", ErrConfig, err)
+	}
+	seeds := filepath.Join(opts.NATSUsers, "<service>", natsauth.SeedFile)
+	if len(users.Created) > 0 {
+		log.Info("NATS users made: an NKey seed per service", "users", strings.Join(users.Created, ","), "seeds", seeds)
+	}
+	seed, err := natsauth.ReadSeed(natsauth.SeedPath(opts.NATSUsers, natsauth.Orchestrator))
+	if err != nil {
+		return nil, nil, fmt.Errorf("NATS users: %w", err)
+	}
+	srv, err := natsbus.StartEmbedded(filepath.Join(opts.DataDir, "nats"), host, port, users.ServerUsers())
+	if err != nil {
+		return nil, nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	log.Info("embedded NATS JetStream running: users loaded, each allowed its part, no anonymous access",
+		"url", srv.URL(), "users", strings.Join(users.Names(), ","), "seeds", seeds)
+	b, err := natsbus.Connect(ctx, srv.URL(), natsbus.Config{Name: "lethe-orchestrator", Logger: log, NKeySeed: seed})
+	if err != nil {
+		srv.Shutdown()
+		return nil, nil, fmt.Errorf("%w: bus: %w", ErrConfig, err)
+	}
+	return srv, b, nil
+}
+
 // Main parses args into Options and runs the orchestrator until ctx is
 // cancelled. It returns the process exit code: 2 for bad flags or
 // options, 1 for a failure while running.
+//
+// "orchestrator nats-config ..." writes the NATS users of an external
+// server instead ([NATSConfig]).
 func Main(ctx context.Context, fs *flag.FlagSet, args []string) int {
+	if len(args) > 0 && args[0] == "nats-config" {
+		return NATSConfig(args[1:], os.Stdout, os.Stderr)
+	}
 	d := orchestrator.Defaults()
 	var opts Options
 	fs.StringVar(&opts.Listen, "listen", defaultListen, "HTTP API address")
 	fs.StringVar(&opts.DataDir, "data", defaultDataDir, "directory of the SQLite store, the hash key and the signing key")
 	fs.StringVar(&opts.BusURL, "bus", envflag.Or("LETHE_BUS", envflag.Or("LETHE_NATS", defaultBus)),
-		`"embedded" (an in-process NATS server with JetStream under <data>/nats), nats://host:4222 or kafka://host1:9092,host2:9092 (env LETHE_BUS)`)
+		`"embedded" (an in-process NATS server with JetStream under <data>/nats, a user per service), nats://host:4222[?nkey_seed=FILE] or kafka://host1:9092,host2:9092 (env LETHE_BUS; on NATS the user defaults to <data>/nats.seed or LETHE_NATS_NKEY_SEED)`)
 	fs.StringVar(&opts.BusURL, "nats", opts.BusURL, "the same as --bus (older name)")
 	fs.StringVar(&opts.StoreURL, "store", envflag.Or("LETHE_STORE", ""), "sqlite:PATH or postgres://user:pass@host:5432/db (env LETHE_STORE; default sqlite:<data>/lethe.db)")
 	fs.StringVar(&opts.NATSListen, "nats-listen", defaultNATSListen, "where the embedded NATS server listens, for connectors in other processes")
+	fs.StringVar(&opts.NATSUsers, "nats-users", "",
+		"folder of the embedded NATS server's users: <dir>/<service>/nats.seed, made at the first start (default: the folder that holds --data, where connectors' --data folders are)")
+	fs.StringVar(&opts.BusTLSCA, "bus-tls-ca", envflag.Or("LETHE_BUS_TLS_CA", ""), "CA certificates (PEM) that the broker's certificate must chain to; implies TLS (env LETHE_BUS_TLS_CA)")
+	fs.StringVar(&opts.BusTLSCert, "bus-tls-cert", envflag.Or("LETHE_BUS_TLS_CERT", ""), "client certificate (PEM) shown to the broker, with --bus-tls-key (env LETHE_BUS_TLS_CERT)")
+	fs.StringVar(&opts.BusTLSKey, "bus-tls-key", envflag.Or("LETHE_BUS_TLS_KEY", ""), "the client certificate's key (PEM) (env LETHE_BUS_TLS_KEY)")
 	fs.StringVar(&opts.KeysFile, "keys", "", "keys file listing the connectors' public keys (default <data>/keys.json; re-read when it changes)")
 	systems := fs.String("systems", strings.Join(d.Systems, ","), "comma-separated registered systems")
 	oc := &opts.Orchestrator
