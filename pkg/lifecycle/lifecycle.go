@@ -162,3 +162,15 @@ func FinalState(t Type, parts []Part) State {
 	}
 	return state
 }
+
+// VerificationMethods are how a data subject's identity can be checked
+// (the method of an identity check on record).
+var VerificationMethods = []string{"email_code", "account_session", "document", "other"}
+
+// DenialGrounds are why a request can be refused: manifestly unfounded or
+// excessive (Art. 12(5)), or the identity not established (Art. 12(6)).
+var DenialGrounds = []string{"manifestly_unfounded", "excessive", "identity_not_established", "other"}
+
+// MaxNote bounds the note of a decision (an identity check, a refusal):
+// a line for the record, never personal data, kept for good.
+const MaxNote = 500

@@ -4,13 +4,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
 )
 
 // TestConfirmDecision checks what confirm sends: the method (other unless
 // told) and the note, left out when there is none.
 func TestConfirmDecision(t *testing.T) {
 	t.Parallel()
-	long := strings.Repeat("n", maxNote+1)
+	long := strings.Repeat("n", lifecycle.MaxNote+1)
 	tests := []struct {
 		name string
 		args []string // after "confirm --api URL"

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
 )
 
 // testToken is the bearer token the fake orchestrator and the proof server
@@ -305,7 +307,7 @@ func (f *fakeOrchestrator) verify(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, "request not found")
 	case body.Reason != "":
 		writeErr(w, http.StatusBadRequest, "a verification has a method, not a reason")
-	case !slices.Contains(verificationMethods, body.Method):
+	case !slices.Contains(lifecycle.VerificationMethods, body.Method):
 		writeErr(w, http.StatusBadRequest, "method must be one of email_code, account_session, document, other")
 	case len(body.Note) > 500:
 		writeErr(w, http.StatusBadRequest, "note is longer than 500 bytes (it is a line for the record and must hold no personal data)")
@@ -336,7 +338,7 @@ func (f *fakeOrchestrator) deny(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, "request not found")
 	case body.Method != "":
 		writeErr(w, http.StatusBadRequest, "a refusal has a reason, not a method")
-	case !slices.Contains(denialGrounds, body.Reason):
+	case !slices.Contains(lifecycle.DenialGrounds, body.Reason):
 		writeErr(w, http.StatusBadRequest, "reason must be one of manifestly_unfounded, excessive, identity_not_established, other")
 	case req["state"] != "pending_verification":
 		writeErr(w, http.StatusConflict, "only a request waiting for its identity check can be refused: once verified, its systems have been asked")

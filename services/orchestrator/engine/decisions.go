@@ -15,16 +15,6 @@ import (
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 )
 
-// How an identity can be checked (verify's method).
-var VerificationMethods = []string{"email_code", "account_session", "document", "other"}
-
-// Grounds of a refusal (deny's reason): Art. 12(5) and 12(6).
-var DenialGrounds = []string{"manifestly_unfounded", "excessive", "identity_not_established", "other"}
-
-// MaxNote bounds a decision's note: a line for the record, never personal
-// data (it is kept, as its hash in the log, for ever).
-const MaxNote = 500
-
 // ErrBadDecision is returned for a decision whose method, ground or note
 // is not acceptable; its message says which.
 var ErrBadDecision = errors.New("bad decision")
@@ -46,24 +36,24 @@ func checkNote(note string) error {
 	switch {
 	case !utf8.ValidString(note):
 		return fmt.Errorf("note is not valid UTF-8: %w", ErrBadDecision)
-	case len(note) > MaxNote:
-		return fmt.Errorf("note is longer than %d bytes (it is a line for the record and must hold no personal data): %w", MaxNote, ErrBadDecision)
+	case len(note) > lifecycle.MaxNote:
+		return fmt.Errorf("note is longer than %d bytes (it is a line for the record and must hold no personal data): %w", lifecycle.MaxNote, ErrBadDecision)
 	}
 	return nil
 }
 
 // CheckVerification checks an identity check's method and note.
 func CheckVerification(d Decision) error {
-	if !slices.Contains(VerificationMethods, d.Method) {
-		return fmt.Errorf("method must be one of %s: %w", strings.Join(VerificationMethods, ", "), ErrBadDecision)
+	if !slices.Contains(lifecycle.VerificationMethods, d.Method) {
+		return fmt.Errorf("method must be one of %s: %w", strings.Join(lifecycle.VerificationMethods, ", "), ErrBadDecision)
 	}
 	return checkNote(d.Note)
 }
 
 // CheckDenial checks a refusal's ground and note.
 func CheckDenial(d Decision) error {
-	if !slices.Contains(DenialGrounds, d.Ground) {
-		return fmt.Errorf("reason must be one of %s: %w", strings.Join(DenialGrounds, ", "), ErrBadDecision)
+	if !slices.Contains(lifecycle.DenialGrounds, d.Ground) {
+		return fmt.Errorf("reason must be one of %s: %w", strings.Join(lifecycle.DenialGrounds, ", "), ErrBadDecision)
 	}
 	return checkNote(d.Note)
 }
