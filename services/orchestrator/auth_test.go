@@ -3,17 +3,9 @@ package orchestrator
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -24,30 +16,19 @@ import (
 
 	"github.com/lethe-dev/lethe/pkg/deadline"
 	"github.com/lethe-dev/lethe/pkg/lifecycle"
+	"github.com/lethe-dev/lethe/pkg/tlstest"
 	"github.com/lethe-dev/lethe/services/orchestrator/auth"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 )
 
-// call makes one API call as token (none when ""), with extra headers.
+// call makes one API call as token (none when ""), with extra headers;
+// an answer that is not JSON reads as nil.
 func (e *env) call(token, method, path, body string, headers ...string) (int, http.Header, map[string]any) {
 	e.t.Helper()
-	req, _ := http.NewRequest(method, e.api+path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	code, h, b := e.send(token, method, path, body, headers...)
 	var out map[string]any
 	json.Unmarshal(b, &out)
-	return resp.StatusCode, resp.Header, out
+	return code, h, out
 }
 
 // snapshot is what a refused call must leave as it was: the requests,
@@ -496,11 +477,10 @@ func TestDecisionsOnRecord(t *testing.T) {
 
 // With --tls-cert and --tls-key the API speaks TLS only.
 func TestAPIOverTLS(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile, pool := selfSigned(t, dir)
-	e := newEnv(t, func(c *Config) { c.TLSCert, c.TLSKey = certFile, keyFile })
+	pki := tlstest.New(t, "api")
+	e := newEnv(t, func(c *Config) { c.TLSCert, c.TLSKey = pki.ServerCert, pki.ServerKey })
 	host := strings.TrimPrefix(e.api, "http://")
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool}}}
 	req, _ := http.NewRequest("GET", "https://"+host+"/v1/keys", nil)
 	req.Header.Set("Authorization", "Bearer "+e.token)
 	resp, err := client.Do(req)
@@ -517,34 +497,6 @@ func TestAPIOverTLS(t *testing.T) {
 			t.Error("the TLS API answered plain HTTP")
 		}
 	}
-}
-
-// selfSigned writes a certificate for 127.0.0.1 and its key into dir.
-func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "lethe-test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA: true, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "api.crt"), filepath.Join(dir, "api.key")
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
-	cert, _ := x509.ParseCertificate(der)
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
 }
 
 // Each tenant's unverified requests expire on its own time: a tenant that

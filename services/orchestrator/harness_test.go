@@ -356,22 +356,36 @@ func (e *env) connect(system string, sys connector.System) func() {
 	return e.stops[system]
 }
 
-func (e *env) do(method, path, body string) (int, map[string]any) {
+// send makes one API call as token (none when ""), a JSON body, with
+// extra headers (name, value, ...), and returns the answer as it came.
+func (e *env) send(token, method, path, body string, headers ...string) (int, http.Header, []byte) {
 	e.t.Helper()
 	req, _ := http.NewRequest(method, e.api+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+e.token)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b
+}
+
+// do makes one API call as the env's admin; the answer must be JSON.
+func (e *env) do(method, path, body string) (int, map[string]any) {
+	e.t.Helper()
+	code, _, b := e.send(e.token, method, path, body)
 	var out map[string]any
 	if err := json.Unmarshal(b, &out); err != nil {
 		e.t.Fatalf("%s %s: not JSON: %q", method, path, b)
 	}
-	return resp.StatusCode, out
+	return code, out
 }
 
 func (e *env) submit(body string) string {

@@ -3,16 +3,10 @@ package busurl
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/url"
 	"os"
@@ -28,6 +22,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/bus/kafkabus"
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
+	"github.com/lethe-dev/lethe/pkg/tlstest"
 )
 
 // A URL that cannot be right is refused at once, saying what is wrong, and
@@ -57,17 +52,7 @@ func TestBadURL(t *testing.T) {
 		{"bad escape in the host", "nats://user:s3cret@local%zzhost:4222", "invalid URL escape"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			b, err := Dial(ctx, tc.url, Options{})
-			if err == nil {
-				b.Close()
-				t.Fatalf("Dial(%q) succeeded", tc.url)
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("Dial(%q) tried to connect before refusing the URL: %v", tc.url, err)
-			}
-			t.Log(err)
+			err := dialRefused(t, tc.url, Options{})
 			if !strings.Contains(err.Error(), tc.says) {
 				t.Errorf("Dial(%q) = %q, want it to say %q", tc.url, err, tc.says)
 			}
@@ -76,6 +61,24 @@ func TestBadURL(t *testing.T) {
 			}
 		})
 	}
+}
+
+// dialRefused dials url and returns the error it must fail with, before
+// any connection is tried: the URL itself is refused.
+func dialRefused(t *testing.T, url string, opts Options) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	b, err := Dial(ctx, url, opts)
+	if err == nil {
+		b.Close()
+		t.Fatalf("Dial(%q) succeeded", url)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("Dial(%q) tried to connect before refusing the URL: %v", url, err)
+	}
+	t.Log(err)
+	return err
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -170,68 +173,9 @@ type pki struct {
 
 func newPKI(t *testing.T) *pki {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "busurl test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf := func(serial int64, usage x509.ExtKeyUsage) ([]byte, *ecdsa.PrivateKey) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
-			SerialNumber: big.NewInt(serial),
-			Subject:      pkix.Name{CommonName: "leaf"},
-			NotBefore:    now.Add(-time.Hour),
-			NotAfter:     now.Add(time.Hour),
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-			IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		}, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return der, key
-	}
-	p := &pki{pool: x509.NewCertPool(), dir: t.TempDir()}
-	p.pool.AddCert(ca)
-	serverDER, serverKey := leaf(2, x509.ExtKeyUsageServerAuth)
-	p.server = tls.Certificate{Certificate: [][]byte{serverDER}, PrivateKey: serverKey}
-	clientDER, clientKey := leaf(3, x509.ExtKeyUsageClientAuth)
-	p.clientDER = clientDER
-	keyDER, err := x509.MarshalPKCS8PrivateKey(clientKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(name, typ string, der []byte) string {
-		path := filepath.Join(p.dir, name)
-		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
-	p.ca = write("ca.pem", "CERTIFICATE", caDER)
-	p.cert = write("cert.pem", "CERTIFICATE", clientDER)
-	p.key = write("key.pem", "PRIVATE KEY", keyDER)
-	p.bad = filepath.Join(p.dir, "bad.pem")
+	tp := tlstest.New(t, "busurl test")
+	p := &pki{pool: tp.Pool, server: tp.Server, clientDER: tp.Client.Certificate[0], dir: tp.Dir,
+		ca: tp.CAFile, cert: tp.ClientCert, key: tp.ClientKey, bad: filepath.Join(tp.Dir, "bad.pem")}
 	if err := os.WriteFile(p.bad, []byte("not a certificate\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -290,17 +234,7 @@ func TestBadKafkaParams(t *testing.T) {
 			if secret == "" {
 				secret = "s3cret"
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			b, err := Dial(ctx, tc.url, Options{Logger: quiet()})
-			if err == nil {
-				b.Close()
-				t.Fatalf("Dial(%q) succeeded", tc.url)
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("Dial(%q) tried to connect before refusing the URL: %v", tc.url, err)
-			}
-			t.Log(err)
+			err := dialRefused(t, tc.url, Options{Logger: quiet()})
 			if !strings.Contains(err.Error(), tc.says) {
 				t.Errorf("Dial(%q) = %q, want it to say %q", tc.url, err, tc.says)
 			}

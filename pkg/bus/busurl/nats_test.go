@@ -72,18 +72,8 @@ func TestBadNATSParams(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv(EnvNKeySeed, tc.env)
 			noKafkaEnv(t)
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
 			tc.opts.Logger = quiet()
-			b, err := Dial(ctx, tc.url, tc.opts)
-			if err == nil {
-				b.Close()
-				t.Fatalf("Dial(%q) succeeded", tc.url)
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("Dial(%q) tried to connect before refusing the URL: %v", tc.url, err)
-			}
-			t.Log(err)
+			err := dialRefused(t, tc.url, tc.opts)
 			if !strings.Contains(err.Error(), tc.says) {
 				t.Errorf("Dial(%q) = %q, want it to say %q", tc.url, err, tc.says)
 			}
