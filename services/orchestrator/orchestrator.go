@@ -9,6 +9,7 @@
 package orchestrator
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -129,33 +130,15 @@ func (c *Config) setDefaults() {
 	if len(c.Systems) == 0 {
 		c.Systems = d.Systems
 	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = d.MaxAttempts
-	}
-	if c.RetryInitial == 0 {
-		c.RetryInitial = d.RetryInitial
-	}
-	if c.RetryMax == 0 {
-		c.RetryMax = d.RetryMax
-	}
-	if c.ScanInterval == 0 {
-		c.ScanInterval = d.ScanInterval
-	}
-	if c.Objective == 0 {
-		c.Objective = d.Objective
-	}
-	if c.RateLimit == 0 {
-		c.RateLimit = d.RateLimit
-	}
-	if c.ExportExpiry == 0 {
-		c.ExportExpiry = d.ExportExpiry
-	}
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = d.ReadTimeout
-	}
-	if c.MetricsCache == 0 {
-		c.MetricsCache = d.MetricsCache
-	}
+	c.MaxAttempts = cmp.Or(c.MaxAttempts, d.MaxAttempts)
+	c.RetryInitial = cmp.Or(c.RetryInitial, d.RetryInitial)
+	c.RetryMax = cmp.Or(c.RetryMax, d.RetryMax)
+	c.ScanInterval = cmp.Or(c.ScanInterval, d.ScanInterval)
+	c.Objective = cmp.Or(c.Objective, d.Objective)
+	c.RateLimit = cmp.Or(c.RateLimit, d.RateLimit)
+	c.ExportExpiry = cmp.Or(c.ExportExpiry, d.ExportExpiry)
+	c.ReadTimeout = cmp.Or(c.ReadTimeout, d.ReadTimeout)
+	c.MetricsCache = cmp.Or(c.MetricsCache, d.MetricsCache)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
