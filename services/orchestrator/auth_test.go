@@ -461,7 +461,7 @@ func TestDecisionsOnRecord(t *testing.T) {
 		t.Errorf("expired request: %v", view)
 	}
 	r, _, err := e.store.Get(context.Background(), id3)
-	if err != nil || r.SubjectEmail != "" || r.SubjectUserID != "" {
+	if err != nil || r.SealedSubject != nil || r.ClearEmail != "" || r.ClearUserID != "" {
 		t.Errorf("an expired request keeps the subject: %+v %v", r, err)
 	}
 	c, err = e.certificate(id3)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -210,7 +211,8 @@ func (e *env) shutdown() {
 type toySystem struct {
 	mu      sync.Mutex
 	effects map[string]int
-	failN   int // fail (retryable) this many calls first
+	emails  []string // the subjects' emails it acted on
+	failN   int      // fail (retryable) this many calls first
 }
 
 func (s *toySystem) do(ctx context.Context, t connector.Task, o connector.Outcome) (connector.Result, error) {
@@ -224,11 +226,18 @@ func (s *toySystem) do(ctx context.Context, t connector.Task, o connector.Outcom
 		s.effects = map[string]int{}
 	}
 	s.effects[t.TaskID]++
+	s.emails = append(s.emails, t.Subject.Email)
 	res := connector.Result{Outcome: o, Counts: map[string]int64{"profile": 1}}
 	if o == connector.Exported {
 		res.Export = []byte(`{"profile":[{"plan":"pro"}]}`)
 	}
 	return res, nil
+}
+
+func (s *toySystem) subjects() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.emails)
 }
 
 func (s *toySystem) Erase(ctx context.Context, t connector.Task) (connector.Result, error) {

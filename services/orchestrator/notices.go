@@ -46,8 +46,8 @@ func (o *Orchestrator) deliver(ctx context.Context, n *store.Notice) error {
 		return nil
 	}
 	msg := &lethev1.ExtensionNotice{}
-	if err := proto.Unmarshal(n.Payload, msg); err != nil {
-		return fmt.Errorf("notice %s: %w", n.ID, err)
+	if err := o.engine.OpenNotice(n, msg); err != nil {
+		return err
 	}
 	bm, err := events.ExtensionNoticeMessage(msg, engine.Source, n.CreatedAt)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -343,7 +344,7 @@ func TestEndedRequestKeepsNoSubject(t *testing.T) {
 	if err := db.QueryRow(`SELECT count(*) FROM outbox WHERE task_id IS NOT NULL`).Scan(&outbox); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.QueryRow(`SELECT count(*) FROM requests WHERE subject_email IS NOT NULL OR subject_user_id IS NOT NULL`).Scan(&subjects); err != nil {
+	if err := db.QueryRow(`SELECT count(*) FROM requests WHERE sealed_subject IS NOT NULL OR subject_email IS NOT NULL OR subject_user_id IS NOT NULL`).Scan(&subjects); err != nil {
 		t.Fatal(err)
 	}
 	if outbox != 0 || subjects != 0 {
@@ -360,6 +361,27 @@ func TestEndedRequestKeepsNoSubject(t *testing.T) {
 	}
 	if len(found) > 0 {
 		t.Fatalf("the subject's email is still in %v after the request ended", found)
+	}
+}
+
+// While a request is open its identifiers are kept, but sealed: neither
+// the store's files (database, WAL) nor the outbox's task messages hold
+// them in clear, and the connector still receives them.
+func TestOpenRequestKeepsSubjectSealed(t *testing.T) {
+	e := newEnv(t, nil)
+	pending := e.submit(erasure(false)) // waits for its identity check
+	alpha := &toySystem{}
+	e.connect("alpha", alpha)
+	e.connect("beta", &toySystem{})
+	if found := piitest.FilesHolding(t, e.dataDir, subjectEmail); len(found) > 0 {
+		t.Fatalf("an open request's email is in clear in %v", found)
+	}
+	if code, _ := e.do("POST", "/v1/requests/"+pending+"/verify", `{"method":"document"}`); code != http.StatusOK {
+		t.Fatalf("verify = %d", code)
+	}
+	e.waitState(pending, "fulfilled")
+	if got := alpha.subjects(); !slices.Equal(got, []string{subjectEmail}) {
+		t.Fatalf("the connector received subjects %q, want the one sealed to it", got)
 	}
 }
 

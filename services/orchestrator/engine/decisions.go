@@ -135,9 +135,9 @@ func (e *Engine) ExpireUnverified(ctx context.Context) (int, error) {
 // subject's identifiers go, the end is logged and certified.
 func (e *Engine) end(ctx context.Context, tx store.Tx, fx *effects, r *store.Request, state lifecycle.State, entry proof.Entry, now time.Time) error {
 	r.State, r.UpdatedAt, r.CompletedAt, r.AnsweredAt = state, now, now, now
-	r.SubjectEmail, r.SubjectUserID = "", ""
+	forget(r)
 	fx.forgot = true
-	if err := tx.UpdateRequest(ctx, r); err != nil {
+	if err := e.updateRequest(ctx, tx, r); err != nil {
 		return err
 	}
 	if err := record(ctx, tx, entry); err != nil {

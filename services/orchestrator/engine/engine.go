@@ -75,8 +75,9 @@ type Config struct {
 	// Signer signs tree heads and certificates; Keys checks receipts.
 	Signer *proof.Signer
 	Keys   KeySource
-	// SealKey opens the exports connectors sealed to the orchestrator;
-	// ExportExpiry is how long an export waits to be collected.
+	// SealKey is the orchestrator's own sealing key: it seals the
+	// identifiers the store keeps and opens the exports connectors sealed
+	// to the orchestrator. ExportExpiry is how long an export waits to be collected.
 	SealKey      *proof.SealKey
 	ExportExpiry time.Duration
 	// Relay and Notifier are woken after a commit that gave them work;

@@ -82,6 +82,10 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ownSeal, err := proof.LoadOrCreateSealKey(filepath.Join(dir, "orchestrator.seal"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	alphaKey := alpha.Key
 	alphaKey.Seal = seal.Public[:] // the tasks' subjects are sealed to it
 	var ks proof.KeySet
@@ -90,7 +94,7 @@ func newFixture(t *testing.T) *fixture {
 	f.m = metrics.New(prometheus.NewRegistry(), sqlite, []string{"alpha"}, nil, []string{proof.ChannelBus}, func() time.Time { return now }, -1)
 	f.eng = engine.New(engine.Config{
 		Store: f.st, Systems: []string{"alpha"}, MaxAttempts: 1, RetryInitial: time.Minute, RetryMax: time.Hour, Objective: 7 * 24 * time.Hour,
-		NoticeChannels: []string{proof.ChannelBus}, HashKey: []byte("0123456789abcdef0123456789abcdef"), Signer: own, Keys: keys(ks),
+		NoticeChannels: []string{proof.ChannelBus}, HashKey: []byte("0123456789abcdef0123456789abcdef"), Signer: own, SealKey: ownSeal, Keys: keys(ks),
 		Relay: f.relay, Notifier: outbox.NewSignal(), Metrics: f.m, Logger: f.logs.Logger(), Now: func() time.Time { return now },
 	})
 	return f

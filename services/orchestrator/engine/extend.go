@@ -72,7 +72,7 @@ func (e *Engine) Extend(ctx context.Context, id, reason string, by *proof.Actor)
 		}
 		r.OriginalDeadline, r.Deadline = r.Deadline, pol.Extended(r.ReceivedAt)
 		r.ExtendedAt, r.ExtensionReason, r.UpdatedAt = now, reason, now
-		if err := tx.UpdateRequest(ctx, r); err != nil {
+		if err := e.updateRequest(ctx, tx, r); err != nil {
 			return err
 		}
 		original, extended := r.OriginalDeadline, r.Deadline
@@ -80,7 +80,7 @@ func (e *Engine) Extend(ctx context.Context, id, reason string, by *proof.Actor)
 			Deadline: &extended, OriginalDeadline: &original, ReasonSHA256: proof.ReasonHash(reason), Actor: by}); err != nil {
 			return err
 		}
-		return enqueueExtensionNotice(ctx, tx, r, now)
+		return e.enqueueExtensionNotice(ctx, tx, r, now)
 	})
 	if err != nil {
 		return nil, err

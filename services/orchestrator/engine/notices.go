@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
@@ -14,11 +13,15 @@ import (
 
 // enqueueExtensionNotice writes the notice of an extension to the person
 // into the notification outbox, in the transaction that extends.
-func enqueueExtensionNotice(ctx context.Context, tx store.Tx, r *store.Request, now time.Time) error {
-	b, err := proto.Marshal(&lethev1.ExtensionNotice{
+func (e *Engine) enqueueExtensionNotice(ctx context.Context, tx store.Tx, r *store.Request, now time.Time) error {
+	subject, err := e.subject(r)
+	if err != nil {
+		return err
+	}
+	b, err := e.sealNotice(&lethev1.ExtensionNotice{
 		RequestId:        r.ID,
 		Tenant:           r.Tenant,
-		Subject:          &lethev1.Subject{Email: r.SubjectEmail, UserId: r.SubjectUserID},
+		Subject:          subject,
 		ReceivedAt:       timestamppb.New(r.ReceivedAt),
 		OriginalDeadline: timestamppb.New(r.OriginalDeadline),
 		Deadline:         timestamppb.New(r.Deadline),

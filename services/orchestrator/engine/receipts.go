@@ -321,7 +321,7 @@ func (e *Engine) deadLetter(ctx context.Context, tx store.Tx, fx *effects, r *st
 	if err := tx.UpdateTask(ctx, k); err != nil {
 		return err
 	}
-	data, err := proto.Marshal(task(r, k, false))
+	data, err := proto.Marshal(task(r, k))
 	if err != nil {
 		return err
 	}
@@ -370,10 +370,10 @@ func (e *Engine) complete(ctx context.Context, tx store.Tx, fx *effects, r *stor
 		r.AnsweredAt = now
 	}
 	if state != lifecycle.PartiallyRetained {
-		r.SubjectEmail, r.SubjectUserID = "", ""
+		forget(r)
 		fx.forgot = true
 	}
-	if err := tx.UpdateRequest(ctx, r); err != nil {
+	if err := e.updateRequest(ctx, tx, r); err != nil {
 		return err
 	}
 	if err := tx.ForgetTasks(ctx, r.ID); err != nil {

@@ -45,13 +45,16 @@ func (e *Engine) Submit(ctx context.Context, nr NewRequest) (r *store.Request, c
 	if specJSON != "" {
 		logSpec = &spec
 	}
+	sealed, err := e.sealSubject(nr.Email, nr.UserID)
+	if err != nil {
+		return nil, false, err
+	}
 	fresh := store.Request{
 		ID:             newID(now),
 		Tenant:         nr.Tenant,
 		Type:           nr.Type,
 		State:          lifecycle.PendingVerification,
-		SubjectEmail:   nr.Email,
-		SubjectUserID:  nr.UserID,
+		SealedSubject:  sealed,
 		SubjectHash:    pseudonym.Hash(e.cfg.HashKey, subjectKey(nr.Email, nr.UserID)),
 		Source:         nr.Source,
 		SourceRef:      nr.SourceRef,
@@ -161,7 +164,7 @@ func (e *Engine) open(ctx context.Context, tx store.Tx, r *store.Request, check 
 		r.VerificationNote = check.Note
 		entry.Actor, entry.Method, entry.NoteSHA256 = &check.Actor, check.Method, noteHash(check.Note)
 	}
-	if err := tx.UpdateRequest(ctx, r); err != nil {
+	if err := e.updateRequest(ctx, tx, r); err != nil {
 		return err
 	}
 	if err := record(ctx, tx, entry); err != nil {
@@ -189,7 +192,11 @@ func (e *Engine) attempt(ctx context.Context, tx store.Tx, r *store.Request, k *
 	if err := tx.UpdateTask(ctx, k); err != nil {
 		return err
 	}
-	t := task(r, k, true)
+	subject, err := e.subject(r)
+	if err != nil {
+		return err
+	}
+	t := task(r, k)
 	// Sealed: the broker and the topic's readers see no identifier; only
 	// the system's connector opens it.
 	to, err := e.Keys().SealKeyFor(k.System, now)
@@ -203,10 +210,9 @@ func (e *Engine) attempt(ctx context.Context, tx store.Tx, r *store.Request, k *
 		return record(ctx, tx, proof.Entry{RequestID: r.ID, Event: proof.EventTaskFailed, At: now, System: k.System, Attempt: k.Attempts,
 			Detail: "no sealing key registered"})
 	}
-	if t.SealedSubject, err = proof.SealSubject(to, t.Subject); err != nil {
+	if t.SealedSubject, err = proof.SealSubject(to, subject); err != nil {
 		return err
 	}
-	t.Subject = nil
 	// Signed: a connector acts on no task but the orchestrator's.
 	if err := proof.SignTask(e.cfg.Signer, t); err != nil {
 		return err
@@ -222,9 +228,9 @@ func (e *Engine) attempt(ctx context.Context, tx store.Tx, r *store.Request, k *
 		TaskID: k.ID, Wait: e.wait(k.Attempts - k.RoundStart)})
 }
 
-// task is the task message of k; only the one sent to the system carries
-// the subject.
-func task(r *store.Request, k *store.Task, withSubject bool) *lethev1.Task {
+// task is the task message of k, without the subject (which only the one
+// sent to the system carries, sealed to it).
+func task(r *store.Request, k *store.Task) *lethev1.Task {
 	t := &lethev1.Task{
 		RequestId: r.ID,
 		TaskId:    k.ID,
@@ -233,9 +239,6 @@ func task(r *store.Request, k *store.Task, withSubject bool) *lethev1.Task {
 		Tenant:    r.Tenant,
 		Deadline:  timestamppb.New(r.Deadline),
 		Attempt:   uint32(k.Attempts),
-	}
-	if withSubject {
-		t.Subject = &lethev1.Subject{Email: r.SubjectEmail, UserId: r.SubjectUserID}
 	}
 	return t
 }

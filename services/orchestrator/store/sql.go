@@ -182,29 +182,33 @@ func (t *sqlTx) insertOne(ctx context.Context, what, query string, args ...any) 
 
 func (t *sqlTx) InsertRequest(ctx context.Context, r *Request) error {
 	return t.insertOne(ctx, "request", `INSERT INTO requests (`+requestColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		r.ID, r.Tenant, r.Type, r.State, nullString(r.SubjectEmail), nullString(r.SubjectUserID), r.SubjectHash, r.Source, nullString(r.SourceRef),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL) ON CONFLICT DO NOTHING`,
+		r.ID, r.Tenant, r.Type, r.State, nullBytes(r.SealedSubject), r.SubjectHash, r.Source, nullString(r.SourceRef),
 		ms(r.ReceivedAt), ms(r.Deadline), ms(r.CreatedAt), ms(r.UpdatedAt), ms(r.CompletedAt),
 		ms(r.AnsweredAt), nullString(r.DeadlinePolicy), ms(r.OriginalDeadline), ms(r.ExtendedAt), nullString(r.ExtensionReason),
 		nullString(r.SubmittedBy), nullString(r.VerificationNote), nullString(r.DenialNote))
 }
 
-const requestColumns = `id, tenant, type, state, subject_email, subject_user_id, subject_hash, source, source_ref, received_at, deadline, created_at, updated_at, completed_at,
-	answered_at, deadline_policy, original_deadline, extended_at, extension_reason, submitted_by, verification_note, denial_note`
+// requestColumns: sealed_subject is fifth; an older version's identifiers
+// in clear (subject_email, subject_user_id) come last, read only.
+const requestColumns = `id, tenant, type, state, sealed_subject, subject_hash, source, source_ref, received_at, deadline, created_at, updated_at, completed_at,
+	answered_at, deadline_policy, original_deadline, extended_at, extension_reason, submitted_by, verification_note, denial_note,
+	subject_email, subject_user_id`
 
 func scanRequest(row interface{ Scan(...any) error }) (*Request, error) {
 	var r Request
 	var email, userID, ref, policy, reason, by, vnote, dnote sql.NullString
 	var received, deadline, created, updated, completed, answered, original, extended sql.NullInt64
-	err := row.Scan(&r.ID, &r.Tenant, &r.Type, &r.State, &email, &userID, &r.SubjectHash, &r.Source, &ref,
-		&received, &deadline, &created, &updated, &completed, &answered, &policy, &original, &extended, &reason, &by, &vnote, &dnote)
+	err := row.Scan(&r.ID, &r.Tenant, &r.Type, &r.State, &r.SealedSubject, &r.SubjectHash, &r.Source, &ref,
+		&received, &deadline, &created, &updated, &completed, &answered, &policy, &original, &extended, &reason, &by, &vnote, &dnote,
+		&email, &userID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("scan request: %w", err)
 	}
-	r.SubjectEmail, r.SubjectUserID, r.SourceRef = email.String, userID.String, ref.String
+	r.ClearEmail, r.ClearUserID, r.SourceRef = email.String, userID.String, ref.String
 	r.ReceivedAt, r.Deadline, r.CreatedAt = fromMS(received), fromMS(deadline), fromMS(created)
 	r.UpdatedAt, r.CompletedAt, r.AnsweredAt = fromMS(updated), fromMS(completed), fromMS(answered)
 	r.DeadlinePolicy, r.ExtensionReason = policy.String, reason.String
@@ -260,9 +264,9 @@ func (t *sqlTx) UnverifiedBefore(ctx context.Context, before time.Time, only, ex
 }
 
 func (t *sqlTx) UpdateRequest(ctx context.Context, r *Request) error {
-	_, err := t.exec(ctx, `UPDATE requests SET state = ?, subject_email = ?, subject_user_id = ?, deadline = ?, updated_at = ?, completed_at = ?,
-		answered_at = ?, original_deadline = ?, extended_at = ?, extension_reason = ?, verification_note = ?, denial_note = ? WHERE id = ?`,
-		r.State, nullString(r.SubjectEmail), nullString(r.SubjectUserID), ms(r.Deadline), ms(r.UpdatedAt), ms(r.CompletedAt),
+	_, err := t.exec(ctx, `UPDATE requests SET state = ?, sealed_subject = ?, subject_email = NULL, subject_user_id = NULL, deadline = ?, updated_at = ?,
+		completed_at = ?, answered_at = ?, original_deadline = ?, extended_at = ?, extension_reason = ?, verification_note = ?, denial_note = ? WHERE id = ?`,
+		r.State, nullBytes(r.SealedSubject), ms(r.Deadline), ms(r.UpdatedAt), ms(r.CompletedAt),
 		ms(r.AnsweredAt), ms(r.OriginalDeadline), ms(r.ExtendedAt), nullString(r.ExtensionReason), nullString(r.VerificationNote),
 		nullString(r.DenialNote), r.ID)
 	if err != nil {

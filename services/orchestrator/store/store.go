@@ -33,10 +33,11 @@ type Request struct {
 	Tenant string
 	Type   lifecycle.Type
 	State  lifecycle.State
-	// SubjectEmail and SubjectUserID are cleared when the request ends;
-	// SubjectHash (a keyed hash) stays for proof.
-	SubjectEmail  string
-	SubjectUserID string
+	// SealedSubject is the person's identifiers (a lethev1.Subject) sealed
+	// to the orchestrator's own sealing key, so that the database, its WAL
+	// and its backups name no one; nil once they are dropped, when the
+	// request ends. SubjectHash (a keyed hash) stays for proof.
+	SealedSubject []byte
 	SubjectHash   string
 	Source        string // api | account_deleted
 	SourceRef     string // the event id of an account deletion, unique
@@ -63,6 +64,10 @@ type Request struct {
 	// and of a refusal (no personal data; the log keeps their hashes).
 	VerificationNote string
 	DenialNote       string
+	// ClearEmail and ClearUserID are identifiers an older version stored in
+	// clear: read only, UpdateRequest clears them (the engine seals them
+	// first).
+	ClearEmail, ClearUserID string
 }
 
 // Token is an API token. Only the SHA-256 of the token is kept.

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -27,10 +28,10 @@ import (
 func TestUpgradeToRequestCounts(t *testing.T) {
 	t0 := time.Date(2025, 11, 3, 9, 0, 0, 0, time.UTC)
 	request := func(id string, typ lifecycle.Type, state lifecycle.State) *store.Request {
-		r := &store.Request{ID: id, Tenant: "demo", Type: typ, State: state, SubjectEmail: "person-0001@example.com", SubjectUserID: "user-0001",
+		r := &store.Request{ID: id, Tenant: "demo", Type: typ, State: state, ClearEmail: "person-0001@example.com", ClearUserID: "user-0001",
 			SubjectHash: "hash-" + id, Source: "api", ReceivedAt: t0, Deadline: t0.AddDate(0, 1, 0), CreatedAt: t0, UpdatedAt: t0.Add(time.Hour)}
 		if state != lifecycle.PendingVerification && state != lifecycle.Open {
-			r.SubjectEmail, r.SubjectUserID, r.CompletedAt = "", "", t0.Add(2*time.Hour)
+			r.ClearEmail, r.ClearUserID, r.CompletedAt = "", "", t0.Add(2*time.Hour)
 		}
 		return r
 	}
@@ -110,7 +111,7 @@ func TestUpgradeToRequestCounts(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if *got != *want {
+				if !reflect.DeepEqual(got, want) {
 					t.Errorf("request %s after the upgrade:\n got %+v\nwant %+v", want.ID, got, want)
 				}
 				for _, k := range gotTasks {
@@ -130,7 +131,7 @@ func TestUpgradeToRequestCounts(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				r.State, r.SubjectEmail, r.SubjectUserID, r.CompletedAt, r.AnsweredAt = lifecycle.Fulfilled, "", "", t0.Add(4*time.Hour), t0.Add(4*time.Hour)
+				r.State, r.ClearEmail, r.ClearUserID, r.CompletedAt, r.AnsweredAt = lifecycle.Fulfilled, "", "", t0.Add(4*time.Hour), t0.Add(4*time.Hour)
 				if err := tx.UpdateRequest(ctx, r); err != nil {
 					return err
 				}
@@ -186,7 +187,7 @@ func oldRows(reqs []*store.Request, tasks []*store.Task) []string {
 	for _, r := range reqs {
 		out = append(out, `INSERT INTO requests (id, tenant, type, state, subject_email, subject_user_id, subject_hash, source, source_ref,
 			received_at, deadline, created_at, updated_at, completed_at) VALUES (`+strings.Join([]string{
-			str(r.ID), str(r.Tenant), str(string(r.Type)), str(string(r.State)), null(r.SubjectEmail), null(r.SubjectUserID), str(r.SubjectHash), str(r.Source),
+			str(r.ID), str(r.Tenant), str(string(r.Type)), str(string(r.State)), null(r.ClearEmail), null(r.ClearUserID), str(r.SubjectHash), str(r.Source),
 			null(r.SourceRef), ms(r.ReceivedAt), ms(r.Deadline), ms(r.CreatedAt), ms(r.UpdatedAt), ms(r.CompletedAt)}, ", ")+`)`)
 	}
 	for _, k := range tasks {

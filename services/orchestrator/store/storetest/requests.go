@@ -42,7 +42,7 @@ func testRequestLifecycle(t *testing.T, s store.Store) {
 	})
 
 	// The request ends: its subject is cleared, its times set.
-	r.State, r.SubjectEmail, r.SubjectUserID = lifecycle.Fulfilled, "", ""
+	r.State, r.SealedSubject = lifecycle.Fulfilled, nil
 	r.Deadline, r.UpdatedAt, r.CompletedAt = r.Deadline.AddDate(0, 2, 0), t0.Add(time.Hour), t0.Add(time.Hour+time.Millisecond)
 	mustTx(t, s, func(tx store.Tx) error { return tx.UpdateRequest(ctx, r) })
 	got, _, err = s.Get(ctx, r.ID)
@@ -146,7 +146,7 @@ func testRequestFields(t *testing.T, s store.Store) {
 	}
 	answer := func(state lifecycle.State) func(r *store.Request) {
 		return func(r *store.Request) {
-			r.State, r.SubjectEmail, r.SubjectUserID = state, "", ""
+			r.State, r.SealedSubject = state, nil
 			r.UpdatedAt, r.CompletedAt, r.AnsweredAt = t0.Add(2*time.Hour), t0.Add(2*time.Hour), t0.Add(2*time.Hour+time.Millisecond)
 		}
 	}

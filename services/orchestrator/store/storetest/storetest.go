@@ -72,7 +72,7 @@ var t0 = time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
 func newRequest(id string, state lifecycle.State, deadline time.Time) *store.Request {
 	return &store.Request{
 		ID: id, Tenant: "demo", Type: lifecycle.Erasure, State: state,
-		SubjectEmail: "person-0001@example.com", SubjectUserID: "user-0001", SubjectHash: "hash-" + id,
+		SealedSubject: []byte("sealed identifiers of " + id), SubjectHash: "hash-" + id,
 		Source: "api", ReceivedAt: deadline.AddDate(0, -1, 0), Deadline: deadline, CreatedAt: t0, UpdatedAt: t0,
 	}
 }
