@@ -75,9 +75,12 @@ type System struct {
 	// signer signs account.deleted events: the service's own key, which the
 	// orchestrator's keys file registers for "accounts".
 	signer *proof.Signer
-	bus    bus.Publisher
-	log    *slog.Logger
-	now    func() time.Time
+	// orchestrator holds the orchestrator's public key, whose sealing key
+	// the events' subjects are sealed to.
+	orchestrator proof.KeySet
+	bus          bus.Publisher
+	log          *slog.Logger
+	now          func() time.Time
 
 	mu    sync.Mutex
 	admin *http.Server
@@ -103,7 +106,7 @@ func Open(ctx context.Context, env connector.Env) (*System, error) {
 		db.Close()
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
-	return &System{Engine: engine, db: db, key: key, signer: signer, bus: env.Bus, log: log, now: time.Now}, nil
+	return &System{Engine: engine, db: db, key: key, signer: signer, orchestrator: env.TaskKeys, bus: env.Bus, log: log, now: time.Now}, nil
 }
 
 // Close stops the admin API, if served, and closes the database.
@@ -148,12 +151,21 @@ func (s *System) DeleteAccount(ctx context.Context, tenant, email string) (userI
 		return "", fmt.Errorf("accounts: delete account: %w", err)
 	}
 	now := s.now()
+	// Sealed to the orchestrator: the broker holds no readable identifier.
+	to, err := s.orchestrator.OrchestratorSealKey(now)
+	if err != nil {
+		return "", fmt.Errorf("accounts: announce account deletion: the orchestrator's key: %w", err)
+	}
+	sealed, err := proof.SealSubject(to, &lethev1.Subject{Email: pseudonym.Normalize(stored), UserId: userID})
+	if err != nil {
+		return "", fmt.Errorf("accounts: announce account deletion: %w", err)
+	}
 	ev := &lethev1.AccountDeleted{
-		EventId:   s.eventID(tenant, userID),
-		Tenant:    tenant,
-		Subject:   &lethev1.Subject{Email: pseudonym.Normalize(stored), UserId: userID},
-		DeletedAt: timestamppb.New(now),
-		Source:    Name,
+		EventId:       s.eventID(tenant, userID),
+		Tenant:        tenant,
+		SealedSubject: sealed,
+		DeletedAt:     timestamppb.New(now),
+		Source:        Name,
 	}
 	if err := proof.SignAccountDeleted(s.signer, ev); err != nil {
 		return "", err

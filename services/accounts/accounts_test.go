@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +29,7 @@ func open(t *testing.T, b bus.Bus) (*System, string) {
 	t.Helper()
 	t.Setenv(pseudonym.KeyEnv, "")
 	dir := t.TempDir()
-	s, err := Open(context.Background(), connector.Env{DataDir: dir, Bus: b})
+	s, err := Open(context.Background(), connector.Env{DataDir: dir, Bus: b, TaskKeys: orchestratorKeys(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,6 +38,26 @@ func open(t *testing.T, b bus.Bus) (*System, string) {
 		t.Fatal(err)
 	}
 	return s, dir
+}
+
+// orchestratorSeal is the test orchestrator's sealing key, which the
+// events' subjects are sealed to.
+var orchestratorSeal *proof.SealKey
+
+// orchestratorKeys is a test orchestrator's public key, with its sealing key.
+func orchestratorKeys(t *testing.T) proof.KeySet {
+	t.Helper()
+	dir := t.TempDir()
+	signer, err := proof.LoadSigner(filepath.Join(dir, "signing.key"), proof.RoleOrchestrator, time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if orchestratorSeal, err = proof.LoadOrCreateSealKey(filepath.Join(dir, "seal.key")); err != nil {
+		t.Fatal(err)
+	}
+	k := signer.Key
+	k.Seal = orchestratorSeal.Public[:]
+	return proof.KeySet{Keys: []proof.Key{k}}
 }
 
 // rows counts person i's rows looking at the tables directly.
@@ -171,8 +192,13 @@ func TestDeleteAccountAnnouncesIt(t *testing.T) {
 	}
 	select {
 	case ev := <-got:
+		// The subject travels sealed to the orchestrator, and only so.
+		subject, err := orchestratorSeal.OpenSubject(ev.GetSealedSubject())
+		if err != nil || ev.GetSubject() != nil {
+			t.Fatalf("event subject: clear %v, sealed: %v", ev.GetSubject(), err)
+		}
 		if ev.GetEventId() != s.eventID("demo", "user-0002") || ev.GetTenant() != "demo" || ev.GetSource() != "accounts" ||
-			ev.GetSubject().GetEmail() != "person-0002@example.com" || ev.GetSubject().GetUserId() != "user-0002" ||
+			subject.GetEmail() != "person-0002@example.com" || subject.GetUserId() != "user-0002" ||
 			!ev.GetDeletedAt().AsTime().Equal(at) {
 			t.Fatalf("event = %v", ev)
 		}

@@ -391,15 +391,28 @@ func TestAccountDeletedOpensOneRequest(t *testing.T) {
 	e := newEnv(t, nil)
 	e.connect("alpha", &toySystem{})
 	e.connect("beta", &toySystem{})
-	// The service that emits the event signs it with its key, registered
-	// for its source (here the test system alpha).
+	// The service that emits the event seals its subject to the
+	// orchestrator and signs it with its key, registered for its source
+	// (here the test system alpha).
+	seal := func(to *[32]byte) []byte {
+		b, err := proof.SealSubject(to, &lethev1.Subject{Email: subjectEmail, UserId: "user-0042"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	own, err := e.taskKeys().OrchestratorSealKey(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
 	ev := &lethev1.AccountDeleted{EventId: "acct-del-3f9a0c2b7d5e41f8a6b2c9d0e1f2a3b4", Tenant: "demo",
-		Subject: &lethev1.Subject{Email: subjectEmail, UserId: "user-0042"}, DeletedAt: timestamppb.Now(), Source: "alpha"}
+		SealedSubject: seal(own), DeletedAt: timestamppb.Now(), Source: "alpha"}
 	if err := proof.SignAccountDeleted(e.signer("alpha"), ev); err != nil {
 		t.Fatal(err)
 	}
 	b := e.bus("accounts")
-	// Forged: unsigned, or signed by another system's key. Neither opens a
+	// Forged: unsigned, or signed by another system's key; or signed right
+	// but sealed to another key than the orchestrator's. None opens a
 	// request.
 	unsigned := &lethev1.AccountDeleted{EventId: "acct-del-forged-1", Tenant: "demo",
 		Subject: &lethev1.Subject{Email: "person-0043@example.com"}, DeletedAt: timestamppb.Now(), Source: "alpha"}
@@ -408,13 +421,22 @@ func TestAccountDeletedOpensOneRequest(t *testing.T) {
 	if err := proof.SignAccountDeleted(e.signer("beta"), otherKey); err != nil {
 		t.Fatal(err)
 	}
-	for _, forged := range []*lethev1.AccountDeleted{unsigned, otherKey} {
+	stranger, err := proof.LoadOrCreateSealKey(filepath.Join(t.TempDir(), "seal.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	misSealed := &lethev1.AccountDeleted{EventId: "acct-del-forged-3", Tenant: "demo",
+		SealedSubject: seal(stranger.Public), DeletedAt: timestamppb.Now(), Source: "alpha"}
+	if err := proof.SignAccountDeleted(e.signer("alpha"), misSealed); err != nil {
+		t.Fatal(err)
+	}
+	for _, forged := range []*lethev1.AccountDeleted{unsigned, otherKey, misSealed} {
 		msg, _ := events.AccountDeletedMessage(forged, "test", time.Now())
 		if err := b.Publish(context.Background(), events.TopicAccountDeleted, msg); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for end := time.Now().Add(10 * time.Second); counter(t, e.reg, "lethe_orchestrator_events_refused_total", nil) < 2; time.Sleep(20 * time.Millisecond) {
+	for end := time.Now().Add(10 * time.Second); counter(t, e.reg, "lethe_orchestrator_events_refused_total", nil) < 3; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(end) {
 			t.Fatal("forged account.deleted events were not refused")
 		}

@@ -114,11 +114,20 @@ func (o *Orchestrator) consumeAccountDeletions(ctx context.Context) error {
 			o.log.Warn("account deletion dropped", "reason", "malformed", "ce_id", msg.ID)
 			return err
 		}
+		subject := ev.GetSubject()
+		if sealed := ev.GetSealedSubject(); sealed != nil {
+			var err error
+			if subject, err = o.cfg.SealKey.OpenSubject(sealed); err != nil {
+				o.m.EventsRefused.Inc()
+				o.log.Warn("account deletion dropped", "reason", "not_sealed_to_us", "ce_id", msg.ID)
+				return bus.Permanent(fmt.Errorf("account.deleted: %w", err))
+			}
+		}
 		nr := engine.NewRequest{
 			Type:      lifecycle.Erasure,
 			Tenant:    ev.GetTenant(),
-			Email:     ev.GetSubject().GetEmail(),
-			UserID:    ev.GetSubject().GetUserId(),
+			Email:     subject.GetEmail(),
+			UserID:    subject.GetUserId(),
 			Verified:  true, // the account's own deletion is the identity check
 			Source:    engine.SourceAccountDeleted,
 			SourceRef: engine.AccountDeletedRef(ev.GetEventId()),

@@ -65,7 +65,7 @@ func New(reg prometheus.Registerer, st store.Store, systems []string, tenants *d
 		Rejected: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_receipts_rejected_total",
 			Help: "Receipts rejected without changing any state, by reason."}, []string{"reason"}),
 		EventsRefused: f.NewCounter(prometheus.CounterOpts{Name: "lethe_orchestrator_events_refused_total",
-			Help: "account.deleted events refused because they are not signed by a key registered for their source."}),
+			Help: "account.deleted events refused because they are not signed by a key registered for their source, or their subject is not sealed to the orchestrator."}),
 		Ignored: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_receipts_ignored_total",
 			Help: "Receipts for tasks already finished (duplicate) or for an older attempt (stale)."}, []string{"reason"}),
 		Failed: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_task_failures_total",

@@ -591,8 +591,13 @@ type AccountDeleted struct {
 	// Proof: the emitting service's key id (a key of role event_source for
 	// this source, in the orchestrator's keys file) and its ed25519
 	// signature over the canonical bytes with signature left empty.
-	KeyId         string `protobuf:"bytes,6,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
-	Signature     []byte `protobuf:"bytes,7,opt,name=signature,proto3" json:"signature,omitempty"`
+	KeyId     string `protobuf:"bytes,6,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Signature []byte `protobuf:"bytes,7,opt,name=signature,proto3" json:"signature,omitempty"`
+	// The subject sealed to the orchestrator's sealing key (the seal_key of
+	// its entry in the keys file; see Task.sealed_subject), with subject left
+	// unset: the broker and the topic's readers see no identifier. The
+	// signature covers it.
+	SealedSubject []byte `protobuf:"bytes,8,opt,name=sealed_subject,json=sealedSubject,proto3" json:"sealed_subject,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -672,6 +677,13 @@ func (x *AccountDeleted) GetKeyId() string {
 func (x *AccountDeleted) GetSignature() []byte {
 	if x != nil {
 		return x.Signature
+	}
+	return nil
+}
+
+func (x *AccountDeleted) GetSealedSubject() []byte {
+	if x != nil {
+		return x.SealedSubject
 	}
 	return nil
 }
@@ -833,7 +845,7 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"\aattempt\x18\x10 \x01(\rR\aattempt\x12\x15\n" +
 	"\x06key_id\x18\x11 \x01(\tR\x05keyId\x12\x1c\n" +
 	"\tsignature\x18\x12 \x01(\fR\tsignature\x12#\n" +
-	"\rsealed_export\x18\x13 \x01(\fR\fsealedExport\"\xf8\x01\n" +
+	"\rsealed_export\x18\x13 \x01(\fR\fsealedExport\"\x9f\x02\n" +
 	"\x0eAccountDeleted\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12+\n" +
@@ -842,7 +854,8 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"deleted_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tdeletedAt\x12\x16\n" +
 	"\x06source\x18\x05 \x01(\tR\x06source\x12\x15\n" +
 	"\x06key_id\x18\x06 \x01(\tR\x05keyId\x12\x1c\n" +
-	"\tsignature\x18\a \x01(\fR\tsignature\"\x88\x03\n" +
+	"\tsignature\x18\a \x01(\fR\tsignature\x12%\n" +
+	"\x0esealed_subject\x18\b \x01(\fR\rsealedSubject\"\x88\x03\n" +
 	"\x0fExtensionNotice\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
