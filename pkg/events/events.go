@@ -21,6 +21,7 @@ const (
 	TypeDeadLetter      = "dev.lethe.task.dead.v1"
 	TypeAccountDeleted  = "dev.lethe.account.deleted.v1"
 	TypeNoticeExtension = "dev.lethe.notice.extension.v1"
+	TypeNoticeDelivered = "dev.lethe.notice.delivered.v1"
 )
 
 // Topics that are not per system.
@@ -30,6 +31,9 @@ const (
 	// TopicNotices carries notices to data subjects for whoever delivers
 	// them (a mailer).
 	TopicNotices = "notice.v1"
+	// TopicNoticeDelivered carries a mailer's acknowledgements of the
+	// notices it handed to the people they tell.
+	TopicNoticeDelivered = "event.notice-delivered"
 )
 
 // TaskTopic is the topic a system's connector consumes.
@@ -67,6 +71,11 @@ func AccountDeletedMessage(e *lethev1.AccountDeleted, source string, now time.Ti
 // id is the same on every publication, so the bus drops a repeat.
 func ExtensionNoticeMessage(n *lethev1.ExtensionNotice, source string, now time.Time) (*bus.Message, error) {
 	return message(n, "notice:extension:"+n.GetRequestId(), TypeNoticeExtension, source, n.GetRequestId(), now)
+}
+
+// NoticeDeliveredMessage wraps a mailer's acknowledgement of a notice.
+func NoticeDeliveredMessage(n *lethev1.NoticeDelivered, source string, now time.Time) (*bus.Message, error) {
+	return message(n, "notice-delivered:"+n.GetNoticeId(), TypeNoticeDelivered, source, n.GetRequestId(), now)
 }
 
 func message(m proto.Message, id, typ, source, key string, now time.Time) (*bus.Message, error) {

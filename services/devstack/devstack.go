@@ -29,6 +29,7 @@ import (
 	"github.com/lethe-dev/lethe/services/accounts"
 	"github.com/lethe-dev/lethe/services/billing"
 	"github.com/lethe-dev/lethe/services/emailanalytics"
+	"github.com/lethe-dev/lethe/services/mailer"
 	"github.com/lethe-dev/lethe/services/orchestrator"
 	"github.com/lethe-dev/lethe/services/orchestrator/app"
 	"github.com/lethe-dev/lethe/services/recordings"
@@ -45,7 +46,8 @@ type Config struct {
 	AccountsListen string // the demo accounts app's admin API
 	VendorListen   string // the stand-in sub-processors
 	People         int    // demo people to seed
-	// Without lists connectors not to start (StartConnector starts them later).
+	// Without lists connectors not to start (StartConnector starts them
+	// later), and "mailer" for no mailer (StartMailer).
 	Without []string
 	// BusURL, when set, is an external bus (nats:// or kafka://) used
 	// instead of the embedded NATS server; BusPrefix keeps this stack's
@@ -114,6 +116,9 @@ type Stack struct {
 	Recordings     *recordings.System
 	Subprocessors  *subprocessors.System
 	Vendors        *standin.Server
+	// Mailbox keeps the notices the demo mailer handed on: `make run`
+	// mails no one.
+	Mailbox *mailer.Memory
 
 	ctx context.Context
 	// bus is the stack's own connection: on the embedded server, the
@@ -124,10 +129,13 @@ type Stack struct {
 	// its own NATS user ("orchestrator", a system); nil on an external bus.
 	buses    map[string]bus.Bus
 	taskKeys proof.KeySet // the orchestrator's public key
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	errs     []error
-	closers  []func()
+	// mailerKey and mailerSeal are the demo mailer's keys.
+	mailerKey  *proof.Signer
+	mailerSeal *proof.SealKey
+	wg         sync.WaitGroup
+	mu         sync.Mutex
+	errs       []error
+	closers    []func()
 }
 
 // Start starts everything and returns once the API answers. Cancelling ctx
@@ -217,6 +225,10 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		if !skip[name] {
 			s.StartConnector(name)
 		}
+	}
+	s.Mailbox = &mailer.Memory{}
+	if !skip[natsauth.Mailer] {
+		s.StartMailer()
 	}
 	if err := s.waitHealthy(ctx); err != nil {
 		return nil, err
@@ -323,7 +335,7 @@ func (s *Stack) systems() map[string]connector.System {
 	}
 }
 
-// registerKeys lists each connector's signing key in the orchestrator's
+// registerKeys lists each connector's signing key (and the mailer's) in the orchestrator's
 // keys file, as an operator does with `lethectl keys add` when the parts run
 // apart.
 func (s *Stack) registerKeys() error {
@@ -339,6 +351,15 @@ func (s *Stack) registerKeys() error {
 		}
 		keys.Add(signer.Key)
 	}
+	// The mailer's: notices are sealed to it, its acknowledgements signed.
+	dir := filepath.Join(s.cfg.DataDir, proof.Mailer)
+	if s.mailerKey, err = connector.SigningKey(dir, proof.Mailer); err != nil {
+		return err
+	}
+	if s.mailerSeal, err = connector.SealingKey(dir); err != nil {
+		return err
+	}
+	keys.Add(s.mailerKey.Key)
 	return proof.WriteKeySet(path, keys)
 }
 
@@ -348,6 +369,15 @@ func (s *Stack) registerKeys() error {
 func (s *Stack) StartConnector(name string) {
 	sys, env := s.systems()[name], s.env(name)
 	s.run(name, func(ctx context.Context) error { return connector.Start(ctx, name, env, sys) })
+}
+
+// StartMailer starts the demo mailer (once): it takes the notices to data
+// subjects, keeps them in Mailbox and acknowledges each, as the user
+// "mailer".
+func (s *Stack) StartMailer() {
+	cfg := mailer.Config{Bus: s.bus, Seal: s.mailerSeal, Signer: s.mailerKey, Sender: s.Mailbox,
+		Logger: s.cfg.Logger.With("service", natsauth.Mailer), Now: s.cfg.Now}
+	s.run(natsauth.Mailer, func(ctx context.Context) error { return mailer.Run(ctx, cfg) })
 }
 
 // env is what the connector of system name runs with: its folder, its

@@ -7,6 +7,7 @@ require (
 	github.com/lethe-dev/lethe/services/accounts v0.0.0
 	github.com/lethe-dev/lethe/services/billing v0.0.0
 	github.com/lethe-dev/lethe/services/emailanalytics v0.0.0
+	github.com/lethe-dev/lethe/services/mailer v0.0.0
 	github.com/lethe-dev/lethe/services/orchestrator v0.0.0
 	github.com/lethe-dev/lethe/services/recordings v0.0.0
 	github.com/lethe-dev/lethe/services/subprocessors v0.0.0
@@ -75,6 +76,8 @@ replace github.com/lethe-dev/lethe/services/orchestrator => ../orchestrator
 replace github.com/lethe-dev/lethe/services/accounts => ../accounts
 
 replace github.com/lethe-dev/lethe/services/billing => ../billing
+
+replace github.com/lethe-dev/lethe/services/mailer => ../mailer
 
 replace github.com/lethe-dev/lethe/services/emailanalytics => ../emailanalytics
 

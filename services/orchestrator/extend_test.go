@@ -1,11 +1,13 @@
 package orchestrator
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/events"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
 	"github.com/lethe-dev/lethe/pkg/proof"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // receivedErasure is an erasure of the test subject received at t.
@@ -24,16 +27,42 @@ func receivedErasure(t time.Time) string {
 	return `{"type":"erasure","tenant":"demo","subject":{"email":"` + subjectEmail + `"},"received_at":"` + t.UTC().Format(time.RFC3339) + `"}`
 }
 
-// noticeSink counts the extension notices published on the bus.
+// noticeSink plays the mailer: it keeps the extension notices published on
+// the bus, each with its subject opened (it was sealed to the mailer), and
+// acknowledges each.
 func (e *env) noticeSink() func() []*lethev1.ExtensionNotice {
 	e.t.Helper()
 	var mu sync.Mutex
 	var got []*lethev1.ExtensionNotice
 	ctx, cancel := context.WithCancel(context.Background())
 	b := e.bus("mailer")
-	go b.Consume(ctx, events.TopicNotices, "mailer", func(_ context.Context, m *bus.Message) error {
+	signer := e.signer(proof.Mailer)
+	seal, err := connector.SealingKey(filepath.Join(e.dir, proof.Mailer))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	go b.Consume(ctx, events.TopicNotices, "mailer", func(ctx context.Context, m *bus.Message) error {
 		n := &lethev1.ExtensionNotice{}
 		if err := events.Decode(m, n, events.TypeNoticeExtension); err != nil {
+			return err
+		}
+		if n.Subject != nil || bytes.Contains(m.Data, []byte(subjectEmail)) {
+			e.t.Errorf("a notice on the bus names its subject in clear: %v", n)
+		}
+		s, err := seal.OpenSubject(n.GetSealedSubject())
+		if err != nil {
+			e.t.Errorf("the notice's subject is not sealed to the mailer: %v", err)
+		}
+		n.Subject = s
+		ack := &lethev1.NoticeDelivered{NoticeId: strings.TrimPrefix(m.ID, "notice:"), RequestId: n.GetRequestId(), DeliveredAt: timestamppb.Now()}
+		if err := proof.SignNoticeDelivered(signer, ack); err != nil {
+			return err
+		}
+		am, err := events.NoticeDeliveredMessage(ack, "test", time.Now())
+		if err != nil {
+			return err
+		}
+		if err := b.Publish(ctx, events.TopicNoticeDelivered, am); err != nil {
 			return err
 		}
 		mu.Lock()
@@ -235,8 +264,47 @@ func TestExtensionNoticeWebhook(t *testing.T) {
 			t.Errorf("webhook %s = %v, want 1", tt.result, c)
 		}
 	}
-	if c := counter(t, e.reg, "lethe_orchestrator_notices_undelivered", nil); c != 0 {
-		t.Errorf("undelivered notices = %v, want 0", c)
+	// The webhook's 2xx is delivery; the bus, where no mailer runs here,
+	// only took the notice.
+	for ch, want := range map[string]float64{"webhook": 0, "bus": 1} {
+		if c := counter(t, e.reg, "lethe_orchestrator_notices_undelivered", map[string]string{"channel": ch}); c != want {
+			t.Errorf("undelivered notices on %s = %v, want %v", ch, c, want)
+		}
+	}
+	if c := counter(t, e.reg, "lethe_orchestrator_notice_deliveries_total", map[string]string{"channel": "bus", "result": "published"}); c != 1 {
+		t.Errorf("bus published = %v, want 1", c)
+	}
+
+	// An acknowledgement counts only when the mailer's key signed it: one
+	// signed by a connector's key is refused; the mailer's is delivery.
+	acknowledge := func(signer *proof.Signer) {
+		ack := &lethev1.NoticeDelivered{NoticeId: "extension:" + id, RequestId: id, DeliveredAt: timestamppb.Now()}
+		if err := proof.SignNoticeDelivered(signer, ack); err != nil {
+			t.Fatal(err)
+		}
+		m, err := events.NoticeDeliveredMessage(ack, "test", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.ID += "-" + signer.Key.ID // not de-duplicated by the broker
+		if err := e.bus("mailer").Publish(context.Background(), events.TopicNoticeDelivered, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acknowledge(e.signer("alpha"))
+	for end := time.Now().Add(10 * time.Second); counter(t, e.reg, "lethe_orchestrator_events_refused_total", nil) < 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("an acknowledgement signed by a connector was not refused")
+		}
+	}
+	acknowledge(e.signer(proof.Mailer))
+	for end := time.Now().Add(10 * time.Second); counter(t, e.reg, "lethe_orchestrator_notice_deliveries_total", map[string]string{"channel": "bus", "result": "delivered"}) < 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the mailer's acknowledgement was not recorded")
+		}
+	}
+	if c := counter(t, e.reg, "lethe_orchestrator_notices_undelivered", map[string]string{"channel": "bus"}); c != 0 {
+		t.Errorf("undelivered notices on the bus after the acknowledgement = %v", c)
 	}
 	e.logs.NoneOf(t, subjectEmail)
 }

@@ -89,9 +89,10 @@ func newEnv(t *testing.T, tweak func(*Config)) *env {
 	if tweak != nil {
 		tweak(&e.cfg)
 	}
-	// The connectors' keys are registered before the orchestrator starts.
+	// The connectors' keys, and the mailer's, are registered before the
+	// orchestrator starts.
 	var keys proof.KeySet
-	for _, sys := range testSystems {
+	for _, sys := range append(slices.Clone(testSystems), proof.Mailer) {
 		signer, err := connector.SigningKey(filepath.Join(dir, sys), sys)
 		if err != nil {
 			t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/events"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
 	"github.com/lethe-dev/lethe/pkg/proof"
@@ -37,10 +38,12 @@ func (o *Orchestrator) notifier() *outbox.Loop[*store.Notice] {
 	}
 }
 
-// deliver tries each channel the notice has not reached yet, then has the
-// lifecycle record what happened (engine.RecordDeliveries). A crash
-// between delivering and recording delivers again: with the same ce-id,
-// which the bus de-duplicates and a webhook can too.
+// deliver tries each channel the notice has not reached yet (on the bus:
+// not handed to it, or handed so long ago that the broker dropped it
+// unacknowledged), then has the lifecycle record what happened
+// (engine.RecordDeliveries). A crash between delivering and recording
+// delivers again: with the same ce-id, which the bus de-duplicates and a
+// webhook can too.
 func (o *Orchestrator) deliver(ctx context.Context, n *store.Notice) error {
 	if n.Payload == nil {
 		return nil
@@ -49,19 +52,15 @@ func (o *Orchestrator) deliver(ctx context.Context, n *store.Notice) error {
 	if err := o.engine.OpenNotice(n, msg); err != nil {
 		return err
 	}
-	bm, err := events.ExtensionNoticeMessage(msg, engine.Source, n.CreatedAt)
-	if err != nil {
-		return err
-	}
 	tried := map[string]error{}
-	if n.BusAt.IsZero() {
-		// Bounded, as the webhook is: a broker that does not answer must
-		// not hold up the other channel and the other notices.
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		tried[proof.ChannelBus] = o.cfg.Bus.Publish(pctx, events.TopicNotices, bm)
-		cancel()
+	if n.BusAt.IsZero() && (n.BusPublishedAt.IsZero() || !o.engine.Now().Before(n.BusPublishedAt.Add(engine.NoticeAckWait))) {
+		tried[proof.ChannelBus] = o.publishNotice(ctx, msg, n.CreatedAt)
 	}
 	if o.cfg.NoticeWebhook != "" && n.WebhookAt.IsZero() {
+		bm, err := events.ExtensionNoticeMessage(msg, engine.Source, n.CreatedAt)
+		if err != nil {
+			return err
+		}
 		tried[proof.ChannelWebhook] = o.postNotice(ctx, bm.ID, bm.Type, bm.Time, msg)
 	}
 	if ctx.Err() != nil {
@@ -73,9 +72,13 @@ func (o *Orchestrator) deliver(ctx context.Context, n *store.Notice) error {
 	}
 	for ch, terr := range tried {
 		result := "delivered"
-		if terr != nil {
+		switch {
+		case terr != nil:
 			result = "failed"
 			o.log.Warn("notice not delivered, will retry", "request_id", n.RequestID, "kind", n.Kind, "channel", ch, "err", terr)
+		case ch == proof.ChannelBus:
+			result = "published" // delivered once a mailer acknowledges it
+			o.log.Info("notice published, waiting for a mailer's acknowledgement", "request_id", n.RequestID, "kind", n.Kind)
 		}
 		o.m.Notices.WithLabelValues(ch, result).Inc()
 	}
@@ -83,6 +86,59 @@ func (o *Orchestrator) deliver(ctx context.Context, n *store.Notice) error {
 		o.log.Info("notice delivered", "request_id", n.RequestID, "kind", n.Kind, "channel", ch)
 	}
 	return nil
+}
+
+// publishNotice publishes a notice on the bus with its subject sealed to
+// the mailer: the broker and the topic's readers see no identifier.
+func (o *Orchestrator) publishNotice(ctx context.Context, msg *lethev1.ExtensionNotice, created time.Time) error {
+	to, err := o.engine.Keys().SealKeyFor(proof.Mailer, o.engine.Now())
+	if err != nil {
+		return errors.New("no mailer key registered (lethectl keys add data/mailer/signing.key.pub)")
+	}
+	sealed := proto.Clone(msg).(*lethev1.ExtensionNotice)
+	if sealed.SealedSubject, err = proof.SealSubject(to, msg.GetSubject()); err != nil {
+		return err
+	}
+	sealed.Subject = nil
+	bm, err := events.ExtensionNoticeMessage(sealed, engine.Source, created)
+	if err != nil {
+		return err
+	}
+	// Bounded, as the webhook is: a broker that does not answer must not
+	// hold up the other channel and the other notices.
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return o.cfg.Bus.Publish(ctx, events.TopicNotices, bm)
+}
+
+// consumeAcknowledgements records each mailer's acknowledgement of a
+// notice it handed to the person, once its signature verifies with a key
+// registered for the mailer.
+func (o *Orchestrator) consumeAcknowledgements(ctx context.Context) error {
+	return o.cfg.Bus.Consume(ctx, events.TopicNoticeDelivered, "orchestrator", func(ctx context.Context, msg *bus.Message) error {
+		ack := &lethev1.NoticeDelivered{}
+		if err := events.Decode(msg, ack, events.TypeNoticeDelivered); err != nil {
+			o.log.Warn("notice acknowledgement dropped", "reason", "malformed", "ce_id", msg.ID)
+			return err
+		}
+		if err := proof.VerifyNoticeDelivered(o.engine.Keys(), ack, o.engine.Now()); err != nil {
+			o.m.EventsRefused.Inc()
+			o.log.Warn("notice acknowledgement dropped", "reason", "not_signed_by_the_mailer", "key_id", ack.GetKeyId(), "ce_id", msg.ID)
+			return bus.Permanent(fmt.Errorf("notice acknowledgement: %w", err))
+		}
+		news, err := o.engine.RecordAcknowledgement(ctx, ack.GetRequestId(), ack.GetNoticeId())
+		if errors.Is(err, store.ErrNotFound) {
+			o.log.Warn("notice acknowledgement dropped", "reason", "unknown_notice", "ce_id", msg.ID)
+			return bus.Permanent(err)
+		}
+		if err != nil {
+			return err
+		}
+		if news {
+			o.log.Info("notice delivered", "request_id", ack.GetRequestId(), "channel", proof.ChannelBus, "by", "mailer")
+		}
+		return nil
+	})
 }
 
 // postNotice POSTs a notice to the webhook as a CloudEvent in binary mode

@@ -258,6 +258,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	g.Go(func() error { return o.scrub(ctx) })
 	g.Go(func() error { return o.consumeReceipts(ctx) })
 	g.Go(func() error { return o.consumeAccountDeletions(ctx) })
+	g.Go(func() error { return o.consumeAcknowledgements(ctx) })
 	o.log.Info("orchestrator running", "listen", o.Addr(), "systems", o.cfg.Systems)
 	err := g.Wait()
 	o.log.Info("orchestrator stopped")

@@ -3,11 +3,12 @@
 // subjects, and nobody else gets in.
 //
 //	orchestrator   publishes tasks, dead letters and notices; consumes
-//	               receipts and account.deleted events; makes the streams
+//	               receipts, account.deleted events and notices'
+//	               acknowledgements; makes the streams
 //	connector X    consumes its own tasks (<prefix>.task.X) only; publishes
 //	               receipts; "accounts" also publishes account.deleted
-//	mailer         consumes notices to data subjects (a delivery service of
-//	               your own; the end-to-end tests play it)
+//	mailer         consumes notices to data subjects and publishes its
+//	               acknowledgements (services/mailer, or one of your own)
 //
 // Besides those subjects a user may use only the JetStream API calls its
 // part needs, on its own streams and durable consumers (stream info, the
@@ -152,8 +153,10 @@ func Permissions(cfg Config, name, publicKey string) (*server.Permissions, error
 		p.publish("notice.>")
 		p.consume(OrchestratorGroup, events.TopicReceipts)
 		p.consume(OrchestratorGroup, events.TopicAccountDeleted)
+		p.consume(OrchestratorGroup, events.TopicNoticeDelivered)
 	case name == Mailer:
 		p.consume(MailerGroup, events.TopicNotices)
+		p.publish(events.TopicNoticeDelivered)
 	case slices.Contains(cfg.Systems, name):
 		p.consume(ConnectorGroup(name), events.TaskTopic(name))
 		p.publish("receipt.>")

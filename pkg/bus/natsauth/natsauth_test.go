@@ -408,6 +408,10 @@ func checkServer(t *testing.T, url string, set *Set) {
 		receipts <- m
 		return nil
 	})
+	go orch.Consume(cctx, events.TopicNoticeDelivered, OrchestratorGroup, func(_ context.Context, m *bus.Message) error {
+		receipts <- m
+		return nil
+	})
 
 	t.Run("orchestrator and connector", func(t *testing.T) {
 		if err := orch.Publish(ctx, events.TaskTopic("accounts"), &bus.Message{ID: "t1", Type: "task", Data: []byte("erase")}); err != nil {
@@ -479,6 +483,18 @@ func checkServer(t *testing.T, url string, set *Set) {
 		case <-time.After(15 * time.Second):
 			t.Fatal("the mailer got no notice")
 		}
+		// The mailer acknowledges it to the orchestrator.
+		if err := mailer.Publish(ctx, events.TopicNoticeDelivered, &bus.Message{ID: "ack-1", Type: "ack"}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case m := <-receipts:
+			if m.ID != "ack-1" {
+				t.Fatalf("acknowledgement %s", m.ID)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("the orchestrator got no acknowledgement")
+		}
 	})
 
 	t.Run("connector confined", func(t *testing.T) {
@@ -547,6 +563,19 @@ func checkServer(t *testing.T, url string, set *Set) {
 		nc.Publish("lethe.event.account-deleted", nil)
 		nc.Flush()
 		refused(t, errs, `Publish to "lethe.event.account-deleted"`)
+		// Nor acknowledge notices: only the mailer does.
+		nc.Publish("lethe.event.notice-delivered", nil)
+		nc.Flush()
+		refused(t, errs, `Publish to "lethe.event.notice-delivered"`)
+	})
+
+	t.Run("mailer confined", func(t *testing.T) {
+		nc, errs := rawAs(t, url, set, "mailer")
+		for _, subject := range []string{"lethe.event.account-deleted", "lethe.task.accounts", "lethe.receipt.v1"} {
+			nc.Publish(subject, []byte("forged"))
+			nc.Flush()
+			refused(t, errs, `Publish to "`+subject+`"`)
+		}
 	})
 
 	t.Run("orchestrator confined", func(t *testing.T) {

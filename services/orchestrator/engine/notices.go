@@ -35,12 +35,18 @@ func (e *Engine) enqueueExtensionNotice(ctx context.Context, tx store.Tx, r *sto
 		Payload: b, CreatedAt: now, NextAttemptAt: now})
 }
 
+// NoticeAckWait is how long a notice handed to the bus waits for a
+// mailer's acknowledgement before it is published again: the notice
+// stream's age limit (natsbus.NoticeMaxAge, Kafka's default retention),
+// after which the broker has dropped it.
+const NoticeAckWait = 7 * 24 * time.Hour
+
 // RecordDeliveries records what became of a notice's delivery on each
-// channel tried (nil: delivered): a delivery as evidence in the
-// transparency log (and, for a request already ended, in a re-issued
-// certificate), a failure as a retry with backoff. Once the notice reached
-// every channel, its copy of the person's contact is dropped. It returns
-// the channels it recorded as newly delivered.
+// channel tried (nil: it went through). The webhook's 2xx is delivery. The
+// bus only took the notice: it is delivered there when a mailer
+// acknowledges it ([Engine.RecordAcknowledgement]), and published again if
+// none comes within NoticeAckWait. A failure is retried with backoff. It
+// returns the channels it recorded as newly delivered.
 func (e *Engine) RecordDeliveries(ctx context.Context, n *store.Notice, tried map[string]error) ([]string, error) {
 	var delivered []string
 	err := e.cfg.Store.Tx(ctx, func(tx store.Tx) error {
@@ -57,49 +63,93 @@ func (e *Engine) RecordDeliveries(ctx context.Context, n *store.Notice, tried ma
 		var failures []string
 		for _, ch := range []string{proof.ChannelBus, proof.ChannelWebhook} {
 			err, ok := tried[ch]
-			if !ok {
-				continue
-			}
-			at := &cur.BusAt
-			if ch == proof.ChannelWebhook {
-				at = &cur.WebhookAt
-			}
-			if err != nil {
+			switch {
+			case !ok:
+			case err != nil:
 				failures = append(failures, ch+": "+err.Error())
-				continue
-			}
-			if !at.IsZero() {
-				continue // another replica recorded it meanwhile
-			}
-			*at = now
-			delivered = append(delivered, ch)
-			if err := record(ctx, tx, proof.Entry{RequestID: cur.RequestID, Event: proof.EventNoticeDelivered, At: now, Notice: cur.Kind, Channel: ch}); err != nil {
-				return err
+			case ch == proof.ChannelBus:
+				cur.BusPublishedAt = now
+			case cur.WebhookAt.IsZero(): // not recorded by another replica meanwhile
+				cur.WebhookAt = now
+				delivered = append(delivered, ch)
+				if err := record(ctx, tx, proof.Entry{RequestID: cur.RequestID, Event: proof.EventNoticeDelivered, At: now, Notice: cur.Kind, Channel: ch}); err != nil {
+					return err
+				}
 			}
 		}
-		switch {
-		case e.deliveredEverywhere(cur):
-			// The copy of the person's contact goes.
-			cur.Payload, cur.NextAttemptAt, cur.LastError = nil, time.Time{}, ""
-		case len(failures) > 0:
+		if len(failures) > 0 {
 			cur.Attempts++
 			cur.LastError = failures[0]
-			cur.NextAttemptAt = now.Add(e.wait(cur.Attempts))
 		}
-		if err := tx.UpdateNotice(ctx, cur); err != nil {
-			return err
-		}
-		if len(delivered) > 0 && !r.CompletedAt.IsZero() {
-			// The certificate of an ended request shows the delivery too.
-			tasks, err := tx.Tasks(ctx, r.ID)
-			if err != nil {
-				return err
-			}
-			return e.issue(ctx, tx, r, tasks, now)
-		}
-		return nil
+		return e.settleNotice(ctx, tx, r, cur, len(failures) > 0, len(delivered) > 0, now)
 	})
 	return delivered, err
+}
+
+// RecordAcknowledgement records a mailer's acknowledgement that it handed
+// the notice id to the person: the notice is delivered on the bus. It
+// reports whether this was news (false for an acknowledgement seen before).
+func (e *Engine) RecordAcknowledgement(ctx context.Context, requestID, id string) (bool, error) {
+	var news bool
+	err := e.cfg.Store.Tx(ctx, func(tx store.Tx) error {
+		news = false
+		now := e.Now()
+		r, err := tx.Request(ctx, requestID)
+		if err != nil {
+			return err
+		}
+		cur, err := tx.Notice(ctx, id)
+		if err != nil {
+			return err
+		}
+		if cur.RequestID != requestID {
+			return store.ErrNotFound
+		}
+		if !cur.BusAt.IsZero() {
+			return nil
+		}
+		cur.BusAt, news = now, true
+		if err := record(ctx, tx, proof.Entry{RequestID: cur.RequestID, Event: proof.EventNoticeDelivered, At: now, Notice: cur.Kind, Channel: proof.ChannelBus}); err != nil {
+			return err
+		}
+		return e.settleNotice(ctx, tx, r, cur, false, true, now)
+	})
+	if news {
+		e.m.Notices.WithLabelValues(proof.ChannelBus, "delivered").Inc()
+	}
+	return news, err
+}
+
+// settleNotice stores n after a delivery round or an acknowledgement: once
+// it reached every channel its copy of the person's contact goes; until
+// then it is tried again, soon after a failure, or, waiting for a mailer's
+// acknowledgement, once the broker has dropped it. A delivery to a request
+// already ended re-issues its certificate, which shows the notice.
+func (e *Engine) settleNotice(ctx context.Context, tx store.Tx, r *store.Request, n *store.Notice, failed, delivered bool, now time.Time) error {
+	switch {
+	case e.deliveredEverywhere(n):
+		n.Payload, n.NextAttemptAt, n.LastError = nil, time.Time{}, ""
+	case failed:
+		n.NextAttemptAt = now.Add(e.wait(n.Attempts))
+	default:
+		n.NextAttemptAt, n.LastError = time.Time{}, ""
+	}
+	if n.BusAt.IsZero() && !n.BusPublishedAt.IsZero() {
+		if republish := n.BusPublishedAt.Add(NoticeAckWait); n.NextAttemptAt.IsZero() || republish.Before(n.NextAttemptAt) {
+			n.NextAttemptAt = republish
+		}
+	}
+	if err := tx.UpdateNotice(ctx, n); err != nil {
+		return err
+	}
+	if delivered && !r.CompletedAt.IsZero() {
+		tasks, err := tx.Tasks(ctx, r.ID)
+		if err != nil {
+			return err
+		}
+		return e.issue(ctx, tx, r, tasks, now)
+	}
+	return nil
 }
 
 // deliveredEverywhere reports whether n reached every notice channel.

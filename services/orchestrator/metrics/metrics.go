@@ -90,7 +90,7 @@ func New(reg prometheus.Registerer, st store.Store, systems []string, tenants *d
 		Extensions: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_extensions_total",
 			Help: "Deadlines extended by two further months (GDPR Art. 12(3)), by request type."}, []string{"type"}),
 		Notices: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_notice_deliveries_total",
-			Help: "Deliveries of notices to data subjects, by channel (bus, webhook) and result (delivered, failed)."}, []string{"channel", "result"}),
+			Help: "Deliveries of notices to data subjects, by channel (bus, webhook) and result (delivered; failed; published: handed to the bus, delivered once a mailer acknowledges it)."}, []string{"channel", "result"}),
 	}
 	start := float64(now().Unix())
 	for _, s := range systems {
@@ -106,6 +106,9 @@ func New(reg prometheus.Registerer, st store.Store, systems []string, tenants *d
 	for _, ch := range channels {
 		m.Notices.WithLabelValues(ch, "delivered")
 		m.Notices.WithLabelValues(ch, "failed")
+		if ch == proof.ChannelBus {
+			m.Notices.WithLabelValues(ch, "published") // delivered once a mailer acknowledges it
+		}
 	}
 	for _, s := range systems {
 		m.Retries.WithLabelValues(s)

@@ -832,13 +832,13 @@ func (s *sqlStore) Stats(ctx context.Context) (Stats, error) {
 	return st, nil
 }
 
-const noticeColumns = `id, request_id, kind, payload, created_at, bus_at, webhook_at, attempts, next_attempt_at, last_error`
+const noticeColumns = `id, request_id, kind, payload, created_at, bus_at, webhook_at, attempts, next_attempt_at, last_error, bus_published_at`
 
 func scanNotice(row interface{ Scan(...any) error }) (*Notice, error) {
 	var n Notice
 	var created int64
-	var bus, webhook, next sql.NullInt64
-	err := row.Scan(&n.ID, &n.RequestID, &n.Kind, &n.Payload, &created, &bus, &webhook, &n.Attempts, &next, &n.LastError)
+	var bus, webhook, next, published sql.NullInt64
+	err := row.Scan(&n.ID, &n.RequestID, &n.Kind, &n.Payload, &created, &bus, &webhook, &n.Attempts, &next, &n.LastError, &published)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -847,12 +847,14 @@ func scanNotice(row interface{ Scan(...any) error }) (*Notice, error) {
 	}
 	n.Payload = emptyNil(n.Payload)
 	n.CreatedAt, n.BusAt, n.WebhookAt, n.NextAttemptAt = time.UnixMilli(created).UTC(), fromMS(bus), fromMS(webhook), fromMS(next)
+	n.BusPublishedAt = fromMS(published)
 	return &n, nil
 }
 
 func (t *sqlTx) InsertNotice(ctx context.Context, n *Notice) error {
-	return t.insertOne(ctx, "notice", `INSERT INTO notices (`+noticeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		n.ID, n.RequestID, n.Kind, nullBytes(n.Payload), n.CreatedAt.UnixMilli(), ms(n.BusAt), ms(n.WebhookAt), n.Attempts, ms(n.NextAttemptAt), n.LastError)
+	return t.insertOne(ctx, "notice", `INSERT INTO notices (`+noticeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		n.ID, n.RequestID, n.Kind, nullBytes(n.Payload), n.CreatedAt.UnixMilli(), ms(n.BusAt), ms(n.WebhookAt), n.Attempts, ms(n.NextAttemptAt), n.LastError,
+		ms(n.BusPublishedAt))
 }
 
 func (t *sqlTx) Notice(ctx context.Context, id string) (*Notice, error) {
@@ -862,8 +864,8 @@ func (t *sqlTx) Notice(ctx context.Context, id string) (*Notice, error) {
 // UpdateNotice also ends the lease of a notice whose delivery was tried.
 func (t *sqlTx) UpdateNotice(ctx context.Context, n *Notice) error {
 	_, err := t.exec(ctx, `UPDATE notices SET payload = ?, bus_at = ?, webhook_at = ?, attempts = ?, next_attempt_at = ?, last_error = ?,
-		claimed_by = NULL, claimed_until = NULL WHERE id = ?`,
-		nullBytes(n.Payload), ms(n.BusAt), ms(n.WebhookAt), n.Attempts, ms(n.NextAttemptAt), n.LastError, n.ID)
+		bus_published_at = ?, claimed_by = NULL, claimed_until = NULL WHERE id = ?`,
+		nullBytes(n.Payload), ms(n.BusAt), ms(n.WebhookAt), n.Attempts, ms(n.NextAttemptAt), n.LastError, ms(n.BusPublishedAt), n.ID)
 	if err != nil {
 		return fmt.Errorf("update notice: %w", err)
 	}

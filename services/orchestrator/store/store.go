@@ -94,9 +94,14 @@ type Notice struct {
 	// person).
 	Payload   []byte
 	CreatedAt time.Time
-	BusAt     time.Time // delivered on the bus; zero until then
-	WebhookAt time.Time // delivered to the webhook; zero until then
-	Attempts  int       // failed webhook deliveries so far
+	// BusAt is when a mailer acknowledged it: delivered on the bus.
+	BusAt time.Time
+	// BusPublishedAt is when it was last handed to the bus, where it waits
+	// for that acknowledgement.
+	BusPublishedAt time.Time
+	// WebhookAt is when the webhook answered 2xx: delivered there.
+	WebhookAt time.Time
+	Attempts  int // failed deliveries so far
 	// NextAttemptAt is when delivery is tried next; zero when there is
 	// nothing left to deliver.
 	NextAttemptAt time.Time

@@ -706,8 +706,13 @@ type ExtensionNotice struct {
 	Deadline         *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=deadline,proto3" json:"deadline,omitempty"`
 	Reason           string                 `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
 	ExtendedAt       *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=extended_at,json=extendedAt,proto3" json:"extended_at,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// On the bus, the subject sealed to the mailer's sealing key (the
+	// seal_key of the key registered for the system "mailer"), with subject
+	// left unset: the broker and the topic's readers see no identifier. The
+	// webhook, the operator's own endpoint over HTTPS, gets subject in clear.
+	SealedSubject []byte `protobuf:"bytes,9,opt,name=sealed_subject,json=sealedSubject,proto3" json:"sealed_subject,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExtensionNotice) Reset() {
@@ -796,6 +801,99 @@ func (x *ExtensionNotice) GetExtendedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ExtensionNotice) GetSealedSubject() []byte {
+	if x != nil {
+		return x.SealedSubject
+	}
+	return nil
+}
+
+// NoticeDelivered is a mailer's acknowledgement that it handed a notice to
+// the person (ce-type dev.lethe.notice.delivered.v1, topic
+// event.notice-delivered, ce-id "notice-delivered:<notice_id>"). Only then
+// does the orchestrator count the notice delivered on the bus and show it
+// in the certificate: a notice left on the bus reached no one.
+type NoticeDelivered struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// notice_id is the notice's ce-id without its "notice:" prefix
+	// ("extension:<request_id>").
+	NoticeId    string                 `protobuf:"bytes,1,opt,name=notice_id,json=noticeId,proto3" json:"notice_id,omitempty"`
+	RequestId   string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	DeliveredAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=delivered_at,json=deliveredAt,proto3" json:"delivered_at,omitempty"`
+	// Proof: the mailer's key id (a connector key of the system "mailer" in
+	// the orchestrator's keys file) and its ed25519 signature over the
+	// canonical bytes with signature left empty.
+	KeyId         string `protobuf:"bytes,4,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Signature     []byte `protobuf:"bytes,5,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NoticeDelivered) Reset() {
+	*x = NoticeDelivered{}
+	mi := &file_lethe_v1_lethe_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NoticeDelivered) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NoticeDelivered) ProtoMessage() {}
+
+func (x *NoticeDelivered) ProtoReflect() protoreflect.Message {
+	mi := &file_lethe_v1_lethe_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NoticeDelivered.ProtoReflect.Descriptor instead.
+func (*NoticeDelivered) Descriptor() ([]byte, []int) {
+	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *NoticeDelivered) GetNoticeId() string {
+	if x != nil {
+		return x.NoticeId
+	}
+	return ""
+}
+
+func (x *NoticeDelivered) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *NoticeDelivered) GetDeliveredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeliveredAt
+	}
+	return nil
+}
+
+func (x *NoticeDelivered) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *NoticeDelivered) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
 var File_lethe_v1_lethe_proto protoreflect.FileDescriptor
 
 const file_lethe_v1_lethe_proto_rawDesc = "" +
@@ -855,7 +953,7 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"\x06source\x18\x05 \x01(\tR\x06source\x12\x15\n" +
 	"\x06key_id\x18\x06 \x01(\tR\x05keyId\x12\x1c\n" +
 	"\tsignature\x18\a \x01(\fR\tsignature\x12%\n" +
-	"\x0esealed_subject\x18\b \x01(\fR\rsealedSubject\"\x88\x03\n" +
+	"\x0esealed_subject\x18\b \x01(\fR\rsealedSubject\"\xaf\x03\n" +
 	"\x0fExtensionNotice\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
@@ -867,7 +965,15 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"\bdeadline\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x12\x16\n" +
 	"\x06reason\x18\a \x01(\tR\x06reason\x12;\n" +
 	"\vextended_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"extendedAt*E\n" +
+	"extendedAt\x12%\n" +
+	"\x0esealed_subject\x18\t \x01(\fR\rsealedSubject\"\xc1\x01\n" +
+	"\x0fNoticeDelivered\x12\x1b\n" +
+	"\tnotice_id\x18\x01 \x01(\tR\bnoticeId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\x12=\n" +
+	"\fdelivered_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vdeliveredAt\x12\x15\n" +
+	"\x06key_id\x18\x04 \x01(\tR\x05keyId\x12\x1c\n" +
+	"\tsignature\x18\x05 \x01(\fR\tsignature*E\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fACTION_ERASE\x10\x01\x12\x11\n" +
@@ -893,7 +999,7 @@ func file_lethe_v1_lethe_proto_rawDescGZIP() []byte {
 }
 
 var file_lethe_v1_lethe_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_lethe_v1_lethe_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_lethe_v1_lethe_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_lethe_v1_lethe_proto_goTypes = []any{
 	(Action)(0),                   // 0: lethe.v1.Action
 	(Outcome)(0),                  // 1: lethe.v1.Outcome
@@ -903,29 +1009,31 @@ var file_lethe_v1_lethe_proto_goTypes = []any{
 	(*Receipt)(nil),               // 5: lethe.v1.Receipt
 	(*AccountDeleted)(nil),        // 6: lethe.v1.AccountDeleted
 	(*ExtensionNotice)(nil),       // 7: lethe.v1.ExtensionNotice
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*NoticeDelivered)(nil),       // 8: lethe.v1.NoticeDelivered
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
 }
 var file_lethe_v1_lethe_proto_depIdxs = []int32{
 	0,  // 0: lethe.v1.Task.action:type_name -> lethe.v1.Action
 	2,  // 1: lethe.v1.Task.subject:type_name -> lethe.v1.Subject
-	8,  // 2: lethe.v1.Task.deadline:type_name -> google.protobuf.Timestamp
+	9,  // 2: lethe.v1.Task.deadline:type_name -> google.protobuf.Timestamp
 	0,  // 3: lethe.v1.Receipt.action:type_name -> lethe.v1.Action
 	1,  // 4: lethe.v1.Receipt.outcome:type_name -> lethe.v1.Outcome
 	4,  // 5: lethe.v1.Receipt.counts:type_name -> lethe.v1.CategoryCount
-	8,  // 6: lethe.v1.Receipt.retain_until:type_name -> google.protobuf.Timestamp
-	8,  // 7: lethe.v1.Receipt.connector_time:type_name -> google.protobuf.Timestamp
+	9,  // 6: lethe.v1.Receipt.retain_until:type_name -> google.protobuf.Timestamp
+	9,  // 7: lethe.v1.Receipt.connector_time:type_name -> google.protobuf.Timestamp
 	2,  // 8: lethe.v1.AccountDeleted.subject:type_name -> lethe.v1.Subject
-	8,  // 9: lethe.v1.AccountDeleted.deleted_at:type_name -> google.protobuf.Timestamp
+	9,  // 9: lethe.v1.AccountDeleted.deleted_at:type_name -> google.protobuf.Timestamp
 	2,  // 10: lethe.v1.ExtensionNotice.subject:type_name -> lethe.v1.Subject
-	8,  // 11: lethe.v1.ExtensionNotice.received_at:type_name -> google.protobuf.Timestamp
-	8,  // 12: lethe.v1.ExtensionNotice.original_deadline:type_name -> google.protobuf.Timestamp
-	8,  // 13: lethe.v1.ExtensionNotice.deadline:type_name -> google.protobuf.Timestamp
-	8,  // 14: lethe.v1.ExtensionNotice.extended_at:type_name -> google.protobuf.Timestamp
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	9,  // 11: lethe.v1.ExtensionNotice.received_at:type_name -> google.protobuf.Timestamp
+	9,  // 12: lethe.v1.ExtensionNotice.original_deadline:type_name -> google.protobuf.Timestamp
+	9,  // 13: lethe.v1.ExtensionNotice.deadline:type_name -> google.protobuf.Timestamp
+	9,  // 14: lethe.v1.ExtensionNotice.extended_at:type_name -> google.protobuf.Timestamp
+	9,  // 15: lethe.v1.NoticeDelivered.delivered_at:type_name -> google.protobuf.Timestamp
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_lethe_v1_lethe_proto_init() }
@@ -939,7 +1047,7 @@ func file_lethe_v1_lethe_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lethe_v1_lethe_proto_rawDesc), len(file_lethe_v1_lethe_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
