@@ -102,7 +102,9 @@ func (s TaskState) Waiting() bool {
 type Outcome string
 
 // Outcomes. The first five are what a receipt says; DeadLetter is what a
-// certificate says of a system that never answered.
+// certificate says of a system that never answered; Resolved of a failure
+// an operator fixed by hand (no receipt: the log records who, and the
+// note's hash).
 const (
 	Erased        Outcome = "erased"
 	Exported      Outcome = "exported"
@@ -110,6 +112,7 @@ const (
 	Retained      Outcome = "retained"  // kept by law (Art. 17(3)), until a date
 	OutcomeFailed Outcome = "failed"
 	DeadLetter    Outcome = "dead_letter"
+	Resolved      Outcome = "resolved"
 )
 
 // Outcomes are the outcomes a receipt can carry.
@@ -127,8 +130,8 @@ func (o Outcome) Proto() lethev1.Outcome {
 }
 
 // Done reports whether the outcome is the system's part done: the data
-// erased or exported, or none held.
-func (o Outcome) Done() bool { return o == Erased || o == Exported || o == NotFound }
+// erased or exported, or none held, or the failure resolved by hand.
+func (o Outcome) Done() bool { return o == Erased || o == Exported || o == NotFound || o == Resolved }
 
 // Part is how one system's part of a request ended, as far as the
 // request's final state depends on it.

@@ -308,6 +308,7 @@ type requestLog struct {
 	extensions []Entry          // the extended entries
 	accepted   map[string]Entry // the last receipt_accepted entry per system
 	logged     map[string]bool  // the systems the log names
+	resolved   map[string]bool  // the systems an operator resolved by hand
 }
 
 // checkLog checks the log entries: in the log's order, canonical, the
@@ -318,7 +319,7 @@ func checkLog(c *Certificate) (*requestLog, []error) {
 	var errs []error
 	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	th := c.Log.TreeHead
-	l := &requestLog{accepted: map[string]Entry{}, logged: map[string]bool{}}
+	l := &requestLog{accepted: map[string]Entry{}, logged: map[string]bool{}, resolved: map[string]bool{}}
 	for i, le := range c.Log.Entries {
 		if i > 0 && le.Index <= c.Log.Entries[i-1].Index {
 			fail("log entry %d: the entries are not in the log's order", le.Index)
@@ -343,6 +344,8 @@ func checkLog(c *Certificate) (*requestLog, []error) {
 			l.created = &e
 		case EventReceiptAccepted:
 			l.accepted[e.System] = e
+		case EventTaskResolved:
+			l.resolved[e.System] = true
 		case EventExtended:
 			l.extensions = append(l.extensions, e)
 		case EventFulfilled, EventFailed, EventPartiallyRetained, EventDenied, EventExpired:
@@ -432,7 +435,10 @@ func checkSystems(ks KeySet, c *Certificate, l *requestLog) []error {
 			fail("%s: the log does not name this system", s.System)
 		}
 		if len(s.Receipt) == 0 {
-			if s.Outcome != lifecycle.DeadLetter {
+			switch {
+			case s.Outcome == lifecycle.Resolved && !l.resolved[s.System]:
+				fail("%s: resolved, but the log records no one resolving it (%s)", s.System, EventTaskResolved)
+			case s.Outcome != lifecycle.DeadLetter && s.Outcome != lifecycle.Resolved:
 				fail("%s: no receipt for outcome %q", s.System, s.Outcome)
 			}
 			continue
@@ -462,8 +468,8 @@ func checkState(c *Certificate) error {
 	parts := make([]lifecycle.Part, 0, len(c.Systems))
 	for _, s := range c.Systems {
 		p := lifecycle.Part{Outcome: s.Outcome}
-		if len(s.Receipt) == 0 {
-			p.Outcome = lifecycle.DeadLetter
+		if len(s.Receipt) == 0 && s.Outcome != lifecycle.Resolved {
+			p.Outcome = lifecycle.DeadLetter // checkSystems checks a resolution against the log
 		}
 		if s.RetainUntil != nil {
 			p.RetainUntil = *s.RetainUntil

@@ -44,6 +44,13 @@ const (
 	// within the tenant's time.
 	EventDenied  = "denied"
 	EventExpired = "expired"
+	// EventTaskRetried opens a new round of attempts for a task that
+	// failed or ran out of them, at an operator's word (Actor).
+	EventTaskRetried = "task_retried"
+	// EventTaskResolved records that an operator (Actor) fixed a failed
+	// task by hand, with a note (NoteSHA256): the system's outcome is
+	// then "resolved", with no receipt.
+	EventTaskResolved = "task_resolved"
 )
 
 // Actor is who made a decision the log records: an API token or an OIDC
@@ -106,13 +113,15 @@ type Entry struct {
 	// deadlines are counted with (created); nil for the default policy.
 	DeadlinePolicy *deadline.Spec `json:"deadline_policy,omitempty"`
 	// Actor is who made the change an entry records, when a person did
-	// through the API (created, verified, extended, denied).
+	// through the API (created, verified, extended, denied, task_retried,
+	// task_resolved).
 	Actor *Actor `json:"actor,omitempty"`
 	// Method is how the identity was checked (verified).
 	Method string `json:"method,omitempty"`
 	// Ground is why a request was refused (denied).
 	Ground string `json:"ground,omitempty"`
-	// NoteSHA256 is [ReasonHash] of a decision's note (verified, denied):
+	// NoteSHA256 is [ReasonHash] of a decision's note (verified, denied,
+	// task_resolved):
 	// the note is in the certificate, the log keeps its hash.
 	NoteSHA256 string `json:"note_sha256,omitempty"`
 }

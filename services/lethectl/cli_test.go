@@ -924,3 +924,41 @@ func TestGlobalFlagsAndEnvironment(t *testing.T) {
 		t.Errorf("server saw %d calls, want 2", len(srv.auth))
 	}
 }
+
+// A failed task is listed, retried one by one or in bulk, or resolved by
+// hand; bad flags are refused before any call.
+func TestRetryResolveDeadLetters(t *testing.T) {
+	t.Parallel()
+	srv := newFakeOrchestrator(t)
+	srv.addRequests(4, "demo", "failed")
+	srv.mu.Lock()
+	srv.requests[0]["dead"], srv.requests[1]["dead"], srv.requests[2]["dead"] = "recordings", "recordings", "billing"
+	srv.mu.Unlock()
+	steps := []struct {
+		name string
+		args []string
+		want wantOutput
+	}{
+		{"list", []string{"deadletters", "list"}, wantOutput{stdout: []string{"REQUEST", "req-0001  demo    recordings", "req-0003  demo    billing", "no answer after 8 attempts"}}},
+		{"list one system", []string{"deadletters", "list", "--system", "billing"}, wantOutput{stdout: []string{"req-0003"}}},
+		{"list since a bad time", []string{"deadletters", "list", "--since", "yesterday"}, wantOutput{code: exitUsage, stderr: []string{"--since must be an RFC 3339 time"}}},
+		{"retry without a system", []string{"retry", "req-0001"}, wantOutput{code: exitUsage, stderr: []string{"--system is required"}}},
+		{"retry", []string{"retry", "--system", "recordings", "req-0001"}, wantOutput{stdout: []string{"req-0001: recordings's task retried"}}},
+		{"retry again", []string{"retry", "--system", "recordings", "req-0001"}, wantOutput{code: exitError, stderr: []string{"(HTTP 409)", "lethectl status req-0001"}}},
+		{"resolve without a note", []string{"resolve", "--system", "billing", "req-0003"}, wantOutput{code: exitUsage, stderr: []string{"--note is required"}}},
+		{"resolve", []string{"resolve", "--system", "billing", "--note", "erased by hand, ticket OPS-12", "req-0003"}, wantOutput{stdout: []string{"req-0003: billing's task resolved by hand; the request is fulfilled"}}},
+		{"replay without a system", []string{"deadletters", "replay"}, wantOutput{code: exitUsage, stderr: []string{"--system is required"}}},
+		{"replay", []string{"deadletters", "replay", "--system", "recordings"}, wantOutput{stdout: []string{"1 task(s) of recordings retried"}}},
+		{"none left", []string{"deadletters", "list"}, wantOutput{stdout: []string{"no dead letters"}}},
+	}
+	for _, s := range steps {
+		args := append([]string{s.args[0]}, s.args[1:]...)
+		if s.args[0] == "deadletters" {
+			args = append([]string{"deadletters", s.args[1], "--api", srv.URL}, s.args[2:]...)
+		} else {
+			args = append([]string{s.args[0], "--api", srv.URL}, s.args[1:]...)
+		}
+		code, stdout, stderr := runCLI(t, args...)
+		t.Run(s.name, func(t *testing.T) { s.want.check(t, code, stdout, stderr) })
+	}
+}

@@ -89,6 +89,10 @@ func newFakeOrchestrator(t *testing.T) *fakeOrchestrator {
 	mux.HandleFunc("GET /v1/requests", f.list)
 	mux.HandleFunc("GET /v1/requests/{id}/export", f.export)
 	mux.HandleFunc("GET /v1/deadline", f.deadline)
+	mux.HandleFunc("POST /v1/requests/{id}/tasks/{system}/retry", f.redrive)
+	mux.HandleFunc("POST /v1/requests/{id}/tasks/{system}/resolve", f.redrive)
+	mux.HandleFunc("GET /v1/deadletters", f.deadLetters)
+	mux.HandleFunc("POST /v1/deadletters/replay", f.replay)
 	mux.HandleFunc("POST /v1/tokens", f.createToken)
 	mux.HandleFunc("GET /v1/tokens", f.listTokens)
 	mux.HandleFunc("DELETE /v1/tokens/{id}", f.revokeToken)
@@ -610,4 +614,65 @@ func runCLIRaw(t *testing.T, secret string, args ...string) (code int, stdout, s
 		t.Errorf("the bearer token was printed:\nstdout:\n%s\nstderr:\n%s", out.String(), errb.String())
 	}
 	return code, out.String(), errb.String()
+}
+
+// redrive retries or resolves a request's dead task ("dead": its system).
+func (f *fakeOrchestrator) redrive(w http.ResponseWriter, r *http.Request) {
+	resolve := strings.HasSuffix(r.URL.Path, "/resolve")
+	var body struct {
+		Note string `json:"note"`
+	}
+	if resolve && !decodeBody(w, r, &body, "note") {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	req := f.find(r.PathValue("id"))
+	switch {
+	case req == nil:
+		writeErr(w, http.StatusNotFound, "no such request, or no such system in it")
+	case resolve && strings.TrimSpace(body.Note) == "":
+		writeErr(w, http.StatusBadRequest, "a note saying what was done is required")
+	case req["dead"] != r.PathValue("system"):
+		writeErr(w, http.StatusConflict, "only a task that failed or ran out of attempts (dead_letter) can be retried or resolved")
+	default:
+		delete(req, "dead")
+		if resolve {
+			req["state"] = "fulfilled"
+		}
+		writeJSONReply(w, http.StatusOK, map[string]any{"id": req["id"], "state": req["state"]})
+	}
+}
+
+func (f *fakeOrchestrator) deadLetters(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := []map[string]any{}
+	for _, req := range f.requests {
+		if sys, ok := req["dead"].(string); ok && (r.URL.Query().Get("system") == "" || r.URL.Query().Get("system") == sys) {
+			out = append(out, map[string]any{"request_id": req["id"], "tenant": req["tenant"], "system": sys, "attempts": 8,
+				"detail": "no answer after 8 attempts", "dead_at": "2025-02-10T10:00:00Z"})
+		}
+	}
+	writeJSONReply(w, http.StatusOK, map[string]any{"deadletters": out})
+}
+
+func (f *fakeOrchestrator) replay(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		System string `json:"system"`
+		Since  string `json:"since"`
+	}
+	if !decodeBody(w, r, &body, "system", "since") {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, req := range f.requests {
+		if req["dead"] == body.System {
+			delete(req, "dead")
+			n++
+		}
+	}
+	writeJSONReply(w, http.StatusOK, map[string]any{"retried": n, "skipped": []string{}})
 }

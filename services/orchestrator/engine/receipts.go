@@ -317,7 +317,7 @@ func rejectReason(err error) string {
 // deadLetter gives up on a task: it goes to the system's dead-letter topic
 // (without the subject) and the request may end as failed.
 func (e *Engine) deadLetter(ctx context.Context, tx store.Tx, fx *effects, r *store.Request, k *store.Task, why string, now time.Time) error {
-	k.State, k.Detail, k.NextAttemptAt = lifecycle.TaskDeadLetter, why, time.Time{}
+	k.State, k.Detail, k.NextAttemptAt, k.DeadAt = lifecycle.TaskDeadLetter, why, time.Time{}, now
 	if err := tx.UpdateTask(ctx, k); err != nil {
 		return err
 	}
@@ -339,8 +339,8 @@ func (e *Engine) deadLetter(ctx context.Context, tx store.Tx, fx *effects, r *st
 // complete ends the request once every system has answered or run out of
 // attempts (lifecycle.FinalState says how), and drops the subject's
 // identifiers, which only the keyed hash outlives. A failed request is
-// completed again when a late answer turns its last dead letter into a
-// success.
+// completed again when a late answer, a retry (Retry) or a resolution by
+// hand (Resolve) turns its last dead letter into a success.
 //
 // An erasure that a system answered "retained until" a date (billing's
 // invoices, kept by law) is answered in full but not over: the request
@@ -369,7 +369,9 @@ func (e *Engine) complete(ctx context.Context, tx store.Tx, fx *effects, r *stor
 	if r.AnsweredAt.IsZero() && state != lifecycle.Failed {
 		r.AnsweredAt = now
 	}
-	if state != lifecycle.PartiallyRetained {
+	// A failed request keeps them too, sealed, for a retry once its
+	// system is fixed (Retry), until every failure is resolved.
+	if state != lifecycle.PartiallyRetained && state != lifecycle.Failed {
 		forget(r)
 		fx.forgot = true
 	}

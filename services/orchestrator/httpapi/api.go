@@ -52,6 +52,10 @@ type Lifecycle interface {
 	// request's exports once downloaded.
 	OpenExport(k *store.Task) ([]byte, error)
 	Collected(ctx context.Context, requestID string) error
+	// Retry, Resolve and Replay re-drive failed tasks (engine/replay.go).
+	Retry(ctx context.Context, requestID, system string, by proof.Actor) (*store.Request, error)
+	Resolve(ctx context.Context, requestID, system string, by proof.Actor, note string) (*store.Request, error)
+	Replay(ctx context.Context, q store.DeadLetterQuery, by proof.Actor) (engine.Replayed, error)
 }
 
 // Reader reads what the API shows; store.Store is one.
@@ -59,6 +63,7 @@ type Reader interface {
 	Get(ctx context.Context, id string) (*store.Request, []*store.Task, error)
 	List(ctx context.Context, q store.ListQuery) ([]*store.Request, string, error)
 	Certificate(ctx context.Context, requestID string) ([]byte, error)
+	DeadLetters(ctx context.Context, q store.DeadLetterQuery) ([]store.DeadLetter, error)
 	Ping(ctx context.Context) error
 }
 
@@ -115,6 +120,10 @@ func (a *API) Handler() http.Handler {
 	handle("POST /v1/requests/{id}/verify", route{roles: deciders, h: a.handleVerify})
 	handle("POST /v1/requests/{id}/deny", route{roles: deciders, h: a.handleDeny})
 	handle("POST /v1/requests/{id}/extend", route{roles: deciders, h: a.handleExtend})
+	handle("POST /v1/requests/{id}/tasks/{system}/retry", route{roles: deciders, h: a.handleRetry})
+	handle("POST /v1/requests/{id}/tasks/{system}/resolve", route{roles: deciders, h: a.handleResolve})
+	handle("GET /v1/deadletters", route{roles: readers, h: a.handleDeadLetters})
+	handle("POST /v1/deadletters/replay", route{roles: deciders, h: a.handleReplay})
 	handle("GET /v1/requests/{id}/export", route{roles: deciders, timeout: DownloadTimeout, h: a.handleExport})
 	handle("GET /v1/requests/{id}/certificate", route{roles: readers, timeout: DownloadTimeout, h: a.handleCertificate})
 	handle("GET /v1/requests/{id}/certificate.html", route{roles: readers, h: a.handleCertificateHTML})

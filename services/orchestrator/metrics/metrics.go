@@ -190,10 +190,12 @@ type storeCollector struct {
 
 var (
 	requestsDesc = prometheus.NewDesc("lethe_orchestrator_requests", "Requests by state and type.", []string{"state", "type"}, nil)
-	outboxDesc   = prometheus.NewDesc("lethe_outbox_depth_messages", "Outbox messages not yet published.", nil, nil)
-	outboxAge    = prometheus.NewDesc("lethe_outbox_oldest_unpublished_age_seconds", "Age of the oldest unpublished outbox message (0 when empty).", nil, nil)
-	storeUp      = prometheus.NewDesc("lethe_orchestrator_store_up", "1 if the store answered the last scrape.", nil, nil)
-	openDesc     = prometheus.NewDesc("lethe_orchestrator_open_requests",
+	unresolved   = prometheus.NewDesc("lethe_orchestrator_failed_requests_unresolved",
+		"Requests that ended failed and wait for an operator: a retry of their failed task (once the system is fixed) or a resolution by hand. They keep their subject's identifiers, sealed, until then.", nil, nil)
+	outboxDesc = prometheus.NewDesc("lethe_outbox_depth_messages", "Outbox messages not yet published.", nil, nil)
+	outboxAge  = prometheus.NewDesc("lethe_outbox_oldest_unpublished_age_seconds", "Age of the oldest unpublished outbox message (0 when empty).", nil, nil)
+	storeUp    = prometheus.NewDesc("lethe_orchestrator_store_up", "1 if the store answered the last scrape.", nil, nil)
+	openDesc   = prometheus.NewDesc("lethe_orchestrator_open_requests",
 		"Requests not yet ended, by time left to their deadline: overdue, lt_3d, lt_7d, lt_14d, later.", []string{"bucket"}, nil)
 	earliestOpen = prometheus.NewDesc("lethe_orchestrator_earliest_open_deadline_timestamp_seconds",
 		"The nearest deadline of a request not yet ended, per tenant class of the tenants file (0 when none is open).", []string{"tenant_class"}, nil)
@@ -223,6 +225,7 @@ var deadlineBuckets = []struct {
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- requestsDesc
+	ch <- unresolved
 	ch <- outboxDesc
 	ch <- outboxAge
 	ch <- storeUp
@@ -244,12 +247,17 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(storeUp, prometheus.GaugeValue, 1)
+	failed := 0
 	for _, state := range lifecycle.States() {
 		for _, typ := range lifecycle.Types() {
 			n := st.Requests[store.Kind{State: state, Type: typ}]
 			ch <- prometheus.MustNewConstMetric(requestsDesc, prometheus.GaugeValue, float64(n), string(state), string(typ))
+			if state == lifecycle.Failed {
+				failed += n
+			}
 		}
 	}
+	ch <- prometheus.MustNewConstMetric(unresolved, prometheus.GaugeValue, float64(failed))
 	ch <- prometheus.MustNewConstMetric(outboxDesc, prometheus.GaugeValue, float64(st.OutboxDepth))
 	age := 0.0
 	if !st.OldestUnpublished.IsZero() {

@@ -290,7 +290,7 @@ func (t *sqlTx) InsertTask(ctx context.Context, k *Task) error {
 // taskColumns lists the task columns, each prefixed (with a table alias).
 func taskColumns(prefix string) string {
 	cols := []string{"id", "request_id", "system", "state", "attempts", "next_attempt_at", "outcome", "answered_at", "detail", "legal_basis",
-		"retain_until", "counts", "remaining", "export_sha256", "export_data", "receipt", "round_start"}
+		"retain_until", "counts", "remaining", "export_sha256", "export_data", "receipt", "round_start", "dead_at"}
 	for i := range cols {
 		cols[i] = prefix + cols[i]
 	}
@@ -299,17 +299,17 @@ func taskColumns(prefix string) string {
 
 func scanTask(row interface{ Scan(...any) error }) (*Task, error) {
 	var k Task
-	var next, answered, retain sql.NullInt64
+	var next, answered, retain, dead sql.NullInt64
 	var counts string
 	err := row.Scan(&k.ID, &k.RequestID, &k.System, &k.State, &k.Attempts, &next, &k.Outcome, &answered, &k.Detail, &k.LegalBasis,
-		&retain, &counts, &k.Remaining, &k.ExportSHA256, &k.ExportData, &k.Receipt, &k.RoundStart)
+		&retain, &counts, &k.Remaining, &k.ExportSHA256, &k.ExportData, &k.Receipt, &k.RoundStart, &dead)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("scan task: %w", err)
 	}
-	k.NextAttemptAt, k.AnsweredAt, k.RetainUntil = fromMS(next), fromMS(answered), fromMS(retain)
+	k.NextAttemptAt, k.AnsweredAt, k.RetainUntil, k.DeadAt = fromMS(next), fromMS(answered), fromMS(retain), fromMS(dead)
 	k.ExportSHA256, k.ExportData, k.Receipt = emptyNil(k.ExportSHA256), emptyNil(k.ExportData), emptyNil(k.Receipt)
 	if err := json.Unmarshal([]byte(counts), &k.Counts); err != nil {
 		return nil, fmt.Errorf("task counts: %w", err)
@@ -383,9 +383,10 @@ func (t *sqlTx) UpdateTask(ctx context.Context, k *Task) error {
 		return fmt.Errorf("task counts: %w", err)
 	}
 	_, err = t.exec(ctx, `UPDATE tasks SET state = ?, attempts = ?, next_attempt_at = ?, outcome = ?, answered_at = ?, detail = ?,
-		legal_basis = ?, retain_until = ?, counts = ?, remaining = ?, export_sha256 = ?, export_data = ?, receipt = ?, round_start = ? WHERE id = ?`,
+		legal_basis = ?, retain_until = ?, counts = ?, remaining = ?, export_sha256 = ?, export_data = ?, receipt = ?, round_start = ?, dead_at = ?
+		WHERE id = ?`,
 		k.State, k.Attempts, ms(k.NextAttemptAt), k.Outcome, ms(k.AnsweredAt), k.Detail, k.LegalBasis, ms(k.RetainUntil), string(counts),
-		k.Remaining, nullBytes(k.ExportSHA256), nullBytes(k.ExportData), nullBytes(k.Receipt), k.RoundStart, k.ID)
+		k.Remaining, nullBytes(k.ExportSHA256), nullBytes(k.ExportData), nullBytes(k.Receipt), k.RoundStart, ms(k.DeadAt), k.ID)
 	if err != nil {
 		return fmt.Errorf("update task: %w", err)
 	}
@@ -518,6 +519,43 @@ func (t *sqlTx) PutCertificate(ctx context.Context, requestID string, cert []byt
 }
 
 // Certificate implements [Store].
+func (s *sqlStore) DeadLetters(ctx context.Context, q DeadLetterQuery) ([]DeadLetter, error) {
+	where, args := `t.state = 'dead_letter'`, []any{}
+	if q.System != "" {
+		where, args = where+` AND t.system = ?`, append(args, q.System)
+	}
+	if q.Tenant != "" {
+		where, args = where+` AND r.tenant = ?`, append(args, q.Tenant)
+	}
+	if !q.Since.IsZero() {
+		where, args = where+` AND t.dead_at >= ?`, append(args, q.Since.UnixMilli())
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT t.request_id, r.tenant, t.system, t.attempts, t.detail, t.dead_at
+		FROM tasks t JOIN requests r ON r.id = t.request_id WHERE `+where+` ORDER BY t.dead_at, t.id LIMIT ?`), append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("dead letters: %w", err)
+	}
+	defer rows.Close()
+	var out []DeadLetter
+	for rows.Next() {
+		var d DeadLetter
+		var dead sql.NullInt64
+		if err := rows.Scan(&d.RequestID, &d.Tenant, &d.System, &d.Attempts, &d.Detail, &dead); err != nil {
+			return nil, fmt.Errorf("dead letters: %w", err)
+		}
+		d.DeadAt = fromMS(dead)
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("dead letters: %w", err)
+	}
+	return out, nil
+}
+
 func (s *sqlStore) Certificate(ctx context.Context, requestID string) ([]byte, error) {
 	var b []byte
 	err := s.db.QueryRowContext(ctx, s.d.q(`SELECT data FROM certificates WHERE request_id = ?`), requestID).Scan(&b)

@@ -134,6 +134,25 @@ type Task struct {
 	ExportSHA256  []byte
 	ExportData    []byte
 	Receipt       []byte // the receipt as received, protobuf
+	// DeadAt is when the task ran out of attempts (dead_letter); zero
+	// otherwise.
+	DeadAt time.Time
+}
+
+// DeadLetterQuery selects dead-lettered tasks: of one system and one
+// tenant ("": any), dead since a time (zero: any), oldest first.
+type DeadLetterQuery struct {
+	System, Tenant string
+	Since          time.Time
+	Limit          int
+}
+
+// DeadLetter is a task that ran out of attempts.
+type DeadLetter struct {
+	RequestID, Tenant, System string
+	Attempts                  int
+	Detail                    string
+	DeadAt                    time.Time
 }
 
 // OutboxMessage is a bus message waiting to be published by the relay.
@@ -280,6 +299,8 @@ type Store interface {
 	// ReleaseNotices gives up owner's leases on notices, so that a
 	// notifier stopping hands them on at once.
 	ReleaseNotices(ctx context.Context, owner string) error
+	// DeadLetters lists the tasks that ran out of attempts.
+	DeadLetters(ctx context.Context, q DeadLetterQuery) ([]DeadLetter, error)
 	// Certificate returns the certificate of an ended request, or ErrNotFound.
 	Certificate(ctx context.Context, requestID string) ([]byte, error)
 	// DropExports deletes the export data of a request's tasks (collected:

@@ -586,3 +586,67 @@ func (a *Accounts) DeleteAccount(ctx context.Context, tenant, email string) (Del
 	_, err := a.t.call(ctx, http.MethodPost, "/v1/accounts/delete", in, &out)
 	return out, err
 }
+
+// Retry opens a new round of attempts for a request's task that failed or
+// ran out of attempts (POST /v1/requests/{id}/tasks/{system}/retry). The
+// server answers 409 when the task did not fail.
+func (c *Client) Retry(ctx context.Context, id, system string) (Accepted, error) {
+	var out Accepted
+	_, err := c.t.call(ctx, http.MethodPost, "/v1/requests/"+url.PathEscape(id)+"/tasks/"+url.PathEscape(system)+"/retry", nil, &out)
+	return out, err
+}
+
+// Resolve records a failed task fixed by hand, with a note saying what was
+// done (POST /v1/requests/{id}/tasks/{system}/resolve).
+func (c *Client) Resolve(ctx context.Context, id, system, note string) (Accepted, error) {
+	var out Accepted
+	_, err := c.t.call(ctx, http.MethodPost, "/v1/requests/"+url.PathEscape(id)+"/tasks/"+url.PathEscape(system)+"/resolve", map[string]string{"note": note}, &out)
+	return out, err
+}
+
+// DeadLetter is a task that ran out of attempts.
+type DeadLetter struct {
+	RequestID string `json:"request_id"`
+	Tenant    string `json:"tenant"`
+	System    string `json:"system"`
+	Attempts  int    `json:"attempts"`
+	Detail    string `json:"detail"`
+	DeadAt    Time   `json:"dead_at"`
+}
+
+// DeadLetters lists the dead letters the token may see, of one system and
+// since a time (RFC 3339) when given (GET /v1/deadletters). The raw reply
+// is returned for --json.
+func (c *Client) DeadLetters(ctx context.Context, system, since string) ([]DeadLetter, []byte, error) {
+	q := url.Values{}
+	if system != "" {
+		q.Set("system", system)
+	}
+	if since != "" {
+		q.Set("since", since)
+	}
+	var out struct {
+		DeadLetters []DeadLetter `json:"deadletters"`
+	}
+	raw, err := c.t.call(ctx, http.MethodGet, withQuery("/v1/deadletters", q), nil, &out)
+	return out.DeadLetters, raw, err
+}
+
+// Replayed is the reply to a bulk replay: how many tasks got a new round,
+// and the requests skipped (they keep no identifiers: resolve them by hand).
+type Replayed struct {
+	Retried int      `json:"retried"`
+	Skipped []string `json:"skipped"`
+}
+
+// Replay re-drives a system's dead letters, since a time when given (POST
+// /v1/deadletters/replay).
+func (c *Client) Replay(ctx context.Context, system, since string) (Replayed, error) {
+	var out Replayed
+	body := map[string]string{"system": system}
+	if since != "" {
+		body["since"] = since
+	}
+	_, err := c.t.call(ctx, http.MethodPost, "/v1/deadletters/replay", body, &out)
+	return out, err
+}
