@@ -2,7 +2,9 @@
 // profiles, login history, and questions asked in webinars, in SQLite. Its
 // erasure and export follow the dataset map accounts.yaml. It also plays the
 // application's own "delete my account", which announces the deletion on the
-// bus so that Lethe erases the person everywhere else.
+// bus so that Lethe erases the person everywhere else: through a
+// transactional outbox (pkg/hostoutbox), so that a deletion is announced if
+// and only if it commits.
 package accounts
 
 import (
@@ -27,6 +29,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/dataset"
 	"github.com/lethe-dev/lethe/pkg/events"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"github.com/lethe-dev/lethe/pkg/hostoutbox"
 	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/pkg/pseudonym"
 )
@@ -82,11 +85,20 @@ type System struct {
 	log          *slog.Logger
 	now          func() time.Time
 
+	// relay publishes the account.deleted events DeleteAccount leaves in
+	// the outbox table, from Open to Close; nil without a bus.
+	relay     *hostoutbox.Relay
+	stopRelay context.CancelFunc
+	relayDone chan struct{}
+
 	mu    sync.Mutex
 	admin *http.Server
 }
 
 // Open opens (creating it if needed) the system in env.DataDir/accounts.db.
+// With a bus in env, it starts the relay that publishes the account.deleted
+// events of [System.DeleteAccount], until [System.Close]: those a previous
+// run left unpublished first.
 func Open(ctx context.Context, env connector.Env) (*System, error) {
 	log := env.Logger
 	if log == nil {
@@ -106,16 +118,44 @@ func Open(ctx context.Context, env connector.Env) (*System, error) {
 		db.Close()
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
-	return &System{Engine: engine, db: db, key: key, signer: signer, orchestrator: env.TaskKeys, bus: env.Bus, log: log, now: time.Now}, nil
+	if err := hostoutbox.Ensure(ctx, db, hostoutbox.SQLite); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("accounts: %w", err)
+	}
+	s := &System{Engine: engine, db: db, key: key, signer: signer, orchestrator: env.TaskKeys, log: log, now: time.Now}
+	if env.Bus != nil {
+		s.bus = env.Bus
+		s.startRelay(ctx)
+	}
+	return s, nil
 }
 
-// Close stops the admin API, if served, and closes the database.
+// startRelay runs the outbox relay until Close: on a context of its own,
+// not ctx, which may be only the opening's.
+func (s *System) startRelay(ctx context.Context) {
+	s.relay = &hostoutbox.Relay{DB: s.db, Bus: s.bus, Logger: s.log}
+	ctx, s.stopRelay = context.WithCancel(context.WithoutCancel(ctx))
+	s.relayDone = make(chan struct{})
+	go func() {
+		defer close(s.relayDone)
+		if err := s.relay.Run(ctx); err != nil {
+			s.log.Error("outbox relay stopped: account deletions are no longer announced until a restart", "err", err)
+		}
+	}()
+}
+
+// Close stops the admin API, if served, and the outbox relay, and closes
+// the database.
 func (s *System) Close() error {
 	s.mu.Lock()
 	if s.admin != nil {
 		s.admin.Close()
 	}
 	s.mu.Unlock()
+	if s.stopRelay != nil {
+		s.stopRelay()
+		<-s.relayDone
+	}
 	return s.db.Close()
 }
 
@@ -125,12 +165,16 @@ var ErrNoAccount = errors.New("accounts: no such account")
 
 // DeleteAccount is the application's own "delete my account": it deletes the
 // account's profile, and only that (the application leaves the rest to the
-// erasure it triggers), and publishes an account.deleted event for Lethe.
-// The event is published before the deletion commits, so a deletion is
-// never left unannounced; its id is derived from the account, so announcing
-// it again (a retry) is recognised as the same event.
+// erasure it triggers), and announces it with an account.deleted event for
+// Lethe. The event, sealed and signed, is written to the outbox in the
+// deletion's transaction, and the relay publishes it once that has
+// committed: a deletion that commits is announced even if the bus is down
+// or the process dies right after, and one that does not commit is never
+// announced. Its id is derived from the account, so publishing it again (a
+// relay that died before recording the publication) is recognised as the
+// same event.
 func (s *System) DeleteAccount(ctx context.Context, tenant, email string) (userID string, err error) {
-	if s.bus == nil {
+	if s.relay == nil {
 		return "", errors.New("accounts: no bus to announce account deletions on")
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -174,15 +218,15 @@ func (s *System) DeleteAccount(ctx context.Context, tenant, email string) (userI
 	if err != nil {
 		return "", err
 	}
-	if err := s.bus.Publish(ctx, events.TopicAccountDeleted, msg); err != nil {
+	if err := hostoutbox.Enqueue(ctx, tx, events.TopicAccountDeleted, msg); err != nil {
 		return "", fmt.Errorf("accounts: announce account deletion: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
-		// Announced but not committed: the erasure the event starts deletes
-		// the profile anyway.
+		// Neither deleted nor announced.
 		return "", fmt.Errorf("accounts: delete account: %w", err)
 	}
-	s.log.Info("account deleted and announced", "tenant", tenant, "event_type", events.TypeAccountDeleted, "event_id", ev.GetEventId())
+	s.relay.Wake()
+	s.log.Info("account deleted; its announcement is in the outbox", "tenant", tenant, "event_type", events.TypeAccountDeleted, "event_id", ev.GetEventId())
 	return userID, nil
 }
 

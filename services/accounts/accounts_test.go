@@ -7,7 +7,9 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +24,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/dataset"
 	"github.com/lethe-dev/lethe/pkg/events"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"github.com/lethe-dev/lethe/pkg/hostoutbox"
 	"github.com/lethe-dev/lethe/pkg/pseudonym"
 )
 
@@ -209,6 +212,7 @@ func TestDeleteAccountAnnouncesIt(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("no account.deleted event on the bus")
 	}
+	s.waitOutboxEmpty(t)
 	p, logins, _ := s.rows(t, 2)
 	if p != 0 || logins == 0 {
 		t.Fatalf("after account deletion: %d profile rows, %d logins; want the profile gone, the rest left to the erasure", p, logins)
@@ -351,4 +355,153 @@ func TestEraseLeavesNoCopyInTheFiles(t *testing.T) {
 	if len(piitest.FilesHolding(t, dir, dataset.DemoEmail(5))) == 0 {
 		t.Fatal("another person's email is gone too")
 	}
+}
+
+// accountDeleted consumes the account.deleted events of b until the test
+// ends.
+func accountDeleted(t *testing.T, b bus.Bus) <-chan *lethev1.AccountDeleted {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	got := make(chan *lethev1.AccountDeleted, 8)
+	go b.Consume(ctx, events.TopicAccountDeleted, "test", func(_ context.Context, m *bus.Message) error {
+		ev := &lethev1.AccountDeleted{}
+		if err := events.Decode(m, ev, events.TypeAccountDeleted); err != nil {
+			return err
+		}
+		got <- ev
+		return nil
+	})
+	return got
+}
+
+// expectOnly waits for the account.deleted event of userID in tenant demo,
+// and checks that no other event follows it.
+func (s *System) expectOnly(t *testing.T, got <-chan *lethev1.AccountDeleted, userID string) {
+	t.Helper()
+	select {
+	case ev := <-got:
+		if ev.GetEventId() != s.eventID("demo", userID) {
+			t.Fatalf("event %s, want the one of %s (%s)", ev.GetEventId(), userID, s.eventID("demo", userID))
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no account.deleted event of %s on the bus", userID)
+	}
+	select {
+	case ev := <-got:
+		t.Fatalf("another event followed: %s", ev.GetEventId())
+	case <-time.After(time.Second):
+	}
+}
+
+// outbox counts the events not yet published.
+func (s *System) outbox(t *testing.T) int64 {
+	t.Helper()
+	n, err := hostoutbox.Pending(context.Background(), s.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (s *System) waitOutboxEmpty(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for s.outbox(t) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events still in the outbox", s.outbox(t))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestDeleteAccountNotCommittedAnnouncesNothing: a deletion whose
+// transaction does not commit is not announced, though its event was
+// written in the transaction. The commit fails here on a deferred foreign
+// key (a session still pointing at the profile), as a crash before the
+// commit would leave it: the profile and the event both rolled back.
+func TestDeleteAccountNotCommittedAnnouncesNothing(t *testing.T) {
+	b := startBus(t)
+	s, _ := open(t, b)
+	got := accountDeleted(t, b)
+	if _, err := s.db.Exec(`CREATE TABLE sessions (user_id TEXT REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED);
+		INSERT INTO sessions VALUES ('user-0003')`); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := s.DeleteAccount(ctx, "demo", dataset.DemoEmail(3)); err == nil || !strings.Contains(err.Error(), "FOREIGN KEY") {
+		t.Fatalf("DeleteAccount = %v, want the commit to fail", err)
+	}
+	if p, _, _ := s.rows(t, 3); p != 1 {
+		t.Fatal("the profile is gone though the deletion did not commit")
+	}
+	if n := s.outbox(t); n != 0 {
+		t.Fatalf("%d events in the outbox after the rollback", n)
+	}
+	// The next deletion, which commits, is the first and only one
+	// announced.
+	if _, err := s.DeleteAccount(ctx, "demo", dataset.DemoEmail(2)); err != nil {
+		t.Fatal(err)
+	}
+	s.expectOnly(t, got, "user-0002")
+	s.waitOutboxEmpty(t)
+}
+
+// TestDeleteAccountWhileTheBusIsDown: with the broker down, the deletion
+// still succeeds and its event waits in the outbox, across a restart of
+// the system; it goes out, once, when the broker is back.
+func TestDeleteAccountWhileTheBusIsDown(t *testing.T) {
+	t.Setenv(pseudonym.KeyEnv, "")
+	natsDir := t.TempDir()
+	srv, err := natsbus.StartEmbedded(natsDir, "127.0.0.1", -1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown() })
+	u, err := url.Parse(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(u.Port())
+	b, err := natsbus.Connect(context.Background(), srv.URL(), natsbus.Config{Name: "accounts-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	dir, keys := t.TempDir(), orchestratorKeys(t)
+	env := connector.Env{DataDir: dir, Bus: b, TaskKeys: keys}
+	ctx := context.Background()
+	s, err := Open(ctx, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() }) // the second one
+	if err := s.Seed(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.Shutdown()
+	if _, err := s.DeleteAccount(ctx, "demo", dataset.DemoEmail(4)); err != nil {
+		t.Fatalf("DeleteAccount with the bus down = %v", err)
+	}
+	if p, _, _ := s.rows(t, 4); p != 0 {
+		t.Fatal("the profile is still there")
+	}
+	time.Sleep(300 * time.Millisecond) // the relay tries, and fails
+	if n := s.outbox(t); n != 1 {
+		t.Fatalf("%d events in the outbox, want the one waiting for the bus", n)
+	}
+	// The system stops and starts again; the broker comes back.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	srv, err = natsbus.StartEmbedded(natsDir, "127.0.0.1", port, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	s.expectOnly(t, accountDeleted(t, b), "user-0004")
+	s.waitOutboxEmpty(t)
 }
