@@ -163,8 +163,7 @@ func (a *API) request(w http.ResponseWriter, r *http.Request) (*store.Request, [
 		writeError(w, http.StatusNotFound, "no such request")
 		return nil, nil, false
 	case err != nil:
-		a.log.Error("read request", "err", err)
-		writeError(w, http.StatusInternalServerError, "could not read the request")
+		a.internal(w, err, "could not read the request", "read request")
 		return nil, nil, false
 	}
 	return req, tasks, true
@@ -225,8 +224,7 @@ func (a *API) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	req, _, err := a.life.Submit(r.Context(), nr)
 	if err != nil {
-		a.log.Error("submit failed", "err", err)
-		writeError(w, http.StatusInternalServerError, "could not store the request")
+		a.internal(w, err, "could not store the request", "submit failed")
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"id": req.ID, "state": req.State, "deadline": req.Deadline.Format(time.RFC3339)})
@@ -342,8 +340,7 @@ func (a *API) handleExtend(w http.ResponseWriter, r *http.Request) {
 		}
 		writeError(w, http.StatusConflict, err.Error())
 	case err != nil:
-		a.log.Error("extend failed", "err", err)
-		writeError(w, http.StatusInternalServerError, "could not extend the request")
+		a.internal(w, err, "could not extend the request", "extend failed")
 	default:
 		writeJSON(w, http.StatusOK, viewOf(req, nil))
 	}
@@ -405,8 +402,7 @@ func (a *API) decided(w http.ResponseWriter, req *store.Request, err error, what
 	case errors.Is(err, engine.ErrConflict):
 		writeError(w, http.StatusConflict, strings.TrimSuffix(err.Error(), ": "+engine.ErrConflict.Error()))
 	case err != nil:
-		a.log.Error(what+" failed", "err", err)
-		writeError(w, http.StatusInternalServerError, "could not "+what+" the request")
+		a.internal(w, err, "could not "+what+" the request", what+" failed")
 	default:
 		writeJSON(w, http.StatusOK, map[string]any{"id": req.ID, "state": req.State})
 	}
@@ -533,8 +529,7 @@ func (a *API) handleList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		a.log.Error("list failed", "err", err)
-		writeError(w, http.StatusInternalServerError, "could not list requests")
+		a.internal(w, err, "could not list requests", "list failed")
 		return
 	}
 	out := make([]requestView, 0, len(reqs))
@@ -568,8 +563,7 @@ func (a *API) handleExport(w http.ResponseWriter, r *http.Request) {
 		if len(k.ExportData) > 0 {
 			data, err := a.life.OpenExport(k)
 			if err != nil {
-				a.log.Error("export", "request_id", req.ID, "err", err)
-				writeError(w, http.StatusInternalServerError, "could not open the export")
+				a.internal(w, err, "could not open the export", "export", "request_id", req.ID)
 				return
 			}
 			entry["data"], held = json.RawMessage(data), held+1
@@ -613,6 +607,24 @@ func (a *API) handleHealth(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
+
+// internal answers a failure of the lifecycle or the store, logged as what
+// (with attrs; never personal data): 503 with Retry-After when the store
+// cannot take it for now (full, or unreachable), since nothing was changed
+// and the same call succeeds later; 500 with msg otherwise.
+func (a *API) internal(w http.ResponseWriter, err error, msg, what string, attrs ...any) {
+	a.log.Error(what, append(attrs, "err", err)...)
+	if store.IsUnavailable(err) {
+		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterUnavailable))
+		writeError(w, http.StatusServiceUnavailable, "the store cannot take this now (full or unreachable); nothing was changed: try again later")
+		return
+	}
+	writeError(w, http.StatusInternalServerError, msg)
+}
+
+// RetryAfterUnavailable is the Retry-After, in seconds, of a 503 for a
+// store that cannot take writes.
+const RetryAfterUnavailable = 30
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")

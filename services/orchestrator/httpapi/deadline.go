@@ -66,8 +66,7 @@ func (a *API) handleDeadline(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := a.life.Preview(tenant, given)
 	if err != nil {
-		a.log.Error("deadline policy", "err", err)
-		writeError(w, http.StatusInternalServerError, "the tenant's deadline policy cannot be read")
+		a.internal(w, err, "the tenant's deadline policy cannot be read", "deadline policy")
 		return
 	}
 	zone := p.Spec.TimeZone

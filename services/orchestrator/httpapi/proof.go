@@ -34,8 +34,7 @@ func (a *API) certificate(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 		writeError(w, http.StatusConflict, "the request has not ended: its certificate is issued when it does")
 		return nil, false
 	case err != nil:
-		a.log.Error("certificate", "err", err)
-		writeError(w, http.StatusInternalServerError, "could not read the certificate")
+		a.internal(w, err, "could not read the certificate", "certificate")
 		return nil, false
 	}
 	return cert, true
@@ -162,8 +161,7 @@ of {{.C.Log.TreeHead.Size}} entries (root <code>{{.C.Log.TreeHead.Root}}</code>)
 func (a *API) handleTreeHead(w http.ResponseWriter, r *http.Request) {
 	th, err := a.life.TreeHead(r.Context())
 	if err != nil {
-		a.log.Error("tree head", "err", err)
-		writeError(w, http.StatusInternalServerError, "could not read the log")
+		a.internal(w, err, "could not read the log", "tree head")
 		return
 	}
 	writeJSON(w, http.StatusOK, th)
@@ -185,8 +183,7 @@ func (a *API) handleConsistency(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, engine.ErrBadRange):
 		writeError(w, http.StatusBadRequest, err.Error())
 	case err != nil:
-		a.log.Error("consistency proof", "err", err)
-		writeError(w, http.StatusInternalServerError, "could not read the log")
+		a.internal(w, err, "could not read the log", "consistency proof")
 	default:
 		if p == nil {
 			p = tlog.TreeProof{}

@@ -60,8 +60,7 @@ func (a *API) redriven(w http.ResponseWriter, req *store.Request, err error, wha
 	case errors.Is(err, engine.ErrConflict):
 		writeError(w, http.StatusConflict, strings.TrimSuffix(err.Error(), ": "+engine.ErrConflict.Error()))
 	case err != nil:
-		a.log.Error(what+" failed", "err", err)
-		writeError(w, http.StatusInternalServerError, "could not "+what+" the task")
+		a.internal(w, err, "could not "+what+" the task", what+" failed")
 	default:
 		writeJSON(w, http.StatusOK, map[string]any{"id": req.ID, "state": req.State})
 	}
@@ -114,8 +113,7 @@ func (a *API) handleDeadLetters(w http.ResponseWriter, r *http.Request) {
 	}
 	dead, err := a.store.DeadLetters(r.Context(), q)
 	if err != nil {
-		a.log.Error("list dead letters", "err", err)
-		writeError(w, http.StatusInternalServerError, "could not list the dead letters")
+		a.internal(w, err, "could not list the dead letters", "list dead letters")
 		return
 	}
 	out := make([]deadLetterView, 0, len(dead))
@@ -147,8 +145,7 @@ func (a *API) handleReplay(w http.ResponseWriter, r *http.Request) {
 	}
 	done, err := a.life.Replay(r.Context(), q, *actor(who(r)))
 	if err != nil {
-		a.log.Error("replay dead letters", "err", err, "retried", len(done.Retried))
-		writeError(w, http.StatusInternalServerError, "the replay stopped on an error; what it retried stays retried")
+		a.internal(w, err, "the replay stopped on an error; what it retried stays retried", "replay dead letters", "retried", len(done.Retried))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"retried": len(done.Retried), "skipped": nonNil(done.Skipped)})

@@ -80,8 +80,7 @@ func (a *API) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 	}
 	k, secret, err := a.opts.Tokens.Create(r.Context(), body.Name, body.Tenant, body.Role, expires)
 	if err != nil {
-		a.log.Error("create token", "err", err)
-		writeError(w, http.StatusInternalServerError, "could not create the token")
+		a.internal(w, err, "could not create the token", "create token")
 		return
 	}
 	a.log.Info("token created", "token_id", k.ID, "role", k.Role, "tenant", k.Tenant, "by", who(r).ID)
@@ -93,8 +92,7 @@ func (a *API) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 func (a *API) handleTokens(w http.ResponseWriter, r *http.Request) {
 	all, err := a.opts.Tokens.Store.Tokens(r.Context())
 	if err != nil {
-		a.log.Error("list tokens", "err", err)
-		writeError(w, http.StatusInternalServerError, "could not list the tokens")
+		a.internal(w, err, "could not list the tokens", "list tokens")
 		return
 	}
 	out := make([]tokenView, 0, len(all))
@@ -113,8 +111,7 @@ func (a *API) handleRevokeToken(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no such token")
 	case err != nil:
-		a.log.Error("revoke token", "err", err)
-		writeError(w, http.StatusInternalServerError, "could not revoke the token")
+		a.internal(w, err, "could not revoke the token", "revoke token")
 	default:
 		a.log.Info("token revoked", "token_id", id, "by", who(r).ID)
 		writeJSON(w, http.StatusOK, map[string]any{"id": id, "revoked": true})
