@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,6 +33,8 @@ type harness struct {
 	logs  *piitest.Capture
 	dir   string
 	clock *clock
+	// stop stops the stack (once; the test's cleanup does too).
+	stop func()
 }
 
 // clock is the stack's clock: real time plus an offset a test can move
@@ -60,18 +63,23 @@ func start(t *testing.T, opts ...func(*Config)) *harness {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	h.dir = cfg.DataDir
 	s, err := Start(ctx, cfg)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
 	h.s = s
-	t.Cleanup(func() {
-		cancel()
-		if err := s.Wait(); err != nil {
-			t.Errorf("stack: %v", err)
-		}
-	})
+	var once sync.Once
+	h.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := s.Wait(); err != nil {
+				t.Errorf("stack: %v", err)
+			}
+		})
+	}
+	t.Cleanup(h.stop)
 	return h
 }
 
