@@ -30,9 +30,11 @@ type ReceiptStore interface {
 // SQLiteReceipts is a [ReceiptStore] in a SQLite file.
 type SQLiteReceipts struct{ db *sql.DB }
 
-// OpenReceipts opens (or creates) the receipt store at path.
-func OpenReceipts(path string) (*SQLiteReceipts, error) {
-	db, err := sqlitedb.Open(path)
+// OpenReceipts opens (or creates) the receipt store at path. opts are
+// sqlitedb's: [sqlitedb.WithDurability] (by default every receipt is
+// synced to the disk before Put returns).
+func OpenReceipts(path string, opts ...sqlitedb.Option) (*SQLiteReceipts, error) {
+	db, err := sqlitedb.Open(path, opts...)
 	if err != nil {
 		return nil, err
 	}

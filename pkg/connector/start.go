@@ -10,7 +10,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lethe-dev/lethe/pkg/bus"
+	"github.com/lethe-dev/lethe/pkg/durability"
 	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/pkg/sqlitedb"
 )
 
 // Env is what a connector's system gets to open itself with.
@@ -26,6 +28,11 @@ type Env struct {
 	// TaskKeys hold the orchestrator's public key, which every task must
 	// be signed with (see OrchestratorKey).
 	TaskKeys proof.KeySet
+	// Durability is how far the connector's stores take a write before it
+	// counts as done: the receipt store, and a system's own SQLite files
+	// (sqlitedb.WithDurability, dataset.WithDurability). The zero value is
+	// durability.Strict, an fsync per commit.
+	Durability durability.Mode
 }
 
 // OrchestratorKey reads the orchestrator's public key from the public
@@ -62,7 +69,7 @@ func Start(ctx context.Context, system string, env Env, sys System) error {
 	if err != nil {
 		return err
 	}
-	receipts, err := OpenReceipts(filepath.Join(env.DataDir, "receipts.db"))
+	receipts, err := OpenReceipts(filepath.Join(env.DataDir, "receipts.db"), sqlitedb.WithDurability(env.Durability))
 	if err != nil {
 		return err
 	}

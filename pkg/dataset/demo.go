@@ -58,8 +58,9 @@ func SeedDemo(ctx context.Context, db *sql.DB, n int, add func(ctx context.Conte
 
 // OpenSQLite opens a SQLite-backed system the way the demo connectors do:
 // the database dataDir/file with schema applied, the map loaded, keyed by
-// [pseudonym.LoadKey](dataDir), and checked against the database. The caller
-// closes the returned database.
+// [pseudonym.LoadKey](dataDir), and checked against the database, synced as
+// [WithDurability] says (by default an fsync per commit). The caller closes
+// the returned database.
 func OpenSQLite(ctx context.Context, dataDir, file, schema string, mapYAML []byte, opts ...Option) (*sql.DB, *Engine, error) {
 	m, err := Load(mapYAML)
 	if err != nil {
@@ -69,7 +70,11 @@ func OpenSQLite(ctx context.Context, dataDir, file, schema string, mapYAML []byt
 	if err != nil {
 		return nil, nil, err
 	}
-	db, err := sqlitedb.Open(filepath.Join(dataDir, file))
+	var o Engine // the options' settings, for the file's durability
+	for _, opt := range opts {
+		opt(&o)
+	}
+	db, err := sqlitedb.Open(filepath.Join(dataDir, file), sqlitedb.WithDurability(o.durability))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/lethe-dev/lethe/pkg/connector"
+	"github.com/lethe-dev/lethe/pkg/durability"
 	"github.com/lethe-dev/lethe/pkg/pseudonym"
 	"github.com/lethe-dev/lethe/pkg/sqlitedb"
 )
@@ -26,6 +27,8 @@ type Engine struct {
 	dialect Dialect
 	now     func() time.Time
 	log     *slog.Logger
+	// durability is the sync mode of the file OpenSQLite opens.
+	durability durability.Mode
 	// targets lists, per table, the columns other tables join to: the keys
 	// resolved before anything is erased.
 	targets map[string][]string
@@ -40,6 +43,11 @@ func WithDialect(d Dialect) Option { return func(e *Engine) { e.dialect = d } }
 
 // WithNow sets the clock that decides whether a retention period is over.
 func WithNow(now func() time.Time) Option { return func(e *Engine) { e.now = now } }
+
+// WithDurability sets how [OpenSQLite] syncs the file it opens (see
+// sqlitedb.WithDurability; by default durability.Strict, an fsync per
+// commit). An engine over a database opened elsewhere ([New]) ignores it.
+func WithDurability(m durability.Mode) Option { return func(e *Engine) { e.durability = m } }
 
 // WithLogger sets the logger of the engine's warnings; nil keeps the
 // default, slog.Default().

@@ -3,7 +3,9 @@
 // a single connection so that writers never meet SQLITE_BUSY, and
 // secure_delete, so that erased rows are overwritten rather than left in
 // free pages of the file. The files are private to the process's user
-// (see [Open]).
+// (see [Open]). Commits are synced to the disk before they return
+// (synchronous=FULL) unless [WithDurability] says [durability.Fast]
+// (synchronous=NORMAL).
 package sqlitedb
 
 import (
@@ -16,19 +18,49 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/lethe-dev/lethe/pkg/datadir"
+	"github.com/lethe-dev/lethe/pkg/durability"
 )
 
 // sidecars are the files SQLite keeps beside a database file.
 var sidecars = []string{"-wal", "-shm", "-journal"}
 
-// Open opens (creating it and its directory if needed) the database at path.
+// Option changes how [Open] opens a database.
+type Option func(*options)
+
+type options struct{ durability durability.Mode }
+
+// WithDurability sets how far a commit goes before it returns:
+// [durability.Strict] (the default) runs the database with
+// synchronous=FULL, an fsync of the write-ahead log per commit, so that a
+// committed transaction survives a power loss; [durability.Fast] with
+// synchronous=NORMAL, which syncs the log only at checkpoints: a
+// process crash loses nothing, a power loss may lose the last commits.
+func WithDurability(m durability.Mode) Option {
+	return func(o *options) { o.durability = m }
+}
+
+// synchronous is the value of PRAGMA synchronous a mode runs SQLite with:
+// FULL for [durability.Strict], NORMAL for [durability.Fast].
+func synchronous(m durability.Mode) string {
+	if m.IsFast() {
+		return "NORMAL"
+	}
+	return "FULL"
+}
+
+// Open opens (creating it and its directory if needed) the database at path,
+// durable as opts say (by default [durability.Strict]: see [WithDurability]).
 //
 // The directory is made (or tightened to) 0700 and the database file 0600
 // before SQLite opens it. SQLite would create the file 0644, and it gives
 // the -wal, -shm and -journal files it makes later the mode of the database
 // file: created 0600 here (an empty file is an empty database), they are
 // all private. Sidecars an older version left 0644 are tightened too.
-func Open(path string) (*sql.DB, error) {
+func Open(path string, opts ...Option) (*sql.DB, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if err := datadir.Ensure(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
@@ -40,7 +72,7 @@ func Open(path string) (*sql.DB, error) {
 			return nil, fmt.Errorf("sqlite %s: %w", path, err)
 		}
 	}
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=secure_delete(1)&_txlock=immediate"
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(" + synchronous(o.durability) + ")&_pragma=secure_delete(1)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/lethe-dev/lethe/pkg/durability"
 	"github.com/lethe-dev/lethe/pkg/sqlitedb"
 )
 
@@ -83,5 +84,39 @@ func TestOpenTightensAnOlderVersionsFiles(t *testing.T) {
 		if got := perm(t, f); got != 0o600 {
 			t.Errorf("%s is %04o, want 0600", filepath.Base(f), got)
 		}
+	}
+}
+
+// PRAGMA synchronous is 2 (FULL: an fsync per commit) by default and in
+// strict mode, 1 (NORMAL: synced at checkpoints) in fast mode, on every
+// connection the pool opens.
+func TestDurability(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []sqlitedb.Option
+		want int
+	}{
+		{"default", nil, 2},
+		{"strict", []sqlitedb.Option{sqlitedb.WithDurability(durability.Strict)}, 2},
+		{"fast", []sqlitedb.Option{sqlitedb.WithDurability(durability.Fast)}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "x.db"), tc.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			for range 2 {
+				var got int
+				if err := db.QueryRow(`PRAGMA synchronous`).Scan(&got); err != nil {
+					t.Fatal(err)
+				}
+				if got != tc.want {
+					t.Errorf("PRAGMA synchronous = %d, want %d", got, tc.want)
+				}
+				// A connection the pool opens later is set up the same way.
+				db.SetMaxIdleConns(0)
+			}
+		})
 	}
 }

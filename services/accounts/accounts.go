@@ -104,7 +104,7 @@ func Open(ctx context.Context, env connector.Env) (*System, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	db, engine, err := dataset.OpenSQLite(ctx, env.DataDir, "accounts.db", schema, mapYAML, dataset.WithLogger(log))
+	db, engine, err := dataset.OpenSQLite(ctx, env.DataDir, "accounts.db", schema, mapYAML, dataset.WithLogger(log), dataset.WithDurability(env.Durability))
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}

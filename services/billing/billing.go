@@ -68,7 +68,7 @@ type System struct {
 // env.Now, if set, is the clock that decides when an invoice's retention is
 // over (a test jumps ten years).
 func Open(ctx context.Context, env connector.Env) (*System, error) {
-	opts := []dataset.Option{dataset.WithLogger(env.Logger)}
+	opts := []dataset.Option{dataset.WithLogger(env.Logger), dataset.WithDurability(env.Durability)}
 	if env.Now != nil {
 		opts = append(opts, dataset.WithNow(env.Now))
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
 	"github.com/lethe-dev/lethe/pkg/connector"
 	"github.com/lethe-dev/lethe/pkg/datadir"
+	"github.com/lethe-dev/lethe/pkg/durability"
 	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/services/accounts"
 	"github.com/lethe-dev/lethe/services/billing"
@@ -57,6 +58,13 @@ type Config struct {
 	// StoreURL, when set, is the orchestrator's store (postgres://...)
 	// instead of SQLite under DataDir.
 	StoreURL string
+	// Durability is how far every part's stores take a write before it is
+	// acknowledged: durability.Strict (the zero value) syncs each to the
+	// disk (the embedded NATS server's JetStream always, SQLite
+	// synchronous=FULL, PostgreSQL synchronous_commit=on); durability.Fast
+	// leaves it to the engines. An external bus (BusURL) syncs as its own
+	// configuration says.
+	Durability durability.Mode
 	// Orchestrator tunes retries, deadline policies (Deadlines) and the
 	// notice webhook; zero values take the orchestrator's defaults. Its
 	// parts (listener, store, bus, keys) are the stack's.
@@ -214,7 +222,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	s.AdminTokenFile = filepath.Join(cfg.DataDir, "admin.token")
 	opts := app.Options{Listener: ln, DataDir: filepath.Join(cfg.DataDir, "orchestrator"), Bus: s.busOf(natsauth.Orchestrator), StoreURL: cfg.StoreURL,
-		AdminTokenFile: s.AdminTokenFile, Orchestrator: oc, Logger: log.With("service", "orchestrator"), Registry: cfg.Registry}
+		Durability: cfg.Durability, AdminTokenFile: s.AdminTokenFile, Orchestrator: oc, Logger: log.With("service", "orchestrator"), Registry: cfg.Registry}
 	s.run("orchestrator", func(ctx context.Context) error { return app.Run(ctx, opts) })
 
 	skip := map[string]bool{}
@@ -253,14 +261,14 @@ func (s *Stack) startNATS(ctx context.Context) error {
 	if len(users.Created) > 0 {
 		cfg.Logger.Info("NATS users made: an NKey seed per part", "users", strings.Join(users.Created, ","), "seeds", seeds)
 	}
-	srv, err := natsbus.StartEmbedded(filepath.Join(cfg.DataDir, "nats"), cfg.NATSHost, cfg.NATSPort, users.ServerUsers())
+	srv, err := natsbus.StartEmbedded(filepath.Join(cfg.DataDir, "nats"), cfg.NATSHost, cfg.NATSPort, users.ServerUsers(), natsbus.WithDurability(cfg.Durability))
 	if err != nil {
 		return err
 	}
 	s.closers = append(s.closers, srv.Shutdown)
 	s.NATSURL = srv.URL()
 	cfg.Logger.Info("embedded NATS JetStream running: users loaded, each part connects as its own, no anonymous access",
-		"url", s.NATSURL, "users", strings.Join(users.Names(), ","), "seeds", seeds)
+		"url", s.NATSURL, "users", strings.Join(users.Names(), ","), "seeds", seeds, "sync", srv.Sync())
 	s.buses = map[string]bus.Bus{}
 	for _, u := range users.Users {
 		seed, err := natsauth.ReadSeed(u.SeedPath)
@@ -381,10 +389,11 @@ func (s *Stack) StartMailer() {
 }
 
 // env is what the connector of system name runs with: its folder, its
-// bus, the stack's clock, and the orchestrator's key to check tasks with.
+// bus, the stack's clock and durability, and the orchestrator's key to
+// check tasks with.
 func (s *Stack) env(name string) connector.Env {
 	return connector.Env{DataDir: filepath.Join(s.cfg.DataDir, name), Bus: s.busOf(name), Logger: s.cfg.Logger.With("service", name),
-		Registerer: s.cfg.Registry, Now: s.cfg.Now, TaskKeys: s.taskKeys}
+		Registerer: s.cfg.Registry, Now: s.cfg.Now, TaskKeys: s.taskKeys, Durability: s.cfg.Durability}
 }
 
 // run runs a part until the stack's context ends, keeping its error.

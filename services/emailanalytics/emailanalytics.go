@@ -54,7 +54,7 @@ type System struct {
 // Open opens (creating it if needed) the system in
 // env.DataDir/emailanalytics.db.
 func Open(ctx context.Context, env connector.Env) (*System, error) {
-	db, engine, err := dataset.OpenSQLite(ctx, env.DataDir, "emailanalytics.db", schema, mapYAML, dataset.WithLogger(env.Logger))
+	db, engine, err := dataset.OpenSQLite(ctx, env.DataDir, "emailanalytics.db", schema, mapYAML, dataset.WithLogger(env.Logger), dataset.WithDurability(env.Durability))
 	if err != nil {
 		return nil, fmt.Errorf("emailanalytics: %w", err)
 	}

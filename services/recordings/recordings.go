@@ -112,7 +112,7 @@ func Open(ctx context.Context, env connector.Env) (*System, error) {
 	if err := datadir.Ensure(files); err != nil {
 		return nil, fmt.Errorf("recordings: %w", err)
 	}
-	db, err := sqlitedb.Open(filepath.Join(env.DataDir, "recordings.db"))
+	db, err := sqlitedb.Open(filepath.Join(env.DataDir, "recordings.db"), sqlitedb.WithDurability(env.Durability))
 	if err != nil {
 		return nil, fmt.Errorf("recordings: %w", err)
 	}

@@ -64,7 +64,7 @@ func Open(ctx context.Context, env connector.Env, cfg Config) (*System, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := sqlitedb.Open(filepath.Join(env.DataDir, "subprocessors.db"))
+	db, err := sqlitedb.Open(filepath.Join(env.DataDir, "subprocessors.db"), sqlitedb.WithDurability(env.Durability))
 	if err != nil {
 		return nil, fmt.Errorf("subprocessors: %w", err)
 	}

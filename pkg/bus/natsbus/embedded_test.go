@@ -6,8 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/lethe-dev/lethe/pkg/bus"
+	"github.com/lethe-dev/lethe/pkg/durability"
 )
 
 // The embedded server's store holds erasure requests: nothing in it may be
@@ -53,5 +55,43 @@ func TestEmbeddedStoreIsPrivate(t *testing.T) {
 	}
 	if files == 0 {
 		t.Fatal("the store holds no file: the test looked at nothing")
+	}
+}
+
+// The embedded server syncs each write before acknowledging it unless told
+// fast, as its own JetStream configuration and its /varz report.
+func TestEmbeddedDurability(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		opts       []EmbeddedOption
+		wantAlways bool
+		wantSync   string
+	}{
+		{"default", nil, true, "always"},
+		{"strict", []EmbeddedOption{WithDurability(durability.Strict)}, true, "always"},
+		{"fast", []EmbeddedOption{WithDurability(durability.Fast)}, false, "every 2m0s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, err := StartEmbedded(t.TempDir(), "127.0.0.1", -1, nil, tc.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(srv.Shutdown)
+			if got := srv.Sync(); got != tc.wantSync {
+				t.Errorf("Sync() = %q, want %q", got, tc.wantSync)
+			}
+			v, err := srv.srv.Varz(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := v.JetStream.Config; c == nil || c.SyncAlways != tc.wantAlways || c.SyncInterval != 2*time.Minute {
+				t.Errorf("varz jetstream config = %+v, want sync_always %v, sync_interval 2m0s", c, tc.wantAlways)
+			}
+			// It works as a bus either way.
+			b := connect(t, srv.URL(), testConfig(prefix()))
+			if err := b.Publish(context.Background(), "task.modes", &bus.Message{ID: "1", Type: "x", Data: []byte("x")}); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

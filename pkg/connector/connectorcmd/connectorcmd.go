@@ -31,6 +31,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/bus/busurl"
 	"github.com/lethe-dev/lethe/pkg/bus/natsauth"
 	"github.com/lethe-dev/lethe/pkg/connector"
+	"github.com/lethe-dev/lethe/pkg/durability"
 	"github.com/lethe-dev/lethe/pkg/envflag"
 )
 
@@ -57,8 +58,16 @@ func Main(system string, fs *flag.FlagSet, open connector.Opener) int {
 		"the orchestrator's public key entry (its signing.key.pub): a task it did not sign is refused (env LETHE_ORCHESTRATOR_KEY)")
 	seed := fs.Int("seed", 0, "fill the demo system with this many sample people first (person-0001@example.com, ...)")
 	metricsAddr := fs.String("metrics-listen", "", "serve /metrics and /healthz on this address (empty: off)")
+	durable := fs.String("durability", envflag.Or(durability.EnvVar, durability.Strict.String()),
+		"strict (an fsync per commit of the receipt store and the system's SQLite files: nothing acknowledged is lost on a power cut) "+
+			"or fast (synchronous=NORMAL: a power cut may lose the last seconds of acknowledged work, a crash does not) (env "+durability.EnvVar+")")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(os.Args[1:]); err != nil {
+		return 2
+	}
+	mode, err := durability.Parse(*durable)
+	if err != nil {
+		fmt.Fprintf(fs.Output(), "%s: bad --durability (or %s): %v\n", system, durability.EnvVar, err)
 		return 2
 	}
 	var lvl slog.Level
@@ -69,14 +78,14 @@ func Main(system string, fs *flag.FlagSet, open connector.Opener) int {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})).With("service", system)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, system, *busURL, tlsFiles, *dataDir, *seed, *metricsAddr, *orchestratorKey, logger, open); err != nil {
+	if err := serve(ctx, system, *busURL, tlsFiles, *dataDir, mode, *seed, *metricsAddr, *orchestratorKey, logger, open); err != nil {
 		logger.Error("connector failed", "err", err)
 		return 1
 	}
 	return 0
 }
 
-func serve(ctx context.Context, system, busURL string, busOpts busurl.Options, dataDir string, seed int, metricsAddr, orchestratorKey string, logger *slog.Logger, open connector.Opener) error {
+func serve(ctx context.Context, system, busURL string, busOpts busurl.Options, dataDir string, mode durability.Mode, seed int, metricsAddr, orchestratorKey string, logger *slog.Logger, open connector.Opener) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The connector's NATS user: the seed the orchestrator's embedded
@@ -113,7 +122,7 @@ func serve(ctx context.Context, system, busURL string, busOpts busurl.Options, d
 	if err != nil {
 		return fmt.Errorf("%w (start the orchestrator first, or pass --orchestrator-key)", err)
 	}
-	env := connector.Env{DataDir: dataDir, Bus: b, Logger: logger, Registerer: reg, TaskKeys: taskKeys}
+	env := connector.Env{DataDir: dataDir, Bus: b, Logger: logger, Registerer: reg, TaskKeys: taskKeys, Durability: mode}
 	sys, err := open(ctx, env)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", system, err)

@@ -20,6 +20,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/bus/natsauth"
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
 	"github.com/lethe-dev/lethe/pkg/connector"
+	"github.com/lethe-dev/lethe/pkg/durability"
 	"github.com/lethe-dev/lethe/pkg/proof"
 )
 
@@ -51,6 +52,7 @@ func mainWith(t *testing.T, args ...string) int {
 func TestMainExitCodes(t *testing.T) {
 	t.Setenv("LETHE_BUS", "")
 	t.Setenv("LETHE_NATS", "")
+	t.Setenv(durability.EnvVar, "")
 	data := t.TempDir()
 	for _, tc := range []struct {
 		name string
@@ -60,6 +62,9 @@ func TestMainExitCodes(t *testing.T) {
 	}{
 		{"unknown flag", nil, []string{"--no-such-flag"}, 2},
 		{"bad log level", nil, []string{"--log-level=loud"}, 2},
+		{"bad durability", nil, []string{"--durability=sometimes", "--data", data}, 2},
+		{"bad durability from the environment", map[string]string{durability.EnvVar: "always"}, []string{"--data", data}, 2},
+		{"fast durability, bad bus URL", nil, []string{"--durability=fast", "--bus=bogus://x", "--data", data}, 1},
 		{"bad bus URL", nil, []string{"--bus=bogus://x", "--data", data}, 1},
 		{"bad bus URL, older flag", nil, []string{"--nats=bogus://x", "--data", data}, 1},
 		{"bad bus URL from the environment", map[string]string{"LETHE_BUS": "bogus://x"}, []string{"--data", data}, 1},
@@ -73,6 +78,30 @@ func TestMainExitCodes(t *testing.T) {
 				t.Errorf("Main(%q) = %d, want %d", tc.args, got, tc.want)
 			}
 		})
+	}
+}
+
+// A durability that is neither strict nor fast stops the connector before
+// it starts, saying which values it takes, whether it came from the flag or
+// the environment.
+func TestBadDurability(t *testing.T) {
+	for _, tc := range []struct{ env, flag string }{{"", "--durability=sometimes"}, {"always", ""}} {
+		t.Setenv(durability.EnvVar, tc.env)
+		saved := os.Args
+		t.Cleanup(func() { os.Args = saved })
+		os.Args = []string{"sys", "--data", t.TempDir()}
+		if tc.flag != "" {
+			os.Args = append(os.Args, tc.flag)
+		}
+		var out strings.Builder
+		fs := flag.NewFlagSet("sys", flag.ContinueOnError)
+		fs.SetOutput(&out)
+		if code := Main("sys", fs, opener(nothing{})); code != 2 {
+			t.Errorf("%q: exit %d, want 2", os.Args, code)
+		}
+		if !strings.Contains(out.String(), "--durability") || !strings.Contains(out.String(), "want strict or fast") {
+			t.Errorf("%q: the message does not name the flag and its values: %q", os.Args, out.String())
+		}
 	}
 }
 
@@ -100,10 +129,10 @@ func TestServe(t *testing.T) {
 			cancel() // Start then serves until it sees ctx is done
 			return nothing{}, nil
 		}
-		if err := serve(ctx, "sys", srv.URL(), busurl.Options{}, data, 0, "", orchestratorKey(t), log, open); err != nil {
+		if err := serve(ctx, "sys", srv.URL(), busurl.Options{}, data, durability.Fast, 0, "", orchestratorKey(t), log, open); err != nil {
 			t.Fatal(err)
 		}
-		if env.DataDir != data || env.Bus == nil || env.Registerer == nil || env.Logger == nil {
+		if env.DataDir != data || env.Bus == nil || env.Registerer == nil || env.Logger == nil || env.Durability != durability.Fast {
 			t.Errorf("env = %+v", env)
 		}
 		if _, err := os.Stat(filepath.Join(data, "signing.key.pub")); err != nil {
@@ -111,7 +140,7 @@ func TestServe(t *testing.T) {
 		}
 	})
 	t.Run("a system that cannot be seeded", func(t *testing.T) {
-		err := serve(context.Background(), "sys", srv.URL(), busurl.Options{}, t.TempDir(), 3, "", orchestratorKey(t), log, opener(nothing{}))
+		err := serve(context.Background(), "sys", srv.URL(), busurl.Options{}, t.TempDir(), durability.Strict, 3, "", orchestratorKey(t), log, opener(nothing{}))
 		if err == nil || !strings.Contains(err.Error(), "cannot be seeded") {
 			t.Fatalf("err = %v", err)
 		}
@@ -119,7 +148,7 @@ func TestServe(t *testing.T) {
 	t.Run("a system that does not open", func(t *testing.T) {
 		boom := errors.New("boom")
 		open := func(context.Context, connector.Env) (connector.System, error) { return nil, boom }
-		if err := serve(context.Background(), "sys", srv.URL(), busurl.Options{}, t.TempDir(), 0, "", orchestratorKey(t), log, open); !errors.Is(err, boom) {
+		if err := serve(context.Background(), "sys", srv.URL(), busurl.Options{}, t.TempDir(), durability.Strict, 0, "", orchestratorKey(t), log, open); !errors.Is(err, boom) {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -151,11 +180,11 @@ func TestServeAsItsUser(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	open := func(context.Context, connector.Env) (connector.System, error) { cancel(); return nothing{}, nil }
-	if err := serve(ctx, "sys", srv.URL(), busurl.Options{}, filepath.Join(root, "sys"), 0, "", key+".pub", log, open); err != nil {
+	if err := serve(ctx, "sys", srv.URL(), busurl.Options{}, filepath.Join(root, "sys"), durability.Strict, 0, "", key+".pub", log, open); err != nil {
 		t.Fatal(err)
 	}
 	empty := t.TempDir()
-	err = serve(context.Background(), "sys", srv.URL(), busurl.Options{}, empty, 0, "", key+".pub", log, opener(nothing{}))
+	err = serve(context.Background(), "sys", srv.URL(), busurl.Options{}, empty, durability.Strict, 0, "", key+".pub", log, opener(nothing{}))
 	if err == nil || !strings.Contains(err.Error(), "no NATS user seed in "+filepath.Join(empty, "nats.seed")) {
 		t.Fatalf("err = %v", err)
 	}
@@ -175,7 +204,7 @@ func TestServeAsItsUser(t *testing.T) {
 	}()
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
-	if err := serve(ctx, "sys", srv.URL(), busurl.Options{}, later, 0, "", key+".pub", log, open); err != nil {
+	if err := serve(ctx, "sys", srv.URL(), busurl.Options{}, later, durability.Strict, 0, "", key+".pub", log, open); err != nil {
 		t.Fatal(err)
 	}
 }

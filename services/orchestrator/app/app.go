@@ -27,6 +27,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
 	"github.com/lethe-dev/lethe/pkg/datadir"
 	"github.com/lethe-dev/lethe/pkg/deadline"
+	"github.com/lethe-dev/lethe/pkg/durability"
 	"github.com/lethe-dev/lethe/pkg/envflag"
 	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/pkg/pseudonym"
@@ -68,6 +69,13 @@ type Options struct {
 	BusTLSCA, BusTLSCert, BusTLSKey string
 	// StoreURL is sqlite:PATH or postgres://...; "" is SQLite in DataDir.
 	StoreURL string
+	// Durability is how far the store and the embedded NATS server take a
+	// write before it is acknowledged: durability.Strict (the zero value)
+	// syncs each one to the disk (SQLite synchronous=FULL, PostgreSQL
+	// synchronous_commit=on, JetStream sync always), durability.Fast leaves
+	// it to the engines (NORMAL, off, every 2 minutes). An external NATS
+	// server syncs as its own configuration says.
+	Durability durability.Mode
 	// KeysFile lists the connectors' public keys; "" is DataDir/keys.json.
 	KeysFile string
 	// AdminTokenFile holds the first admin token: registered when the file
@@ -174,11 +182,18 @@ func Run(ctx context.Context, opts Options) error {
 			log.Warn("the bus's streams could not be made at start: they are made on first use", "err", err)
 		}
 	}
-	st, err := store.Open(ctx, opts.StoreURL)
+	st, err := store.Open(ctx, opts.StoreURL, store.WithDurability(opts.Durability))
 	if err != nil {
 		return fmt.Errorf("%w: store: %w", ErrConfig, err)
 	}
 	defer st.Close()
+	if opts.Durability.IsFast() {
+		log.Warn("durability fast: the store (and an embedded NATS server) sync to the disk later; a power cut may lose the last seconds of acknowledged work",
+			"durability", opts.Durability.String())
+	} else {
+		log.Info("durability strict: each commit to the store (and each write to an embedded NATS server) is synced to the disk before it is acknowledged",
+			"durability", opts.Durability.String())
+	}
 	key, err := pseudonym.LoadKey(opts.DataDir)
 	if err != nil {
 		return fmt.Errorf("hash key: %w", err)
@@ -265,12 +280,12 @@ func startEmbedded(ctx context.Context, opts Options) (*natsbus.Embedded, bus.Bu
 	if err != nil {
 		return nil, nil, fmt.Errorf("NATS users: %w", err)
 	}
-	srv, err := natsbus.StartEmbedded(filepath.Join(opts.DataDir, "nats"), host, port, users.ServerUsers())
+	srv, err := natsbus.StartEmbedded(filepath.Join(opts.DataDir, "nats"), host, port, users.ServerUsers(), natsbus.WithDurability(opts.Durability))
 	if err != nil {
 		return nil, nil, fmt.Errorf("embedded NATS: %w", err)
 	}
 	log.Info("embedded NATS JetStream running: users loaded, each allowed its part, no anonymous access",
-		"url", srv.URL(), "users", strings.Join(users.Names(), ","), "seeds", seeds)
+		"url", srv.URL(), "users", strings.Join(users.Names(), ","), "seeds", seeds, "sync", srv.Sync())
 	b, err := natsbus.Connect(ctx, srv.URL(), natsbus.Config{Name: "lethe-orchestrator", Logger: log, NKeySeed: seed})
 	if err != nil {
 		srv.Shutdown()
@@ -297,6 +312,11 @@ func Main(ctx context.Context, fs *flag.FlagSet, args []string) int {
 		`"embedded" (an in-process NATS server with JetStream under <data>/nats, a user per service), nats://host:4222[?nkey_seed=FILE] or kafka://host1:9092,host2:9092 (env LETHE_BUS; on NATS the user defaults to <data>/nats.seed or LETHE_NATS_NKEY_SEED)`)
 	fs.StringVar(&opts.BusURL, "nats", opts.BusURL, "the same as --bus (older name)")
 	fs.StringVar(&opts.StoreURL, "store", envflag.Or("LETHE_STORE", ""), "sqlite:PATH or postgres://user:pass@host:5432/db (env LETHE_STORE; default sqlite:<data>/lethe.db)")
+	durable := fs.String("durability", envflag.Or(durability.EnvVar, durability.Strict.String()),
+		"strict: an fsync per commit and publish, so nothing acknowledged is lost on a power cut (SQLite synchronous=FULL, PostgreSQL synchronous_commit=on, "+
+			"the embedded NATS server's JetStream syncs always); fast: the engines sync later (synchronous=NORMAL, synchronous_commit=off, "+
+			"JetStream every 2 minutes), so a power cut may lose the last seconds of acknowledged work, a crash does not. "+
+			"A NATS server of your own syncs as its own configuration says (sync_interval) (env "+durability.EnvVar+")")
 	fs.StringVar(&opts.NATSListen, "nats-listen", defaultNATSListen, "where the embedded NATS server listens, for connectors in other processes")
 	fs.StringVar(&opts.NATSUsers, "nats-users", "",
 		"folder of the embedded NATS server's users: <dir>/<service>/nats.seed, made at the first start (default: the folder that holds --data, where connectors' --data folders are)")
@@ -327,6 +347,12 @@ func Main(ctx context.Context, fs *flag.FlagSet, args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	mode, err := durability.Parse(*durable)
+	if err != nil {
+		fmt.Fprintf(fs.Output(), "orchestrator: bad --durability (or %s): %v\n", durability.EnvVar, err)
+		return 2
+	}
+	opts.Durability = mode
 	if (oc.TLSCert == "") != (oc.TLSKey == "") {
 		fmt.Fprintln(os.Stderr, "orchestrator: --tls-cert and --tls-key go together")
 		return 2

@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+
+	"github.com/lethe-dev/lethe/pkg/durability"
 )
 
 // Postgres is the [Store] several orchestrator replicas share. It runs the
@@ -24,11 +26,19 @@ var _ Store = (*Postgres)(nil)
 
 // OpenPostgres connects to the database of dsn (a postgres:// URL or
 // key=value pairs; search_path=NAME selects a schema) and brings its schema
-// up to date. Replicas starting together migrate one at a time.
-func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
+// up to date. Replicas starting together migrate one at a time. Every
+// connection runs with synchronous_commit on, or off if opts say
+// [durability.Fast] (see [WithDurability]), unless dsn sets it.
+func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (*Postgres, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
+	if _, set := cfg.RuntimeParams["synchronous_commit"]; !set {
+		cfg.RuntimeParams["synchronous_commit"] = synchronousCommit(apply(opts).durability)
 	}
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(16)
@@ -47,6 +57,15 @@ func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 		return nil, fmt.Errorf("postgres store schema: %w", err)
 	}
 	return &Postgres{sqlStore{db: db, d: dialect{dollar: true, lockRows: true}}}, nil
+}
+
+// synchronousCommit is the synchronous_commit a mode runs PostgreSQL
+// connections with: on for [durability.Strict], off for [durability.Fast].
+func synchronousCommit(m durability.Mode) string {
+	if m.IsFast() {
+		return "off"
+	}
+	return "on"
 }
 
 // schemaLocker returns a migration lock (an advisory lock) for the schema

@@ -16,9 +16,10 @@ type SQLite struct{ sqlStore }
 var _ Store = (*SQLite)(nil)
 
 // OpenSQLite opens (or creates) the store at path and brings its schema up
-// to date.
-func OpenSQLite(path string) (*SQLite, error) {
-	db, err := sqlitedb.Open(path)
+// to date; each commit is synced to the disk unless opts say
+// [durability.Fast] (see [WithDurability]).
+func OpenSQLite(path string, opts ...Option) (*SQLite, error) {
+	db, err := sqlitedb.Open(path, sqlitedb.WithDurability(apply(opts).durability))
 	if err != nil {
 		return nil, err
 	}

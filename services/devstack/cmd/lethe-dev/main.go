@@ -16,6 +16,8 @@ import (
 	"syscall"
 
 	"github.com/lethe-dev/lethe/pkg/deadline"
+	"github.com/lethe-dev/lethe/pkg/durability"
+	"github.com/lethe-dev/lethe/pkg/envflag"
 	"github.com/lethe-dev/lethe/services/devstack"
 )
 
@@ -39,6 +41,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.People, "people", 300, "demo people to seed")
 	without := fs.String("without", "", "comma-separated connectors not to start (a system that is down, for demos of retries and alerts)")
 	tenants := fs.String("tenants", "", "YAML file of the tenants' deadline policies (time zone, roll to working days, holidays); empty: every deadline in UTC")
+	durable := fs.String("durability", envflag.Or(durability.EnvVar, durability.Strict.String()),
+		"strict: an fsync per commit and publish, so nothing acknowledged is lost on a power cut (the embedded NATS server's JetStream syncs always, SQLite synchronous=FULL); "+
+			"fast: the engines sync later (JetStream every 2 minutes, synchronous=NORMAL), so a power cut may lose the last seconds of acknowledged work, a crash does not (env "+durability.EnvVar+")")
 	fs.StringVar(&cfg.Orchestrator.NoticeWebhook, "notice-webhook", "", "http(s) URL that receives each notice to a data subject (a deadline extension) as a signed JSON POST, besides the bus topic notice.v1")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -50,6 +55,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "lethe-dev: unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
 		return 2
 	}
+	mode, err := durability.Parse(*durable)
+	if err != nil {
+		fmt.Fprintf(stderr, "lethe-dev: bad --durability (or %s): %v\n", durability.EnvVar, err)
+		return 2
+	}
+	cfg.Durability = mode
 	if *without != "" {
 		cfg.Without = strings.Split(*without, ",")
 	}

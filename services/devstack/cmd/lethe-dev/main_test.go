@@ -35,6 +35,7 @@ func TestBadFlags(t *testing.T) {
 		{"webhook without host", []string{"--notice-webhook", "https://"}, []string{"--notice-webhook"}},
 		{"unknown flag", []string{"--tenant", "x"}, []string{"flag provided but not defined"}},
 		{"stray argument", []string{"serve"}, []string{"unexpected arguments: serve"}},
+		{"bad durability", []string{"--durability", "sometimes"}, []string{"--durability", `"sometimes"`, "want strict or fast"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -54,8 +55,9 @@ func TestBadFlags(t *testing.T) {
 	}
 }
 
-// With a good tenants file and a webhook the stack starts, shows its
-// banner, and stops cleanly when told to.
+// With a good tenants file, a webhook and fast durability the stack starts,
+// shows its banner, says how its embedded NATS server and stores sync, and
+// stops cleanly when told to.
 func TestRunsWithTenantsAndWebhook(t *testing.T) {
 	dir := t.TempDir()
 	tenants := filepath.Join(dir, "tenants.yaml")
@@ -69,7 +71,8 @@ func TestRunsWithTenantsAndWebhook(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"--data", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0", "--nats-port", "-1",
-			"--accounts-listen", "127.0.0.1:0", "--people", "3", "--tenants", tenants, "--notice-webhook", "http://127.0.0.1:9/hook"}, stdout, &syncWriter{w: &stderr})
+			"--accounts-listen", "127.0.0.1:0", "--people", "3", "--tenants", tenants, "--notice-webhook", "http://127.0.0.1:9/hook",
+			"--durability", "fast"}, stdout, &syncWriter{w: &stderr})
 	}()
 	select {
 	case <-stdout.started:
@@ -89,6 +92,31 @@ func TestRunsWithTenantsAndWebhook(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "Lethe is running") || !strings.Contains(stdout.String(), "lethe-dev stopped") {
 		t.Errorf("stdout: %s", stdout.String())
+	}
+	for _, w := range []string{`sync="every 2m0s"`, "durability=fast"} {
+		if !strings.Contains(stderr.String(), w) {
+			t.Errorf("the log does not say %s: %s", w, stderr.String())
+		}
+	}
+}
+
+// A durability from the environment that is neither strict nor fast is a
+// usage error too; the flag wins over the environment.
+func TestDurabilityFromTheEnvironment(t *testing.T) {
+	t.Setenv("LETHE_DURABILITY", "always")
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"--data", t.TempDir()}, &stdout, &stderr); code != 2 {
+		t.Fatalf("exit %d, want 2; stderr: %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "LETHE_DURABILITY") || !strings.Contains(stderr.String(), "want strict or fast") {
+		t.Errorf("stderr does not name the variable and the values: %s", stderr.String())
+	}
+	// --tenants of a missing file fails after the durability is read: exit
+	// 2 naming --tenants shows a good --durability overrode the variable.
+	stderr.Reset()
+	args := []string{"--data", t.TempDir(), "--durability", "strict", "--tenants", filepath.Join(t.TempDir(), "none.yaml")}
+	if code := run(context.Background(), args, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "--tenants") {
+		t.Errorf("exit %d; stderr: %s", code, stderr.String())
 	}
 }
 
