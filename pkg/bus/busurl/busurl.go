@@ -259,7 +259,8 @@ func parse(rawURL string, opts Options) (*target, error) {
 		elem = strings.TrimSpace(elem)
 		if s, r, ok := strings.Cut(elem, "://"); ok {
 			if !strings.EqualFold(s, scheme) {
-				return nil, fmt.Errorf("busurl: %s has scheme %q, the URL starts with %q", where, s, scheme)
+				// s may hold credentials ("user:pw@host://..."): never quoted.
+				return nil, fmt.Errorf("busurl: %s has scheme %q, the URL starts with %q", where, busadapter.RedactURL(s), scheme)
 			}
 			elem = r
 		}
@@ -308,6 +309,11 @@ func parse(rawURL string, opts Options) (*target, error) {
 			}
 		} else {
 			u.Host = net.JoinHostPort(u.Hostname(), port)
+		}
+		// What a client dials: a host and a port, an IPv6 address in brackets.
+		if _, _, err := net.SplitHostPort(u.Host); err != nil ||
+			strings.Contains(u.Hostname(), ":") && net.ParseIP(strings.SplitN(u.Hostname(), "%", 2)[0]) == nil {
+			return nil, fmt.Errorf("busurl: %s %s: bad host %q (an IPv6 address goes in brackets: [::1]:4222)", where, shown, u.Hostname())
 		}
 		u.Path = ""
 		if scheme == "kafka" && u.User != nil {
