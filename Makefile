@@ -8,7 +8,7 @@ BINS    := ./services/devstack/cmd/lethe-dev ./services/lethectl ./services/orch
            ./services/accounts/cmd/accounts ./services/billing/cmd/billing ./services/emailanalytics/cmd/emailanalytics \
            ./services/recordings/cmd/recordings ./services/subprocessors/cmd/subprocessors ./services/subprocessors/cmd/vendor-standin
 
-.PHONY: run build test bench fmt vet modules rules proto tidy clean
+.PHONY: run build test bench fuzz fmt vet modules rules proto tidy clean
 
 ## run: build, seed and start the whole pipeline in one process (Ctrl-C stops it)
 run: build
@@ -28,6 +28,27 @@ test: fmt modules vet rules
 ## LETHE_TEST_POSTGRES_DSN is set), the orchestrator's frequent queries, bytes per request
 bench:
 	cd services/orchestrator && $(GO) test -run '^$$' -bench Store -benchtime 200x -timeout 60m ./store/
+
+## fuzz: every Go fuzz target (func FuzzXxx in pkg and services), one after the other, each for
+## FUZZTIME (default 30s); FUZZ=regexp runs only the targets it matches (make fuzz FUZZ=Verify FUZZTIME=5m).
+## A failing input is written to the package's testdata/fuzz/FuzzXxx/ (go test then runs it too).
+## FUZZMINIMIZETIME bounds the minimizing of each new input (default 500x: a certificate is kilobytes,
+## and the default 60s per input would leave a short run nothing to fuzz with)
+FUZZTIME         ?= 30s
+FUZZMINIMIZETIME ?= 500x
+FUZZ             ?= .
+fuzz:
+	@targets=$$(grep -rHoE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]+\(f \*testing\.F\)' pkg services \
+		| sed -E 's#^(.*)/[^/]+_test\.go:func (Fuzz[A-Za-z0-9_]+).*#\1 \2#' | sort | grep -E " .*$(FUZZ)" || true); \
+	total=$$(grep -c . <<<"$$targets"); [ -n "$$targets" ] || { echo "fuzz: no target matches $(FUZZ)"; exit 1; }; \
+	n=0; failed=(); \
+	while read -r dir name; do \
+		n=$$((n+1)); echo "=== fuzz [$$n/$$total] $$name in ./$$dir for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./$$dir </dev/null \
+			|| failed+=("$$dir $$name"); \
+	done <<<"$$targets"; \
+	if [ $${#failed[@]} -gt 0 ]; then printf 'FAIL fuzz: %s\n' "$${failed[@]}"; exit 1; fi; \
+	echo "fuzz: $$total targets, no failure"
 
 fmt:
 	@out=$$(gofmt -l pkg services); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
