@@ -8,7 +8,7 @@ BINS    := ./services/devstack/cmd/lethe-dev ./services/lethectl ./services/orch
            ./services/accounts/cmd/accounts ./services/billing/cmd/billing ./services/emailanalytics/cmd/emailanalytics \
            ./services/recordings/cmd/recordings ./services/subprocessors/cmd/subprocessors ./services/subprocessors/cmd/vendor-standin
 
-.PHONY: run build test bench fuzz fmt vet modules rules proto tidy clean
+.PHONY: run build test bench chaos fuzz fmt vet modules rules proto tidy clean
 
 ## run: build, seed and start the whole pipeline in one process (Ctrl-C stops it)
 run: build
@@ -28,6 +28,13 @@ test: fmt modules vet rules
 ## LETHE_TEST_POSTGRES_DSN is set), the orchestrator's frequent queries, bytes per request
 bench:
 	cd services/orchestrator && $(GO) test -run '^$$' -bench Store -benchtime 200x -timeout 60m ./store/
+
+## chaos: the parts as separate processes on a real nats-server, CHAOS_N requests (default 2000) sent
+## while processes are killed, paused and the broker restarted; then every request must have ended with
+## a verifying certificate, no effect doubled, no erased email left (scripts/chaos; exit 1 on a violation)
+CHAOS_N ?= 2000
+chaos: build
+	CHAOS_N=$(CHAOS_N) CHAOS_NO_BUILD=1 scripts/chaos
 
 ## fuzz: every Go fuzz target (func FuzzXxx in pkg and services), one after the other, each for
 ## FUZZTIME (default 30s); FUZZ=regexp runs only the targets it matches (make fuzz FUZZ=Verify FUZZTIME=5m).

@@ -28,6 +28,19 @@ type ReceiptStore interface {
 }
 
 // SQLiteReceipts is a [ReceiptStore] in a SQLite file.
+//
+// Beside each receipt it keeps a durable count of the effects applied for
+// the task: the column receipts.applied, set to 1 when the receipt is first
+// stored and incremented, in the same statement (so the same transaction),
+// each time a receipt is stored again for that task id. A receipt is stored
+// only after the system's effect ran, and a stored receipt stops any later
+// delivery from running the effect again, so the count stays 1: above 1 means
+// the effect was applied twice, except for the one legitimate second effect,
+// the deferred erasure that follows a "retained" answer once its retention
+// date has passed. [SQLiteReceipts.Applied] reads the counts (the chaos test,
+// scripts/chaos, checks them). An effect cut short before its receipt was
+// stored (a crash) is not counted: it is run again, and the [System] must be
+// idempotent for it.
 type SQLiteReceipts struct{ db *sql.DB }
 
 // OpenReceipts opens (or creates) the receipt store at path. opts are
@@ -41,12 +54,26 @@ func OpenReceipts(path string, opts ...sqlitedb.Option) (*SQLiteReceipts, error)
 	if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS receipts (
 		task_id TEXT PRIMARY KEY,
 		receipt BLOB NOT NULL,
+		applied INTEGER NOT NULL DEFAULT 1,
 		stored_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));
 	CREATE TABLE IF NOT EXISTS started (
 		task_id TEXT PRIMARY KEY,
 		started_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))`); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("receipt store schema: %w", err)
+	}
+	// A store made before the applied count: each receipt it holds was one
+	// applied effect.
+	var has int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM pragma_table_info('receipts') WHERE name = 'applied'`).Scan(&has); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("receipt store schema: %w", err)
+	}
+	if has == 0 {
+		if _, err := db.Exec(`ALTER TABLE receipts ADD COLUMN applied INTEGER NOT NULL DEFAULT 1`); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("receipt store schema: %w", err)
+		}
 	}
 	return &SQLiteReceipts{db: db}, nil
 }
@@ -90,8 +117,32 @@ func (s *SQLiteReceipts) Put(ctx context.Context, r *lethev1.Receipt) error {
 	if err != nil {
 		return fmt.Errorf("encode receipt: %w", err)
 	}
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO receipts (task_id, receipt) VALUES (?, ?) ON CONFLICT (task_id) DO UPDATE SET receipt = excluded.receipt`, r.GetTaskId(), b); err != nil {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO receipts (task_id, receipt) VALUES (?, ?) ON CONFLICT (task_id) DO UPDATE SET receipt = excluded.receipt, applied = receipts.applied + 1`, r.GetTaskId(), b); err != nil {
 		return fmt.Errorf("put receipt: %w", err)
 	}
 	return nil
+}
+
+// Applied returns, per task id with a stored receipt, how many times an
+// effect was applied for it (see [SQLiteReceipts]): 1 for each task done
+// once.
+func (s *SQLiteReceipts) Applied(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT task_id, applied FROM receipts`)
+	if err != nil {
+		return nil, fmt.Errorf("applied counts: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var id string
+		var n int64
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, fmt.Errorf("applied counts: %w", err)
+		}
+		out[id] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("applied counts: %w", err)
+	}
+	return out, nil
 }
