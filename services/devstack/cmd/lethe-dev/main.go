@@ -44,11 +44,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	durable := fs.String("durability", envflag.Or(durability.EnvVar, durability.Strict.String()),
 		"strict: an fsync per commit and publish, so nothing acknowledged is lost on a power cut (the embedded NATS server's JetStream syncs always, SQLite synchronous=FULL); "+
 			"fast: the engines sync later (JetStream every 2 minutes, synchronous=NORMAL), so a power cut may lose the last seconds of acknowledged work, a crash does not (env "+durability.EnvVar+")")
+	fs.IntVar(&cfg.Orchestrator.MaxAttempts, "max-attempts", 0, "attempts per task before it is dead-lettered and its request fails (0: the orchestrator's default)")
+	fs.DurationVar(&cfg.Orchestrator.RetryInitial, "retry-initial", 0, "first wait for a task's answer, doubled per attempt (0: the orchestrator's default)")
 	fs.StringVar(&cfg.Orchestrator.NoticeWebhook, "notice-webhook", "", "http(s) URL that receives each notice to a data subject (a deadline extension) as a signed JSON POST, besides the bus topic notice.v1")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		return 2
+	}
+	if cfg.Orchestrator.MaxAttempts < 0 || cfg.Orchestrator.RetryInitial < 0 {
+		fmt.Fprintln(stderr, "lethe-dev: --max-attempts and --retry-initial cannot be negative")
 		return 2
 	}
 	if fs.NArg() > 0 {

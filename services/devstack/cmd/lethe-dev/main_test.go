@@ -36,6 +36,8 @@ func TestBadFlags(t *testing.T) {
 		{"unknown flag", []string{"--tenant", "x"}, []string{"flag provided but not defined"}},
 		{"stray argument", []string{"serve"}, []string{"unexpected arguments: serve"}},
 		{"bad durability", []string{"--durability", "sometimes"}, []string{"--durability", `"sometimes"`, "want strict or fast"}},
+		{"negative attempts", []string{"--max-attempts", "-1"}, []string{"cannot be negative"}},
+		{"bad retry wait", []string{"--retry-initial", "soon"}, []string{`invalid value "soon" for flag -retry-initial`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
