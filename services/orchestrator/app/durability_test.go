@@ -5,11 +5,9 @@ import (
 	"flag"
 	"log/slog"
 	"net"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/lethe-dev/lethe/pkg/durability"
 	"github.com/lethe-dev/lethe/services/orchestrator"
@@ -66,18 +64,7 @@ func TestDurabilityOfEmbeddedNATS(t *testing.T) {
 					t.Errorf("Run: %v", err)
 				}
 			}()
-			for end := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-				resp, err := http.Get("http://" + ln.Addr().String() + "/healthz")
-				if err == nil {
-					resp.Body.Close()
-					if resp.StatusCode == 200 {
-						break
-					}
-				}
-				if time.Now().After(end) {
-					t.Fatalf("not healthy: %s", logs)
-				}
-			}
+			waitHealthy(t, "http://"+ln.Addr().String(), logs)
 			for _, w := range tc.want {
 				if !strings.Contains(logs.String(), w) {
 					t.Errorf("the log does not say %s:\n%s", w, logs)

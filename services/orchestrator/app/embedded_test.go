@@ -63,18 +63,7 @@ func TestEmbeddedNATSUsers(t *testing.T) {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	for end := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		resp, err := http.Get("http://" + ln.Addr().String() + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(end) {
-			t.Fatalf("not healthy: %s", logs)
-		}
-	}
+	waitHealthy(t, "http://"+ln.Addr().String(), logs)
 	m := regexp.MustCompile(`msg="embedded NATS JetStream running: users loaded[^"]*" url=(\S+) users=(\S+)`).FindStringSubmatch(logs.String())
 	if m == nil {
 		t.Fatalf("the log does not say the users were loaded:\n%s", logs)
@@ -118,5 +107,22 @@ func TestEmbeddedNATSUsers(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(root, "accounts", "nats.seed")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("seed file: %v %v", fi, err)
+	}
+}
+
+// waitHealthy waits, 30 s at most, for the API at base to answer /healthz.
+func waitHealthy(t *testing.T, base string, logs *syncBuffer) {
+	t.Helper()
+	for end := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(end) {
+			t.Fatalf("not healthy: %s", logs)
+		}
 	}
 }

@@ -38,23 +38,11 @@ func TestGracefulStop(t *testing.T) {
 	tokenFile := filepath.Join(root, "admin.token")
 	go func() {
 		done <- Run(ctx, Options{Listener: ln, DataDir: filepath.Join(root, "orchestrator"), BusURL: "embedded", NATSListen: "127.0.0.1:-1",
-			AdminTokenFile: tokenFile, Orchestrator: orchestrator.Config{Systems: []string{"accounts"}},
+			AdminTokenFile: tokenFile, Orchestrator: orchestrator.Config{Systems: []string{"accounts"}, RateLimit: -1}, // calls race, unthrottled
 			Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	}()
 	api := "http://" + ln.Addr().String()
-	for end := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		resp, err := http.Get(api + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(end) {
-			cancel()
-			t.Fatalf("not healthy: %s", logs)
-		}
-	}
+	waitHealthy(t, api, logs)
 	token, err := os.ReadFile(tokenFile)
 	if err != nil {
 		t.Fatal(err)
