@@ -6,16 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lethe-dev/lethe/pkg/pgtest"
 	"github.com/lethe-dev/lethe/pkg/piitest"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/lethe-dev/lethe/pkg/connector"
 	"github.com/lethe-dev/lethe/pkg/dataset"
@@ -127,31 +124,7 @@ func TestEraseSQLite(t *testing.T) {
 // TestErasePostgres runs the same erasure against PostgreSQL, in a schema
 // of its own that it drops afterwards.
 func TestErasePostgres(t *testing.T) {
-	dsn := os.Getenv("LETHE_TEST_POSTGRES_DSN")
-	if dsn == "" {
-		t.Skip("LETHE_TEST_POSTGRES_DSN is not set: skipping the PostgreSQL run")
-	}
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() }) // after the schema is dropped
-	ns := fmt.Sprintf("lethe_dataset_test_%d", time.Now().UnixNano())
-	if _, err := admin.Exec(`CREATE SCHEMA ` + ns); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec(`DROP SCHEMA ` + ns + ` CASCADE`); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.RuntimeParams["search_path"] = ns
-	db := stdlib.OpenDB(*cfg)
-	defer db.Close()
+	db := pgtest.Schema(t, "lethe_dataset_test")
 	if _, err := db.Exec(schema); err != nil {
 		t.Fatalf("schema: %v", err)
 	}

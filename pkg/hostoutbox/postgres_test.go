@@ -2,46 +2,17 @@ package hostoutbox_test
 
 import (
 	"context"
-	"database/sql"
-	"fmt"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
-
 	"github.com/lethe-dev/lethe/pkg/hostoutbox"
+	"github.com/lethe-dev/lethe/pkg/pgtest"
 )
 
 // TestPostgres runs the outbox on PostgreSQL, in a schema of its own that
 // it drops afterwards: the same statements, the table in its dialect.
 func TestPostgres(t *testing.T) {
-	dsn := os.Getenv("LETHE_TEST_POSTGRES_DSN")
-	if dsn == "" {
-		t.Skip("LETHE_TEST_POSTGRES_DSN is not set: skipping the PostgreSQL run")
-	}
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() }) // after the schema is dropped
-	ns := fmt.Sprintf("lethe_hostoutbox_test_%d", time.Now().UnixNano())
-	if _, err := admin.Exec(`CREATE SCHEMA ` + ns); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec(`DROP SCHEMA ` + ns + ` CASCADE`); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.RuntimeParams["search_path"] = ns
-	db := stdlib.OpenDB(*cfg)
-	t.Cleanup(func() { db.Close() })
+	db := pgtest.Schema(t, "lethe_hostoutbox_test")
 	if _, err := db.Exec(`CREATE TABLE users (id TEXT PRIMARY KEY)`); err != nil {
 		t.Fatal(err)
 	}
