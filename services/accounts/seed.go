@@ -32,8 +32,12 @@ func (s *System) Seed(ctx context.Context, n int) error {
 	return dataset.SeedDemo(ctx, s.db, n, seedPerson)
 }
 
+// HasDemoAccount reports whether demo person i has an account: every
+// ninth person above 10 has none.
+func HasDemoAccount(i int) bool { return i <= 10 || i%9 != 0 }
+
 func seedPerson(ctx context.Context, tx *sql.Tx, i int) error {
-	if i > 10 && i%9 == 0 {
+	if !HasDemoAccount(i) {
 		return nil
 	}
 	uid, t := dataset.DemoUserID(i), dataset.DemoTenant

@@ -57,6 +57,7 @@ import (
 	"time"
 
 	"github.com/lethe-dev/lethe/pkg/connector"
+	demoaccounts "github.com/lethe-dev/lethe/services/accounts"
 )
 
 var systems = []string{"accounts", "billing", "emailanalytics", "recordings", "subprocessors"}
@@ -598,6 +599,11 @@ func run(ctx context.Context, s settings) (res result, err error) {
 		q := &sent{n: i + 1}
 		switch x := rng.IntN(100); {
 		case x < 10 && nextDel < deletable:
+			// Someone with an account: a deletion of none, whose first
+			// answer a kill cut, would look like a deletion with no event.
+			for !demoaccounts.HasDemoAccount(s.people - nextDel) {
+				nextDel++
+			}
 			q.kind = "account-deletion"
 			q.email = email(s.people - nextDel)
 			nextDel++
