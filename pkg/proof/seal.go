@@ -1,6 +1,7 @@
 package proof
 
 import (
+	"crypto/ecdh"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,10 +13,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
+	"golang.org/x/crypto/blake2b"
 	"golang.org/x/crypto/curve25519"
 	"golang.org/x/crypto/nacl/box"
+	"golang.org/x/crypto/nacl/secretbox"
+	"golang.org/x/crypto/salsa20/salsa"
 	"google.golang.org/protobuf/proto"
 
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
@@ -31,6 +36,11 @@ import (
 // SealKey is a connector's X25519 key pair.
 type SealKey struct {
 	Public, private *[32]byte
+	// opener is the private key as crypto/ecdh holds it, made once: NaCl
+	// box derives the public half again on every open, a second scalar
+	// multiplication each time.
+	opener     *ecdh.PrivateKey
+	openerOnce sync.Once
 }
 
 // ErrNoSealKey is returned when a system has no sealing key registered.
@@ -168,18 +178,70 @@ func (ks KeySet) sealKeyOf(role, system string, at time.Time) (*[32]byte, error)
 }
 
 // Seal seals data to the holder of a sealing key: a task's subject to
-// its connector, an export to the orchestrator.
+// its connector, an export to the orchestrator. The format is NaCl's
+// anonymous box (box.SealAnonymous: an ephemeral public key, then
+// XSalsa20-Poly1305 under the key HSalsa20 derives from the X25519 shared
+// secret, the nonce BLAKE2b-192 of both public keys), made here with two
+// scalar multiplications where box.SealAnonymous takes three.
 func Seal(to *[32]byte, data []byte) ([]byte, error) {
-	return box.SealAnonymous(nil, data, to, rand.Reader)
+	curve := ecdh.X25519()
+	peer, err := curve.NewPublicKey(to[:])
+	if err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	eph, err := curve.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	shared, err := eph.ECDH(peer)
+	if err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	ephPub := eph.PublicKey().Bytes()
+	key, nonce := boxKey(shared), sealNonce(ephPub, to[:])
+	out := make([]byte, 0, box.AnonymousOverhead+len(data))
+	return secretbox.Seal(append(out, ephPub...), data, &nonce, &key), nil
 }
 
 // Open opens data sealed to k; ErrNotSealedToUs for anything else.
 func (k *SealKey) Open(sealed []byte) ([]byte, error) {
-	b, ok := box.OpenAnonymous(nil, sealed, k.Public, k.private)
+	k.openerOnce.Do(func() { k.opener, _ = ecdh.X25519().NewPrivateKey(k.private[:]) })
+	if k.opener == nil || len(sealed) < box.AnonymousOverhead {
+		return nil, ErrNotSealedToUs
+	}
+	eph, err := ecdh.X25519().NewPublicKey(sealed[:32])
+	if err != nil {
+		return nil, ErrNotSealedToUs
+	}
+	shared, err := k.opener.ECDH(eph)
+	if err != nil {
+		return nil, ErrNotSealedToUs // a low-order point
+	}
+	key, nonce := boxKey(shared), sealNonce(sealed[:32], k.Public[:])
+	b, ok := secretbox.Open(nil, sealed[32:], &nonce, &key)
 	if !ok {
 		return nil, ErrNotSealedToUs
 	}
 	return b, nil
+}
+
+// boxKey is NaCl box's key from an X25519 shared secret (box.Precompute).
+func boxKey(shared []byte) [32]byte {
+	var in, key [32]byte
+	copy(in[:], shared)
+	salsa.HSalsa20(&key, new([16]byte), &in, &salsa.Sigma)
+	return key
+}
+
+// sealNonce is the nonce of an anonymous box: BLAKE2b-192 of the
+// ephemeral public key and the recipient's.
+func sealNonce(ephPub, to []byte) [24]byte {
+	h, _ := blake2b.New(24, nil) // cannot fail for this size, without a key
+	h.Write(ephPub)
+	h.Write(to)
+	var nonce [24]byte
+	copy(nonce[:], h.Sum(nil))
+	return nonce
 }
 
 // ErrNotSealedToUs is returned for data not sealed to the key, or changed.

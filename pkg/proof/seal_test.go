@@ -1,6 +1,9 @@
 package proof_test
 
 import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,6 +13,7 @@ import (
 
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
 	"github.com/lethe-dev/lethe/pkg/proof"
+	"golang.org/x/crypto/nacl/box"
 )
 
 // A subject sealed to a connector's key opens with that key only, holds
@@ -128,5 +132,41 @@ func TestPublicEntryKeptOnRestart(t *testing.T) {
 	after, err := os.Stat(pub)
 	if err != nil || !os.SameFile(before, after) {
 		t.Fatal("the restart wrote the public entry again (a read-only mount would fail)")
+	}
+}
+
+// Seal and Open speak NaCl's anonymous box exactly: what one seals, the
+// other opens, both ways, so sealed data stored by an earlier version (or
+// made by another NaCl implementation) still opens.
+func TestSealIsNaClAnonymousBox(t *testing.T) {
+	pub, priv, err := box.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(proof.SealKeyEnv, hex.EncodeToString(priv[:]))
+	k, err := proof.LoadOrCreateSealKey(filepath.Join(t.TempDir(), "unused.seal"))
+	if err != nil || *k.Public != *pub {
+		t.Fatalf("key from the environment: %v", err)
+	}
+	for _, msg := range [][]byte{nil, []byte("x"), []byte(strings.Repeat("person-0001@example.com ", 100))} {
+		byNaCl, err := box.SealAnonymous(nil, msg, pub, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := k.Open(byNaCl); err != nil || !bytes.Equal(got, msg) {
+			t.Errorf("Open of box.SealAnonymous's (%d bytes) = %q, %v", len(msg), got, err)
+		}
+		ours, err := proof.Seal(pub, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := box.OpenAnonymous(nil, ours, pub, priv); !ok || !bytes.Equal(got, msg) {
+			t.Errorf("box.OpenAnonymous of Seal's (%d bytes) failed", len(msg))
+		}
+	}
+	for _, bad := range [][]byte{nil, make([]byte, box.AnonymousOverhead-1), make([]byte, box.AnonymousOverhead)} {
+		if _, err := k.Open(bad); !errors.Is(err, proof.ErrNotSealedToUs) {
+			t.Errorf("Open of %d bytes: %v, want ErrNotSealedToUs", len(bad), err)
+		}
 	}
 }
