@@ -57,6 +57,23 @@ type Publisher interface {
 	Publish(ctx context.Context, topic string, msg *Message) error
 }
 
+// Outgoing is a message and the topic it goes to.
+type Outgoing struct {
+	Topic string
+	Msg   *Message
+}
+
+// BatchPublisher is a [Publisher] that keeps many messages in flight at
+// once, so that a batch costs about one round trip to the broker rather
+// than one per message (the orchestrator's outbox relay uses it when the
+// bus has it).
+type BatchPublisher interface {
+	// PublishBatch publishes every message, all in flight together, and
+	// returns an error per message: nil once the broker stored it
+	// durably, as Publish. Messages to one topic are sent in order.
+	PublishBatch(ctx context.Context, msgs []Outgoing) []error
+}
+
 // Handler handles one consumed message. A nil error acknowledges it. An error
 // asks for redelivery after a delay, except a [Permanent] error, which drops
 // the message (it would fail the same way every time).
@@ -66,7 +83,8 @@ type Handler func(ctx context.Context, msg *Message) error
 // group's position survives restarts, and each message goes to one member.
 // A group that starts after messages were published gets them too.
 type Consumer interface {
-	// Consume calls h for each message, one at a time, until ctx is
+	// Consume calls h for each message, one at a time unless the adapter
+	// is set to hand out more at once (natsbus.Config.Handlers), until ctx is
 	// cancelled, then waits for the handler in flight to return, and
 	// returns nil. A broker that is away is waited for. Consume returns an
 	// error only if it cannot work at all: [ErrBadTopic], [ErrGroupConflict],

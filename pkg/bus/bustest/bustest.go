@@ -109,6 +109,7 @@ func Run(t *testing.T, f Features, newBus func(t *testing.T) bus.Bus) {
 		{"TwoGroups", testTwoGroups},
 		{"BadTopic", testBadTopic},
 		{"BrokerRestart", testBrokerRestart},
+		{"PublishBatch", testPublishBatch},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, s) })
 	}
@@ -322,6 +323,48 @@ func testRoundTrip(t *testing.T, s *suite) {
 	c.stop(t, s.f.Timeout)
 	if len(r.all()) != 2 {
 		t.Fatalf("delivered %v, want each message once", r.ids())
+	}
+}
+
+// testPublishBatch: a bus.BatchPublisher delivers every message of a
+// batch once, in order per topic; a closed bus answers ErrClosed for each.
+func testPublishBatch(t *testing.T, s *suite) {
+	n := s.names(t)
+	b := s.open(t)
+	bp, ok := b.(bus.BatchPublisher)
+	if !ok {
+		t.Skip("this bus publishes one message at a time (no bus.BatchPublisher)")
+	}
+	topics := []string{n.topic + "-a", n.topic + "-b"}
+	var batch []bus.Outgoing
+	var want [2][]string
+	for i := range 40 {
+		m := newMsg(n.msgID(strconv.Itoa(i)), "k", strconv.Itoa(i))
+		batch = append(batch, bus.Outgoing{Topic: topics[i%2], Msg: m})
+		want[i%2] = append(want[i%2], m.ID)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.f.Timeout)
+	defer cancel()
+	for i, err := range bp.PublishBatch(ctx, batch) {
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	for i, topic := range topics {
+		var r recorder
+		c := s.consume(t, b, topic, n.group+strconv.Itoa(i), r.handler(nil))
+		s.waitIDs(t, &r, s.f.Timeout, want[i]...)
+		c.stop(t, s.f.Timeout)
+		if got := r.ids(); !slices.Equal(got, want[i]) {
+			t.Errorf("%s delivered %v, want %v: each once, in the order published", topic, got, want[i])
+		}
+	}
+	closed := s.newBus(t)
+	_ = closed.Close()
+	for i, err := range closed.(bus.BatchPublisher).PublishBatch(ctx, batch[:2]) {
+		if !errors.Is(err, bus.ErrClosed) {
+			t.Errorf("message %d on a closed bus: %v, want bus.ErrClosed", i, err)
+		}
 	}
 }
 

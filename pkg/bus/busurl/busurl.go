@@ -66,6 +66,7 @@
 package busurl
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -109,8 +110,17 @@ type Options struct {
 	// apart (flags); a URL with tls parameters of its own and these is an
 	// error.
 	TLSCA, TLSCert, TLSKey string
-	Logger                 *slog.Logger
+	// Handlers is how many messages a Consume hands out at once on NATS
+	// (natsbus.Config.Handlers; 0: ServiceHandlers). Kafka hands out a
+	// partition's messages one at a time, in order.
+	Handlers int
+	Logger   *slog.Logger
 }
+
+// ServiceHandlers is how many messages a Lethe service handles at once
+// by default: enough for the orchestrator's receipts and a connector's
+// tasks to overlap their waits on the disk and be committed in groups.
+const ServiceHandlers = 32
 
 // Schemes and their default ports.
 var defaultPorts = map[string]string{"nats": "4222", "kafka": "9092"}
@@ -142,7 +152,8 @@ func Dial(ctx context.Context, rawURL string, opts Options) (bus.Bus, error) {
 			pub, _ := natsbus.PublicKey(n.seed) // checked by parse
 			logger.Info("bus: connecting to NATS as an NKey user", "user", pub, "seed_from", n.seedFrom)
 		}
-		cfg := natsbus.Config{Name: opts.Name, Prefix: opts.Prefix, Logger: opts.Logger, NKeySeed: n.seed, CredsFile: n.creds, TLS: n.tls}
+		cfg := natsbus.Config{Name: opts.Name, Prefix: opts.Prefix, Logger: opts.Logger, NKeySeed: n.seed, CredsFile: n.creds, TLS: n.tls,
+			Handlers: cmp.Or(opts.Handlers, ServiceHandlers)}
 		b, err := natsbus.Connect(ctx, strings.Join(urls, ","), cfg)
 		if errors.Is(err, nats.ErrNkeysNotSupported) && n.seedDefault {
 			// A server without users (one of your own, as it was before

@@ -491,15 +491,69 @@ func (b *Bus) ensureTopic(ctx context.Context, name string) error {
 // Publish writes msg to the topic and returns once every in-sync replica
 // has it.
 func (b *Bus) Publish(ctx context.Context, topic string, msg *bus.Message) error {
-	name, err := b.topicName(topic)
+	km, err := b.message(ctx, topic, msg)
 	if err != nil {
 		return err
 	}
+	if err := b.w.WriteMessages(ctx, km); err != nil {
+		return b.publishError(topic, err)
+	}
+	return nil
+}
+
+// PublishBatch implements [bus.BatchPublisher]: one write of every
+// message (kafka-go batches them per partition), each acknowledged by
+// every in-sync replica.
+func (b *Bus) PublishBatch(ctx context.Context, msgs []bus.Outgoing) []error {
+	errs := make([]error, len(msgs))
+	var kms []kafka.Message
+	var at []int // index in msgs of each of kms
+	for i, o := range msgs {
+		km, err := b.message(ctx, o.Topic, o.Msg)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		kms, at = append(kms, km), append(at, i)
+	}
+	if len(kms) == 0 {
+		return errs
+	}
+	err := b.w.WriteMessages(ctx, kms...)
+	var each kafka.WriteErrors
+	for j, i := range at {
+		switch {
+		case err == nil:
+		case errors.As(err, &each) && len(each) == len(kms):
+			if each[j] != nil {
+				errs[i] = b.publishError(msgs[i].Topic, each[j])
+			}
+		default:
+			errs[i] = b.publishError(msgs[i].Topic, err)
+		}
+	}
+	return errs
+}
+
+func (b *Bus) publishError(topic string, err error) error {
 	if b.isClosed() {
-		return fmt.Errorf("kafkabus: publish %s: %w", topic, bus.ErrClosed)
+		err = bus.ErrClosed
+	}
+	return fmt.Errorf("kafkabus: publish %s: %w", topic, err)
+}
+
+// message is msg as the Kafka message written to topic (made first if
+// need be).
+func (b *Bus) message(ctx context.Context, topic string, msg *bus.Message) (kafka.Message, error) {
+	name, err := b.topicName(topic)
+	if err != nil {
+		return kafka.Message{}, err
+	}
+	if b.isClosed() {
+		return kafka.Message{}, fmt.Errorf("kafkabus: publish %s: %w", topic, bus.ErrClosed)
 	}
 	if err := b.ensureTopic(ctx, name); err != nil {
-		return err
+		return kafka.Message{}, err
 	}
 	t := msg.Time
 	if t.IsZero() {
@@ -520,13 +574,7 @@ func (b *Bus) Publish(ctx context.Context, topic string, msg *bus.Message) error
 		km.Key = []byte(msg.Key)
 		km.Headers = append(km.Headers, kafka.Header{Key: bus.HeaderKey, Value: km.Key})
 	}
-	if err := b.w.WriteMessages(ctx, km); err != nil {
-		if b.isClosed() {
-			err = bus.ErrClosed
-		}
-		return fmt.Errorf("kafkabus: publish %s: %w", topic, err)
-	}
-	return nil
+	return km, nil
 }
 
 // Consume runs a member of the consumer group "<prefix>.<group>.<topic>".

@@ -37,6 +37,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/bus/busadapter"
@@ -90,6 +91,13 @@ type Config struct {
 	// against TLS.RootCAs, or the system's CAs; a client certificate in
 	// TLS.Certificates is shown to a server that asks for one).
 	TLS *tls.Config
+	// Handlers is how many messages each Consume hands to its handler at
+	// once, each taken with a pull request of its own when a handler is
+	// free (default 1: one at a time, in the order the server hands them
+	// out). A service whose handler waits on the disk or a database (the
+	// orchestrator recording receipts, a connector erasing) raises it, so
+	// that its work overlaps and its store commits it in groups.
+	Handlers int
 	// Logger tells of broker trouble the adapter rides out.
 	Logger *slog.Logger
 }
@@ -127,6 +135,7 @@ func (c *Config) setDefaults() {
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 5 * time.Second
 	}
+	c.Handlers = max(c.Handlers, 1)
 }
 
 // Validate reports a configuration that cannot work.
@@ -421,8 +430,66 @@ func (b *Bus) ensureStream(ctx context.Context, kind string) (string, error) {
 
 // Publish stores msg in the topic's stream and waits for the server's ack.
 func (b *Bus) Publish(ctx context.Context, topic string, msg *bus.Message) error {
-	if _, err := b.stream(ctx, topic); err != nil {
+	m, opts, err := b.message(ctx, topic, msg)
+	if err != nil {
 		return err
+	}
+	if _, err := b.js.PublishMsg(ctx, m, opts...); err != nil {
+		return b.publishError(topic, err)
+	}
+	return nil
+}
+
+// PublishBatch implements [bus.BatchPublisher]: every message is published
+// asynchronously, then each ack is waited for (at most RequestTimeout
+// after the last was sent).
+func (b *Bus) PublishBatch(ctx context.Context, msgs []bus.Outgoing) []error {
+	errs := make([]error, len(msgs))
+	acks := make([]jetstream.PubAckFuture, len(msgs))
+	for i, o := range msgs {
+		m, opts, err := b.message(ctx, o.Topic, o.Msg)
+		if err == nil {
+			acks[i], err = b.js.PublishMsgAsync(m, opts...)
+		}
+		if err != nil {
+			errs[i] = b.publishError(o.Topic, err)
+		}
+	}
+	wait, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+	defer cancel()
+	for i, ack := range acks {
+		if ack == nil {
+			continue
+		}
+		select {
+		case <-ack.Ok():
+		case err := <-ack.Err():
+			errs[i] = b.publishError(msgs[i].Topic, err)
+		case <-wait.Done():
+			// Out of time: what has not been acked by now counts as not
+			// published (a second publish is de-duplicated by its id).
+			select {
+			case <-ack.Ok():
+			default:
+				errs[i] = b.publishError(msgs[i].Topic, nats.ErrTimeout)
+			}
+		}
+	}
+	return errs
+}
+
+func (b *Bus) publishError(topic string, err error) error {
+	if b.nc.IsClosed() {
+		err = bus.ErrClosed
+	}
+	return fmt.Errorf("natsbus: publish %s: %w", topic, err)
+}
+
+// message is msg as the NATS message published to topic's stream (made
+// first if need be), with its publish options.
+func (b *Bus) message(ctx context.Context, topic string, msg *bus.Message) (*nats.Msg, []jetstream.PublishOpt, error) {
+	if _, err := b.stream(ctx, topic); err != nil {
+		return nil, nil, err
 	}
 	m := nats.NewMsg(b.subject(topic))
 	m.Data = msg.Data
@@ -441,13 +508,7 @@ func (b *Bus) Publish(ctx context.Context, topic string, msg *bus.Message) error
 	if msg.ID != "" {
 		opts = append(opts, jetstream.WithMsgID(msg.ID))
 	}
-	if _, err := b.js.PublishMsg(ctx, m, opts...); err != nil {
-		if b.nc.IsClosed() {
-			err = bus.ErrClosed
-		}
-		return fmt.Errorf("natsbus: publish %s: %w", topic, err)
-	}
-	return nil
+	return m, opts, nil
 }
 
 // Consume runs a durable consumer named after group and topic. A broker
@@ -494,31 +555,39 @@ func (b *Bus) consume(ctx context.Context, topic, group string, h bus.Handler) (
 	if err != nil {
 		return false, fmt.Errorf("natsbus: consumer %s: %w", durable, err)
 	}
-	// One pull request per message, made only when the handler is free: a
+	// One pull request per message, made only when a handler is free: a
 	// message waiting in the client would run down its ack wait although
 	// no handler started on it, and would be stranded there if the
 	// consumer stopped.
-	for {
-		if ctx.Err() != nil {
-			return handled, nil
-		}
-		fctx, cancel := context.WithTimeout(ctx, b.cfg.FetchWait)
-		m, err := cons.Next(jetstream.FetchContext(fctx))
-		cancel()
-		switch {
-		case ctx.Err() != nil:
-			if m != nil {
-				_ = m.Nak() // came as we stopped: for the next consumer
+	var took atomic.Bool
+	g, gctx := errgroup.WithContext(ctx)
+	for range b.cfg.Handlers {
+		g.Go(func() error {
+			for {
+				if gctx.Err() != nil {
+					return nil
+				}
+				fctx, cancel := context.WithTimeout(gctx, b.cfg.FetchWait)
+				m, err := cons.Next(jetstream.FetchContext(fctx))
+				cancel()
+				switch {
+				case gctx.Err() != nil:
+					if m != nil {
+						_ = m.Nak() // came as we stopped: for the next consumer
+					}
+					return nil
+				case errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
+					continue // nothing came: ask again
+				case err != nil:
+					return fmt.Errorf("natsbus: next %s: %w", durable, err)
+				}
+				b.handle(ctx, m, h)
+				took.Store(true)
 			}
-			return handled, nil
-		case errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
-			continue // nothing came: ask again
-		case err != nil:
-			return handled, fmt.Errorf("natsbus: next %s: %w", durable, err)
-		}
-		b.handle(ctx, m, h)
-		handled = true
+		})
 	}
+	err = g.Wait()
+	return took.Load(), err
 }
 
 // errWorkQueueNotUnique is the server's JSConsumerWQConsumerNotUniqueErr:

@@ -246,3 +246,56 @@ func TestNoticeStreamAgeLimit(t *testing.T) {
 		}
 	}
 }
+
+// With Handlers > 1 a Consume hands that many messages out at once (each
+// handled once), and no more.
+func TestHandlersOverlap(t *testing.T) {
+	for _, tc := range []struct{ handlers, want int }{{1, 1}, {4, 4}} {
+		t.Run(strconv.Itoa(tc.handlers), func(t *testing.T) {
+			cfg := testConfig(prefix())
+			cfg.Handlers = tc.handlers
+			b := connect(t, embedded(t).URL(), cfg)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			const n = 12
+			for i := range n {
+				if err := b.Publish(ctx, "test.overlap", &bus.Message{ID: strconv.Itoa(i), Type: "t"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var mu sync.Mutex
+			inFlight, most, seen := 0, 0, map[string]int{}
+			done := make(chan struct{})
+			go b.Consume(ctx, "test.overlap", "g", func(ctx context.Context, m *bus.Message) error {
+				mu.Lock()
+				inFlight++
+				most = max(most, inFlight)
+				seen[m.ID]++
+				if len(seen) == n {
+					close(done)
+				}
+				mu.Unlock()
+				time.Sleep(50 * time.Millisecond) // long enough for the others to be handed out
+				mu.Lock()
+				inFlight--
+				mu.Unlock()
+				return nil
+			})
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("not every message was handled")
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if most != tc.want {
+				t.Errorf("%d handlers ran at once, want %d", most, tc.want)
+			}
+			for id, c := range seen {
+				if c != 1 {
+					t.Errorf("message %s handled %d times", id, c)
+				}
+			}
+		})
+	}
+}
