@@ -26,6 +26,13 @@ import (
 type sqlStore struct {
 	db *sql.DB
 	d  dialect
+	// stmts are the statements kept prepared, and group commits the
+	// transactions in groups (SQLite; nil for PostgreSQL, whose driver
+	// keeps its own statements and whose transactions run side by side).
+	stmts *statements
+	group *groupCommit
+	// hashes are the log's committed stored hashes, kept in memory.
+	hashes *hashCache
 }
 
 // dialect is what differs between the engines.
@@ -86,43 +93,143 @@ func placeholders(n int) string {
 }
 
 // Close closes the database.
-func (s *sqlStore) Close() error { return s.db.Close() }
+func (s *sqlStore) Close() error {
+	if s.group != nil {
+		s.group.close()
+	}
+	s.stmts.close()
+	return s.db.Close()
+}
 
 // Ping checks the database answers.
 func (s *sqlStore) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 // Tx implements [Store].
 func (s *sqlStore) Tx(ctx context.Context, fn func(Tx) error) error {
+	if s.group != nil {
+		return s.group.tx(ctx, fn)
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return unavailable(fmt.Errorf("begin: %w", err))
 	}
 	// Rolls back if fn panics; a no-op after Commit.
 	defer tx.Rollback()
-	if err := fn(&sqlTx{tx: tx, d: s.d}); err != nil {
+	t := s.newTx(tx)
+	if err := fn(t); err != nil {
+		return unavailable(err)
+	}
+	if err := t.flushLog(ctx); err != nil {
 		return unavailable(err)
 	}
 	if err := tx.Commit(); err != nil {
 		return unavailable(fmt.Errorf("commit: %w", err))
 	}
+	s.hashes.add(t.wrote.list)
+	// Prepared now that the connection is free: the next transaction
+	// finds them.
+	for _, q := range t.missed {
+		s.stmts.prepare(ctx, q)
+	}
 	return nil
 }
 
 type sqlTx struct {
-	tx *sql.Tx
-	d  dialect
+	tx     *sql.Tx
+	d      dialect
+	stmts  *statements
+	hashes *hashCache
+	// missed are the statements run unprepared.
+	missed []string
+	// wrote are the log hashes written.
+	wrote logWrites
+	// log is the log's size as this transaction knows it, once read: its
+	// appends take their indexes from it, and its new value is written
+	// once, before the commit (flushLog), not once per entry.
+	log logHead
+}
+
+// logHead is the log's size within a transaction.
+type logHead struct {
+	size         int64
+	known, dirty bool
+}
+
+// flushLog writes the log's new size, if the transaction appended.
+func (t *sqlTx) flushLog(ctx context.Context) error {
+	if !t.log.dirty {
+		return nil
+	}
+	if _, err := t.exec(ctx, `UPDATE log_head SET size = ? WHERE id = 1`, t.log.size); err != nil {
+		return fmt.Errorf("log append: %w", err)
+	}
+	t.log.dirty = false
+	return nil
+}
+
+func (s *sqlStore) newTx(tx *sql.Tx) *sqlTx {
+	return &sqlTx{tx: tx, d: s.d, stmts: s.stmts, hashes: s.hashes}
+}
+
+// stmt is the transaction's use of the prepared q, or nil (then q is
+// prepared after the commit).
+func (t *sqlTx) stmt(ctx context.Context, q string) *sql.Stmt {
+	if st := t.stmts.lookup(q); st != nil {
+		return t.tx.StmtContext(ctx, st)
+	}
+	if t.stmts != nil {
+		t.missed = append(t.missed, q)
+	}
+	return nil
 }
 
 func (t *sqlTx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return t.tx.ExecContext(ctx, t.d.q(query), args...)
+	q := t.d.q(query)
+	if st := t.stmt(ctx, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return t.tx.ExecContext(ctx, q, args...)
 }
 
 func (t *sqlTx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return t.tx.QueryContext(ctx, t.d.q(query), args...)
+	q := t.d.q(query)
+	if st := t.stmt(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return t.tx.QueryContext(ctx, q, args...)
 }
 
 func (t *sqlTx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return t.tx.QueryRowContext(ctx, t.d.q(query), args...)
+	q := t.d.q(query)
+	if st := t.stmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, q, args...)
+}
+
+// exec, query and queryRow run a statement outside a transaction.
+func (s *sqlStore) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	q := s.d.q(query)
+	if st := s.stmts.prepare(ctx, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return s.db.ExecContext(ctx, q, args...)
+}
+
+func (s *sqlStore) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	q := s.d.q(query)
+	if st := s.stmts.prepare(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return s.db.QueryContext(ctx, q, args...)
+}
+
+func (s *sqlStore) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	q := s.d.q(query)
+	if st := s.stmts.prepare(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return s.db.QueryRowContext(ctx, q, args...)
 }
 
 func ms(t time.Time) any {
@@ -413,6 +520,9 @@ func (t *sqlTx) ForgetTasks(ctx context.Context, requestID string) error {
 }
 
 func (t *sqlTx) LogSize(ctx context.Context) (int64, error) {
+	if t.log.known {
+		return t.log.size, nil
+	}
 	var n int64
 	if err := t.queryRow(ctx, `SELECT size FROM log_head WHERE id = 1`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("log size: %w", err)
@@ -425,11 +535,22 @@ func (t *sqlTx) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, e
 	if len(indexes) == 0 {
 		return nil, nil
 	}
-	args := make([]any, len(indexes))
+	out := make([]tlog.Hash, len(indexes))
+	var args []any
+	var missing []int // of indexes, to read from the database
 	for i, idx := range indexes {
-		args[i] = idx
+		if h, ok := t.wrote.get(idx); ok {
+			out[i] = h
+		} else if h, ok := t.hashes.get(idx); ok {
+			out[i] = h
+		} else {
+			args, missing = append(args, idx), append(missing, i)
+		}
 	}
-	rows, err := t.query(ctx, `SELECT idx, hash FROM log_hashes WHERE idx IN (`+placeholders(len(indexes))+`)`, args...)
+	if len(missing) == 0 {
+		return out, nil
+	}
+	rows, err := t.query(ctx, `SELECT idx, hash FROM log_hashes WHERE idx IN (`+placeholders(len(args))+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("log hashes: %w", err)
 	}
@@ -448,14 +569,17 @@ func (t *sqlTx) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, e
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("log hashes: %w", err)
 	}
-	out := make([]tlog.Hash, len(indexes))
-	for i, idx := range indexes {
-		h, ok := found[idx]
+	// Not written by this transaction: committed, so cached at once.
+	read := make([]storedHash, 0, len(missing))
+	for _, i := range missing {
+		h, ok := found[indexes[i]]
 		if !ok {
-			return nil, fmt.Errorf("log hash %d: %w", idx, ErrNotFound)
+			return nil, fmt.Errorf("log hash %d: %w", indexes[i], ErrNotFound)
 		}
 		out[i] = h
+		read = append(read, storedHash{indexes[i], h})
 	}
+	t.hashes.add(read)
 	return out, nil
 }
 
@@ -464,10 +588,15 @@ func (t *sqlTx) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, e
 // the indexes are dense. The lock is held until the transaction ends; a
 // transaction that rolls back leaves no gap.
 func (t *sqlTx) AppendLog(ctx context.Context, requestID string, entry []byte) (int64, error) {
-	var n int64
-	if err := t.queryRow(ctx, `SELECT size FROM log_head WHERE id = 1`+t.d.forUpdate()).Scan(&n); err != nil {
-		return 0, fmt.Errorf("log append: %w", err)
+	if !t.log.known {
+		// Locked (PostgreSQL) until the commit: this transaction's
+		// appends take the next indexes, one after the other.
+		if err := t.queryRow(ctx, `SELECT size FROM log_head WHERE id = 1`+t.d.forUpdate()).Scan(&t.log.size); err != nil {
+			return 0, fmt.Errorf("log append: %w", err)
+		}
+		t.log.known = true
 	}
+	n := t.log.size
 	hashes, err := tlog.StoredHashes(n, entry, HashReader(ctx, t))
 	if err != nil {
 		return 0, fmt.Errorf("log append: %w", err)
@@ -484,9 +613,10 @@ func (t *sqlTx) AppendLog(ctx context.Context, requestID string, entry []byte) (
 	if _, err := t.exec(ctx, `INSERT INTO log_hashes (idx, hash) VALUES `+values, args...); err != nil {
 		return 0, fmt.Errorf("log append: %w", err)
 	}
-	if _, err := t.exec(ctx, `UPDATE log_head SET size = ? WHERE id = 1`, n+1); err != nil {
-		return 0, fmt.Errorf("log append: %w", err)
+	for i, h := range hashes {
+		t.wrote.add(first+int64(i), h)
 	}
+	t.log.size, t.log.dirty = n+1, true
 	return n, nil
 }
 
@@ -534,8 +664,8 @@ func (s *sqlStore) DeadLetters(ctx context.Context, q DeadLetterQuery) ([]DeadLe
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT t.request_id, r.tenant, t.system, t.attempts, t.detail, t.dead_at
-		FROM tasks t JOIN requests r ON r.id = t.request_id WHERE `+where+` ORDER BY t.dead_at, t.id LIMIT ?`), append(args, limit)...)
+	rows, err := s.query(ctx, `SELECT t.request_id, r.tenant, t.system, t.attempts, t.detail, t.dead_at
+		FROM tasks t JOIN requests r ON r.id = t.request_id WHERE `+where+` ORDER BY t.dead_at, t.id LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("dead letters: %w", err)
 	}
@@ -558,7 +688,7 @@ func (s *sqlStore) DeadLetters(ctx context.Context, q DeadLetterQuery) ([]DeadLe
 
 func (s *sqlStore) Certificate(ctx context.Context, requestID string) ([]byte, error) {
 	var b []byte
-	err := s.db.QueryRowContext(ctx, s.d.q(`SELECT data FROM certificates WHERE request_id = ?`), requestID).Scan(&b)
+	err := s.queryRow(ctx, `SELECT data FROM certificates WHERE request_id = ?`, requestID).Scan(&b)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -570,11 +700,11 @@ func (s *sqlStore) Certificate(ctx context.Context, requestID string) ([]byte, e
 
 // Get implements [Store].
 func (s *sqlStore) Get(ctx context.Context, id string) (*Request, []*Task, error) {
-	r, err := scanRequest(s.db.QueryRowContext(ctx, s.d.q(`SELECT `+requestColumns+` FROM requests WHERE id = ?`), id))
+	r, err := scanRequest(s.queryRow(ctx, `SELECT `+requestColumns+` FROM requests WHERE id = ?`, id))
 	if err != nil {
 		return nil, nil, err
 	}
-	tasks, err := scanTasks(s.db.QueryContext(ctx, s.d.q(`SELECT `+taskColumns("")+` FROM tasks WHERE request_id = ? ORDER BY system`), id))
+	tasks, err := scanTasks(s.query(ctx, `SELECT `+taskColumns("")+` FROM tasks WHERE request_id = ? ORDER BY system`, id))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -608,8 +738,8 @@ func (s *sqlStore) List(ctx context.Context, q ListQuery) ([]*Request, string, e
 		}
 		where, args = append(where, "(deadline, id) > (?, ?)"), append(args, dl, id)
 	}
-	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT `+requestColumns+` FROM requests WHERE `+strings.Join(where, " AND ")+
-		` ORDER BY deadline, id LIMIT ?`), append(args, q.Limit+1)...)
+	rows, err := s.query(ctx, `SELECT `+requestColumns+` FROM requests WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY deadline, id LIMIT ?`, append(args, q.Limit+1)...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list requests: %w", err)
 	}
@@ -658,13 +788,13 @@ func decodeCursor(c string) (int64, string, error) {
 func (s *sqlStore) Pressure(ctx context.Context, bounds, dueBounds []time.Time) (Pressure, error) {
 	p := Pressure{OpenBefore: make([]int, len(bounds)), DeferredBefore: make([]int, len(dueBounds)), Pending: map[string]PendingTasks{}}
 	var earliest sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, s.d.q(`SELECT count(*), min(deadline) FROM requests WHERE state IN (?, ?)`),
+	if err := s.queryRow(ctx, `SELECT count(*), min(deadline) FROM requests WHERE state IN (?, ?)`,
 		lifecycle.PendingVerification, lifecycle.Open).Scan(&p.Open, &earliest); err != nil {
 		return p, fmt.Errorf("pressure: %w", err)
 	}
 	p.EarliestOpen = fromMS(earliest)
 	// Per tenant: the requests not yet ended only (the index's range).
-	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT tenant, min(deadline) FROM requests WHERE state IN (?, ?) GROUP BY tenant`),
+	rows, err := s.query(ctx, `SELECT tenant, min(deadline) FROM requests WHERE state IN (?, ?) GROUP BY tenant`,
 		lifecycle.PendingVerification, lifecycle.Open)
 	if err != nil {
 		return p, fmt.Errorf("pressure: %w", err)
@@ -683,7 +813,7 @@ func (s *sqlStore) Pressure(ctx context.Context, bounds, dueBounds []time.Time) 
 		return p, fmt.Errorf("pressure: %w", err)
 	}
 	for i, b := range bounds {
-		if err := s.db.QueryRowContext(ctx, s.d.q(`SELECT count(*) FROM requests WHERE state IN (?, ?) AND deadline < ?`),
+		if err := s.queryRow(ctx, `SELECT count(*) FROM requests WHERE state IN (?, ?) AND deadline < ?`,
 			lifecycle.PendingVerification, lifecycle.Open, b.UnixMilli()).Scan(&p.OpenBefore[i]); err != nil {
 			return p, fmt.Errorf("pressure: %w", err)
 		}
@@ -695,7 +825,7 @@ func (s *sqlStore) Pressure(ctx context.Context, bounds, dueBounds []time.Time) 
 	// two would read every request on PostgreSQL (a hash join).
 	// The WHERE clauses repeat the partial indexes' own, word for word:
 	// SQLite uses a partial index only for a query that says what it says.
-	rows, err = s.db.QueryContext(ctx, `SELECT system, count(*) FROM tasks WHERE state IN ('published', 'retrying') GROUP BY system`)
+	rows, err = s.query(ctx, `SELECT system, count(*) FROM tasks WHERE state IN ('published', 'retrying') GROUP BY system`)
 	if err != nil {
 		return p, fmt.Errorf("pressure: %w", err)
 	}
@@ -711,8 +841,8 @@ func (s *sqlStore) Pressure(ctx context.Context, bounds, dueBounds []time.Time) 
 	if err := rows.Err(); err != nil {
 		return p, fmt.Errorf("pressure: %w", err)
 	}
-	rows, err = s.db.QueryContext(ctx, s.d.q(`SELECT t.system, min(r.deadline) FROM requests r JOIN tasks t ON t.request_id = r.id
-		WHERE r.state IN (?, ?) AND t.state IN ('published', 'retrying') GROUP BY t.system`), lifecycle.PendingVerification, lifecycle.Open)
+	rows, err = s.query(ctx, `SELECT t.system, min(r.deadline) FROM requests r JOIN tasks t ON t.request_id = r.id
+		WHERE r.state IN (?, ?) AND t.state IN ('published', 'retrying') GROUP BY t.system`, lifecycle.PendingVerification, lifecycle.Open)
 	if err != nil {
 		return p, fmt.Errorf("pressure: %w", err)
 	}
@@ -740,18 +870,18 @@ func (s *sqlStore) Pressure(ctx context.Context, bounds, dueBounds []time.Time) 
 		if i < len(dueBounds) {
 			n = &p.DeferredBefore[i]
 		}
-		if err := s.db.QueryRowContext(ctx, s.d.q(deferred), b.UnixMilli(), b.UnixMilli()).Scan(n); err != nil {
+		if err := s.queryRow(ctx, deferred, b.UnixMilli(), b.UnixMilli()).Scan(n); err != nil {
 			return p, fmt.Errorf("pressure: %w", err)
 		}
 	}
-	if err := s.db.QueryRowContext(ctx, s.d.q(`SELECT
+	if err := s.queryRow(ctx, `SELECT
 		coalesce(sum(CASE WHEN bus_at IS NULL THEN 1 ELSE 0 END), 0), coalesce(sum(CASE WHEN webhook_at IS NULL THEN 1 ELSE 0 END), 0)
-		FROM notices WHERE next_attempt_at IS NOT NULL`)).Scan(&p.UndeliveredBus, &p.UndeliveredWebhook); err != nil {
+		FROM notices WHERE next_attempt_at IS NOT NULL`).Scan(&p.UndeliveredBus, &p.UndeliveredWebhook); err != nil {
 		return p, fmt.Errorf("pressure: %w", err)
 	}
 	var untold sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, s.d.q(`SELECT min(r.original_deadline) FROM notices n JOIN requests r ON r.id = n.request_id
-		WHERE n.next_attempt_at IS NOT NULL AND n.bus_at IS NULL AND n.webhook_at IS NULL AND r.state IN (?, ?)`),
+	if err := s.queryRow(ctx, `SELECT min(r.original_deadline) FROM notices n JOIN requests r ON r.id = n.request_id
+		WHERE n.next_attempt_at IS NOT NULL AND n.bus_at IS NULL AND n.webhook_at IS NULL AND r.state IN (?, ?)`,
 		lifecycle.PendingVerification, lifecycle.Open).Scan(&untold); err != nil {
 		return p, fmt.Errorf("pressure: %w", err)
 	}
@@ -763,7 +893,7 @@ func (s *sqlStore) Pressure(ctx context.Context, bounds, dueBounds []time.Time) 
 // yet ended whose deadline has passed.
 func (s *sqlStore) CountOverdue(ctx context.Context, now time.Time) (int, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, s.d.q(`SELECT count(*) FROM requests WHERE state IN (?, ?) AND deadline < ?`),
+	err := s.queryRow(ctx, `SELECT count(*) FROM requests WHERE state IN (?, ?) AND deadline < ?`,
 		lifecycle.PendingVerification, lifecycle.Open, now.UnixMilli()).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count overdue: %w", err)
@@ -775,10 +905,10 @@ func (s *sqlStore) CountOverdue(ctx context.Context, now time.Time) (int, error)
 // another relay is claiming at this moment are skipped rather than waited
 // for.
 func (s *sqlStore) ClaimOutbox(ctx context.Context, owner string, limit int, now, until time.Time) ([]OutboxMessage, error) {
-	rows, err := s.db.QueryContext(ctx, s.d.q(`UPDATE outbox SET claimed_by = ?, claimed_until = ?
+	rows, err := s.query(ctx, `UPDATE outbox SET claimed_by = ?, claimed_until = ?
 		WHERE seq IN (SELECT seq FROM outbox WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < ?)
 			ORDER BY seq LIMIT ?`+s.d.skipLocked("")+`)
-		RETURNING seq, topic, msg_id, ce_type, msg_key, payload, created_at, task_id, wait_ms`), owner, until.UnixMilli(), now.UnixMilli(), limit)
+		RETURNING seq, topic, msg_id, ce_type, msg_key, payload, created_at, task_id, wait_ms`, owner, until.UnixMilli(), now.UnixMilli(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim outbox: %w", err)
 	}
@@ -803,7 +933,7 @@ func (s *sqlStore) ClaimOutbox(ctx context.Context, owner string, limit int, now
 
 // ReleaseOutbox implements [Store].
 func (s *sqlStore) ReleaseOutbox(ctx context.Context, owner string) error {
-	if _, err := s.db.ExecContext(ctx, s.d.q(`UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ? AND published_at IS NULL`), owner); err != nil {
+	if _, err := s.exec(ctx, `UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ? AND published_at IS NULL`, owner); err != nil {
 		return fmt.Errorf("release outbox: %w", err)
 	}
 	return nil
@@ -844,7 +974,7 @@ func (s *sqlStore) MarkPublished(ctx context.Context, seqs []int64, at time.Time
 // scrape reads a few rows, whatever the number of requests.
 func (s *sqlStore) Stats(ctx context.Context) (Stats, error) {
 	st := Stats{Requests: map[Kind]int{}}
-	rows, err := s.db.QueryContext(ctx, `SELECT state, type, n FROM request_counts`)
+	rows, err := s.query(ctx, `SELECT state, type, n FROM request_counts`)
 	if err != nil {
 		return st, fmt.Errorf("stats: %w", err)
 	}
@@ -863,7 +993,7 @@ func (s *sqlStore) Stats(ctx context.Context) (Stats, error) {
 		return st, fmt.Errorf("stats: %w", err)
 	}
 	var oldest sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*), min(created_at) FROM outbox WHERE published_at IS NULL`).Scan(&st.OutboxDepth, &oldest); err != nil {
+	if err := s.queryRow(ctx, `SELECT count(*), min(created_at) FROM outbox WHERE published_at IS NULL`).Scan(&st.OutboxDepth, &oldest); err != nil {
 		return st, fmt.Errorf("stats: %w", err)
 	}
 	st.OldestUnpublished = fromMS(oldest)
@@ -912,10 +1042,10 @@ func (t *sqlTx) UpdateNotice(ctx context.Context, n *Notice) error {
 
 // ClaimNotices implements [Store].
 func (s *sqlStore) ClaimNotices(ctx context.Context, owner string, limit int, now, until time.Time) ([]*Notice, error) {
-	rows, err := s.db.QueryContext(ctx, s.d.q(`UPDATE notices SET claimed_by = ?, claimed_until = ?
+	rows, err := s.query(ctx, `UPDATE notices SET claimed_by = ?, claimed_until = ?
 		WHERE id IN (SELECT id FROM notices WHERE next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until < ?)
 			ORDER BY next_attempt_at LIMIT ?`+s.d.skipLocked("")+`)
-		RETURNING `+noticeColumns), owner, until.UnixMilli(), now.UnixMilli(), now.UnixMilli(), limit)
+		RETURNING `+noticeColumns, owner, until.UnixMilli(), now.UnixMilli(), now.UnixMilli(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim notices: %w", err)
 	}
@@ -937,7 +1067,7 @@ func (s *sqlStore) ClaimNotices(ctx context.Context, owner string, limit int, no
 
 // ReleaseNotices implements [Store].
 func (s *sqlStore) ReleaseNotices(ctx context.Context, owner string) error {
-	if _, err := s.db.ExecContext(ctx, s.d.q(`UPDATE notices SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ?`), owner); err != nil {
+	if _, err := s.exec(ctx, `UPDATE notices SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ?`, owner); err != nil {
 		return fmt.Errorf("release notices: %w", err)
 	}
 	return nil
@@ -963,7 +1093,7 @@ func scanToken(row interface{ Scan(...any) error }) (*Token, error) {
 
 // InsertToken implements [Store].
 func (s *sqlStore) InsertToken(ctx context.Context, k *Token) error {
-	res, err := s.db.ExecContext(ctx, s.d.q(`INSERT INTO tokens (`+tokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
+	res, err := s.exec(ctx, `INSERT INTO tokens (`+tokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		k.ID, k.Hash, k.Name, k.Tenant, k.Role, k.CreatedAt.UnixMilli(), ms(k.LastUsedAt), ms(k.ExpiresAt), ms(k.RevokedAt))
 	if err != nil {
 		return fmt.Errorf("insert token: %w", err)
@@ -976,12 +1106,12 @@ func (s *sqlStore) InsertToken(ctx context.Context, k *Token) error {
 
 // TokenByHash implements [Store].
 func (s *sqlStore) TokenByHash(ctx context.Context, hash []byte) (*Token, error) {
-	return scanToken(s.db.QueryRowContext(ctx, s.d.q(`SELECT `+tokenColumns+` FROM tokens WHERE hash = ?`), hash))
+	return scanToken(s.queryRow(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = ?`, hash))
 }
 
 // Tokens implements [Store].
 func (s *sqlStore) Tokens(ctx context.Context) ([]*Token, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+tokenColumns+` FROM tokens ORDER BY created_at, id`)
+	rows, err := s.query(ctx, `SELECT `+tokenColumns+` FROM tokens ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("tokens: %w", err)
 	}
@@ -1002,7 +1132,7 @@ func (s *sqlStore) Tokens(ctx context.Context) ([]*Token, error) {
 
 // RevokeToken implements [Store].
 func (s *sqlStore) RevokeToken(ctx context.Context, id string, at time.Time) error {
-	res, err := s.db.ExecContext(ctx, s.d.q(`UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`), at.UnixMilli(), id)
+	res, err := s.exec(ctx, `UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`, at.UnixMilli(), id)
 	if err != nil {
 		return fmt.Errorf("revoke token: %w", err)
 	}
@@ -1014,7 +1144,7 @@ func (s *sqlStore) RevokeToken(ctx context.Context, id string, at time.Time) err
 
 // TouchToken implements [Store].
 func (s *sqlStore) TouchToken(ctx context.Context, id string, at time.Time) error {
-	if _, err := s.db.ExecContext(ctx, s.d.q(`UPDATE tokens SET last_used_at = ? WHERE id = ?`), at.UnixMilli(), id); err != nil {
+	if _, err := s.exec(ctx, `UPDATE tokens SET last_used_at = ? WHERE id = ?`, at.UnixMilli(), id); err != nil {
 		return fmt.Errorf("touch token: %w", err)
 	}
 	return nil
@@ -1022,7 +1152,7 @@ func (s *sqlStore) TouchToken(ctx context.Context, id string, at time.Time) erro
 
 // DropExports implements [Store].
 func (s *sqlStore) DropExports(ctx context.Context, requestID string) error {
-	if _, err := s.db.ExecContext(ctx, s.d.q(`UPDATE tasks SET export_data = NULL WHERE request_id = ? AND export_data IS NOT NULL`), requestID); err != nil {
+	if _, err := s.exec(ctx, `UPDATE tasks SET export_data = NULL WHERE request_id = ? AND export_data IS NOT NULL`, requestID); err != nil {
 		return fmt.Errorf("drop exports: %w", err)
 	}
 	return nil
@@ -1030,9 +1160,9 @@ func (s *sqlStore) DropExports(ctx context.Context, requestID string) error {
 
 // ExpireExports implements [Store].
 func (s *sqlStore) ExpireExports(ctx context.Context, before time.Time) (int, error) {
-	res, err := s.db.ExecContext(ctx, s.d.q(`UPDATE tasks SET export_data = NULL WHERE export_data IS NOT NULL AND request_id IN
+	res, err := s.exec(ctx, `UPDATE tasks SET export_data = NULL WHERE export_data IS NOT NULL AND request_id IN
 		(SELECT r.id FROM requests r JOIN tasks t ON t.request_id = r.id
-			WHERE t.export_data IS NOT NULL AND r.completed_at IS NOT NULL AND r.completed_at < ?)`), before.UnixMilli())
+			WHERE t.export_data IS NOT NULL AND r.completed_at IS NOT NULL AND r.completed_at < ?)`, before.UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("expire exports: %w", err)
 	}

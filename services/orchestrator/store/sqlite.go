@@ -27,7 +27,9 @@ func OpenSQLite(path string, opts ...Option) (*SQLite, error) {
 		db.Close()
 		return nil, fmt.Errorf("store schema: %w", err)
 	}
-	return &SQLite{sqlStore{db: db}}, nil
+	st := &SQLite{sqlStore{db: db, stmts: newStatements(db), hashes: newHashCache()}}
+	st.group = newGroupCommit(&st.sqlStore)
+	return st, nil
 }
 
 // Checkpoint copies the write-ahead log into the database file and

@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ListCursorStable", testListCursorStable},
 		{"Log", testLog},
 		{"LogConcurrentAppends", testLogConcurrentAppends},
+		{"LogFailuresAmongConcurrentTxs", testLogFailuresAmongConcurrentTxs},
 		{"Certificates", testCertificates},
 		{"Stats", testStats},
 		{"CountOverdue", testCountOverdue},
