@@ -29,12 +29,30 @@ func (o *Orchestrator) relay() *outbox.Loop[store.OutboxMessage] {
 	}
 }
 
-// publish publishes a batch, each message retried with backoff until the
-// broker takes it, and marks what was published.
+// publish publishes a batch, all in flight at once where the bus can (a
+// bus.BatchPublisher), then each message that did not go retried alone
+// with backoff until the broker takes it, and marks what was published.
 func (o *Orchestrator) publish(ctx context.Context, batch []store.OutboxMessage) error {
 	seqs := make([]int64, 0, len(batch))
-	for _, m := range batch {
-		msg := &bus.Message{ID: m.ID, Type: m.Type, Source: engine.Source, Time: m.Created, Key: m.Key, Data: m.Payload}
+	msgs := make([]bus.Outgoing, len(batch))
+	for i, m := range batch {
+		msgs[i] = bus.Outgoing{Topic: m.Topic, Msg: &bus.Message{ID: m.ID, Type: m.Type, Source: engine.Source, Time: m.Created, Key: m.Key, Data: m.Payload}}
+	}
+	sent := make([]bool, len(batch))
+	if bp, ok := o.cfg.Bus.(bus.BatchPublisher); ok {
+		for i, err := range bp.PublishBatch(ctx, msgs) {
+			if sent[i] = err == nil; !sent[i] && ctx.Err() == nil {
+				o.m.PublishErrors.Inc()
+			}
+		}
+	}
+	for i, m := range batch {
+		if sent[i] {
+			o.m.Published.WithLabelValues(m.Type).Inc()
+			seqs = append(seqs, m.Seq)
+			continue
+		}
+		msg := msgs[i].Msg
 		b := backoff.WithContext(backoff.NewExponentialBackOff(
 			backoff.WithInitialInterval(100*time.Millisecond),
 			backoff.WithMaxInterval(5*time.Second),

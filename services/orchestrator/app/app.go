@@ -286,7 +286,7 @@ func startEmbedded(ctx context.Context, opts Options) (*natsbus.Embedded, bus.Bu
 	}
 	log.Info("embedded NATS JetStream running: users loaded, each allowed its part, no anonymous access",
 		"url", srv.URL(), "users", strings.Join(users.Names(), ","), "seeds", seeds, "sync", srv.Sync())
-	b, err := natsbus.Connect(ctx, srv.URL(), natsbus.Config{Name: "lethe-orchestrator", Logger: log, NKeySeed: seed})
+	b, err := natsbus.Connect(ctx, srv.URL(), natsbus.Config{Name: "lethe-orchestrator", Logger: log, NKeySeed: seed, Handlers: busurl.ServiceHandlers})
 	if err != nil {
 		srv.Shutdown()
 		return nil, nil, fmt.Errorf("%w: bus: %w", ErrConfig, err)

@@ -67,7 +67,7 @@ func (e *Engine) retry(ctx context.Context, tx store.Tx, fx *effects, requestID,
 	k.RoundStart, k.Detail, k.DeadAt = k.Attempts, "", time.Time{}
 	fx.retried = append(fx.retried, taskRef{r.ID, k.System, k.Attempts + 1})
 	fx.wake = true
-	return r, e.attempt(ctx, tx, r, k, now)
+	return r, e.reattempt(ctx, tx, r, k, now)
 }
 
 // Resolve records that an operator fixed a dead-lettered task by hand:

@@ -31,6 +31,16 @@ func (e *Engine) wait(n int) time.Duration {
 	return d
 }
 
+// reattempt is attempt for a task met alone, its request's identifiers
+// opened for it.
+func (e *Engine) reattempt(ctx context.Context, tx store.Tx, r *store.Request, k *store.Task, now time.Time) error {
+	subject, err := e.subject(r)
+	if err != nil {
+		return err
+	}
+	return e.attempt(ctx, tx, r, identity{subject: subject}, k, now)
+}
+
 // RetryDue re-attempts tasks whose wait for an answer is over, or
 // dead-letters them once out of attempts, and starts the follow-up of
 // deferred erasures whose retention is over. It returns how many tasks it
@@ -56,7 +66,7 @@ func (e *Engine) RetryDue(ctx context.Context) (int, error) {
 				// attempts of its own.
 				k.RoundStart, k.Detail = k.Attempts, ""
 				fx.followUps = append(fx.followUps, taskRef{r.ID, k.System, k.Attempts + 1})
-				if err := e.attempt(ctx, tx, r, k, now); err != nil {
+				if err := e.reattempt(ctx, tx, r, k, now); err != nil {
 					return err
 				}
 				continue
@@ -72,7 +82,7 @@ func (e *Engine) RetryDue(ctx context.Context) (int, error) {
 				continue
 			}
 			fx.retried = append(fx.retried, taskRef{r.ID, k.System, k.Attempts + 1})
-			if err := e.attempt(ctx, tx, r, k, now); err != nil {
+			if err := e.reattempt(ctx, tx, r, k, now); err != nil {
 				return err
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -37,6 +38,29 @@ func (e *Engine) subject(r *store.Request) (*lethev1.Subject, error) {
 		return nil, fmt.Errorf("request %s: %w", r.ID, err)
 	}
 	return s, nil
+}
+
+// identity is a request's identifiers as its tasks carry them: opened, and
+// sealed to a system's connector where that was done ahead.
+type identity struct {
+	subject *lethev1.Subject
+	sealed  map[string][]byte // by system
+}
+
+// sealForSystems seals subject to each system's connector; a system
+// without a sealing key is left out (its attempt says so).
+func (e *Engine) sealForSystems(subject *lethev1.Subject, now time.Time) map[string][]byte {
+	sealed := make(map[string][]byte, len(e.cfg.Systems))
+	for _, sys := range e.cfg.Systems {
+		to, err := e.Keys().SealKeyFor(sys, now)
+		if err != nil {
+			continue
+		}
+		if b, err := proof.SealSubject(to, subject); err == nil {
+			sealed[sys] = b
+		}
+	}
+	return sealed
 }
 
 // forget drops r's identifiers: the request has ended.

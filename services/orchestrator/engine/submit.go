@@ -49,6 +49,12 @@ func (e *Engine) Submit(ctx context.Context, nr NewRequest) (r *store.Request, c
 	if err != nil {
 		return nil, false, err
 	}
+	// Sealed to each connector before the transaction, which on SQLite
+	// holds the store for everyone: X25519 is most of a task's cost.
+	ids := identity{subject: &lethev1.Subject{Email: nr.Email, UserId: nr.UserID}}
+	if nr.Verified {
+		ids.sealed = e.sealForSystems(ids.subject, now)
+	}
 	fresh := store.Request{
 		ID:             newID(now),
 		Tenant:         nr.Tenant,
@@ -99,7 +105,7 @@ func (e *Engine) Submit(ctx context.Context, nr NewRequest) (r *store.Request, c
 			if nr.By != nil {
 				check.Actor = *nr.By
 			}
-			return e.open(ctx, tx, r, check, nr.By != nil, now)
+			return e.open(ctx, tx, r, ids, check, nr.By != nil, now)
 		}
 		return nil
 	}
@@ -143,7 +149,11 @@ func (e *Engine) Verify(ctx context.Context, id string, d Decision) (*store.Requ
 		if r.State != lifecycle.PendingVerification {
 			return fmt.Errorf("request is %s, not %s: %w", r.State, lifecycle.PendingVerification, ErrConflict)
 		}
-		return e.open(ctx, tx, r, d, true, e.Now())
+		subject, err := e.subject(r)
+		if err != nil {
+			return err
+		}
+		return e.open(ctx, tx, r, identity{subject: subject}, d, true, e.Now())
 	})
 	if err != nil {
 		return nil, err
@@ -153,11 +163,11 @@ func (e *Engine) Verify(ctx context.Context, id string, d Decision) (*store.Requ
 	return r, nil
 }
 
-// open moves a request to open and enqueues its first attempt per system.
-// A check made by a person (byPerson) is logged with them, its method and
+// open moves a request to open and enqueues its first attempt per system,
+// for ids (r's identifiers, opened once for all its tasks). A check made by a person (byPerson) is logged with them, its method and
 // its note's hash; one made by an event (an account's own deletion) is
 // not a person's decision.
-func (e *Engine) open(ctx context.Context, tx store.Tx, r *store.Request, check Decision, byPerson bool, now time.Time) error {
+func (e *Engine) open(ctx context.Context, tx store.Tx, r *store.Request, ids identity, check Decision, byPerson bool, now time.Time) error {
 	r.State, r.UpdatedAt = lifecycle.Open, now
 	entry := proof.Entry{RequestID: r.ID, Event: proof.EventVerified, At: now}
 	if byPerson {
@@ -175,25 +185,22 @@ func (e *Engine) open(ctx context.Context, tx store.Tx, r *store.Request, check 
 		return err
 	}
 	for _, k := range tasks {
-		if err := e.attempt(ctx, tx, r, k, now); err != nil {
+		if err := e.attempt(ctx, tx, r, ids, k, now); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// attempt enqueues the next attempt of task k. Its wait for an answer, which
+// attempt enqueues the next attempt of task k of r, whose identifiers are
+// ids. Its wait for an answer, which
 // doubles with each attempt (exponential backoff), starts when the relay has
 // published it.
-func (e *Engine) attempt(ctx context.Context, tx store.Tx, r *store.Request, k *store.Task, now time.Time) error {
+func (e *Engine) attempt(ctx context.Context, tx store.Tx, r *store.Request, ids identity, k *store.Task, now time.Time) error {
 	k.Attempts++
 	k.State = lifecycle.TaskPublished
 	k.NextAttemptAt = time.Time{}
 	if err := tx.UpdateTask(ctx, k); err != nil {
-		return err
-	}
-	subject, err := e.subject(r)
-	if err != nil {
 		return err
 	}
 	t := task(r, k)
@@ -210,8 +217,10 @@ func (e *Engine) attempt(ctx context.Context, tx store.Tx, r *store.Request, k *
 		return record(ctx, tx, proof.Entry{RequestID: r.ID, Event: proof.EventTaskFailed, At: now, System: k.System, Attempt: k.Attempts,
 			Detail: "no sealing key registered"})
 	}
-	if t.SealedSubject, err = proof.SealSubject(to, subject); err != nil {
-		return err
+	if t.SealedSubject = ids.sealed[k.System]; t.SealedSubject == nil {
+		if t.SealedSubject, err = proof.SealSubject(to, ids.subject); err != nil {
+			return err
+		}
 	}
 	// Signed: a connector acts on no task but the orchestrator's.
 	if err := proof.SignTask(e.cfg.Signer, t); err != nil {
