@@ -24,6 +24,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/bus/natsauth"
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
 	"github.com/lethe-dev/lethe/pkg/connector"
+	"github.com/lethe-dev/lethe/pkg/connector/memsystem"
 	"github.com/lethe-dev/lethe/pkg/datadir"
 	"github.com/lethe-dev/lethe/pkg/durability"
 	"github.com/lethe-dev/lethe/pkg/proof"
@@ -47,6 +48,11 @@ type Config struct {
 	AccountsListen string // the demo accounts app's admin API
 	VendorListen   string // the stand-in sub-processors
 	People         int    // demo people to seed
+	// InMemory runs the connectors over in-memory systems (MemorySystems)
+	// instead of the seeded demo systems' databases, and starts neither the
+	// accounts admin API nor the stand-in vendors: what a benchmark of
+	// Lethe's own machinery (orchestrator, store, SDK, bus) runs.
+	InMemory bool
 	// Without lists connectors not to start (StartConnector starts them
 	// later), and "mailer" for no mailer (StartMailer).
 	Without []string
@@ -124,6 +130,9 @@ type Stack struct {
 	Recordings     *recordings.System
 	Subprocessors  *subprocessors.System
 	Vendors        *standin.Server
+	// Memory are the in-memory systems of an InMemory stack, by name (nil
+	// otherwise; the demo systems above are nil then).
+	Memory map[string]*memsystem.System
 	// Mailbox keeps the notices the demo mailer handed on: `make run`
 	// mails no one.
 	Mailbox *mailer.Memory
@@ -176,14 +185,6 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		s.closers = append(s.closers, func() { s.bus.Close() })
 	}
 
-	// The stand-in vendors, seeded with the same people as the demo systems.
-	s.Vendors = standin.New(cfg.People, standin.DemoToken)
-	vendorAddr, err := s.serve(cfg.VendorListen, s.Vendors)
-	if err != nil {
-		return nil, fmt.Errorf("stand-in vendors: %w", err)
-	}
-	s.VendorURL = "http://" + vendorAddr
-
 	// The orchestrator's key, made here if this is the first start, so
 	// that the connectors can check the tasks it signs.
 	orchestratorKey := filepath.Join(cfg.DataDir, "orchestrator", "signing.key")
@@ -197,14 +198,11 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if s.taskKeys, err = connector.OrchestratorKey(orchestratorKey + ".pub"); err != nil {
 		return nil, err
 	}
-	if err := s.openSystems(ctx); err != nil {
+	if cfg.InMemory {
+		s.Memory = MemorySystems(cfg.People)
+	} else if err := s.openDemoSystems(ctx); err != nil {
 		return nil, err
 	}
-	accountsAddr, err := s.serve(cfg.AccountsListen, s.Accounts.AdminHandler())
-	if err != nil {
-		return nil, fmt.Errorf("accounts admin API: %w", err)
-	}
-	s.AccountsAPI = "http://" + accountsAddr
 
 	if err := s.registerKeys(); err != nil {
 		return nil, err
@@ -275,7 +273,8 @@ func (s *Stack) startNATS(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		b, err := natsbus.Connect(ctx, s.NATSURL, natsbus.Config{Name: "lethe-" + u.Name, NKeySeed: seed, Logger: cfg.Logger.With("service", u.Name)})
+		b, err := natsbus.Connect(ctx, s.NATSURL, natsbus.Config{Name: "lethe-" + u.Name, NKeySeed: seed, Logger: cfg.Logger.With("service", u.Name),
+			Handlers: busurl.ServiceHandlers})
 		if err != nil {
 			return fmt.Errorf("NATS as %s: %w", u.Name, err)
 		}
@@ -300,9 +299,18 @@ func (s *Stack) busOf(name string) bus.Bus {
 	return s.bus
 }
 
-func (s *Stack) openSystems(ctx context.Context) error {
+// openDemoSystems opens and seeds the demo systems, with the stand-in
+// vendors of the sub-processors (seeded with the same people) and the
+// accounts app's admin API.
+func (s *Stack) openDemoSystems(ctx context.Context) error {
+	cfg := s.cfg
+	s.Vendors = standin.New(cfg.People, standin.DemoToken)
+	vendorAddr, err := s.serve(cfg.VendorListen, s.Vendors)
+	if err != nil {
+		return fmt.Errorf("stand-in vendors: %w", err)
+	}
+	s.VendorURL = "http://" + vendorAddr
 	env := func(name string) connector.Env { return s.env(name) }
-	var err error
 	if s.Accounts, err = accounts.Open(ctx, env(accounts.Name)); err != nil {
 		return fmt.Errorf("accounts: %w", err)
 	}
@@ -333,10 +341,39 @@ func (s *Stack) openSystems(ctx context.Context) error {
 			}
 		}
 	}
+	accountsAddr, err := s.serve(cfg.AccountsListen, s.Accounts.AdminHandler())
+	if err != nil {
+		return fmt.Errorf("accounts admin API: %w", err)
+	}
+	s.AccountsAPI = "http://" + accountsAddr
 	return nil
 }
 
+// MemorySystems are in-memory stand-ins for the five demo systems, each
+// with people 1..people seeded, holding records of the categories the demo
+// system holds.
+func MemorySystems(people int) map[string]*memsystem.System {
+	systems := map[string]*memsystem.System{
+		accounts.Name:       memsystem.New(map[string]int64{"account": 1, "identification": 1, "connection": 12}),
+		billing.Name:        memsystem.New(map[string]int64{"billing": 4}),
+		emailanalytics.Name: memsystem.New(map[string]int64{"engagement": 20}),
+		recordings.Name:     memsystem.New(map[string]int64{"recordings": 2, "contributions": 5}),
+		subprocessors.Name:  memsystem.New(map[string]int64{"vendors": 3}),
+	}
+	for _, sys := range systems {
+		_ = sys.Seed(context.Background(), people) // in memory: cannot fail
+	}
+	return systems
+}
+
 func (s *Stack) systems() map[string]connector.System {
+	if s.Memory != nil {
+		systems := map[string]connector.System{}
+		for name, sys := range s.Memory {
+			systems[name] = sys
+		}
+		return systems
+	}
 	return map[string]connector.System{
 		accounts.Name: s.Accounts, billing.Name: s.Billing, emailanalytics.Name: s.EmailAnalytics,
 		recordings.Name: s.Recordings, subprocessors.Name: s.Subprocessors,
