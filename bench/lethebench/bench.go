@@ -1,0 +1,251 @@
+// Package lethebench is Lethe's benchmark: in one process and one run it
+// measures the bus's own ceiling for the pipeline's traffic, the pipeline
+// itself on each pair of engines asked for, and a durable-workflow peer
+// (Temporal) doing the same erasures, and reports each against the others.
+package lethebench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/lethe-dev/lethe/bench/temporalpeer"
+	"github.com/lethe-dev/lethe/pkg/connector"
+	"github.com/lethe-dev/lethe/pkg/connector/memsystem"
+	"github.com/lethe-dev/lethe/pkg/durability"
+	"github.com/lethe-dev/lethe/services/devstack"
+)
+
+// Options say what to run.
+type Options struct {
+	N       int // requests per pipeline run
+	Clients int // concurrent senders (closed loop)
+	Buses   []string
+	Stores  []string
+	Modes   []durability.Mode
+	// DemoN requests also run over the SQLite demo systems (0: none).
+	DemoN int
+	// OpenRate and OpenSeconds: an open-loop run at that rate (0: none).
+	OpenRate    float64
+	OpenSeconds float64
+	// PeerN workflows on the Temporal peer (0: none).
+	PeerN int
+	// Growth sizes, each a run of its own (nats+sqlite fast, memory).
+	Growth []int
+	// Work is the folder the runs keep their stores in.
+	Work string
+}
+
+// Report is everything a run measured; it is what results/*.json hold.
+type Report struct {
+	Started   time.Time `json:"started"`
+	GoVersion string    `json:"go_version"`
+	CPUs      int       `json:"cpus"`
+	N         int       `json:"n"`
+	// Raw is the bus's ceiling, by "bus durability".
+	Raw    map[string]Raw `json:"raw"`
+	Runs   []*Run         `json:"runs"`
+	Peer   *Peer          `json:"peer,omitempty"`
+	Growth []*Run         `json:"growth,omitempty"`
+	// The headline, of the embedded default (nats+sqlite, fast, in-memory
+	// systems): pipeline events/s over raw events/s, requests/s, the p99
+	// (of the open-loop run when there is one), and requests/s over the
+	// peer's workflows/s.
+	Ratio         float64 `json:"ratio"`
+	RPS           float64 `json:"rps"`
+	P99           float64 `json:"p99_ms"`
+	TemporalRatio float64 `json:"temporal_ratio"`
+}
+
+// Peer is the Temporal peer's run.
+type Peer struct {
+	Workflows int     `json:"workflows"`
+	Seconds   float64 `json:"seconds"`
+	RPS       float64 `json:"workflows_per_sec"`
+	Latency   Latency `json:"latency_ms"`
+}
+
+// Bench runs what opts say, drawing progress on bar.
+func Bench(ctx context.Context, opts Options, bar *Bar) (*Report, error) {
+	rep := &Report{Started: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), N: opts.N, Raw: map[string]Raw{}}
+	for _, b := range opts.Buses {
+		for _, mode := range opts.Modes {
+			key := rawKey(b, mode)
+			if _, ok := rep.Raw[key]; ok {
+				continue
+			}
+			raw, err := runRaw(ctx, opts.Work, b, mode, opts.N, bar)
+			if err != nil {
+				return nil, fmt.Errorf("raw %s: %w", key, err)
+			}
+			rep.Raw[key] = raw
+		}
+	}
+	add := func(name string, e Engines, load Load) (*Run, error) {
+		run, err := runPipeline(ctx, opts.Work, e, load, bar)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		run.Name = name
+		return run, nil
+	}
+	var headline *Run
+	for _, b := range opts.Buses {
+		for _, st := range opts.Stores {
+			for _, mode := range opts.Modes {
+				e := Engines{Bus: b, Store: st, Durability: mode, Systems: "memory"}
+				run, err := add(fmt.Sprintf("%s+%s %s", b, st, mode), e, Load{N: opts.N, Clients: opts.Clients})
+				if err != nil {
+					return nil, err
+				}
+				rep.Runs = append(rep.Runs, run)
+				if b == "nats" && st == "sqlite" && (headline == nil || mode.IsFast()) {
+					headline = run
+				}
+			}
+		}
+	}
+	if opts.DemoN > 0 {
+		e := Engines{Bus: "nats", Store: "sqlite", Durability: durability.Fast, Systems: "sqlite"}
+		run, err := add("nats+sqlite fast, demo systems", e, Load{N: opts.DemoN, Clients: opts.Clients})
+		if err != nil {
+			return nil, err
+		}
+		rep.Runs = append(rep.Runs, run)
+	}
+	var open *Run
+	if opts.OpenRate > 0 {
+		e := Engines{Bus: "nats", Store: "sqlite", Durability: durability.Fast, Systems: "memory"}
+		n := max(1, int(opts.OpenRate*opts.OpenSeconds))
+		run, err := add(fmt.Sprintf("nats+sqlite fast, open loop %.0f/s", opts.OpenRate), e, Load{N: n, Rate: opts.OpenRate})
+		if err != nil {
+			return nil, err
+		}
+		rep.Runs = append(rep.Runs, run)
+		open = run
+	}
+	for _, n := range opts.Growth {
+		e := Engines{Bus: "nats", Store: "sqlite", Durability: durability.Fast, Systems: "memory"}
+		run, err := add(fmt.Sprintf("growth %d", n), e, Load{N: n, Clients: opts.Clients})
+		if err != nil {
+			return nil, err
+		}
+		rep.Growth = append(rep.Growth, run)
+	}
+	if opts.PeerN > 0 {
+		peer, err := runPeer(ctx, opts.PeerN, bar)
+		if err != nil {
+			return nil, fmt.Errorf("temporal peer: %w", err)
+		}
+		rep.Peer = peer
+	}
+	if headline != nil {
+		if raw, ok := rep.Raw[rawKey("nats", headline.Engines.Durability)]; ok {
+			rep.Ratio = headline.EventsPerSec / raw.EventsPerSec
+		}
+		rep.RPS, rep.P99 = headline.RPS, headline.Latency.P99
+		if open != nil {
+			rep.P99 = open.Latency.P99
+		}
+		if rep.Peer != nil && rep.Peer.RPS > 0 {
+			rep.TemporalRatio = headline.RPS / rep.Peer.RPS
+		}
+	}
+	return rep, nil
+}
+
+func rawKey(bus string, mode durability.Mode) string {
+	if bus == "kafka" {
+		return "kafka" // kfake keeps its log in memory: one mode
+	}
+	return bus + " " + mode.String()
+}
+
+func runRaw(ctx context.Context, work, bus string, mode durability.Mode, n int, bar *Bar) (Raw, error) {
+	dir, err := tempDir(work, "raw")
+	if err != nil {
+		return Raw{}, err
+	}
+	defer os.RemoveAll(dir)
+	bar.Start("raw "+rawKey(bus, mode), n)
+	defer bar.Done()
+	switch bus {
+	case "nats":
+		return rawNATS(ctx, dir, mode, n, systems, bar.Set)
+	case "kafka":
+		c, err := startKfake()
+		if err != nil {
+			return Raw{}, err
+		}
+		defer c.Close()
+		return rawKafka(ctx, c.ListenAddrs(), n, systems, bar.Set)
+	}
+	return Raw{}, fmt.Errorf("unknown bus %q", bus)
+}
+
+// runPeer runs the same erasures as Temporal workflows, each activity
+// erasing from the same in-memory system a connector would.
+func runPeer(ctx context.Context, n int, bar *Bar) (*Peer, error) {
+	mem := devstack.MemorySystems(n)
+	bar.Start("temporal peer", n)
+	res, err := temporalpeer.Run(ctx, temporalpeer.Config{N: n, Systems: systems, Progress: bar.Set,
+		Subject: func(i int) string { return memsystem.Person(i + 1) }, // the people MemorySystems seeded
+		Work: func(ctx context.Context, system, subject string) error {
+			_, err := mem[system].Erase(ctx, connector.Task{Subject: connector.Subject{Email: subject}})
+			return err
+		}})
+	bar.Done()
+	if err != nil {
+		return nil, err
+	}
+	ms := make([]float64, len(res.Latencies))
+	for i, d := range res.Latencies {
+		ms[i] = float64(d.Microseconds()) / 1000
+	}
+	return &Peer{Workflows: res.Done, Seconds: res.Elapsed.Seconds(), RPS: float64(res.Done) / res.Elapsed.Seconds(), Latency: percentiles(ms)}, nil
+}
+
+// Line is the last line of the output, for scripts.
+func (r *Report) Line() string {
+	return fmt.Sprintf("ratio=%.3f rps=%.0f p99_ms=%.0f temporal_ratio=%.1f", r.Ratio, r.RPS, r.P99, r.TemporalRatio)
+}
+
+// Table writes the runs side by side.
+func (r *Report) Table(w io.Writer) {
+	fmt.Fprintf(w, "\nraw ceiling (a task and a receipt per system per request, async publish, explicit acks):\n")
+	for k, raw := range r.Raw {
+		fmt.Fprintf(w, "  %-14s %9.0f events/s (%d messages in %.2fs)\n", k, raw.EventsPerSec, raw.Messages, raw.Seconds)
+	}
+	fmt.Fprintf(w, "\n%-44s %8s %9s %7s %8s %8s %8s %8s %9s %9s\n", "pipeline run", "req/s", "events/s", ":raw", "p50 ms", "p90 ms", "p99 ms", "RSS MB", "store B/r", "CPU ms/r")
+	row := func(run *Run) {
+		ratio := "-"
+		if raw, ok := r.Raw[rawKey(run.Engines.Bus, run.Engines.Durability)]; ok && run.Rate == 0 {
+			ratio = fmt.Sprintf("%.3f", run.EventsPerSec/raw.EventsPerSec)
+		}
+		fmt.Fprintf(w, "%-44s %8.0f %9.0f %7s %8.1f %8.1f %8.1f %8.0f %9.0f %9.2f\n", run.Name, run.RPS, run.EventsPerSec, ratio,
+			run.Latency.P50, run.Latency.P90, run.Latency.P99, float64(run.PeakRSS)/(1<<20), run.StorePerRequest, run.CPUPerRequest*1000)
+	}
+	for _, run := range r.Runs {
+		row(run)
+	}
+	if r.Peer != nil {
+		fmt.Fprintf(w, "%-44s %8.0f %9s %7s %8.1f %8.1f %8.1f\n", fmt.Sprintf("temporal peer (%d workflows)", r.Peer.Workflows), r.Peer.RPS, "-", "-",
+			r.Peer.Latency.P50, r.Peer.Latency.P90, r.Peer.Latency.P99)
+	}
+	if len(r.Growth) > 0 {
+		fmt.Fprintf(w, "\ncost growth (nats+sqlite fast, in-memory systems):\n%10s %8s %8s %10s %10s %12s %10s %10s\n",
+			"requests", "seconds", "req/s", "peak RSS", "end RSS", "store bytes", "B/request", "CPU ms/r")
+		for _, g := range r.Growth {
+			end := int64(0)
+			if len(g.Timeline) > 0 {
+				end = g.Timeline[len(g.Timeline)-1].RSS
+			}
+			fmt.Fprintf(w, "%10d %8.1f %8.0f %9.0fM %9.0fM %12d %10.0f %10.2f\n", g.Requests, g.Seconds, g.RPS,
+				float64(g.PeakRSS)/(1<<20), float64(end)/(1<<20), g.StoreBytes, g.StorePerRequest, g.CPUPerRequest*1000)
+		}
+	}
+	fmt.Fprintln(w)
+}
