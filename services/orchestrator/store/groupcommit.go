@@ -178,7 +178,10 @@ func (g *groupCommit) savepoint(tx *sql.Tx, i int, c *txCall, t *sqlTx) error {
 		t.wrote.undo(mark)
 		t.log = log
 		if _, rerr := tx.Exec(`ROLLBACK TO ` + name); rerr != nil {
-			return fmt.Errorf("%w: rollback to savepoint: %w", errGroupBroken, rerr)
+			// SQLite rolls the whole transaction back by itself after some
+			// errors (SQLITE_FULL among them): every member fails with the
+			// cause, so a full disk is still ErrUnavailable to each.
+			return fmt.Errorf("%w: %w (rollback to savepoint: %v)", errGroupBroken, err, rerr)
 		}
 	}
 	if _, rerr := tx.Exec(`RELEASE ` + name); rerr != nil {
