@@ -249,13 +249,26 @@ func extensionEndToEnd(t *testing.T, start func(...func(*Config)) *harness) {
 	if got := hook.delivered(); got != 1 {
 		t.Errorf("%d 2xx webhook deliveries, want 1", got)
 	}
-	for _, lv := range []struct {
+	// Counters move just after the commit of what they count: looked at
+	// until they settle.
+	wants := []struct {
 		channel, result string
 		want            float64
-	}{{"bus", "published", 1}, {"bus", "delivered", 1}, {"bus", "failed", 0}, {"webhook", "delivered", 1}, {"webhook", "failed", 1}} {
-		if got := h.metric("lethe_orchestrator_notice_deliveries_total", map[string]string{"channel": lv.channel, "result": lv.result}); got != lv.want {
-			t.Errorf("lethe_orchestrator_notice_deliveries_total{channel=%q,result=%q} = %v, want %v", lv.channel, lv.result, got, lv.want)
+	}{{"bus", "published", 1}, {"bus", "delivered", 1}, {"bus", "failed", 0}, {"webhook", "delivered", 1}, {"webhook", "failed", 1}}
+	var wrong []string
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		wrong = nil
+		for _, lv := range wants {
+			if got := h.metric("lethe_orchestrator_notice_deliveries_total", map[string]string{"channel": lv.channel, "result": lv.result}); got != lv.want {
+				wrong = append(wrong, fmt.Sprintf("lethe_orchestrator_notice_deliveries_total{channel=%q,result=%q} = %v, want %v", lv.channel, lv.result, got, lv.want))
+			}
 		}
+		if len(wrong) == 0 || time.Now().After(end) {
+			break
+		}
+	}
+	for _, w := range wrong {
+		t.Error(w)
 	}
 	h.logs.NoneOf(t, email)
 }

@@ -7,9 +7,12 @@ import (
 )
 
 // A system down long enough for its task to run out of attempts: the
-// request ends failed; the stack restarts on the same data with every
-// system; the request is still failed, keeps what a retry needs, and one
-// retry of the task ends it with a certificate that verifies.
+// request ends failed; the stack restarts on the same data; the request is
+// still failed and keeps what a retry needs; one retry of the task, and
+// the system back, end it with a certificate that verifies. (The system
+// comes back after the retry: it would otherwise take the attempts still
+// waiting on the bus and answer late, which ends the request too, before
+// anyone retries.)
 func TestFailedThenRetriedAcrossARestart(t *testing.T) {
 	dir := t.TempDir()
 	email := "person-0006@example.com"
@@ -25,13 +28,14 @@ func TestFailedThenRetriedAcrossARestart(t *testing.T) {
 	}
 	h.stop()
 
-	h = start(t, func(c *Config) { c.DataDir = dir })
+	h = start(t, func(c *Config) { c.DataDir, c.Without = dir, []string{"recordings"} })
 	if _, view := h.call("GET", h.s.API+"/v1/requests/"+id, ""); view["state"] != "failed" {
 		t.Fatalf("after the restart the request is %v", view["state"])
 	}
 	if code, out := h.call("POST", h.s.API+"/v1/requests/"+id+"/tasks/recordings/retry", ""); code != http.StatusOK {
 		t.Fatalf("retry = %d %v", code, out)
 	}
+	h.s.StartConnector("recordings")
 	view = h.waitState(id, "partially_retained", "fulfilled")
 	if tasks(view)["recordings"]["outcome"] != "erased" {
 		t.Errorf("recordings after the retry: %v", tasks(view)["recordings"])

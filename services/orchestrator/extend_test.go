@@ -260,7 +260,7 @@ func TestExtensionNoticeWebhook(t *testing.T) {
 		t.Errorf("body %s (%v)", bodies[0], err)
 	}
 	for _, tt := range []struct{ result string }{{"delivered"}, {"failed"}} {
-		if c := counter(t, e.reg, "lethe_orchestrator_notice_deliveries_total", map[string]string{"channel": "webhook", "result": tt.result}); c != 1 {
+		if c := waitCounter(t, e.reg, "lethe_orchestrator_notice_deliveries_total", map[string]string{"channel": "webhook", "result": tt.result}, 1); c != 1 {
 			t.Errorf("webhook %s = %v, want 1", tt.result, c)
 		}
 	}
@@ -271,7 +271,7 @@ func TestExtensionNoticeWebhook(t *testing.T) {
 			t.Errorf("undelivered notices on %s = %v, want %v", ch, c, want)
 		}
 	}
-	if c := counter(t, e.reg, "lethe_orchestrator_notice_deliveries_total", map[string]string{"channel": "bus", "result": "published"}); c != 1 {
+	if c := waitCounter(t, e.reg, "lethe_orchestrator_notice_deliveries_total", map[string]string{"channel": "bus", "result": "published"}, 1); c != 1 {
 		t.Errorf("bus published = %v, want 1", c)
 	}
 
@@ -392,7 +392,7 @@ func TestDeferredErasure(t *testing.T) {
 	if due("later")+due("lt_30d")+due("overdue") != 0 {
 		t.Error("deferred erasures still counted after the follow-up")
 	}
-	if ended := counter(t, e.reg, "lethe_orchestrator_requests_ended_total", nil); ended != 1 {
+	if ended := waitCounter(t, e.reg, "lethe_orchestrator_requests_ended_total", nil, 1); ended != 1 {
 		t.Errorf("requests ended counted %v times, want once", ended)
 	}
 	e.logs.NoneOf(t, subjectEmail)

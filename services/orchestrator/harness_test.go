@@ -431,6 +431,21 @@ func tasksBySystem(view map[string]any) map[string]map[string]any {
 	return out
 }
 
+// waitCounter is counter once it reached want, or after 10 s: counters
+// move just after the commit of what they count (effects follow the
+// commit), so a state read through the API may come a moment before them.
+func waitCounter(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string, want float64) float64 {
+	t.Helper()
+	end := time.Now().Add(10 * time.Second)
+	for {
+		got := counter(t, reg, name, labels)
+		if got >= want || time.Now().After(end) {
+			return got
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func counter(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()

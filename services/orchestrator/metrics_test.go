@@ -67,7 +67,7 @@ func TestObjectiveMetrics(t *testing.T) {
 	late := time.Now().UTC().AddDate(0, 0, -10).Format(time.RFC3339)
 	e.waitState(e.submit(fmt.Sprintf(`{"type":"erasure","tenant":"demo","subject":{"email":"b@example.com"},"received_at":%q,"verified":true}`, late)), "fulfilled")
 	for result, n := range map[string]float64{"within_objective": 1, "late": 1, "failed": 0} {
-		if got := counter(t, e.reg, "lethe_orchestrator_requests_ended_total", map[string]string{"type": "erasure", "result": result}); got != n {
+		if got := waitCounter(t, e.reg, "lethe_orchestrator_requests_ended_total", map[string]string{"type": "erasure", "result": result}, n); got != n {
 			t.Errorf("ended %s = %v, want %v", result, got, n)
 		}
 	}

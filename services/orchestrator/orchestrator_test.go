@@ -260,7 +260,7 @@ func TestFailingSystemRetriedThenCompletes(t *testing.T) {
 	if task["attempts"].(float64) < 2 {
 		t.Fatalf("alpha answered in %v attempts; expected retries", task["attempts"])
 	}
-	if n := counter(t, e.reg, "lethe_orchestrator_task_retries_total", map[string]string{"system": "alpha"}); n < 1 {
+	if n := waitCounter(t, e.reg, "lethe_orchestrator_task_retries_total", map[string]string{"system": "alpha"}, 1); n < 1 {
 		t.Fatalf("retries counter = %v", n)
 	}
 }
@@ -297,7 +297,7 @@ func TestDeadLetter(t *testing.T) {
 	if tasks["beta"]["state"] != "answered" {
 		t.Fatalf("beta: %v", tasks["beta"])
 	}
-	if n := counter(t, e.reg, "lethe_orchestrator_dead_letters_total", map[string]string{"system": "alpha"}); n != 1 {
+	if n := waitCounter(t, e.reg, "lethe_orchestrator_dead_letters_total", map[string]string{"system": "alpha"}, 1); n != 1 {
 		t.Fatalf("dead letters = %v", n)
 	}
 	// The system comes back and does the work late: the request is fulfilled after all.
