@@ -68,7 +68,9 @@ type Result struct {
 // System is one system holding personal data.
 //
 // Both methods must be idempotent: the SDK calls them again for a task whose
-// receipt was lost in a crash. They return a [Retryable] error for a failure
+// receipt was lost in a crash. They must be safe for concurrent use: the
+// SDK handles as many tasks at once as its bus hands out (32 on NATS,
+// busurl.ServiceHandlers). They return a [Retryable] error for a failure
 // that may pass (a timeout, a vendor's 503), any other error for one that
 // will not. Errors must not contain personal data.
 type System interface {
