@@ -162,29 +162,27 @@ func rawKafka(ctx context.Context, brokers []string, requests int, systems []str
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*len(systems)+1)
-	read := func(kind, sys string, each func([]kafka.Message) error) {
+	read := func(kind, sys string, each func(kafka.Message) error) {
 		defer wg.Done()
 		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, GroupID: "raw-" + kind + "-" + sys, Topic: topic(kind, sys),
 			MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 10 * time.Millisecond, QueueCapacity: 1000})
 		defer r.Close()
 		for receipts.Load() < int64(total) {
-			var batch []kafka.Message
 			m, err := r.FetchMessage(ctx)
 			if err != nil {
 				errs <- err
 				return
 			}
-			batch = append(batch, m)
-			if err := each(batch); err != nil {
+			if err := each(m); err != nil {
 				errs <- err
 				return
 			}
-			if err := r.CommitMessages(ctx, batch...); err != nil {
+			if err := r.CommitMessages(ctx, m); err != nil {
 				errs <- err
 				return
 			}
 			if kind == "receipt" {
-				if n := receipts.Add(int64(len(batch))); n >= int64(total) {
+				if n := receipts.Add(1); n >= int64(total) {
 					cancel()
 				} else if n%1000 == 0 && progress != nil {
 					progress(int(n) / len(systems))
@@ -195,14 +193,10 @@ func rawKafka(ctx context.Context, brokers []string, requests int, systems []str
 	start := time.Now()
 	for _, sys := range systems {
 		wg.Add(2)
-		go read("task", sys, func(ms []kafka.Message) error {
-			out := make([]kafka.Message, len(ms))
-			for i := range ms {
-				out[i] = kafka.Message{Topic: topic("receipt", sys), Value: payload}
-			}
-			return w.WriteMessages(ctx, out...)
+		go read("task", sys, func(kafka.Message) error {
+			return w.WriteMessages(ctx, kafka.Message{Topic: topic("receipt", sys), Value: payload})
 		})
-		go read("receipt", sys, func([]kafka.Message) error { return nil })
+		go read("receipt", sys, func(kafka.Message) error { return nil })
 	}
 	const batch = 500
 	for i := 0; i < requests; i += batch {
