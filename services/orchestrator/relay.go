@@ -47,23 +47,20 @@ func (o *Orchestrator) publish(ctx context.Context, batch []store.OutboxMessage)
 		}
 	}
 	for i, m := range batch {
-		if sent[i] {
-			o.m.Published.WithLabelValues(m.Type).Inc()
-			seqs = append(seqs, m.Seq)
-			continue
-		}
-		msg := msgs[i].Msg
-		b := backoff.WithContext(backoff.NewExponentialBackOff(
-			backoff.WithInitialInterval(100*time.Millisecond),
-			backoff.WithMaxInterval(5*time.Second),
-			backoff.WithMaxElapsedTime(0)), ctx)
-		err := backoff.RetryNotify(func() error { return o.cfg.Bus.Publish(ctx, m.Topic, msg) }, b,
-			func(err error, wait time.Duration) {
-				o.m.PublishErrors.Inc()
-				o.log.Warn("publish failed, retrying", "topic", m.Topic, "wait", wait, "err", err)
-			})
-		if err != nil {
-			break // cancelled
+		if !sent[i] {
+			msg := msgs[i].Msg
+			b := backoff.WithContext(backoff.NewExponentialBackOff(
+				backoff.WithInitialInterval(100*time.Millisecond),
+				backoff.WithMaxInterval(5*time.Second),
+				backoff.WithMaxElapsedTime(0)), ctx)
+			err := backoff.RetryNotify(func() error { return o.cfg.Bus.Publish(ctx, m.Topic, msg) }, b,
+				func(err error, wait time.Duration) {
+					o.m.PublishErrors.Inc()
+					o.log.Warn("publish failed, retrying", "topic", m.Topic, "wait", wait, "err", err)
+				})
+			if err != nil {
+				break // cancelled
+			}
 		}
 		o.m.Published.WithLabelValues(m.Type).Inc()
 		seqs = append(seqs, m.Seq)
