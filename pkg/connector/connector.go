@@ -61,8 +61,11 @@ type Result struct {
 	// Remaining is how many of the subject's records a look made after the
 	// effect still finds: 0 once erased, the retained records otherwise.
 	Remaining int64
-	// Export holds the subject's records, as JSON, for an export.
+	// Export holds the subject's records for an export, as JSON grouped
+	// by data category, then by table (see [Records]); Files its files.
+	// The SDK writes both to the blob store, never to the bus.
 	Export []byte
+	Files  []File
 }
 
 // System is one system holding personal data.

@@ -1,18 +1,24 @@
 package connector_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/lethe-dev/lethe/pkg/blob"
 	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
 	"github.com/lethe-dev/lethe/pkg/connector"
@@ -71,6 +77,7 @@ type rig struct {
 	logs     *piitest.Capture
 	reg      *prometheus.Registry
 	signer   *proof.Signer
+	blobs    blob.Store
 }
 
 // run starts the SDK over sys for system "sys".
@@ -118,11 +125,15 @@ func runAt(t *testing.T, dir string, sys connector.System, wrap func(connector.R
 	if err != nil {
 		t.Fatal(err)
 	}
+	blobs, err := blob.NewFS(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		connector.Run(ctx, connector.Config{System: "sys", Bus: b, Receipts: store, Signer: signer, SealKey: seal, TaskKeys: orchestratorKeys, Logger: logs.Logger(),
+		connector.Run(ctx, connector.Config{System: "sys", Bus: b, Receipts: store, Signer: signer, SealKey: seal, TaskKeys: orchestratorKeys, Logger: logs.Logger(), Blobs: blobs,
 			RetryInitial: 5 * time.Millisecond, RetryMaxElapsed: 100 * time.Millisecond, Registerer: reg, Now: now}, sys)
 	}()
 	out := make(chan *lethev1.Receipt, 16)
@@ -135,7 +146,7 @@ func runAt(t *testing.T, dir string, sys connector.System, wrap func(connector.R
 		return nil
 	})
 	t.Cleanup(func() { cancel(); <-done; receipts.Close() })
-	return rig{bus: b, receipts: out, logs: logs, reg: reg, signer: signer}
+	return rig{bus: b, receipts: out, logs: logs, reg: reg, signer: signer, blobs: blobs}
 }
 
 func duplicates(t *testing.T, reg *prometheus.Registry) float64 {
@@ -316,9 +327,13 @@ func TestFailures(t *testing.T) {
 		{"retryable, out of retries", func() (connector.Result, error) {
 			return connector.Result{}, connector.Retryable(errors.New("vendor said 503"))
 		}, true, "vendor said 503"},
-		{"export too large", func() (connector.Result, error) {
-			return connector.Result{Outcome: connector.Exported, Export: []byte(`"` + strings.Repeat("x", connector.MaxInlineExport) + `"`)}, nil
-		}, false, "over the"},
+		{"export records not grouped", func() (connector.Result, error) {
+			return connector.Result{Outcome: connector.Exported, Export: []byte(`[{"plan":"basic"}]`)}, nil
+		}, false, "not grouped by data category"},
+		{"export file without a name", func() (connector.Result, error) {
+			return connector.Result{Outcome: connector.Exported, Export: []byte(`{}`), Files: []connector.File{{Category: "recordings",
+				Open: func(context.Context) (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("x")), nil }}}}, nil
+		}, false, "needs a name"},
 		{"unknown outcome", func() (connector.Result, error) { return connector.Result{Outcome: "shredded"}, nil }, false, "unknown outcome"},
 		{"outcome in capitals", func() (connector.Result, error) { return connector.Result{Outcome: "ERASED"}, nil }, false, "unknown outcome"},
 		// A system fails with an error; a dead letter is the orchestrator's.
@@ -349,17 +364,24 @@ func TestFailures(t *testing.T) {
 	}
 }
 
-// An export is made again on a second delivery, and its receipt (which
-// holds the person's data) is not kept by the connector.
-func TestExportReceiptNotStored(t *testing.T) {
+// An export goes to the blob store, encrypted: the receipt carries each
+// blob's reference, size and digest and the key, never the data; it is
+// made again on a second delivery, in a folder of its own, and the
+// connector keeps no copy.
+func TestExportGoesToTheBlobStore(t *testing.T) {
+	records := []byte(`{"account":{"profile":[{"email":"person-0001@example.com"}]}}`)
+	video := bytes.Repeat([]byte("frame of person-0001@example.com "), 1<<15) // about 1 MiB
 	exported := func() (connector.Result, error) {
-		return connector.Result{Outcome: connector.Exported, Counts: map[string]int64{"a": 1}, Export: []byte(`{"a":[{"email":"person-0001@example.com"}]}`)}, nil
+		return connector.Result{Outcome: connector.Exported, Counts: map[string]int64{"profile": 1}, Export: records,
+			Files: []connector.File{{Category: "recordings", Name: "talk.mp4", ContentType: "video/mp4",
+				Open: func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(video)), nil }}}}, nil
 	}
 	sys := &scripted{results: []func() (connector.Result, error){exported}}
 	dir := t.TempDir()
 	rg := runIn(t, dir, sys, nil)
 	task := &lethev1.Task{RequestId: "req_3", TaskId: "req_3.sys", System: "sys", Action: lethev1.Action_ACTION_EXPORT, Attempt: 1,
 		Subject: &lethev1.Subject{Email: "person-0001@example.com"}}
+	var refs []string
 	for attempt := uint32(1); attempt <= 2; attempt++ {
 		task.Attempt = attempt
 		signTask(t, task)
@@ -367,15 +389,52 @@ func TestExportReceiptNotStored(t *testing.T) {
 		if err := rg.bus.Publish(context.Background(), events.TaskTopic("sys"), msg); err != nil {
 			t.Fatal(err)
 		}
-		if r := receive(t, rg.receipts); r.GetOutcome() != lethev1.Outcome_OUTCOME_EXPORTED || len(r.GetExportData()) == 0 {
+		r := receive(t, rg.receipts)
+		if r.GetOutcome() != lethev1.Outcome_OUTCOME_EXPORTED || len(r.GetExportFiles()) != 1 || len(r.GetExportKey()) != blob.KeySize {
 			t.Fatalf("attempt %d: %v", attempt, r)
 		}
+		raw, _ := proto.Marshal(r)
+		if bytes.Contains(raw, []byte("person-0001")) {
+			t.Fatalf("attempt %d: the receipt carries the person's data", attempt)
+		}
+		if got := r.GetExportCategories(); !slices.Equal(got, []string{"account", "recordings"}) {
+			t.Errorf("export categories %v", got)
+		}
+		keyed, err := blob.Encrypted(rg.blobs, r.GetExportKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := r.GetExportFiles()[0]
+		for _, b := range []struct {
+			ref  string
+			size int64
+			sum  []byte
+			want []byte
+		}{{r.GetExportRef(), r.GetExportSize(), r.GetExportSha256(), records}, {f.GetRef(), f.GetSize(), f.GetSha256(), video}} {
+			if !strings.HasPrefix(b.ref, "req_3/sys/") {
+				t.Errorf("blob %q is outside the request's folder", b.ref)
+			}
+			rc, err := keyed.Open(context.Background(), b.ref)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(rc)
+			rc.Close()
+			sum := sha256.Sum256(b.want)
+			if err != nil || !bytes.Equal(got, b.want) || b.size != int64(len(b.want)) || !bytes.Equal(b.sum, sum[:]) {
+				t.Errorf("blob %q: %d bytes (%v), size %d, digest %x", b.ref, len(got), err, b.size, b.sum)
+			}
+		}
+		refs = append(refs, r.GetExportRef())
+	}
+	if refs[0] == refs[1] {
+		t.Errorf("both attempts wrote %q: a second delivery overwrote the blobs of the first", refs[0])
 	}
 	if n := sys.count(); n != 2 {
 		t.Fatalf("%d exports, want one per delivery", n)
 	}
 	if found := piitest.FilesHolding(t, dir, "person-0001@example.com"); len(found) > 0 {
-		t.Fatalf("the connector's receipt store (%v) holds the exported data", found)
+		t.Fatalf("files hold the exported data in the clear: %v", found)
 	}
 }
 

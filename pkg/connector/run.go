@@ -2,7 +2,6 @@ package connector
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,16 +13,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/lethe-dev/lethe/pkg/blob"
 	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/events"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
 	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/pkg/proof"
 )
-
-// MaxInlineExport bounds the export a receipt carries inline: receipts
-// travel on the bus, whose messages are limited (1 MiB by default in NATS).
-const MaxInlineExport = 768 << 10
 
 // Config wires a connector to its bus and state.
 type Config struct {
@@ -40,7 +36,11 @@ type Config struct {
 	// SealKey opens the subject identifiers the orchestrator sealed to
 	// this connector (nil: tasks must carry them in the clear).
 	SealKey *proof.SealKey
-	Logger  *slog.Logger
+	// Blobs is where exports go, encrypted (see [File]); the
+	// orchestrator reads them from the same store. Nil: the connector
+	// answers every export "failed".
+	Blobs  blob.Store
+	Logger *slog.Logger
 	// Registerer receives the connector's metrics; nil registers none.
 	Registerer prometheus.Registerer
 	// Retry bounds the in-process retries of a retryable failure before
@@ -241,6 +241,14 @@ func (w *worker) handle(ctx context.Context, msg *bus.Message) error {
 		log.Info("resumed an interrupted erasure; nothing is left")
 	}
 	r := w.receipt(t, res, err)
+	if r.GetOutcome() == lethev1.Outcome_OUTCOME_EXPORTED {
+		if err := w.storeExport(ctx, t, res, r); err != nil {
+			if ctx.Err() != nil {
+				return err // shutting down: leave the task to the next delivery
+			}
+			r = w.receipt(t, Result{}, err)
+		}
+	}
 	if err := w.sign(r); err != nil {
 		return err
 	}
@@ -316,9 +324,6 @@ func (w *worker) receipt(t *lethev1.Task, res Result, err error) *lethev1.Receip
 		Attempt:       t.GetAttempt(),
 		ConnectorTime: timestamppb.New(w.cfg.Now()),
 	}
-	if err == nil && len(res.Export) > MaxInlineExport {
-		err = fmt.Errorf("export of %d bytes is over the %d bytes a receipt carries", len(res.Export), MaxInlineExport)
-	}
 	if err != nil {
 		r.Outcome = lifecycle.OutcomeFailed.Proto()
 		r.Detail = err.Error()
@@ -343,20 +348,6 @@ func (w *worker) receipt(t *lethev1.Task, res Result, err error) *lethev1.Receip
 	if res.Outcome == Retained {
 		r.LegalBasis = res.LegalBasis
 		r.RetainUntil = timestamppb.New(res.RetainUntil)
-	}
-	if len(res.Export) > 0 {
-		sum := sha256.Sum256(res.Export)
-		r.ExportSha256 = sum[:]
-		// Sealed to the orchestrator: the bus carries none of the person's
-		// records. (An orchestrator that registered no sealing key gets
-		// them in the clear.)
-		if to, err := w.cfg.TaskKeys.OrchestratorSealKey(w.cfg.Now()); err == nil {
-			if r.SealedExport, err = proof.Seal(to, res.Export); err != nil {
-				r.Outcome, r.Detail, r.Retryable = lifecycle.OutcomeFailed.Proto(), "the export could not be sealed", true
-			}
-		} else {
-			r.ExportData = res.Export
-		}
 	}
 	return r
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lethe-dev/lethe/pkg/blob"
 	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/durability"
 	"github.com/lethe-dev/lethe/pkg/proof"
@@ -33,6 +34,9 @@ type Env struct {
 	// (sqlitedb.WithDurability, dataset.WithDurability). The zero value is
 	// durability.Strict, an fsync per commit.
 	Durability durability.Mode
+	// Blobs is where exports go, encrypted; the orchestrator reads them
+	// from the same store (see [Config]).
+	Blobs blob.Store
 }
 
 // OrchestratorKey reads the orchestrator's public key from the public
@@ -78,7 +82,7 @@ func Start(ctx context.Context, system string, env Env, sys System) error {
 		env.Logger.Info("signing receipts", "key_id", signer.Key.ID, "public_key_file", filepath.Join(env.DataDir, "signing.key.pub"))
 	}
 	return Run(ctx, Config{System: system, Bus: env.Bus, Receipts: receipts, Signer: signer, SealKey: seal, TaskKeys: env.TaskKeys, Logger: env.Logger,
-		Registerer: env.Registerer, Now: env.Now}, sys)
+		Registerer: env.Registerer, Now: env.Now, Blobs: env.Blobs}, sys)
 }
 
 // SigningKey is the connector's ed25519 key: from $LETHE_SIGNING_KEY (the

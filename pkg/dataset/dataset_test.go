@@ -46,6 +46,7 @@ dialect: %s
 tables:
   - name: users
     category: profile
+    data_category: account
     tenant: tenant
     subject: {email: email, user_id: id}
     strategy: delete
@@ -67,6 +68,7 @@ tables:
     columns: {author_id: hash, author_email: set_null}
   - name: invoices
     category: invoices
+    data_category: billing
     tenant: tenant
     subject: {email: email, user_id: user_id}
     retain: {legal_basis: "Accounting law", period: 10y, from: issued_at}
@@ -274,15 +276,20 @@ func TestExport(t *testing.T) {
 	if res.Outcome != connector.Exported || fmt.Sprint(res.Counts) != fmt.Sprint(want) {
 		t.Fatalf("export = %q %v, want exported %v", res.Outcome, res.Counts, want)
 	}
-	var doc map[string][]map[string]any
+	// Grouped by data category (the table's category where it names
+	// none), then by table.
+	var doc connector.Records
 	if err := json.Unmarshal(res.Export, &doc); err != nil {
-		t.Fatalf("export is not JSON: %v", err)
+		t.Fatalf("export is not grouped by data category, then table: %v", err)
 	}
-	if doc["profile"][0]["name"] != "Ann" || doc["profile"][0]["id"] != "u1" {
-		t.Errorf("profile = %v", doc["profile"])
+	if p := doc["account"]["profile"]; len(p) != 1 || p[0]["name"] != "Ann" || p[0]["id"] != "u1" {
+		t.Errorf("account/profile = %v", p)
 	}
-	if len(doc["invoices"]) != 2 || doc["invoices"][0]["checkout_ip"] == nil {
-		t.Errorf("invoices = %v, want both with every column", doc["invoices"])
+	if inv := doc["billing"]["invoices"]; len(inv) != 2 || inv[0]["checkout_ip"] == nil {
+		t.Errorf("billing/invoices = %v, want both with every column", inv)
+	}
+	if len(doc["login_history"]["login_history"]) != 4 {
+		t.Errorf("login_history = %v, want its 4 rows under its own category", doc["login_history"])
 	}
 	if strings.Contains(string(res.Export), "ann elsewhere") || strings.Contains(string(res.Export), "Bob") {
 		t.Errorf("export holds rows of another tenant or person: %s", res.Export)
@@ -351,6 +358,7 @@ func TestLoadRejectsBadMaps(t *testing.T) {
 `, `column "email": "delete" is a table strategy`},
 		{"missing category", "tables:" + strings.Replace(users, "category: profile", "", 1), `table "users": no category`},
 		{"bad category", "tables:" + strings.Replace(users, "category: profile", "category: Profile Data", 1), `category "Profile Data"`},
+		{"bad data category", "tables:" + strings.Replace(users, "category: profile", "category: profile\n    data_category: Account Data", 1), `data_category "Account Data"`},
 		{"join to unknown table", "tables:" + users + `
   - name: logins
     category: login_history

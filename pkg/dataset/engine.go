@@ -454,7 +454,7 @@ func (e *Engine) Export(ctx context.Context, task connector.Task) (connector.Res
 	if err != nil {
 		return connector.Result{}, err
 	}
-	doc := map[string][]map[string]any{}
+	doc := connector.Records{}
 	counts := map[string]int64{}
 	for i := range e.m.Tables {
 		t := &e.m.Tables[i]
@@ -467,7 +467,10 @@ func (e *Engine) Export(ctx context.Context, task connector.Task) (connector.Res
 			return connector.Result{}, dbErr("export", t.Name, err)
 		}
 		if len(rows) > 0 {
-			doc[t.Category] = append(doc[t.Category], rows...)
+			if doc[t.DataCategory] == nil {
+				doc[t.DataCategory] = map[string][]map[string]any{}
+			}
+			doc[t.DataCategory][t.Category] = append(doc[t.DataCategory][t.Category], rows...)
 			counts[t.Category] += int64(len(rows))
 		}
 	}

@@ -80,6 +80,11 @@ type Table struct {
 	Name string `yaml:"name"`
 	// Category names the table's records in receipt counts and exports.
 	Category string `yaml:"category"`
+	// DataCategory is the category of personal data the privacy policy
+	// names the records under (account, identification, connection,
+	// professional, billing, engagement, recordings, contributions): an
+	// export groups the person's records by it. Default: Category.
+	DataCategory string `yaml:"data_category"`
 	// Tenant is the column holding the tenant; every table names one. Rows
 	// are always matched within the task's tenant, those found through a
 	// join too: a key may be unique only within a tenant (user "u1" of two
@@ -180,6 +185,12 @@ func (t *Table) validate(earlier map[string]bool) error {
 	}
 	if !categoryRE.MatchString(t.Category) {
 		return fmt.Errorf("category %q is not a snake_case name", t.Category)
+	}
+	if t.DataCategory == "" {
+		t.DataCategory = t.Category
+	}
+	if !categoryRE.MatchString(t.DataCategory) {
+		return fmt.Errorf("data_category %q is not a snake_case name", t.DataCategory)
 	}
 	for what, c := range map[string]string{"tenant": t.Tenant, "subject email": t.Subject.Email, "subject user_id": t.Subject.UserID} {
 		if c != "" && !columnRE.MatchString(c) {

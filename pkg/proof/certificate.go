@@ -59,9 +59,13 @@ type Certificate struct {
 	State       lifecycle.State `json:"state"`
 	DeadlineMet bool            `json:"deadline_met"`
 	Systems     []SystemResult  `json:"systems"`
-	Log         LogProof        `json:"log"`
-	KeyID       string          `json:"key_id"`
-	Signature   []byte          `json:"signature"`
+	// ExportManifestSHA256 is, for an export request, the SHA-256 (hex)
+	// of its bundle's manifest.json: the bundle a person downloads is the
+	// one the log's last export_assembled entry recorded.
+	ExportManifestSHA256 string   `json:"export_manifest_sha256,omitempty"`
+	Log                  LogProof `json:"log"`
+	KeyID                string   `json:"key_id"`
+	Signature            []byte   `json:"signature"`
 }
 
 // Decision is a person's decision on a request: the identity check
@@ -168,14 +172,14 @@ type LoggedEntry struct {
 }
 
 // SystemResultOf reads a system's result from its signed receipt, dropping
-// the receipt's export data (the person's records stay out of the
-// certificate; the signed digest names them).
+// the receipt's export key (what the key opens stays out of the
+// certificate; the signed digests name it).
 func SystemResultOf(receipt []byte) (SystemResult, error) {
 	r := &lethev1.Receipt{}
 	if err := proto.Unmarshal(receipt, r); err != nil {
 		return SystemResult{}, fmt.Errorf("receipt: %w", err)
 	}
-	r.ExportData, r.SealedExport = nil, nil
+	r.SealedExportKey, r.ExportKey = nil, nil
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
 	if err != nil {
 		return SystemResult{}, fmt.Errorf("receipt: %w", err)
@@ -250,6 +254,9 @@ func Verify(data []byte, ks KeySet) (*Certificate, error) {
 	errs = append(errs, logErrs...)
 	errs = append(errs, checkRequest(c, l.created))
 	errs = append(errs, checkEnd(c, l.ends)...)
+	if c.ExportManifestSHA256 != l.manifest {
+		errs = append(errs, fmt.Errorf("the certificate's export manifest digest %q is not the one the log recorded last (%q)", c.ExportManifestSHA256, l.manifest))
+	}
 	errs = append(errs, checkSystems(ks, c, l)...)
 	errs = append(errs, checkState(c))
 	errs = append(errs, checkDecisions(c, l.entries)...)
@@ -309,6 +316,7 @@ type requestLog struct {
 	accepted   map[string]Entry // the last receipt_accepted entry per system
 	logged     map[string]bool  // the systems the log names
 	resolved   map[string]bool  // the systems an operator resolved by hand
+	manifest   string           // the last export_assembled entry's digest
 }
 
 // checkLog checks the log entries: in the log's order, canonical, the
@@ -346,6 +354,8 @@ func checkLog(c *Certificate) (*requestLog, []error) {
 			l.accepted[e.System] = e
 		case EventTaskResolved:
 			l.resolved[e.System] = true
+		case EventExportAssembled:
+			l.manifest = e.ManifestSHA256
 		case EventExtended:
 			l.extensions = append(l.extensions, e)
 		case EventFulfilled, EventFailed, EventPartiallyRetained, EventDenied, EventExpired:

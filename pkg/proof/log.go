@@ -51,6 +51,12 @@ const (
 	// task by hand, with a note (NoteSHA256): the system's outcome is
 	// then "resolved", with no receipt.
 	EventTaskResolved = "task_resolved"
+	// EventExportAssembled records the digest of an export request's
+	// bundle manifest (ManifestSHA256) when its systems have answered;
+	// EventExportDeleted that the export's key was destroyed and its
+	// blobs deleted (Detail: "collected" or "expired").
+	EventExportAssembled = "export_assembled"
+	EventExportDeleted   = "export_deleted"
 )
 
 // Actor is who made a decision the log records: an API token or an OIDC
@@ -124,6 +130,9 @@ type Entry struct {
 	// task_resolved):
 	// the note is in the certificate, the log keeps its hash.
 	NoteSHA256 string `json:"note_sha256,omitempty"`
+	// ManifestSHA256 is the SHA-256 (hex) of an export bundle's
+	// manifest.json (export_assembled).
+	ManifestSHA256 string `json:"manifest_sha256,omitempty"`
 }
 
 // Encode returns the entry's canonical bytes: compact JSON, times in UTC to

@@ -16,14 +16,16 @@ const receiptDomain = "receipt"
 // ReceiptBytes are the canonical bytes a receipt's signature covers: the
 // deterministic protobuf encoding of the receipt with its signature left
 // empty. It covers every other field: request and task id, system, action,
-// outcome, counts, legal basis and retain-until, export digest (the export
-// data itself is covered through its digest, see [SignReceipt]), remaining
-// records, connector time, attempt and key id.
+// outcome, counts, legal basis and retain-until, the export's references,
+// sizes and digests (the blobs themselves are covered through their
+// digests), remaining records, connector time, attempt and key id. The
+// export's key is not covered: it is sealed with fresh randomness, and a
+// changed key only fails to decrypt blobs checked against signed digests.
 func ReceiptBytes(r *lethev1.Receipt) ([]byte, error) {
 	c := proto.Clone(r).(*lethev1.Receipt)
 	c.Signature = nil
-	c.ExportData = nil   // covered by export_sha256, checked against the data
-	c.SealedExport = nil // the same, once opened
+	c.SealedExportKey = nil
+	c.ExportKey = nil
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("receipt bytes: %w", err)
@@ -52,8 +54,7 @@ var ErrClockSkew = errors.New("the receipt is dated after the time it was receiv
 
 // VerifyReceipt checks that r is signed by a key registered for r's system
 // and valid at received, the time the orchestrator received it (as its log
-// records it), and that its export data, if any, matches the signed
-// digest. The key is judged at the time of receipt, not at the time the
+// records it). The key is judged at the time of receipt, not at the time the
 // receipt claims: a key retired (leaked, say) cannot sign answers dated
 // before its retirement and be believed. A receipt may have waited on the
 // bus (an orchestrator down for an hour reads an hour's backlog), but it
@@ -72,15 +73,7 @@ func VerifyReceipt(ks KeySet, r *lethev1.Receipt, received time.Time) error {
 	if err != nil {
 		return err
 	}
-	if err := verify(k, receiptDomain, b, r.GetSignature()); err != nil {
-		return err
-	}
-	if len(r.GetExportData()) > 0 {
-		if sum := sha256.Sum256(r.GetExportData()); string(sum[:]) != string(r.GetExportSha256()) {
-			return fmt.Errorf("%w: export data does not match its signed digest", ErrBadSignature)
-		}
-	}
-	return nil
+	return verify(k, receiptDomain, b, r.GetSignature())
 }
 
 // ReceiptHash names a signed receipt in the transparency log.

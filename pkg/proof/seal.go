@@ -3,7 +3,6 @@ package proof
 import (
 	"crypto/ecdh"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -135,15 +134,6 @@ func SealingKeyIn(dir string, s *Signer) (*SealKey, error) {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
 	return seal, nil
-}
-
-// VerifyExport checks opened export data against the digest the receipt
-// signed.
-func VerifyExport(r *lethev1.Receipt, data []byte) error {
-	if sum := sha256.Sum256(data); string(sum[:]) != string(r.GetExportSha256()) {
-		return fmt.Errorf("%w: export data does not match its signed digest", ErrBadSignature)
-	}
-	return nil
 }
 
 // SealKeyFor is the sealing key of system at t: that of its newest

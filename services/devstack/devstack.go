@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lethe-dev/lethe/pkg/blob"
 	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/bus/busurl"
 	"github.com/lethe-dev/lethe/pkg/bus/natsauth"
@@ -146,6 +147,7 @@ type Stack struct {
 	// its own NATS user ("orchestrator", a system); nil on an external bus.
 	buses    map[string]bus.Bus
 	taskKeys proof.KeySet // the orchestrator's public key
+	blobs    blob.Store   // exports, shared by the connectors and the orchestrator (DataDir/blobs)
 	// mailerKey and mailerSeal are the demo mailer's keys.
 	mailerKey  *proof.Signer
 	mailerSeal *proof.SealKey
@@ -193,6 +195,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		return nil, err
 	}
 	if _, err := proof.SealingKeyIn(filepath.Dir(orchestratorKey), signer); err != nil {
+		return nil, err
+	}
+	if s.blobs, err = blob.NewFS(filepath.Join(cfg.DataDir, "blobs")); err != nil {
 		return nil, err
 	}
 	if s.taskKeys, err = connector.OrchestratorKey(orchestratorKey + ".pub"); err != nil {
@@ -430,7 +435,7 @@ func (s *Stack) StartMailer() {
 // check tasks with.
 func (s *Stack) env(name string) connector.Env {
 	return connector.Env{DataDir: filepath.Join(s.cfg.DataDir, name), Bus: s.busOf(name), Logger: s.cfg.Logger.With("service", name),
-		Registerer: s.cfg.Registry, Now: s.cfg.Now, TaskKeys: s.taskKeys, Durability: s.cfg.Durability}
+		Registerer: s.cfg.Registry, Now: s.cfg.Now, TaskKeys: s.taskKeys, Durability: s.cfg.Durability, Blobs: s.blobs}
 }
 
 // run runs a part until the stack's context ends, keeping its error.

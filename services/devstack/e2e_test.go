@@ -1,9 +1,11 @@
 package devstack
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"io/fs"
@@ -11,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +23,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/lethe-dev/lethe/pkg/connector"
+	"github.com/lethe-dev/lethe/pkg/exportbundle"
 	"github.com/lethe-dev/lethe/pkg/piitest"
 	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/pkg/sqlitedb"
@@ -299,6 +304,14 @@ func TestExportEndToEnd(t *testing.T) { matrix(t, exportEndToEnd) }
 
 func exportEndToEnd(t *testing.T, h *harness) {
 	email := "person-0004@example.com"
+	// Look-alikes the export must not collect: the same address in
+	// another tenant, and addresses that only contain it.
+	h.exec("accounts/accounts.db", `INSERT INTO users (id, tenant, email, name, created_at) VALUES
+		('user-lookalike-1', 'other', 'person-0004@example.com', 'Other Tenant', '2024-01-01T00:00:00Z'),
+		('user-lookalike-2', 'demo', 'person-0004@example.com.evil', 'Suffix Lookalike', '2024-01-01T00:00:00Z')`)
+	h.exec("emailanalytics/emailanalytics.db", `INSERT INTO email_events (id, tenant, email, campaign_id, event_type, at) VALUES
+		('ev-lookalike-1', 'demo', 'xperson-0004@example.com', 'c-1', 'open', '2024-01-01T00:00:00Z'),
+		('ev-lookalike-2', 'other', 'person-0004@example.com', 'c-1', 'open', '2024-01-01T00:00:00Z')`)
 	_, out := h.call("POST", h.s.API+"/v1/requests", `{"type":"export","tenant":"demo","subject":{"email":"`+email+`","user_id":"user-0004"},"verified":true}`)
 	id := out["id"].(string)
 	view := h.waitState(id, "fulfilled")
@@ -307,23 +320,92 @@ func exportEndToEnd(t *testing.T, h *harness) {
 			t.Errorf("%s answered %v, want exported", sys, task["outcome"])
 		}
 	}
-	code, bundle := h.call("GET", h.s.API+"/v1/requests/"+id+"/export", "")
-	if code != 200 {
-		t.Fatalf("export bundle = %d %v", code, bundle)
+	bundle := h.get(h.s.API + "/v1/requests/" + id + "/export")
+	m, digest, err := exportbundle.Check(bytes.NewReader(bundle), int64(len(bundle)))
+	if err != nil {
+		t.Fatalf("the bundle does not check: %v", err)
 	}
-	systems := bundle["systems"].(map[string]any)
-	for _, sys := range orchestrator.DefaultSystems {
-		entry, _ := systems[sys].(map[string]any)
-		data, _ := json.Marshal(entry["data"])
-		if entry == nil || entry["data"] == nil || len(data) < 10 {
-			t.Errorf("%s exported no records: %v", sys, entry)
+	zr, err := zip.NewReader(bytes.NewReader(bundle), int64(len(bundle)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Systems) != len(orchestrator.DefaultSystems) {
+		t.Fatalf("the manifest lists %d systems, want %d", len(m.Systems), len(orchestrator.DefaultSystems))
+	}
+	for _, sys := range m.Systems {
+		if sys.Outcome != "exported" || sys.Records == nil || len(sys.Categories) == 0 {
+			t.Errorf("%s: %+v", sys.Name, sys)
+			continue
 		}
+		// The records are what the system holds of the person: its own
+		// export of the same task, made now.
+		want, err := h.s.systems()[sys.Name].Export(t.Context(), connector.Task{RequestID: id, TaskID: id + "." + sys.Name,
+			Tenant: "demo", Subject: connector.Subject{Email: email, UserID: "user-0004"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := zipFile(t, zr, sys.Records.Path); !jsonEqual(got, want.Export) {
+			t.Errorf("%s: the bundle's records\n%s\nare not what the system holds\n%s", sys.Name, got, want.Export)
+		}
+		if sys.Name == "recordings" && len(sys.Files) == 0 {
+			t.Error("the recordings' videos are not in the bundle")
+		}
+	}
+	for _, f := range zr.File {
+		b := zipFile(t, zr, f.Name)
+		for _, other := range []string{"lookalike", "person-0004@example.com.evil", "xperson-0004", "Other Tenant", "person-0014@", "user-0014"} {
+			if bytes.Contains(b, []byte(other)) {
+				t.Errorf("%s holds %q: the export collected someone else's data", f.Name, other)
+			}
+		}
+	}
+	page := zipFile(t, zr, "index.html")
+	for _, heading := range []string{"Your account", "Sign-ins", "Billing", "Emails and engagement", "Recordings", "Your contributions"} {
+		if !bytes.Contains(page, []byte(heading)) {
+			t.Errorf("index.html does not show the category %q", heading)
+		}
+	}
+	c, _, _ := h.verifyCertificate(id, email, "user-0004")
+	if c.ExportManifestSHA256 != hex.EncodeToString(digest[:]) {
+		t.Errorf("the certificate quotes manifest %q, the bundle's is %x", c.ExportManifestSHA256, digest)
 	}
 	// An export changes nothing.
 	if places := h.rowsMentioning(email); len(places) < 4 {
 		t.Errorf("after export the person is only in %v", places)
 	}
 	h.logs.NoneOf(t, email, "user-0004")
+}
+
+// exec runs SQL on a demo system's database under the stack's data folder.
+func (h *harness) exec(file, query string) {
+	h.t.Helper()
+	db, err := sqlitedb.Open(filepath.Join(h.dir, file))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(query); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func zipFile(t *testing.T, zr *zip.Reader, name string) []byte {
+	t.Helper()
+	rc, err := zr.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func jsonEqual(a, b []byte) bool {
+	var x, y any
+	return json.Unmarshal(a, &x) == nil && json.Unmarshal(b, &y) == nil && reflect.DeepEqual(x, y)
 }
 
 // Deleting an account in the demo app opens a verified erasure request.
@@ -430,6 +512,19 @@ func (h *harness) keys() proof.KeySet {
 		h.t.Fatal(err)
 	}
 	return keys
+}
+
+// status makes a call and returns its status code only.
+func (h *harness) status(method, url string) int {
+	h.t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	h.authorize(req)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func (h *harness) get(url string) []byte {

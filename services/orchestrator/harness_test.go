@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lethe-dev/lethe/pkg/blob"
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
 	"github.com/lethe-dev/lethe/pkg/connector"
 	"github.com/lethe-dev/lethe/pkg/piitest"
@@ -33,7 +34,8 @@ import (
 type env struct {
 	t       *testing.T
 	dir     string
-	dataDir string // the orchestrator's
+	dataDir string     // the orchestrator's
+	blobs   blob.Store // shared by the orchestrator and the connectors
 	natsURL string
 	nats    *natsbus.Embedded
 	logs    *piitest.Capture
@@ -51,6 +53,7 @@ type env struct {
 	reg        *prometheus.Registry
 	connReg    *prometheus.Registry // the connectors' metrics
 	stops      map[string]func()    // stop each connector
+	orch       *Orchestrator        // the orchestrator start started
 	clock      *fakeClock           // the connectors' clock, if set
 }
 
@@ -80,6 +83,10 @@ func newEnv(t *testing.T, tweak func(*Config)) *env {
 	e := &env{t: t, dir: dir, dataDir: filepath.Join(dir, "orchestrator"), logs: &piitest.Capture{}, connReg: prometheus.NewRegistry(), stops: map[string]func(){}}
 	e.natsUp(-1)
 	t.Cleanup(func() { e.nats.Shutdown() })
+	var err error
+	if e.blobs, err = blob.NewFS(filepath.Join(dir, "blobs")); err != nil {
+		t.Fatal(err)
+	}
 	e.cfg = Config{
 		Systems:     testSystems,
 		MaxAttempts: 4, RetryInitial: 300 * time.Millisecond, RetryMax: time.Second, ScanInterval: 50 * time.Millisecond,
@@ -144,6 +151,7 @@ func (e *env) start() {
 	}
 	e.reg = prometheus.NewRegistry()
 	o := e.orchestrator(st, e.reg)
+	e.orch = o
 	e.token = e.newToken(st, "test-admin", auth.AnyTenant, auth.Admin)
 	e.api = "http://" + o.Addr()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -175,6 +183,9 @@ func (e *env) orchestrator(st store.Store, reg *prometheus.Registry) *Orchestrat
 	}
 	cfg := e.cfg
 	cfg.Listener, cfg.Store, cfg.Bus, cfg.Signer, cfg.SealKey, cfg.Keys = ln, st, e.bus("orchestrator"), signer, seal, keys
+	if cfg.Blobs == nil {
+		cfg.Blobs = e.blobs
+	}
 	cfg.Logger, cfg.Registerer = e.logger(), reg
 	o, err := New(cfg)
 	if err != nil {
@@ -230,7 +241,7 @@ func (s *toySystem) do(ctx context.Context, t connector.Task, o connector.Outcom
 	s.emails = append(s.emails, t.Subject.Email)
 	res := connector.Result{Outcome: o, Counts: map[string]int64{"profile": 1}}
 	if o == connector.Exported {
-		res.Export = []byte(`{"profile":[{"plan":"pro"}]}`)
+		res.Export = []byte(`{"account":{"profile":[{"plan":"pro"}]}}`)
 	}
 	return res, nil
 }
@@ -348,7 +359,7 @@ func (e *env) connect(system string, sys connector.System) func() {
 	}
 	go func() {
 		defer close(done)
-		err := connector.Run(ctx, connector.Config{System: system, Bus: e.bus(system), Receipts: receipts, Signer: signer, SealKey: seal, TaskKeys: e.taskKeys(),
+		err := connector.Run(ctx, connector.Config{System: system, Bus: e.bus(system), Receipts: receipts, Signer: signer, SealKey: seal, TaskKeys: e.taskKeys(), Blobs: e.blobs,
 			Logger: e.logger().With("system", system), Registerer: e.connReg,
 			RetryInitial: 10 * time.Millisecond, RetryMaxElapsed: 50 * time.Millisecond, Now: now}, sys)
 		if err != nil {

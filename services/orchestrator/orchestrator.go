@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/lethe-dev/lethe/pkg/blob"
 	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/deadline"
 	"github.com/lethe-dev/lethe/pkg/proof"
@@ -69,9 +70,11 @@ type Config struct {
 	// Objective is how soon a request should be fulfilled, for the SLO
 	// metric lethe_orchestrator_requests_ended_total{result}.
 	Objective time.Duration
-	// ExportExpiry is how long an export's data waits to be collected
-	// after its request ended; then it is deleted.
+	// ExportExpiry is how long an export waits to be collected after its
+	// request ended; then its key is destroyed and its blobs deleted.
 	ExportExpiry time.Duration
+	// Blobs holds the exports connectors write, encrypted (pkg/blob).
+	Blobs blob.Store
 	// Deadlines are the tenants' deadline policies (time zone, roll to
 	// working days); nil counts every deadline in UTC without rolling.
 	Deadlines *deadline.Tenants
@@ -118,7 +121,7 @@ func Defaults() Config {
 		RetryMax:     30 * time.Minute,
 		ScanInterval: time.Second,
 		Objective:    7 * 24 * time.Hour,
-		ExportExpiry: 30 * 24 * time.Hour,
+		ExportExpiry: 7 * 24 * time.Hour,
 		RateLimit:    20,
 		ReadTimeout:  15 * time.Second,
 		MetricsCache: 5 * time.Second,
@@ -220,7 +223,7 @@ func New(cfg Config) (*Orchestrator, error) {
 	o.engine = engine.New(engine.Config{
 		Store: cfg.Store, Systems: cfg.Systems, MaxAttempts: cfg.MaxAttempts, RetryInitial: cfg.RetryInitial, RetryMax: cfg.RetryMax,
 		Objective: cfg.Objective, Deadlines: cfg.Deadlines, NoticeChannels: channels, HashKey: cfg.HashKey,
-		Signer: cfg.Signer, SealKey: cfg.SealKey, ExportExpiry: cfg.ExportExpiry, Keys: cfg.Keys, Relay: o.relayUp, Notifier: o.noticeUp, Forgot: o.forgot, Metrics: o.m, Logger: cfg.Logger, Now: cfg.Now,
+		Signer: cfg.Signer, SealKey: cfg.SealKey, Blobs: cfg.Blobs, ExportExpiry: cfg.ExportExpiry, Keys: cfg.Keys, Relay: o.relayUp, Notifier: o.noticeUp, Forgot: o.forgot, Metrics: o.m, Logger: cfg.Logger, Now: cfg.Now,
 	})
 	tokens := &auth.Tokens{Store: cfg.Store, Now: cfg.Now}
 	chain := auth.Chain{Tokens: tokens}
@@ -242,9 +245,10 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	// The API's server bounds what a client can hold: headers, a body
 	// that never finishes, a connection left idle. A download's handler
-	// has its own, longer deadline, within WriteTimeout.
+	// has its own, longer deadline, within WriteTimeout (an export bundle
+	// of recordings is the longest).
 	api := &http.Server{Handler: o.api.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: o.cfg.ReadTimeout,
-		WriteTimeout: httpapi.DownloadTimeout + 30*time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10}
+		WriteTimeout: httpapi.ExportTimeout + 30*time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10}
 	serve(ctx, g, api, o.cfg.Listener, o.cfg.TLSCert, o.cfg.TLSKey)
 	if o.cfg.MetricsListener != nil {
 		mux := http.NewServeMux()

@@ -1,10 +1,16 @@
 package orchestrator
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"io/fs"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,11 +21,14 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/lethe-dev/lethe/pkg/blob"
 	"github.com/lethe-dev/lethe/pkg/events"
+	"github.com/lethe-dev/lethe/pkg/exportbundle"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
 	"github.com/lethe-dev/lethe/pkg/piitest"
 	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/pkg/sqlitedb"
+	"github.com/lethe-dev/lethe/services/orchestrator/store"
 )
 
 const subjectEmail = "person-0042@example.com"
@@ -133,15 +142,43 @@ func TestErasureFlow(t *testing.T) {
 	}
 }
 
+// download GETs path and checks the answer is an export bundle whose
+// every file matches its manifest; it returns the manifest and its digest.
+func (e *env) download(token, path string) (*exportbundle.Manifest, string, map[string][]byte) {
+	e.t.Helper()
+	code, h, body := e.send(token, "GET", path, "")
+	if code != http.StatusOK || h.Get("Content-Type") != "application/zip" {
+		e.t.Fatalf("GET %s = %d %s %q", path, code, h.Get("Content-Type"), body[:min(len(body), 200)])
+	}
+	m, digest, err := exportbundle.Check(bytes.NewReader(body), int64(len(body)))
+	if err != nil {
+		e.t.Fatalf("the bundle does not check: %v", err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(body), int64(len(body)))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		files[f.Name], _ = io.ReadAll(rc)
+		rc.Close()
+	}
+	return m, hex.EncodeToString(digest[:]), files
+}
+
 func TestExportBundle(t *testing.T) {
 	e := newEnv(t, nil)
 	e.connect("alpha", &toySystem{})
 	e.connect("beta", &toySystem{})
 	id := e.submit(`{"type":"export","tenant":"demo","subject":{"email":"` + subjectEmail + `"},"verified":true}`)
 	e.waitState(id, "fulfilled")
-	// Until collected, the person's records are kept once, sealed: in no
-	// store file (nor in the receipt kept) in the clear.
-	if found := piitest.FilesHolding(t, e.dataDir, `"plan":"pro"`); len(found) > 0 {
+	// Until collected, the person's records are kept once, encrypted: in
+	// no file (blobs, stores, receipts) in the clear.
+	if found := piitest.FilesHolding(t, e.dir, `"plan":"pro"`); len(found) > 0 {
 		t.Fatalf("the export is readable in %v", found)
 	}
 	// A HEAD (a link checker, curl -I) collects nothing.
@@ -150,21 +187,32 @@ func TestExportBundle(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("HEAD export: %v %v", resp, err)
 	}
-	code, bundle := e.do("GET", "/v1/requests/"+id+"/export", "")
-	if code != 200 {
-		t.Fatalf("export = %d %v", code, bundle)
+	m, digest, files := e.download(e.token, "/v1/requests/"+id+"/export")
+	if m.RequestID != id || m.Tenant != "demo" || len(m.Systems) != len(testSystems) {
+		t.Fatalf("manifest: %+v", m)
 	}
-	systems := bundle["systems"].(map[string]any)
-	for _, s := range testSystems {
-		entry, ok := systems[s].(map[string]any)
-		if !ok || entry["outcome"] != "exported" || entry["sha256"] == "" {
-			t.Errorf("%s: %v", s, systems[s])
+	for i, s := range testSystems {
+		sys := m.Systems[i]
+		if sys.Name != s || sys.Outcome != "exported" || !slices.Equal(sys.Categories, []string{"account"}) || sys.Records == nil {
+			t.Errorf("%s: %+v", s, sys)
 		}
-		if data, _ := json.Marshal(entry["data"]); string(data) != `{"profile":[{"plan":"pro"}]}` {
-			t.Errorf("%s: data %s", s, data)
+		if got := string(files["systems/"+s+".json"]); got != `{"account":{"profile":[{"plan":"pro"}]}}` {
+			t.Errorf("%s: records %s", s, got)
 		}
 	}
-	// Collected: deleted. A second download is 410, and nothing is left.
+	if !bytes.Contains(files["index.html"], []byte("pro")) {
+		t.Error("index.html does not show the records")
+	}
+	// The certificate quotes the manifest's digest, and verifies.
+	c, err := e.certificate(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ExportManifestSHA256 != digest {
+		t.Errorf("the certificate's manifest digest %q, the bundle's %q", c.ExportManifestSHA256, digest)
+	}
+	// Collected: the key is destroyed and the blobs deleted. A second
+	// download is 410, and nothing is left.
 	if code, out := e.do("GET", "/v1/requests/"+id+"/export", ""); code != http.StatusGone {
 		t.Fatalf("second download = %d %v, want 410", code, out)
 	}
@@ -173,12 +221,155 @@ func TestExportBundle(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range tasks {
-		if len(k.ExportData) > 0 || len(k.ExportSHA256) == 0 {
-			t.Errorf("%s after collection: %d bytes of export kept, digest %x", k.System, len(k.ExportData), k.ExportSHA256)
+		if len(k.ExportKey) > 0 || len(k.ExportSHA256) == 0 {
+			t.Errorf("%s after collection: export key kept (%d bytes), digest %x", k.System, len(k.ExportKey), k.ExportSHA256)
 		}
 	}
-	if _, err := e.certificate(id); err != nil {
-		t.Errorf("the certificate after collection: %v", err)
+	if left := blobsUnder(t, e.dir, id); left != nil {
+		t.Errorf("blobs left after collection: %v", left)
+	}
+	if !e.logged(id, proof.EventExportDeleted) {
+		t.Error("the log does not record the export's deletion")
+	}
+}
+
+// blobsUnder lists the files of a request's folder in the env's blob store.
+func blobsUnder(t *testing.T, dir, requestID string) []string {
+	t.Helper()
+	var found []string
+	filepath.WalkDir(filepath.Join(dir, "blobs", requestID), func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			found = append(found, path)
+		}
+		return nil
+	})
+	return found
+}
+
+// logged reports whether the log holds an event of the request.
+func (e *env) logged(requestID, event string) bool {
+	e.t.Helper()
+	var found bool
+	err := e.store.Tx(context.Background(), func(tx store.Tx) error {
+		recs, err := tx.RequestLog(context.Background(), requestID)
+		for _, r := range recs {
+			if en, err := proof.DecodeEntry(r.Data); err == nil && en.Event == event {
+				found = true
+			}
+		}
+		return err
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return found
+}
+
+// A download link made for the person works once, for its request only,
+// without a token; a wrong one reveals nothing.
+func TestExportLink(t *testing.T) {
+	e := newEnv(t, nil)
+	e.connect("alpha", &toySystem{})
+	e.connect("beta", &toySystem{})
+	body := `{"type":"export","tenant":"demo","subject":{"email":"` + subjectEmail + `"},"verified":true}`
+	id, other := e.submit(body), e.submit(strings.Replace(body, subjectEmail, "someone-else@example.com", 1))
+	e.waitState(id, "fulfilled")
+	e.waitState(other, "fulfilled")
+	code, out := e.do("POST", "/v1/requests/"+id+"/export/link", "")
+	if code != http.StatusCreated || out["single_use"] != true {
+		t.Fatalf("make link = %d %v", code, out)
+	}
+	path := out["path"].(string)
+	secret := path[strings.Index(path, "link=")+len("link="):]
+	for name, p := range map[string]string{
+		"wrong secret":       "/v1/requests/" + id + "/export?link=" + strings.Repeat("A", len(secret)),
+		"another request":    "/v1/requests/" + other + "/export?link=" + secret,
+		"no secret, no auth": "/v1/requests/" + id + "/export?link=",
+	} {
+		code, _, b := e.send("", "GET", p, "")
+		if code == http.StatusOK || bytes.Contains(b, []byte(subjectEmail)) || bytes.Contains(b, []byte("plan")) {
+			t.Errorf("%s: %d %s", name, code, b)
+		}
+	}
+	// The try with another request's id spent the link: a link is
+	// single-use whatever the outcome. A new one downloads.
+	code, out = e.do("POST", "/v1/requests/"+id+"/export/link", "")
+	if code != http.StatusCreated {
+		t.Fatalf("make link = %d %v", code, out)
+	}
+	m, _, _ := e.download("", out["path"].(string))
+	if m.RequestID != id {
+		t.Fatalf("the link downloaded request %s", m.RequestID)
+	}
+	if code, _, b := e.send("", "GET", out["path"].(string), ""); code != http.StatusNotFound || !bytes.Contains(b, []byte("not valid")) {
+		t.Errorf("a used link: %d %s, want 404", code, b)
+	}
+	// Making a link for a collected export is 410.
+	if code, out := e.do("POST", "/v1/requests/"+id+"/export/link", ""); code != http.StatusGone {
+		t.Errorf("link for a collected export = %d %v", code, out)
+	}
+	e.logs.NoneOf(t, subjectEmail, secret)
+}
+
+// An export not collected in time expires: its key is destroyed, its
+// blobs deleted, the deletion logged, and a download is 410. The blobs
+// copied before (a backup) stay unreadable.
+func TestExportExpires(t *testing.T) {
+	clock := &fakeClock{t: time.Now()}
+	e := newEnv(t, func(c *Config) { c.Now = clock.Now; c.ExportExpiry = 7 * 24 * time.Hour })
+	e.connect("alpha", &toySystem{})
+	e.connect("beta", &toySystem{})
+	id := e.submit(`{"type":"export","tenant":"demo","subject":{"email":"` + subjectEmail + `"},"verified":true}`)
+	e.waitState(id, "fulfilled")
+	backup := blobsUnder(t, e.dir, id)
+	if len(backup) != len(testSystems) {
+		t.Fatalf("blobs of the export: %v", backup)
+	}
+	copies := map[string][]byte{}
+	for _, p := range backup {
+		copies[p], _ = os.ReadFile(p)
+	}
+	for _, tt := range []struct {
+		after   time.Duration
+		expired int
+	}{{6 * 24 * time.Hour, 0}, {7*24*time.Hour + time.Minute, 1}} {
+		clock.Set(clock.Now().Add(tt.after))
+		if n, err := e.orch.engine.ExpireExports(context.Background()); err != nil || n != tt.expired {
+			t.Fatalf("after %v: expired %d (%v), want %d", tt.after, n, err, tt.expired)
+		}
+	}
+	if code, out := e.do("GET", "/v1/requests/"+id+"/export", ""); code != http.StatusGone {
+		t.Fatalf("download after expiry = %d %v, want 410", code, out)
+	}
+	if left := blobsUnder(t, e.dir, id); left != nil {
+		t.Errorf("blobs left after expiry: %v", left)
+	}
+	if !e.logged(id, proof.EventExportDeleted) {
+		t.Error("the log does not record the expiry")
+	}
+	// Nothing under the data folders reads in the clear, and the backup
+	// opens with no key the orchestrator still holds.
+	if found := piitest.FilesHolding(t, e.dir, `"plan":"pro"`); len(found) > 0 {
+		t.Fatalf("the export is readable in %v", found)
+	}
+	restored, err := blob.NewFS(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, b := range copies {
+		rel, _ := filepath.Rel(filepath.Join(e.dir, "blobs"), p)
+		if _, err := restored.Put(context.Background(), filepath.ToSlash(rel), bytes.NewReader(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, tasks, err := e.store.Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range tasks {
+		if _, err := e.orch.engine.ExportBlobs(k); err == nil {
+			t.Errorf("%s: a key to read the backup is still held", k.System)
+		}
 	}
 }
 

@@ -17,12 +17,13 @@ type exporter struct{ toySystem }
 
 func (s *exporter) Export(ctx context.Context, t connector.Task) (connector.Result, error) {
 	return connector.Result{Outcome: connector.Exported, Counts: map[string]int64{"profile": 1},
-		Export: []byte(`{"profile":[{"email":"` + t.Subject.Email + `","user_id":"` + t.Subject.UserID + `"}]}`)}, nil
+		Export: []byte(`{"account":{"profile":[{"email":"` + t.Subject.Email + `","user_id":"` + t.Subject.UserID + `"}]}}`)}, nil
 }
 
 // A reader of every subject of the bus (a subscriber with read rights, a
 // broker's operator) sees no identifier: tasks carry the subject sealed to
-// their connector, receipts the export sealed to the orchestrator, notices
+// their connector, receipts the export's key sealed to the orchestrator
+// (the export itself is in the blob store, encrypted), notices
 // the subject sealed to the mailer.
 func TestBusCarriesNoIdentifier(t *testing.T) {
 	e := newEnv(t, nil)
@@ -78,7 +79,7 @@ func TestBusCarriesNoIdentifier(t *testing.T) {
 		}
 	}
 	// The export itself reached the orchestrator, and opens there.
-	if body := e.raw("GET", "/v1/requests/"+export+"/export"); !bytes.Contains(body, []byte(subjectEmail)) {
-		t.Errorf("the export does not hold the data the system sealed: %s", body)
+	if _, _, files := e.download(e.token, "/v1/requests/"+export+"/export"); !bytes.Contains(files["systems/alpha.json"], []byte(subjectEmail)) {
+		t.Errorf("the export does not hold the data the system exported: %s", files["systems/alpha.json"])
 	}
 }

@@ -14,15 +14,14 @@ package recordings
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
+	"mime"
 	"os"
 	"path/filepath"
 	"strings"
@@ -351,33 +350,33 @@ func (s *System) remaining(ctx context.Context, tenant string, subj connector.Su
 	return n + int64(len(chat)), nil
 }
 
+// exportDoc is the subject's records, grouped by data category then by
+// table (connector.Records).
 type exportDoc struct {
-	Recordings   []exportRecording `json:"recordings"`
-	ChatMessages []chatMessage     `json:"chat_messages"`
+	Recordings struct {
+		Recordings []exportRecording `json:"recordings"`
+	} `json:"recordings"`
+	Contributions struct {
+		ChatMessages []chatMessage `json:"chat_messages"`
+	} `json:"contributions"`
 }
 
 type exportRecording struct {
-	ID            string     `json:"id"`
-	WebinarID     string     `json:"webinar_id"`
-	SpeakerUserID string     `json:"speaker_user_id"`
-	SpeakerEmail  string     `json:"speaker_email"`
-	Title         string     `json:"title"`
-	CreatedAt     string     `json:"created_at"`
-	File          exportFile `json:"file"`
+	ID            string `json:"id"`
+	WebinarID     string `json:"webinar_id"`
+	SpeakerUserID string `json:"speaker_user_id"`
+	SpeakerEmail  string `json:"speaker_email"`
+	Title         string `json:"title"`
+	CreatedAt     string `json:"created_at"`
+	// File is the video's name among the export's files; FileMissing says
+	// the recording's video is gone from the disk.
+	File        string `json:"file"`
+	FileMissing bool   `json:"file_missing,omitempty"`
 }
 
-// exportFile describes a video file without its bytes: the export is a
-// receipt-sized JSON document, and the hash lets the person check a copy of
-// the video obtained separately.
-type exportFile struct {
-	Name    string `json:"name"`
-	Size    int64  `json:"size_bytes"`
-	SHA256  string `json:"sha256,omitempty"`
-	Missing bool   `json:"missing,omitempty"`
-}
-
-// Export returns the subject's recordings (metadata, and name, size and
-// sha256 of each video file) and the chat messages the subject wrote.
+// Export returns the subject's recordings (metadata, and each video as a
+// file the SDK streams to the blob store) and the chat messages the
+// subject wrote.
 func (s *System) Export(ctx context.Context, t connector.Task) (connector.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return connector.Result{}, err
@@ -393,19 +392,40 @@ func (s *System) Export(ctx context.Context, t connector.Task) (connector.Result
 	if len(recs)+len(chat) == 0 {
 		return connector.Result{Outcome: connector.NotFound}, nil
 	}
-	doc := exportDoc{Recordings: []exportRecording{}, ChatMessages: chat}
-	if doc.ChatMessages == nil {
-		doc.ChatMessages = []chatMessage{}
+	var doc exportDoc
+	doc.Recordings.Recordings = []exportRecording{}
+	doc.Contributions.ChatMessages = chat
+	if chat == nil {
+		doc.Contributions.ChatMessages = []chatMessage{}
 	}
+	var files []connector.File
 	for _, r := range recs {
-		f, err := s.describe(ctx, r.FileName)
-		if err != nil {
+		rec := exportRecording{ID: r.ID, WebinarID: r.WebinarID, SpeakerUserID: r.SpeakerUserID,
+			SpeakerEmail: r.SpeakerEmail, Title: r.Title, CreatedAt: r.CreatedAt}
+		path := s.path(r.FileName)
+		switch _, err := os.Stat(path); {
+		case errors.Is(err, fs.ErrNotExist):
+			rec.FileMissing = true
+		case err != nil:
 			return connector.Result{}, retryable(fmt.Errorf("recordings: file of %s: %w", r.ID, err))
+		default:
+			// The recording's id keeps two talks named alike apart.
+			rec.File = r.ID + "-" + filepath.Base(r.FileName)
+			files = append(files, connector.File{
+				Category: CategoryRecordings, Name: rec.File, ContentType: contentType(path),
+				Open: func(ctx context.Context) (io.ReadCloser, error) {
+					f, err := os.Open(path)
+					if err != nil {
+						return nil, retryable(err)
+					}
+					return struct {
+						io.Reader
+						io.Closer
+					}{ctxReader{ctx, f}, f}, nil
+				},
+			})
 		}
-		doc.Recordings = append(doc.Recordings, exportRecording{
-			ID: r.ID, WebinarID: r.WebinarID, SpeakerUserID: r.SpeakerUserID, SpeakerEmail: r.SpeakerEmail,
-			Title: r.Title, CreatedAt: r.CreatedAt, File: f,
-		})
+		doc.Recordings.Recordings = append(doc.Recordings.Recordings, rec)
 	}
 	b, err := json.Marshal(doc)
 	if err != nil {
@@ -415,28 +435,16 @@ func (s *System) Export(ctx context.Context, t connector.Task) (connector.Result
 		Outcome: connector.Exported,
 		Counts:  map[string]int64{CategoryRecordings: int64(len(recs)), CategoryChatMessages: int64(len(chat))},
 		Export:  b,
+		Files:   files,
 	}, nil
 }
 
-func (s *System) describe(ctx context.Context, fileName string) (exportFile, error) {
-	out := exportFile{Name: filepath.Base(fileName)}
-	f, err := os.Open(s.path(fileName))
-	if errors.Is(err, fs.ErrNotExist) {
-		out.Missing = true
-		return out, nil
+// contentType is a video's media type by its name; video/mp4 when unknown.
+func contentType(path string) string {
+	if t := mime.TypeByExtension(filepath.Ext(path)); t != "" {
+		return t
 	}
-	if err != nil {
-		return out, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, ctxReader{ctx, f})
-	if err != nil {
-		return out, err
-	}
-	out.Size = n
-	out.SHA256 = hex.EncodeToString(h.Sum(nil))
-	return out, nil
+	return "video/mp4"
 }
 
 // ctxReader stops a long read (a real video is gigabytes) once ctx is done.

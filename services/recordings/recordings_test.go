@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -271,45 +272,57 @@ func TestNoIdentifierIsPermanentError(t *testing.T) {
 	}
 }
 
-func TestExportDescribesFiles(t *testing.T) {
+// An export lists the subject's recordings and hands each video over as a
+// file to stream, with the bytes on disk; the records hold no video.
+func TestExportHandsOverFiles(t *testing.T) {
 	s := seeded(t)
 	res, err := s.Export(context.Background(), task(subject(1), "r5"))
 	if err != nil || res.Outcome != connector.Exported {
 		t.Fatalf("export = %q, %v", res.Outcome, err)
 	}
 	var doc struct {
-		Recordings []struct {
-			ID   string `json:"id"`
-			File struct {
-				Name   string `json:"name"`
-				Size   int64  `json:"size_bytes"`
-				SHA256 string `json:"sha256"`
-			} `json:"file"`
+		Recordings struct {
+			Recordings []struct {
+				ID   string `json:"id"`
+				File string `json:"file"`
+			} `json:"recordings"`
 		} `json:"recordings"`
-		ChatMessages []struct {
-			AuthorEmail string `json:"author_email"`
-		} `json:"chat_messages"`
+		Contributions struct {
+			ChatMessages []struct {
+				AuthorEmail string `json:"author_email"`
+			} `json:"chat_messages"`
+		} `json:"contributions"`
 	}
 	if err := json.Unmarshal(res.Export, &doc); err != nil {
 		t.Fatal(err)
 	}
-	onDisk := files(t, s)
-	if len(doc.Recordings) == 0 || int64(len(doc.Recordings)) != res.Counts[CategoryRecordings] {
-		t.Fatalf("export has %d recordings, counts %v", len(doc.Recordings), res.Counts)
+	recs := doc.Recordings.Recordings
+	if len(recs) == 0 || int64(len(recs)) != res.Counts[CategoryRecordings] || len(res.Files) != len(recs) {
+		t.Fatalf("export has %d recordings and %d files, counts %v", len(recs), len(res.Files), res.Counts)
 	}
-	for _, r := range doc.Recordings {
-		fi, err := os.Stat(filepath.Join(s.files, r.File.Name))
+	onDisk := files(t, s)
+	for i, f := range res.Files {
+		if f.Name != recs[i].File || f.Category != CategoryRecordings || !strings.HasPrefix(f.ContentType, "video/") {
+			t.Errorf("file %d: %q (%s, %s) for recording file %q", i, f.Name, f.Category, f.ContentType, recs[i].File)
+		}
+		rc, err := f.Open(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.File.Size != fi.Size() || r.File.SHA256 != onDisk[r.File.Name] {
-			t.Errorf("recording %s: file %+v does not match disk (%d bytes, %s)", r.ID, r.File, fi.Size(), onDisk[r.File.Name])
+		h := sha256.New()
+		_, err = io.Copy(h, rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := hex.EncodeToString(h.Sum(nil)), onDisk[strings.TrimPrefix(f.Name, recs[i].ID+"-")]; got != want {
+			t.Errorf("file %q streams bytes of digest %s, the recording on disk has %s", f.Name, got, want)
 		}
 	}
-	if len(doc.ChatMessages) == 0 {
+	if len(doc.Contributions.ChatMessages) == 0 {
 		t.Fatal("export has no chat messages")
 	}
-	for _, m := range doc.ChatMessages {
+	for _, m := range doc.Contributions.ChatMessages {
 		if m.AuthorEmail != email(1) {
 			t.Fatalf("export holds someone else's chat message")
 		}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,16 +30,36 @@ var DemoVendors []byte
 // vendors.demo.yaml for the file format and the template variables.
 type Vendor struct {
 	// Name is the vendor's name in receipts (the data category of its
-	// counts): lower case letters, digits, '_' and '-'.
+	// counts) and the table of its rows in an export: lower case letters,
+	// digits, '_' and '-'.
 	Name string `yaml:"name"`
 	// Delete is the deletion call: method DELETE (the default) or POST.
 	Delete Request `yaml:"delete"`
 	// Access is the optional access call (GET): 200 means the vendor holds
-	// data of the subject, 404 that it holds none. Without it the connector
-	// cannot check what remains, nor export.
+	// data of the subject, and its JSON body is that data (an object, an
+	// array of objects or {"records": [objects]}: see vendors.demo.yaml);
+	// 404 means it holds none.
+	// Without it the connector cannot check what remains, nor export.
 	Access Request `yaml:"access"`
+	// DataCategory is the privacy policy's data category the vendor's
+	// records belong to in an export (default [DefaultDataCategory]), in
+	// snake_case. Only a vendor with an access API has records to file.
+	DataCategory string `yaml:"data_category"`
+	// Notify is the optional call that tells a vendor without an access API
+	// that the subject asked for a copy of their data (GDPR Art. 15, 28(3)(e)):
+	// method POST (the default) or PUT. Only for a vendor without Access.
+	Notify Request `yaml:"notify"`
 	Auth   Auth    `yaml:"auth"`
 }
+
+// DefaultDataCategory is the data category of a vendor's records when its
+// configuration names none, and the category of the export's list of the
+// vendors that could not be asked for the subject's data.
+const DefaultDataCategory = "sub_processors"
+
+// withoutExportTable is the table, in [DefaultDataCategory], that lists the
+// vendors without an access API; no vendor may be named so.
+const withoutExportTable = "vendors_without_export"
 
 // Request is a templated HTTP call.
 type Request struct {
@@ -121,17 +142,23 @@ func LoadConfig(path string, vars map[string]string) (Config, error) {
 	return Config{VendorsYAML: b, Vars: vars}, nil
 }
 
-// Identifiers of the subject and task that templates may use; every other
+// Values of the subject and task that templates may use; every other
 // placeholder must be a caller's variable.
 const (
-	varEmail  = "email"
-	varUserID = "user_id"
-	varTenant = "tenant"
+	varEmail     = "email"
+	varUserID    = "user_id"
+	varTenant    = "tenant"
+	varRequestID = "request_id"
+	varDeadline  = "deadline" // the request's deadline, RFC 3339 UTC
 )
 
+// taskVars are the placeholders the task fills.
+var taskVars = []string{varEmail, varUserID, varTenant, varRequestID, varDeadline}
+
 var (
-	placeholder = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)\}`)
-	vendorName  = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	placeholder  = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+	vendorName   = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	dataCategory = regexp.MustCompile(`^[a-z][a-z0-9_]*$`) // as pkg/dataset's
 )
 
 // vendor is a validated Vendor with its secret.
@@ -148,7 +175,7 @@ func compile(vs []Vendor, vars map[string]string, getenv func(string) string) ([
 		return nil, errors.New("subprocessors: no vendors configured")
 	}
 	for k := range vars {
-		if k == varEmail || k == varUserID || k == varTenant {
+		if slices.Contains(taskVars, k) {
 			return nil, fmt.Errorf("subprocessors: variable {%s} is the task's, not the caller's", k)
 		}
 	}
@@ -163,6 +190,9 @@ func compile(vs []Vendor, vars map[string]string, getenv func(string) string) ([
 		}
 		if !vendorName.MatchString(v.Name) {
 			return nil, fail("name must be lower case letters, digits, '_' or '-'")
+		}
+		if v.Name == withoutExportTable {
+			return nil, fail("the name is that of the export's list of vendors without an access API")
 		}
 		if seen[v.Name] {
 			return nil, fail("listed twice")
@@ -182,6 +212,9 @@ func compile(vs []Vendor, vars map[string]string, getenv func(string) string) ([
 		if err := checkRequest(v.Delete, vars); err != nil {
 			return nil, fail("delete: %v", err)
 		}
+		if v.Access != (Request{}) && v.Access.URL == "" {
+			return nil, fail("access.url is missing")
+		}
 		if v.Access.Method != "" && !strings.EqualFold(v.Access.Method, http.MethodGet) {
 			return nil, fail("access.method %q: access is a GET", v.Access.Method)
 		}
@@ -192,6 +225,34 @@ func compile(vs []Vendor, vars map[string]string, getenv func(string) string) ([
 		if v.Access.URL != "" {
 			if err := checkRequest(v.Access, vars); err != nil {
 				return nil, fail("access: %v", err)
+			}
+		}
+
+		switch {
+		case v.DataCategory != "" && v.Access.URL == "":
+			return nil, fail("data_category without access.url: a vendor without an access API has no records to file")
+		case v.DataCategory == "":
+			v.DataCategory = DefaultDataCategory
+		case !dataCategory.MatchString(v.DataCategory):
+			return nil, fail("data_category %q is not a snake_case name (lower case letters, digits and '_')", v.DataCategory)
+		}
+
+		if v.Notify != (Request{}) {
+			if v.Access.URL != "" {
+				return nil, fail("notify is for a vendor without an access API: this one is asked for the data")
+			}
+			v.Notify.Method = strings.ToUpper(v.Notify.Method)
+			if v.Notify.Method == "" {
+				v.Notify.Method = http.MethodPost
+			}
+			if v.Notify.Method != http.MethodPost && v.Notify.Method != http.MethodPut {
+				return nil, fail("notify.method %q: want POST or PUT", v.Notify.Method)
+			}
+			if v.Notify.URL == "" {
+				return nil, fail("notify.url is missing")
+			}
+			if err := checkRequest(v.Notify, vars); err != nil {
+				return nil, fail("notify: %v", err)
 			}
 		}
 
@@ -218,7 +279,8 @@ func compile(vs []Vendor, vars map[string]string, getenv func(string) string) ([
 // checkRequest renders r with sample identifiers and checks that it makes an
 // absolute http(s) URL and, if it has a body, valid JSON.
 func checkRequest(r Request, vars map[string]string) error {
-	sample := map[string]string{varEmail: `o'brien+"test"@example.com`, varUserID: "user 1/2", varTenant: "demo"}
+	sample := map[string]string{varEmail: `o'brien+"test"@example.com`, varUserID: "user 1/2", varTenant: "demo",
+		varRequestID: "req_1", varDeadline: "2026-01-02T03:04:05Z"}
 	for _, tmpl := range []string{r.URL, r.Body} {
 		for _, m := range placeholder.FindAllStringSubmatch(tmpl, -1) {
 			if _, ok := sample[m[1]]; !ok {

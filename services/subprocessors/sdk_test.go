@@ -83,7 +83,7 @@ func TestSDKRetriesVendorFailure(t *testing.T) {
 	}
 	select {
 	case r := <-got:
-		if r.GetOutcome() != lethev1.Outcome_OUTCOME_ERASED || len(r.GetCounts()) != 3 || r.GetRemaining() != 0 {
+		if r.GetOutcome() != lethev1.Outcome_OUTCOME_ERASED || len(r.GetCounts()) != 4 || r.GetRemaining() != 0 {
 			t.Fatalf("receipt: %v", r)
 		}
 	case <-ctx.Done():

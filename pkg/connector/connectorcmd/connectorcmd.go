@@ -10,6 +10,7 @@
 package connectorcmd
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -27,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/lethe-dev/lethe/pkg/blob"
 	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/bus/busurl"
 	"github.com/lethe-dev/lethe/pkg/bus/natsauth"
@@ -56,6 +58,8 @@ func Main(system string, fs *flag.FlagSet, open connector.Opener) int {
 	dataDir := fs.String("data", filepath.Join("data", system), "directory for the system's files and receipts")
 	orchestratorKey := fs.String("orchestrator-key", envflag.Or("LETHE_ORCHESTRATOR_KEY", filepath.Join("data", "orchestrator", "signing.key.pub")),
 		"the orchestrator's public key entry (its signing.key.pub): a task it did not sign is refused (env LETHE_ORCHESTRATOR_KEY)")
+	blobsURL := fs.String("blobs", envflag.Or("LETHE_BLOBS", ""),
+		"where exports are written, encrypted, for the orchestrator to read: a folder, or s3://bucket/prefix?endpoint=host:port (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) (env LETHE_BLOBS; default: blobs in the folder that holds --data)")
 	seed := fs.Int("seed", 0, "fill the demo system with this many sample people first (person-0001@example.com, ...)")
 	metricsAddr := fs.String("metrics-listen", "", "serve /metrics and /healthz on this address (empty: off)")
 	durable := fs.String("durability", envflag.Or(durability.EnvVar, durability.Strict.String()),
@@ -78,14 +82,19 @@ func Main(system string, fs *flag.FlagSet, open connector.Opener) int {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})).With("service", system)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, system, *busURL, tlsFiles, *dataDir, mode, *seed, *metricsAddr, *orchestratorKey, logger, open); err != nil {
+	blobs, err := blob.OpenURL(ctx, cmp.Or(*blobsURL, filepath.Join(filepath.Dir(*dataDir), "blobs")))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: bad --blobs (or LETHE_BLOBS): %v\n", system, err)
+		return 2
+	}
+	if err := serve(ctx, system, *busURL, tlsFiles, *dataDir, mode, blobs, *seed, *metricsAddr, *orchestratorKey, logger, open); err != nil {
 		logger.Error("connector failed", "err", err)
 		return 1
 	}
 	return 0
 }
 
-func serve(ctx context.Context, system, busURL string, busOpts busurl.Options, dataDir string, mode durability.Mode, seed int, metricsAddr, orchestratorKey string, logger *slog.Logger, open connector.Opener) error {
+func serve(ctx context.Context, system, busURL string, busOpts busurl.Options, dataDir string, mode durability.Mode, blobs blob.Store, seed int, metricsAddr, orchestratorKey string, logger *slog.Logger, open connector.Opener) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The connector's NATS user: the seed the orchestrator's embedded
@@ -122,7 +131,7 @@ func serve(ctx context.Context, system, busURL string, busOpts busurl.Options, d
 	if err != nil {
 		return fmt.Errorf("%w (start the orchestrator first, or pass --orchestrator-key)", err)
 	}
-	env := connector.Env{DataDir: dataDir, Bus: b, Logger: logger, Registerer: reg, TaskKeys: taskKeys, Durability: mode}
+	env := connector.Env{DataDir: dataDir, Bus: b, Logger: logger, Registerer: reg, TaskKeys: taskKeys, Durability: mode, Blobs: blobs}
 	sys, err := open(ctx, env)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", system, err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lethe-dev/lethe/pkg/blob"
 	"github.com/lethe-dev/lethe/pkg/bus/busurl"
 	"github.com/lethe-dev/lethe/pkg/bus/natsauth"
 	"github.com/lethe-dev/lethe/pkg/bus/natsbus"
@@ -124,15 +125,19 @@ func TestServe(t *testing.T) {
 		data := t.TempDir()
 		ctx, cancel := context.WithCancel(context.Background())
 		var env connector.Env
+		blobs, err := blob.NewFS(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
 		open := func(_ context.Context, e connector.Env) (connector.System, error) {
 			env = e
 			cancel() // Start then serves until it sees ctx is done
 			return nothing{}, nil
 		}
-		if err := serve(ctx, "sys", srv.URL(), busurl.Options{}, data, durability.Fast, 0, "", orchestratorKey(t), log, open); err != nil {
+		if err := serve(ctx, "sys", srv.URL(), busurl.Options{}, data, durability.Fast, blobs, 0, "", orchestratorKey(t), log, open); err != nil {
 			t.Fatal(err)
 		}
-		if env.DataDir != data || env.Bus == nil || env.Registerer == nil || env.Logger == nil || env.Durability != durability.Fast {
+		if env.DataDir != data || env.Bus == nil || env.Registerer == nil || env.Logger == nil || env.Durability != durability.Fast || env.Blobs != blobs {
 			t.Errorf("env = %+v", env)
 		}
 		if _, err := os.Stat(filepath.Join(data, "signing.key.pub")); err != nil {
@@ -140,7 +145,7 @@ func TestServe(t *testing.T) {
 		}
 	})
 	t.Run("a system that cannot be seeded", func(t *testing.T) {
-		err := serve(context.Background(), "sys", srv.URL(), busurl.Options{}, t.TempDir(), durability.Strict, 3, "", orchestratorKey(t), log, opener(nothing{}))
+		err := serve(context.Background(), "sys", srv.URL(), busurl.Options{}, t.TempDir(), durability.Strict, nil, 3, "", orchestratorKey(t), log, opener(nothing{}))
 		if err == nil || !strings.Contains(err.Error(), "cannot be seeded") {
 			t.Fatalf("err = %v", err)
 		}
@@ -148,7 +153,7 @@ func TestServe(t *testing.T) {
 	t.Run("a system that does not open", func(t *testing.T) {
 		boom := errors.New("boom")
 		open := func(context.Context, connector.Env) (connector.System, error) { return nil, boom }
-		if err := serve(context.Background(), "sys", srv.URL(), busurl.Options{}, t.TempDir(), durability.Strict, 0, "", orchestratorKey(t), log, open); !errors.Is(err, boom) {
+		if err := serve(context.Background(), "sys", srv.URL(), busurl.Options{}, t.TempDir(), durability.Strict, nil, 0, "", orchestratorKey(t), log, open); !errors.Is(err, boom) {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -180,11 +185,11 @@ func TestServeAsItsUser(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	open := func(context.Context, connector.Env) (connector.System, error) { cancel(); return nothing{}, nil }
-	if err := serve(ctx, "sys", srv.URL(), busurl.Options{}, filepath.Join(root, "sys"), durability.Strict, 0, "", key+".pub", log, open); err != nil {
+	if err := serve(ctx, "sys", srv.URL(), busurl.Options{}, filepath.Join(root, "sys"), durability.Strict, nil, 0, "", key+".pub", log, open); err != nil {
 		t.Fatal(err)
 	}
 	empty := t.TempDir()
-	err = serve(context.Background(), "sys", srv.URL(), busurl.Options{}, empty, durability.Strict, 0, "", key+".pub", log, opener(nothing{}))
+	err = serve(context.Background(), "sys", srv.URL(), busurl.Options{}, empty, durability.Strict, nil, 0, "", key+".pub", log, opener(nothing{}))
 	if err == nil || !strings.Contains(err.Error(), "no NATS user seed in "+filepath.Join(empty, "nats.seed")) {
 		t.Fatalf("err = %v", err)
 	}
@@ -204,7 +209,7 @@ func TestServeAsItsUser(t *testing.T) {
 	}()
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
-	if err := serve(ctx, "sys", srv.URL(), busurl.Options{}, later, durability.Strict, 0, "", key+".pub", log, open); err != nil {
+	if err := serve(ctx, "sys", srv.URL(), busurl.Options{}, later, durability.Strict, nil, 0, "", key+".pub", log, open); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -64,7 +64,8 @@ func (s *System) Erase(ctx context.Context, t connector.Task) (connector.Result,
 	return connector.Result{Outcome: connector.Erased, Counts: held}, ctx.Err()
 }
 
-// Export returns the person's record counts per category as their data.
+// Export returns the person's record counts per category as their data:
+// a row {"records": n} in a table of each category's name.
 func (s *System) Export(ctx context.Context, t connector.Task) (connector.Result, error) {
 	s.mu.Lock()
 	held, ok := s.people[t.Subject.Email]
@@ -73,7 +74,11 @@ func (s *System) Export(ctx context.Context, t connector.Task) (connector.Result
 	if !ok {
 		return connector.Result{Outcome: connector.NotFound}, ctx.Err()
 	}
-	data, err := json.Marshal(held)
+	doc := connector.Records{}
+	for c, n := range held {
+		doc[c] = map[string][]map[string]any{c: {{"records": n}}}
+	}
+	data, err := json.Marshal(doc)
 	if err != nil {
 		return connector.Result{}, err
 	}

@@ -5,6 +5,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/lethe-dev/lethe/pkg/blob"
 	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/bus/busurl"
 	"github.com/lethe-dev/lethe/pkg/bus/natsauth"
@@ -69,6 +71,11 @@ type Options struct {
 	BusTLSCA, BusTLSCert, BusTLSKey string
 	// StoreURL is sqlite:PATH or postgres://...; "" is SQLite in DataDir.
 	StoreURL string
+	// BlobsURL is where connectors write exports and the orchestrator
+	// reads them (a folder, or s3://bucket; see blob.OpenURL); "" is the
+	// folder blobs beside DataDir, where connectors run with --data
+	// beside it look too (data/blobs in the local layout).
+	BlobsURL string
 	// Durability is how far the store and the embedded NATS server take a
 	// write before it is acknowledged: durability.Strict (the zero value)
 	// syncs each one to the disk (SQLite synchronous=FULL, PostgreSQL
@@ -237,7 +244,12 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	defer ln.Close()
+	blobs, err := blob.OpenURL(ctx, cmp.Or(opts.BlobsURL, filepath.Join(filepath.Dir(opts.DataDir), "blobs")))
+	if err != nil {
+		return fmt.Errorf("%w: blobs: %w", ErrConfig, err)
+	}
 	cfg.Listener, cfg.Store, cfg.Bus, cfg.Signer, cfg.SealKey, cfg.Keys, cfg.HashKey = ln, st, b, signer, seal, keys, key
+	cfg.Blobs = blobs
 	cfg.Logger, cfg.Registerer = log, opts.Registry
 	o, err := orchestrator.New(cfg)
 	if err != nil {
@@ -311,6 +323,7 @@ func Main(ctx context.Context, fs *flag.FlagSet, args []string) int {
 	fs.StringVar(&opts.BusURL, "bus", envflag.Or("LETHE_BUS", envflag.Or("LETHE_NATS", defaultBus)),
 		`"embedded" (an in-process NATS server with JetStream under <data>/nats, a user per service), nats://host:4222[?nkey_seed=FILE] or kafka://host1:9092,host2:9092 (env LETHE_BUS; on NATS the user defaults to <data>/nats.seed or LETHE_NATS_NKEY_SEED)`)
 	fs.StringVar(&opts.BusURL, "nats", opts.BusURL, "the same as --bus (older name)")
+	fs.StringVar(&opts.BlobsURL, "blobs", envflag.Or("LETHE_BLOBS", ""), "where exports are kept, encrypted: a folder, or s3://bucket/prefix?endpoint=host:port (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY); connectors must share it (env LETHE_BLOBS; default: blobs in the folder that holds --data)")
 	fs.StringVar(&opts.StoreURL, "store", envflag.Or("LETHE_STORE", ""), "sqlite:PATH or postgres://user:pass@host:5432/db (env LETHE_STORE; default sqlite:<data>/lethe.db)")
 	durable := fs.String("durability", envflag.Or(durability.EnvVar, durability.Strict.String()),
 		"strict: an fsync per commit and publish, so nothing acknowledged is lost on a power cut (SQLite synchronous=FULL, PostgreSQL synchronous_commit=on, "+
@@ -326,6 +339,7 @@ func Main(ctx context.Context, fs *flag.FlagSet, args []string) int {
 	fs.StringVar(&opts.KeysFile, "keys", "", "keys file listing the connectors' public keys (default <data>/keys.json; re-read when it changes)")
 	systems := fs.String("systems", strings.Join(d.Systems, ","), "comma-separated registered systems")
 	oc := &opts.Orchestrator
+	fs.DurationVar(&oc.ExportExpiry, "export-expiry", d.ExportExpiry, "how long an export waits to be collected after its request ended; then its key is destroyed and its blobs deleted")
 	fs.IntVar(&oc.MaxAttempts, "max-attempts", d.MaxAttempts, "attempts per task before it is dead-lettered")
 	fs.DurationVar(&oc.RetryInitial, "retry-initial", d.RetryInitial, "first wait for a system's answer; doubles per attempt")
 	fs.DurationVar(&oc.RetryMax, "retry-max", d.RetryMax, "longest wait for an answer")

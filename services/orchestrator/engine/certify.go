@@ -67,6 +67,11 @@ func (e *Engine) issue(ctx context.Context, tx store.Tx, r *store.Request, tasks
 		}
 		c.Systems = append(c.Systems, res)
 	}
+	if r.Type == lifecycle.Export && r.State != lifecycle.Denied && r.State != lifecycle.Expired {
+		if c.ExportManifestSHA256, err = manifestDigest(r, tasks); err != nil {
+			return err
+		}
+	}
 	records, err := tx.RequestLog(ctx, r.ID)
 	if err != nil {
 		return err

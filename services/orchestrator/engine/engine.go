@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lethe-dev/lethe/pkg/blob"
 	"github.com/lethe-dev/lethe/pkg/deadline"
 	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/pkg/proof"
@@ -76,9 +77,11 @@ type Config struct {
 	Signer *proof.Signer
 	Keys   KeySource
 	// SealKey is the orchestrator's own sealing key: it seals the
-	// identifiers the store keeps and opens the exports connectors sealed
-	// to the orchestrator. ExportExpiry is how long an export waits to be collected.
+	// identifiers the store keeps and opens the export keys connectors
+	// sealed to the orchestrator. Blobs holds the exports, encrypted;
+	// ExportExpiry is how long an export waits to be collected.
 	SealKey      *proof.SealKey
+	Blobs        blob.Store
 	ExportExpiry time.Duration
 	// Relay and Notifier are woken after a commit that gave them work;
 	// Forgot after one that dropped a request's identifiers (the store's

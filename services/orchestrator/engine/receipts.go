@@ -1,9 +1,7 @@
 package engine
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -169,15 +167,15 @@ func (e *Engine) RecordReceipt(ctx context.Context, rc *lethev1.Receipt, raw []b
 			return nil
 		}
 		verdict = verdictAccepted
-		// The receipt is kept without its export, which is kept once,
-		// sealed, in the task until collected.
+		// The receipt is kept without its export key, which is kept once,
+		// sealed, in the task until the export is collected or expires.
 		kept := proto.Clone(rc).(*lethev1.Receipt)
-		kept.ExportData, kept.SealedExport = nil, nil
+		kept.SealedExportKey, kept.ExportKey = nil, nil
 		if raw, err = proto.Marshal(kept); err != nil {
 			return err
 		}
 		answer(k, rc, outcome, raw, now)
-		k.ExportData = sealed
+		k.ExportKey = sealed
 		if err := tx.UpdateTask(ctx, k); err != nil {
 			return err
 		}
@@ -233,68 +231,6 @@ func answer(k *store.Task, rc *lethev1.Receipt, outcome lifecycle.Outcome, raw [
 	k.Remaining = rc.GetRemaining()
 	k.ExportSHA256, k.Receipt = rc.GetExportSha256(), raw
 	k.NextAttemptAt = time.Time{}
-}
-
-// keepExport returns a receipt's export sealed to the orchestrator's key,
-// as the store keeps the person's copy: once, sealed, until it is
-// collected or expires. An export sealed by its connector must open and
-// match the digest the receipt signed (else the receipt is refused, and
-// the task tried again); one that came in the clear is sealed here.
-func (e *Engine) keepExport(rc *lethev1.Receipt) ([]byte, error) {
-	if sealed := rc.GetSealedExport(); len(sealed) > 0 {
-		data, err := e.cfg.SealKey.Open(sealed)
-		if err != nil {
-			return nil, err
-		}
-		if err := proof.VerifyExport(rc, data); err != nil {
-			return nil, err
-		}
-		return sealed, nil
-	}
-	if data := rc.GetExportData(); len(data) > 0 {
-		return proof.Seal(e.cfg.SealKey.Public, data)
-	}
-	return nil, nil
-}
-
-// OpenExport opens a task's sealed export and checks it against the
-// digest its receipt signed.
-func (e *Engine) OpenExport(k *store.Task) ([]byte, error) {
-	data, err := e.cfg.SealKey.Open(k.ExportData)
-	if err != nil {
-		return nil, fmt.Errorf("export of %s: %w", k.System, err)
-	}
-	if sum := sha256.Sum256(data); !bytes.Equal(sum[:], k.ExportSHA256) {
-		return nil, fmt.Errorf("export of %s does not match its signed digest", k.System)
-	}
-	return data, nil
-}
-
-// Collected deletes a request's exports once the person downloaded them,
-// and has the store's log files scrubbed of them.
-func (e *Engine) Collected(ctx context.Context, requestID string) error {
-	if err := e.cfg.Store.DropExports(ctx, requestID); err != nil {
-		return err
-	}
-	e.log.Info("export collected and deleted", "request_id", requestID)
-	if e.cfg.Forgot != nil {
-		e.cfg.Forgot.Wake()
-	}
-	return nil
-}
-
-// ExpireExports deletes the exports not collected within ExportExpiry of
-// their request's end.
-func (e *Engine) ExpireExports(ctx context.Context) (int, error) {
-	n, err := e.cfg.Store.ExpireExports(ctx, e.Now().Add(-e.cfg.ExportExpiry))
-	if err != nil || n == 0 {
-		return n, err
-	}
-	e.log.Info("uncollected exports expired and deleted", "tasks", n)
-	if e.cfg.Forgot != nil {
-		e.cfg.Forgot.Wake()
-	}
-	return n, nil
 }
 
 // rejectReason names why a receipt's signature was refused, for the
@@ -409,6 +345,11 @@ func (e *Engine) complete(ctx context.Context, tx store.Tx, fx *effects, r *stor
 		result = ""
 	}
 	fx.ended = append(fx.ended, ending{r.ID, r.Type, state, result})
+	if r.Type == lifecycle.Export {
+		if err := assembled(ctx, tx, r, tasks, now); err != nil {
+			return err
+		}
+	}
 	if err := record(ctx, tx, proof.Entry{RequestID: r.ID, Event: event, At: now}); err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 	"golang.org/x/time/rate"
 
+	"github.com/lethe-dev/lethe/pkg/blob"
 	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/services/orchestrator/auth"
@@ -48,10 +49,13 @@ type Lifecycle interface {
 	Consistency(ctx context.Context, oldSize, newSize int64) (tlog.TreeProof, error)
 	Keys() proof.KeySet
 	Now() time.Time
-	// OpenExport opens a task's sealed export; Collected deletes a
-	// request's exports once downloaded.
-	OpenExport(k *store.Task) ([]byte, error)
+	// ExportBlobs reads a task's export, decrypted; Collected destroys a
+	// request's export once downloaded. ExportLink makes a single-use
+	// download link, UseExportLink spends one (engine/export.go).
+	ExportBlobs(k *store.Task) (blob.Store, error)
 	Collected(ctx context.Context, requestID string) error
+	ExportLink(ctx context.Context, requestID string) (secret string, expires time.Time, err error)
+	UseExportLink(ctx context.Context, secret string) (requestID string, err error)
 	// Retry, Resolve and Replay re-drive failed tasks (engine/replay.go).
 	Retry(ctx context.Context, requestID, system string, by proof.Actor) (*store.Request, error)
 	Resolve(ctx context.Context, requestID, system string, by proof.Actor, note string) (*store.Request, error)
@@ -93,6 +97,8 @@ type API struct {
 	log    *slog.Logger
 	opts   Options
 	limits *limiter
+	// linkTries bounds the download links an address may try.
+	linkTries *limiter
 }
 
 // New returns the API over the lifecycle and the store.
@@ -100,7 +106,7 @@ func New(life Lifecycle, st Reader, m *metrics.Metrics, log *slog.Logger, opts O
 	if opts.HandlerTimeout == 0 {
 		opts.HandlerTimeout = DefaultHandlerTimeout
 	}
-	a := &API{life: life, store: st, m: m, log: log, opts: opts}
+	a := &API{life: life, store: st, m: m, log: log, opts: opts, linkTries: &limiter{rate: LinkTries, burst: 5}}
 	if opts.RateLimit > 0 {
 		a.limits = &limiter{rate: rate.Limit(opts.RateLimit), burst: max(1, int(2*opts.RateLimit))}
 	}
@@ -124,7 +130,8 @@ func (a *API) Handler() http.Handler {
 	handle("POST /v1/requests/{id}/tasks/{system}/resolve", route{roles: deciders, h: a.handleResolve})
 	handle("GET /v1/deadletters", route{roles: readers, h: a.handleDeadLetters})
 	handle("POST /v1/deadletters/replay", route{roles: deciders, h: a.handleReplay})
-	handle("GET /v1/requests/{id}/export", route{roles: deciders, timeout: DownloadTimeout, h: a.handleExport})
+	handle("GET /v1/requests/{id}/export", route{roles: deciders, timeout: ExportTimeout, byLink: true, h: a.handleExport})
+	handle("POST /v1/requests/{id}/export/link", route{roles: deciders, h: a.handleExportLink})
 	handle("GET /v1/requests/{id}/certificate", route{roles: readers, timeout: DownloadTimeout, h: a.handleCertificate})
 	handle("GET /v1/requests/{id}/certificate.html", route{roles: readers, h: a.handleCertificateHTML})
 	handle("GET /v1/deadline", route{roles: anyRole, h: a.handleDeadline})
@@ -537,67 +544,6 @@ func (a *API) handleList(w http.ResponseWriter, r *http.Request) {
 		out = append(out, viewOf(req, nil))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"requests": out, "next_cursor": next})
-}
-
-// handleExport assembles the answers of an export request into one bundle:
-// the structured, machine-readable copy Art. 15 and 20 ask for.
-func (a *API) handleExport(w http.ResponseWriter, r *http.Request) {
-	req, tasks, ok := a.request(w, r)
-	if !ok {
-		return
-	}
-	switch {
-	case req.Type != lifecycle.Export:
-		writeError(w, http.StatusConflict, "not an export request")
-		return
-	case req.CompletedAt.IsZero():
-		writeError(w, http.StatusConflict, "the export is not complete yet")
-		return
-	}
-	systems, held := map[string]any{}, 0
-	for _, k := range tasks {
-		entry := map[string]any{"outcome": k.Outcome, "counts": k.Counts}
-		if len(k.ExportSHA256) > 0 {
-			entry["sha256"] = fmt.Sprintf("%x", k.ExportSHA256)
-		}
-		if len(k.ExportData) > 0 {
-			data, err := a.life.OpenExport(k)
-			if err != nil {
-				a.internal(w, err, "could not open the export", "export", "request_id", req.ID)
-				return
-			}
-			entry["data"], held = json.RawMessage(data), held+1
-		}
-		systems[k.System] = entry
-	}
-	if held == 0 && slices.ContainsFunc(tasks, func(k *store.Task) bool { return len(k.ExportSHA256) > 0 }) {
-		// The person's copy is kept once, until collected or expired.
-		writeError(w, http.StatusGone, "the export was collected or has expired, and is deleted: file a new request for a new copy")
-		return
-	}
-	w.Header().Set("Content-Disposition", `attachment; filename="`+req.ID+`.json"`)
-	body, err := json.MarshalIndent(map[string]any{"request": viewOf(req, nil), "systems": systems}, "", "  ")
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "could not assemble the export")
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodGet {
-		return // HEAD: nothing is collected
-	}
-	if _, err := w.Write(append(body, '\n')); err != nil {
-		a.log.Warn("export download cut short; kept for another", "request_id", req.ID)
-		return
-	}
-	if held > 0 {
-		// Collected (all of it was written): the store keeps no copy of the
-		// person's records.
-		if err := a.life.Collected(context.WithoutCancel(r.Context()), req.ID); err != nil {
-			a.log.Error("drop the collected export", "request_id", req.ID, "err", err)
-		}
-	}
 }
 
 func (a *API) handleHealth(w http.ResponseWriter, r *http.Request) {

@@ -30,10 +30,12 @@ import (
 // context; it checks the tenant of what it touches (another tenant's
 // request is 404, as a missing one is).
 
-// DefaultHandlerTimeout bounds a handler; downloads get DownloadTimeout.
+// DefaultHandlerTimeout bounds a handler; downloads get DownloadTimeout,
+// and an export bundle (gigabytes of recordings) ExportTimeout.
 const (
 	DefaultHandlerTimeout = 15 * time.Second
 	DownloadTimeout       = 2 * time.Minute
+	ExportTimeout         = 2 * time.Hour
 )
 
 type principalKey struct{}
@@ -50,9 +52,13 @@ func actor(p auth.Principal) *proof.Actor {
 }
 
 // route is one endpoint: the roles allowed and the handler's deadline.
+// A route byLink also serves a caller with no token but a download link
+// (?link=), which the handler checks: the data subject, who has no
+// account.
 type route struct {
 	roles   []auth.Role
 	timeout time.Duration
+	byLink  bool
 	h       http.HandlerFunc
 }
 
@@ -77,6 +83,17 @@ func (a *API) guard(rt route) http.Handler {
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead && !isJSON(r.Header.Get("Content-Type")) {
 			writeError(w, http.StatusUnsupportedMediaType, "a state-changing call must be sent as content-type: application/json")
+			return
+		}
+		if rt.byLink && r.Header.Get("Authorization") == "" && r.URL.Query().Has("link") {
+			// Guessing links is what a caller without a token could try:
+			// every try counts against its address, whatever the rate limit.
+			if !a.allowLink(w, clientIP(r)) {
+				return
+			}
+			ctx, cancel := context.WithTimeout(r.Context(), timeout)
+			defer cancel()
+			rt.h(w, r.WithContext(ctx))
 			return
 		}
 		p, err := a.opts.Auth.Authenticate(r.Context(), auth.Bearer(r.Header.Get("Authorization")))
@@ -173,11 +190,16 @@ type bucket struct {
 }
 
 // allow takes one call from key's bucket, or answers 429 with the wait.
-func (a *API) allow(w http.ResponseWriter, key string) bool {
-	if a.limits == nil {
+func (a *API) allow(w http.ResponseWriter, key string) bool { return allowBy(w, a.limits, key) }
+
+// allowLink takes one try of a download link from an address's bucket.
+func (a *API) allowLink(w http.ResponseWriter, ip string) bool { return allowBy(w, a.linkTries, ip) }
+
+func allowBy(w http.ResponseWriter, l *limiter, key string) bool {
+	if l == nil {
 		return true
 	}
-	ok, wait := a.limits.take(key, time.Now())
+	ok, wait := l.take(key, time.Now())
 	if ok {
 		return true
 	}

@@ -391,7 +391,7 @@ func (t *sqlTx) InsertTask(ctx context.Context, k *Task) error {
 		(id, request_id, system, state, attempts, next_attempt_at, outcome, answered_at, detail, legal_basis, retain_until, counts, remaining, export_sha256, export_data, receipt, round_start)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		k.ID, k.RequestID, k.System, k.State, k.Attempts, ms(k.NextAttemptAt), k.Outcome, ms(k.AnsweredAt), k.Detail, k.LegalBasis,
-		ms(k.RetainUntil), string(counts), k.Remaining, nullBytes(k.ExportSHA256), nullBytes(k.ExportData), nullBytes(k.Receipt), k.RoundStart)
+		ms(k.RetainUntil), string(counts), k.Remaining, nullBytes(k.ExportSHA256), nullBytes(k.ExportKey), nullBytes(k.Receipt), k.RoundStart)
 }
 
 // taskColumns lists the task columns, each prefixed (with a table alias).
@@ -409,7 +409,7 @@ func scanTask(row interface{ Scan(...any) error }) (*Task, error) {
 	var next, answered, retain, dead sql.NullInt64
 	var counts string
 	err := row.Scan(&k.ID, &k.RequestID, &k.System, &k.State, &k.Attempts, &next, &k.Outcome, &answered, &k.Detail, &k.LegalBasis,
-		&retain, &counts, &k.Remaining, &k.ExportSHA256, &k.ExportData, &k.Receipt, &k.RoundStart, &dead)
+		&retain, &counts, &k.Remaining, &k.ExportSHA256, &k.ExportKey, &k.Receipt, &k.RoundStart, &dead)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -417,7 +417,7 @@ func scanTask(row interface{ Scan(...any) error }) (*Task, error) {
 		return nil, fmt.Errorf("scan task: %w", err)
 	}
 	k.NextAttemptAt, k.AnsweredAt, k.RetainUntil, k.DeadAt = fromMS(next), fromMS(answered), fromMS(retain), fromMS(dead)
-	k.ExportSHA256, k.ExportData, k.Receipt = emptyNil(k.ExportSHA256), emptyNil(k.ExportData), emptyNil(k.Receipt)
+	k.ExportSHA256, k.ExportKey, k.Receipt = emptyNil(k.ExportSHA256), emptyNil(k.ExportKey), emptyNil(k.Receipt)
 	if err := json.Unmarshal([]byte(counts), &k.Counts); err != nil {
 		return nil, fmt.Errorf("task counts: %w", err)
 	}
@@ -493,7 +493,7 @@ func (t *sqlTx) UpdateTask(ctx context.Context, k *Task) error {
 		legal_basis = ?, retain_until = ?, counts = ?, remaining = ?, export_sha256 = ?, export_data = ?, receipt = ?, round_start = ?, dead_at = ?
 		WHERE id = ?`,
 		k.State, k.Attempts, ms(k.NextAttemptAt), k.Outcome, ms(k.AnsweredAt), k.Detail, k.LegalBasis, ms(k.RetainUntil), string(counts),
-		k.Remaining, nullBytes(k.ExportSHA256), nullBytes(k.ExportData), nullBytes(k.Receipt), k.RoundStart, ms(k.DeadAt), k.ID)
+		k.Remaining, nullBytes(k.ExportSHA256), nullBytes(k.ExportKey), nullBytes(k.Receipt), k.RoundStart, ms(k.DeadAt), k.ID)
 	if err != nil {
 		return fmt.Errorf("update task: %w", err)
 	}
@@ -1150,22 +1150,61 @@ func (s *sqlStore) TouchToken(ctx context.Context, id string, at time.Time) erro
 	return nil
 }
 
-// DropExports implements [Store].
-func (s *sqlStore) DropExports(ctx context.Context, requestID string) error {
-	if _, err := s.exec(ctx, `UPDATE tasks SET export_data = NULL WHERE request_id = ? AND export_data IS NOT NULL`, requestID); err != nil {
-		return fmt.Errorf("drop exports: %w", err)
+// DropExports implements [Tx].
+func (t *sqlTx) DropExports(ctx context.Context, requestID string) (int, error) {
+	res, err := t.exec(ctx, `UPDATE tasks SET export_data = NULL WHERE request_id = ? AND export_data IS NOT NULL`, requestID)
+	if err != nil {
+		return 0, fmt.Errorf("drop exports: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+// ExportsEndedBefore implements [Store].
+func (s *sqlStore) ExportsEndedBefore(ctx context.Context, before time.Time) ([]string, error) {
+	rows, err := s.query(ctx, `SELECT DISTINCT r.id FROM requests r JOIN tasks t ON t.request_id = r.id
+		WHERE t.export_data IS NOT NULL AND r.completed_at IS NOT NULL AND r.completed_at < ? ORDER BY r.id`, before.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("expired exports: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("expired exports: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// InsertExportLink implements [Store].
+func (s *sqlStore) InsertExportLink(ctx context.Context, l *ExportLink) error {
+	res, err := s.exec(ctx, `INSERT INTO export_links (hash, request_id, created_at, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		l.Hash, l.RequestID, l.CreatedAt.UnixMilli(), l.ExpiresAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("insert export link: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return fmt.Errorf("export link: %w", ErrDuplicate)
 	}
 	return nil
 }
 
-// ExpireExports implements [Store].
-func (s *sqlStore) ExpireExports(ctx context.Context, before time.Time) (int, error) {
-	res, err := s.exec(ctx, `UPDATE tasks SET export_data = NULL WHERE export_data IS NOT NULL AND request_id IN
-		(SELECT r.id FROM requests r JOIN tasks t ON t.request_id = r.id
-			WHERE t.export_data IS NOT NULL AND r.completed_at IS NOT NULL AND r.completed_at < ?)`, before.UnixMilli())
-	if err != nil {
-		return 0, fmt.Errorf("expire exports: %w", err)
+// UseExportLink implements [Store]: one UPDATE spends the link, so two
+// concurrent uses cannot both win.
+func (s *sqlStore) UseExportLink(ctx context.Context, hash []byte, now time.Time) (*ExportLink, error) {
+	l := &ExportLink{Hash: hash, UsedAt: now}
+	var created, expires int64
+	err := s.queryRow(ctx, `UPDATE export_links SET used_at = ? WHERE hash = ? AND used_at IS NULL AND expires_at > ?
+		RETURNING request_id, created_at, expires_at`, now.UnixMilli(), hash, now.UnixMilli()).Scan(&l.RequestID, &created, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
 	}
-	n, err := res.RowsAffected()
-	return int(n), err
+	if err != nil {
+		return nil, fmt.Errorf("use export link: %w", err)
+	}
+	l.CreatedAt, l.ExpiresAt = time.UnixMilli(created).UTC(), time.UnixMilli(expires).UTC()
+	return l, nil
 }

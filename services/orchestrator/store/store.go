@@ -132,7 +132,9 @@ type Task struct {
 	Counts        map[string]int64
 	Remaining     int64
 	ExportSHA256  []byte
-	ExportData    []byte
+	// ExportKey is the key of the export's blobs, sealed to the
+	// orchestrator, until the export is collected or expires.
+	ExportKey []byte
 	Receipt       []byte // the receipt as received, protobuf
 	// DeadAt is when the task ran out of attempts (dead_letter); zero
 	// otherwise.
@@ -247,6 +249,10 @@ type Tx interface {
 	// Notice reads a notice, locked; ErrNotFound for none.
 	Notice(ctx context.Context, id string) (*Notice, error)
 	UpdateNotice(ctx context.Context, n *Notice) error
+	// DropExports destroys the keys of a request's exports (collected or
+	// expired: whoever holds a copy of the blobs can read none of it) and
+	// returns how many tasks held one. Their digests stay.
+	DropExports(ctx context.Context, requestID string) (int, error)
 	// PutCertificate stores the certificate of an ended request, replacing
 	// an earlier one (a late answer can change how a request ended).
 	PutCertificate(ctx context.Context, requestID string, cert []byte, at time.Time) error
@@ -261,6 +267,17 @@ func HashReader(ctx context.Context, tx Tx) tlog.HashReader {
 type LogRecord struct {
 	Index int64
 	Data  []byte
+}
+
+// ExportLink is a single-use, expiring link made for a data subject to
+// download their export without an account. Only its secret's hash is
+// kept.
+type ExportLink struct {
+	Hash      []byte
+	RequestID string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    time.Time
 }
 
 // Store is the orchestrator's state.
@@ -303,13 +320,16 @@ type Store interface {
 	DeadLetters(ctx context.Context, q DeadLetterQuery) ([]DeadLetter, error)
 	// Certificate returns the certificate of an ended request, or ErrNotFound.
 	Certificate(ctx context.Context, requestID string) ([]byte, error)
-	// DropExports deletes the export data of a request's tasks (collected:
-	// the person has their copy); their digests stay.
-	DropExports(ctx context.Context, requestID string) error
-	// ExpireExports deletes the export data of export requests ended
-	// before before, not collected in time; it returns how many requests
-	// lost theirs.
-	ExpireExports(ctx context.Context, before time.Time) (int, error)
+	// ExportsEndedBefore lists the export requests ended before before
+	// whose export key is still held: not collected in time.
+	ExportsEndedBefore(ctx context.Context, before time.Time) ([]string, error)
+	// InsertExportLink stores a download link (by the SHA-256 of its
+	// secret); ErrDuplicate for a known hash.
+	InsertExportLink(ctx context.Context, l *ExportLink) error
+	// UseExportLink spends the link of hash at now and returns it: it
+	// must be unused and unexpired, else ErrNotFound, the same for a link
+	// never made. Of two concurrent uses one wins.
+	UseExportLink(ctx context.Context, hash []byte, now time.Time) (*ExportLink, error)
 	// InsertToken stores a token; ErrDuplicate for a known id or hash.
 	InsertToken(ctx context.Context, t *Token) error
 	// TokenByHash finds a token by the SHA-256 of its secret, revoked or

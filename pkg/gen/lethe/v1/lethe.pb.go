@@ -82,7 +82,7 @@ type Outcome int32
 const (
 	Outcome_OUTCOME_UNSPECIFIED Outcome = 0
 	Outcome_OUTCOME_ERASED      Outcome = 1 // the subject's data is gone from the system
-	Outcome_OUTCOME_EXPORTED    Outcome = 2 // the subject's data is in export_data
+	Outcome_OUTCOME_EXPORTED    Outcome = 2 // the subject's data is in the blob store: see export_ref
 	Outcome_OUTCOME_NOT_FOUND   Outcome = 3 // the system holds nothing of the subject
 	Outcome_OUTCOME_RETAINED    Outcome = 4 // some data must be kept (Art. 17(3)): see legal_basis, retain_until
 	Outcome_OUTCOME_FAILED      Outcome = 5 // the system could not do it; detail says why (never personal data)
@@ -376,6 +376,95 @@ func (x *CategoryCount) GetCount() int64 {
 	return 0
 }
 
+// ExportFile is one file of a system's export (a recording's video), a blob
+// in the blob store encrypted with the export's key.
+type ExportFile struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ref is the blob's key in the blob store.
+	Ref string `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	// name is the file's name in the bundle; category its data category.
+	Name        string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Category    string `protobuf:"bytes,3,opt,name=category,proto3" json:"category,omitempty"`
+	ContentType string `protobuf:"bytes,4,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	// size and sha256 are those of the file once decrypted.
+	Size          int64  `protobuf:"varint,5,opt,name=size,proto3" json:"size,omitempty"`
+	Sha256        []byte `protobuf:"bytes,6,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportFile) Reset() {
+	*x = ExportFile{}
+	mi := &file_lethe_v1_lethe_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportFile) ProtoMessage() {}
+
+func (x *ExportFile) ProtoReflect() protoreflect.Message {
+	mi := &file_lethe_v1_lethe_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportFile.ProtoReflect.Descriptor instead.
+func (*ExportFile) Descriptor() ([]byte, []int) {
+	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ExportFile) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *ExportFile) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ExportFile) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
+}
+
+func (x *ExportFile) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *ExportFile) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *ExportFile) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
 // Receipt is a system's answer to a task. ce-type: dev.lethe.receipt.v1.
 type Receipt struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -389,10 +478,11 @@ type Receipt struct {
 	// For OUTCOME_RETAINED: the legal basis and the date until which data is kept.
 	LegalBasis  string                 `protobuf:"bytes,7,opt,name=legal_basis,json=legalBasis,proto3" json:"legal_basis,omitempty"`
 	RetainUntil *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=retain_until,json=retainUntil,proto3" json:"retain_until,omitempty"`
-	// For OUTCOME_EXPORTED: where the export lives (empty when inline) and its digest.
+	// For OUTCOME_EXPORTED: the subject's records document (JSON, grouped by
+	// data category then by table) in the blob store: its key, its digest
+	// and its size once decrypted. The records never travel on the bus.
 	ExportRef    string `protobuf:"bytes,9,opt,name=export_ref,json=exportRef,proto3" json:"export_ref,omitempty"`
 	ExportSha256 []byte `protobuf:"bytes,10,opt,name=export_sha256,json=exportSha256,proto3" json:"export_sha256,omitempty"`
-	ExportData   []byte `protobuf:"bytes,11,opt,name=export_data,json=exportData,proto3" json:"export_data,omitempty"`
 	// Records of the subject still found after the effect (0 once erased).
 	Remaining int64 `protobuf:"varint,12,opt,name=remaining,proto3" json:"remaining,omitempty"`
 	// For OUTCOME_FAILED: why, without personal data; retryable tells the
@@ -405,19 +495,29 @@ type Receipt struct {
 	// canonical bytes of this receipt with signature left empty.
 	KeyId     string `protobuf:"bytes,17,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
 	Signature []byte `protobuf:"bytes,18,opt,name=signature,proto3" json:"signature,omitempty"`
-	// For OUTCOME_EXPORTED: the export, sealed to the orchestrator's X25519
-	// key (NaCl box, anonymous sender), instead of export_data: the bus and
-	// any reader of it see none of the person's records. export_sha256 is the
-	// digest of the data once opened; like export_data it is left out of the
-	// signed bytes, which cover the digest.
-	SealedExport  []byte `protobuf:"bytes,19,opt,name=sealed_export,json=sealedExport,proto3" json:"sealed_export,omitempty"`
+	// For OUTCOME_EXPORTED: the files of the export (recordings), each a blob.
+	ExportFiles []*ExportFile `protobuf:"bytes,20,rep,name=export_files,json=exportFiles,proto3" json:"export_files,omitempty"`
+	ExportSize  int64         `protobuf:"varint,21,opt,name=export_size,json=exportSize,proto3" json:"export_size,omitempty"`
+	// For OUTCOME_EXPORTED: the data categories the records and files hold
+	// (account, connection, ...), sorted: what the bundle's manifest lists.
+	ExportCategories []string `protobuf:"bytes,24,rep,name=export_categories,json=exportCategories,proto3" json:"export_categories,omitempty"`
+	// For OUTCOME_EXPORTED: the key (32 bytes) the export's blobs are
+	// encrypted with, sealed to the orchestrator's X25519 key (NaCl box,
+	// anonymous sender). The orchestrator destroys it when the export is
+	// collected or expires, which leaves any copy of the blobs unreadable.
+	// Like the signature it is left out of the signed bytes: a changed key
+	// only fails to decrypt blobs that are checked against signed digests.
+	SealedExportKey []byte `protobuf:"bytes,22,opt,name=sealed_export_key,json=sealedExportKey,proto3" json:"sealed_export_key,omitempty"`
+	// The same key in the clear, for an orchestrator that registered no
+	// sealing key.
+	ExportKey     []byte `protobuf:"bytes,23,opt,name=export_key,json=exportKey,proto3" json:"export_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_lethe_v1_lethe_proto_msgTypes[3]
+	mi := &file_lethe_v1_lethe_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -429,7 +529,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_lethe_v1_lethe_proto_msgTypes[3]
+	mi := &file_lethe_v1_lethe_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -442,7 +542,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{3}
+	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Receipt) GetRequestId() string {
@@ -515,13 +615,6 @@ func (x *Receipt) GetExportSha256() []byte {
 	return nil
 }
 
-func (x *Receipt) GetExportData() []byte {
-	if x != nil {
-		return x.ExportData
-	}
-	return nil
-}
-
 func (x *Receipt) GetRemaining() int64 {
 	if x != nil {
 		return x.Remaining
@@ -571,9 +664,37 @@ func (x *Receipt) GetSignature() []byte {
 	return nil
 }
 
-func (x *Receipt) GetSealedExport() []byte {
+func (x *Receipt) GetExportFiles() []*ExportFile {
 	if x != nil {
-		return x.SealedExport
+		return x.ExportFiles
+	}
+	return nil
+}
+
+func (x *Receipt) GetExportSize() int64 {
+	if x != nil {
+		return x.ExportSize
+	}
+	return 0
+}
+
+func (x *Receipt) GetExportCategories() []string {
+	if x != nil {
+		return x.ExportCategories
+	}
+	return nil
+}
+
+func (x *Receipt) GetSealedExportKey() []byte {
+	if x != nil {
+		return x.SealedExportKey
+	}
+	return nil
+}
+
+func (x *Receipt) GetExportKey() []byte {
+	if x != nil {
+		return x.ExportKey
 	}
 	return nil
 }
@@ -604,7 +725,7 @@ type AccountDeleted struct {
 
 func (x *AccountDeleted) Reset() {
 	*x = AccountDeleted{}
-	mi := &file_lethe_v1_lethe_proto_msgTypes[4]
+	mi := &file_lethe_v1_lethe_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -616,7 +737,7 @@ func (x *AccountDeleted) String() string {
 func (*AccountDeleted) ProtoMessage() {}
 
 func (x *AccountDeleted) ProtoReflect() protoreflect.Message {
-	mi := &file_lethe_v1_lethe_proto_msgTypes[4]
+	mi := &file_lethe_v1_lethe_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -629,7 +750,7 @@ func (x *AccountDeleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountDeleted.ProtoReflect.Descriptor instead.
 func (*AccountDeleted) Descriptor() ([]byte, []int) {
-	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{4}
+	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AccountDeleted) GetEventId() string {
@@ -717,7 +838,7 @@ type ExtensionNotice struct {
 
 func (x *ExtensionNotice) Reset() {
 	*x = ExtensionNotice{}
-	mi := &file_lethe_v1_lethe_proto_msgTypes[5]
+	mi := &file_lethe_v1_lethe_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -729,7 +850,7 @@ func (x *ExtensionNotice) String() string {
 func (*ExtensionNotice) ProtoMessage() {}
 
 func (x *ExtensionNotice) ProtoReflect() protoreflect.Message {
-	mi := &file_lethe_v1_lethe_proto_msgTypes[5]
+	mi := &file_lethe_v1_lethe_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -742,7 +863,7 @@ func (x *ExtensionNotice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExtensionNotice.ProtoReflect.Descriptor instead.
 func (*ExtensionNotice) Descriptor() ([]byte, []int) {
-	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{5}
+	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ExtensionNotice) GetRequestId() string {
@@ -831,7 +952,7 @@ type NoticeDelivered struct {
 
 func (x *NoticeDelivered) Reset() {
 	*x = NoticeDelivered{}
-	mi := &file_lethe_v1_lethe_proto_msgTypes[6]
+	mi := &file_lethe_v1_lethe_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -843,7 +964,7 @@ func (x *NoticeDelivered) String() string {
 func (*NoticeDelivered) ProtoMessage() {}
 
 func (x *NoticeDelivered) ProtoReflect() protoreflect.Message {
-	mi := &file_lethe_v1_lethe_proto_msgTypes[6]
+	mi := &file_lethe_v1_lethe_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -856,7 +977,7 @@ func (x *NoticeDelivered) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NoticeDelivered.ProtoReflect.Descriptor instead.
 func (*NoticeDelivered) Descriptor() ([]byte, []int) {
-	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{6}
+	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *NoticeDelivered) GetNoticeId() string {
@@ -918,7 +1039,15 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"\x0esealed_subject\x18\v \x01(\fR\rsealedSubject\"A\n" +
 	"\rCategoryCount\x12\x1a\n" +
 	"\bcategory\x18\x01 \x01(\tR\bcategory\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\x03R\x05count\"\xb1\x05\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count\"\x9d\x01\n" +
+	"\n" +
+	"ExportFile\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
+	"\bcategory\x18\x03 \x01(\tR\bcategory\x12!\n" +
+	"\fcontent_type\x18\x04 \x01(\tR\vcontentType\x12\x12\n" +
+	"\x04size\x18\x05 \x01(\x03R\x04size\x12\x16\n" +
+	"\x06sha256\x18\x06 \x01(\fR\x06sha256\"\xc9\x06\n" +
 	"\aReceipt\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x17\n" +
@@ -933,17 +1062,21 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"\n" +
 	"export_ref\x18\t \x01(\tR\texportRef\x12#\n" +
 	"\rexport_sha256\x18\n" +
-	" \x01(\fR\fexportSha256\x12\x1f\n" +
-	"\vexport_data\x18\v \x01(\fR\n" +
-	"exportData\x12\x1c\n" +
+	" \x01(\fR\fexportSha256\x12\x1c\n" +
 	"\tremaining\x18\f \x01(\x03R\tremaining\x12\x16\n" +
 	"\x06detail\x18\r \x01(\tR\x06detail\x12\x1c\n" +
 	"\tretryable\x18\x0e \x01(\bR\tretryable\x12A\n" +
 	"\x0econnector_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\rconnectorTime\x12\x18\n" +
 	"\aattempt\x18\x10 \x01(\rR\aattempt\x12\x15\n" +
 	"\x06key_id\x18\x11 \x01(\tR\x05keyId\x12\x1c\n" +
-	"\tsignature\x18\x12 \x01(\fR\tsignature\x12#\n" +
-	"\rsealed_export\x18\x13 \x01(\fR\fsealedExport\"\x9f\x02\n" +
+	"\tsignature\x18\x12 \x01(\fR\tsignature\x127\n" +
+	"\fexport_files\x18\x14 \x03(\v2\x14.lethe.v1.ExportFileR\vexportFiles\x12\x1f\n" +
+	"\vexport_size\x18\x15 \x01(\x03R\n" +
+	"exportSize\x12+\n" +
+	"\x11export_categories\x18\x18 \x03(\tR\x10exportCategories\x12*\n" +
+	"\x11sealed_export_key\x18\x16 \x01(\fR\x0fsealedExportKey\x12\x1d\n" +
+	"\n" +
+	"export_key\x18\x17 \x01(\fR\texportKeyJ\x04\b\v\x10\fJ\x04\b\x13\x10\x14\"\x9f\x02\n" +
 	"\x0eAccountDeleted\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12+\n" +
@@ -999,41 +1132,43 @@ func file_lethe_v1_lethe_proto_rawDescGZIP() []byte {
 }
 
 var file_lethe_v1_lethe_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_lethe_v1_lethe_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_lethe_v1_lethe_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_lethe_v1_lethe_proto_goTypes = []any{
 	(Action)(0),                   // 0: lethe.v1.Action
 	(Outcome)(0),                  // 1: lethe.v1.Outcome
 	(*Subject)(nil),               // 2: lethe.v1.Subject
 	(*Task)(nil),                  // 3: lethe.v1.Task
 	(*CategoryCount)(nil),         // 4: lethe.v1.CategoryCount
-	(*Receipt)(nil),               // 5: lethe.v1.Receipt
-	(*AccountDeleted)(nil),        // 6: lethe.v1.AccountDeleted
-	(*ExtensionNotice)(nil),       // 7: lethe.v1.ExtensionNotice
-	(*NoticeDelivered)(nil),       // 8: lethe.v1.NoticeDelivered
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*ExportFile)(nil),            // 5: lethe.v1.ExportFile
+	(*Receipt)(nil),               // 6: lethe.v1.Receipt
+	(*AccountDeleted)(nil),        // 7: lethe.v1.AccountDeleted
+	(*ExtensionNotice)(nil),       // 8: lethe.v1.ExtensionNotice
+	(*NoticeDelivered)(nil),       // 9: lethe.v1.NoticeDelivered
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
 }
 var file_lethe_v1_lethe_proto_depIdxs = []int32{
 	0,  // 0: lethe.v1.Task.action:type_name -> lethe.v1.Action
 	2,  // 1: lethe.v1.Task.subject:type_name -> lethe.v1.Subject
-	9,  // 2: lethe.v1.Task.deadline:type_name -> google.protobuf.Timestamp
+	10, // 2: lethe.v1.Task.deadline:type_name -> google.protobuf.Timestamp
 	0,  // 3: lethe.v1.Receipt.action:type_name -> lethe.v1.Action
 	1,  // 4: lethe.v1.Receipt.outcome:type_name -> lethe.v1.Outcome
 	4,  // 5: lethe.v1.Receipt.counts:type_name -> lethe.v1.CategoryCount
-	9,  // 6: lethe.v1.Receipt.retain_until:type_name -> google.protobuf.Timestamp
-	9,  // 7: lethe.v1.Receipt.connector_time:type_name -> google.protobuf.Timestamp
-	2,  // 8: lethe.v1.AccountDeleted.subject:type_name -> lethe.v1.Subject
-	9,  // 9: lethe.v1.AccountDeleted.deleted_at:type_name -> google.protobuf.Timestamp
-	2,  // 10: lethe.v1.ExtensionNotice.subject:type_name -> lethe.v1.Subject
-	9,  // 11: lethe.v1.ExtensionNotice.received_at:type_name -> google.protobuf.Timestamp
-	9,  // 12: lethe.v1.ExtensionNotice.original_deadline:type_name -> google.protobuf.Timestamp
-	9,  // 13: lethe.v1.ExtensionNotice.deadline:type_name -> google.protobuf.Timestamp
-	9,  // 14: lethe.v1.ExtensionNotice.extended_at:type_name -> google.protobuf.Timestamp
-	9,  // 15: lethe.v1.NoticeDelivered.delivered_at:type_name -> google.protobuf.Timestamp
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	10, // 6: lethe.v1.Receipt.retain_until:type_name -> google.protobuf.Timestamp
+	10, // 7: lethe.v1.Receipt.connector_time:type_name -> google.protobuf.Timestamp
+	5,  // 8: lethe.v1.Receipt.export_files:type_name -> lethe.v1.ExportFile
+	2,  // 9: lethe.v1.AccountDeleted.subject:type_name -> lethe.v1.Subject
+	10, // 10: lethe.v1.AccountDeleted.deleted_at:type_name -> google.protobuf.Timestamp
+	2,  // 11: lethe.v1.ExtensionNotice.subject:type_name -> lethe.v1.Subject
+	10, // 12: lethe.v1.ExtensionNotice.received_at:type_name -> google.protobuf.Timestamp
+	10, // 13: lethe.v1.ExtensionNotice.original_deadline:type_name -> google.protobuf.Timestamp
+	10, // 14: lethe.v1.ExtensionNotice.deadline:type_name -> google.protobuf.Timestamp
+	10, // 15: lethe.v1.ExtensionNotice.extended_at:type_name -> google.protobuf.Timestamp
+	10, // 16: lethe.v1.NoticeDelivered.delivered_at:type_name -> google.protobuf.Timestamp
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_lethe_v1_lethe_proto_init() }
@@ -1047,7 +1182,7 @@ func file_lethe_v1_lethe_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lethe_v1_lethe_proto_rawDesc), len(file_lethe_v1_lethe_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Tokens", testTokens},
 		{"Submitters", testSubmitters},
 		{"Exports", testExports},
+		{"ExportLinks", testExportLinks},
 		{"DeadLetters", testDeadLetters},
 	}
 	for _, tc := range tests {

@@ -42,7 +42,7 @@ func testTasks(t *testing.T, s store.Store) {
 	a.Outcome, a.AnsweredAt, a.Detail, a.LegalBasis = lifecycle.Retained, t0.Add(2*time.Hour), "kept for tax", "tax law"
 	a.RetainUntil = time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC)
 	a.Counts, a.Remaining = map[string]int64{"profile": 1, "invoices": 12}, 12
-	a.ExportSHA256, a.ExportData, a.Receipt = []byte{1, 2, 3}, []byte(`{"profile":[]}`), []byte{0, 1, 0xff}
+	a.ExportSHA256, a.ExportKey, a.Receipt = []byte{1, 2, 3}, []byte(`{"profile":[]}`), []byte{0, 1, 0xff}
 	mustTx(t, s, func(tx store.Tx) error { return tx.UpdateTask(ctx, a) })
 
 	got, tasks, err := s.Get(ctx, r.ID)
