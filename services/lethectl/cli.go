@@ -91,8 +91,10 @@ func findCommand(name string) (command, bool) {
 // and the clock.
 type app struct {
 	stdout, stderr io.Writer
-	// tty says stdout is a terminal, so wait may redraw lines in place.
+	// tty says stdout is a terminal, so wait may redraw lines in place;
+	// errTTY that stderr is, where progress bars go.
 	tty         bool
+	errTTY      bool
 	apiURL      string
 	accountsURL string
 	// token is the orchestrator's bearer token and tokenFrom where it came
@@ -161,6 +163,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		stdout:      stdout,
 		stderr:      stderr,
 		tty:         isTerminal(stdout),
+		errTTY:      isTerminal(stderr),
 		apiURL:      envflag.Or(envAPI, defaultAPI),
 		accountsURL: envflag.Or(envAccounts, defaultAccounts),
 		now:         time.Now,

@@ -2,8 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lethe-dev/lethe/pkg/exportbundle"
 	"github.com/lethe-dev/lethe/services/lethectl/internal/api"
 )
 
@@ -723,23 +728,57 @@ func TestLiveProgress(t *testing.T) {
 	}
 }
 
+// testBundle is a real export bundle of one system, with the digest of
+// its manifest.
+func testBundle(t *testing.T) ([]byte, string) {
+	t.Helper()
+	records := []byte(`{"account":{"profile":[{"email":"person-0001@example.com"}]}}`)
+	video := bytes.Repeat([]byte("frame "), 100000)
+	sum := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+	m := &exportbundle.Manifest{Format: exportbundle.Format, RequestID: "req-1", Tenant: "demo", GeneratedAt: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC),
+		Systems: []exportbundle.System{{Name: "accounts", Outcome: "exported", Categories: []string{"account", "recordings"}, Counts: map[string]int64{"profile": 1},
+			Records: &exportbundle.File{Path: exportbundle.RecordsPath("accounts"), Size: int64(len(records)), SHA256: sum(records), Ref: "r"},
+			Files: []exportbundle.File{{Path: exportbundle.FilePath("accounts", "talk.mp4"), Category: "recordings", ContentType: "video/mp4",
+				Size: int64(len(video)), SHA256: sum(video), Ref: "v"}}}}}
+	blobs := map[string][]byte{"r": records, "v": video}
+	var buf bytes.Buffer
+	err := exportbundle.Write(t.Context(), &buf, m, func(_ context.Context, ref string) (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(blobs[ref])), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := m.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes(), hex.EncodeToString(d[:])
+}
+
 func TestExport(t *testing.T) {
 	t.Parallel()
-	const bundle = `{"request_id":"req-1","systems":{"accounts":{"profile":[{"email":"person-0001@example.com"}]}}}`
+	bundle, digest := testBundle(t)
 	srv := newFakeOrchestrator(t)
-	srv.bundles["req-1"] = bundle
+	srv.bundles["req-1"], srv.manifests["req-1"] = bundle, digest
+	// A bundle one byte off its manifest, and one whose certificate quotes
+	// another manifest.
+	bad := bytes.Clone(bundle)
+	bad[bytes.Index(bad, []byte("frame "))+3] ^= 1
+	srv.bundles["req-bad"], srv.manifests["req-bad"] = bad, digest
+	srv.bundles["req-other"], srv.manifests["req-other"] = bundle, strings.Repeat("0", 64)
 
-	t.Run("to a file", func(t *testing.T) {
+	t.Run("to a file, checked", func(t *testing.T) {
 		t.Parallel()
-		out := filepath.Join(t.TempDir(), "bundle.json")
-		code, stdout, stderr := runCLI(t, "export", "--api", srv.URL, "req-1", "-o", out)
-		wantOutput{stderr: []string{fmt.Sprintf("wrote %d bytes to %s", len(bundle)+0, out)}}.check(t, code, stdout, stderr)
+		out := filepath.Join(t.TempDir(), "bundle.zip")
+		code, stdout, stderr := runCLI(t, "export", "download", "--api", srv.URL, "req-1", "-o", out)
+		wantOutput{stderr: []string{"to " + out + ": 1 systems, 2 files, every sha256 matches the manifest", "manifest sha256 " + digest,
+			"the certificate of req-1 quotes this manifest"}}.check(t, code, stdout, stderr)
 		got, err := os.ReadFile(out)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(got) != bundle {
-			t.Errorf("file holds %q, want the bundle", got)
+		if !bytes.Equal(got, bundle) {
+			t.Errorf("file holds %d bytes, want the bundle's %d", len(got), len(bundle))
 		}
 		if stdout != "" {
 			t.Errorf("bundle also went to stdout: %q", stdout)
@@ -752,18 +791,37 @@ func TestExport(t *testing.T) {
 			t.Errorf("file mode %v, want 0600: the bundle is personal data", fi.Mode().Perm())
 		}
 	})
+	for _, tt := range []struct{ id, want string }{
+		{"req-bad", "the bundle does not match its manifest"},
+		{"req-other", "quotes manifest"},
+	} {
+		t.Run(tt.id+" is refused", func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			out := filepath.Join(dir, "bundle.zip")
+			code, _, stderr := runCLI(t, "export", "download", "--api", srv.URL, tt.id, "-o", out)
+			if code != exitError || !strings.Contains(stderr, tt.want) {
+				t.Fatalf("exit %d, stderr %q, want 1 and %q", code, stderr, tt.want)
+			}
+			if tt.id == "req-bad" {
+				if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+					t.Errorf("a bundle that does not check left files: %v", entries)
+				}
+			}
+		})
+	}
 	t.Run("to stdout", func(t *testing.T) {
 		t.Parallel()
 		code, stdout, stderr := runCLI(t, "export", "--api", srv.URL, "req-1")
-		wantOutput{}.check(t, code, stdout, stderr)
-		if stdout != bundle {
-			t.Errorf("stdout = %q, want the bundle", stdout)
+		wantOutput{stderr: []string{"not checked"}}.check(t, code, stdout, stderr)
+		if stdout != string(bundle) {
+			t.Errorf("stdout holds %d bytes, want the bundle", len(stdout))
 		}
 	})
 	t.Run("not finished leaves no file", func(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
-		out := filepath.Join(dir, "bundle.json")
+		out := filepath.Join(dir, "bundle.zip")
 		code, stdout, stderr := runCLI(t, "export", "--api", srv.URL, "req-2", "-o", out)
 		wantOutput{code: exitError, stderr: []string{"lethectl export: export is not finished (HTTP 409)"}}.check(t, code, stdout, stderr)
 		if entries, _ := os.ReadDir(dir); len(entries) != 0 {

@@ -37,7 +37,8 @@ type fakeOrchestrator struct {
 	snapshots map[string][]string // GET /v1/requests/{id}: next JSON each poll, last repeats
 	failures  map[string][]int    // GET /v1/requests/{id}: statuses to fail with first
 	gets      map[string]int      // polls per id
-	bundles   map[string]string   // export bundles of finished exports
+	bundles   map[string][]byte   // export bundles of finished exports
+	manifests map[string]string   // the manifest digest each one's certificate quotes
 	cursors   []string            // cursors seen by GET /v1/requests
 	queries   []map[string]string // filters seen by GET /v1/requests
 	auth      []string            // Authorization headers seen
@@ -74,7 +75,8 @@ func newFakeOrchestrator(t *testing.T) *fakeOrchestrator {
 		snapshots: map[string][]string{},
 		failures:  map[string][]int{},
 		gets:      map[string]int{},
-		bundles:   map[string]string{},
+		bundles:   map[string][]byte{},
+		manifests: map[string]string{},
 		bearers:   map[string]string{testToken: "admin"},
 		secrets:   map[string]string{"tok_bootstrap0000": testToken},
 		tokens: []map[string]any{{"id": "tok_bootstrap0000", "name": "bootstrap", "tenant": "*", "role": "admin",
@@ -88,6 +90,7 @@ func newFakeOrchestrator(t *testing.T) *fakeOrchestrator {
 	mux.HandleFunc("GET /v1/requests/{id}", f.get)
 	mux.HandleFunc("GET /v1/requests", f.list)
 	mux.HandleFunc("GET /v1/requests/{id}/export", f.export)
+	mux.HandleFunc("GET /v1/requests/{id}/certificate", f.certificate)
 	mux.HandleFunc("GET /v1/deadline", f.deadline)
 	mux.HandleFunc("POST /v1/requests/{id}/tasks/{system}/retry", f.redrive)
 	mux.HandleFunc("POST /v1/requests/{id}/tasks/{system}/resolve", f.redrive)
@@ -467,7 +470,16 @@ func (f *fakeOrchestrator) export(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusConflict, "export is not finished")
 		return
 	}
-	writeJSONReply(w, http.StatusOK, b)
+	w.Header().Set("Content-Type", "application/zip")
+	w.Write(b)
+}
+
+// certificate answers the part of a certificate that export download
+// reads: the manifest digest it quotes.
+func (f *fakeOrchestrator) certificate(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	writeJSONReply(w, http.StatusOK, map[string]string{"request_id": r.PathValue("id"), "export_manifest_sha256": f.manifests[r.PathValue("id")]})
 }
 
 // createToken issues a token as the orchestrator does: checked, shown

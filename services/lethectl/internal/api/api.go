@@ -446,11 +446,26 @@ func (c *Client) List(ctx context.Context, o ListOptions) (Page, error) {
 	return out, err
 }
 
-// Export streams the export bundle of a finished export request to w and
+// Export streams the export bundle (a ZIP) of a finished export request to w and
 // returns the number of bytes written. The server answers 409 while the
 // request is not finished.
 func (c *Client) Export(ctx context.Context, id string, w io.Writer) (int64, error) {
-	return c.t.download(ctx, "/v1/requests/"+url.PathEscape(id)+"/export", "application/json", w)
+	return c.t.download(ctx, "/v1/requests/"+url.PathEscape(id)+"/export", "application/zip", w)
+}
+
+// ExportLink is a single-use download link made for a data subject.
+type ExportLink struct {
+	URL       string `json:"url"`
+	ExpiresAt Time   `json:"expires_at"`
+}
+
+// ExportLink makes a download link of a finished export request for the
+// person whose data it is: it works once, without a token, until it
+// expires. The server answers 410 once the export was collected or expired.
+func (c *Client) ExportLink(ctx context.Context, id string) (ExportLink, error) {
+	var out ExportLink
+	_, err := c.t.call(ctx, http.MethodPost, "/v1/requests/"+url.PathEscape(id)+"/export/link", struct{}{}, &out)
+	return out, err
 }
 
 // Certificate streams the certificate of fulfilment of an ended request to
