@@ -8,7 +8,7 @@ BINS    := ./services/devstack/cmd/lethe-dev ./services/lethectl ./services/orch
            ./services/accounts/cmd/accounts ./services/billing/cmd/billing ./services/emailanalytics/cmd/emailanalytics \
            ./services/recordings/cmd/recordings ./services/subprocessors/cmd/subprocessors ./services/subprocessors/cmd/vendor-standin
 
-.PHONY: run build test bench bench-smoke bench-store chaos fuzz fmt vet modules rules proto tidy clean
+.PHONY: run build test bench bench-smoke bench-export bench-store chaos fuzz fmt vet modules rules proto tidy clean
 
 ## run: build, seed and start the whole pipeline in one process (Ctrl-C stops it)
 run: build
@@ -42,6 +42,11 @@ bench-smoke:
 	@out=$$(gofmt -l bench); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	cd bench && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -race -count=1 ./...
 	$(MAKE) bench BENCH_N=200 BENCH_FLAGS="-open-seconds 2 -out $${TMPDIR:-/tmp}/lethe-bench-smoke"
+
+## bench-export: a person with a 1 GiB webinar recording exported through the whole stack in one
+## process (streamed, encrypted, zipped, downloaded); prints the peak resident memory
+bench-export:
+	cd services/devstack && LETHE_EXPORT_RECORDING_MIB=1024 $(GO) test -count=1 -run TestExportLargeRecording -v .
 
 ## bench-store: the store at scale: 1,000,000 requests in SQLite (and PostgreSQL when
 ## LETHE_TEST_POSTGRES_DSN is set), the orchestrator's frequent queries, bytes per request
