@@ -539,7 +539,7 @@ func TestWait(t *testing.T) {
 				"request: open -> fulfilled",
 				`^fulfilled in .+: 1 system: 1 exported$`,
 			},
-			stderr: []string{"lethectl export req-1 -o export.json"},
+			stderr: []string{"lethectl export download req-1 -o export.zip"},
 		},
 		{
 			// The request has ended; billing's deferred task is not awaited:

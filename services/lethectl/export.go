@@ -51,10 +51,11 @@ func runExport(ctx context.Context, a *app, c command, args []string) int {
 	n, err := saveFile(*out, 0o600, func(w io.Writer) (int64, error) {
 		bar := newByteBar(a.stderr, a.errTTY, "downloading", a.now)
 		n, err := client.Export(ctx, id, io.MultiWriter(w, bar))
-		bar.done()
 		if err != nil {
+			bar.clear()
 			return n, err
 		}
+		bar.done()
 		f, ok := w.(*os.File)
 		if !ok {
 			return n, errors.New("the bundle can only be checked in a file")
@@ -152,6 +153,13 @@ func (b *byteBar) line() string {
 	fill := int(width * b.n / b.total)
 	return fmt.Sprintf("%s [%s%s] %3d%% %s%s", b.what, bytes.Repeat([]byte("#"), fill), bytes.Repeat([]byte(" "), width-fill),
 		100*b.n/b.total, humanBytes(b.n), rate)
+}
+
+// clear takes a live bar off the terminal, for an error to be read alone.
+func (b *byteBar) clear() {
+	if b.live {
+		fmt.Fprintf(b.w, "\r\033[K")
+	}
 }
 
 func (b *byteBar) done() {

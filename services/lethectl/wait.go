@@ -133,7 +133,7 @@ func finishWait(a *app, r api.Request, took time.Duration) int {
 	fmt.Fprintf(a.stdout, "%s in %s: %s\n", r.State, elapsed(took), summary)
 	carriedOut := slices.Contains(answeredStates, r.State)
 	if r.Type == lifecycle.Export && carriedOut {
-		fmt.Fprintf(a.stderr, "download the bundle with: lethectl export %s -o export.json\n", r.ID)
+		fmt.Fprintf(a.stderr, "download the bundle with: lethectl export download %s -o export.zip (or make a link for the person: lethectl export link %s)\n", r.ID, r.ID)
 	}
 	if !carriedOut {
 		return exitError
