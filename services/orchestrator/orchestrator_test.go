@@ -28,6 +28,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/piitest"
 	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/pkg/sqlitedb"
+	"github.com/lethe-dev/lethe/services/orchestrator/auth"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 )
 
@@ -281,6 +282,13 @@ func TestExportLink(t *testing.T) {
 	}
 	path := out["path"].(string)
 	secret := path[strings.Index(path, "link=")+len("link="):]
+	// A dpo of another tenant sees no such request, and cannot make a link.
+	otherDPO := e.newToken(e.store, "other-dpo", "other", auth.DPO)
+	for _, call := range []struct{ method, path string }{{"GET", "/v1/requests/" + id + "/export"}, {"POST", "/v1/requests/" + id + "/export/link"}} {
+		if code, _, b := e.send(otherDPO, call.method, call.path, ""); code != http.StatusNotFound || bytes.Contains(b, []byte("plan")) {
+			t.Errorf("%s %s as another tenant's dpo: %d %s, want 404", call.method, call.path, code, b)
+		}
+	}
 	for name, p := range map[string]string{
 		"wrong secret":       "/v1/requests/" + id + "/export?link=" + strings.Repeat("A", len(secret)),
 		"another request":    "/v1/requests/" + other + "/export?link=" + secret,
@@ -329,6 +337,11 @@ func TestExportExpires(t *testing.T) {
 	for _, p := range backup {
 		copies[p], _ = os.ReadFile(p)
 	}
+	code, out := e.do("POST", "/v1/requests/"+id+"/export/link", "")
+	if code != http.StatusCreated {
+		t.Fatalf("make link = %d %v", code, out)
+	}
+	link := out["path"].(string)
 	for _, tt := range []struct {
 		after   time.Duration
 		expired int
@@ -336,6 +349,12 @@ func TestExportExpires(t *testing.T) {
 		clock.Set(clock.Now().Add(tt.after))
 		if n, err := e.orch.engine.ExpireExports(context.Background()); err != nil || n != tt.expired {
 			t.Fatalf("after %v: expired %d (%v), want %d", tt.after, n, err, tt.expired)
+		}
+		if tt.expired == 0 {
+			// The export is still there, but the link (72 hours) is not.
+			if code, _, b := e.send("", "GET", link, ""); code != http.StatusNotFound || !bytes.Contains(b, []byte("not valid")) {
+				t.Errorf("an expired link: %d %s, want 404", code, b)
+			}
 		}
 	}
 	if code, out := e.do("GET", "/v1/requests/"+id+"/export", ""); code != http.StatusGone {
