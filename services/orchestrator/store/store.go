@@ -135,7 +135,7 @@ type Task struct {
 	// ExportKey is the key of the export's blobs, sealed to the
 	// orchestrator, until the export is collected or expires.
 	ExportKey []byte
-	Receipt       []byte // the receipt as received, protobuf
+	Receipt   []byte // the receipt as received, protobuf
 	// DeadAt is when the task ran out of attempts (dead_letter); zero
 	// otherwise.
 	DeadAt time.Time
