@@ -134,7 +134,7 @@ func newMetrics(reg prometheus.Registerer, system string) *metrics {
 			Buckets:     prometheus.ExponentialBuckets(0.001, 4, 10),
 		}, []string{"action"}),
 	}
-	for _, a := range []string{"erase", "export"} {
+	for _, a := range []string{"erase", "export", "sweep"} {
 		m.duration.WithLabelValues(a)
 		for _, o := range lifecycle.Outcomes() {
 			m.tasks.WithLabelValues(a, string(o))
@@ -173,7 +173,7 @@ type worker struct {
 
 func (w *worker) handle(ctx context.Context, msg *bus.Message) error {
 	t := &lethev1.Task{}
-	if err := events.Decode(msg, t, events.TypeTaskErase, events.TypeTaskExport); err != nil {
+	if err := events.Decode(msg, t, events.TypeTaskErase, events.TypeTaskExport, events.TypeTaskSweep); err != nil {
 		w.log.Error("dropping undecodable task", "ce_id", msg.ID, "err", err)
 		return err
 	}
@@ -262,11 +262,12 @@ func (w *worker) handle(ctx context.Context, msg *bus.Message) error {
 		log.Warn("task failed", "retryable", r.GetRetryable(), "detail", r.GetDetail())
 	} else {
 		log.Info("task done", "outcome", outcome, "remaining", r.GetRemaining())
-		// An erasure's receipt is stored before it is published: once
-		// published it must be the answer to every later delivery. An
-		// export has no effect to guard and is simply made again; storing
-		// it would keep a copy of the person's data here.
-		if t.GetAction() == lethev1.Action_ACTION_ERASE {
+		// An erasure's (or a sweep's) receipt is stored before it is
+		// published: once published it must be the answer to every later
+		// delivery. An export, or a dry run, has no effect to guard and is
+		// simply made again; storing an export would keep a copy of the
+		// person's data here.
+		if hasEffect(t) {
 			if err := w.cfg.Receipts.Put(ctx, r); err != nil {
 				return err
 			}
@@ -295,6 +296,15 @@ func (w *worker) do(ctx context.Context, t *lethev1.Task, log *slog.Logger) (Res
 	case lethev1.Action_ACTION_ERASE:
 	case lethev1.Action_ACTION_EXPORT:
 		op = w.sys.Export
+	case lethev1.Action_ACTION_SWEEP:
+		sw, ok := w.sys.(Sweeper)
+		if !ok {
+			return Result{}, errors.New("this system does not apply retention sweeps: no policy should name it")
+		}
+		s := t.GetSweep()
+		sweep := SweepTask{RunID: t.GetRequestId(), TaskID: t.GetTaskId(), Tenant: t.GetTenant(), Policy: s.GetPolicy(),
+			Categories: s.GetCategories(), Clock: s.GetClock(), Cutoff: s.GetCutoff().AsTime(), DryRun: s.GetDryRun()}
+		op = func(ctx context.Context, _ Task) (Result, error) { return sw.Sweep(ctx, sweep) }
 	default:
 		return Result{}, fmt.Errorf("unknown action %v", t.GetAction())
 	}
@@ -323,6 +333,7 @@ func (w *worker) receipt(t *lethev1.Task, res Result, err error) *lethev1.Receip
 		Action:        t.GetAction(),
 		Attempt:       t.GetAttempt(),
 		ConnectorTime: timestamppb.New(w.cfg.Now()),
+		Sweep:         t.GetSweep(),
 	}
 	if err != nil {
 		r.Outcome = lifecycle.OutcomeFailed.Proto()
@@ -378,10 +389,25 @@ func (w *worker) count(a lethev1.Action, outcome string) {
 }
 
 func actionName(a lethev1.Action) string {
-	if a == lethev1.Action_ACTION_EXPORT {
+	switch a {
+	case lethev1.Action_ACTION_EXPORT:
 		return "export"
+	case lethev1.Action_ACTION_SWEEP:
+		return "sweep"
 	}
 	return "erase"
+}
+
+// hasEffect reports whether a task changes its system: an erasure, or a
+// sweep that is not a dry run.
+func hasEffect(t *lethev1.Task) bool {
+	switch t.GetAction() {
+	case lethev1.Action_ACTION_ERASE:
+		return true
+	case lethev1.Action_ACTION_SWEEP:
+		return !t.GetSweep().GetDryRun()
+	}
+	return false
 }
 
 // answers reports whether o is an outcome a [System] may return: Erased,

@@ -17,6 +17,7 @@ import (
 const (
 	TypeTaskErase       = "dev.lethe.task.erase.v1"
 	TypeTaskExport      = "dev.lethe.task.export.v1"
+	TypeTaskSweep       = "dev.lethe.task.sweep.v1"
 	TypeReceipt         = "dev.lethe.receipt.v1"
 	TypeDeadLetter      = "dev.lethe.task.dead.v1"
 	TypeAccountDeleted  = "dev.lethe.account.deleted.v1"
@@ -50,8 +51,11 @@ func TaskID(requestID, system string) string { return requestID + "." + system }
 // attempt is not.
 func TaskMessage(t *lethev1.Task, source string, now time.Time) (*bus.Message, error) {
 	typ := TypeTaskErase
-	if t.GetAction() == lethev1.Action_ACTION_EXPORT {
+	switch t.GetAction() {
+	case lethev1.Action_ACTION_EXPORT:
 		typ = TypeTaskExport
+	case lethev1.Action_ACTION_SWEEP:
+		typ = TypeTaskSweep
 	}
 	return message(t, t.GetTaskId()+"#"+strconv.Itoa(int(t.GetAttempt())), typ, source, t.GetRequestId(), now)
 }

@@ -23,15 +23,23 @@ type Type string
 const (
 	Erasure Type = "erasure" // GDPR Art. 17
 	Export  Type = "export"  // GDPR Art. 15 and 20
+	// Sweep is a retention run: a policy's data past its period deleted
+	// in every system it names (Art. 5(1)(e)), whoever it is about. The
+	// orchestrator starts it; it is not a person's request.
+	Sweep Type = "sweep"
 )
 
-// Types are the request types, in the order they are shown.
+// Types are the types of requests people file, in the order they are
+// shown (a Sweep is not one).
 func Types() []Type { return []Type{Erasure, Export} }
 
 // Action is the task action a request of this type sends each system.
 func (t Type) Action() lethev1.Action {
-	if t == Export {
+	switch t {
+	case Export:
 		return lethev1.Action_ACTION_EXPORT
+	case Sweep:
+		return lethev1.Action_ACTION_SWEEP
 	}
 	return lethev1.Action_ACTION_ERASE
 }

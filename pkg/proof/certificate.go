@@ -62,10 +62,14 @@ type Certificate struct {
 	// ExportManifestSHA256 is, for an export request, the SHA-256 (hex)
 	// of its bundle's manifest.json: the bundle a person downloads is the
 	// one the log's last export_assembled entry recorded.
-	ExportManifestSHA256 string   `json:"export_manifest_sha256,omitempty"`
-	Log                  LogProof `json:"log"`
-	KeyID                string   `json:"key_id"`
-	Signature            []byte   `json:"signature"`
+	ExportManifestSHA256 string `json:"export_manifest_sha256,omitempty"`
+	// Sweep is, for a retention run (type sweep), what it swept: the
+	// policy, its clock and cut-off, whether it was a dry run, and each
+	// system's data categories, as the log's created entry recorded them.
+	Sweep     *SweepRun `json:"sweep,omitempty"`
+	Log       LogProof  `json:"log"`
+	KeyID     string    `json:"key_id"`
+	Signature []byte    `json:"signature"`
 }
 
 // Decision is a person's decision on a request: the identity check
@@ -375,6 +379,11 @@ func checkRequest(c *Certificate, created *Entry) error {
 	if created.SubjectHash != c.SubjectHash || created.Tenant != c.Tenant || created.Type != c.Type ||
 		created.ReceivedAt == nil || !created.ReceivedAt.Equal(c.ReceivedAt) {
 		return errors.New("the certificate's request does not match the request the log recorded")
+	}
+	a, _ := json.Marshal(created.Sweep)
+	b, _ := json.Marshal(c.Sweep)
+	if !bytes.Equal(a, b) || (c.Type == lifecycle.Sweep) != (c.Sweep != nil) {
+		return errors.New("the certificate's sweep (policy, cut-off, categories) is not the one the log recorded")
 	}
 	return nil
 }
@@ -693,6 +702,9 @@ func checkSystem(ks KeySet, c *Certificate, s SystemResult, logged Entry) error 
 	}
 	if r.GetAction() != c.Type.Action() {
 		return fmt.Errorf("%s: the receipt answers a %v, not a %s", s.System, r.GetAction(), c.Type)
+	}
+	if c.Sweep != nil && !c.Sweep.Matches(s.System, r.GetSweep()) {
+		return fmt.Errorf("%s: the receipt answers another sweep than the run's", s.System)
 	}
 	summary, err := SystemResultOf(s.Receipt)
 	if err != nil {

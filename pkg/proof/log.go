@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/lethe-dev/lethe/pkg/deadline"
+	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
 	"github.com/lethe-dev/lethe/pkg/lifecycle"
 )
 
@@ -133,6 +135,26 @@ type Entry struct {
 	// ManifestSHA256 is the SHA-256 (hex) of an export bundle's
 	// manifest.json (export_assembled).
 	ManifestSHA256 string `json:"manifest_sha256,omitempty"`
+	// Sweep is what a retention run sweeps (created, of type sweep).
+	Sweep *SweepRun `json:"sweep,omitempty"`
+}
+
+// SweepRun is what a retention run (a request of type sweep) sweeps: the
+// policy, what starts its clock, the cut-off before which its data goes,
+// whether it only counts (a dry run), and each system's data categories.
+type SweepRun struct {
+	Policy  string              `json:"policy"`
+	Clock   string              `json:"clock"`
+	Cutoff  time.Time           `json:"cutoff"`
+	DryRun  bool                `json:"dry_run,omitempty"`
+	Systems map[string][]string `json:"systems"`
+}
+
+// Matches reports whether a receipt's echoed sweep is this run's, for
+// the system that signed it.
+func (s *SweepRun) Matches(system string, r *lethev1.Sweep) bool {
+	return r != nil && r.GetPolicy() == s.Policy && r.GetClock() == s.Clock && r.GetCutoff().AsTime().Equal(s.Cutoff) &&
+		r.GetDryRun() == s.DryRun && slices.Equal(r.GetCategories(), s.Systems[system])
 }
 
 // Encode returns the entry's canonical bytes: compact JSON, times in UTC to
@@ -146,6 +168,11 @@ func (e Entry) Encode() []byte {
 	e.Deadline = inUTC(e.Deadline)
 	e.OriginalDeadline = inUTC(e.OriginalDeadline)
 	e.RetainUntil = inUTC(e.RetainUntil)
+	if e.Sweep != nil {
+		sw := *e.Sweep
+		sw.Cutoff = sw.Cutoff.UTC()
+		e.Sweep = &sw
+	}
 	b, err := json.Marshal(e)
 	if err != nil {
 		panic(err) // an Entry always encodes

@@ -33,6 +33,7 @@ const (
 	Action_ACTION_UNSPECIFIED Action = 0
 	Action_ACTION_ERASE       Action = 1 // GDPR Art. 17
 	Action_ACTION_EXPORT      Action = 2 // GDPR Art. 15 and 20
+	Action_ACTION_SWEEP       Action = 3 // a retention sweep (Art. 5(1)(e)): see Sweep
 )
 
 // Enum value maps for Action.
@@ -41,11 +42,13 @@ var (
 		0: "ACTION_UNSPECIFIED",
 		1: "ACTION_ERASE",
 		2: "ACTION_EXPORT",
+		3: "ACTION_SWEEP",
 	}
 	Action_value = map[string]int32{
 		"ACTION_UNSPECIFIED": 0,
 		"ACTION_ERASE":       1,
 		"ACTION_EXPORT":      2,
+		"ACTION_SWEEP":       3,
 	}
 )
 
@@ -135,6 +138,90 @@ func (Outcome) EnumDescriptor() ([]byte, []int) {
 	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{1}
 }
 
+// Sweep is one system's part of a retention run: delete (or anonymise)
+// every record of the given data categories, in the task's tenant, whose
+// clock is before cutoff, whoever it is about. A task of ACTION_SWEEP
+// carries it and no subject; its receipt echoes it, so the signed receipt
+// names the policy, the cut-off and whether it was a dry run.
+type Sweep struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Policy     string                 `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	Categories []string               `protobuf:"bytes,2,rep,name=categories,proto3" json:"categories,omitempty"`
+	// clock is what starts the period: "record" (the record's own time),
+	// "last_contact" (the person's last contact) or "account_end".
+	Clock  string                 `protobuf:"bytes,3,opt,name=clock,proto3" json:"clock,omitempty"`
+	Cutoff *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=cutoff,proto3" json:"cutoff,omitempty"`
+	// A dry run only counts what would go.
+	DryRun        bool `protobuf:"varint,5,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Sweep) Reset() {
+	*x = Sweep{}
+	mi := &file_lethe_v1_lethe_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Sweep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Sweep) ProtoMessage() {}
+
+func (x *Sweep) ProtoReflect() protoreflect.Message {
+	mi := &file_lethe_v1_lethe_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Sweep.ProtoReflect.Descriptor instead.
+func (*Sweep) Descriptor() ([]byte, []int) {
+	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Sweep) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *Sweep) GetCategories() []string {
+	if x != nil {
+		return x.Categories
+	}
+	return nil
+}
+
+func (x *Sweep) GetClock() string {
+	if x != nil {
+		return x.Clock
+	}
+	return ""
+}
+
+func (x *Sweep) GetCutoff() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Cutoff
+	}
+	return nil
+}
+
+func (x *Sweep) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
 // Subject identifies the data subject. It is the only personal data on the bus.
 type Subject struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -146,7 +233,7 @@ type Subject struct {
 
 func (x *Subject) Reset() {
 	*x = Subject{}
-	mi := &file_lethe_v1_lethe_proto_msgTypes[0]
+	mi := &file_lethe_v1_lethe_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -158,7 +245,7 @@ func (x *Subject) String() string {
 func (*Subject) ProtoMessage() {}
 
 func (x *Subject) ProtoReflect() protoreflect.Message {
-	mi := &file_lethe_v1_lethe_proto_msgTypes[0]
+	mi := &file_lethe_v1_lethe_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -171,7 +258,7 @@ func (x *Subject) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subject.ProtoReflect.Descriptor instead.
 func (*Subject) Descriptor() ([]byte, []int) {
-	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{0}
+	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Subject) GetEmail() string {
@@ -212,13 +299,15 @@ type Task struct {
 	// box, anonymous sender): the broker and any reader of the topic see no
 	// identifier. The orchestrator leaves subject (6) empty when it seals.
 	SealedSubject []byte `protobuf:"bytes,11,opt,name=sealed_subject,json=sealedSubject,proto3" json:"sealed_subject,omitempty"`
+	// For ACTION_SWEEP: what to sweep.
+	Sweep         *Sweep `protobuf:"bytes,12,opt,name=sweep,proto3" json:"sweep,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_lethe_v1_lethe_proto_msgTypes[1]
+	mi := &file_lethe_v1_lethe_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -230,7 +319,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_lethe_v1_lethe_proto_msgTypes[1]
+	mi := &file_lethe_v1_lethe_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -243,7 +332,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{1}
+	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Task) GetRequestId() string {
@@ -323,6 +412,13 @@ func (x *Task) GetSealedSubject() []byte {
 	return nil
 }
 
+func (x *Task) GetSweep() *Sweep {
+	if x != nil {
+		return x.Sweep
+	}
+	return nil
+}
+
 // CategoryCount says how many records of one data category a system touched.
 type CategoryCount struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -334,7 +430,7 @@ type CategoryCount struct {
 
 func (x *CategoryCount) Reset() {
 	*x = CategoryCount{}
-	mi := &file_lethe_v1_lethe_proto_msgTypes[2]
+	mi := &file_lethe_v1_lethe_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -346,7 +442,7 @@ func (x *CategoryCount) String() string {
 func (*CategoryCount) ProtoMessage() {}
 
 func (x *CategoryCount) ProtoReflect() protoreflect.Message {
-	mi := &file_lethe_v1_lethe_proto_msgTypes[2]
+	mi := &file_lethe_v1_lethe_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -359,7 +455,7 @@ func (x *CategoryCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CategoryCount.ProtoReflect.Descriptor instead.
 func (*CategoryCount) Descriptor() ([]byte, []int) {
-	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{2}
+	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CategoryCount) GetCategory() string {
@@ -395,7 +491,7 @@ type ExportFile struct {
 
 func (x *ExportFile) Reset() {
 	*x = ExportFile{}
-	mi := &file_lethe_v1_lethe_proto_msgTypes[3]
+	mi := &file_lethe_v1_lethe_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -407,7 +503,7 @@ func (x *ExportFile) String() string {
 func (*ExportFile) ProtoMessage() {}
 
 func (x *ExportFile) ProtoReflect() protoreflect.Message {
-	mi := &file_lethe_v1_lethe_proto_msgTypes[3]
+	mi := &file_lethe_v1_lethe_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -420,7 +516,7 @@ func (x *ExportFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportFile.ProtoReflect.Descriptor instead.
 func (*ExportFile) Descriptor() ([]byte, []int) {
-	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{3}
+	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ExportFile) GetRef() string {
@@ -501,6 +597,9 @@ type Receipt struct {
 	// For OUTCOME_EXPORTED: the data categories the records and files hold
 	// (account, connection, ...), sorted: what the bundle's manifest lists.
 	ExportCategories []string `protobuf:"bytes,24,rep,name=export_categories,json=exportCategories,proto3" json:"export_categories,omitempty"`
+	// For ACTION_SWEEP: the sweep answered, as the task said; counts are
+	// the records deleted (that would be, in a dry run) per category.
+	Sweep *Sweep `protobuf:"bytes,25,opt,name=sweep,proto3" json:"sweep,omitempty"`
 	// For OUTCOME_EXPORTED: the key (32 bytes) the export's blobs are
 	// encrypted with, sealed to the orchestrator's X25519 key (NaCl box,
 	// anonymous sender). The orchestrator destroys it when the export is
@@ -517,7 +616,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_lethe_v1_lethe_proto_msgTypes[4]
+	mi := &file_lethe_v1_lethe_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -529,7 +628,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_lethe_v1_lethe_proto_msgTypes[4]
+	mi := &file_lethe_v1_lethe_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -542,7 +641,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{4}
+	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Receipt) GetRequestId() string {
@@ -685,6 +784,13 @@ func (x *Receipt) GetExportCategories() []string {
 	return nil
 }
 
+func (x *Receipt) GetSweep() *Sweep {
+	if x != nil {
+		return x.Sweep
+	}
+	return nil
+}
+
 func (x *Receipt) GetSealedExportKey() []byte {
 	if x != nil {
 		return x.SealedExportKey
@@ -725,7 +831,7 @@ type AccountDeleted struct {
 
 func (x *AccountDeleted) Reset() {
 	*x = AccountDeleted{}
-	mi := &file_lethe_v1_lethe_proto_msgTypes[5]
+	mi := &file_lethe_v1_lethe_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -737,7 +843,7 @@ func (x *AccountDeleted) String() string {
 func (*AccountDeleted) ProtoMessage() {}
 
 func (x *AccountDeleted) ProtoReflect() protoreflect.Message {
-	mi := &file_lethe_v1_lethe_proto_msgTypes[5]
+	mi := &file_lethe_v1_lethe_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -750,7 +856,7 @@ func (x *AccountDeleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountDeleted.ProtoReflect.Descriptor instead.
 func (*AccountDeleted) Descriptor() ([]byte, []int) {
-	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{5}
+	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AccountDeleted) GetEventId() string {
@@ -838,7 +944,7 @@ type ExtensionNotice struct {
 
 func (x *ExtensionNotice) Reset() {
 	*x = ExtensionNotice{}
-	mi := &file_lethe_v1_lethe_proto_msgTypes[6]
+	mi := &file_lethe_v1_lethe_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -850,7 +956,7 @@ func (x *ExtensionNotice) String() string {
 func (*ExtensionNotice) ProtoMessage() {}
 
 func (x *ExtensionNotice) ProtoReflect() protoreflect.Message {
-	mi := &file_lethe_v1_lethe_proto_msgTypes[6]
+	mi := &file_lethe_v1_lethe_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -863,7 +969,7 @@ func (x *ExtensionNotice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExtensionNotice.ProtoReflect.Descriptor instead.
 func (*ExtensionNotice) Descriptor() ([]byte, []int) {
-	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{6}
+	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ExtensionNotice) GetRequestId() string {
@@ -952,7 +1058,7 @@ type NoticeDelivered struct {
 
 func (x *NoticeDelivered) Reset() {
 	*x = NoticeDelivered{}
-	mi := &file_lethe_v1_lethe_proto_msgTypes[7]
+	mi := &file_lethe_v1_lethe_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -964,7 +1070,7 @@ func (x *NoticeDelivered) String() string {
 func (*NoticeDelivered) ProtoMessage() {}
 
 func (x *NoticeDelivered) ProtoReflect() protoreflect.Message {
-	mi := &file_lethe_v1_lethe_proto_msgTypes[7]
+	mi := &file_lethe_v1_lethe_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -977,7 +1083,7 @@ func (x *NoticeDelivered) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NoticeDelivered.ProtoReflect.Descriptor instead.
 func (*NoticeDelivered) Descriptor() ([]byte, []int) {
-	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{7}
+	return file_lethe_v1_lethe_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *NoticeDelivered) GetNoticeId() string {
@@ -1019,10 +1125,18 @@ var File_lethe_v1_lethe_proto protoreflect.FileDescriptor
 
 const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"\n" +
-	"\x14lethe/v1/lethe.proto\x12\blethe.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"8\n" +
+	"\x14lethe/v1/lethe.proto\x12\blethe.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa2\x01\n" +
+	"\x05Sweep\x12\x16\n" +
+	"\x06policy\x18\x01 \x01(\tR\x06policy\x12\x1e\n" +
+	"\n" +
+	"categories\x18\x02 \x03(\tR\n" +
+	"categories\x12\x14\n" +
+	"\x05clock\x18\x03 \x01(\tR\x05clock\x122\n" +
+	"\x06cutoff\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x06cutoff\x12\x17\n" +
+	"\adry_run\x18\x05 \x01(\bR\x06dryRun\"8\n" +
 	"\aSubject\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x17\n" +
-	"\auser_id\x18\x02 \x01(\tR\x06userId\"\xf3\x02\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\"\x9a\x03\n" +
 	"\x04Task\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x17\n" +
@@ -1036,7 +1150,8 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"\x06key_id\x18\t \x01(\tR\x05keyId\x12\x1c\n" +
 	"\tsignature\x18\n" +
 	" \x01(\fR\tsignature\x12%\n" +
-	"\x0esealed_subject\x18\v \x01(\fR\rsealedSubject\"A\n" +
+	"\x0esealed_subject\x18\v \x01(\fR\rsealedSubject\x12%\n" +
+	"\x05sweep\x18\f \x01(\v2\x0f.lethe.v1.SweepR\x05sweep\"A\n" +
 	"\rCategoryCount\x12\x1a\n" +
 	"\bcategory\x18\x01 \x01(\tR\bcategory\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\"\x9d\x01\n" +
@@ -1047,7 +1162,7 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"\bcategory\x18\x03 \x01(\tR\bcategory\x12!\n" +
 	"\fcontent_type\x18\x04 \x01(\tR\vcontentType\x12\x12\n" +
 	"\x04size\x18\x05 \x01(\x03R\x04size\x12\x16\n" +
-	"\x06sha256\x18\x06 \x01(\fR\x06sha256\"\xc9\x06\n" +
+	"\x06sha256\x18\x06 \x01(\fR\x06sha256\"\xf0\x06\n" +
 	"\aReceipt\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x17\n" +
@@ -1073,7 +1188,8 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"\fexport_files\x18\x14 \x03(\v2\x14.lethe.v1.ExportFileR\vexportFiles\x12\x1f\n" +
 	"\vexport_size\x18\x15 \x01(\x03R\n" +
 	"exportSize\x12+\n" +
-	"\x11export_categories\x18\x18 \x03(\tR\x10exportCategories\x12*\n" +
+	"\x11export_categories\x18\x18 \x03(\tR\x10exportCategories\x12%\n" +
+	"\x05sweep\x18\x19 \x01(\v2\x0f.lethe.v1.SweepR\x05sweep\x12*\n" +
 	"\x11sealed_export_key\x18\x16 \x01(\fR\x0fsealedExportKey\x12\x1d\n" +
 	"\n" +
 	"export_key\x18\x17 \x01(\fR\texportKeyJ\x04\b\v\x10\fJ\x04\b\x13\x10\x14\"\x9f\x02\n" +
@@ -1106,11 +1222,12 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"request_id\x18\x02 \x01(\tR\trequestId\x12=\n" +
 	"\fdelivered_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vdeliveredAt\x12\x15\n" +
 	"\x06key_id\x18\x04 \x01(\tR\x05keyId\x12\x1c\n" +
-	"\tsignature\x18\x05 \x01(\fR\tsignature*E\n" +
+	"\tsignature\x18\x05 \x01(\fR\tsignature*W\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fACTION_ERASE\x10\x01\x12\x11\n" +
-	"\rACTION_EXPORT\x10\x02*\x8d\x01\n" +
+	"\rACTION_EXPORT\x10\x02\x12\x10\n" +
+	"\fACTION_SWEEP\x10\x03*\x8d\x01\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eOUTCOME_ERASED\x10\x01\x12\x14\n" +
@@ -1132,43 +1249,47 @@ func file_lethe_v1_lethe_proto_rawDescGZIP() []byte {
 }
 
 var file_lethe_v1_lethe_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_lethe_v1_lethe_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_lethe_v1_lethe_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_lethe_v1_lethe_proto_goTypes = []any{
 	(Action)(0),                   // 0: lethe.v1.Action
 	(Outcome)(0),                  // 1: lethe.v1.Outcome
-	(*Subject)(nil),               // 2: lethe.v1.Subject
-	(*Task)(nil),                  // 3: lethe.v1.Task
-	(*CategoryCount)(nil),         // 4: lethe.v1.CategoryCount
-	(*ExportFile)(nil),            // 5: lethe.v1.ExportFile
-	(*Receipt)(nil),               // 6: lethe.v1.Receipt
-	(*AccountDeleted)(nil),        // 7: lethe.v1.AccountDeleted
-	(*ExtensionNotice)(nil),       // 8: lethe.v1.ExtensionNotice
-	(*NoticeDelivered)(nil),       // 9: lethe.v1.NoticeDelivered
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*Sweep)(nil),                 // 2: lethe.v1.Sweep
+	(*Subject)(nil),               // 3: lethe.v1.Subject
+	(*Task)(nil),                  // 4: lethe.v1.Task
+	(*CategoryCount)(nil),         // 5: lethe.v1.CategoryCount
+	(*ExportFile)(nil),            // 6: lethe.v1.ExportFile
+	(*Receipt)(nil),               // 7: lethe.v1.Receipt
+	(*AccountDeleted)(nil),        // 8: lethe.v1.AccountDeleted
+	(*ExtensionNotice)(nil),       // 9: lethe.v1.ExtensionNotice
+	(*NoticeDelivered)(nil),       // 10: lethe.v1.NoticeDelivered
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
 }
 var file_lethe_v1_lethe_proto_depIdxs = []int32{
-	0,  // 0: lethe.v1.Task.action:type_name -> lethe.v1.Action
-	2,  // 1: lethe.v1.Task.subject:type_name -> lethe.v1.Subject
-	10, // 2: lethe.v1.Task.deadline:type_name -> google.protobuf.Timestamp
-	0,  // 3: lethe.v1.Receipt.action:type_name -> lethe.v1.Action
-	1,  // 4: lethe.v1.Receipt.outcome:type_name -> lethe.v1.Outcome
-	4,  // 5: lethe.v1.Receipt.counts:type_name -> lethe.v1.CategoryCount
-	10, // 6: lethe.v1.Receipt.retain_until:type_name -> google.protobuf.Timestamp
-	10, // 7: lethe.v1.Receipt.connector_time:type_name -> google.protobuf.Timestamp
-	5,  // 8: lethe.v1.Receipt.export_files:type_name -> lethe.v1.ExportFile
-	2,  // 9: lethe.v1.AccountDeleted.subject:type_name -> lethe.v1.Subject
-	10, // 10: lethe.v1.AccountDeleted.deleted_at:type_name -> google.protobuf.Timestamp
-	2,  // 11: lethe.v1.ExtensionNotice.subject:type_name -> lethe.v1.Subject
-	10, // 12: lethe.v1.ExtensionNotice.received_at:type_name -> google.protobuf.Timestamp
-	10, // 13: lethe.v1.ExtensionNotice.original_deadline:type_name -> google.protobuf.Timestamp
-	10, // 14: lethe.v1.ExtensionNotice.deadline:type_name -> google.protobuf.Timestamp
-	10, // 15: lethe.v1.ExtensionNotice.extended_at:type_name -> google.protobuf.Timestamp
-	10, // 16: lethe.v1.NoticeDelivered.delivered_at:type_name -> google.protobuf.Timestamp
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	11, // 0: lethe.v1.Sweep.cutoff:type_name -> google.protobuf.Timestamp
+	0,  // 1: lethe.v1.Task.action:type_name -> lethe.v1.Action
+	3,  // 2: lethe.v1.Task.subject:type_name -> lethe.v1.Subject
+	11, // 3: lethe.v1.Task.deadline:type_name -> google.protobuf.Timestamp
+	2,  // 4: lethe.v1.Task.sweep:type_name -> lethe.v1.Sweep
+	0,  // 5: lethe.v1.Receipt.action:type_name -> lethe.v1.Action
+	1,  // 6: lethe.v1.Receipt.outcome:type_name -> lethe.v1.Outcome
+	5,  // 7: lethe.v1.Receipt.counts:type_name -> lethe.v1.CategoryCount
+	11, // 8: lethe.v1.Receipt.retain_until:type_name -> google.protobuf.Timestamp
+	11, // 9: lethe.v1.Receipt.connector_time:type_name -> google.protobuf.Timestamp
+	6,  // 10: lethe.v1.Receipt.export_files:type_name -> lethe.v1.ExportFile
+	2,  // 11: lethe.v1.Receipt.sweep:type_name -> lethe.v1.Sweep
+	3,  // 12: lethe.v1.AccountDeleted.subject:type_name -> lethe.v1.Subject
+	11, // 13: lethe.v1.AccountDeleted.deleted_at:type_name -> google.protobuf.Timestamp
+	3,  // 14: lethe.v1.ExtensionNotice.subject:type_name -> lethe.v1.Subject
+	11, // 15: lethe.v1.ExtensionNotice.received_at:type_name -> google.protobuf.Timestamp
+	11, // 16: lethe.v1.ExtensionNotice.original_deadline:type_name -> google.protobuf.Timestamp
+	11, // 17: lethe.v1.ExtensionNotice.deadline:type_name -> google.protobuf.Timestamp
+	11, // 18: lethe.v1.ExtensionNotice.extended_at:type_name -> google.protobuf.Timestamp
+	11, // 19: lethe.v1.NoticeDelivered.delivered_at:type_name -> google.protobuf.Timestamp
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_lethe_v1_lethe_proto_init() }
@@ -1182,7 +1303,7 @@ func file_lethe_v1_lethe_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lethe_v1_lethe_proto_rawDesc), len(file_lethe_v1_lethe_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
