@@ -12,6 +12,7 @@ Lethe is running: embedded NATS JetStream, SQLite under %[1]s/, five connectors,
 (person-0001@example.com ... in tenant "demo").
 
   API          %[3]s            (GET /healthz, /metrics, /v1/requests)
+  console      %[3]s/console/   — sign in with the token in %[7]s
   admin token  %[7]s   (every call but /healthz needs it: Authorization: Bearer ...;
                                      lethectl reads it from there)
   NATS         %[4]s           (a user per part, no anonymous access: a connector binary

@@ -31,6 +31,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/deadline"
 	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/services/orchestrator/auth"
+	"github.com/lethe-dev/lethe/services/orchestrator/console"
 	"github.com/lethe-dev/lethe/services/orchestrator/engine"
 	"github.com/lethe-dev/lethe/services/orchestrator/httpapi"
 	"github.com/lethe-dev/lethe/services/orchestrator/metrics"
@@ -90,6 +91,12 @@ type Config struct {
 	// OIDC, if set, takes ID tokens of the organisation's identity
 	// provider besides the API's own tokens.
 	OIDC *auth.OIDC
+	// ConsoleOIDC, if set, signs people in to the console (/console/)
+	// through the identity provider (authorization code with PKCE); the
+	// console takes API tokens either way. ConsoleIdle and
+	// ConsoleLifetime end its sessions (console defaults when zero).
+	ConsoleOIDC                  *console.OIDCClient
+	ConsoleIdle, ConsoleLifetime time.Duration
 	// AllowedOrigins are the browser origins whose calls the API takes
 	// (none by default).
 	AllowedOrigins []string
@@ -230,8 +237,15 @@ func New(cfg Config) (*Orchestrator, error) {
 	if cfg.OIDC != nil {
 		chain.OIDC = cfg.OIDC
 	}
+	con, err := console.New(console.Config{Life: o.engine, Store: cfg.Store, Auth: chain, Tokens: tokens, Metrics: o.m,
+		Systems: cfg.Systems, Channels: channels, Deadlines: cfg.Deadlines, HashKey: cfg.HashKey, OIDC: cfg.ConsoleOIDC,
+		IdleTimeout: cfg.ConsoleIdle, Lifetime: cfg.ConsoleLifetime, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
 	o.api = httpapi.New(o.engine, cfg.Store, o.m, cfg.Logger, httpapi.Options{Auth: chain, Tokens: tokens,
-		AllowedOrigins: cfg.AllowedOrigins, RateLimit: max(cfg.RateLimit, 0), Metrics: cfg.MetricsListener == nil})
+		AllowedOrigins: cfg.AllowedOrigins, RateLimit: max(cfg.RateLimit, 0), Metrics: cfg.MetricsListener == nil,
+		Console: con.Handler()})
 	return o, nil
 }
 

@@ -35,6 +35,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/pseudonym"
 	"github.com/lethe-dev/lethe/services/orchestrator"
 	"github.com/lethe-dev/lethe/services/orchestrator/auth"
+	"github.com/lethe-dev/lethe/services/orchestrator/console"
 	"github.com/lethe-dev/lethe/services/orchestrator/keyring"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 )
@@ -92,6 +93,10 @@ type Options struct {
 	// OIDC, when its Issuer is set, lets the organisation's identity
 	// provider sign callers in.
 	OIDC auth.OIDCConfig
+	// ConsoleOIDC, when its ClientID is set (and OIDC's Issuer), signs
+	// people in to the console through the identity provider
+	// (authorization code with PKCE); its Provider is OIDC.
+	ConsoleOIDC console.OIDCClientConfig
 	// MetricsListen, if set, serves /metrics there instead of on the API.
 	MetricsListen string
 	// Orchestrator holds the settings an operator tunes (systems, retries,
@@ -230,6 +235,14 @@ func Run(ctx context.Context, opts Options) error {
 		if cfg.OIDC, err = auth.NewOIDC(ctx, opts.OIDC); err != nil {
 			return fmt.Errorf("%w: single sign-on: %w", ErrConfig, err)
 		}
+		if opts.ConsoleOIDC.ClientID != "" {
+			co := opts.ConsoleOIDC
+			co.Provider = opts.OIDC
+			co.Provider.Audience = ""
+			if cfg.ConsoleOIDC, err = console.NewOIDCClient(ctx, co); err != nil {
+				return fmt.Errorf("%w: console sign-on: %w", ErrConfig, err)
+			}
+		}
 	}
 	if opts.MetricsListen != "" {
 		if cfg.MetricsListener, err = net.Listen("tcp", opts.MetricsListen); err != nil {
@@ -352,6 +365,11 @@ func Main(ctx context.Context, fs *flag.FlagSet, args []string) int {
 	fs.StringVar(&opts.OIDC.Audience, "oidc-audience", envflag.Or("LETHE_OIDC_AUDIENCE", ""), "the client ID those ID tokens must be issued to (env LETHE_OIDC_AUDIENCE)")
 	fs.StringVar(&opts.OIDC.TenantClaim, "oidc-tenant-claim", auth.DefaultTenantClaim, "ID token claim naming the caller's tenant")
 	fs.StringVar(&opts.OIDC.RoleClaim, "oidc-role-claim", auth.DefaultRoleClaim, "ID token claim naming the caller's role (admin, dpo, intake, auditor)")
+	fs.StringVar(&opts.ConsoleOIDC.ClientID, "console-oidc-client-id", envflag.Or("LETHE_CONSOLE_OIDC_CLIENT_ID", ""),
+		"the console's client at the --oidc-issuer: people sign in to /console/ there (authorization code with PKCE; env LETHE_CONSOLE_OIDC_CLIENT_ID; its secret, if any, only from env LETHE_CONSOLE_OIDC_CLIENT_SECRET)")
+	fs.StringVar(&opts.ConsoleOIDC.RedirectURL, "console-oidc-redirect-url", envflag.Or("LETHE_CONSOLE_OIDC_REDIRECT_URL", ""),
+		"where the identity provider sends people back: https://<host>/console/login/oidc/callback (env LETHE_CONSOLE_OIDC_REDIRECT_URL)")
+	opts.ConsoleOIDC.ClientSecret = os.Getenv("LETHE_CONSOLE_OIDC_CLIENT_SECRET")
 	origins := fs.String("allowed-origins", envflag.Or("LETHE_ALLOWED_ORIGINS", ""), "comma-separated browser origins whose calls the API takes; a call with another Origin is refused (env LETHE_ALLOWED_ORIGINS)")
 	fs.Float64Var(&oc.RateLimit, "rate-limit", d.RateLimit, "calls per second per caller (bursts of twice that); negative: no limit")
 	fs.StringVar(&opts.MetricsListen, "metrics-listen", envflag.Or("LETHE_METRICS_LISTEN", ""), "serve /metrics on this address instead of on the API (env LETHE_METRICS_LISTEN)")

@@ -87,6 +87,9 @@ type Options struct {
 	// Metrics serves /metrics on the API; off when they have a listener
 	// of their own.
 	Metrics bool
+	// Console, if set, is served under /console/ (package console): it
+	// authenticates with its own sessions, by the same rules.
+	Console http.Handler
 }
 
 // API serves the HTTP API.
@@ -120,7 +123,7 @@ func (a *API) Handler() http.Handler {
 	handle := func(pattern string, rt route) {
 		mux.Handle(pattern, a.m.Instrument(pattern, a.guard(rt)))
 	}
-	handle("POST /v1/requests", route{roles: roles(auth.Admin, auth.DPO, auth.Intake), h: a.handleSubmit})
+	handle("POST /v1/requests", route{roles: submitters, h: a.handleSubmit})
 	handle("GET /v1/requests", route{roles: anyRole, h: a.handleList})
 	handle("GET /v1/requests/{id}", route{roles: anyRole, h: a.handleGet})
 	handle("POST /v1/requests/{id}/verify", route{roles: deciders, h: a.handleVerify})
@@ -143,6 +146,11 @@ func (a *API) Handler() http.Handler {
 	handle("DELETE /v1/tokens/{id}", route{roles: admins, h: a.handleRevokeToken})
 	mux.Handle("GET /healthz", a.m.Instrument("GET /healthz", http.HandlerFunc(a.handleHealth)))
 	mux.HandleFunc("OPTIONS /", a.handlePreflight)
+	if a.opts.Console != nil {
+		console := a.m.Instrument("/console/", a.opts.Console)
+		mux.Handle("GET /console/", console)
+		mux.Handle("POST /console/", console)
+	}
 	if a.opts.Metrics {
 		mux.Handle("GET /metrics", MetricsHandler(a.m))
 	}
@@ -175,6 +183,30 @@ func (a *API) request(w http.ResponseWriter, r *http.Request) (*store.Request, [
 	}
 	return req, tasks, true
 }
+
+// submitters may file requests.
+var submitters = roles(auth.Admin, auth.DPO, auth.Intake)
+
+// Roles are who may do what through the API's routes; the console
+// enforces the same.
+var Roles = struct {
+	Any, Readers, Deciders, Admins, Submitters []auth.Role
+}{anyRole, readers, deciders, admins, submitters}
+
+// Visible reports whether p may see req, as every route judges it.
+func Visible(p auth.Principal, req *store.Request) bool { return visible(p, req) }
+
+// Actor is the principal as the log names it.
+func Actor(p auth.Principal) *proof.Actor { return actor(p) }
+
+// DeadLetterScope reads the system and since of a dead-letter listing or
+// replay, scoped to p's tenant, with the API's error messages.
+func DeadLetterScope(p auth.Principal, system, since string) (store.DeadLetterQuery, error) {
+	return deadLetterQuery(p, system, since)
+}
+
+// ValidTokenName reports whether s may name a token.
+func ValidTokenName(s string) bool { return validName(s) }
 
 // visible reports whether p may see req.
 func visible(p auth.Principal, req *store.Request) bool {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/lethe-dev/lethe/pkg/deadline"
 	"github.com/lethe-dev/lethe/pkg/lifecycle"
@@ -223,6 +224,69 @@ var deadlineBuckets = []struct {
 	left time.Duration
 }{{"overdue", 0}, {"lt_3d", 3 * 24 * time.Hour}, {"lt_7d", 7 * 24 * time.Hour}, {"lt_14d", 14 * 24 * time.Hour}}
 
+// Bounds are the deadline bounds and the due bounds at now that the
+// pressure gauges count against (store.Pressure).
+func Bounds(now time.Time) (deadlines, due []time.Time) {
+	deadlines = make([]time.Time, len(deadlineBuckets))
+	for i, b := range deadlineBuckets {
+		deadlines[i] = now.Add(b.left)
+	}
+	due = make([]time.Time, len(deferredBuckets))
+	for i, b := range deferredBuckets {
+		due[i] = now.Add(b.in)
+	}
+	return deadlines, due
+}
+
+// ReadPressure reads the store's pressure at now against [Bounds]: what
+// the gauges show, and the console too.
+func ReadPressure(ctx context.Context, st interface {
+	Pressure(ctx context.Context, bounds, dueBounds []time.Time) (store.Pressure, error)
+}, now time.Time) (store.Pressure, error) {
+	deadlines, due := Bounds(now)
+	return st.Pressure(ctx, deadlines, due)
+}
+
+// Bucket is a count under a gauge's label value.
+type Bucket struct {
+	Name  string
+	Count int
+}
+
+// OpenByTimeLeft splits the requests not yet ended of a pressure read
+// against [Bounds] by time left: overdue, lt_3d, lt_7d, lt_14d, later
+// (lethe_orchestrator_open_requests).
+func OpenByTimeLeft(p store.Pressure) []Bucket {
+	out, prev := make([]Bucket, 0, len(deadlineBuckets)+1), 0
+	for i, b := range deadlineBuckets {
+		out = append(out, Bucket{b.name, p.OpenBefore[i] - prev})
+		prev = p.OpenBefore[i]
+	}
+	return append(out, Bucket{"later", p.Open - prev})
+}
+
+// DeferredByDue splits the deferred erasures of a pressure read against
+// [Bounds] by when due: overdue, lt_30d, later
+// (lethe_orchestrator_deferred_erasures).
+func DeferredByDue(p store.Pressure) []Bucket {
+	out, prev := make([]Bucket, 0, len(deferredBuckets)+1), 0
+	for i, b := range deferredBuckets {
+		out = append(out, Bucket{b.name, p.DeferredBefore[i] - prev})
+		prev = p.DeferredBefore[i]
+	}
+	return append(out, Bucket{"later", p.Deferred - prev})
+}
+
+// LastAnswer is when system's last receipt was accepted (the
+// orchestrator's start until the first), as the gauge shows it.
+func (m *Metrics) LastAnswer(system string) time.Time {
+	var d dto.Metric
+	if err := m.LastReceipt.WithLabelValues(system).Write(&d); err != nil || d.GetGauge() == nil {
+		return time.Time{}
+	}
+	return time.Unix(int64(d.GetGauge().GetValue()), 0)
+}
+
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- requestsDesc
 	ch <- unresolved
@@ -265,25 +329,13 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(outboxAge, prometheus.GaugeValue, age)
 
-	now := c.now()
-	bounds := make([]time.Time, len(deadlineBuckets))
-	for i, b := range deadlineBuckets {
-		bounds[i] = now.Add(b.left)
-	}
-	dueBounds := make([]time.Time, len(deferredBuckets))
-	for i, b := range deferredBuckets {
-		dueBounds[i] = now.Add(b.in)
-	}
-	p, err := c.store.Pressure(ctx, bounds, dueBounds)
+	p, err := ReadPressure(ctx, c.store, c.now())
 	if err != nil {
 		return
 	}
-	prev := 0
-	for i, b := range deadlineBuckets {
-		ch <- prometheus.MustNewConstMetric(openDesc, prometheus.GaugeValue, float64(p.OpenBefore[i]-prev), b.name)
-		prev = p.OpenBefore[i]
+	for _, b := range OpenByTimeLeft(p) {
+		ch <- prometheus.MustNewConstMetric(openDesc, prometheus.GaugeValue, float64(b.Count), b.Name)
 	}
-	ch <- prometheus.MustNewConstMetric(openDesc, prometheus.GaugeValue, float64(p.Open-prev), "later")
 	byClass := map[string]time.Time{}
 	for tenant, dl := range p.EarliestByTenant {
 		class := c.tenants.Class(tenant)
@@ -300,12 +352,9 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(pt.Count), s)
 		ch <- prometheus.MustNewConstMetric(earliestPending, prometheus.GaugeValue, unixOrZero(pt.EarliestDeadline), s)
 	}
-	prev = 0
-	for i, b := range deferredBuckets {
-		ch <- prometheus.MustNewConstMetric(deferredDesc, prometheus.GaugeValue, float64(p.DeferredBefore[i]-prev), b.name)
-		prev = p.DeferredBefore[i]
+	for _, b := range DeferredByDue(p) {
+		ch <- prometheus.MustNewConstMetric(deferredDesc, prometheus.GaugeValue, float64(b.Count), b.Name)
 	}
-	ch <- prometheus.MustNewConstMetric(deferredDesc, prometheus.GaugeValue, float64(p.Deferred-prev), "later")
 	for _, name := range c.channels {
 		n := p.UndeliveredBus
 		if name == proof.ChannelWebhook {

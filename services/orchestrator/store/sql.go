@@ -731,6 +731,25 @@ func (s *sqlStore) List(ctx context.Context, q ListQuery) ([]*Request, string, e
 	if q.SubmittedBy != "" {
 		where, args = append(where, "submitted_by = ?"), append(args, q.SubmittedBy)
 	}
+	if len(q.States) > 0 {
+		in := strings.TrimSuffix(strings.Repeat("?, ", len(q.States)), ", ")
+		where = append(where, "state IN ("+in+")")
+		for _, st := range q.States {
+			args = append(args, st)
+		}
+	}
+	if q.Type != "" {
+		where, args = append(where, "type = ?"), append(args, q.Type)
+	}
+	if q.SubjectHash != "" {
+		where, args = append(where, "subject_hash = ?"), append(args, q.SubjectHash)
+	}
+	if !q.DeadlineFrom.IsZero() {
+		where, args = append(where, "deadline >= ?"), append(args, q.DeadlineFrom.UnixMilli())
+	}
+	if !q.DeadlineBefore.IsZero() {
+		where, args = append(where, "deadline < ?"), append(args, q.DeadlineBefore.UnixMilli())
+	}
 	if q.After != "" {
 		dl, id, err := decodeCursor(q.After)
 		if err != nil {

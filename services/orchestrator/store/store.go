@@ -174,11 +174,22 @@ type OutboxMessage struct {
 
 // ListQuery selects requests; results are ordered by deadline, then id.
 type ListQuery struct {
-	State       lifecycle.State
+	State lifecycle.State
+	// States, if set, selects requests in any of them (with State, in
+	// both).
+	States      []lifecycle.State
+	Type        lifecycle.Type
 	Tenant      string
 	SourceRef   string
 	SubmittedBy string
-	Limit       int
+	// SubjectHash selects a person's requests by the keyed hash of their
+	// identifier (engine: pseudonym.Hash of "email:..."): no index of
+	// identifiers in clear is ever kept.
+	SubjectHash string
+	// DeadlineFrom and DeadlineBefore select deadlines in [from, before)
+	// (zero: unbounded).
+	DeadlineFrom, DeadlineBefore time.Time
+	Limit                        int
 	// After is the cursor returned with the previous page.
 	After string
 }
