@@ -56,6 +56,40 @@ func SeedDemo(ctx context.Context, db *sql.DB, n int, add func(ctx context.Conte
 	return nil
 }
 
+// WithAddedColumn makes [OpenSQLite] add column (its definition, "ended_at
+// TEXT") to table when the file, made by an older version of the schema,
+// lacks it: CREATE TABLE IF NOT EXISTS leaves an existing table as it is.
+func WithAddedColumn(table, column, definition string) Option {
+	return func(e *Engine) {
+		e.addColumns = append(e.addColumns, [3]string{table, column, definition})
+	}
+}
+
+// addColumn adds c (table, column, definition) unless the table has it.
+func addColumn(ctx context.Context, db *sql.DB, c [3]string) error {
+	rows, err := db.QueryContext(ctx, `SELECT name FROM pragma_table_info(?)`, c[0])
+	if err != nil {
+		return err
+	}
+	have := false
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return err
+		}
+		have = have || name == c[1]
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || have {
+		return err
+	}
+	if _, err := db.ExecContext(ctx, "ALTER TABLE "+quote(c[0])+" ADD COLUMN "+quote(c[1])+" "+c[2]); err != nil {
+		return fmt.Errorf("add column %s.%s: %w", c[0], c[1], err)
+	}
+	return nil
+}
+
 // OpenSQLite opens a SQLite-backed system the way the demo connectors do:
 // the database dataDir/file with schema applied, the map loaded, keyed by
 // [pseudonym.LoadKey](dataDir), and checked against the database, synced as
@@ -81,6 +115,12 @@ func OpenSQLite(ctx context.Context, dataDir, file, schema string, mapYAML []byt
 	if _, err := db.ExecContext(ctx, schema); err != nil {
 		db.Close()
 		return nil, nil, fmt.Errorf("dataset: schema of %s: %w", file, err)
+	}
+	for _, c := range o.addColumns {
+		if err := addColumn(ctx, db, c); err != nil {
+			db.Close()
+			return nil, nil, fmt.Errorf("dataset: schema of %s: %w", file, err)
+		}
 	}
 	e := New(db, m, key, append(opts, WithDialect(SQLite))...)
 	if err := e.Check(ctx); err != nil {

@@ -29,6 +29,8 @@ type Engine struct {
 	log     *slog.Logger
 	// durability is the sync mode of the file OpenSQLite opens.
 	durability durability.Mode
+	// addColumns are the columns OpenSQLite adds to an older file.
+	addColumns [][3]string
 	// targets lists, per table, the columns other tables join to: the keys
 	// resolved before anything is erased.
 	targets map[string][]string
@@ -113,6 +115,15 @@ func (e *Engine) Check(ctx context.Context) error {
 		names := append([]string{t.Tenant, t.Subject.Email, t.Subject.UserID, t.joinColumn()}, sortedColumns(t.Columns, "")...)
 		if t.Retain != nil {
 			names = append(names, t.Retain.From)
+		}
+		for _, u := range e.m.Tables {
+			for name := range u.Clocks {
+				// A clock of this table's own, or of a table whose join
+				// comes here.
+				if table, c := u.clockRef(name); (u.Name == t.Name && table == "") || (table == t.Name && u.Join != nil && u.Join.table == t.Name) {
+					names = append(names, c)
+				}
+			}
 		}
 		cols := []string{}
 		for _, c := range append(names, e.targets[t.Name]...) {
@@ -360,22 +371,23 @@ func (e *Engine) eraseTable(ctx context.Context, tx *sql.Tx, t *Table, s subject
 		}
 		return n, until, nil
 	}
-	n, err := e.eraseColumns(ctx, tx, t, s, k)
+	n, err := e.eraseColumns(ctx, tx, t, func(q *query) { e.where(q, t, s, k) })
 	if err != nil {
 		return 0, time.Time{}, dbErr("erase columns of", t.Name, err)
 	}
 	return n, until, nil
 }
 
-// eraseColumns nulls and hashes t's columns in the subject's rows. A hash is
-// computed here, not in SQL, so the rows are updated once per distinct
-// combination of the hashed columns' values, in one statement each: the
-// subject's rows are selected before any of their columns change.
-func (e *Engine) eraseColumns(ctx context.Context, tx *sql.Tx, t *Table, s subject, k keys) (int64, error) {
+// eraseColumns nulls and hashes t's columns in the rows cond selects (the
+// subject's, or those a sweep finds past its cut-off). A hash is computed
+// here, not in SQL, so the rows are updated once per distinct combination
+// of the hashed columns' values, in one statement each: the rows are
+// selected before any of their columns change.
+func (e *Engine) eraseColumns(ctx context.Context, tx *sql.Tx, t *Table, cond func(q *query)) (int64, error) {
 	nulls, hashed := sortedColumns(t.Columns, SetNull), sortedColumns(t.Columns, Hash)
 	if len(hashed) == 0 {
 		q := e.update(t, nulls, nil, nil)
-		e.where(q, t, s, k)
+		cond(q)
 		return exec(ctx, tx, q)
 	}
 	q := newQuery(e.dialect).w("SELECT DISTINCT ")
@@ -386,7 +398,7 @@ func (e *Engine) eraseColumns(ctx context.Context, tx *sql.Tx, t *Table, s subje
 		q.w(t.col(c))
 	}
 	q.w(" FROM ", quote(t.Name), " WHERE ")
-	e.where(q, t, s, k)
+	cond(q)
 	tuples, err := scanAll(ctx, tx, q)
 	if err != nil {
 		return 0, err
@@ -395,7 +407,7 @@ func (e *Engine) eraseColumns(ctx context.Context, tx *sql.Tx, t *Table, s subje
 	for _, vals := range tuples {
 		q := e.update(t, nulls, hashed, vals)
 		q.w("(")
-		e.where(q, t, s, k)
+		cond(q)
 		q.w(")")
 		for i, c := range hashed {
 			if vals[i] == nil {

@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/lethe-dev/lethe/pkg/connector"
 )
 
 // FuzzLoad: any YAML as a dataset map. Load never panics; a map it
@@ -57,14 +60,17 @@ func FuzzLoad(f *testing.F) {
 	})
 }
 
-// normal is m with no empty column map (one that decodes from "{}" rather
-// than from nothing: the same map).
+// normal is m with no empty column or clock map (one that decodes from
+// "{}" rather than from nothing: the same map).
 func normal(m *Map) *Map {
 	c := *m
 	c.Tables = slices.Clone(m.Tables)
 	for i := range c.Tables {
 		if len(c.Tables[i].Columns) == 0 {
 			c.Tables[i].Columns = nil
+		}
+		if len(c.Tables[i].Clocks) == 0 {
+			c.Tables[i].Clocks = nil
 		}
 	}
 	return &c
@@ -121,6 +127,24 @@ func promises(m *Map) string {
 				return t.Name + ": erases column " + c + " by " + string(s)
 			}
 		}
+		for name, ref := range t.Clocks {
+			// The column is after the last dot (a table may be
+			// schema-qualified).
+			dot := strings.LastIndex(ref, ".")
+			joined, table, column := dot >= 0, ref[:max(dot, 0)], ref[dot+1:]
+			switch {
+			case !slices.Contains([]string{"record", "last_contact", "account_end"}, name) || !nameRE.MatchString(column):
+				return t.Name + ": has clock " + name + " at " + ref
+			case t.Strategy == Retain:
+				return t.Name + ": retains rows a sweep erases by its clock " + name
+			case joined && (t.Join == nil || table != t.Join.table):
+				return t.Name + ": has clock " + name + " in a table it does not join to: " + ref
+			case !joined && t.Columns[column] != "":
+				return t.Name + ": erases its clock column " + column
+			case !joined && t.Strategy == "" && slices.Contains(slices.Collect(maps.Values(t.Columns)), Hash):
+				return t.Name + ": keeps hashed rows a sweep by their own time finds again"
+			}
+		}
 		switch t.Strategy {
 		case Delete:
 			if len(t.Columns) > 0 || t.Retain != nil {
@@ -171,6 +195,10 @@ func checkSQL(t *testing.T, m *Map) {
 		for c := range tb.Columns {
 			names[c] = true
 		}
+		for name := range tb.Clocks {
+			_, c := tb.clockRef(name)
+			names[c] = true
+		}
 	}
 	s := subject{email: "ann@example.com", userID: "u1", tenant: fuzzTenant}
 	k := keys{}
@@ -194,7 +222,13 @@ func checkSQL(t *testing.T, m *Map) {
 			}
 			upd := e.update(tb, nulls, hashed, vals)
 			e.where(upd, tb, s, k)
-			for _, q := range []*query{del, upd} {
+			sweeps := []*query{}
+			for name := range tb.Clocks {
+				q := newQuery(d).w("DELETE FROM ", quote(tb.Name), " WHERE ")
+				e.swept(q, tb, connector.SweepTask{Tenant: fuzzTenant, Clock: name, Cutoff: fuzzFrom})
+				sweeps = append(sweeps, q)
+			}
+			for _, q := range append([]*query{del, upd}, sweeps...) {
 				sql := q.String()
 				for _, g := range quotedRE.FindAllStringSubmatch(sql, -1) {
 					if !names[g[1]] {
@@ -241,6 +275,35 @@ tables:
     subject: {user_id: author_id}
     columns: {author_id: hash, author_name: set_null}
 `,
+	`
+tables:
+  - name: users
+    category: profile
+    tenant: tenant
+    subject: {email: email, user_id: id}
+    strategy: delete
+    clocks: {account_end: ended_at}
+  - name: logins
+    category: login_history
+    tenant: tenant
+    join: {column: user_id, to: users.id}
+    strategy: delete
+    clocks: {record: at, account_end: users.ended_at}
+  - name: comments
+    category: comments
+    tenant: tenant
+    join: {column: author_id, to: users.id}
+    columns: {author_id: hash, author_name: set_null}
+    clocks: {account_end: users.ended_at}
+  - name: visits
+    category: visits
+    tenant: tenant
+    subject: {email: email}
+    columns: {email: set_null}
+    clocks: {record: at, last_contact: seen_at}
+`,
+	`tables: [{name: t, category: c, tenant: tn, subject: {email: e}, strategy: delete, clocks: {record: x.at, birthday: b}}]`,
+	`tables: [{name: t, category: c, tenant: tn, subject: {email: e}, columns: {e: hash}, clocks: {record: at}}]`,
 	`
 dialect: postgres
 tables:

@@ -3,6 +3,8 @@ package dataset
 import (
 	"testing"
 	"time"
+
+	"github.com/lethe-dev/lethe/pkg/connector"
 )
 
 // TestPlaceholders checks the SQL written for each dialect: PostgreSQL
@@ -91,6 +93,67 @@ func TestPeriod(t *testing.T) {
 	for _, bad := range []string{"", "y", "10", "10h", "-1y", "0d", "1.5y", "10 years"} {
 		if _, err := parsePeriod(bad); err == nil {
 			t.Errorf("period %q accepted", bad)
+		}
+	}
+}
+
+// TestSweptSQL checks the condition a sweep writes for each kind of clock,
+// in each dialect: times compared as times, a clock through the join read
+// in the joined table within the tenant, kept rows anonymised while a
+// nulled column holds a value.
+func TestSweptSQL(t *testing.T) {
+	m, err := Load([]byte(`
+tables:
+  - name: users
+    category: profile
+    tenant: tenant
+    subject: {email: email, user_id: id}
+    strategy: delete
+    clocks: {account_end: ended_at}
+  - name: app.comments
+    category: comments
+    tenant: tenant
+    join: {column: author_id, to: users.id}
+    columns: {author_id: hash, author_name: set_null}
+    clocks: {account_end: users.ended_at}
+  - name: visits
+    category: visits
+    tenant: tenant
+    subject: {email: email}
+    columns: {email: set_null, ip: set_null}
+    clocks: {record: at}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Date(2026, 3, 1, 12, 0, 0, 0, time.FixedZone("CET", 3600))
+	tests := []struct {
+		dialect Dialect
+		table   int
+		clock   string
+		want    string
+	}{
+		{SQLite, 0, "account_end", `"users"."tenant" = ? AND julianday("users"."ended_at") < julianday(?)`},
+		{Postgres, 0, "account_end", `"users"."tenant" = $1 AND CAST("users"."ended_at" AS timestamptz) < $2`},
+		{SQLite, 1, "account_end", `"app"."comments"."tenant" = ? AND "app"."comments"."author_id" IN (SELECT "users"."id" FROM "users" WHERE "users"."tenant" = ? AND julianday("users"."ended_at") < julianday(?))`},
+		{Postgres, 1, "account_end", `"app"."comments"."tenant" = $1 AND "app"."comments"."author_id" IN (SELECT "users"."id" FROM "users" WHERE "users"."tenant" = $2 AND CAST("users"."ended_at" AS timestamptz) < $3)`},
+		{Postgres, 2, "record", `"visits"."tenant" = $1 AND CAST("visits"."at" AS timestamptz) < $2 AND ("visits"."email" IS NOT NULL OR "visits"."ip" IS NOT NULL)`},
+	}
+	for _, tt := range tests {
+		e := New(nil, m, []byte("key"), WithDialect(tt.dialect))
+		q := newQuery(e.dialect)
+		e.swept(q, &m.Tables[tt.table], connector.SweepTask{Tenant: "demo", Clock: tt.clock, Cutoff: cut})
+		if q.String() != tt.want {
+			t.Errorf("%s %s:\n got %s\nwant %s", tt.dialect, m.Tables[tt.table].Name, q, tt.want)
+		}
+		// The cut-off goes as UTC: SQLite's julianday() reads the text, in
+		// which "Z" and an offset both work, PostgreSQL the instant.
+		last := q.args[len(q.args)-1]
+		if tt.dialect == SQLite && last != "2026-03-01T11:00:00Z" {
+			t.Errorf("SQLite cut-off argument %v", last)
+		}
+		if tt.dialect == Postgres && !last.(time.Time).Equal(cut) {
+			t.Errorf("PostgreSQL cut-off argument %v", last)
 		}
 	}
 }

@@ -15,11 +15,14 @@
 //	    tenant: tenant         # the column holding the tenant
 //	    subject: {email: email, user_id: id}
 //	    strategy: delete
+//	    clocks: {account_end: ended_at}   # when retention sweeps count from
 //	  - name: logins
 //	    category: login_history
+//	    data_category: connection
 //	    tenant: tenant
 //	    join: {column: user_id, to: users.id}
 //	    strategy: delete
+//	    clocks: {record: at, account_end: users.ended_at}   # own column; through the join
 //	  - name: invoices
 //	    category: invoices
 //	    tenant: tenant
@@ -32,6 +35,16 @@
 //	    tenant: tenant
 //	    subject: {user_id: author_id}
 //	    columns: {author_id: hash, author_name: set_null}   # row kept, author erased
+//
+// Retention sweeps ([Engine.Sweep], a [connector.SweepTask]) erase, whoever
+// they are about, the rows of some data categories whose clock is before a
+// cut-off. A table's clocks say which column holds each clock a policy may
+// run from (connector.Clocks: record, last_contact, account_end): its own,
+// or "table.column" of the table its join goes to, as logins above end
+// with the account they belong to. Times are compared as times (SQLite:
+// julianday() of text in its date formats, RFC 3339 included; PostgreSQL:
+// timestamptz, text cast to it); a NULL clock (an account not ended) keeps
+// the row.
 package dataset
 
 import (
@@ -39,11 +52,15 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/lethe-dev/lethe/pkg/connector"
 )
 
 // Strategy is what erasure does to a table's rows or to a column.
@@ -101,6 +118,15 @@ type Table struct {
 	Retain *RetainRule `yaml:"retain"`
 	// Columns are erased (SetNull or Hash) in the rows that stay.
 	Columns map[string]Strategy `yaml:"columns"`
+	// Clocks say, per clock a retention policy runs from
+	// ([connector.Clocks]: record, last_contact, account_end), which column
+	// holds that time: a column of this table, or "table.column" of the
+	// table its join goes to (an account's end, for the rows that belong to
+	// it). A retention sweep of the clock erases the rows whose time is
+	// before its cut-off; a row whose time is NULL is kept. A table with no
+	// clock of a policy's clock cannot be swept by it; a retained table has
+	// none (the law keeps it, its retain rule says until when).
+	Clocks map[string]string `yaml:"clocks"`
 }
 
 // SubjectColumns names the columns of a table that hold the subject's email
@@ -285,7 +311,58 @@ func (t *Table) validate(earlier map[string]bool) error {
 	if t.Retain != nil && t.Strategy != Retain {
 		return fmt.Errorf("a retain rule with strategy %q", t.Strategy)
 	}
+	return t.validateClocks(cols)
+}
+
+// validateClocks checks the table's clocks; erased are the columns its
+// erasure nulls or hashes.
+func (t *Table) validateClocks(erased map[string]bool) error {
+	names := make([]string, 0, len(t.Clocks))
+	for name := range t.Clocks {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if !slices.Contains(connector.Clocks(), name) {
+			return fmt.Errorf("clocks: unknown clock %q (want %s)", name, strings.Join(connector.Clocks(), ", "))
+		}
+		if t.Strategy == Retain {
+			return fmt.Errorf("clocks: %s: the table is retained by law (its retain rule says until when): no retention policy sweeps it", name)
+		}
+		table, column := t.clockRef(name)
+		if !columnRE.MatchString(column) || (strings.Contains(t.Clocks[name], ".") && !identRE.MatchString(table)) {
+			return fmt.Errorf("clocks: %s: %q is not a column name, nor table.column", name, t.Clocks[name])
+		}
+		if table == "" {
+			if erased[column] {
+				return fmt.Errorf("clocks: %s: column %q is erased", name, column)
+			}
+			if t.Strategy == "" && len(sortedColumns(t.Columns, Hash)) > 0 {
+				// Kept rows are found again by their own time after a sweep
+				// anonymised them: only columns nulled tell them apart.
+				return fmt.Errorf("clocks: %s: the rows are kept and columns hashed, so a sweep by the table's own column %q could not tell the rows it already anonymised (a hash is still a value): erase with set_null, or run the clock through the join", name, column)
+			}
+			continue
+		}
+		if t.Join == nil {
+			return fmt.Errorf("clocks: %s: %q is a column of table %q, which the table has no join to", name, t.Clocks[name], table)
+		}
+		if table != t.Join.table {
+			return fmt.Errorf("clocks: %s: %q: a clock in another table goes through the table's join, which is to %q", name, t.Clocks[name], t.Join.table)
+		}
+	}
 	return nil
+}
+
+// clockRef says where the table's clock name is read: its own column
+// (table ""), or a column of the table its join goes to. Both are empty
+// for a clock the table does not have.
+func (t *Table) clockRef(name string) (table, column string) {
+	ref := t.Clocks[name]
+	if i := strings.LastIndexByte(ref, '.'); i >= 0 {
+		return ref[:i], ref[i+1:]
+	}
+	return "", ref
 }
 
 func (t *Table) joinColumn() string {

@@ -1,6 +1,7 @@
 // Package accounts is the demo accounts system and its Lethe connector: user
-// profiles, login history, and questions asked in webinars, in SQLite. Its
-// erasure and export follow the dataset map accounts.yaml. It also plays the
+// profiles, login history, technical request logs, and questions asked in
+// webinars, in SQLite. Its erasure, export and retention sweeps follow the
+// dataset map accounts.yaml. It also plays the
 // application's own "delete my account", which announces the deletion on the
 // bus so that Lethe erases the person everywhere else: through a
 // transactional outbox (pkg/hostoutbox), so that a deletion is announced if
@@ -46,7 +47,8 @@ CREATE TABLE IF NOT EXISTS users (
 	tenant TEXT NOT NULL,
 	email TEXT NOT NULL,
 	name TEXT NOT NULL,
-	created_at TEXT NOT NULL);
+	created_at TEXT NOT NULL,
+	ended_at TEXT);
 CREATE UNIQUE INDEX IF NOT EXISTS users_tenant_email ON users (tenant, email);
 CREATE TABLE IF NOT EXISTS logins (
 	id TEXT PRIMARY KEY,
@@ -57,6 +59,17 @@ CREATE TABLE IF NOT EXISTS logins (
 	at TEXT NOT NULL);
 DROP INDEX IF EXISTS logins_user;
 CREATE INDEX IF NOT EXISTS logins_tenant_user ON logins (tenant, user_id);
+CREATE TABLE IF NOT EXISTS technical_logs (
+	id TEXT PRIMARY KEY,
+	tenant TEXT NOT NULL,
+	user_id TEXT NOT NULL,
+	ip TEXT NOT NULL,
+	user_agent TEXT NOT NULL,
+	method TEXT NOT NULL,
+	url TEXT NOT NULL,
+	status INTEGER NOT NULL,
+	at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS technical_logs_tenant_user ON technical_logs (tenant, user_id);
 CREATE TABLE IF NOT EXISTS comments (
 	id TEXT PRIMARY KEY,
 	tenant TEXT NOT NULL,
@@ -83,7 +96,9 @@ type System struct {
 	orchestrator proof.KeySet
 	bus          bus.Publisher
 	log          *slog.Logger
-	now          func() time.Time
+	// now is the system's clock (env.Now, or time.Now): the time of the
+	// account.deleted events, and the time the demo data is seeded around.
+	now func() time.Time
 
 	// relay publishes the account.deleted events DeleteAccount leaves in
 	// the outbox table, from Open to Close; nil without a bus.
@@ -104,7 +119,9 @@ func Open(ctx context.Context, env connector.Env) (*System, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	db, engine, err := dataset.OpenSQLite(ctx, env.DataDir, "accounts.db", schema, mapYAML, dataset.WithLogger(log), dataset.WithDurability(env.Durability))
+	db, engine, err := dataset.OpenSQLite(ctx, env.DataDir, "accounts.db", schema, mapYAML, dataset.WithLogger(log), dataset.WithDurability(env.Durability),
+		// A file made before accounts could end.
+		dataset.WithAddedColumn("users", "ended_at", "TEXT"))
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
@@ -122,7 +139,11 @@ func Open(ctx context.Context, env connector.Env) (*System, error) {
 		db.Close()
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
-	s := &System{Engine: engine, db: db, key: key, signer: signer, orchestrator: env.TaskKeys, log: log, now: time.Now}
+	now := env.Now
+	if now == nil {
+		now = time.Now
+	}
+	s := &System{Engine: engine, db: db, key: key, signer: signer, orchestrator: env.TaskKeys, log: log, now: now}
 	if env.Bus != nil {
 		s.bus = env.Bus
 		s.startRelay(ctx)

@@ -30,9 +30,17 @@ import (
 
 func open(t *testing.T, b bus.Bus) (*System, string) {
 	t.Helper()
+	return openEnv(t, connector.Env{Bus: b})
+}
+
+// openEnv opens the system in a new data folder with env's bus and clock,
+// seeded with 30 people.
+func openEnv(t *testing.T, env connector.Env) (*System, string) {
+	t.Helper()
 	t.Setenv(pseudonym.KeyEnv, "")
 	dir := t.TempDir()
-	s, err := Open(context.Background(), connector.Env{DataDir: dir, Bus: b, TaskKeys: orchestratorKeys(t)})
+	env.DataDir, env.TaskKeys = dir, orchestratorKeys(t)
+	s, err := Open(context.Background(), env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,28 +96,39 @@ func TestConformance(t *testing.T) {
 			Absent:  connector.Subject{Email: dataset.DemoEmail(18)}, // every ninth above 10 has no account
 			Remaining: func(context.Context, connector.Subject) (int64, error) {
 				p, l, c := s.rows(t, 1)
-				return p + l + c, nil
+				return p + l + c + s.technicalLogs(t, 1), nil
 			},
 		}
 	})
 }
 
+// technicalLogs counts person i's technical log lines looking at the table
+// directly.
+func (s *System) technicalLogs(t *testing.T, i int) (n int64) {
+	t.Helper()
+	if err := s.db.QueryRow(`SELECT COUNT(*) FROM technical_logs WHERE tenant = 'demo' AND user_id = ?`, dataset.DemoUserID(i)).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func TestSeededPeople(t *testing.T) {
 	s, _ := open(t, nil)
 	for i := 1; i <= 10; i++ {
-		if p, l, c := s.rows(t, i); p != 1 || l == 0 || c == 0 {
-			t.Errorf("person %d: %d profile, %d logins, %d comments; want data in each", i, p, l, c)
+		if p, l, c := s.rows(t, i); p != 1 || l == 0 || c == 0 || s.technicalLogs(t, i) == 0 {
+			t.Errorf("person %d: %d profile, %d logins, %d comments, %d technical logs; want data in each", i, p, l, c, s.technicalLogs(t, i))
 		}
 	}
-	if p, _, _ := s.rows(t, 27); p != 0 {
+	if p, _, _ := s.rows(t, 27); p != 0 || s.technicalLogs(t, 27) != 0 {
 		t.Errorf("person 27 has an account; want some people without")
 	}
+	const all = `SELECT (SELECT COUNT(*) FROM users) + (SELECT COUNT(*) FROM logins) + (SELECT COUNT(*) FROM comments) + (SELECT COUNT(*) FROM technical_logs)`
 	var before, after int
-	s.db.QueryRow(`SELECT (SELECT COUNT(*) FROM users) + (SELECT COUNT(*) FROM logins) + (SELECT COUNT(*) FROM comments)`).Scan(&before)
+	s.db.QueryRow(all).Scan(&before)
 	if err := s.Seed(context.Background(), 30); err != nil {
 		t.Fatal(err)
 	}
-	s.db.QueryRow(`SELECT (SELECT COUNT(*) FROM users) + (SELECT COUNT(*) FROM logins) + (SELECT COUNT(*) FROM comments)`).Scan(&after)
+	s.db.QueryRow(all).Scan(&after)
 	if before != after || before == 0 {
 		t.Fatalf("seeding twice: %d rows then %d", before, after)
 	}
@@ -119,6 +138,7 @@ func TestEraseAnonymisesComments(t *testing.T) {
 	s, dir := open(t, nil)
 	ctx := context.Background()
 	_, logins, comments := s.rows(t, 3)
+	technical := s.technicalLogs(t, 3)
 	var bodies []string
 	rows, _ := s.db.Query(`SELECT body FROM comments WHERE author_id = 'user-0003' ORDER BY id`)
 	for rows.Next() {
@@ -133,8 +153,12 @@ func TestEraseAnonymisesComments(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res.Outcome != connector.Erased || res.Remaining != 0 ||
-		res.Counts["profile"] != 1 || res.Counts["login_history"] != logins || res.Counts["webinar_comments"] != comments {
-		t.Fatalf("erase = %+v; want 1 profile, %d logins, %d comments", res, logins, comments)
+		res.Counts["profile"] != 1 || res.Counts["login_history"] != logins || res.Counts["webinar_comments"] != comments ||
+		res.Counts["technical_logs"] != technical || technical == 0 {
+		t.Fatalf("erase = %+v; want 1 profile, %d logins, %d comments, %d technical logs", res, logins, comments, technical)
+	}
+	if n := s.technicalLogs(t, 3); n != 0 {
+		t.Fatalf("%d technical log lines left", n)
 	}
 	key, err := pseudonym.LoadKey(dir)
 	if err != nil {

@@ -35,6 +35,7 @@ import (
 	"github.com/lethe-dev/lethe/services/mailer"
 	"github.com/lethe-dev/lethe/services/orchestrator"
 	"github.com/lethe-dev/lethe/services/orchestrator/app"
+	"github.com/lethe-dev/lethe/services/orchestrator/retention"
 	"github.com/lethe-dev/lethe/services/recordings"
 	"github.com/lethe-dev/lethe/services/subprocessors"
 	"github.com/lethe-dev/lethe/services/subprocessors/standin"
@@ -222,6 +223,12 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	oc := cfg.Orchestrator
 	if oc.Now == nil {
 		oc.Now = cfg.Now
+	}
+	if oc.Policies == nil {
+		// The demo tenant's retention policies, from the seeds.
+		if oc.Policies, err = retention.Parse("demo policies", retention.Demo); err != nil {
+			return nil, err
+		}
 	}
 	s.AdminTokenFile = filepath.Join(cfg.DataDir, "admin.token")
 	opts := app.Options{Listener: ln, DataDir: filepath.Join(cfg.DataDir, "orchestrator"), Bus: s.busOf(natsauth.Orchestrator), StoreURL: cfg.StoreURL,

@@ -1,8 +1,13 @@
-// Package emailanalytics is the demo email analytics system and its Lethe
-// connector: open and click events of email campaigns, keyed by address, in
-// SQLite. An erasure deletes the events (dataset map emailanalytics.yaml)
-// and puts the keyed hash of the address on a suppression list, so that the
-// next import from the mailing tool does not bring the person back.
+// Package emailanalytics is the demo marketing and web analytics system and
+// its Lethe connector, in SQLite, keyed by address: open and click events of
+// email campaigns, the cookie choices made on the website (chat, audience
+// measurement, customisation), the pages viewed there, and the interests
+// and preferences commercial prospecting runs on, with the last contact.
+// An erasure deletes them (dataset map emailanalytics.yaml) and puts the
+// keyed hash of the address on a suppression list, so that the next import
+// from the mailing tool does not bring the person back. Retention sweeps
+// delete what outlived its purpose: cookie choices after 6 months, page
+// views after 50, interests 3 years after the last contact.
 package emailanalytics
 
 import (
@@ -35,6 +40,30 @@ CREATE TABLE IF NOT EXISTS email_events (
 	at TEXT NOT NULL,
 	user_agent TEXT);
 CREATE INDEX IF NOT EXISTS email_events_email ON email_events (tenant, email);
+CREATE TABLE IF NOT EXISTS cookie_consents (
+	id TEXT PRIMARY KEY,
+	tenant TEXT NOT NULL,
+	email TEXT NOT NULL,
+	purpose TEXT NOT NULL,
+	choice TEXT NOT NULL,
+	set_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS cookie_consents_email ON cookie_consents (tenant, email);
+CREATE TABLE IF NOT EXISTS page_views (
+	id TEXT PRIMARY KEY,
+	tenant TEXT NOT NULL,
+	email TEXT NOT NULL,
+	url TEXT NOT NULL,
+	referrer TEXT,
+	at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS page_views_email ON page_views (tenant, email);
+CREATE TABLE IF NOT EXISTS interests (
+	id TEXT PRIMARY KEY,
+	tenant TEXT NOT NULL,
+	email TEXT NOT NULL,
+	topic TEXT NOT NULL,
+	preference TEXT NOT NULL,
+	last_contact_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS interests_email ON interests (tenant, email);
 CREATE TABLE IF NOT EXISTS suppressions (
 	tenant TEXT NOT NULL,
 	email_hash TEXT NOT NULL,
@@ -42,12 +71,14 @@ CREATE TABLE IF NOT EXISTS suppressions (
 	PRIMARY KEY (tenant, email_hash));
 `
 
-// System is the email analytics system. Export and Count come from its
-// dataset engine.
+// System is the email analytics system. Export, Count and Sweep come from
+// its dataset engine.
 type System struct {
 	*dataset.Engine
 	db  *sql.DB
 	key []byte
+	// now is the system's clock (env.Now, or time.Now): the time of a
+	// suppression, and the time the demo data is seeded around.
 	now func() time.Time
 }
 
@@ -63,13 +94,17 @@ func Open(ctx context.Context, env connector.Env) (*System, error) {
 		db.Close()
 		return nil, fmt.Errorf("emailanalytics: %w", err)
 	}
-	return &System{Engine: engine, db: db, key: key, now: time.Now}, nil
+	now := env.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &System{Engine: engine, db: db, key: key, now: now}, nil
 }
 
 // Close closes the database.
 func (s *System) Close() error { return s.db.Close() }
 
-// Erase suppresses the subject's address, then deletes its events. The
+// Erase suppresses the subject's address, then deletes its records. The
 // address goes on the list first so that no import slips in between; the
 // list holds its keyed hash only. An address with no events is suppressed
 // too: the person asked not to be processed, whether or not we held data.

@@ -54,7 +54,7 @@ func TestConformance(t *testing.T) {
 			Present: connector.Subject{Email: dataset.DemoEmail(1)},
 			Absent:  connector.Subject{Email: dataset.DemoEmail(15)}, // every fifth above 10 has no events
 			Remaining: func(_ context.Context, subj connector.Subject) (int64, error) {
-				return s.events(t, "demo", subj.Email), nil
+				return s.records(t, "demo", subj.Email), nil
 			},
 		}
 	})

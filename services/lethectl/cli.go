@@ -68,6 +68,7 @@ func init() {
 		listCommand,
 		waitCommand,
 		exportCommand,
+		sweepCommand,
 		certificateCommand,
 		verifyCommand,
 		keysCommand,

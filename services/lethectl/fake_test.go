@@ -91,6 +91,11 @@ func newFakeOrchestrator(t *testing.T) *fakeOrchestrator {
 	mux.HandleFunc("GET /v1/requests", f.list)
 	mux.HandleFunc("GET /v1/requests/{id}/export", f.export)
 	mux.HandleFunc("GET /v1/requests/{id}/certificate", f.certificate)
+	mux.HandleFunc("GET /v1/policies", func(w http.ResponseWriter, r *http.Request) {
+		writeJSONReply(w, http.StatusOK, `{"policies":[{"name":"site_cookies","tenant":"demo","purpose":"Website analytics","legal_basis":"Consent",`+
+			`"consent":true,"period":"6m","clock":"record","systems":{"emailanalytics":["cookies"]}}]}`)
+	})
+	mux.HandleFunc("POST /v1/sweeps", f.sweep)
 	mux.HandleFunc("GET /v1/deadline", f.deadline)
 	mux.HandleFunc("POST /v1/requests/{id}/tasks/{system}/retry", f.redrive)
 	mux.HandleFunc("POST /v1/requests/{id}/tasks/{system}/resolve", f.redrive)
@@ -472,6 +477,29 @@ func (f *fakeOrchestrator) export(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/zip")
 	w.Write(b)
+}
+
+// sweep starts a run of the policy site_cookies, whose snapshots the
+// test set as run_<policy>[_dry].
+func (f *fakeOrchestrator) sweep(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Tenant, Policy string
+		All            bool
+		DryRun         bool `json:"dry_run"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		writeErr(w, http.StatusBadRequest, "bad body")
+		return
+	}
+	if body.Policy != "site_cookies" && !body.All {
+		writeErr(w, http.StatusNotFound, "no such retention policy for tenant demo (GET /v1/policies lists them)")
+		return
+	}
+	id := "run_site_cookies"
+	if body.DryRun {
+		id += "_dry"
+	}
+	writeJSONReply(w, http.StatusAccepted, fmt.Sprintf(`{"runs":[{"id":%q,"tenant":"demo","policy":"site_cookies","dry_run":%v}]}`, id, body.DryRun))
 }
 
 // certificate answers the part of a certificate that export download

@@ -36,6 +36,7 @@ import (
 	"github.com/lethe-dev/lethe/services/orchestrator/httpapi"
 	"github.com/lethe-dev/lethe/services/orchestrator/metrics"
 	"github.com/lethe-dev/lethe/services/orchestrator/outbox"
+	"github.com/lethe-dev/lethe/services/orchestrator/retention"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 )
 
@@ -59,6 +60,10 @@ type Config struct {
 	// Systems are the registered systems: a request is done when every one
 	// of them has answered.
 	Systems []string
+	// Policies are the retention policies; each runs every SweepInterval
+	// (negative: only on demand).
+	Policies      *retention.Policies
+	SweepInterval time.Duration
 	// MaxAttempts is the number of attempts a task gets before it is
 	// dead-lettered.
 	MaxAttempts int
@@ -122,16 +127,17 @@ type Config struct {
 // place they are written (the binary's flags show them).
 func Defaults() Config {
 	return Config{
-		Systems:      DefaultSystems,
-		MaxAttempts:  6,
-		RetryInitial: 30 * time.Second,
-		RetryMax:     30 * time.Minute,
-		ScanInterval: time.Second,
-		Objective:    7 * 24 * time.Hour,
-		ExportExpiry: 7 * 24 * time.Hour,
-		RateLimit:    20,
-		ReadTimeout:  15 * time.Second,
-		MetricsCache: 5 * time.Second,
+		Systems:       DefaultSystems,
+		MaxAttempts:   6,
+		RetryInitial:  30 * time.Second,
+		RetryMax:      30 * time.Minute,
+		ScanInterval:  time.Second,
+		Objective:     7 * 24 * time.Hour,
+		ExportExpiry:  7 * 24 * time.Hour,
+		SweepInterval: 24 * time.Hour,
+		RateLimit:     20,
+		ReadTimeout:   15 * time.Second,
+		MetricsCache:  5 * time.Second,
 	}
 }
 
@@ -147,6 +153,7 @@ func (c *Config) setDefaults() {
 	c.Objective = cmp.Or(c.Objective, d.Objective)
 	c.RateLimit = cmp.Or(c.RateLimit, d.RateLimit)
 	c.ExportExpiry = cmp.Or(c.ExportExpiry, d.ExportExpiry)
+	c.SweepInterval = cmp.Or(c.SweepInterval, d.SweepInterval)
 	c.ReadTimeout = cmp.Or(c.ReadTimeout, d.ReadTimeout)
 	c.MetricsCache = cmp.Or(c.MetricsCache, d.MetricsCache)
 	if c.Logger == nil {
@@ -188,6 +195,11 @@ func (c Config) Validate() error {
 	for _, s := range c.Systems {
 		if !systemName.MatchString(s) {
 			return fmt.Errorf("orchestrator: bad system name %q", s)
+		}
+	}
+	if c.Policies != nil {
+		if err := c.Policies.Check(c.Systems); err != nil {
+			return fmt.Errorf("orchestrator: %w", err)
 		}
 	}
 	if c.NoticeWebhook != "" {
@@ -243,7 +255,7 @@ func New(cfg Config) (*Orchestrator, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.api = httpapi.New(o.engine, cfg.Store, o.m, cfg.Logger, httpapi.Options{Auth: chain, Tokens: tokens,
+	o.api = httpapi.New(o.engine, cfg.Store, o.m, cfg.Logger, httpapi.Options{Auth: chain, Tokens: tokens, Policies: cfg.Policies,
 		AllowedOrigins: cfg.AllowedOrigins, RateLimit: max(cfg.RateLimit, 0), Metrics: cfg.MetricsListener == nil,
 		Console: con.Handler()})
 	return o, nil
@@ -273,6 +285,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	g.Go(func() error { return o.relay().Run(ctx) })
 	g.Go(func() error { return o.notifier().Run(ctx) })
 	g.Go(func() error { return o.scan(ctx) })
+	g.Go(func() error { return o.sweep(ctx) })
 	g.Go(func() error { return o.scrub(ctx) })
 	g.Go(func() error { return o.consumeReceipts(ctx) })
 	g.Go(func() error { return o.consumeAccountDeletions(ctx) })

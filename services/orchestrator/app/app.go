@@ -37,6 +37,7 @@ import (
 	"github.com/lethe-dev/lethe/services/orchestrator/auth"
 	"github.com/lethe-dev/lethe/services/orchestrator/console"
 	"github.com/lethe-dev/lethe/services/orchestrator/keyring"
+	"github.com/lethe-dev/lethe/services/orchestrator/retention"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 )
 
@@ -358,6 +359,8 @@ func Main(ctx context.Context, fs *flag.FlagSet, args []string) int {
 	fs.DurationVar(&oc.RetryMax, "retry-max", d.RetryMax, "longest wait for an answer")
 	fs.DurationVar(&oc.Objective, "objective", d.Objective, "how soon a request should be fulfilled, for the SLO metric")
 	fs.StringVar(&oc.NoticeWebhook, "notice-webhook", envflag.Or("LETHE_NOTICE_WEBHOOK", ""), "URL that also receives notices to data subjects (extensions) as signed JSON POSTs (env LETHE_NOTICE_WEBHOOK)")
+	policiesFile := fs.String("policies", envflag.Or("LETHE_POLICIES", ""), "retention policies file (YAML: per tenant, per purpose: systems and data categories, period, clock, legal basis); each runs every --sweep-interval and on demand (env LETHE_POLICIES; default: none)")
+	fs.DurationVar(&oc.SweepInterval, "sweep-interval", d.SweepInterval, "how often each retention policy runs (negative: only on demand)")
 	tenantsFile := fs.String("tenants", envflag.Or("LETHE_TENANTS", ""), "tenants file of deadline policies (time zone, roll to working days, holidays); default: every tenant in UTC, no roll (env LETHE_TENANTS)")
 	fs.StringVar(&opts.AdminTokenFile, "admin-token-file", envflag.Or("LETHE_ADMIN_TOKEN_FILE", ""),
 		"file of the first admin token: registered if it exists, else created there (0600) when no admin token works (default <data>/admin.token; env LETHE_ADMIN_TOKEN_FILE)")
@@ -400,6 +403,14 @@ func Main(ctx context.Context, fs *flag.FlagSet, args []string) int {
 			return 2
 		}
 		oc.Deadlines = t
+	}
+	if *policiesFile != "" {
+		p, err := retention.Load(*policiesFile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "orchestrator: --policies: %v\n", err)
+			return 2
+		}
+		oc.Policies = p
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {

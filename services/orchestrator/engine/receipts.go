@@ -27,6 +27,7 @@ type effects struct {
 	deadLetters []taskRef
 	deferred    []deferral
 	ended       []ending
+	sweeps      []swept
 	wake        bool // the outbox has new messages
 	forgot      bool // a request's subject identifiers were dropped
 }
@@ -66,6 +67,9 @@ func (e *Engine) report(fx *effects) {
 	}
 	for _, d := range fx.deferred {
 		e.log.Info("erasure deferred", "request_id", d.requestID, "system", d.system, "retain_until", d.until)
+	}
+	for _, s := range fx.sweeps {
+		e.reportSweep(s)
 	}
 	for _, end := range fx.ended {
 		if end.result != "" {
@@ -123,6 +127,14 @@ func (e *Engine) RecordReceipt(ctx context.Context, rc *lethev1.Receipt, raw []b
 			return err
 		}
 		if rc.GetSystem() != k.System || rc.GetRequestId() != k.RequestID || rc.GetAction() != r.Type.Action() {
+			verdict, reason = verdictRejected, "mismatch"
+			return nil
+		}
+		if run, err := SweepOf(r); err != nil {
+			return err
+		} else if run != nil && !run.Matches(k.System, rc.GetSweep()) {
+			// A receipt for another sweep than the run's (its policy,
+			// cut-off or categories) answers nothing asked.
 			verdict, reason = verdictRejected, "mismatch"
 			return nil
 		}
@@ -345,6 +357,13 @@ func (e *Engine) complete(ctx context.Context, tx store.Tx, fx *effects, r *stor
 		result = ""
 	}
 	fx.ended = append(fx.ended, ending{r.ID, r.Type, state, result})
+	if r.Type == lifecycle.Sweep {
+		s, err := sweptRun(r, tasks, state, now)
+		if err != nil {
+			return err
+		}
+		fx.sweeps = append(fx.sweeps, s)
+	}
 	if r.Type == lifecycle.Export {
 		if err := assembled(ctx, tx, r, tasks, now); err != nil {
 			return err

@@ -204,6 +204,15 @@ func (e *Engine) attempt(ctx context.Context, tx store.Tx, r *store.Request, ids
 		return err
 	}
 	t := task(r, k)
+	if r.Type == lifecycle.Sweep {
+		// About no one: a sweep carries no subject to seal.
+		sw, err := sweepTask(r, k.System)
+		if err != nil {
+			return err
+		}
+		t.Sweep = sw
+		return e.enqueue(ctx, tx, r, k, t, now)
+	}
 	// Sealed: the broker and the topic's readers see no identifier; only
 	// the system's connector opens it.
 	to, err := e.Keys().SealKeyFor(k.System, now)
@@ -222,6 +231,11 @@ func (e *Engine) attempt(ctx context.Context, tx store.Tx, r *store.Request, ids
 			return err
 		}
 	}
+	return e.enqueue(ctx, tx, r, k, t, now)
+}
+
+// enqueue signs task t of k and puts it in the outbox, logged.
+func (e *Engine) enqueue(ctx context.Context, tx store.Tx, r *store.Request, k *store.Task, t *lethev1.Task, now time.Time) error {
 	// Signed: a connector acts on no task but the orchestrator's.
 	if err := proof.SignTask(e.cfg.Signer, t); err != nil {
 		return err

@@ -28,6 +28,7 @@ import (
 	"github.com/lethe-dev/lethe/services/orchestrator/auth"
 	"github.com/lethe-dev/lethe/services/orchestrator/engine"
 	"github.com/lethe-dev/lethe/services/orchestrator/metrics"
+	"github.com/lethe-dev/lethe/services/orchestrator/retention"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 )
 
@@ -60,6 +61,8 @@ type Lifecycle interface {
 	Retry(ctx context.Context, requestID, system string, by proof.Actor) (*store.Request, error)
 	Resolve(ctx context.Context, requestID, system string, by proof.Actor, note string) (*store.Request, error)
 	Replay(ctx context.Context, q store.DeadLetterQuery, by proof.Actor) (engine.Replayed, error)
+	// StartSweep opens a retention run of a policy (engine/sweep.go).
+	StartSweep(ctx context.Context, p *retention.Policy, dryRun bool, source string, by *proof.Actor) (*store.Request, error)
 }
 
 // Reader reads what the API shows; store.Store is one.
@@ -87,6 +90,8 @@ type Options struct {
 	// Metrics serves /metrics on the API; off when they have a listener
 	// of their own.
 	Metrics bool
+	// Policies are the retention policies runs may be started of.
+	Policies *retention.Policies
 	// Console, if set, is served under /console/ (package console): it
 	// authenticates with its own sessions, by the same rules.
 	Console http.Handler
@@ -144,6 +149,8 @@ func (a *API) Handler() http.Handler {
 	handle("POST /v1/tokens", route{roles: admins, h: a.handleCreateToken})
 	handle("GET /v1/tokens", route{roles: admins, h: a.handleTokens})
 	handle("DELETE /v1/tokens/{id}", route{roles: admins, h: a.handleRevokeToken})
+	handle("GET /v1/policies", route{roles: readers, h: a.handlePolicies})
+	handle("POST /v1/sweeps", route{roles: deciders, h: a.handleSweep})
 	mux.Handle("GET /healthz", a.m.Instrument("GET /healthz", http.HandlerFunc(a.handleHealth)))
 	mux.HandleFunc("OPTIONS /", a.handlePreflight)
 	if a.opts.Console != nil {
@@ -484,7 +491,9 @@ type requestView struct {
 	// retained request, before its deferred erasures end it.
 	AnsweredAt  *time.Time `json:"answered_at,omitempty"`
 	CompletedAt *time.Time `json:"completed_at,omitempty"`
-	Tasks       []taskView `json:"tasks,omitempty"`
+	// Sweep is what a retention run (type sweep) sweeps.
+	Sweep *proof.SweepRun `json:"sweep,omitempty"`
+	Tasks []taskView      `json:"tasks,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -505,6 +514,7 @@ func viewOf(r *store.Request, tasks []*store.Task) requestView {
 	if r.Source == engine.SourceAccountDeleted {
 		v.EventID = strings.TrimPrefix(r.SourceRef, engine.AccountDeletedRef(""))
 	}
+	v.Sweep, _ = engine.SweepOf(r)
 	for _, k := range tasks {
 		tv := taskView{System: k.System, State: k.State, Outcome: k.Outcome, Attempts: k.Attempts, AnsweredAt: timePtr(k.AnsweredAt),
 			LegalBasis: k.LegalBasis, RetainUntil: timePtr(k.RetainUntil), Counts: k.Counts, Remaining: k.Remaining, Detail: k.Detail}

@@ -48,6 +48,10 @@ type Metrics struct {
 	Ended         *prometheus.CounterVec
 	Extensions    *prometheus.CounterVec
 	Notices       *prometheus.CounterVec
+	// Retention sweeps, by tenant and policy (names, never personal data).
+	SweepLast       *prometheus.GaugeVec
+	SweepPastPeriod *prometheus.GaugeVec
+	SweepFailures   *prometheus.CounterVec
 }
 
 // New registers the series on reg. The store's gauges are read from st
@@ -92,6 +96,12 @@ func New(reg prometheus.Registerer, st store.Store, systems []string, tenants *d
 			Help: "Deadlines extended by two further months (GDPR Art. 12(3)), by request type."}, []string{"type"}),
 		Notices: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_notice_deliveries_total",
 			Help: "Deliveries of notices to data subjects, by channel (bus, webhook) and result (delivered; failed; published: handed to the bus, delivered once a mailer acknowledges it)."}, []string{"channel", "result"}),
+		SweepLast: f.NewGaugeVec(prometheus.GaugeOpts{Name: "lethe_orchestrator_sweep_last_success_timestamp_seconds",
+			Help: "When the last retention run of a policy that was not a dry run ended with every system's answer."}, []string{"tenant", "policy"}),
+		SweepPastPeriod: f.NewGaugeVec(prometheus.GaugeOpts{Name: "lethe_orchestrator_sweep_records_past_period",
+			Help: "Records past their policy's period, as the last run counted them: what a dry run would delete; 0 after a run that deleted them all."}, []string{"tenant", "policy"}),
+		SweepFailures: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_sweep_failures_total",
+			Help: "Retention runs that ended failed (a system failed or never answered)."}, []string{"tenant", "policy"}),
 	}
 	start := float64(now().Unix())
 	for _, s := range systems {

@@ -289,26 +289,26 @@ func (t *sqlTx) insertOne(ctx context.Context, what, query string, args ...any) 
 
 func (t *sqlTx) InsertRequest(ctx context.Context, r *Request) error {
 	return t.insertOne(ctx, "request", `INSERT INTO requests (`+requestColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL) ON CONFLICT DO NOTHING`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL) ON CONFLICT DO NOTHING`,
 		r.ID, r.Tenant, r.Type, r.State, nullBytes(r.SealedSubject), r.SubjectHash, r.Source, nullString(r.SourceRef),
 		ms(r.ReceivedAt), ms(r.Deadline), ms(r.CreatedAt), ms(r.UpdatedAt), ms(r.CompletedAt),
 		ms(r.AnsweredAt), nullString(r.DeadlinePolicy), ms(r.OriginalDeadline), ms(r.ExtendedAt), nullString(r.ExtensionReason),
-		nullString(r.SubmittedBy), nullString(r.VerificationNote), nullString(r.DenialNote))
+		nullString(r.SubmittedBy), nullString(r.VerificationNote), nullString(r.DenialNote), nullString(r.Scope))
 }
 
 // requestColumns: sealed_subject is fifth; an older version's identifiers
 // in clear (subject_email, subject_user_id) come last, read only.
 const requestColumns = `id, tenant, type, state, sealed_subject, subject_hash, source, source_ref, received_at, deadline, created_at, updated_at, completed_at,
 	answered_at, deadline_policy, original_deadline, extended_at, extension_reason, submitted_by, verification_note, denial_note,
-	subject_email, subject_user_id`
+	scope, subject_email, subject_user_id`
 
 func scanRequest(row interface{ Scan(...any) error }) (*Request, error) {
 	var r Request
-	var email, userID, ref, policy, reason, by, vnote, dnote sql.NullString
+	var email, userID, ref, policy, reason, by, vnote, dnote, scope sql.NullString
 	var received, deadline, created, updated, completed, answered, original, extended sql.NullInt64
 	err := row.Scan(&r.ID, &r.Tenant, &r.Type, &r.State, &r.SealedSubject, &r.SubjectHash, &r.Source, &ref,
 		&received, &deadline, &created, &updated, &completed, &answered, &policy, &original, &extended, &reason, &by, &vnote, &dnote,
-		&email, &userID)
+		&scope, &email, &userID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -321,6 +321,7 @@ func scanRequest(row interface{ Scan(...any) error }) (*Request, error) {
 	r.DeadlinePolicy, r.ExtensionReason = policy.String, reason.String
 	r.OriginalDeadline, r.ExtendedAt = fromMS(original), fromMS(extended)
 	r.SubmittedBy, r.VerificationNote, r.DenialNote = by.String, vnote.String, dnote.String
+	r.Scope = scope.String
 	return &r, nil
 }
 
@@ -1226,4 +1227,32 @@ func (s *sqlStore) UseExportLink(ctx context.Context, hash []byte, now time.Time
 	}
 	l.CreatedAt, l.ExpiresAt = time.UnixMilli(created).UTC(), time.UnixMilli(expires).UTC()
 	return l, nil
+}
+
+// LastSweeps implements [Store].
+func (s *sqlStore) LastSweeps(ctx context.Context) (map[string]time.Time, error) {
+	rows, err := s.query(ctx, `SELECT tenant, scope, received_at FROM requests WHERE type = 'sweep' AND scope IS NOT NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("last sweeps: %w", err)
+	}
+	defer rows.Close()
+	last := map[string]time.Time{}
+	for rows.Next() {
+		var tenant, spec string
+		var received int64
+		if err := rows.Scan(&tenant, &spec, &received); err != nil {
+			return nil, fmt.Errorf("last sweeps: %w", err)
+		}
+		var run struct {
+			Policy string `json:"policy"`
+			DryRun bool   `json:"dry_run"`
+		}
+		if json.Unmarshal([]byte(spec), &run) != nil || run.DryRun {
+			continue
+		}
+		if at, key := time.UnixMilli(received).UTC(), tenant+"/"+run.Policy; at.After(last[key]) {
+			last[key] = at
+		}
+	}
+	return last, rows.Err()
 }

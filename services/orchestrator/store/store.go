@@ -64,6 +64,11 @@ type Request struct {
 	// and of a refusal (no personal data; the log keeps their hashes).
 	VerificationNote string
 	DenialNote       string
+	// Scope is the JSON of what the request covers beyond a person: for
+	// a retention run (type sweep) its policy, clock, cut-off, dry run,
+	// systems and categories; for a consent withdrawal or an objection
+	// its purposes, systems and categories. "" for others.
+	Scope string
 	// ClearEmail and ClearUserID are identifiers an older version stored in
 	// clear: read only, UpdateRequest clears them (the engine seals them
 	// first).
@@ -334,6 +339,9 @@ type Store interface {
 	// ExportsEndedBefore lists the export requests ended before before
 	// whose export key is still held: not collected in time.
 	ExportsEndedBefore(ctx context.Context, before time.Time) ([]string, error)
+	// LastSweeps returns when each retention policy last ran (not a dry
+	// run), by "tenant/policy".
+	LastSweeps(ctx context.Context) (map[string]time.Time, error)
 	// InsertExportLink stores a download link (by the SHA-256 of its
 	// secret); ErrDuplicate for a known hash.
 	InsertExportLink(ctx context.Context, l *ExportLink) error

@@ -305,6 +305,54 @@ type Task struct {
 	Detail        string         `json:"detail"`
 }
 
+// Policy is a retention policy (GET /v1/policies).
+type Policy struct {
+	Name       string              `json:"name"`
+	Tenant     string              `json:"tenant"`
+	Purpose    string              `json:"purpose"`
+	Data       string              `json:"data"`
+	LegalBasis string              `json:"legal_basis"`
+	Consent    bool                `json:"consent"`
+	Period     string              `json:"period"`
+	Clock      string              `json:"clock"`
+	Systems    map[string][]string `json:"systems"`
+}
+
+// Policies lists the retention policies of the token's tenants.
+func (c *Client) Policies(ctx context.Context) ([]Policy, []byte, error) {
+	var out struct {
+		Policies []Policy `json:"policies"`
+	}
+	raw, err := c.t.call(ctx, http.MethodGet, "/v1/policies", nil, &out)
+	return out.Policies, raw, err
+}
+
+// NewSweep asks for retention runs: one policy of a tenant, or all.
+type NewSweep struct {
+	Tenant string `json:"tenant"`
+	Policy string `json:"policy,omitempty"`
+	All    bool   `json:"all,omitempty"`
+	DryRun bool   `json:"dry_run,omitempty"`
+}
+
+// Run is a retention run started.
+type Run struct {
+	ID     string `json:"id"`
+	Tenant string `json:"tenant"`
+	Policy string `json:"policy"`
+	DryRun bool   `json:"dry_run"`
+}
+
+// Sweep starts retention runs; each is then a request of type sweep
+// (Get, Certificate).
+func (c *Client) Sweep(ctx context.Context, s NewSweep) ([]Run, error) {
+	var out struct {
+		Runs []Run `json:"runs"`
+	}
+	_, err := c.t.call(ctx, http.MethodPost, "/v1/sweeps", s, &out)
+	return out.Runs, err
+}
+
 // Summary is one row of a request listing.
 type Summary struct {
 	ID         string          `json:"id"`

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+func TestSweep(t *testing.T) {
+	t.Parallel()
+	srv := newFakeOrchestrator(t)
+	deadline := time.Date(2027, 1, 1, 23, 59, 59, 0, time.UTC)
+	counted := task("emailanalytics", "answered", "erased", 1, `"counts":{"cookie_consents":40}`)
+	srv.snapshots["run_site_cookies"] = []string{
+		snapshot("run_site_cookies", "sweep", "open", deadline, "", task("emailanalytics", "published", "", 1, "")),
+		snapshot("run_site_cookies", "sweep", "fulfilled", deadline, "2026-12-01T06:00:00Z", counted),
+	}
+	srv.snapshots["run_site_cookies_dry"] = []string{snapshot("run_site_cookies_dry", "sweep", "fulfilled", deadline, "2026-12-01T06:00:00Z", counted)}
+	tests := []struct {
+		name string
+		args []string
+		want wantOutput
+	}{
+		{"list", []string{"sweep", "list"}, wantOutput{stdout: []string{"TENANT", "demo", "site_cookies", "6m", "record", "yes", "emailanalytics:cookies", "Website analytics"}}},
+		{"run", []string{"sweep", "run", "site_cookies"}, wantOutput{stdout: []string{"policy=site_cookies system=emailanalytics run=run_site_cookies deleted=40"},
+			stderr: []string{"[1/1] site_cookies: run run_site_cookies started"}}},
+		{"dry run", []string{"sweep", "run", "--all", "--dry-run"}, wantOutput{stdout: []string{"policy=site_cookies system=emailanalytics run=run_site_cookies_dry would_delete=40"}}},
+		{"unknown policy", []string{"sweep", "run", "birthdays"}, wantOutput{code: exitError, stderr: []string{"no such retention policy"}}},
+		{"neither", []string{"sweep", "run"}, wantOutput{code: exitUsage, stderr: []string{"name one POLICY, or give --all"}}},
+		{"both", []string{"sweep", "run", "site_cookies", "--all"}, wantOutput{code: exitUsage, stderr: []string{"name one POLICY, or give --all"}}},
+		{"no subcommand", []string{"sweep"}, wantOutput{code: exitUsage, stderr: []string{"missing subcommand"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := tt.args
+			if len(args) > 1 {
+				args = append([]string{args[0], args[1], "--api", srv.URL}, args[2:]...)
+			}
+			code, stdout, stderr := runCLI(t, args...)
+			tt.want.check(t, code, stdout, stderr)
+		})
+	}
+}

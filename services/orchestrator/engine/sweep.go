@@ -1,0 +1,137 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/lethe-dev/lethe/pkg/events"
+	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
+	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/services/orchestrator/retention"
+	"github.com/lethe-dev/lethe/services/orchestrator/store"
+)
+
+// SourceSchedule and SourceOnDemand are where a retention run came from.
+const (
+	SourceSchedule = "schedule"
+	SourceOnDemand = "api"
+)
+
+// StartSweep opens a retention run of policy p at now: a request of type
+// sweep, open at once (it is about no one, so there is no identity to
+// check), with a signed sweep task per system the policy names, carrying
+// the policy, its clock, its cut-off and the system's data categories. Its
+// receipts, log entries and certificate are a request's.
+func (e *Engine) StartSweep(ctx context.Context, p *retention.Policy, dryRun bool, source string, by *proof.Actor) (*store.Request, error) {
+	now := e.Now()
+	_, pol, specJSON, err := e.policyFor(p.Tenant, now)
+	if err != nil {
+		return nil, fmt.Errorf("sweep: %w", err)
+	}
+	run := proof.SweepRun{Policy: p.Name, Clock: p.Clock, Cutoff: p.Cutoff(now).UTC(), DryRun: dryRun, Systems: p.Systems}
+	spec, err := json.Marshal(run)
+	if err != nil {
+		return nil, err
+	}
+	r := &store.Request{
+		ID: "run_" + strings.TrimPrefix(newID(now), "req_"), Tenant: p.Tenant, Type: lifecycle.Sweep, State: lifecycle.PendingVerification,
+		Source: source, ReceivedAt: now, Deadline: pol.Deadline(now), DeadlinePolicy: specJSON, CreatedAt: now, UpdatedAt: now,
+		Scope: string(spec),
+	}
+	if by != nil {
+		r.SubmittedBy = by.ID
+	}
+	err = e.cfg.Store.Tx(ctx, func(tx store.Tx) error {
+		if err := tx.InsertRequest(ctx, r); err != nil {
+			return err
+		}
+		received, dl := r.ReceivedAt, r.Deadline
+		if err := record(ctx, tx, proof.Entry{RequestID: r.ID, Event: proof.EventCreated, At: now, Tenant: r.Tenant, Type: r.Type,
+			ReceivedAt: &received, Deadline: &dl, Detail: "source=" + source, Actor: by, Sweep: &run}); err != nil {
+			return err
+		}
+		for _, sys := range p.SystemNames() {
+			if err := tx.InsertTask(ctx, &store.Task{ID: events.TaskID(r.ID, sys), RequestID: r.ID, System: sys, State: lifecycle.TaskPending}); err != nil {
+				return err
+			}
+		}
+		return e.open(ctx, tx, r, identity{}, Decision{Method: "other", Note: "a retention run"}, false, now)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sweep: %w", err)
+	}
+	e.m.Created.WithLabelValues(string(r.Type), r.Source).Inc()
+	e.log.Info("retention run started", "run_id", r.ID, "tenant", r.Tenant, "policy", p.Name, "dry_run", dryRun, "cutoff", run.Cutoff)
+	e.cfg.Relay.Wake()
+	return r, nil
+}
+
+// SweepOf reads what a retention run sweeps; nil for another request.
+func SweepOf(r *store.Request) (*proof.SweepRun, error) {
+	if r.Type != lifecycle.Sweep {
+		return nil, nil
+	}
+	var run proof.SweepRun
+	if err := json.Unmarshal([]byte(r.Scope), &run); err != nil {
+		return nil, fmt.Errorf("run %s: sweep: %w", r.ID, err)
+	}
+	return &run, nil
+}
+
+// sweepTask is the sweep a run's task carries to system.
+func sweepTask(r *store.Request, system string) (*lethev1.Sweep, error) {
+	run, err := SweepOf(r)
+	if err != nil {
+		return nil, err
+	}
+	cats, ok := run.Systems[system]
+	if !ok {
+		return nil, errors.New("run " + r.ID + " does not sweep " + system)
+	}
+	return &lethev1.Sweep{Policy: run.Policy, Categories: cats, Clock: run.Clock, Cutoff: timestamppb.New(run.Cutoff), DryRun: run.DryRun}, nil
+}
+
+// swept is a retention run that ended, for its metrics.
+type swept struct {
+	tenant, policy string
+	state          lifecycle.State
+	dryRun         bool
+	records        int64 // deleted, or that a dry run would delete
+	when           time.Time
+}
+
+// sweptRun reads how a run ended from its tasks.
+func sweptRun(r *store.Request, tasks []*store.Task, state lifecycle.State, now time.Time) (swept, error) {
+	run, err := SweepOf(r)
+	if err != nil {
+		return swept{}, err
+	}
+	s := swept{tenant: r.Tenant, policy: run.Policy, state: state, dryRun: run.DryRun, when: now}
+	for _, k := range tasks {
+		for _, n := range k.Counts {
+			s.records += n
+		}
+	}
+	return s, nil
+}
+
+// reportSweep updates the sweep series from a run that ended.
+func (e *Engine) reportSweep(s swept) {
+	switch {
+	case s.state == lifecycle.Failed:
+		e.m.SweepFailures.WithLabelValues(s.tenant, s.policy).Inc()
+	case s.dryRun:
+		e.m.SweepPastPeriod.WithLabelValues(s.tenant, s.policy).Set(float64(s.records))
+	default:
+		e.m.SweepPastPeriod.WithLabelValues(s.tenant, s.policy).Set(0)
+		e.m.SweepLast.WithLabelValues(s.tenant, s.policy).Set(float64(s.when.Unix()))
+	}
+	e.log.Info("retention run ended", "tenant", s.tenant, "policy", s.policy, "state", s.state, "dry_run", s.dryRun, "records", s.records)
+}
