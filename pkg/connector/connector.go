@@ -34,6 +34,18 @@ type Task struct {
 	Subject   Subject
 	Deadline  time.Time
 	Attempt   int
+	// Categories, when set, limit an erasure to those data categories (a
+	// consent withdrawal, an objection): only they go, and the system
+	// suppresses the person for them. Only a [CategoryEraser] gets such a
+	// task.
+	Categories []string
+}
+
+// CategoryEraser is implemented by a System whose Erase honours
+// Task.Categories. The SDK answers "failed" to a limited erasure for any
+// other system, rather than let it erase everything.
+type CategoryEraser interface {
+	ErasesByCategory()
 }
 
 // Outcome is a system's answer to a task: the outcome of package lifecycle,

@@ -284,16 +284,20 @@ func retentionOver(r *lethev1.Receipt, now time.Time) bool {
 // do runs the task, retrying retryable failures with exponential backoff.
 func (w *worker) do(ctx context.Context, t *lethev1.Task, log *slog.Logger) (Result, error) {
 	task := Task{
-		RequestID: t.GetRequestId(),
-		TaskID:    t.GetTaskId(),
-		Tenant:    t.GetTenant(),
-		Subject:   Subject{Email: t.GetSubject().GetEmail(), UserID: t.GetSubject().GetUserId()},
-		Deadline:  t.GetDeadline().AsTime(),
-		Attempt:   int(t.GetAttempt()),
+		RequestID:  t.GetRequestId(),
+		TaskID:     t.GetTaskId(),
+		Tenant:     t.GetTenant(),
+		Subject:    Subject{Email: t.GetSubject().GetEmail(), UserID: t.GetSubject().GetUserId()},
+		Deadline:   t.GetDeadline().AsTime(),
+		Attempt:    int(t.GetAttempt()),
+		Categories: t.GetCategories(),
 	}
 	op := w.sys.Erase
 	switch t.GetAction() {
 	case lethev1.Action_ACTION_ERASE:
+		if _, ok := w.sys.(CategoryEraser); len(task.Categories) > 0 && !ok {
+			return Result{}, errors.New("this system cannot erase by data category: a purpose should not name it")
+		}
 	case lethev1.Action_ACTION_EXPORT:
 		op = w.sys.Export
 	case lethev1.Action_ACTION_SWEEP:
@@ -334,6 +338,7 @@ func (w *worker) receipt(t *lethev1.Task, res Result, err error) *lethev1.Receip
 		Attempt:       t.GetAttempt(),
 		ConnectorTime: timestamppb.New(w.cfg.Now()),
 		Sweep:         t.GetSweep(),
+		Categories:    t.GetCategories(),
 	}
 	if err != nil {
 		r.Outcome = lifecycle.OutcomeFailed.Proto()

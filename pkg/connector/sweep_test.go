@@ -112,3 +112,22 @@ func TestSweepUnsupported(t *testing.T) {
 		t.Fatalf("receipt: %v", r)
 	}
 }
+
+// An erasure limited to categories reaches only a system that can erase
+// by category; any other answers "failed", for good, having erased nothing.
+func TestLimitedErasureNeedsACategoryEraser(t *testing.T) {
+	sys := &scripted{results: []func() (connector.Result, error){erased}}
+	rg := run(t, sys)
+	task := &lethev1.Task{RequestId: "req_9", TaskId: "req_9.sys", System: "sys", Action: lethev1.Action_ACTION_ERASE,
+		Tenant: "demo", Subject: &lethev1.Subject{Email: "person-0001@example.com"}, Deadline: timestamppb.Now(), Attempt: 1,
+		Categories: []string{"prospecting"}}
+	signTask(t, task)
+	msg, _ := events.TaskMessage(task, "test", time.Now())
+	if err := rg.bus.Publish(context.Background(), events.TaskTopic("sys"), msg); err != nil {
+		t.Fatal(err)
+	}
+	r := receive(t, rg.receipts)
+	if r.GetOutcome() != lethev1.Outcome_OUTCOME_FAILED || r.GetRetryable() || sys.count() != 0 {
+		t.Fatalf("receipt %v after %d erasures, want failed for good and none", r, sys.count())
+	}
+}

@@ -606,3 +606,39 @@ tables:
 		t.Fatal("another person's email is gone too")
 	}
 }
+
+// An erasure limited to categories (a consent withdrawal) erases those
+// tables only, by data category or category.
+func TestEraseCategories(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		categories []string
+		want       map[string]int64
+	}{
+		{"data category", []string{"billing"}, map[string]int64{"invoices": 2}}, // retained by law: kept, columns erased
+		{"category", []string{"login_history"}, map[string]int64{"login_history": 4}},
+		{"none held", []string{"navigation"}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			db := sqliteDB(t)
+			e := dataset.New(db, loadMap(t, dataset.SQLite), hashKey)
+			task := task(ann, "demo")
+			task.Categories = tt.categories
+			res, err := e.Erase(context.Background(), task)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(res.Counts) != fmt.Sprint(tt.want) && !(tt.want == nil && res.Outcome == connector.NotFound) {
+				t.Fatalf("erased %v (%s), want %v", res.Counts, res.Outcome, tt.want)
+			}
+			left := int64(9)
+			if tt.name == "category" {
+				left -= tt.want["login_history"]
+			}
+			if n := count(t, e, ann, "demo"); int64(n) != left {
+				t.Errorf("%d of Ann's 9 rows left, want %d", n, left)
+			}
+		})
+	}
+	var _ connector.CategoryEraser = (*dataset.Engine)(nil)
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -227,6 +228,11 @@ func (e *Engine) resolve(ctx context.Context, r runner, s subject) (keys, error)
 // Count returns how many rows of the subject the map finds in tenant: the
 // fresh look behind a [connector.Result]'s Remaining.
 func (e *Engine) Count(ctx context.Context, subj connector.Subject, tenant string) (int64, error) {
+	return e.count(ctx, subj, tenant, nil)
+}
+
+// count is Count over the tables of categories (every table for none).
+func (e *Engine) count(ctx context.Context, subj connector.Subject, tenant string, categories []string) (int64, error) {
 	if err := e.config(); err != nil {
 		return 0, err
 	}
@@ -242,7 +248,7 @@ func (e *Engine) Count(ctx context.Context, subj connector.Subject, tenant strin
 	for i := range e.m.Tables {
 		t := &e.m.Tables[i]
 		q := newQuery(e.dialect).w("SELECT COUNT(*) FROM ", quote(t.Name), " WHERE ")
-		if !e.where(q, t, s, k) {
+		if !t.in(categories) || !e.where(q, t, s, k) {
 			continue
 		}
 		var c int64
@@ -254,9 +260,20 @@ func (e *Engine) Count(ctx context.Context, subj connector.Subject, tenant strin
 	return n, nil
 }
 
+// ErasesByCategory marks the engine a connector.CategoryEraser: Erase
+// honours Task.Categories.
+func (e *Engine) ErasesByCategory() {}
+
+// in reports whether the table is in an erasure limited to categories
+// (every table when none are given).
+func (t *Table) in(categories []string) bool {
+	return len(categories) == 0 || slices.Contains(categories, t.DataCategory) || slices.Contains(categories, t.Category)
+}
+
 // Erase erases the subject of t in one transaction, table by table in
 // reverse map order (rows that join to others go first, so foreign keys
-// hold), after resolving the keys that joined tables are found by.
+// hold), after resolving the keys that joined tables are found by. A task
+// with categories erases the tables of those (data) categories only.
 //
 // Retained rows whose period is over (the latest from-date plus the period
 // is past) are deleted: that is the deferred erasure the retention
@@ -282,6 +299,9 @@ func (e *Engine) Erase(ctx context.Context, task connector.Task) (connector.Resu
 	var bases []string
 	for i := len(e.m.Tables) - 1; i >= 0; i-- {
 		t := &e.m.Tables[i]
+		if !t.in(task.Categories) {
+			continue // a limited erasure (consent withdrawal, objection)
+		}
 		n, until, err := e.eraseTable(ctx, tx, t, s, k)
 		if err != nil {
 			return connector.Result{}, err
@@ -320,7 +340,7 @@ func (e *Engine) Erase(ctx context.Context, task connector.Task) (connector.Resu
 		res.Outcome = connector.Retained
 		res.LegalBasis = strings.Join(bases, "; ")
 	}
-	if res.Remaining, err = e.Count(ctx, task.Subject, task.Tenant); err != nil {
+	if res.Remaining, err = e.count(ctx, task.Subject, task.Tenant, task.Categories); err != nil {
 		return connector.Result{}, err
 	}
 	return res, nil

@@ -23,6 +23,11 @@ type Type string
 const (
 	Erasure Type = "erasure" // GDPR Art. 17
 	Export  Type = "export"  // GDPR Art. 15 and 20
+	// ConsentWithdrawal (Art. 7(3)) and Objection (Art. 21) name purposes:
+	// the data of those purposes only is erased, and the person
+	// suppressed for them; the rest (the account) stays.
+	ConsentWithdrawal Type = "consent_withdrawal"
+	Objection         Type = "objection"
 	// Sweep is a retention run: a policy's data past its period deleted
 	// in every system it names (Art. 5(1)(e)), whoever it is about. The
 	// orchestrator starts it; it is not a person's request.
@@ -31,7 +36,11 @@ const (
 
 // Types are the types of requests people file, in the order they are
 // shown (a Sweep is not one).
-func Types() []Type { return []Type{Erasure, Export} }
+func Types() []Type { return []Type{Erasure, Export, ConsentWithdrawal, Objection} }
+
+// ByPurpose reports whether requests of t name purposes and erase only
+// their data.
+func (t Type) ByPurpose() bool { return t == ConsentWithdrawal || t == Objection }
 
 // Action is the task action a request of this type sends each system.
 func (t Type) Action() lethev1.Action {

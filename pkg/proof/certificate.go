@@ -66,10 +66,14 @@ type Certificate struct {
 	// Sweep is, for a retention run (type sweep), what it swept: the
 	// policy, its clock and cut-off, whether it was a dry run, and each
 	// system's data categories, as the log's created entry recorded them.
-	Sweep     *SweepRun `json:"sweep,omitempty"`
-	Log       LogProof  `json:"log"`
-	KeyID     string    `json:"key_id"`
-	Signature []byte    `json:"signature"`
+	Sweep *SweepRun `json:"sweep,omitempty"`
+	// Purposes is, for a consent withdrawal or an objection, the
+	// purposes it covers and each system's data categories, as the log's
+	// created entry recorded them: the only data erased.
+	Purposes  *PurposeScope `json:"purposes,omitempty"`
+	Log       LogProof      `json:"log"`
+	KeyID     string        `json:"key_id"`
+	Signature []byte        `json:"signature"`
 }
 
 // Decision is a person's decision on a request: the identity check
@@ -384,6 +388,11 @@ func checkRequest(c *Certificate, created *Entry) error {
 	b, _ := json.Marshal(c.Sweep)
 	if !bytes.Equal(a, b) || (c.Type == lifecycle.Sweep) != (c.Sweep != nil) {
 		return errors.New("the certificate's sweep (policy, cut-off, categories) is not the one the log recorded")
+	}
+	a, _ = json.Marshal(created.Purposes)
+	b, _ = json.Marshal(c.Purposes)
+	if !bytes.Equal(a, b) || c.Type.ByPurpose() != (c.Purposes != nil) {
+		return errors.New("the certificate's purposes are not the ones the log recorded")
 	}
 	return nil
 }
@@ -705,6 +714,12 @@ func checkSystem(ks KeySet, c *Certificate, s SystemResult, logged Entry) error 
 	}
 	if c.Sweep != nil && !c.Sweep.Matches(s.System, r.GetSweep()) {
 		return fmt.Errorf("%s: the receipt answers another sweep than the run's", s.System)
+	}
+	if c.Purposes != nil && !c.Purposes.Matches(s.System, r.GetCategories()) {
+		return fmt.Errorf("%s: the receipt erased other data categories than the purposes'", s.System)
+	}
+	if c.Purposes == nil && len(r.GetCategories()) > 0 {
+		return fmt.Errorf("%s: the receipt answers an erasure limited to categories, not this request", s.System)
 	}
 	summary, err := SystemResultOf(s.Receipt)
 	if err != nil {

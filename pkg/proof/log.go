@@ -137,6 +137,24 @@ type Entry struct {
 	ManifestSHA256 string `json:"manifest_sha256,omitempty"`
 	// Sweep is what a retention run sweeps (created, of type sweep).
 	Sweep *SweepRun `json:"sweep,omitempty"`
+	// Purposes is what a consent withdrawal or an objection covers
+	// (created).
+	Purposes *PurposeScope `json:"purposes,omitempty"`
+}
+
+// PurposeScope is what a consent withdrawal (Art. 7(3)) or an objection
+// (Art. 21) covers: the purposes the person withdrew from or objected to,
+// and the data categories of those purposes in each system, the only
+// data erased.
+type PurposeScope struct {
+	Purposes []string            `json:"purposes"`
+	Systems  map[string][]string `json:"systems"`
+}
+
+// Matches reports whether a receipt's echoed categories are the scope's
+// for the system that signed it.
+func (s *PurposeScope) Matches(system string, categories []string) bool {
+	return slices.Equal(categories, s.Systems[system])
 }
 
 // SweepRun is what a retention run (a request of type sweep) sweeps: the

@@ -64,6 +64,14 @@ CREATE TABLE IF NOT EXISTS interests (
 	preference TEXT NOT NULL,
 	last_contact_at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS interests_email ON interests (tenant, email);
+-- A person suppressed for some data categories only (a consent withdrawal,
+-- an objection): their keyed hash, per category.
+CREATE TABLE IF NOT EXISTS category_suppressions (
+	tenant TEXT NOT NULL,
+	email_hash TEXT NOT NULL,
+	category TEXT NOT NULL,
+	suppressed_at TEXT NOT NULL,
+	PRIMARY KEY (tenant, email_hash, category));
 CREATE TABLE IF NOT EXISTS suppressions (
 	tenant TEXT NOT NULL,
 	email_hash TEXT NOT NULL,
@@ -108,14 +116,87 @@ func (s *System) Close() error { return s.db.Close() }
 // address goes on the list first so that no import slips in between; the
 // list holds its keyed hash only. An address with no events is suppressed
 // too: the person asked not to be processed, whether or not we held data.
+//
+// An erasure limited to data categories (a consent withdrawal, an
+// objection) suppresses the address for those categories only: an import
+// or enrichment of another category still goes through.
 func (s *System) Erase(ctx context.Context, t connector.Task) (connector.Result, error) {
 	if email := pseudonym.Normalize(t.Subject.Email); email != "" {
-		if _, err := s.db.ExecContext(ctx, `INSERT INTO suppressions (tenant, email_hash, suppressed_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
-			t.Tenant, pseudonym.Hash(s.key, email), s.now().UTC().Format(time.RFC3339)); err != nil {
+		hash, at := pseudonym.Hash(s.key, email), s.now().UTC().Format(time.RFC3339)
+		var err error
+		if len(t.Categories) == 0 {
+			_, err = s.db.ExecContext(ctx, `INSERT INTO suppressions (tenant, email_hash, suppressed_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+				t.Tenant, hash, at)
+		}
+		for _, c := range t.Categories {
+			if err == nil {
+				_, err = s.db.ExecContext(ctx, `INSERT INTO category_suppressions (tenant, email_hash, category, suppressed_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+					t.Tenant, hash, c, at)
+			}
+		}
+		if err != nil {
 			return connector.Result{}, connector.Retryable(fmt.Errorf("emailanalytics: suppress address: %w", err))
 		}
 	}
 	return s.Engine.Erase(ctx, t)
+}
+
+// Suppressed reports whether the address of tenant may not be processed
+// for data of category (the dataset map's data_category: engagement,
+// prospecting, ...): erased in full, or withdrawn from that category. A
+// host app's import and enrichment paths ask it first.
+func (s *System) Suppressed(ctx context.Context, tenant, email, category string) (bool, error) {
+	return suppressed(ctx, s.db, s.key, tenant, email, category)
+}
+
+func suppressed(ctx context.Context, q interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}, key []byte, tenant, email, category string) (bool, error) {
+	hash := pseudonym.Hash(key, pseudonym.Normalize(email))
+	var yes bool
+	err := q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM suppressions WHERE tenant = ? AND email_hash = ?)
+		OR EXISTS (SELECT 1 FROM category_suppressions WHERE tenant = ? AND email_hash = ? AND category = ?)`,
+		tenant, hash, tenant, hash, category).Scan(&yes)
+	if err != nil {
+		return false, fmt.Errorf("emailanalytics: check suppression list: %w", err)
+	}
+	return yes, nil
+}
+
+// Interest is a topic a person showed interest in, as a prospecting
+// tool reports it.
+type Interest struct {
+	Topic, Preference string
+	At                time.Time
+}
+
+// Enrich stores an interest of address email in tenant (prospecting),
+// unless the address is suppressed for prospecting: then it stores
+// nothing and returns false.
+func (s *System) Enrich(ctx context.Context, tenant, email string, in Interest) (stored bool, err error) {
+	email = pseudonym.Normalize(email)
+	if tenant == "" || !strings.Contains(email, "@") || in.Topic == "" || in.At.IsZero() {
+		return false, fmt.Errorf("%w: tenant, email address, topic and time are required", ErrBadEvent)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("emailanalytics: enrich: %w", err)
+	}
+	defer tx.Rollback()
+	if no, err := suppressed(ctx, tx, s.key, tenant, email, "prospecting"); err != nil || no {
+		return false, err
+	}
+	at := in.At.UTC().Format(time.RFC3339)
+	id := pseudonym.Hash(s.key, strings.Join([]string{tenant, email, in.Topic}, "\x00"))[:32]
+	if _, err := tx.ExecContext(ctx, `INSERT INTO interests (id, tenant, email, topic, preference, last_contact_at) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET preference = excluded.preference, last_contact_at = excluded.last_contact_at`,
+		id, tenant, email, in.Topic, in.Preference, at); err != nil {
+		return false, fmt.Errorf("emailanalytics: enrich: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("emailanalytics: enrich: %w", err)
+	}
+	return true, nil
 }
 
 // Event is one open or click of a campaign email, as the mailing tool
@@ -149,13 +230,8 @@ func (s *System) Import(ctx context.Context, tenant, email string, ev Event) (im
 		return false, fmt.Errorf("emailanalytics: import: %w", err)
 	}
 	defer tx.Rollback()
-	var suppressed bool
-	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM suppressions WHERE tenant = ? AND email_hash = ?)`,
-		tenant, pseudonym.Hash(s.key, email)).Scan(&suppressed); err != nil {
-		return false, fmt.Errorf("emailanalytics: check suppression list: %w", err)
-	}
-	if suppressed {
-		return false, nil
+	if no, err := suppressed(ctx, tx, s.key, tenant, email, "engagement"); err != nil || no {
+		return false, err
 	}
 	at := ev.At.UTC().Format(time.RFC3339Nano)
 	// The id is derived from the event, so importing the same report twice

@@ -12,7 +12,7 @@ import (
 
 var submitCommand = command{
 	name:    "submit",
-	args:    "--type " + joined(lifecycle.Types(), "|") + " --email EMAIL [--user-id ID] [--tenant demo] [--received-at RFC3339] [--verified] [--json]",
+	args:    "--type " + joined(lifecycle.Types(), "|") + " --email EMAIL [--user-id ID] [--purposes P1,P2] [--tenant demo] [--received-at RFC3339] [--verified] [--json]",
 	summary: "file a data-subject request; prints its id, then its state and deadline",
 	run:     runSubmit,
 }
@@ -28,6 +28,7 @@ func runSubmit(ctx context.Context, a *app, c command, args []string) int {
 		userID  = fs.String("user-id", "", "the subject's user id in the tenant's systems")
 		recvAt  = fs.String("received-at", "", "when the request was received, RFC 3339 (default: now); the deadline counts from it")
 		checked = fs.Bool("verified", false, "the subject's identity is already checked: open the request at once")
+		purp    = fs.String("purposes", "", "for a consent_withdrawal or an objection: the purposes it covers, comma-separated (lethectl sweep list names them)")
 	)
 	fs.BoolVar(&asJSON, "json", false, "print the server's reply as JSON")
 	if _, code, ok := a.parse(c, fs, args, 0, 0); !ok {
@@ -57,6 +58,14 @@ func runSubmit(ctx context.Context, a *app, c command, args []string) int {
 	}
 	req.ReceivedAt = *recvAt
 	req.Verified = *checked
+	for _, p := range strings.Split(*purp, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			req.Purposes = append(req.Purposes, p)
+		}
+	}
+	if req.Type.ByPurpose() != (len(req.Purposes) > 0) {
+		return a.usageError(c, fs, "--purposes go with --type consent_withdrawal or objection, and only with them")
+	}
 
 	acc, raw, err := a.client().Submit(ctx, req)
 	if err != nil {

@@ -242,7 +242,7 @@ func New(cfg Config) (*Orchestrator, error) {
 	o.engine = engine.New(engine.Config{
 		Store: cfg.Store, Systems: cfg.Systems, MaxAttempts: cfg.MaxAttempts, RetryInitial: cfg.RetryInitial, RetryMax: cfg.RetryMax,
 		Objective: cfg.Objective, Deadlines: cfg.Deadlines, NoticeChannels: channels, HashKey: cfg.HashKey,
-		Signer: cfg.Signer, SealKey: cfg.SealKey, Blobs: cfg.Blobs, ExportExpiry: cfg.ExportExpiry, Keys: cfg.Keys, Relay: o.relayUp, Notifier: o.noticeUp, Forgot: o.forgot, Metrics: o.m, Logger: cfg.Logger, Now: cfg.Now,
+		Signer: cfg.Signer, SealKey: cfg.SealKey, Blobs: cfg.Blobs, Policies: cfg.Policies, ExportExpiry: cfg.ExportExpiry, Keys: cfg.Keys, Relay: o.relayUp, Notifier: o.noticeUp, Forgot: o.forgot, Metrics: o.m, Logger: cfg.Logger, Now: cfg.Now,
 	})
 	tokens := &auth.Tokens{Store: cfg.Store, Now: cfg.Now}
 	chain := auth.Chain{Tokens: tokens}

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/mail"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/services/orchestrator/metrics"
 	"github.com/lethe-dev/lethe/services/orchestrator/outbox"
+	"github.com/lethe-dev/lethe/services/orchestrator/retention"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 )
 
@@ -76,6 +78,9 @@ type Config struct {
 	// Signer signs tree heads and certificates; Keys checks receipts.
 	Signer *proof.Signer
 	Keys   KeySource
+	// Policies are the tenants' retention policies: the purposes a
+	// consent withdrawal or an objection names.
+	Policies *retention.Policies
 	// SealKey is the orchestrator's own sealing key: it seals the
 	// identifiers the store keeps and opens the export keys connectors
 	// sealed to the orchestrator. Blobs holds the exports, encrypted;
@@ -134,6 +139,9 @@ type NewRequest struct {
 	// By is who submitted it through the API (nil for an event); the log
 	// names them, and an intake token reads only what it submitted.
 	By *proof.Actor
+	// Purposes are, for a consent withdrawal or an objection, the purposes
+	// (the tenant's retention policies) it covers.
+	Purposes []string
 }
 
 var (
@@ -151,8 +159,12 @@ func ValidTenant(s string) bool { return tenantFormat.MatchString(s) }
 // repeat the subject's identifiers: an error message may end up in a log.
 func Validate(nr NewRequest) error {
 	switch {
-	case nr.Type != lifecycle.Erasure && nr.Type != lifecycle.Export:
-		return fmt.Errorf("type must be %q or %q", lifecycle.Erasure, lifecycle.Export)
+	case !slices.Contains(lifecycle.Types(), nr.Type):
+		return fmt.Errorf("type must be one of %q", lifecycle.Types())
+	case nr.Type.ByPurpose() && len(nr.Purposes) == 0:
+		return fmt.Errorf("a %s names the purposes it covers (purposes: GET /v1/policies lists them)", nr.Type)
+	case !nr.Type.ByPurpose() && len(nr.Purposes) > 0:
+		return fmt.Errorf("purposes are for a %s or an %s only", lifecycle.ConsentWithdrawal, lifecycle.Objection)
 	case nr.Tenant == "":
 		return errors.New("tenant is required")
 	case !ValidTenant(nr.Tenant):

@@ -138,6 +138,14 @@ func (e *Engine) RecordReceipt(ctx context.Context, rc *lethev1.Receipt, raw []b
 			verdict, reason = verdictRejected, "mismatch"
 			return nil
 		}
+		if scope, err := PurposesOf(r); err != nil {
+			return err
+		} else if (scope == nil && len(rc.GetCategories()) > 0) || (scope != nil && !scope.Matches(k.System, rc.GetCategories())) {
+			// An erasure of other categories than the purposes' (more, or
+			// everything) is not what was asked.
+			verdict, reason = verdictRejected, "mismatch"
+			return nil
+		}
 		failed, retryable, detail := outcome == lifecycle.OutcomeFailed, rc.GetRetryable(), rc.GetDetail()
 		if outcome == lifecycle.Retained && rc.GetRetainUntil() != nil && !rc.GetRetainUntil().AsTime().After(now) {
 			// Data kept past its own retention date is no lawful answer (a

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -55,6 +56,12 @@ func (e *Engine) Submit(ctx context.Context, nr NewRequest) (r *store.Request, c
 	if nr.Verified {
 		ids.sealed = e.sealForSystems(ids.subject, now)
 	}
+	var scope *proof.PurposeScope
+	if nr.Type.ByPurpose() {
+		if scope, err = e.purposeScope(nr); err != nil {
+			return nil, false, err
+		}
+	}
 	fresh := store.Request{
 		ID:             newID(now),
 		Tenant:         nr.Tenant,
@@ -72,6 +79,13 @@ func (e *Engine) Submit(ctx context.Context, nr NewRequest) (r *store.Request, c
 	}
 	if nr.By != nil {
 		fresh.SubmittedBy = nr.By.ID
+	}
+	if scope != nil {
+		b, err := json.Marshal(scope)
+		if err != nil {
+			return nil, false, err
+		}
+		fresh.Scope = string(b)
 	}
 	submit := func(tx store.Tx) error {
 		f := fresh // a retried transaction starts from the request as it came
@@ -92,10 +106,11 @@ func (e *Engine) Submit(ctx context.Context, nr NewRequest) (r *store.Request, c
 		}
 		received, dl := r.ReceivedAt, r.Deadline
 		if err := record(ctx, tx, proof.Entry{RequestID: r.ID, Event: proof.EventCreated, At: now, Tenant: r.Tenant, Type: r.Type,
-			SubjectHash: r.SubjectHash, ReceivedAt: &received, Deadline: &dl, DeadlinePolicy: logSpec, Detail: "source=" + r.Source, Actor: nr.By}); err != nil {
+			SubjectHash: r.SubjectHash, ReceivedAt: &received, Deadline: &dl, DeadlinePolicy: logSpec, Detail: "source=" + r.Source, Actor: nr.By,
+			Purposes: scope}); err != nil {
 			return err
 		}
-		for _, sys := range e.cfg.Systems {
+		for _, sys := range scopeSystems(e.cfg.Systems, scope) {
 			if err := tx.InsertTask(ctx, &store.Task{ID: events.TaskID(r.ID, sys), RequestID: r.ID, System: sys, State: lifecycle.TaskPending}); err != nil {
 				return err
 			}
@@ -204,6 +219,11 @@ func (e *Engine) attempt(ctx context.Context, tx store.Tx, r *store.Request, ids
 		return err
 	}
 	t := task(r, k)
+	if scope, err := PurposesOf(r); err != nil {
+		return err
+	} else if scope != nil {
+		t.Categories = scope.Systems[k.System]
+	}
 	if r.Type == lifecycle.Sweep {
 		// About no one: a sweep carries no subject to seal.
 		sw, err := sweepTask(r, k.System)

@@ -232,6 +232,9 @@ type submitBody struct {
 	} `json:"subject"`
 	ReceivedAt string `json:"received_at"`
 	Verified   bool   `json:"verified"`
+	// Purposes: for a consent withdrawal or an objection, the purposes
+	// (retention policies) it covers.
+	Purposes []string `json:"purposes"`
 }
 
 func (a *API) handleSubmit(w http.ResponseWriter, r *http.Request) {
@@ -242,7 +245,7 @@ func (a *API) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	p := who(r)
 	nr := engine.NewRequest{Type: body.Type, Tenant: body.Tenant, Email: body.Subject.Email, UserID: body.Subject.UserID, Verified: body.Verified,
-		Source: engine.SourceAPI, By: actor(p)}
+		Source: engine.SourceAPI, By: actor(p), Purposes: body.Purposes}
 	if body.ReceivedAt != "" {
 		t, err := parseReceivedAt(body.ReceivedAt)
 		if err != nil {
@@ -269,6 +272,10 @@ func (a *API) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req, _, err := a.life.Submit(r.Context(), nr)
+	if errors.Is(err, engine.ErrBadPurpose) {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	if err != nil {
 		a.internal(w, err, "could not store the request", "submit failed")
 		return
@@ -280,7 +287,7 @@ func (a *API) handleSubmit(w http.ResponseWriter, r *http.Request) {
 // encoding/json would also take "EMAIL" for "email", and a body with both
 // must not mean one thing to a reader and another to us.
 var requestFields = map[string][]string{
-	"":        {"type", "tenant", "subject", "received_at", "verified"},
+	"":        {"type", "tenant", "subject", "received_at", "verified", "purposes"},
 	"subject": {"email", "user_id"},
 }
 
@@ -493,7 +500,9 @@ type requestView struct {
 	CompletedAt *time.Time `json:"completed_at,omitempty"`
 	// Sweep is what a retention run (type sweep) sweeps.
 	Sweep *proof.SweepRun `json:"sweep,omitempty"`
-	Tasks []taskView      `json:"tasks,omitempty"`
+	// Purposes is what a consent withdrawal or an objection covers.
+	Purposes *proof.PurposeScope `json:"purposes,omitempty"`
+	Tasks    []taskView          `json:"tasks,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -515,6 +524,7 @@ func viewOf(r *store.Request, tasks []*store.Task) requestView {
 		v.EventID = strings.TrimPrefix(r.SourceRef, engine.AccountDeletedRef(""))
 	}
 	v.Sweep, _ = engine.SweepOf(r)
+	v.Purposes, _ = engine.PurposesOf(r)
 	for _, k := range tasks {
 		tv := taskView{System: k.System, State: k.State, Outcome: k.Outcome, Attempts: k.Attempts, AnsweredAt: timePtr(k.AnsweredAt),
 			LegalBasis: k.LegalBasis, RetainUntil: timePtr(k.RetainUntil), Counts: k.Counts, Remaining: k.Remaining, Detail: k.Detail}

@@ -300,7 +300,11 @@ type Task struct {
 	// identifier. The orchestrator leaves subject (6) empty when it seals.
 	SealedSubject []byte `protobuf:"bytes,11,opt,name=sealed_subject,json=sealedSubject,proto3" json:"sealed_subject,omitempty"`
 	// For ACTION_SWEEP: what to sweep.
-	Sweep         *Sweep `protobuf:"bytes,12,opt,name=sweep,proto3" json:"sweep,omitempty"`
+	Sweep *Sweep `protobuf:"bytes,12,opt,name=sweep,proto3" json:"sweep,omitempty"`
+	// For an erasure limited to some purposes (a consent withdrawal, an
+	// objection): the data categories to erase, and for which the system
+	// suppresses the person; empty for a whole erasure.
+	Categories    []string `protobuf:"bytes,13,rep,name=categories,proto3" json:"categories,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -415,6 +419,13 @@ func (x *Task) GetSealedSubject() []byte {
 func (x *Task) GetSweep() *Sweep {
 	if x != nil {
 		return x.Sweep
+	}
+	return nil
+}
+
+func (x *Task) GetCategories() []string {
+	if x != nil {
+		return x.Categories
 	}
 	return nil
 }
@@ -600,6 +611,8 @@ type Receipt struct {
 	// For ACTION_SWEEP: the sweep answered, as the task said; counts are
 	// the records deleted (that would be, in a dry run) per category.
 	Sweep *Sweep `protobuf:"bytes,25,opt,name=sweep,proto3" json:"sweep,omitempty"`
+	// The task's categories, echoed: an erasure limited to them.
+	Categories []string `protobuf:"bytes,26,rep,name=categories,proto3" json:"categories,omitempty"`
 	// For OUTCOME_EXPORTED: the key (32 bytes) the export's blobs are
 	// encrypted with, sealed to the orchestrator's X25519 key (NaCl box,
 	// anonymous sender). The orchestrator destroys it when the export is
@@ -787,6 +800,13 @@ func (x *Receipt) GetExportCategories() []string {
 func (x *Receipt) GetSweep() *Sweep {
 	if x != nil {
 		return x.Sweep
+	}
+	return nil
+}
+
+func (x *Receipt) GetCategories() []string {
+	if x != nil {
+		return x.Categories
 	}
 	return nil
 }
@@ -1136,7 +1156,7 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"\adry_run\x18\x05 \x01(\bR\x06dryRun\"8\n" +
 	"\aSubject\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x17\n" +
-	"\auser_id\x18\x02 \x01(\tR\x06userId\"\x9a\x03\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\"\xba\x03\n" +
 	"\x04Task\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x17\n" +
@@ -1151,7 +1171,10 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"\tsignature\x18\n" +
 	" \x01(\fR\tsignature\x12%\n" +
 	"\x0esealed_subject\x18\v \x01(\fR\rsealedSubject\x12%\n" +
-	"\x05sweep\x18\f \x01(\v2\x0f.lethe.v1.SweepR\x05sweep\"A\n" +
+	"\x05sweep\x18\f \x01(\v2\x0f.lethe.v1.SweepR\x05sweep\x12\x1e\n" +
+	"\n" +
+	"categories\x18\r \x03(\tR\n" +
+	"categories\"A\n" +
 	"\rCategoryCount\x12\x1a\n" +
 	"\bcategory\x18\x01 \x01(\tR\bcategory\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\"\x9d\x01\n" +
@@ -1162,7 +1185,7 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"\bcategory\x18\x03 \x01(\tR\bcategory\x12!\n" +
 	"\fcontent_type\x18\x04 \x01(\tR\vcontentType\x12\x12\n" +
 	"\x04size\x18\x05 \x01(\x03R\x04size\x12\x16\n" +
-	"\x06sha256\x18\x06 \x01(\fR\x06sha256\"\xf0\x06\n" +
+	"\x06sha256\x18\x06 \x01(\fR\x06sha256\"\x90\a\n" +
 	"\aReceipt\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x17\n" +
@@ -1189,7 +1212,10 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"\vexport_size\x18\x15 \x01(\x03R\n" +
 	"exportSize\x12+\n" +
 	"\x11export_categories\x18\x18 \x03(\tR\x10exportCategories\x12%\n" +
-	"\x05sweep\x18\x19 \x01(\v2\x0f.lethe.v1.SweepR\x05sweep\x12*\n" +
+	"\x05sweep\x18\x19 \x01(\v2\x0f.lethe.v1.SweepR\x05sweep\x12\x1e\n" +
+	"\n" +
+	"categories\x18\x1a \x03(\tR\n" +
+	"categories\x12*\n" +
 	"\x11sealed_export_key\x18\x16 \x01(\fR\x0fsealedExportKey\x12\x1d\n" +
 	"\n" +
 	"export_key\x18\x17 \x01(\fR\texportKeyJ\x04\b\v\x10\fJ\x04\b\x13\x10\x14\"\x9f\x02\n" +

@@ -254,6 +254,9 @@ type NewRequest struct {
 	// ReceivedAt is RFC 3339; empty means now, as the server sees it.
 	ReceivedAt string `json:"received_at,omitempty"`
 	Verified   bool   `json:"verified"`
+	// Purposes: for a consent withdrawal or an objection, the purposes
+	// (retention policies, lethectl sweep list) it covers.
+	Purposes []string `json:"purposes,omitempty"`
 }
 
 // Accepted is the reply to a submission, or to a decision (verify, deny),
