@@ -197,7 +197,7 @@ func TestMetricsOutcomeLabels(t *testing.T) {
 		}
 	}
 	var want []string
-	for _, a := range []string{"erase", "export", "sweep"} {
+	for _, a := range []string{"erase", "export", "sweep", "reapply"} {
 		for _, o := range []string{"erased", "exported", "not_found", "retained", "failed", "duplicate"} {
 			want = append(want, a+"/"+o)
 		}

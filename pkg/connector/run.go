@@ -36,6 +36,10 @@ type Config struct {
 	// SealKey opens the subject identifiers the orchestrator sealed to
 	// this connector (nil: tasks must carry them in the clear).
 	SealKey *proof.SealKey
+	// SubjectKey is the key of the orchestrator's subject hashes, which a
+	// re-application after a restore names people by (see [Reapplier]);
+	// nil: such tasks fail.
+	SubjectKey []byte
 	// Blobs is where exports go, encrypted (see [File]); the
 	// orchestrator reads them from the same store. Nil: the connector
 	// answers every export "failed".
@@ -134,7 +138,7 @@ func newMetrics(reg prometheus.Registerer, system string) *metrics {
 			Buckets:     prometheus.ExponentialBuckets(0.001, 4, 10),
 		}, []string{"action"}),
 	}
-	for _, a := range []string{"erase", "export", "sweep"} {
+	for _, a := range []string{"erase", "export", "sweep", "reapply"} {
 		m.duration.WithLabelValues(a)
 		for _, o := range lifecycle.Outcomes() {
 			m.tasks.WithLabelValues(a, string(o))
@@ -173,7 +177,7 @@ type worker struct {
 
 func (w *worker) handle(ctx context.Context, msg *bus.Message) error {
 	t := &lethev1.Task{}
-	if err := events.Decode(msg, t, events.TypeTaskErase, events.TypeTaskExport, events.TypeTaskSweep); err != nil {
+	if err := events.Decode(msg, t, events.TypeTaskErase, events.TypeTaskExport, events.TypeTaskSweep, events.TypeTaskReapply); err != nil {
 		w.log.Error("dropping undecodable task", "ce_id", msg.ID, "err", err)
 		return err
 	}
@@ -309,6 +313,20 @@ func (w *worker) do(ctx context.Context, t *lethev1.Task, log *slog.Logger) (Res
 		sweep := SweepTask{RunID: t.GetRequestId(), TaskID: t.GetTaskId(), Tenant: t.GetTenant(), Policy: s.GetPolicy(),
 			Categories: s.GetCategories(), Clock: s.GetClock(), Cutoff: s.GetCutoff().AsTime(), DryRun: s.GetDryRun()}
 		op = func(ctx context.Context, _ Task) (Result, error) { return sw.Sweep(ctx, sweep) }
+	case lethev1.Action_ACTION_REAPPLY:
+		re, ok := w.sys.(Reapplier)
+		switch {
+		case !ok:
+			return Result{}, errors.New("this system does not re-apply erasures after a restore")
+		case len(w.cfg.SubjectKey) == 0:
+			return Result{}, errors.New("this connector has no subject key to hash identifiers with (--subject-key)")
+		}
+		hashes := make(map[string]bool, len(t.GetSubjectHashes()))
+		for _, h := range t.GetSubjectHashes() {
+			hashes[h] = true
+		}
+		ra := ReapplyTask{RequestID: t.GetRequestId(), TaskID: t.GetTaskId(), Tenant: t.GetTenant(), Hashes: hashes, Key: w.cfg.SubjectKey}
+		op = func(ctx context.Context, _ Task) (Result, error) { return re.Reapply(ctx, ra) }
 	default:
 		return Result{}, fmt.Errorf("unknown action %v", t.GetAction())
 	}
@@ -399,6 +417,8 @@ func actionName(a lethev1.Action) string {
 		return "export"
 	case lethev1.Action_ACTION_SWEEP:
 		return "sweep"
+	case lethev1.Action_ACTION_REAPPLY:
+		return "reapply"
 	}
 	return "erase"
 }
@@ -407,7 +427,7 @@ func actionName(a lethev1.Action) string {
 // sweep that is not a dry run.
 func hasEffect(t *lethev1.Task) bool {
 	switch t.GetAction() {
-	case lethev1.Action_ACTION_ERASE:
+	case lethev1.Action_ACTION_ERASE, lethev1.Action_ACTION_REAPPLY:
 		return true
 	case lethev1.Action_ACTION_SWEEP:
 		return !t.GetSweep().GetDryRun()

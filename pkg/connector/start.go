@@ -37,6 +37,8 @@ type Env struct {
 	// Blobs is where exports go, encrypted; the orchestrator reads them
 	// from the same store (see [Config]).
 	Blobs blob.Store
+	// SubjectKey is the orchestrator's subject hash key (see [Config]).
+	SubjectKey []byte
 }
 
 // OrchestratorKey reads the orchestrator's public key from the public
@@ -82,7 +84,7 @@ func Start(ctx context.Context, system string, env Env, sys System) error {
 		env.Logger.Info("signing receipts", "key_id", signer.Key.ID, "public_key_file", filepath.Join(env.DataDir, "signing.key.pub"))
 	}
 	return Run(ctx, Config{System: system, Bus: env.Bus, Receipts: receipts, Signer: signer, SealKey: seal, TaskKeys: env.TaskKeys, Logger: env.Logger,
-		Registerer: env.Registerer, Now: env.Now, Blobs: env.Blobs}, sys)
+		Registerer: env.Registerer, Now: env.Now, Blobs: env.Blobs, SubjectKey: env.SubjectKey}, sys)
 }
 
 // SigningKey is the connector's ed25519 key: from $LETHE_SIGNING_KEY (the

@@ -642,3 +642,38 @@ func TestEraseCategories(t *testing.T) {
 	}
 	var _ connector.CategoryEraser = (*dataset.Engine)(nil)
 }
+
+// After a restore, a re-application erases again exactly the people named
+// by the keyed hashes of their identifiers, found by hashing the rows'
+// own: Ann by her email (however the system spells it), no one else.
+func TestReapply(t *testing.T) {
+	db := sqliteDB(t)
+	e := dataset.New(db, loadMap(t, dataset.SQLite), hashKey)
+	key := []byte("the-orchestrator-subject-key")
+	hashes := map[string]bool{
+		pseudonym.Hash(key, "email:ann@example.com"):    true,
+		pseudonym.Hash(key, "email:nobody@example.com"): true, // erased, not in this system
+	}
+	bobBefore := count(t, e, bob, "demo")
+	res, err := e.Reapply(context.Background(), connector.ReapplyTask{RequestID: "req_r", TaskID: "req_r.sys", Tenant: "demo", Hashes: hashes, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != connector.Erased || res.Counts["profile"] != 1 {
+		t.Fatalf("reapply = %s %v", res.Outcome, res.Counts)
+	}
+	if n := count(t, e, ann, "demo"); n != 2 { // her invoices, kept by law
+		t.Errorf("Ann has %d rows after the re-application, want her 2 retained invoices", n)
+	}
+	if n := count(t, e, bob, "demo"); n != bobBefore {
+		t.Errorf("Bob has %d rows after the re-application, had %d: someone else was touched", n, bobBefore)
+	}
+	if n := count(t, e, ann, "other"); n == 0 {
+		t.Error("Ann's rows of another tenant went too")
+	}
+	again, err := e.Reapply(context.Background(), connector.ReapplyTask{RequestID: "req_r", TaskID: "req_r.sys", Tenant: "demo", Hashes: hashes, Key: key})
+	if err != nil || again.Counts["profile"] != 0 {
+		t.Errorf("a second re-application = %v %v, want nothing more", again.Counts, err)
+	}
+	var _ connector.Reapplier = e
+}

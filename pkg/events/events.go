@@ -18,6 +18,7 @@ const (
 	TypeTaskErase       = "dev.lethe.task.erase.v1"
 	TypeTaskExport      = "dev.lethe.task.export.v1"
 	TypeTaskSweep       = "dev.lethe.task.sweep.v1"
+	TypeTaskReapply     = "dev.lethe.task.reapply.v1"
 	TypeReceipt         = "dev.lethe.receipt.v1"
 	TypeDeadLetter      = "dev.lethe.task.dead.v1"
 	TypeAccountDeleted  = "dev.lethe.account.deleted.v1"
@@ -56,6 +57,8 @@ func TaskMessage(t *lethev1.Task, source string, now time.Time) (*bus.Message, e
 		typ = TypeTaskExport
 	case lethev1.Action_ACTION_SWEEP:
 		typ = TypeTaskSweep
+	case lethev1.Action_ACTION_REAPPLY:
+		typ = TypeTaskReapply
 	}
 	return message(t, t.GetTaskId()+"#"+strconv.Itoa(int(t.GetAttempt())), typ, source, t.GetRequestId(), now)
 }

@@ -32,6 +32,9 @@ const (
 	// in every system it names (Art. 5(1)(e)), whoever it is about. The
 	// orchestrator starts it; it is not a person's request.
 	Sweep Type = "sweep"
+	// Reapply erases again, in a system restored from a backup, everyone
+	// erased since the backup, named by keyed hashes only.
+	Reapply Type = "reapply"
 )
 
 // Types are the types of requests people file, in the order they are
@@ -49,6 +52,8 @@ func (t Type) Action() lethev1.Action {
 		return lethev1.Action_ACTION_EXPORT
 	case Sweep:
 		return lethev1.Action_ACTION_SWEEP
+	case Reapply:
+		return lethev1.Action_ACTION_REAPPLY
 	}
 	return lethev1.Action_ACTION_ERASE
 }

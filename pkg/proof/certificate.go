@@ -70,7 +70,10 @@ type Certificate struct {
 	// Purposes is, for a consent withdrawal or an objection, the
 	// purposes it covers and each system's data categories, as the log's
 	// created entry recorded them: the only data erased.
-	Purposes  *PurposeScope `json:"purposes,omitempty"`
+	Purposes *PurposeScope `json:"purposes,omitempty"`
+	// Reapply is, for a re-application after a restore, its system, since
+	// when, and the people by count and digest of their keyed hashes.
+	Reapply   *ReapplyScope `json:"reapply,omitempty"`
 	Log       LogProof      `json:"log"`
 	KeyID     string        `json:"key_id"`
 	Signature []byte        `json:"signature"`
@@ -384,15 +387,22 @@ func checkRequest(c *Certificate, created *Entry) error {
 		created.ReceivedAt == nil || !created.ReceivedAt.Equal(c.ReceivedAt) {
 		return errors.New("the certificate's request does not match the request the log recorded")
 	}
-	a, _ := json.Marshal(created.Sweep)
-	b, _ := json.Marshal(c.Sweep)
-	if !bytes.Equal(a, b) || (c.Type == lifecycle.Sweep) != (c.Sweep != nil) {
-		return errors.New("the certificate's sweep (policy, cut-off, categories) is not the one the log recorded")
-	}
-	a, _ = json.Marshal(created.Purposes)
-	b, _ = json.Marshal(c.Purposes)
-	if !bytes.Equal(a, b) || c.Type.ByPurpose() != (c.Purposes != nil) {
-		return errors.New("the certificate's purposes are not the ones the log recorded")
+	// What a request covers beyond a person is the log's, and only
+	// requests of its type have it.
+	for _, scope := range []struct {
+		what              string
+		logged, certified any
+		has, wanted       bool
+	}{
+		{"sweep (policy, cut-off, categories)", created.Sweep, c.Sweep, c.Sweep != nil, c.Type == lifecycle.Sweep},
+		{"purposes", created.Purposes, c.Purposes, c.Purposes != nil, c.Type.ByPurpose()},
+		{"re-application (system, since, people)", created.Reapply, c.Reapply, c.Reapply != nil, c.Type == lifecycle.Reapply},
+	} {
+		a, _ := json.Marshal(scope.logged)
+		b, _ := json.Marshal(scope.certified)
+		if !bytes.Equal(a, b) || scope.has != scope.wanted {
+			return fmt.Errorf("the certificate's %s is not what the log recorded", scope.what)
+		}
 	}
 	return nil
 }

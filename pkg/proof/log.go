@@ -140,6 +140,19 @@ type Entry struct {
 	// Purposes is what a consent withdrawal or an objection covers
 	// (created).
 	Purposes *PurposeScope `json:"purposes,omitempty"`
+	// Reapply is what a re-application after a restore covers (created).
+	Reapply *ReapplyScope `json:"reapply,omitempty"`
+}
+
+// ReapplyScope is what a re-application of erasures after a restore
+// covers: the restored system, the erasures since when, and how many
+// people, by the count and SHA-256 of their keyed hashes (sorted, one per
+// line): the hashes themselves travel only in the task.
+type ReapplyScope struct {
+	System       string    `json:"system"`
+	Since        time.Time `json:"since"`
+	People       int       `json:"people"`
+	HashesSHA256 string    `json:"hashes_sha256"`
 }
 
 // PurposeScope is what a consent withdrawal (Art. 7(3)) or an objection
@@ -190,6 +203,11 @@ func (e Entry) Encode() []byte {
 		sw := *e.Sweep
 		sw.Cutoff = sw.Cutoff.UTC()
 		e.Sweep = &sw
+	}
+	if e.Reapply != nil {
+		re := *e.Reapply
+		re.Since = re.Since.UTC()
+		e.Reapply = &re
 	}
 	b, err := json.Marshal(e)
 	if err != nil {

@@ -29,6 +29,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/datadir"
 	"github.com/lethe-dev/lethe/pkg/durability"
 	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/pkg/pseudonym"
 	"github.com/lethe-dev/lethe/services/accounts"
 	"github.com/lethe-dev/lethe/services/billing"
 	"github.com/lethe-dev/lethe/services/emailanalytics"
@@ -149,6 +150,9 @@ type Stack struct {
 	buses    map[string]bus.Bus
 	taskKeys proof.KeySet // the orchestrator's public key
 	blobs    blob.Store   // exports, shared by the connectors and the orchestrator (DataDir/blobs)
+	// subjectKey is the orchestrator's subject hash key, given to the
+	// connectors for re-applications.
+	subjectKey []byte
 	// mailerKey and mailerSeal are the demo mailer's keys.
 	mailerKey  *proof.Signer
 	mailerSeal *proof.SealKey
@@ -199,6 +203,11 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		return nil, err
 	}
 	if s.blobs, err = blob.NewFS(filepath.Join(cfg.DataDir, "blobs")); err != nil {
+		return nil, err
+	}
+	// The orchestrator's subject hash key, which a re-application after a
+	// restore names people by: the connectors hash their rows with it.
+	if s.subjectKey, err = pseudonym.LoadKey(filepath.Join(cfg.DataDir, "orchestrator")); err != nil {
 		return nil, err
 	}
 	if s.taskKeys, err = connector.OrchestratorKey(orchestratorKey + ".pub"); err != nil {
@@ -442,7 +451,7 @@ func (s *Stack) StartMailer() {
 // check tasks with.
 func (s *Stack) env(name string) connector.Env {
 	return connector.Env{DataDir: filepath.Join(s.cfg.DataDir, name), Bus: s.busOf(name), Logger: s.cfg.Logger.With("service", name),
-		Registerer: s.cfg.Registry, Now: s.cfg.Now, TaskKeys: s.taskKeys, Durability: s.cfg.Durability, Blobs: s.blobs}
+		Registerer: s.cfg.Registry, Now: s.cfg.Now, TaskKeys: s.taskKeys, Durability: s.cfg.Durability, Blobs: s.blobs, SubjectKey: s.subjectKey}
 }
 
 // run runs a part until the stack's context ends, keeping its error.

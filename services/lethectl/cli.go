@@ -69,6 +69,7 @@ func init() {
 		waitCommand,
 		exportCommand,
 		sweepCommand,
+		reapplyCommand,
 		certificateCommand,
 		verifyCommand,
 		keysCommand,

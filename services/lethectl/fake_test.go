@@ -96,6 +96,9 @@ func newFakeOrchestrator(t *testing.T) *fakeOrchestrator {
 			`"consent":true,"period":"6m","clock":"record","systems":{"emailanalytics":["cookies"]}}]}`)
 	})
 	mux.HandleFunc("POST /v1/sweeps", f.sweep)
+	mux.HandleFunc("POST /v1/reapply", func(w http.ResponseWriter, r *http.Request) {
+		writeJSONReply(w, http.StatusAccepted, `{"id":"req_reapply","state":"open"}`)
+	})
 	mux.HandleFunc("GET /v1/deadline", f.deadline)
 	mux.HandleFunc("POST /v1/requests/{id}/tasks/{system}/retry", f.redrive)
 	mux.HandleFunc("POST /v1/requests/{id}/tasks/{system}/resolve", f.redrive)

@@ -40,3 +40,25 @@ func TestSweep(t *testing.T) {
 		})
 	}
 }
+
+func TestReapply(t *testing.T) {
+	t.Parallel()
+	srv := newFakeOrchestrator(t)
+	deadline := time.Date(2027, 1, 1, 23, 59, 59, 0, time.UTC)
+	srv.snapshots["req_reapply"] = []string{snapshot("req_reapply", "reapply", "fulfilled", deadline, "2026-12-01T06:00:00Z",
+		task("accounts", "answered", "erased", 1, `"counts":{"profile":3,"login_history":9}`))}
+	for _, tt := range []struct {
+		name string
+		args []string
+		want wantOutput
+	}{
+		{"run", []string{"--system", "accounts", "--since", "2026-11-30T00:00:00Z"}, wantOutput{stdout: []string{"system=accounts request=req_reapply erased=12"}}},
+		{"no since", []string{"--system", "accounts"}, wantOutput{code: exitUsage, stderr: []string{"--system and --since are required"}}},
+		{"bad since", []string{"--system", "accounts", "--since", "yesterday"}, wantOutput{code: exitUsage, stderr: []string{"--since must be an RFC 3339 time"}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, append([]string{"reapply", "--api", srv.URL}, tt.args...)...)
+			tt.want.check(t, code, stdout, stderr)
+		})
+	}
+}

@@ -10,6 +10,7 @@
 package connectorcmd
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -60,6 +61,8 @@ func Main(system string, fs *flag.FlagSet, open connector.Opener) int {
 		"the orchestrator's public key entry (its signing.key.pub): a task it did not sign is refused (env LETHE_ORCHESTRATOR_KEY)")
 	blobsURL := fs.String("blobs", envflag.Or("LETHE_BLOBS", ""),
 		"where exports are written, encrypted, for the orchestrator to read: a folder, or s3://bucket/prefix?endpoint=host:port (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) (env LETHE_BLOBS; default: blobs in the folder that holds --data)")
+	subjectKey := fs.String("subject-key", envflag.Or("LETHE_SUBJECT_KEY_FILE", filepath.Join("data", "orchestrator", "hash.key")),
+		"the orchestrator's subject hash key (its hash.key), which a re-application after a restore names people by; without it such tasks fail (env LETHE_SUBJECT_KEY_FILE)")
 	seed := fs.Int("seed", 0, "fill the demo system with this many sample people first (person-0001@example.com, ...)")
 	metricsAddr := fs.String("metrics-listen", "", "serve /metrics and /healthz on this address (empty: off)")
 	durable := fs.String("durability", envflag.Or(durability.EnvVar, durability.Strict.String()),
@@ -87,14 +90,18 @@ func Main(system string, fs *flag.FlagSet, open connector.Opener) int {
 		fmt.Fprintf(os.Stderr, "%s: bad --blobs (or LETHE_BLOBS): %v\n", system, err)
 		return 2
 	}
-	if err := serve(ctx, system, *busURL, tlsFiles, *dataDir, mode, blobs, *seed, *metricsAddr, *orchestratorKey, logger, open); err != nil {
+	var key []byte
+	if b, err := os.ReadFile(*subjectKey); err == nil {
+		key = bytes.TrimSpace(b)
+	}
+	if err := serve(ctx, system, *busURL, tlsFiles, *dataDir, mode, blobs, key, *seed, *metricsAddr, *orchestratorKey, logger, open); err != nil {
 		logger.Error("connector failed", "err", err)
 		return 1
 	}
 	return 0
 }
 
-func serve(ctx context.Context, system, busURL string, busOpts busurl.Options, dataDir string, mode durability.Mode, blobs blob.Store, seed int, metricsAddr, orchestratorKey string, logger *slog.Logger, open connector.Opener) error {
+func serve(ctx context.Context, system, busURL string, busOpts busurl.Options, dataDir string, mode durability.Mode, blobs blob.Store, subjectKey []byte, seed int, metricsAddr, orchestratorKey string, logger *slog.Logger, open connector.Opener) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The connector's NATS user: the seed the orchestrator's embedded
@@ -131,7 +138,7 @@ func serve(ctx context.Context, system, busURL string, busOpts busurl.Options, d
 	if err != nil {
 		return fmt.Errorf("%w (start the orchestrator first, or pass --orchestrator-key)", err)
 	}
-	env := connector.Env{DataDir: dataDir, Bus: b, Logger: logger, Registerer: reg, TaskKeys: taskKeys, Durability: mode, Blobs: blobs}
+	env := connector.Env{DataDir: dataDir, Bus: b, Logger: logger, Registerer: reg, TaskKeys: taskKeys, Durability: mode, Blobs: blobs, SubjectKey: subjectKey}
 	sys, err := open(ctx, env)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", system, err)

@@ -134,7 +134,7 @@ func TestServe(t *testing.T) {
 			cancel() // Start then serves until it sees ctx is done
 			return nothing{}, nil
 		}
-		if err := serve(ctx, "sys", srv.URL(), busurl.Options{}, data, durability.Fast, blobs, 0, "", orchestratorKey(t), log, open); err != nil {
+		if err := serve(ctx, "sys", srv.URL(), busurl.Options{}, data, durability.Fast, blobs, nil, 0, "", orchestratorKey(t), log, open); err != nil {
 			t.Fatal(err)
 		}
 		if env.DataDir != data || env.Bus == nil || env.Registerer == nil || env.Logger == nil || env.Durability != durability.Fast || env.Blobs != blobs {
@@ -145,7 +145,7 @@ func TestServe(t *testing.T) {
 		}
 	})
 	t.Run("a system that cannot be seeded", func(t *testing.T) {
-		err := serve(context.Background(), "sys", srv.URL(), busurl.Options{}, t.TempDir(), durability.Strict, nil, 3, "", orchestratorKey(t), log, opener(nothing{}))
+		err := serve(context.Background(), "sys", srv.URL(), busurl.Options{}, t.TempDir(), durability.Strict, nil, nil, 3, "", orchestratorKey(t), log, opener(nothing{}))
 		if err == nil || !strings.Contains(err.Error(), "cannot be seeded") {
 			t.Fatalf("err = %v", err)
 		}
@@ -153,7 +153,7 @@ func TestServe(t *testing.T) {
 	t.Run("a system that does not open", func(t *testing.T) {
 		boom := errors.New("boom")
 		open := func(context.Context, connector.Env) (connector.System, error) { return nil, boom }
-		if err := serve(context.Background(), "sys", srv.URL(), busurl.Options{}, t.TempDir(), durability.Strict, nil, 0, "", orchestratorKey(t), log, open); !errors.Is(err, boom) {
+		if err := serve(context.Background(), "sys", srv.URL(), busurl.Options{}, t.TempDir(), durability.Strict, nil, nil, 0, "", orchestratorKey(t), log, open); !errors.Is(err, boom) {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -185,11 +185,11 @@ func TestServeAsItsUser(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	open := func(context.Context, connector.Env) (connector.System, error) { cancel(); return nothing{}, nil }
-	if err := serve(ctx, "sys", srv.URL(), busurl.Options{}, filepath.Join(root, "sys"), durability.Strict, nil, 0, "", key+".pub", log, open); err != nil {
+	if err := serve(ctx, "sys", srv.URL(), busurl.Options{}, filepath.Join(root, "sys"), durability.Strict, nil, nil, 0, "", key+".pub", log, open); err != nil {
 		t.Fatal(err)
 	}
 	empty := t.TempDir()
-	err = serve(context.Background(), "sys", srv.URL(), busurl.Options{}, empty, durability.Strict, nil, 0, "", key+".pub", log, opener(nothing{}))
+	err = serve(context.Background(), "sys", srv.URL(), busurl.Options{}, empty, durability.Strict, nil, nil, 0, "", key+".pub", log, opener(nothing{}))
 	if err == nil || !strings.Contains(err.Error(), "no NATS user seed in "+filepath.Join(empty, "nats.seed")) {
 		t.Fatalf("err = %v", err)
 	}
@@ -209,7 +209,7 @@ func TestServeAsItsUser(t *testing.T) {
 	}()
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
-	if err := serve(ctx, "sys", srv.URL(), busurl.Options{}, later, durability.Strict, nil, 0, "", key+".pub", log, open); err != nil {
+	if err := serve(ctx, "sys", srv.URL(), busurl.Options{}, later, durability.Strict, nil, nil, 0, "", key+".pub", log, open); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -73,6 +73,9 @@ func (e *Engine) issue(ctx context.Context, tx store.Tx, r *store.Request, tasks
 	if c.Purposes, err = PurposesOf(r); err != nil {
 		return err
 	}
+	if c.Reapply, err = ReapplyOf(r); err != nil {
+		return err
+	}
 	if r.Type == lifecycle.Export && r.State != lifecycle.Denied && r.State != lifecycle.Expired {
 		if c.ExportManifestSHA256, err = manifestDigest(r, tasks); err != nil {
 			return err

@@ -233,6 +233,15 @@ func (e *Engine) attempt(ctx context.Context, tx store.Tx, r *store.Request, ids
 		t.Sweep = sw
 		return e.enqueue(ctx, tx, r, k, t, now)
 	}
+	if r.Type == lifecycle.Reapply {
+		// People named by keyed hashes only: nothing to seal.
+		s, err := reapplyOf(r)
+		if err != nil {
+			return err
+		}
+		t.SubjectHashes = s.Hashes
+		return e.enqueue(ctx, tx, r, k, t, now)
+	}
 	// Sealed: the broker and the topic's readers see no identifier; only
 	// the system's connector opens it.
 	to, err := e.Keys().SealKeyFor(k.System, now)

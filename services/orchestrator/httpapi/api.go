@@ -63,6 +63,8 @@ type Lifecycle interface {
 	Replay(ctx context.Context, q store.DeadLetterQuery, by proof.Actor) (engine.Replayed, error)
 	// StartSweep opens a retention run of a policy (engine/sweep.go).
 	StartSweep(ctx context.Context, p *retention.Policy, dryRun bool, source string, by *proof.Actor) (*store.Request, error)
+	// StartReapply re-applies erasures in a restored system (engine/reapply.go).
+	StartReapply(ctx context.Context, tenant, system string, since time.Time, by *proof.Actor) (*store.Request, error)
 }
 
 // Reader reads what the API shows; store.Store is one.
@@ -151,6 +153,7 @@ func (a *API) Handler() http.Handler {
 	handle("DELETE /v1/tokens/{id}", route{roles: admins, h: a.handleRevokeToken})
 	handle("GET /v1/policies", route{roles: readers, h: a.handlePolicies})
 	handle("POST /v1/sweeps", route{roles: deciders, h: a.handleSweep})
+	handle("POST /v1/reapply", route{roles: deciders, h: a.handleReapply})
 	mux.Handle("GET /healthz", a.m.Instrument("GET /healthz", http.HandlerFunc(a.handleHealth)))
 	mux.HandleFunc("OPTIONS /", a.handlePreflight)
 	if a.opts.Console != nil {
@@ -502,7 +505,9 @@ type requestView struct {
 	Sweep *proof.SweepRun `json:"sweep,omitempty"`
 	// Purposes is what a consent withdrawal or an objection covers.
 	Purposes *proof.PurposeScope `json:"purposes,omitempty"`
-	Tasks    []taskView          `json:"tasks,omitempty"`
+	// Reapply is what a re-application after a restore covers.
+	Reapply *proof.ReapplyScope `json:"reapply,omitempty"`
+	Tasks   []taskView          `json:"tasks,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -525,6 +530,7 @@ func viewOf(r *store.Request, tasks []*store.Task) requestView {
 	}
 	v.Sweep, _ = engine.SweepOf(r)
 	v.Purposes, _ = engine.PurposesOf(r)
+	v.Reapply, _ = engine.ReapplyOf(r)
 	for _, k := range tasks {
 		tv := taskView{System: k.System, State: k.State, Outcome: k.Outcome, Attempts: k.Attempts, AnsweredAt: timePtr(k.AnsweredAt),
 			LegalBasis: k.LegalBasis, RetainUntil: timePtr(k.RetainUntil), Counts: k.Counts, Remaining: k.Remaining, Detail: k.Detail}

@@ -34,6 +34,10 @@ const (
 	Action_ACTION_ERASE       Action = 1 // GDPR Art. 17
 	Action_ACTION_EXPORT      Action = 2 // GDPR Art. 15 and 20
 	Action_ACTION_SWEEP       Action = 3 // a retention sweep (Art. 5(1)(e)): see Sweep
+	// Erasures re-applied after a restore: erase everyone whose identifier's
+	// keyed hash is in subject_hashes (the system hashes its own rows'
+	// identifiers with the subject key); the task names no one in clear.
+	Action_ACTION_REAPPLY Action = 4
 )
 
 // Enum value maps for Action.
@@ -43,12 +47,14 @@ var (
 		1: "ACTION_ERASE",
 		2: "ACTION_EXPORT",
 		3: "ACTION_SWEEP",
+		4: "ACTION_REAPPLY",
 	}
 	Action_value = map[string]int32{
 		"ACTION_UNSPECIFIED": 0,
 		"ACTION_ERASE":       1,
 		"ACTION_EXPORT":      2,
 		"ACTION_SWEEP":       3,
+		"ACTION_REAPPLY":     4,
 	}
 )
 
@@ -304,7 +310,11 @@ type Task struct {
 	// For an erasure limited to some purposes (a consent withdrawal, an
 	// objection): the data categories to erase, and for which the system
 	// suppresses the person; empty for a whole erasure.
-	Categories    []string `protobuf:"bytes,13,rep,name=categories,proto3" json:"categories,omitempty"`
+	Categories []string `protobuf:"bytes,13,rep,name=categories,proto3" json:"categories,omitempty"`
+	// For ACTION_REAPPLY: the keyed hashes (pseudonym.Hash with the subject
+	// key, of "email:<normalised address>" or "user_id:<id>") of the people
+	// erased since the restored backup was taken.
+	SubjectHashes []string `protobuf:"bytes,14,rep,name=subject_hashes,json=subjectHashes,proto3" json:"subject_hashes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -426,6 +436,13 @@ func (x *Task) GetSweep() *Sweep {
 func (x *Task) GetCategories() []string {
 	if x != nil {
 		return x.Categories
+	}
+	return nil
+}
+
+func (x *Task) GetSubjectHashes() []string {
+	if x != nil {
+		return x.SubjectHashes
 	}
 	return nil
 }
@@ -1156,7 +1173,7 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"\adry_run\x18\x05 \x01(\bR\x06dryRun\"8\n" +
 	"\aSubject\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x17\n" +
-	"\auser_id\x18\x02 \x01(\tR\x06userId\"\xba\x03\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\"\xe1\x03\n" +
 	"\x04Task\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x17\n" +
@@ -1174,7 +1191,8 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"\x05sweep\x18\f \x01(\v2\x0f.lethe.v1.SweepR\x05sweep\x12\x1e\n" +
 	"\n" +
 	"categories\x18\r \x03(\tR\n" +
-	"categories\"A\n" +
+	"categories\x12%\n" +
+	"\x0esubject_hashes\x18\x0e \x03(\tR\rsubjectHashes\"A\n" +
 	"\rCategoryCount\x12\x1a\n" +
 	"\bcategory\x18\x01 \x01(\tR\bcategory\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\"\x9d\x01\n" +
@@ -1248,12 +1266,13 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"request_id\x18\x02 \x01(\tR\trequestId\x12=\n" +
 	"\fdelivered_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vdeliveredAt\x12\x15\n" +
 	"\x06key_id\x18\x04 \x01(\tR\x05keyId\x12\x1c\n" +
-	"\tsignature\x18\x05 \x01(\fR\tsignature*W\n" +
+	"\tsignature\x18\x05 \x01(\fR\tsignature*k\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fACTION_ERASE\x10\x01\x12\x11\n" +
 	"\rACTION_EXPORT\x10\x02\x12\x10\n" +
-	"\fACTION_SWEEP\x10\x03*\x8d\x01\n" +
+	"\fACTION_SWEEP\x10\x03\x12\x12\n" +
+	"\x0eACTION_REAPPLY\x10\x04*\x8d\x01\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eOUTCOME_ERASED\x10\x01\x12\x14\n" +

@@ -356,6 +356,16 @@ func (c *Client) Sweep(ctx context.Context, s NewSweep) ([]Run, error) {
 	return out.Runs, err
 }
 
+// Reapply starts a re-application of erasures in a system restored from
+// a backup taken at since (RFC 3339); it returns the request's id.
+func (c *Client) Reapply(ctx context.Context, tenant, system, since string) (string, error) {
+	var out struct {
+		ID string `json:"id"`
+	}
+	_, err := c.t.call(ctx, http.MethodPost, "/v1/reapply", map[string]string{"tenant": tenant, "system": system, "since": since}, &out)
+	return out.ID, err
+}
+
 // Summary is one row of a request listing.
 type Summary struct {
 	ID         string          `json:"id"`

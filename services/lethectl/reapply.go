@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
+)
+
+var reapplyCommand = command{
+	name: "reapply",
+	args: "--system S --since RFC3339 [--tenant demo] [--timeout 2m]",
+	summary: "after restoring a system from a backup taken at --since, erase there again everyone erased since then; " +
+		"the system is told keyed hashes only, and prints system=<s> request=<id> erased=<n>",
+	run: runReapply,
+}
+
+func runReapply(ctx context.Context, a *app, c command, args []string) int {
+	fs := a.newFlags(c)
+	system := fs.String("system", "", "the restored system (required)")
+	since := fs.String("since", "", "when the restored backup was taken, RFC 3339 (required)")
+	tenant := fs.String("tenant", "demo", "the tenant whose erasures are re-applied")
+	timeout := fs.Duration("timeout", 2*time.Minute, "give up waiting after this long (exit 3); the re-application goes on")
+	if _, code, ok := a.parse(c, fs, args, 0, 0); !ok {
+		return code
+	}
+	if *system == "" || *since == "" {
+		return a.usageError(c, fs, "--system and --since are required")
+	}
+	if _, err := time.Parse(time.RFC3339, *since); err != nil {
+		return a.usageError(c, fs, "--since must be an RFC 3339 time, such as 2026-11-30T00:00:00Z")
+	}
+	client := a.client()
+	id, err := client.Reapply(ctx, *tenant, *system, *since)
+	if err != nil {
+		return a.fail(c, err)
+	}
+	fmt.Fprintf(a.stderr, "re-application %s started, waiting for %s\n", id, *system)
+	waitCtx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	r, err := waitEnded(waitCtx, client, id)
+	if err != nil {
+		if waitCtx.Err() != nil {
+			fmt.Fprintf(a.stderr, "lethectl reapply: timed out waiting (it goes on: lethectl wait %s)\n", id)
+			return exitTimeout
+		}
+		return a.fail(c, err)
+	}
+	exit := exitOK
+	for _, t := range r.Tasks {
+		n := 0
+		for _, k := range t.Counts {
+			n += k
+		}
+		fmt.Fprintf(a.stdout, "system=%s request=%s erased=%d\n", t.System, id, n)
+		if t.Outcome == lifecycle.OutcomeFailed || t.State == lifecycle.TaskDeadLetter {
+			fmt.Fprintf(a.stderr, "lethectl reapply: %s failed: %s\n", t.System, t.Detail)
+			exit = exitError
+		}
+	}
+	return exit
+}

@@ -1,0 +1,129 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lethe-dev/lethe/pkg/events"
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
+	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/services/orchestrator/store"
+)
+
+// ErrBadReapply is a re-application that names no registered system, or
+// a time in the future.
+var ErrBadReapply = errors.New("bad re-application")
+
+// reapplyScope is what a re-application keeps in its request's scope:
+// the keyed hashes its task carries, and what the log shows of them.
+type reapplyScope struct {
+	proof.ReapplyScope
+	Hashes []string `json:"hashes"`
+}
+
+// StartReapply opens a re-application of erasures in a system restored
+// from a backup taken at since: a request of type reapply with one task,
+// to that system, carrying the keyed hashes (the subject hashes the store
+// keeps) of everyone whose erasure in the tenant ended since then. The
+// system hashes its own rows' identifiers with the same key and erases
+// the matches. Nobody's identifier in clear is needed, or kept.
+func (e *Engine) StartReapply(ctx context.Context, tenant, system string, since time.Time, by *proof.Actor) (*store.Request, error) {
+	now := e.Now()
+	switch {
+	case !slices.Contains(e.cfg.Systems, system):
+		return nil, fmt.Errorf("%w: %q is not a registered system", ErrBadReapply, system)
+	case since.After(now):
+		return nil, fmt.Errorf("%w: since is in the future", ErrBadReapply)
+	}
+	hashes, err := e.erasedSince(ctx, tenant, since)
+	if err != nil {
+		return nil, err
+	}
+	digest := sha256.Sum256([]byte(strings.Join(hashes, "\n")))
+	scope := reapplyScope{ReapplyScope: proof.ReapplyScope{System: system, Since: since.UTC(), People: len(hashes),
+		HashesSHA256: hex.EncodeToString(digest[:])}, Hashes: hashes}
+	b, err := json.Marshal(scope)
+	if err != nil {
+		return nil, err
+	}
+	_, pol, specJSON, err := e.policyFor(tenant, now)
+	if err != nil {
+		return nil, fmt.Errorf("reapply: %w", err)
+	}
+	r := &store.Request{ID: newID(now), Tenant: tenant, Type: lifecycle.Reapply, State: lifecycle.PendingVerification, Source: SourceOnDemand,
+		ReceivedAt: now, Deadline: pol.Deadline(now), DeadlinePolicy: specJSON, CreatedAt: now, UpdatedAt: now, Scope: string(b)}
+	if by != nil {
+		r.SubmittedBy = by.ID
+	}
+	err = e.cfg.Store.Tx(ctx, func(tx store.Tx) error {
+		if err := tx.InsertRequest(ctx, r); err != nil {
+			return err
+		}
+		received, dl := r.ReceivedAt, r.Deadline
+		if err := record(ctx, tx, proof.Entry{RequestID: r.ID, Event: proof.EventCreated, At: now, Tenant: r.Tenant, Type: r.Type,
+			ReceivedAt: &received, Deadline: &dl, Detail: "source=" + r.Source, Actor: by, Reapply: &scope.ReapplyScope}); err != nil {
+			return err
+		}
+		if err := tx.InsertTask(ctx, &store.Task{ID: events.TaskID(r.ID, system), RequestID: r.ID, System: system, State: lifecycle.TaskPending}); err != nil {
+			return err
+		}
+		return e.open(ctx, tx, r, identity{}, Decision{Method: "other", Note: "a re-application after a restore"}, false, now)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reapply: %w", err)
+	}
+	e.log.Info("re-application started", "request_id", r.ID, "tenant", tenant, "system", system, "people", len(hashes))
+	e.cfg.Relay.Wake()
+	return r, nil
+}
+
+// erasedSince lists the subject hashes of the tenant's erasures that
+// ended since t, sorted, each once.
+func (e *Engine) erasedSince(ctx context.Context, tenant string, t time.Time) ([]string, error) {
+	var hashes []string
+	q := store.ListQuery{Tenant: tenant, Type: lifecycle.Erasure, States: []lifecycle.State{lifecycle.Fulfilled, lifecycle.PartiallyRetained}, Limit: 500}
+	for {
+		page, next, err := e.cfg.Store.List(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range page {
+			if r.SubjectHash != "" && !r.CompletedAt.Before(t) {
+				hashes = append(hashes, r.SubjectHash)
+			}
+		}
+		if next == "" {
+			break
+		}
+		q.After = next
+	}
+	slices.Sort(hashes)
+	return slices.Compact(hashes), nil
+}
+
+// ReapplyOf reads what a re-application covers; nil for another request.
+func ReapplyOf(r *store.Request) (*proof.ReapplyScope, error) {
+	s, err := reapplyOf(r)
+	if s == nil || err != nil {
+		return nil, err
+	}
+	return &s.ReapplyScope, nil
+}
+
+func reapplyOf(r *store.Request) (*reapplyScope, error) {
+	if r.Type != lifecycle.Reapply {
+		return nil, nil
+	}
+	var s reapplyScope
+	if err := json.Unmarshal([]byte(r.Scope), &s); err != nil {
+		return nil, fmt.Errorf("request %s: re-application: %w", r.ID, err)
+	}
+	return &s, nil
+}
