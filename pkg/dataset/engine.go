@@ -375,7 +375,7 @@ func (e *Engine) eraseTable(ctx context.Context, tx *sql.Tx, t *Table, s subject
 				latest = d
 			}
 		}
-		until = t.Retain.period.after(latest)
+		until = t.Retain.period.After(latest)
 		if !e.now().Before(until) {
 			strategy, until = Delete, time.Time{}
 		} else if len(t.Columns) == 0 {

@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/lethe-dev/lethe/pkg/connector"
+	"github.com/lethe-dev/lethe/pkg/period"
 )
 
 // FuzzLoad: any YAML as a dataset map. Load never panics; a map it
@@ -152,13 +153,13 @@ func promises(m *Map) string {
 			}
 		case Retain:
 			r := t.Retain
-			if r == nil || strings.TrimSpace(r.LegalBasis) == "" || r.period == (period{}) || !nameRE.MatchString(r.From) || t.Columns[r.From] != "" {
+			if r == nil || strings.TrimSpace(r.LegalBasis) == "" || r.period == (period.Period{}) || !nameRE.MatchString(r.From) || t.Columns[r.From] != "" {
 				return t.Name + ": retains without a rule"
 			}
 			if kept := func(c string) bool { return c != "" && t.Columns[c] == "" }; !kept(t.Subject.Email) && !kept(t.Subject.UserID) {
 				return t.Name + ": retains rows without a subject column to find them by"
 			}
-			if end := r.period.after(fuzzFrom); !end.After(fuzzFrom) {
+			if end := r.period.After(fuzzFrom); !end.After(fuzzFrom) {
 				return t.Name + ": retains for a period that ends at its start: " + end.String()
 			}
 		case "":

@@ -66,37 +66,6 @@ tables:
 	}
 }
 
-func TestPeriod(t *testing.T) {
-	day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
-	tests := []struct {
-		period string
-		from   time.Time
-		want   time.Time
-	}{
-		{"10y", day(2024, 3, 15), day(2034, 3, 15)},
-		{"10y", day(2024, 2, 29), day(2034, 2, 28)},
-		{"1m", day(2025, 1, 31), day(2025, 2, 28)},
-		{"13mo", day(2025, 1, 31), day(2026, 2, 28)},
-		{"2w", day(2025, 12, 25), day(2026, 1, 8)},
-		{"30d", day(2025, 2, 1), day(2025, 3, 3)},
-		{" 1y ", time.Date(2024, 6, 1, 12, 30, 0, 0, time.FixedZone("CEST", 7200)), time.Date(2025, 6, 1, 10, 30, 0, 0, time.UTC)},
-	}
-	for _, tt := range tests {
-		p, err := parsePeriod(tt.period)
-		if err != nil {
-			t.Fatalf("%q: %v", tt.period, err)
-		}
-		if got := p.after(tt.from); !got.Equal(tt.want) {
-			t.Errorf("%s after %v = %v, want %v", tt.period, tt.from, got, tt.want)
-		}
-	}
-	for _, bad := range []string{"", "y", "10", "10h", "-1y", "0d", "1.5y", "10 years"} {
-		if _, err := parsePeriod(bad); err == nil {
-			t.Errorf("period %q accepted", bad)
-		}
-	}
-}
-
 // TestSweptSQL checks the condition a sweep writes for each kind of clock,
 // in each dialect: times compared as times, a clock through the join read
 // in the joined table within the tenant, kept rows anonymised while a

@@ -54,13 +54,12 @@ import (
 	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
-	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/lethe-dev/lethe/pkg/connector"
+	"github.com/lethe-dev/lethe/pkg/period"
 )
 
 // Strategy is what erasure does to a table's rows or to a column.
@@ -154,7 +153,7 @@ type RetainRule struct {
 	// From is the column with the date the period runs from.
 	From string `yaml:"from"`
 
-	period period
+	period period.Period
 }
 
 // Load parses and validates a YAML map. Errors name the table and column at
@@ -278,7 +277,7 @@ func (t *Table) validate(earlier map[string]bool) error {
 		if strings.TrimSpace(r.LegalBasis) == "" {
 			return errors.New("retain: no legal_basis")
 		}
-		p, err := parsePeriod(r.Period)
+		p, err := period.Parse(r.Period)
 		if err != nil {
 			return fmt.Errorf("retain: %w", err)
 		}
@@ -370,43 +369,4 @@ func (t *Table) joinColumn() string {
 		return ""
 	}
 	return t.Join.Column
-}
-
-// period is a calendar period.
-type period struct{ years, months, days int }
-
-var periodRE = regexp.MustCompile(`^([0-9]+)\s*(y|mo|m|w|d)$`)
-
-func parsePeriod(s string) (period, error) {
-	g := periodRE.FindStringSubmatch(strings.TrimSpace(s))
-	if g == nil {
-		return period{}, fmt.Errorf("bad period %q: want a number and y, m, w or d (\"10y\")", s)
-	}
-	n, err := strconv.Atoi(g[1])
-	if err != nil || n <= 0 || n > 1000 {
-		return period{}, fmt.Errorf("bad period %q: the number must be between 1 and 1000", s)
-	}
-	switch g[2] {
-	case "y":
-		return period{years: n}, nil
-	case "m", "mo":
-		return period{months: n}, nil
-	case "w":
-		return period{days: 7 * n}, nil
-	}
-	return period{days: n}, nil
-}
-
-// after returns t plus the period in UTC, clamping to the end of the month
-// (29 Feb 2024 + 1y = 28 Feb 2025, where time.AddDate would say 1 March).
-func (p period) after(t time.Time) time.Time {
-	t = t.UTC()
-	y, mo, d := t.Date()
-	total := int(mo) - 1 + p.months + 12*(y+p.years)
-	y, mo = total/12, time.Month(total%12+1)
-	if last := time.Date(y, mo+1, 0, 0, 0, 0, 0, time.UTC).Day(); d > last {
-		d = last
-	}
-	h, mi, s := t.Clock()
-	return time.Date(y, mo, d+p.days, h, mi, s, t.Nanosecond(), time.UTC)
 }

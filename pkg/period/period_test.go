@@ -23,6 +23,8 @@ func TestShift(t *testing.T) {
 		{"2w", day(2026, 3, 1), day(2026, 3, 15), day(2026, 2, 15)},
 		{"30d", day(2026, 3, 1), day(2026, 3, 31), day(2026, 1, 30)},
 		{"1m", day(2026, 1, 5), day(2026, 2, 5), day(2025, 12, 5)},
+		{"13mo", day(2025, 1, 31), day(2026, 2, 28), day(2023, 12, 31)},
+		{"10y", day(2024, 3, 15), day(2034, 3, 15), day(2014, 3, 15)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.period, func(t *testing.T) {
@@ -41,7 +43,7 @@ func TestShift(t *testing.T) {
 }
 
 func TestParseRefuses(t *testing.T) {
-	for _, s := range []string{"", "13", "m", "0y", "1001d", "-1y", "1 year", "1h"} {
+	for _, s := range []string{"", "13", "m", "0y", "1001d", "-1y", "1 year", "1h", "1.5y", "10 years"} {
 		if _, err := period.Parse(s); err == nil {
 			t.Errorf("Parse(%q) took it", s)
 		}
@@ -54,5 +56,17 @@ func TestParseRefuses(t *testing.T) {
 		if q, err := period.Parse(p.String()); err != nil || q != p {
 			t.Errorf("%q reads back as %q", s, p.String())
 		}
+	}
+}
+
+// An instant in another zone is shifted in UTC.
+func TestShiftInUTC(t *testing.T) {
+	p, err := period.Parse(" 1y ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2024, 6, 1, 12, 30, 0, 0, time.FixedZone("CEST", 7200))
+	if got, want := p.After(at), time.Date(2025, 6, 1, 10, 30, 0, 0, time.UTC); !got.Equal(want) || got.Location() != time.UTC {
+		t.Errorf("1y after %v = %v, want %v", at, got, want)
 	}
 }
