@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lethe-dev/lethe/pkg/events"
 	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
@@ -49,33 +48,8 @@ func (e *Engine) StartReapply(ctx context.Context, tenant, system string, since 
 	digest := sha256.Sum256([]byte(strings.Join(hashes, "\n")))
 	scope := reapplyScope{ReapplyScope: proof.ReapplyScope{System: system, Since: since.UTC(), People: len(hashes),
 		HashesSHA256: hex.EncodeToString(digest[:])}, Hashes: hashes}
-	b, err := json.Marshal(scope)
-	if err != nil {
-		return nil, err
-	}
-	_, pol, specJSON, err := e.policyFor(tenant, now)
-	if err != nil {
-		return nil, fmt.Errorf("reapply: %w", err)
-	}
-	r := &store.Request{ID: newID(now), Tenant: tenant, Type: lifecycle.Reapply, State: lifecycle.PendingVerification, Source: SourceOnDemand,
-		ReceivedAt: now, Deadline: pol.Deadline(now), DeadlinePolicy: specJSON, CreatedAt: now, UpdatedAt: now, Scope: string(b)}
-	if by != nil {
-		r.SubmittedBy = by.ID
-	}
-	err = e.cfg.Store.Tx(ctx, func(tx store.Tx) error {
-		if err := tx.InsertRequest(ctx, r); err != nil {
-			return err
-		}
-		received, dl := r.ReceivedAt, r.Deadline
-		if err := record(ctx, tx, proof.Entry{RequestID: r.ID, Event: proof.EventCreated, At: now, Tenant: r.Tenant, Type: r.Type,
-			ReceivedAt: &received, Deadline: &dl, Detail: "source=" + r.Source, Actor: by, Reapply: &scope.ReapplyScope}); err != nil {
-			return err
-		}
-		if err := tx.InsertTask(ctx, &store.Task{ID: events.TaskID(r.ID, system), RequestID: r.ID, System: system, State: lifecycle.TaskPending}); err != nil {
-			return err
-		}
-		return e.open(ctx, tx, r, identity{}, Decision{Method: "other", Note: "a re-application after a restore"}, false, now)
-	})
+	r, err := e.openUnattended(ctx, "req_", tenant, lifecycle.Reapply, SourceOnDemand, scope, proof.Entry{Reapply: &scope.ReapplyScope},
+		[]string{system}, by, now)
 	if err != nil {
 		return nil, fmt.Errorf("reapply: %w", err)
 	}

@@ -31,43 +31,11 @@ const (
 // receipts, log entries and certificate are a request's.
 func (e *Engine) StartSweep(ctx context.Context, p *retention.Policy, dryRun bool, source string, by *proof.Actor) (*store.Request, error) {
 	now := e.Now()
-	_, pol, specJSON, err := e.policyFor(p.Tenant, now)
-	if err != nil {
-		return nil, fmt.Errorf("sweep: %w", err)
-	}
 	run := proof.SweepRun{Policy: p.Name, Clock: p.Clock, Cutoff: p.Cutoff(now).UTC(), DryRun: dryRun, Systems: p.Systems}
-	spec, err := json.Marshal(run)
-	if err != nil {
-		return nil, err
-	}
-	r := &store.Request{
-		ID: "run_" + strings.TrimPrefix(newID(now), "req_"), Tenant: p.Tenant, Type: lifecycle.Sweep, State: lifecycle.PendingVerification,
-		Source: source, ReceivedAt: now, Deadline: pol.Deadline(now), DeadlinePolicy: specJSON, CreatedAt: now, UpdatedAt: now,
-		Scope: string(spec),
-	}
-	if by != nil {
-		r.SubmittedBy = by.ID
-	}
-	err = e.cfg.Store.Tx(ctx, func(tx store.Tx) error {
-		if err := tx.InsertRequest(ctx, r); err != nil {
-			return err
-		}
-		received, dl := r.ReceivedAt, r.Deadline
-		if err := record(ctx, tx, proof.Entry{RequestID: r.ID, Event: proof.EventCreated, At: now, Tenant: r.Tenant, Type: r.Type,
-			ReceivedAt: &received, Deadline: &dl, Detail: "source=" + source, Actor: by, Sweep: &run}); err != nil {
-			return err
-		}
-		for _, sys := range p.SystemNames() {
-			if err := tx.InsertTask(ctx, &store.Task{ID: events.TaskID(r.ID, sys), RequestID: r.ID, System: sys, State: lifecycle.TaskPending}); err != nil {
-				return err
-			}
-		}
-		return e.open(ctx, tx, r, identity{}, Decision{Method: "other", Note: "a retention run"}, false, now)
-	})
+	r, err := e.openUnattended(ctx, "run_", p.Tenant, lifecycle.Sweep, source, run, proof.Entry{Sweep: &run}, p.SystemNames(), by, now)
 	if err != nil {
 		return nil, fmt.Errorf("sweep: %w", err)
 	}
-	e.m.Created.WithLabelValues(string(r.Type), r.Source).Inc()
 	e.log.Info("retention run started", "run_id", r.ID, "tenant", r.Tenant, "policy", p.Name, "dry_run", dryRun, "cutoff", run.Cutoff)
 	e.cfg.Relay.Wake()
 	return r, nil
@@ -134,4 +102,48 @@ func (e *Engine) reportSweep(s swept) {
 		e.m.SweepLast.WithLabelValues(s.tenant, s.policy).Set(float64(s.when.Unix()))
 	}
 	e.log.Info("retention run ended", "tenant", s.tenant, "policy", s.policy, "state", s.state, "dry_run", s.dryRun, "records", s.records)
+}
+
+// openUnattended stores and opens at once a request that is about no one
+// (a retention run, a re-application), so there is no identity to check:
+// its scope (JSON) in the store, the created entry (with created's scope
+// fields) in the log, and a task per system, enqueued.
+func (e *Engine) openUnattended(ctx context.Context, idPrefix, tenant string, typ lifecycle.Type, source string, scope any,
+	created proof.Entry, systems []string, by *proof.Actor, now time.Time) (*store.Request, error) {
+	_, pol, specJSON, err := e.policyFor(tenant, now)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(scope)
+	if err != nil {
+		return nil, err
+	}
+	r := &store.Request{ID: idPrefix + strings.TrimPrefix(newID(now), "req_"), Tenant: tenant, Type: typ, State: lifecycle.PendingVerification,
+		Source: source, ReceivedAt: now, Deadline: pol.Deadline(now), DeadlinePolicy: specJSON, CreatedAt: now, UpdatedAt: now, Scope: string(b)}
+	if by != nil {
+		r.SubmittedBy = by.ID
+	}
+	err = e.cfg.Store.Tx(ctx, func(tx store.Tx) error {
+		if err := tx.InsertRequest(ctx, r); err != nil {
+			return err
+		}
+		received, dl := r.ReceivedAt, r.Deadline
+		entry := created
+		entry.RequestID, entry.Event, entry.At, entry.Tenant, entry.Type = r.ID, proof.EventCreated, now, r.Tenant, r.Type
+		entry.ReceivedAt, entry.Deadline, entry.Detail, entry.Actor = &received, &dl, "source="+source, by
+		if err := record(ctx, tx, entry); err != nil {
+			return err
+		}
+		for _, sys := range systems {
+			if err := tx.InsertTask(ctx, &store.Task{ID: events.TaskID(r.ID, sys), RequestID: r.ID, System: sys, State: lifecycle.TaskPending}); err != nil {
+				return err
+			}
+		}
+		return e.open(ctx, tx, r, identity{}, Decision{Method: "other", Note: "about no one: " + string(typ)}, false, now)
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.m.Created.WithLabelValues(string(r.Type), r.Source).Inc()
+	return r, nil
 }
