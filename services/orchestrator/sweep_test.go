@@ -112,11 +112,16 @@ func TestSweepOnDemand(t *testing.T) {
 		if c.Sweep == nil || c.Sweep.Policy != "audience" || len(c.Sweep.Systems["alpha"]) != 1 || !c.Sweep.Cutoff.Before(now.AddDate(0, -12, -20)) {
 			t.Errorf("%s: the certificate's sweep: %+v", tt.body, c.Sweep)
 		}
-		if g := counter(t, e.reg, "lethe_orchestrator_sweep_records_past_period", map[string]string{"policy": "audience"}); g != tt.pastGauge {
+		// The series follow the commit that ended the run: wait for them.
+		g := counter(t, e.reg, "lethe_orchestrator_sweep_records_past_period", map[string]string{"policy": "audience"})
+		for end := time.Now().Add(10 * time.Second); g != tt.pastGauge && time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+			g = counter(t, e.reg, "lethe_orchestrator_sweep_records_past_period", map[string]string{"policy": "audience"})
+		}
+		if g != tt.pastGauge {
 			t.Errorf("%s: records past period gauge %v, want %v", tt.body, g, tt.pastGauge)
 		}
 	}
-	if counter(t, e.reg, "lethe_orchestrator_sweep_last_success_timestamp_seconds", map[string]string{"policy": "audience"}) == 0 {
+	if waitCounter(t, e.reg, "lethe_orchestrator_sweep_last_success_timestamp_seconds", map[string]string{"policy": "audience"}, 1) == 0 {
 		t.Error("no last successful sweep recorded")
 	}
 	for _, bad := range []struct{ body, want string }{
