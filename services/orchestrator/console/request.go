@@ -520,18 +520,28 @@ type certSystem struct {
 	System, Outcome, Class, Details, Answered, KeyID string
 }
 
-func (c *Console) handleCertificate(w http.ResponseWriter, r *http.Request, s *session) {
+// certificate reads the certificate of the request a page is for, or
+// answers why there is none.
+func (c *Console) certificate(w http.ResponseWriter, r *http.Request, s *session) (*store.Request, []byte, bool) {
 	req, _, ok := c.visibleRequest(w, r, s)
 	if !ok {
-		return
+		return nil, nil, false
 	}
 	b, err := c.cfg.Store.Certificate(r.Context(), req.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		c.fail(w, r, s, http.StatusConflict, "The request has not ended: its certificate is issued when it does.")
-		return
+		return nil, nil, false
 	}
 	if err != nil {
 		c.internal(w, r, s, err, "read the certificate")
+		return nil, nil, false
+	}
+	return req, b, true
+}
+
+func (c *Console) handleCertificate(w http.ResponseWriter, r *http.Request, s *session) {
+	req, b, ok := c.certificate(w, r, s)
+	if !ok {
 		return
 	}
 	cert, err := proof.Verify(b, c.cfg.Life.Keys())
@@ -587,17 +597,8 @@ func (c *Console) handleCertificate(w http.ResponseWriter, r *http.Request, s *s
 // handleCertificateJSON serves the certificate's exact bytes, to verify
 // offline with lethectl.
 func (c *Console) handleCertificateJSON(w http.ResponseWriter, r *http.Request, s *session) {
-	req, _, ok := c.visibleRequest(w, r, s)
+	req, b, ok := c.certificate(w, r, s)
 	if !ok {
-		return
-	}
-	b, err := c.cfg.Store.Certificate(r.Context(), req.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		c.fail(w, r, s, http.StatusConflict, "The request has not ended: its certificate is issued when it does.")
-		return
-	}
-	if err != nil {
-		c.internal(w, r, s, err, "read the certificate")
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
