@@ -199,18 +199,8 @@ func compile(vs []Vendor, vars map[string]string, getenv func(string) string) ([
 		}
 		seen[v.Name] = true
 
-		v.Delete.Method = strings.ToUpper(v.Delete.Method)
-		if v.Delete.Method == "" {
-			v.Delete.Method = http.MethodDelete
-		}
-		if v.Delete.Method != http.MethodDelete && v.Delete.Method != http.MethodPost {
-			return nil, fail("delete.method %q: want DELETE or POST", v.Delete.Method)
-		}
-		if v.Delete.URL == "" {
-			return nil, fail("delete.url is missing")
-		}
-		if err := checkRequest(v.Delete, vars); err != nil {
-			return nil, fail("delete: %v", err)
+		if err := checkCall("delete", &v.Delete, vars, http.MethodDelete, http.MethodPost); err != nil {
+			return nil, fail("%s", err)
 		}
 		if v.Access != (Request{}) && v.Access.URL == "" {
 			return nil, fail("access.url is missing")
@@ -241,18 +231,8 @@ func compile(vs []Vendor, vars map[string]string, getenv func(string) string) ([
 			if v.Access.URL != "" {
 				return nil, fail("notify is for a vendor without an access API: this one is asked for the data")
 			}
-			v.Notify.Method = strings.ToUpper(v.Notify.Method)
-			if v.Notify.Method == "" {
-				v.Notify.Method = http.MethodPost
-			}
-			if v.Notify.Method != http.MethodPost && v.Notify.Method != http.MethodPut {
-				return nil, fail("notify.method %q: want POST or PUT", v.Notify.Method)
-			}
-			if v.Notify.URL == "" {
-				return nil, fail("notify.url is missing")
-			}
-			if err := checkRequest(v.Notify, vars); err != nil {
-				return nil, fail("notify: %v", err)
+			if err := checkCall("notify", &v.Notify, vars, http.MethodPost, http.MethodPut); err != nil {
+				return nil, fail("%s", err)
 			}
 		}
 
@@ -278,6 +258,26 @@ func compile(vs []Vendor, vars map[string]string, getenv func(string) string) ([
 
 // checkRequest renders r with sample identifiers and checks that it makes an
 // absolute http(s) URL and, if it has a body, valid JSON.
+// checkCall checks a vendor call that changes something (delete, notify):
+// its method, upper-cased, is one of methods (the first by default), and
+// it has a URL whose template checkRequest takes. Errors name the call.
+func checkCall(name string, r *Request, vars map[string]string, methods ...string) error {
+	r.Method = strings.ToUpper(r.Method)
+	if r.Method == "" {
+		r.Method = methods[0]
+	}
+	if !slices.Contains(methods, r.Method) {
+		return fmt.Errorf("%s.method %q: want %s", name, r.Method, strings.Join(methods, " or "))
+	}
+	if r.URL == "" {
+		return fmt.Errorf("%s.url is missing", name)
+	}
+	if err := checkRequest(*r, vars); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
 func checkRequest(r Request, vars map[string]string) error {
 	sample := map[string]string{varEmail: `o'brien+"test"@example.com`, varUserID: "user 1/2", varTenant: "demo",
 		varRequestID: "req_1", varDeadline: "2026-01-02T03:04:05Z"}
