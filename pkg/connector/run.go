@@ -138,7 +138,11 @@ func newMetrics(reg prometheus.Registerer, system string) *metrics {
 			Buckets:     prometheus.ExponentialBuckets(0.001, 4, 10),
 		}, []string{"action"}),
 	}
-	for _, a := range []string{"erase", "export", "sweep", "reapply"} {
+	for code := range lethev1.Action_name {
+		if lethev1.Action(code) == lethev1.Action_ACTION_UNSPECIFIED {
+			continue
+		}
+		a := actionName(lethev1.Action(code))
 		m.duration.WithLabelValues(a)
 		for _, o := range lifecycle.Outcomes() {
 			m.tasks.WithLabelValues(a, string(o))
