@@ -59,7 +59,22 @@ const (
 	Exported = lifecycle.Exported
 	NotFound = lifecycle.NotFound // the system holds nothing of the subject
 	Retained = lifecycle.Retained // kept by law (Art. 17(3)), until a date
+	// Restricted: the person's data is kept and marked not to be processed
+	// (Art. 18); Lifted: the marks are gone.
+	Restricted = lifecycle.Restricted
+	Lifted     = lifecycle.Lifted
 )
+
+// Restricter is implemented by a [System] that can say what of a person
+// a restriction of processing (Art. 18) covers. The SDK marks the person
+// restricted on the connector's suppression list (which the host's
+// processing paths ask) whether or not the system implements it; then
+// Restrict, which must change nothing, returns Restricted with the counts
+// per data category of the records now restricted, or NotFound when the
+// system holds nothing of the person.
+type Restricter interface {
+	Restrict(ctx context.Context, t Task) (Result, error)
+}
 
 // Result is what a [System] did.
 type Result struct {

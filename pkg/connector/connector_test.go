@@ -78,6 +78,7 @@ type rig struct {
 	reg      *prometheus.Registry
 	signer   *proof.Signer
 	blobs    blob.Store
+	dir      string
 }
 
 // run starts the SDK over sys for system "sys".
@@ -95,7 +96,8 @@ func runIn(t *testing.T, dir string, sys connector.System, wrap func(connector.R
 }
 
 // runAt is runIn with the connector's clock (nil: time.Now).
-func runAt(t *testing.T, dir string, sys connector.System, wrap func(connector.ReceiptStore) connector.ReceiptStore, now func() time.Time) rig {
+func runAt(t *testing.T, dir string, sys connector.System, wrap func(connector.ReceiptStore) connector.ReceiptStore, now func() time.Time,
+	tune ...func(*connector.Config)) rig {
 	t.Helper()
 	srv, err := natsbus.StartEmbedded(t.TempDir(), "127.0.0.1", -1, nil)
 	if err != nil {
@@ -131,10 +133,14 @@ func runAt(t *testing.T, dir string, sys connector.System, wrap func(connector.R
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	cfg := connector.Config{System: "sys", Bus: b, Receipts: store, Signer: signer, SealKey: seal, TaskKeys: orchestratorKeys, Logger: logs.Logger(), Blobs: blobs,
+		RetryInitial: 5 * time.Millisecond, RetryMaxElapsed: 100 * time.Millisecond, Registerer: reg, Now: now}
+	for _, f := range tune {
+		f(&cfg)
+	}
 	go func() {
 		defer close(done)
-		connector.Run(ctx, connector.Config{System: "sys", Bus: b, Receipts: store, Signer: signer, SealKey: seal, TaskKeys: orchestratorKeys, Logger: logs.Logger(), Blobs: blobs,
-			RetryInitial: 5 * time.Millisecond, RetryMaxElapsed: 100 * time.Millisecond, Registerer: reg, Now: now}, sys)
+		connector.Run(ctx, cfg, sys)
 	}()
 	out := make(chan *lethev1.Receipt, 16)
 	go b.Consume(ctx, events.TopicReceipts, "test", func(_ context.Context, m *bus.Message) error {
@@ -146,7 +152,7 @@ func runAt(t *testing.T, dir string, sys connector.System, wrap func(connector.R
 		return nil
 	})
 	t.Cleanup(func() { cancel(); <-done; receipts.Close() })
-	return rig{bus: b, receipts: out, logs: logs, reg: reg, signer: signer, blobs: blobs}
+	return rig{bus: b, receipts: out, logs: logs, reg: reg, signer: signer, blobs: blobs, dir: dir}
 }
 
 func duplicates(t *testing.T, reg *prometheus.Registry) float64 {
@@ -202,6 +208,8 @@ func TestMetricsOutcomeLabels(t *testing.T) {
 			want = append(want, a+"/"+o)
 		}
 	}
+	want = append(want, "restrict/restricted", "restrict/not_found", "restrict/failed", "restrict/duplicate",
+		"lift/lifted", "lift/not_found", "lift/failed", "lift/duplicate")
 	for _, w := range want {
 		if !got[w] {
 			t.Errorf("no series for %s", w)

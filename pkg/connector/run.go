@@ -40,6 +40,10 @@ type Config struct {
 	// re-application after a restore names people by (see [Reapplier]);
 	// nil: such tasks fail.
 	SubjectKey []byte
+	// Suppressions is the connector's suppression list (see
+	// [Suppressions]), kept as tasks succeed; nil: none is kept, and
+	// restrictions and their lifts fail.
+	Suppressions *Suppressions
 	// Blobs is where exports go, encrypted (see [File]); the
 	// orchestrator reads them from the same store. Nil: the connector
 	// answers every export "failed".
@@ -145,7 +149,9 @@ func newMetrics(reg prometheus.Registerer, system string) *metrics {
 		a := actionName(lethev1.Action(code))
 		m.duration.WithLabelValues(a)
 		for _, o := range lifecycle.Outcomes() {
-			m.tasks.WithLabelValues(a, string(o))
+			if answersAction(lethev1.Action(code), o) {
+				m.tasks.WithLabelValues(a, string(o))
+			}
 		}
 		m.tasks.WithLabelValues(a, duplicate)
 	}
@@ -301,10 +307,54 @@ func (w *worker) do(ctx context.Context, t *lethev1.Task, log *slog.Logger) (Res
 		Categories: t.GetCategories(),
 	}
 	op := w.sys.Erase
+	sup := w.cfg.Suppressions
 	switch t.GetAction() {
 	case lethev1.Action_ACTION_ERASE:
 		if _, ok := w.sys.(CategoryEraser); len(task.Categories) > 0 && !ok {
 			return Result{}, errors.New("this system cannot erase by data category: a purpose should not name it")
+		}
+		if sup != nil {
+			// On the list before the effect: no import of the person may
+			// land between the erasure and the entry. (An erasure that
+			// then fails leaves the person listed: they asked all the
+			// same, and the orchestrator tries again.)
+			reason := SuppressedErased
+			if len(task.Categories) > 0 {
+				reason = SuppressedPurpose
+			}
+			op = func(ctx context.Context, task Task) (Result, error) {
+				if err := sup.add(ctx, task.Tenant, task.RequestID, task.Subject, reason, task.Categories); err != nil {
+					return Result{}, err
+				}
+				return w.sys.Erase(ctx, task)
+			}
+		}
+	case lethev1.Action_ACTION_RESTRICT:
+		if sup == nil {
+			return Result{}, errors.New("this connector keeps no suppression list to mark a restriction in (--subject-key)")
+		}
+		op = func(ctx context.Context, task Task) (Result, error) {
+			// Marked first: from then on the host's processing paths
+			// refuse the person; what the system holds is then counted.
+			if err := sup.add(ctx, task.Tenant, task.RequestID, task.Subject, SuppressedRestricted, nil); err != nil {
+				return Result{}, err
+			}
+			if r, ok := w.sys.(Restricter); ok {
+				return r.Restrict(ctx, task)
+			}
+			return Result{Outcome: Restricted}, nil
+		}
+	case lethev1.Action_ACTION_LIFT:
+		if sup == nil {
+			return Result{}, errors.New("this connector keeps no suppression list to lift a restriction from (--subject-key)")
+		}
+		restriction := t.GetRestrictionId()
+		op = func(ctx context.Context, task Task) (Result, error) {
+			n, err := sup.lift(ctx, task.Tenant, restriction)
+			if err != nil || n == 0 {
+				return Result{Outcome: NotFound}, err
+			}
+			return Result{Outcome: Lifted}, nil
 		}
 	case lethev1.Action_ACTION_EXPORT:
 		op = w.sys.Export
@@ -330,7 +380,15 @@ func (w *worker) do(ctx context.Context, t *lethev1.Task, log *slog.Logger) (Res
 			hashes[h] = true
 		}
 		ra := ReapplyTask{RequestID: t.GetRequestId(), TaskID: t.GetTaskId(), Tenant: t.GetTenant(), Hashes: hashes, Key: w.cfg.SubjectKey}
-		op = func(ctx context.Context, _ Task) (Result, error) { return re.Reapply(ctx, ra) }
+		op = func(ctx context.Context, _ Task) (Result, error) {
+			res, err := re.Reapply(ctx, ra)
+			if err == nil && sup != nil {
+				// A suppression list restored with the system gets its
+				// entries back too.
+				err = sup.addHashes(ctx, ra.Tenant, ra.RequestID, t.GetSubjectHashes(), SuppressedErased, nil)
+			}
+			return res, err
+		}
 	default:
 		return Result{}, fmt.Errorf("unknown action %v", t.GetAction())
 	}
@@ -361,6 +419,7 @@ func (w *worker) receipt(t *lethev1.Task, res Result, err error) *lethev1.Receip
 		ConnectorTime: timestamppb.New(w.cfg.Now()),
 		Sweep:         t.GetSweep(),
 		Categories:    t.GetCategories(),
+		RestrictionId: t.GetRestrictionId(),
 	}
 	if err != nil {
 		r.Outcome = lifecycle.OutcomeFailed.Proto()
@@ -368,7 +427,7 @@ func (w *worker) receipt(t *lethev1.Task, res Result, err error) *lethev1.Receip
 		r.Retryable = IsRetryable(err)
 		return r
 	}
-	if !answers(res.Outcome) {
+	if !answers(res.Outcome) || !answersAction(t.GetAction(), res.Outcome) {
 		r.Outcome = lifecycle.OutcomeFailed.Proto()
 		r.Detail = fmt.Sprintf("connector returned unknown outcome %q", res.Outcome)
 		return r
@@ -423,15 +482,32 @@ func actionName(a lethev1.Action) string {
 		return "sweep"
 	case lethev1.Action_ACTION_REAPPLY:
 		return "reapply"
+	case lethev1.Action_ACTION_RESTRICT:
+		return "restrict"
+	case lethev1.Action_ACTION_LIFT:
+		return "lift"
 	}
 	return "erase"
+}
+
+// answersAction reports whether o may answer a task of action a (a
+// restriction is restricted, never erased; see lifecycle.Type.Answers).
+func answersAction(a lethev1.Action, o Outcome) bool {
+	t := lifecycle.Erasure
+	switch a {
+	case lethev1.Action_ACTION_RESTRICT:
+		t = lifecycle.Restriction
+	case lethev1.Action_ACTION_LIFT:
+		t = lifecycle.Lift
+	}
+	return t.Answers(o)
 }
 
 // hasEffect reports whether a task changes its system: an erasure, or a
 // sweep that is not a dry run.
 func hasEffect(t *lethev1.Task) bool {
 	switch t.GetAction() {
-	case lethev1.Action_ACTION_ERASE, lethev1.Action_ACTION_REAPPLY:
+	case lethev1.Action_ACTION_ERASE, lethev1.Action_ACTION_REAPPLY, lethev1.Action_ACTION_RESTRICT, lethev1.Action_ACTION_LIFT:
 		return true
 	case lethev1.Action_ACTION_SWEEP:
 		return !t.GetSweep().GetDryRun()
@@ -440,6 +516,6 @@ func hasEffect(t *lethev1.Task) bool {
 }
 
 // answers reports whether o is an outcome a [System] may return: Erased,
-// Exported, NotFound or Retained. (A failure is an error, and a dead letter
+// Exported, NotFound, Retained, Restricted or Lifted. (A failure is an error, and a dead letter
 // is the orchestrator's word, not a system's.)
 func answers(o Outcome) bool { return o.Done() || o == Retained }

@@ -62,7 +62,9 @@ func OrchestratorKey(path string) (proof.KeySet, error) {
 type Opener func(ctx context.Context, env Env) (System, error)
 
 // Start serves sys until ctx is cancelled, keeping its receipts in
-// env.DataDir/receipts.db and signing them with the key in
+// env.DataDir/receipts.db and its suppression list in
+// env.DataDir/suppressions.db (when env.SubjectKey is set; see
+// [Suppressions]), and signing receipts with the key in
 // env.DataDir/signing.key (see [SigningKey]). It is what a connector binary
 // runs (through connectorcmd.Main, which dials the bus and opens the system
 // first), and what the in-process stack runs for each connector.
@@ -80,11 +82,20 @@ func Start(ctx context.Context, system string, env Env, sys System) error {
 		return err
 	}
 	defer receipts.Close()
+	var sup *Suppressions
+	if len(env.SubjectKey) > 0 {
+		if sup, err = OpenSuppressions(env.DataDir, env.SubjectKey, sqlitedb.WithDurability(env.Durability)); err != nil {
+			return err
+		}
+		defer sup.Close()
+	} else if env.Logger != nil {
+		env.Logger.Warn("no subject key: no suppression list is kept, and restrictions fail (--subject-key)")
+	}
 	if env.Logger != nil {
 		env.Logger.Info("signing receipts", "key_id", signer.Key.ID, "public_key_file", filepath.Join(env.DataDir, "signing.key.pub"))
 	}
 	return Run(ctx, Config{System: system, Bus: env.Bus, Receipts: receipts, Signer: signer, SealKey: seal, TaskKeys: env.TaskKeys, Logger: env.Logger,
-		Registerer: env.Registerer, Now: env.Now, Blobs: env.Blobs, SubjectKey: env.SubjectKey}, sys)
+		Registerer: env.Registerer, Now: env.Now, Blobs: env.Blobs, SubjectKey: env.SubjectKey, Suppressions: sup}, sys)
 }
 
 // SigningKey is the connector's ed25519 key: from $LETHE_SIGNING_KEY (the

@@ -233,18 +233,30 @@ func (e *Engine) Count(ctx context.Context, subj connector.Subject, tenant strin
 
 // count is Count over the tables of categories (every table for none).
 func (e *Engine) count(ctx context.Context, subj connector.Subject, tenant string, categories []string) (int64, error) {
+	by, err := e.countBy(ctx, subj, tenant, categories)
+	var n int64
+	for _, c := range by {
+		n += c
+	}
+	return n, err
+}
+
+// countBy counts the subject's rows of categories (every table for none)
+// per table category, the categories of a receipt's counts; a category
+// with no rows is left out.
+func (e *Engine) countBy(ctx context.Context, subj connector.Subject, tenant string, categories []string) (map[string]int64, error) {
 	if err := e.config(); err != nil {
-		return 0, err
+		return nil, err
 	}
 	s := newSubject(subj, tenant)
 	if s.empty() {
-		return 0, nil
+		return nil, nil
 	}
 	k, err := e.resolve(ctx, e.db, s)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	var n int64
+	n := map[string]int64{}
 	for i := range e.m.Tables {
 		t := &e.m.Tables[i]
 		q := newQuery(e.dialect).w("SELECT COUNT(*) FROM ", quote(t.Name), " WHERE ")
@@ -253,11 +265,29 @@ func (e *Engine) count(ctx context.Context, subj connector.Subject, tenant strin
 		}
 		var c int64
 		if err := e.db.QueryRowContext(ctx, q.String(), q.args...).Scan(&c); err != nil {
-			return 0, dbErr("count", t.Name, err)
+			return nil, dbErr("count", t.Name, err)
 		}
-		n += c
+		if c > 0 {
+			n[t.Category] += c
+		}
 	}
 	return n, nil
+}
+
+// Restrict counts what a restriction of processing (Art. 18) covers: the
+// subject's rows per category, which stay as they are (the connector
+// SDK marks the person on its suppression list). The engine is thus a
+// connector.Restricter.
+func (e *Engine) Restrict(ctx context.Context, task connector.Task) (connector.Result, error) {
+	by, err := e.countBy(ctx, task.Subject, task.Tenant, nil)
+	if err != nil || len(by) == 0 {
+		return connector.Result{Outcome: connector.NotFound}, err
+	}
+	var n int64
+	for _, c := range by {
+		n += c
+	}
+	return connector.Result{Outcome: connector.Restricted, Counts: by, Remaining: n}, nil
 }
 
 // ErasesByCategory marks the engine a connector.CategoryEraser: Erase

@@ -35,11 +35,17 @@ const (
 	// Reapply erases again, in a system restored from a backup, everyone
 	// erased since the backup, named by keyed hashes only.
 	Reapply Type = "reapply"
+	// Restriction (Art. 18): every system keeps the person's data but
+	// marks it restricted, not to be processed, until a Lift of it.
+	Restriction Type = "restriction"
+	// Lift ends a restriction: every system removes its marks. An
+	// operator opens it (POST /v1/requests/{id}/lift); it names no one.
+	Lift Type = "lift"
 )
 
 // Types are the types of requests people file, in the order they are
 // shown (a Sweep is not one).
-func Types() []Type { return []Type{Erasure, Export, ConsentWithdrawal, Objection} }
+func Types() []Type { return []Type{Erasure, Export, ConsentWithdrawal, Objection, Restriction} }
 
 // ByPurpose reports whether requests of t name purposes and erase only
 // their data.
@@ -54,8 +60,27 @@ func (t Type) Action() lethev1.Action {
 		return lethev1.Action_ACTION_SWEEP
 	case Reapply:
 		return lethev1.Action_ACTION_REAPPLY
+	case Restriction:
+		return lethev1.Action_ACTION_RESTRICT
+	case Lift:
+		return lethev1.Action_ACTION_LIFT
 	}
 	return lethev1.Action_ACTION_ERASE
+}
+
+// Answers reports whether a system may answer a task of a request of
+// type t with outcome o: a restriction is restricted, a lift lifted, and
+// no other request either; a failure, or nothing held, answers any.
+func (t Type) Answers(o Outcome) bool {
+	switch o {
+	case Restricted:
+		return t == Restriction
+	case Lifted:
+		return t == Lift
+	case Erased, Exported, Retained:
+		return t != Restriction && t != Lift
+	}
+	return true
 }
 
 // State is where a request is:
@@ -123,22 +148,26 @@ func (s TaskState) Waiting() bool {
 // Outcome is a system's answer to a task.
 type Outcome string
 
-// Outcomes. The first five are what a receipt says; DeadLetter is what a
+// Outcomes. The first seven are what a receipt says; DeadLetter is what a
 // certificate says of a system that never answered; Resolved of a failure
 // an operator fixed by hand (no receipt: the log records who, and the
 // note's hash).
 const (
 	Erased        Outcome = "erased"
 	Exported      Outcome = "exported"
-	NotFound      Outcome = "not_found" // the system held nothing of the person
-	Retained      Outcome = "retained"  // kept by law (Art. 17(3)), until a date
+	NotFound      Outcome = "not_found"  // the system held nothing of the person
+	Retained      Outcome = "retained"   // kept by law (Art. 17(3)), until a date
+	Restricted    Outcome = "restricted" // kept, marked not to be processed (Art. 18)
+	Lifted        Outcome = "lifted"     // a restriction's marks removed
 	OutcomeFailed Outcome = "failed"
 	DeadLetter    Outcome = "dead_letter"
 	Resolved      Outcome = "resolved"
 )
 
 // Outcomes are the outcomes a receipt can carry.
-func Outcomes() []Outcome { return []Outcome{Erased, Exported, NotFound, Retained, OutcomeFailed} }
+func Outcomes() []Outcome {
+	return []Outcome{Erased, Exported, NotFound, Retained, OutcomeFailed, Restricted, Lifted}
+}
 
 // OutcomeOf names a receipt's outcome ("unspecified" for none: it is
 // what certificates have always said of one).
@@ -152,8 +181,26 @@ func (o Outcome) Proto() lethev1.Outcome {
 }
 
 // Done reports whether the outcome is the system's part done: the data
-// erased or exported, or none held, or the failure resolved by hand.
-func (o Outcome) Done() bool { return o == Erased || o == Exported || o == NotFound || o == Resolved }
+// erased, exported, restricted or set free, or none held, or the failure
+// resolved by hand.
+func (o Outcome) Done() bool {
+	return o == Erased || o == Exported || o == NotFound || o == Resolved || o == Restricted || o == Lifted
+}
+
+// Words says the outcome in words, as the console and the certificate
+// page show it.
+func (o Outcome) Words() string {
+	if w, ok := outcomeWords[o]; ok {
+		return w
+	}
+	return string(o)
+}
+
+var outcomeWords = map[Outcome]string{
+	Erased: "Erased", Exported: "Exported", NotFound: "Nothing held", Retained: "Retained by law",
+	Restricted: "Restricted (kept, not processed)", Lifted: "Restriction lifted",
+	DeadLetter: "Did not answer", OutcomeFailed: "Failed", Resolved: "Resolved by hand",
+}
 
 // Part is how one system's part of a request ended, as far as the
 // request's final state depends on it.

@@ -73,10 +73,14 @@ type Certificate struct {
 	Purposes *PurposeScope `json:"purposes,omitempty"`
 	// Reapply is, for a re-application after a restore, its system, since
 	// when, and the people by count and digest of their keyed hashes.
-	Reapply   *ReapplyScope `json:"reapply,omitempty"`
-	Log       LogProof      `json:"log"`
-	KeyID     string        `json:"key_id"`
-	Signature []byte        `json:"signature"`
+	Reapply *ReapplyScope `json:"reapply,omitempty"`
+	// Lift is, for a lift, the restriction it lifts and why, as the log's
+	// created entry recorded them; for a restriction, the lift that ended
+	// it, as the log's lifted entry recorded it (nil while in place).
+	Lift      *LiftScope `json:"lift,omitempty"`
+	Log       LogProof   `json:"log"`
+	KeyID     string     `json:"key_id"`
+	Signature []byte     `json:"signature"`
 }
 
 // Decision is a person's decision on a request: the identity check
@@ -263,7 +267,7 @@ func Verify(data []byte, ks KeySet) (*Certificate, error) {
 	errs = append(errs, checkTreeHead(ks, c))
 	l, logErrs := checkLog(c)
 	errs = append(errs, logErrs...)
-	errs = append(errs, checkRequest(c, l.created))
+	errs = append(errs, checkRequest(c, l.created, l.lifted))
 	errs = append(errs, checkEnd(c, l.ends)...)
 	if c.ExportManifestSHA256 != l.manifest {
 		errs = append(errs, fmt.Errorf("the certificate's export manifest digest %q is not the one the log recorded last (%q)", c.ExportManifestSHA256, l.manifest))
@@ -328,6 +332,7 @@ type requestLog struct {
 	logged     map[string]bool  // the systems the log names
 	resolved   map[string]bool  // the systems an operator resolved by hand
 	manifest   string           // the last export_assembled entry's digest
+	lifted     *LiftScope       // the lift of a restriction (lifted); nil if none
 }
 
 // checkLog checks the log entries: in the log's order, canonical, the
@@ -369,6 +374,8 @@ func checkLog(c *Certificate) (*requestLog, []error) {
 			l.manifest = e.ManifestSHA256
 		case EventExtended:
 			l.extensions = append(l.extensions, e)
+		case EventLifted:
+			l.lifted = e.Lift
 		case EventFulfilled, EventFailed, EventPartiallyRetained, EventDenied, EventExpired:
 			l.ends = append(l.ends, e)
 		}
@@ -379,7 +386,7 @@ func checkLog(c *Certificate) (*requestLog, []error) {
 // checkRequest checks that the certificate's request (tenant, type,
 // subject, receipt) is the one the log recorded when it was created. It
 // protects against a certificate of one request passed off as another's.
-func checkRequest(c *Certificate, created *Entry) error {
+func checkRequest(c *Certificate, created *Entry, lifted *LiftScope) error {
 	if created == nil {
 		return fmt.Errorf("the log has no %q entry for the request", EventCreated)
 	}
@@ -388,7 +395,12 @@ func checkRequest(c *Certificate, created *Entry) error {
 		return errors.New("the certificate's request does not match the request the log recorded")
 	}
 	// What a request covers beyond a person is the log's, and only
-	// requests of its type have it.
+	// requests of its type have it. A lift's is in its created entry; a
+	// restriction's lift, once done, in its lifted entry.
+	liftLogged, liftWanted := created.Lift, c.Type == lifecycle.Lift
+	if c.Type == lifecycle.Restriction {
+		liftLogged, liftWanted = lifted, lifted != nil
+	}
 	for _, scope := range []struct {
 		what              string
 		logged, certified any
@@ -397,6 +409,7 @@ func checkRequest(c *Certificate, created *Entry) error {
 		{"sweep (policy, cut-off, categories)", created.Sweep, c.Sweep, c.Sweep != nil, c.Type == lifecycle.Sweep},
 		{"purposes", created.Purposes, c.Purposes, c.Purposes != nil, c.Type.ByPurpose()},
 		{"re-application (system, since, people)", created.Reapply, c.Reapply, c.Reapply != nil, c.Type == lifecycle.Reapply},
+		{"lift (restriction, reason)", liftLogged, c.Lift, c.Lift != nil, liftWanted},
 	} {
 		a, _ := json.Marshal(scope.logged)
 		b, _ := json.Marshal(scope.certified)

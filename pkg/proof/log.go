@@ -59,6 +59,9 @@ const (
 	// blobs deleted (Detail: "collected" or "expired").
 	EventExportAssembled = "export_assembled"
 	EventExportDeleted   = "export_deleted"
+	// EventLifted records, in a restriction's log, that every system has
+	// lifted it (Lift names the lift request and its reason).
+	EventLifted = "lifted"
 )
 
 // Actor is who made a decision the log records: an API token or an OIDC
@@ -142,6 +145,18 @@ type Entry struct {
 	Purposes *PurposeScope `json:"purposes,omitempty"`
 	// Reapply is what a re-application after a restore covers (created).
 	Reapply *ReapplyScope `json:"reapply,omitempty"`
+	// Lift is what a lift of a restriction lifts (created, of type lift),
+	// and, in the restriction's log, the lift done (lifted).
+	Lift *LiftScope `json:"lift,omitempty"`
+}
+
+// LiftScope is the lift of a restriction of processing (Art. 18): the
+// restriction's request id, why it ends (engine.LiftReasons), and, once
+// done, the lift request that ended it (By).
+type LiftScope struct {
+	Restriction string `json:"restriction"`
+	Reason      string `json:"reason"`
+	By          string `json:"by,omitempty"`
 }
 
 // ReapplyScope is what a re-application of erasures after a restore

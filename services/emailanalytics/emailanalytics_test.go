@@ -3,15 +3,15 @@ package emailanalytics
 import (
 	"context"
 	"errors"
-	"strings"
+	"slices"
 	"testing"
 	"time"
-
-	"github.com/lethe-dev/lethe/pkg/piitest"
 
 	"github.com/lethe-dev/lethe/pkg/connector"
 	"github.com/lethe-dev/lethe/pkg/connector/connectortest"
 	"github.com/lethe-dev/lethe/pkg/dataset"
+	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
+	"github.com/lethe-dev/lethe/pkg/piitest"
 	"github.com/lethe-dev/lethe/pkg/pseudonym"
 )
 
@@ -75,61 +75,59 @@ func TestSeededPeople(t *testing.T) {
 	}
 }
 
+// An erasure through the SDK puts the address on the connector's list,
+// which Import asks: the next import of the person is refused, however the
+// address is written, while other tenants and other people import as
+// before. The list is a file the SDK wrote, not this process's memory: a
+// system opened afresh on the folder refuses the import too.
 func TestEraseSuppressesReimport(t *testing.T) {
-	s, dir := open(t)
+	r := openWithSDK(t)
 	ctx := context.Background()
 	email := dataset.DemoEmail(2)
-	before := s.events(t, "demo", email)
+	before := r.events(t, "demo", email)
 
-	res, err := s.Erase(ctx, task(" Person-0002@Example.com"))
-	if err != nil || res.Outcome != connector.Erased || res.Counts["email_events"] != before || res.Remaining != 0 {
-		t.Fatalf("erase = %+v, %v; want %d events erased", res, err, before)
+	rc := r.erase(t, " Person-0002@Example.com")
+	if rc.GetOutcome() != lethev1.Outcome_OUTCOME_ERASED || rc.GetRemaining() != 0 || r.events(t, "demo", email) != 0 {
+		t.Fatalf("erasure receipt %v, %d events left of %d", rc, r.events(t, "demo", email), before)
 	}
-	for _, addr := range []string{email, "PERSON-0002@example.com "} {
-		ok, err := s.Import(ctx, "demo", addr, click)
-		if err != nil || ok {
-			t.Fatalf("import of an erased address %q = %v, %v; want refused", addr, ok, err)
+	if v := r.listed(t, email, "engagement"); !v.Suppressed || !slices.Equal(v.Reasons, []string{connector.SuppressedErased}) {
+		t.Fatalf("the SDK's list after the erasure: %+v, want erased", v)
+	}
+	fresh, err := Open(ctx, connector.Env{DataDir: r.dir, SubjectKey: subjectKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	for _, s := range []*System{r.System, fresh} {
+		for _, addr := range []string{email, "PERSON-0002@example.com "} {
+			ok, err := s.Import(ctx, "demo", addr, click)
+			if err != nil || ok {
+				t.Fatalf("import of an erased address %q = %v, %v; want refused", addr, ok, err)
+			}
 		}
 	}
-	if n := s.events(t, "demo", email); n != 0 {
+	if n := r.events(t, "demo", email); n != 0 {
 		t.Fatalf("%d events after the refused import", n)
 	}
 	// Suppression is per tenant, like the erasure.
-	if ok, err := s.Import(ctx, "acme", email, click); err != nil || !ok {
+	if ok, err := r.Import(ctx, "acme", email, click); err != nil || !ok {
 		t.Fatalf("import in another tenant = %v, %v; want imported", ok, err)
 	}
 	// Other people still import, once per event.
 	for range 2 {
-		if ok, err := s.Import(ctx, "demo", dataset.DemoEmail(3), click); err != nil || !ok {
+		if ok, err := r.Import(ctx, "demo", dataset.DemoEmail(3), click); err != nil || !ok {
 			t.Fatalf("import of another person = %v, %v", ok, err)
 		}
 	}
-	if n := s.events(t, "demo", dataset.DemoEmail(3)); n != 2+3%3+1 {
+	if n := r.events(t, "demo", dataset.DemoEmail(3)); n != 2+3%3+1 {
 		t.Fatalf("person 3 has %d events, want the seeded ones and one import", n)
 	}
-
-	// The suppression list holds the keyed hash, never the address.
-	key, err := pseudonym.LoadKey(dir)
-	if err != nil {
-		t.Fatal(err)
+	// The system keeps no suppression table of its own any more.
+	var tables int
+	if err := r.db.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE name IN ('suppressions', 'category_suppressions')`).Scan(&tables); err != nil || tables != 0 {
+		t.Fatalf("%d suppression tables in emailanalytics.db (%v), want none", tables, err)
 	}
-	rows, err := s.db.Query(`SELECT tenant, email_hash, suppressed_at FROM suppressions`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var hashes []string
-	for rows.Next() {
-		var tenant, h, at string
-		rows.Scan(&tenant, &h, &at)
-		if strings.Contains(tenant+h+at, "@") || strings.Contains(tenant+h+at, "person-") {
-			t.Fatalf("suppression row holds an address: %q %q %q", tenant, h, at)
-		}
-		hashes = append(hashes, h)
-	}
-	if len(hashes) != 1 || hashes[0] != pseudonym.Hash(key, email) {
-		t.Fatalf("suppression list = %v, want the one keyed hash of the address", hashes)
-	}
+	r.logs.NoneOf(t, email)
 }
 
 func TestImportRejectsBadEvents(t *testing.T) {
@@ -154,23 +152,26 @@ func TestImportRejectsBadEvents(t *testing.T) {
 	}
 }
 
-// TestEraseLeavesNoCopyInTheFiles: after an erasure, the address is in no
-// file of the data directory, the SQLite WAL and shared-memory files
-// included (the suppression list holds its keyed hash only).
+// TestEraseLeavesNoCopyInTheFiles: after an erasure through the SDK, the
+// address is in no file of the data directory, the SQLite WAL and
+// shared-memory files included, nor the suppression list and the receipts
+// the SDK keeps there (the list holds keyed hashes only).
 func TestEraseLeavesNoCopyInTheFiles(t *testing.T) {
-	s, dir := open(t)
+	r := openWithSDK(t)
 	email := dataset.DemoEmail(3)
-	if len(piitest.FilesHolding(t, dir, email)) == 0 {
+	if len(piitest.FilesHolding(t, r.dir, email)) == 0 {
 		t.Fatal("test bug: the seeded address is in no file")
 	}
-	res, err := s.Erase(context.Background(), task(email))
-	if err != nil || res.Outcome != connector.Erased {
-		t.Fatalf("erase = %+v, %v", res, err)
+	if rc := r.erase(t, email); rc.GetOutcome() != lethev1.Outcome_OUTCOME_ERASED {
+		t.Fatalf("erasure receipt: %v", rc)
 	}
-	if found := piitest.FilesHolding(t, dir, email); len(found) > 0 {
+	if !r.listed(t, email, "").Suppressed {
+		t.Fatal("the erased address is not on the suppression list")
+	}
+	if found := piitest.FilesHolding(t, r.dir, email); len(found) > 0 {
 		t.Fatalf("the erased address is still in %v", found)
 	}
-	if len(piitest.FilesHolding(t, dir, dataset.DemoEmail(4))) == 0 {
+	if len(piitest.FilesHolding(t, r.dir, dataset.DemoEmail(4))) == 0 {
 		t.Fatal("another person's address is gone too")
 	}
 }

@@ -70,6 +70,7 @@ func init() {
 		exportCommand,
 		sweepCommand,
 		reapplyCommand,
+		liftCommand,
 		certificateCommand,
 		verifyCommand,
 		keysCommand,

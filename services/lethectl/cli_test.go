@@ -124,7 +124,7 @@ func TestSubmit(t *testing.T) {
 		{
 			name: "bad type",
 			args: []string{"--type", "delete", "--email", "person-0001@example.com"},
-			want: wantOutput{code: exitUsage, stderr: []string{`--type must be erasure, export, consent_withdrawal or objection, not "delete"`}},
+			want: wantOutput{code: exitUsage, stderr: []string{`--type must be erasure, export, consent_withdrawal, objection or restriction, not "delete"`}},
 		},
 		{
 			name: "bad received time is not echoed",

@@ -99,6 +99,13 @@ func newFakeOrchestrator(t *testing.T) *fakeOrchestrator {
 	mux.HandleFunc("POST /v1/reapply", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONReply(w, http.StatusAccepted, `{"id":"req_reapply","state":"open"}`)
 	})
+	mux.HandleFunc("POST /v1/requests/{id}/lift", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("id") == "req_lifted" {
+			writeJSONReply(w, http.StatusConflict, `{"error":"conflict: restriction req_lifted is already lifted (by req_lift)"}`)
+			return
+		}
+		writeJSONReply(w, http.StatusAccepted, `{"id":"req_lift","state":"open","restriction":"`+r.PathValue("id")+`"}`)
+	})
 	mux.HandleFunc("GET /v1/deadline", f.deadline)
 	mux.HandleFunc("POST /v1/requests/{id}/tasks/{system}/retry", f.redrive)
 	mux.HandleFunc("POST /v1/requests/{id}/tasks/{system}/resolve", f.redrive)

@@ -62,3 +62,27 @@ func TestReapply(t *testing.T) {
 		})
 	}
 }
+
+func TestLift(t *testing.T) {
+	t.Parallel()
+	srv := newFakeOrchestrator(t)
+	deadline := time.Date(2027, 1, 1, 23, 59, 59, 0, time.UTC)
+	srv.snapshots["req_lift"] = []string{snapshot("req_lift", "lift", "fulfilled", deadline, "2026-12-01T06:00:00Z",
+		task("accounts", "answered", "lifted", 1, ""), task("billing", "answered", "not_found", 1, ""))}
+	for _, tt := range []struct {
+		name string
+		args []string
+		want wantOutput
+	}{
+		{"lift", []string{"req_r", "--reason", "claims_settled"}, wantOutput{stdout: []string{
+			"system=accounts lift=req_lift restriction=req_r outcome=lifted", "system=billing lift=req_lift restriction=req_r outcome=not_found"},
+			stderr: []string{"lethectl certificate req_lift"}}},
+		{"no reason", []string{"req_r"}, wantOutput{code: exitUsage, stderr: []string{"--reason is required"}}},
+		{"already lifted", []string{"req_lifted", "--reason", "claims_settled"}, wantOutput{code: exitError, stderr: []string{"already lifted", "lethectl status req_lifted"}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, append([]string{"lift", "--api", srv.URL}, tt.args...)...)
+			tt.want.check(t, code, stdout, stderr)
+		})
+	}
+}

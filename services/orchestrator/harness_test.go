@@ -351,6 +351,10 @@ func (e *env) connect(system string, sys connector.System) func() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	list, err := connector.OpenSuppressions(filepath.Join(e.dir, system), e.cfg.HashKey)
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	var now func() time.Time
@@ -360,7 +364,7 @@ func (e *env) connect(system string, sys connector.System) func() {
 	go func() {
 		defer close(done)
 		err := connector.Run(ctx, connector.Config{System: system, Bus: e.bus(system), Receipts: receipts, Signer: signer, SealKey: seal, TaskKeys: e.taskKeys(), Blobs: e.blobs,
-			Logger: e.logger().With("system", system), Registerer: e.connReg,
+			Logger: e.logger().With("system", system), Registerer: e.connReg, SubjectKey: e.cfg.HashKey, Suppressions: list,
 			RetryInitial: 10 * time.Millisecond, RetryMaxElapsed: 50 * time.Millisecond, Now: now}, sys)
 		if err != nil {
 			e.t.Errorf("connector %s: %v", system, err)
@@ -370,6 +374,7 @@ func (e *env) connect(system string, sys connector.System) func() {
 		cancel()
 		<-done
 		receipts.Close()
+		list.Close()
 	}
 	var once sync.Once
 	e.t.Cleanup(func() { once.Do(stop) })

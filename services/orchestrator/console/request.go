@@ -79,12 +79,6 @@ func (c *Console) visibleRequest(w http.ResponseWriter, r *http.Request, s *sess
 	return req, tasks, true
 }
 
-var outcomeWords = map[lifecycle.Outcome]string{
-	lifecycle.Erased: "Erased", lifecycle.Exported: "Exported", lifecycle.NotFound: "Nothing held",
-	lifecycle.Retained: "Retained by law", lifecycle.DeadLetter: "Did not answer", lifecycle.OutcomeFailed: "Failed",
-	lifecycle.Resolved: "Resolved by hand",
-}
-
 var taskStateWords = map[lifecycle.TaskState]string{
 	lifecycle.TaskPending: "Waiting for the identity check", lifecycle.TaskPublished: "Sent, waiting for an answer",
 	lifecycle.TaskRetrying: "Retrying", lifecycle.TaskAnswered: "Answered", lifecycle.TaskDeadLetter: "Gave up (dead letter)",
@@ -106,7 +100,7 @@ func (c *Console) view(r *http.Request, s *session, req *store.Request, tasks []
 	counts := map[string]string{}
 	var dead []string
 	for _, k := range tasks {
-		row := taskRow{System: k.System, State: taskStateWords[k.State], Outcome: outcomeWords[k.Outcome], Attempts: k.Attempts,
+		row := taskRow{System: k.System, State: taskStateWords[k.State], Outcome: k.Outcome.Words(), Attempts: k.Attempts,
 			Answered: when(k.AnsweredAt, loc), Detail: k.Detail, RetainUntil: day(k.RetainUntil, loc)}
 		if row.State == "" {
 			row.State = string(k.State)
@@ -240,7 +234,7 @@ func describe(e proof.Entry, req *store.Request, counts map[string]string, loc *
 			ev.Detail += ": " + e.Detail
 		}
 	case proof.EventReceiptAccepted:
-		o := outcomeWords[e.Outcome]
+		o := e.Outcome.Words()
 		if o == "" {
 			o = string(e.Outcome)
 		}
@@ -556,7 +550,7 @@ func (c *Console) handleCertificate(w http.ResponseWriter, r *http.Request, s *s
 			pg.OriginalDeadline = day(cert.Extension.OriginalDeadline, loc)
 		}
 		for _, sys := range cert.Systems {
-			row := certSystem{System: sys.System, Outcome: outcomeWords[sys.Outcome], KeyID: sys.KeyID}
+			row := certSystem{System: sys.System, Outcome: sys.Outcome.Words(), KeyID: sys.KeyID}
 			if sys.ConnectorTime != nil {
 				row.Answered = day(*sys.ConnectorTime, loc)
 			}

@@ -76,6 +76,9 @@ func (e *Engine) issue(ctx context.Context, tx store.Tx, r *store.Request, tasks
 	if c.Reapply, err = ReapplyOf(r); err != nil {
 		return err
 	}
+	if c.Lift, err = LiftOf(r); err != nil {
+		return err
+	}
 	if r.Type == lifecycle.Export && r.State != lifecycle.Denied && r.State != lifecycle.Expired {
 		if c.ExportManifestSHA256, err = manifestDigest(r, tasks); err != nil {
 			return err
@@ -104,6 +107,8 @@ func (e *Engine) issue(ctx context.Context, tx store.Tx, r *store.Request, tasks
 			c.Verification = proof.DecisionOf(en, r.VerificationNote)
 		case proof.EventDenied:
 			c.Denial = proof.DecisionOf(en, r.DenialNote)
+		case proof.EventLifted:
+			c.Lift = en.Lift
 		}
 	}
 	if !r.ExtendedAt.IsZero() {

@@ -48,8 +48,8 @@ func (e *Engine) StartReapply(ctx context.Context, tenant, system string, since 
 	digest := sha256.Sum256([]byte(strings.Join(hashes, "\n")))
 	scope := reapplyScope{ReapplyScope: proof.ReapplyScope{System: system, Since: since.UTC(), People: len(hashes),
 		HashesSHA256: hex.EncodeToString(digest[:])}, Hashes: hashes}
-	r, err := e.openUnattended(ctx, "req_", tenant, lifecycle.Reapply, SourceOnDemand, scope, proof.Entry{Reapply: &scope.ReapplyScope},
-		[]string{system}, by, now)
+	r, err := e.openUnattended(ctx, unattended{idPrefix: "req_", tenant: tenant, typ: lifecycle.Reapply, source: SourceOnDemand,
+		scope: scope, created: proof.Entry{Reapply: &scope.ReapplyScope}, systems: []string{system}, by: by}, now)
 	if err != nil {
 		return nil, fmt.Errorf("reapply: %w", err)
 	}

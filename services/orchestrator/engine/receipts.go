@@ -126,7 +126,7 @@ func (e *Engine) RecordReceipt(ctx context.Context, rc *lethev1.Receipt, raw []b
 		if err != nil {
 			return err
 		}
-		if rc.GetSystem() != k.System || rc.GetRequestId() != k.RequestID || rc.GetAction() != r.Type.Action() {
+		if rc.GetSystem() != k.System || rc.GetRequestId() != k.RequestID || rc.GetAction() != r.Type.Action() || !r.Type.Answers(outcome) {
 			verdict, reason = verdictRejected, "mismatch"
 			return nil
 		}
@@ -135,6 +135,13 @@ func (e *Engine) RecordReceipt(ctx context.Context, rc *lethev1.Receipt, raw []b
 		} else if run != nil && !run.Matches(k.System, rc.GetSweep()) {
 			// A receipt for another sweep than the run's (its policy,
 			// cut-off or categories) answers nothing asked.
+			verdict, reason = verdictRejected, "mismatch"
+			return nil
+		}
+		if lift, err := LiftOf(r); err != nil {
+			return err
+		} else if (lift == nil && rc.GetRestrictionId() != "") || (lift != nil && rc.GetRestrictionId() != lift.Restriction) {
+			// A lift of another restriction answers nothing asked.
 			verdict, reason = verdictRejected, "mismatch"
 			return nil
 		}
@@ -374,6 +381,11 @@ func (e *Engine) complete(ctx context.Context, tx store.Tx, fx *effects, r *stor
 	}
 	if r.Type == lifecycle.Export {
 		if err := assembled(ctx, tx, r, tasks, now); err != nil {
+			return err
+		}
+	}
+	if r.Type == lifecycle.Lift && state == lifecycle.Fulfilled && firstEnd {
+		if err := e.lifted(ctx, tx, r, now); err != nil {
 			return err
 		}
 	}

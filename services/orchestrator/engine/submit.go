@@ -233,6 +233,15 @@ func (e *Engine) attempt(ctx context.Context, tx store.Tx, r *store.Request, ids
 		t.Sweep = sw
 		return e.enqueue(ctx, tx, r, k, t, now)
 	}
+	if r.Type == lifecycle.Lift {
+		// The restriction's marks are its own: the lift names no one.
+		s, err := LiftOf(r)
+		if err != nil {
+			return err
+		}
+		t.RestrictionId = s.Restriction
+		return e.enqueue(ctx, tx, r, k, t, now)
+	}
 	if r.Type == lifecycle.Reapply {
 		// People named by keyed hashes only: nothing to seal.
 		s, err := reapplyOf(r)

@@ -32,7 +32,8 @@ const (
 func (e *Engine) StartSweep(ctx context.Context, p *retention.Policy, dryRun bool, source string, by *proof.Actor) (*store.Request, error) {
 	now := e.Now()
 	run := proof.SweepRun{Policy: p.Name, Clock: p.Clock, Cutoff: p.Cutoff(now).UTC(), DryRun: dryRun, Systems: p.Systems}
-	r, err := e.openUnattended(ctx, "run_", p.Tenant, lifecycle.Sweep, source, run, proof.Entry{Sweep: &run}, p.SystemNames(), by, now)
+	r, err := e.openUnattended(ctx, unattended{idPrefix: "run_", tenant: p.Tenant, typ: lifecycle.Sweep, source: source,
+		scope: run, created: proof.Entry{Sweep: &run}, systems: p.SystemNames(), by: by}, now)
 	if err != nil {
 		return nil, fmt.Errorf("sweep: %w", err)
 	}
@@ -104,22 +105,40 @@ func (e *Engine) reportSweep(s swept) {
 	e.log.Info("retention run ended", "tenant", s.tenant, "policy", s.policy, "state", s.state, "dry_run", s.dryRun, "records", s.records)
 }
 
-// openUnattended stores and opens at once a request that is about no one
-// (a retention run, a re-application), so there is no identity to check:
-// its scope (JSON) in the store, the created entry (with created's scope
-// fields) in the log, and a task per system, enqueued.
-func (e *Engine) openUnattended(ctx context.Context, idPrefix, tenant string, typ lifecycle.Type, source string, scope any,
-	created proof.Entry, systems []string, by *proof.Actor, now time.Time) (*store.Request, error) {
+// unattended is a request about no one (a retention run, a
+// re-application, a lift), so there is no identity to check.
+type unattended struct {
+	idPrefix, tenant string
+	typ              lifecycle.Type
+	source           string
+	// ref, if set, is the request's SourceRef: a second request with the
+	// same is not opened (store.ErrDuplicate).
+	ref string
+	// scope is the request's scope (stored as JSON); created the created
+	// entry's scope fields.
+	scope   any
+	created proof.Entry
+	systems []string
+	by      *proof.Actor
+	// also, if not nil, runs in the transaction that stores the request.
+	also func(context.Context, store.Tx, *store.Request) error
+}
+
+// openUnattended stores and opens at once a request about no one: its
+// scope in the store, the created entry in the log, and a task per
+// system, enqueued.
+func (e *Engine) openUnattended(ctx context.Context, u unattended, now time.Time) (*store.Request, error) {
+	tenant, typ, source, by := u.tenant, u.typ, u.source, u.by
 	_, pol, specJSON, err := e.policyFor(tenant, now)
 	if err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(scope)
+	b, err := json.Marshal(u.scope)
 	if err != nil {
 		return nil, err
 	}
-	r := &store.Request{ID: idPrefix + strings.TrimPrefix(newID(now), "req_"), Tenant: tenant, Type: typ, State: lifecycle.PendingVerification,
-		Source: source, ReceivedAt: now, Deadline: pol.Deadline(now), DeadlinePolicy: specJSON, CreatedAt: now, UpdatedAt: now, Scope: string(b)}
+	r := &store.Request{ID: u.idPrefix + strings.TrimPrefix(newID(now), "req_"), Tenant: tenant, Type: typ, State: lifecycle.PendingVerification,
+		Source: source, SourceRef: u.ref, ReceivedAt: now, Deadline: pol.Deadline(now), DeadlinePolicy: specJSON, CreatedAt: now, UpdatedAt: now, Scope: string(b)}
 	if by != nil {
 		r.SubmittedBy = by.ID
 	}
@@ -128,13 +147,18 @@ func (e *Engine) openUnattended(ctx context.Context, idPrefix, tenant string, ty
 			return err
 		}
 		received, dl := r.ReceivedAt, r.Deadline
-		entry := created
+		entry := u.created
 		entry.RequestID, entry.Event, entry.At, entry.Tenant, entry.Type = r.ID, proof.EventCreated, now, r.Tenant, r.Type
 		entry.ReceivedAt, entry.Deadline, entry.Detail, entry.Actor = &received, &dl, "source="+source, by
 		if err := record(ctx, tx, entry); err != nil {
 			return err
 		}
-		for _, sys := range systems {
+		if u.also != nil {
+			if err := u.also(ctx, tx, r); err != nil {
+				return err
+			}
+		}
+		for _, sys := range u.systems {
 			if err := tx.InsertTask(ctx, &store.Task{ID: events.TaskID(r.ID, sys), RequestID: r.ID, System: sys, State: lifecycle.TaskPending}); err != nil {
 				return err
 			}

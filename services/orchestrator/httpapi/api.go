@@ -65,6 +65,8 @@ type Lifecycle interface {
 	StartSweep(ctx context.Context, p *retention.Policy, dryRun bool, source string, by *proof.Actor) (*store.Request, error)
 	// StartReapply re-applies erasures in a restored system (engine/reapply.go).
 	StartReapply(ctx context.Context, tenant, system string, since time.Time, by *proof.Actor) (*store.Request, error)
+	// Lift lifts a restriction of processing (engine/lift.go).
+	Lift(ctx context.Context, id, reason string, by *proof.Actor) (*store.Request, error)
 }
 
 // Reader reads what the API shows; store.Store is one.
@@ -136,6 +138,7 @@ func (a *API) Handler() http.Handler {
 	handle("POST /v1/requests/{id}/verify", route{roles: deciders, h: a.handleVerify})
 	handle("POST /v1/requests/{id}/deny", route{roles: deciders, h: a.handleDeny})
 	handle("POST /v1/requests/{id}/extend", route{roles: deciders, h: a.handleExtend})
+	handle("POST /v1/requests/{id}/lift", route{roles: deciders, h: a.handleLift})
 	handle("POST /v1/requests/{id}/tasks/{system}/retry", route{roles: deciders, h: a.handleRetry})
 	handle("POST /v1/requests/{id}/tasks/{system}/resolve", route{roles: deciders, h: a.handleResolve})
 	handle("GET /v1/deadletters", route{roles: readers, h: a.handleDeadLetters})
@@ -507,7 +510,11 @@ type requestView struct {
 	Purposes *proof.PurposeScope `json:"purposes,omitempty"`
 	// Reapply is what a re-application after a restore covers.
 	Reapply *proof.ReapplyScope `json:"reapply,omitempty"`
-	Tasks   []taskView          `json:"tasks,omitempty"`
+	// Lift is, for a lift, the restriction it lifts and why; LiftedBy,
+	// for a restriction, the lift opened for it.
+	Lift     *proof.LiftScope `json:"lift,omitempty"`
+	LiftedBy string           `json:"lifted_by,omitempty"`
+	Tasks    []taskView       `json:"tasks,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -531,6 +538,8 @@ func viewOf(r *store.Request, tasks []*store.Task) requestView {
 	v.Sweep, _ = engine.SweepOf(r)
 	v.Purposes, _ = engine.PurposesOf(r)
 	v.Reapply, _ = engine.ReapplyOf(r)
+	v.Lift, _ = engine.LiftOf(r)
+	v.LiftedBy = engine.LiftedBy(r)
 	for _, k := range tasks {
 		tv := taskView{System: k.System, State: k.State, Outcome: k.Outcome, Attempts: k.Attempts, AnsweredAt: timePtr(k.AnsweredAt),
 			LegalBasis: k.LegalBasis, RetainUntil: timePtr(k.RetainUntil), Counts: k.Counts, Remaining: k.Remaining, Detail: k.Detail}

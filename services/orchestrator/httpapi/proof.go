@@ -90,12 +90,6 @@ func (p certificatePage) Date(t time.Time) string {
 }
 func (p certificatePage) Day(t time.Time) string { return t.In(p.loc()).Format("2 January 2006") }
 
-// outcomeLabels are the outcomes in words, for the certificate page.
-var outcomeLabels = map[lifecycle.Outcome]string{
-	lifecycle.Erased: "Erased", lifecycle.Exported: "Exported", lifecycle.NotFound: "Nothing held",
-	lifecycle.Retained: "Retained by law", lifecycle.DeadLetter: "Did not answer", lifecycle.OutcomeFailed: "Failed",
-}
-
 var certificateTemplate = template.Must(template.New("certificate").Funcs(template.FuncMap{
 	"join": func(s []string) string { return strings.Join(s, ", ") },
 	"class": func(o lifecycle.Outcome) string {
@@ -107,7 +101,7 @@ var certificateTemplate = template.Must(template.New("certificate").Funcs(templa
 		}
 		return "failed"
 	},
-	"label": func(o lifecycle.Outcome) string { return outcomeLabels[o] },
+	"label": lifecycle.Outcome.Words,
 	// erasedOrKept: a second look after the effect says what is left.
 	"erasedOrKept":      func(o lifecycle.Outcome) bool { return o == lifecycle.Erased || o == lifecycle.Retained },
 	"partiallyRetained": func(s lifecycle.State) bool { return s == lifecycle.PartiallyRetained },

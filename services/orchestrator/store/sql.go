@@ -373,10 +373,11 @@ func (t *sqlTx) UnverifiedBefore(ctx context.Context, before time.Time, only, ex
 
 func (t *sqlTx) UpdateRequest(ctx context.Context, r *Request) error {
 	_, err := t.exec(ctx, `UPDATE requests SET state = ?, sealed_subject = ?, subject_email = NULL, subject_user_id = NULL, deadline = ?, updated_at = ?,
-		completed_at = ?, answered_at = ?, original_deadline = ?, extended_at = ?, extension_reason = ?, verification_note = ?, denial_note = ? WHERE id = ?`,
+		completed_at = ?, answered_at = ?, original_deadline = ?, extended_at = ?, extension_reason = ?, verification_note = ?, denial_note = ?,
+		scope = COALESCE(?, scope) WHERE id = ?`,
 		r.State, nullBytes(r.SealedSubject), ms(r.Deadline), ms(r.UpdatedAt), ms(r.CompletedAt),
 		ms(r.AnsweredAt), ms(r.OriginalDeadline), ms(r.ExtendedAt), nullString(r.ExtensionReason), nullString(r.VerificationNote),
-		nullString(r.DenialNote), r.ID)
+		nullString(r.DenialNote), nullString(r.Scope), r.ID)
 	if err != nil {
 		return fmt.Errorf("update request: %w", err)
 	}

@@ -67,7 +67,10 @@ type Request struct {
 	// Scope is the JSON of what the request covers beyond a person: for
 	// a retention run (type sweep) its policy, clock, cut-off, dry run,
 	// systems and categories; for a consent withdrawal or an objection
-	// its purposes, systems and categories. "" for others.
+	// its purposes, systems and categories; for a re-application its
+	// system and hashes; for a lift the restriction it lifts; for a
+	// restriction, once a lift is opened, the lift (UpdateRequest writes
+	// a Scope that is not empty). "" for others.
 	Scope string
 	// ClearEmail and ClearUserID are identifiers an older version stored in
 	// clear: read only, UpdateRequest clears them (the engine seals them

@@ -38,6 +38,13 @@ const (
 	// keyed hash is in subject_hashes (the system hashes its own rows'
 	// identifiers with the subject key); the task names no one in clear.
 	Action_ACTION_REAPPLY Action = 4
+	// A restriction of processing (GDPR Art. 18): the system keeps the
+	// subject's data and marks it restricted (on its suppression list), so
+	// that nothing processes it but storage, until the restriction is lifted.
+	Action_ACTION_RESTRICT Action = 5
+	// The lift of a restriction: the system removes the marks of the
+	// restriction request named by restriction_id. The task names no one.
+	Action_ACTION_LIFT Action = 6
 )
 
 // Enum value maps for Action.
@@ -48,6 +55,8 @@ var (
 		2: "ACTION_EXPORT",
 		3: "ACTION_SWEEP",
 		4: "ACTION_REAPPLY",
+		5: "ACTION_RESTRICT",
+		6: "ACTION_LIFT",
 	}
 	Action_value = map[string]int32{
 		"ACTION_UNSPECIFIED": 0,
@@ -55,6 +64,8 @@ var (
 		"ACTION_EXPORT":      2,
 		"ACTION_SWEEP":       3,
 		"ACTION_REAPPLY":     4,
+		"ACTION_RESTRICT":    5,
+		"ACTION_LIFT":        6,
 	}
 )
 
@@ -95,6 +106,8 @@ const (
 	Outcome_OUTCOME_NOT_FOUND   Outcome = 3 // the system holds nothing of the subject
 	Outcome_OUTCOME_RETAINED    Outcome = 4 // some data must be kept (Art. 17(3)): see legal_basis, retain_until
 	Outcome_OUTCOME_FAILED      Outcome = 5 // the system could not do it; detail says why (never personal data)
+	Outcome_OUTCOME_RESTRICTED  Outcome = 6 // the subject's data is kept, marked restricted (Art. 18)
+	Outcome_OUTCOME_LIFTED      Outcome = 7 // the marks of a restriction are removed
 )
 
 // Enum value maps for Outcome.
@@ -106,6 +119,8 @@ var (
 		3: "OUTCOME_NOT_FOUND",
 		4: "OUTCOME_RETAINED",
 		5: "OUTCOME_FAILED",
+		6: "OUTCOME_RESTRICTED",
+		7: "OUTCOME_LIFTED",
 	}
 	Outcome_value = map[string]int32{
 		"OUTCOME_UNSPECIFIED": 0,
@@ -114,6 +129,8 @@ var (
 		"OUTCOME_NOT_FOUND":   3,
 		"OUTCOME_RETAINED":    4,
 		"OUTCOME_FAILED":      5,
+		"OUTCOME_RESTRICTED":  6,
+		"OUTCOME_LIFTED":      7,
 	}
 )
 
@@ -315,6 +332,8 @@ type Task struct {
 	// key, of "email:<normalised address>" or "user_id:<id>") of the people
 	// erased since the restored backup was taken.
 	SubjectHashes []string `protobuf:"bytes,14,rep,name=subject_hashes,json=subjectHashes,proto3" json:"subject_hashes,omitempty"`
+	// For ACTION_LIFT: the request id of the restriction lifted.
+	RestrictionId string `protobuf:"bytes,15,opt,name=restriction_id,json=restrictionId,proto3" json:"restriction_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -445,6 +464,13 @@ func (x *Task) GetSubjectHashes() []string {
 		return x.SubjectHashes
 	}
 	return nil
+}
+
+func (x *Task) GetRestrictionId() string {
+	if x != nil {
+		return x.RestrictionId
+	}
+	return ""
 }
 
 // CategoryCount says how many records of one data category a system touched.
@@ -630,6 +656,8 @@ type Receipt struct {
 	Sweep *Sweep `protobuf:"bytes,25,opt,name=sweep,proto3" json:"sweep,omitempty"`
 	// The task's categories, echoed: an erasure limited to them.
 	Categories []string `protobuf:"bytes,26,rep,name=categories,proto3" json:"categories,omitempty"`
+	// For ACTION_LIFT: the restriction lifted, echoed from the task.
+	RestrictionId string `protobuf:"bytes,27,opt,name=restriction_id,json=restrictionId,proto3" json:"restriction_id,omitempty"`
 	// For OUTCOME_EXPORTED: the key (32 bytes) the export's blobs are
 	// encrypted with, sealed to the orchestrator's X25519 key (NaCl box,
 	// anonymous sender). The orchestrator destroys it when the export is
@@ -826,6 +854,13 @@ func (x *Receipt) GetCategories() []string {
 		return x.Categories
 	}
 	return nil
+}
+
+func (x *Receipt) GetRestrictionId() string {
+	if x != nil {
+		return x.RestrictionId
+	}
+	return ""
 }
 
 func (x *Receipt) GetSealedExportKey() []byte {
@@ -1173,7 +1208,7 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"\adry_run\x18\x05 \x01(\bR\x06dryRun\"8\n" +
 	"\aSubject\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x17\n" +
-	"\auser_id\x18\x02 \x01(\tR\x06userId\"\xe1\x03\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\"\x88\x04\n" +
 	"\x04Task\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x17\n" +
@@ -1192,7 +1227,8 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"\n" +
 	"categories\x18\r \x03(\tR\n" +
 	"categories\x12%\n" +
-	"\x0esubject_hashes\x18\x0e \x03(\tR\rsubjectHashes\"A\n" +
+	"\x0esubject_hashes\x18\x0e \x03(\tR\rsubjectHashes\x12%\n" +
+	"\x0erestriction_id\x18\x0f \x01(\tR\rrestrictionId\"A\n" +
 	"\rCategoryCount\x12\x1a\n" +
 	"\bcategory\x18\x01 \x01(\tR\bcategory\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\"\x9d\x01\n" +
@@ -1203,7 +1239,7 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"\bcategory\x18\x03 \x01(\tR\bcategory\x12!\n" +
 	"\fcontent_type\x18\x04 \x01(\tR\vcontentType\x12\x12\n" +
 	"\x04size\x18\x05 \x01(\x03R\x04size\x12\x16\n" +
-	"\x06sha256\x18\x06 \x01(\fR\x06sha256\"\x90\a\n" +
+	"\x06sha256\x18\x06 \x01(\fR\x06sha256\"\xb7\a\n" +
 	"\aReceipt\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x17\n" +
@@ -1233,7 +1269,8 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"\x05sweep\x18\x19 \x01(\v2\x0f.lethe.v1.SweepR\x05sweep\x12\x1e\n" +
 	"\n" +
 	"categories\x18\x1a \x03(\tR\n" +
-	"categories\x12*\n" +
+	"categories\x12%\n" +
+	"\x0erestriction_id\x18\x1b \x01(\tR\rrestrictionId\x12*\n" +
 	"\x11sealed_export_key\x18\x16 \x01(\fR\x0fsealedExportKey\x12\x1d\n" +
 	"\n" +
 	"export_key\x18\x17 \x01(\fR\texportKeyJ\x04\b\v\x10\fJ\x04\b\x13\x10\x14\"\x9f\x02\n" +
@@ -1266,20 +1303,24 @@ const file_lethe_v1_lethe_proto_rawDesc = "" +
 	"request_id\x18\x02 \x01(\tR\trequestId\x12=\n" +
 	"\fdelivered_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vdeliveredAt\x12\x15\n" +
 	"\x06key_id\x18\x04 \x01(\tR\x05keyId\x12\x1c\n" +
-	"\tsignature\x18\x05 \x01(\fR\tsignature*k\n" +
+	"\tsignature\x18\x05 \x01(\fR\tsignature*\x91\x01\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fACTION_ERASE\x10\x01\x12\x11\n" +
 	"\rACTION_EXPORT\x10\x02\x12\x10\n" +
 	"\fACTION_SWEEP\x10\x03\x12\x12\n" +
-	"\x0eACTION_REAPPLY\x10\x04*\x8d\x01\n" +
+	"\x0eACTION_REAPPLY\x10\x04\x12\x13\n" +
+	"\x0fACTION_RESTRICT\x10\x05\x12\x0f\n" +
+	"\vACTION_LIFT\x10\x06*\xb9\x01\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eOUTCOME_ERASED\x10\x01\x12\x14\n" +
 	"\x10OUTCOME_EXPORTED\x10\x02\x12\x15\n" +
 	"\x11OUTCOME_NOT_FOUND\x10\x03\x12\x14\n" +
 	"\x10OUTCOME_RETAINED\x10\x04\x12\x12\n" +
-	"\x0eOUTCOME_FAILED\x10\x05B5Z3github.com/lethe-dev/lethe/pkg/gen/lethe/v1;lethev1b\x06proto3"
+	"\x0eOUTCOME_FAILED\x10\x05\x12\x16\n" +
+	"\x12OUTCOME_RESTRICTED\x10\x06\x12\x12\n" +
+	"\x0eOUTCOME_LIFTED\x10\aB5Z3github.com/lethe-dev/lethe/pkg/gen/lethe/v1;lethev1b\x06proto3"
 
 var (
 	file_lethe_v1_lethe_proto_rawDescOnce sync.Once

@@ -366,6 +366,15 @@ func (c *Client) Reapply(ctx context.Context, tenant, system, since string) (str
 	return out.ID, err
 }
 
+// Lift lifts restriction id (Art. 18) and returns the lift's request id.
+func (c *Client) Lift(ctx context.Context, id, reason string) (string, error) {
+	var out struct {
+		ID string `json:"id"`
+	}
+	_, err := c.t.call(ctx, http.MethodPost, "/v1/requests/"+url.PathEscape(id)+"/lift", map[string]string{"reason": reason}, &out)
+	return out.ID, err
+}
+
 // Summary is one row of a request listing.
 type Summary struct {
 	ID         string          `json:"id"`
