@@ -168,6 +168,10 @@ type ReapplyScope struct {
 	Since        time.Time `json:"since"`
 	People       int       `json:"people"`
 	HashesSHA256 string    `json:"hashes_sha256"`
+	// Part and Parts number a re-application split into several requests
+	// (more people than one task carries); absent for one in one part.
+	Part  int `json:"part,omitempty"`
+	Parts int `json:"parts,omitempty"`
 }
 
 // PurposeScope is what a consent withdrawal (Art. 7(3)) or an objection

@@ -14,7 +14,14 @@ import (
 // was erased since: copy the accounts store, erase three people, put the
 // copy's rows back, re-apply; the three are gone again, no one else is
 // touched, and the orchestrator held no identifier in clear to do it.
-func TestReapplyEndToEnd(t *testing.T) { matrix(t, reapplyEndToEnd) }
+//
+// A task carries at most two hashes here: the three people go in two
+// parts, each a request with its receipt and certificate.
+func TestReapplyEndToEnd(t *testing.T) {
+	matrixStart(t, func(t *testing.T, start func(...func(*Config)) *harness) {
+		reapplyEndToEnd(t, start(func(c *Config) { c.Orchestrator.ReapplyChunk = 2 }))
+	})
+}
 
 func reapplyEndToEnd(t *testing.T, h *harness) {
 	store := filepath.Join(h.dir, "accounts", "accounts.db")
@@ -72,10 +79,18 @@ func reapplyEndToEnd(t *testing.T, h *harness) {
 	if code != 202 {
 		t.Fatalf("reapply = %d %v", code, out)
 	}
-	id := out["id"].(string)
-	view := h.waitState(id, "fulfilled")
-	if got := tasks(view)["accounts"]["counts"].(map[string]any)["profile"]; got != float64(len(people)) {
-		t.Errorf("the re-application erased %v profiles, want %d", got, len(people))
+	ids := out["ids"].([]any)
+	if len(ids) != 2 || out["id"] != ids[0] {
+		t.Fatalf("three people at two per task made %v, want two parts", out)
+	}
+	profiles := 0.0
+	for _, id := range ids {
+		view := h.waitState(id.(string), "fulfilled")
+		n, _ := tasks(view)["accounts"]["counts"].(map[string]any)["profile"].(float64)
+		profiles += n
+	}
+	if profiles != float64(len(people)) {
+		t.Errorf("the re-application erased %v profiles, want %d", profiles, len(people))
 	}
 	for _, i := range people {
 		if n := rowsOf(i); n != 0 {
@@ -85,9 +100,17 @@ func reapplyEndToEnd(t *testing.T, h *harness) {
 	if now := total(); now != others {
 		t.Errorf("%d rows after the re-application, %d before the restore: someone else was touched", now, others)
 	}
-	c, _, _ := h.verifyCertificate(id)
-	if c.Reapply == nil || c.Reapply.System != "accounts" || c.Reapply.People != len(people) {
-		t.Errorf("the certificate's re-application: %+v", c.Reapply)
+	people2 := 0
+	for i, id := range ids {
+		c, _, _ := h.verifyCertificate(id.(string))
+		if c.Reapply == nil || c.Reapply.System != "accounts" || c.Reapply.Part != i+1 || c.Reapply.Parts != 2 {
+			t.Errorf("part %d's certificate: %+v", i+1, c.Reapply)
+			continue
+		}
+		people2 += c.Reapply.People
+	}
+	if people2 != len(people) {
+		t.Errorf("the parts' certificates name %d people, want %d", people2, len(people))
 	}
 	for _, i := range people {
 		if found := piitest.FilesHolding(t, filepath.Join(h.dir, "orchestrator"), dataset.DemoEmail(i)); len(found) > 0 {

@@ -97,7 +97,7 @@ func newFakeOrchestrator(t *testing.T) *fakeOrchestrator {
 	})
 	mux.HandleFunc("POST /v1/sweeps", f.sweep)
 	mux.HandleFunc("POST /v1/reapply", func(w http.ResponseWriter, r *http.Request) {
-		writeJSONReply(w, http.StatusAccepted, `{"id":"req_reapply","state":"open"}`)
+		writeJSONReply(w, http.StatusAccepted, `{"id":"req_reapply","ids":["req_reapply","req_reapply2"],"state":"open"}`)
 	})
 	mux.HandleFunc("POST /v1/requests/{id}/lift", func(w http.ResponseWriter, r *http.Request) {
 		if r.PathValue("id") == "req_lifted" {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/lethe-dev/lethe/pkg/lifecycle"
@@ -32,31 +33,33 @@ func runReapply(ctx context.Context, a *app, c command, args []string) int {
 		return a.usageError(c, fs, "--since must be an RFC 3339 time, such as 2026-11-30T00:00:00Z")
 	}
 	client := a.client()
-	id, err := client.Reapply(ctx, *tenant, *system, *since)
+	ids, err := client.Reapply(ctx, *tenant, *system, *since)
 	if err != nil {
 		return a.fail(c, err)
 	}
-	fmt.Fprintf(a.stderr, "re-application %s started, waiting for %s\n", id, *system)
+	fmt.Fprintf(a.stderr, "re-application %s started (%d part(s)), waiting for %s\n", strings.Join(ids, ", "), len(ids), *system)
 	waitCtx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	r, err := waitEnded(waitCtx, client, id)
-	if err != nil {
-		if waitCtx.Err() != nil {
-			fmt.Fprintf(a.stderr, "lethectl reapply: timed out waiting (it goes on: lethectl wait %s)\n", id)
-			return exitTimeout
-		}
-		return a.fail(c, err)
-	}
 	exit := exitOK
-	for _, t := range r.Tasks {
-		n := 0
-		for _, k := range t.Counts {
-			n += k
+	for _, id := range ids {
+		r, err := waitEnded(waitCtx, client, id)
+		if err != nil {
+			if waitCtx.Err() != nil {
+				fmt.Fprintf(a.stderr, "lethectl reapply: timed out waiting (it goes on: lethectl wait %s)\n", id)
+				return exitTimeout
+			}
+			return a.fail(c, err)
 		}
-		fmt.Fprintf(a.stdout, "system=%s request=%s erased=%d\n", t.System, id, n)
-		if t.Outcome == lifecycle.OutcomeFailed || t.State == lifecycle.TaskDeadLetter {
-			fmt.Fprintf(a.stderr, "lethectl reapply: %s failed: %s\n", t.System, t.Detail)
-			exit = exitError
+		for _, t := range r.Tasks {
+			n := 0
+			for _, k := range t.Counts {
+				n += k
+			}
+			fmt.Fprintf(a.stdout, "system=%s request=%s erased=%d\n", t.System, id, n)
+			if t.Outcome == lifecycle.OutcomeFailed || t.State == lifecycle.TaskDeadLetter {
+				fmt.Fprintf(a.stderr, "lethectl reapply: %s failed: %s\n", t.System, t.Detail)
+				exit = exitError
+			}
 		}
 	}
 	return exit

@@ -47,12 +47,15 @@ func TestReapply(t *testing.T) {
 	deadline := time.Date(2027, 1, 1, 23, 59, 59, 0, time.UTC)
 	srv.snapshots["req_reapply"] = []string{snapshot("req_reapply", "reapply", "fulfilled", deadline, "2026-12-01T06:00:00Z",
 		task("accounts", "answered", "erased", 1, `"counts":{"profile":3,"login_history":9}`))}
+	srv.snapshots["req_reapply2"] = []string{snapshot("req_reapply2", "reapply", "fulfilled", deadline, "2026-12-01T06:00:00Z",
+		task("accounts", "answered", "erased", 1, `"counts":{"profile":1}`))}
 	for _, tt := range []struct {
 		name string
 		args []string
 		want wantOutput
 	}{
-		{"run", []string{"--system", "accounts", "--since", "2026-11-30T00:00:00Z"}, wantOutput{stdout: []string{"system=accounts request=req_reapply erased=12"}}},
+		{"run", []string{"--system", "accounts", "--since", "2026-11-30T00:00:00Z"}, wantOutput{stdout: []string{"system=accounts request=req_reapply erased=12", "system=accounts request=req_reapply2 erased=1"},
+			stderr: []string{"(2 part(s))"}}},
 		{"no since", []string{"--system", "accounts"}, wantOutput{code: exitUsage, stderr: []string{"--system and --since are required"}}},
 		{"bad since", []string{"--system", "accounts", "--since", "yesterday"}, wantOutput{code: exitUsage, stderr: []string{"--since must be an RFC 3339 time"}}},
 	} {

@@ -67,6 +67,9 @@ type Config struct {
 	// MaxAttempts is the number of attempts a task gets before it is
 	// dead-lettered.
 	MaxAttempts int
+	// ReapplyChunk is the most keyed hashes one re-application task
+	// carries (0: engine.DefaultReapplyChunk).
+	ReapplyChunk int
 	// RetryInitial is the first wait for an answer; each further attempt
 	// waits longer (exponential backoff) up to RetryMax.
 	RetryInitial time.Duration
@@ -240,7 +243,7 @@ func New(cfg Config) (*Orchestrator, error) {
 	o := &Orchestrator{cfg: cfg, log: cfg.Logger, relayUp: outbox.NewSignal(), noticeUp: outbox.NewSignal(), forgot: outbox.NewSignal(), id: replicaID()}
 	o.m = metrics.New(cfg.Registerer, cfg.Store, cfg.Systems, cfg.Deadlines, channels, cfg.Now, cfg.MetricsCache)
 	o.engine = engine.New(engine.Config{
-		Store: cfg.Store, Systems: cfg.Systems, MaxAttempts: cfg.MaxAttempts, RetryInitial: cfg.RetryInitial, RetryMax: cfg.RetryMax,
+		Store: cfg.Store, Systems: cfg.Systems, MaxAttempts: cfg.MaxAttempts, ReapplyChunk: cfg.ReapplyChunk, RetryInitial: cfg.RetryInitial, RetryMax: cfg.RetryMax,
 		Objective: cfg.Objective, Deadlines: cfg.Deadlines, NoticeChannels: channels, HashKey: cfg.HashKey,
 		Signer: cfg.Signer, SealKey: cfg.SealKey, Blobs: cfg.Blobs, Policies: cfg.Policies, ExportExpiry: cfg.ExportExpiry, Keys: cfg.Keys, Relay: o.relayUp, Notifier: o.noticeUp, Forgot: o.forgot, Metrics: o.m, Logger: cfg.Logger, Now: cfg.Now,
 	})

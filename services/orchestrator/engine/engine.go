@@ -60,6 +60,9 @@ type Config struct {
 	// MaxAttempts is the number of attempts a task gets before it is
 	// dead-lettered.
 	MaxAttempts int
+	// ReapplyChunk is the most keyed hashes one re-application task
+	// carries (0: DefaultReapplyChunk); more are split into parts.
+	ReapplyChunk int
 	// RetryInitial is the first wait for an answer; each further attempt
 	// waits twice as long, up to RetryMax.
 	RetryInitial, RetryMax time.Duration

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -27,13 +28,23 @@ type reapplyScope struct {
 	Hashes []string `json:"hashes"`
 }
 
+// DefaultReapplyChunk is the most keyed hashes one re-application task
+// carries: 8,000 hashes of 66 bytes are about 530 KB, under the 1 MiB a
+// NATS message or a Kafka record holds by default, with room for the
+// envelope.
+const DefaultReapplyChunk = 8000
+
 // StartReapply opens a re-application of erasures in a system restored
 // from a backup taken at since: a request of type reapply with one task,
 // to that system, carrying the keyed hashes (the subject hashes the store
 // keeps) of everyone whose erasure in the tenant ended since then. The
 // system hashes its own rows' identifiers with the same key and erases
 // the matches. Nobody's identifier in clear is needed, or kept.
-func (e *Engine) StartReapply(ctx context.Context, tenant, system string, since time.Time, by *proof.Actor) (*store.Request, error) {
+//
+// More people than a task carries (Config.ReapplyChunk) make several
+// requests, parts 1..n of the re-application, each with its receipt and
+// certificate; they are returned in order.
+func (e *Engine) StartReapply(ctx context.Context, tenant, system string, since time.Time, by *proof.Actor) ([]*store.Request, error) {
 	now := e.Now()
 	switch {
 	case !slices.Contains(e.cfg.Systems, system):
@@ -45,17 +56,28 @@ func (e *Engine) StartReapply(ctx context.Context, tenant, system string, since 
 	if err != nil {
 		return nil, err
 	}
-	digest := sha256.Sum256([]byte(strings.Join(hashes, "\n")))
-	scope := reapplyScope{ReapplyScope: proof.ReapplyScope{System: system, Since: since.UTC(), People: len(hashes),
-		HashesSHA256: hex.EncodeToString(digest[:])}, Hashes: hashes}
-	r, err := e.openUnattended(ctx, unattended{idPrefix: "req_", tenant: tenant, typ: lifecycle.Reapply, source: SourceOnDemand,
-		scope: scope, created: proof.Entry{Reapply: &scope.ReapplyScope}, systems: []string{system}, by: by}, now)
-	if err != nil {
-		return nil, fmt.Errorf("reapply: %w", err)
+	parts := slices.Collect(slices.Chunk(hashes, cmp.Or(e.cfg.ReapplyChunk, DefaultReapplyChunk)))
+	if len(parts) == 0 {
+		parts = [][]string{nil} // no one: a receipt says so all the same
 	}
-	e.log.Info("re-application started", "request_id", r.ID, "tenant", tenant, "system", system, "people", len(hashes))
+	var started []*store.Request
+	for i, part := range parts {
+		digest := sha256.Sum256([]byte(strings.Join(part, "\n")))
+		scope := reapplyScope{ReapplyScope: proof.ReapplyScope{System: system, Since: since.UTC(), People: len(part),
+			HashesSHA256: hex.EncodeToString(digest[:])}, Hashes: part}
+		if len(parts) > 1 {
+			scope.Part, scope.Parts = i+1, len(parts)
+		}
+		r, err := e.openUnattended(ctx, unattended{idPrefix: "req_", tenant: tenant, typ: lifecycle.Reapply, source: SourceOnDemand,
+			scope: scope, created: proof.Entry{Reapply: &scope.ReapplyScope}, systems: []string{system}, by: by}, now)
+		if err != nil {
+			return started, fmt.Errorf("reapply: %w", err)
+		}
+		e.log.Info("re-application started", "request_id", r.ID, "tenant", tenant, "system", system, "people", len(part), "part", i+1, "parts", len(parts))
+		started = append(started, r)
+	}
 	e.cfg.Relay.Wake()
-	return r, nil
+	return started, nil
 }
 
 // erasedSince lists the subject hashes of the tenant's erasures that

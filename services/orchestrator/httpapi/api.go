@@ -64,7 +64,7 @@ type Lifecycle interface {
 	// StartSweep opens a retention run of a policy (engine/sweep.go).
 	StartSweep(ctx context.Context, p *retention.Policy, dryRun bool, source string, by *proof.Actor) (*store.Request, error)
 	// StartReapply re-applies erasures in a restored system (engine/reapply.go).
-	StartReapply(ctx context.Context, tenant, system string, since time.Time, by *proof.Actor) (*store.Request, error)
+	StartReapply(ctx context.Context, tenant, system string, since time.Time, by *proof.Actor) ([]*store.Request, error)
 	// Lift lifts a restriction of processing (engine/lift.go).
 	Lift(ctx context.Context, id, reason string, by *proof.Actor) (*store.Request, error)
 }

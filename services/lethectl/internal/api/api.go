@@ -358,12 +358,16 @@ func (c *Client) Sweep(ctx context.Context, s NewSweep) ([]Run, error) {
 
 // Reapply starts a re-application of erasures in a system restored from
 // a backup taken at since (RFC 3339); it returns the request's id.
-func (c *Client) Reapply(ctx context.Context, tenant, system, since string) (string, error) {
+func (c *Client) Reapply(ctx context.Context, tenant, system, since string) ([]string, error) {
 	var out struct {
-		ID string `json:"id"`
+		ID  string   `json:"id"`
+		IDs []string `json:"ids"`
 	}
 	_, err := c.t.call(ctx, http.MethodPost, "/v1/reapply", map[string]string{"tenant": tenant, "system": system, "since": since}, &out)
-	return out.ID, err
+	if len(out.IDs) == 0 && out.ID != "" {
+		out.IDs = []string{out.ID} // an orchestrator from before parts
+	}
+	return out.IDs, err
 }
 
 // Lift lifts restriction id (Art. 18) and returns the lift's request id.
