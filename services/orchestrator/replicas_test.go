@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/lethe-dev/lethe/pkg/events"
 	"github.com/lethe-dev/lethe/services/orchestrator/auth"
+	"github.com/lethe-dev/lethe/services/orchestrator/retention"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 	"github.com/lethe-dev/lethe/services/orchestrator/store/storetest"
 )
@@ -145,5 +147,68 @@ func decode(t *testing.T, resp *http.Response, v any) {
 	}
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Three orchestrators share one PostgreSQL and one retention schedule,
+// and find the same run due at the same moment: one run is opened, the
+// others are told it is a duplicate; the next run, after that one, is
+// again opened once.
+func TestReplicasScheduleEachSweepOnce(t *testing.T) {
+	dsn := storetest.PostgresDSN(t)
+	policies, err := retention.Parse("policies.yaml", []byte(testPolicies))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(c *Config) { c.Policies, c.SweepInterval = policies, -1 })
+	e.shutdown()
+	var replicas []*Orchestrator
+	for range 3 {
+		st, err := store.Open(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		replicas = append(replicas, e.orchestrator(st, prometheus.NewRegistry()))
+	}
+	p := policies.List[0]
+	var last time.Time // never run
+	for round := range 2 {
+		var wg sync.WaitGroup
+		runs := make([]string, len(replicas))
+		errs := make([]error, len(replicas))
+		for i, o := range replicas {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, err := o.engine.ScheduleSweep(context.Background(), p, last)
+				if err == nil {
+					runs[i] = r.ID
+				}
+				errs[i] = err
+			}()
+		}
+		wg.Wait()
+		opened := 0
+		for i := range replicas {
+			switch {
+			case errs[i] == nil:
+				opened++
+			case !errors.Is(errs[i], store.ErrDuplicate):
+				t.Fatalf("round %d, replica %d: %v", round, i, errs[i])
+			}
+		}
+		if opened != 1 {
+			t.Fatalf("round %d: %d runs opened by three replicas at once, want 1 (%v)", round, opened, errs)
+		}
+		st := replicas[0].cfg.Store
+		got, err := st.LastSweeps(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[p.Tenant+"/"+p.Name].Equal(last) {
+			t.Fatalf("round %d: the store shows no new run", round)
+		}
+		last = got[p.Tenant+"/"+p.Name]
 	}
 }

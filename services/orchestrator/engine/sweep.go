@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,9 +31,26 @@ const (
 // the policy, its clock, its cut-off and the system's data categories. Its
 // receipts, log entries and certificate are a request's.
 func (e *Engine) StartSweep(ctx context.Context, p *retention.Policy, dryRun bool, source string, by *proof.Actor) (*store.Request, error) {
+	return e.startSweep(ctx, p, dryRun, source, "", by)
+}
+
+// ScheduleSweep opens the scheduled run of policy p that follows its run
+// at last (zero: the policy never ran). Replicas that see the same last
+// run open one run between them: the run's SourceRef names the policy
+// and the run it follows, and the store takes one request per
+// SourceRef. The others get store.ErrDuplicate.
+func (e *Engine) ScheduleSweep(ctx context.Context, p *retention.Policy, last time.Time) (*store.Request, error) {
+	after := "first"
+	if !last.IsZero() {
+		after = strconv.FormatInt(last.UnixMilli(), 10)
+	}
+	return e.startSweep(ctx, p, false, SourceSchedule, "sweep:"+p.Tenant+"/"+p.Name+"/after:"+after, nil)
+}
+
+func (e *Engine) startSweep(ctx context.Context, p *retention.Policy, dryRun bool, source, ref string, by *proof.Actor) (*store.Request, error) {
 	now := e.Now()
 	run := proof.SweepRun{Policy: p.Name, Clock: p.Clock, Cutoff: p.Cutoff(now).UTC(), DryRun: dryRun, Systems: p.Systems}
-	r, err := e.openUnattended(ctx, unattended{idPrefix: "run_", tenant: p.Tenant, typ: lifecycle.Sweep, source: source,
+	r, err := e.openUnattended(ctx, unattended{idPrefix: "run_", tenant: p.Tenant, typ: lifecycle.Sweep, source: source, ref: ref,
 		scope: run, created: proof.Entry{Sweep: &run}, systems: p.SystemNames(), by: by}, now)
 	if err != nil {
 		return nil, fmt.Errorf("sweep: %w", err)
