@@ -75,6 +75,9 @@ func writeVerified(w io.Writer, cert *proof.Certificate) error {
 	fmt.Fprintf(w, "\nsigned by %s; the request's %d log entries are in the transparency log of size %d (root %s, signed %s)\n",
 		cert.KeyID, len(cert.Log.Entries), th.Size, th.Root, stamp(th.Time))
 
+	for _, line := range scopeLines(cert) {
+		fmt.Fprintln(w, line)
+	}
 	for _, line := range decisionLines(cert) {
 		fmt.Fprintln(w, line)
 	}
@@ -109,6 +112,43 @@ func writeVerified(w io.Writer, cert *proof.Certificate) error {
 	_, err := fmt.Fprintf(w, "VERIFIED: request %s (%s, tenant %s), %s, received %s, deadline %s, %s, %s\n",
 		cert.RequestID, cert.Type, cert.Tenant, cert.State, stamp(cert.ReceivedAt), dl, completed, met)
 	return err
+}
+
+// scopeLines say what the request covered beyond a person, as the log's
+// created entry recorded it: a retention run's policy and cut-off, the
+// purposes of a consent withdrawal or an objection, a re-application's
+// restored system, a lift's restriction; and the lift that ended a
+// restriction.
+func scopeLines(c *proof.Certificate) []string {
+	var lines []string
+	if s := c.Sweep; s != nil {
+		run := "retention run"
+		if s.DryRun {
+			run = "retention dry run (nothing deleted)"
+		}
+		lines = append(lines, fmt.Sprintf("%s of policy %s: records whose %s clock is before %s", run, s.Policy, s.Clock, stamp(s.Cutoff)))
+	}
+	if p := c.Purposes; p != nil {
+		lines = append(lines, "purposes: "+strings.Join(p.Purposes, ", ")+" (only their data erased, the person suppressed for them)")
+	}
+	if r := c.Reapply; r != nil {
+		part := ""
+		if r.Parts > 1 {
+			part = fmt.Sprintf(" (part %d of %d)", r.Part, r.Parts)
+		}
+		lines = append(lines, fmt.Sprintf("re-application in %s of the erasures since %s%s: %d people, by keyed hash (sha256 %s)",
+			r.System, stamp(r.Since), part, r.People, r.HashesSHA256))
+	}
+	if l := c.Lift; l != nil {
+		if c.Type == lifecycle.Lift {
+			lines = append(lines, fmt.Sprintf("lifts restriction %s (reason: %s)", l.Restriction, l.Reason))
+		} else {
+			lines = append(lines, fmt.Sprintf("restriction lifted by %s (reason: %s)", l.By, l.Reason))
+		}
+	} else if c.Type == lifecycle.Restriction {
+		lines = append(lines, "restriction in place: the data is kept, marked not to be processed")
+	}
+	return lines
 }
 
 // writeSystems prints a line per system: its outcome, when its connector

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lethe-dev/lethe/pkg/deadline"
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/pkg/proof/prooftest"
 )
@@ -358,4 +359,36 @@ func slicesDelete(keys []proof.Key, id string) []proof.Key {
 		}
 	}
 	return out
+}
+
+// The verdict says what a request covered beyond a person.
+func TestScopeLines(t *testing.T) {
+	cut := time.Date(2025, 11, 1, 0, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name string
+		cert proof.Certificate
+		want string
+	}{
+		{"sweep", proof.Certificate{Type: lifecycle.Sweep, Sweep: &proof.SweepRun{Policy: "site_cookies", Clock: "record", Cutoff: cut, DryRun: true}},
+			"retention dry run (nothing deleted) of policy site_cookies: records whose record clock is before 2025-11-01"},
+		{"purposes", proof.Certificate{Type: lifecycle.ConsentWithdrawal, Purposes: &proof.PurposeScope{Purposes: []string{"prospecting", "site_cookies"}}},
+			"purposes: prospecting, site_cookies"},
+		{"reapply", proof.Certificate{Type: lifecycle.Reapply, Reapply: &proof.ReapplyScope{System: "accounts", Since: cut, People: 3, HashesSHA256: "ab"}},
+			"re-application in accounts of the erasures since 2025-11-01"},
+		{"lift", proof.Certificate{Type: lifecycle.Lift, Lift: &proof.LiftScope{Restriction: "req_r", Reason: "claims_settled"}},
+			"lifts restriction req_r (reason: claims_settled)"},
+		{"restriction lifted", proof.Certificate{Type: lifecycle.Restriction, Lift: &proof.LiftScope{Restriction: "req_r", Reason: "claims_settled", By: "req_l"}},
+			"restriction lifted by req_l (reason: claims_settled)"},
+		{"restriction in place", proof.Certificate{Type: lifecycle.Restriction}, "restriction in place"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := strings.Join(scopeLines(&tt.cert), "\n")
+			if !strings.Contains(got, tt.want) {
+				t.Errorf("scope lines %q lack %q", got, tt.want)
+			}
+		})
+	}
+	if got := scopeLines(&proof.Certificate{Type: lifecycle.Erasure}); len(got) != 0 {
+		t.Errorf("an erasure has scope lines %q", got)
+	}
 }
