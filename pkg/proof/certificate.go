@@ -19,8 +19,10 @@ import (
 )
 
 // CertificateVersion is the version of the format documented in
-// docs/certificates.md.
-const CertificateVersion = 1
+// docs/spec: version 2 proves the log entries against a checkpoint (a
+// C2SP tlog-checkpoint signed note, see SignCheckpoint), version 1
+// against Lethe's own signed tree head. Both verify.
+const CertificateVersion = 2
 
 // Certificate is a certificate of fulfilment: what every system did for one
 // request, each system's signed receipt, the request's entries in the
@@ -174,8 +176,14 @@ type SystemResult struct {
 
 // LogProof places the request's events in the transparency log.
 type LogProof struct {
-	Entries  []LoggedEntry `json:"entries"`
-	TreeHead TreeHead      `json:"tree_head"`
+	Entries []LoggedEntry `json:"entries"`
+	// TreeHead is the signed tree head of a version 1 certificate; nil in
+	// version 2.
+	TreeHead *TreeHead `json:"tree_head,omitempty"`
+	// Checkpoint is the signed note of a version 2 certificate: the
+	// orchestrator's checkpoint of the log, with the cosignatures of the
+	// witnesses that had cosigned it when the certificate was issued.
+	Checkpoint string `json:"checkpoint,omitempty"`
 }
 
 // LoggedEntry is one entry, its index in the log, and the proof that the
@@ -244,7 +252,9 @@ func (c *Certificate) signed() []byte {
 
 // Sign sets the certificate's key id and signature.
 func (c *Certificate) Sign(s *Signer) {
-	c.Version = CertificateVersion
+	if c.Version == 0 {
+		c.Version = CertificateVersion
+	}
 	c.KeyID = s.Key.ID
 	c.Signature = s.Sign(certificateDomain, c.signed())
 }
@@ -264,8 +274,9 @@ func Verify(data []byte, ks KeySet) (*Certificate, error) {
 	}
 	var errs []error
 	errs = append(errs, checkSignature(ks, c))
-	errs = append(errs, checkTreeHead(ks, c))
-	l, logErrs := checkLog(c)
+	th, err := checkTreeHead(ks, c)
+	errs = append(errs, err)
+	l, logErrs := checkLog(c, th)
 	errs = append(errs, logErrs...)
 	errs = append(errs, checkRequest(c, l.created, l.lifted))
 	errs = append(errs, checkEnd(c, l.ends)...)
@@ -294,8 +305,13 @@ func decodeCertificate(data []byte) (*Certificate, error) {
 	if !bytes.Equal(c.Encode(), data) {
 		return c, errors.New("not in canonical form: the certificate was changed after it was issued")
 	}
-	if c.Version != CertificateVersion {
-		return c, fmt.Errorf("version %d: this verifier reads version %d", c.Version, CertificateVersion)
+	switch {
+	case c.Version < 1 || c.Version > CertificateVersion:
+		return c, fmt.Errorf("version %d: this verifier reads versions 1 to %d", c.Version, CertificateVersion)
+	case c.Version == 1 && (c.Log.TreeHead == nil || c.Log.Checkpoint != ""):
+		return c, errors.New("version 1: the log is proved against a tree_head, and only that")
+	case c.Version >= 2 && (c.Log.TreeHead != nil || c.Log.Checkpoint == ""):
+		return c, fmt.Errorf("version %d: the log is proved against a checkpoint, and only that", c.Version)
 	}
 	return c, nil
 }
@@ -317,8 +333,31 @@ func checkSignature(ks KeySet, c *Certificate) error {
 // checkTreeHead checks the signature of the tree head the log entries are
 // proved against. It protects against a made-up log: without it, any
 // tree would hold the entries.
-func checkTreeHead(ks KeySet, c *Certificate) error {
-	return VerifyTreeHead(ks, c.Log.TreeHead)
+func checkTreeHead(ks KeySet, c *Certificate) (TreeHead, error) {
+	if c.Log.TreeHead != nil {
+		return *c.Log.TreeHead, VerifyTreeHead(ks, *c.Log.TreeHead)
+	}
+	return OpenCheckpoint(ks, []byte(c.Log.Checkpoint))
+}
+
+// SignedTreeHead is the tree head a certificate's log entries are proved
+// against: its tree_head (version 1) or its checkpoint's (version 2), not
+// checked.
+func (c *Certificate) SignedTreeHead() TreeHead {
+	if c.Log.TreeHead != nil {
+		return *c.Log.TreeHead
+	}
+	th, _ := parseCheckpoint(noteText(c.Log.Checkpoint))
+	return th
+}
+
+// noteText is a signed note's text: up to the blank line before its
+// signatures.
+func noteText(msg string) string {
+	if i := strings.LastIndex(msg, "\n\n"); i >= 0 {
+		return msg[:i+1]
+	}
+	return msg
 }
 
 // requestLog is what the log's entries tell the later checks, in the
@@ -339,10 +378,9 @@ type requestLog struct {
 // request's, and in the signed tree. It protects against entries left
 // out of order, changed, taken from another request or never logged. It
 // reads what the later checks need from the entries that decode.
-func checkLog(c *Certificate) (*requestLog, []error) {
+func checkLog(c *Certificate, th TreeHead) (*requestLog, []error) {
 	var errs []error
 	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	th := c.Log.TreeHead
 	l := &requestLog{accepted: map[string]Entry{}, logged: map[string]bool{}, resolved: map[string]bool{}}
 	for i, le := range c.Log.Entries {
 		if i > 0 && le.Index <= c.Log.Entries[i-1].Index {

@@ -1,6 +1,7 @@
 package proof_test
 
 import (
+	"fmt"
 	"bytes"
 	"encoding/base64"
 	"errors"
@@ -20,7 +21,16 @@ import (
 )
 
 func TestCertificateVerifies(t *testing.T) {
+	for _, version := range []int{1, 2} {
+		t.Run(fmt.Sprintf("version %d", version), func(t *testing.T) { certificateVerifies(t, version) })
+	}
+}
+
+func certificateVerifies(t *testing.T, version int) {
 	w := prooftest.NewWorld(t)
+	if version == 2 {
+		w.Origin = "lethe.example/log"
+	}
 	w.Erase(t, "req-0", prooftest.Erasure{}) // the log holds other requests
 	r := w.Erase(t, "req-1", prooftest.Erasure{})
 	w.Erase(t, "req-2", prooftest.Erasure{}) // and goes on after this one
@@ -33,7 +43,7 @@ func TestCertificateVerifies(t *testing.T) {
 	if got.RequestID != "req-1" || got.State != "partially_retained" || !got.DeadlineMet || len(got.Systems) != 3 {
 		t.Errorf("read back %+v", got)
 	}
-	if got.Version != proof.CertificateVersion || got.KeyID != w.Orchestrator.Key.ID {
+	if got.Version != version || got.KeyID != w.Orchestrator.Key.ID {
 		t.Errorf("version %d key %s", got.Version, got.KeyID)
 	}
 	// As served, with a final newline, it verifies too.
@@ -642,10 +652,12 @@ func TestCertificateDisagreesWithLogOrReceipts(t *testing.T) {
 			c.Log.Entries[1].Entry = []byte(strings.Replace(string(c.Log.Entries[1].Entry), "verified", "extended", 1))
 		}, "is not in the log"},
 		{"a tree head of another size", func(c *proof.Certificate) {
-			c.Log.TreeHead = w.Log.HeadAt(w.Orchestrator, size-1, c.Log.TreeHead.Time)
+			th := w.Log.HeadAt(w.Orchestrator, size-1, c.Log.TreeHead.Time)
+			c.Log.TreeHead = &th
 		}, "is not in the log"},
 		{"a tree head signed by a connector key", func(c *proof.Certificate) {
-			c.Log.TreeHead = w.Log.HeadAt(w.Connectors["accounts"], size, c.Log.TreeHead.Time)
+			th := w.Log.HeadAt(w.Connectors["accounts"], size, c.Log.TreeHead.Time)
+			c.Log.TreeHead = &th
 		}, "tree head: key not registered"},
 		{"a tree head with its signature broken", func(c *proof.Certificate) { c.Log.TreeHead.Signature[7] ^= 1 }, "tree head: signature does not verify"},
 		{"the created entry dropped", func(c *proof.Certificate) { c.Log.Entries = c.Log.Entries[1:] }, `no "created" entry`},

@@ -71,7 +71,7 @@ func writeVerified(w io.Writer, cert *proof.Certificate) error {
 	} else if err := writeSystems(w, cert.Systems); err != nil {
 		return err
 	}
-	th := cert.Log.TreeHead
+	th := cert.SignedTreeHead()
 	fmt.Fprintf(w, "\nsigned by %s; the request's %d log entries are in the transparency log of size %d (root %s, signed %s)\n",
 		cert.KeyID, len(cert.Log.Entries), th.Size, th.Root, stamp(th.Time))
 

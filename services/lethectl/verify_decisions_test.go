@@ -52,7 +52,7 @@ func (f *fixture) refused(t *testing.T, id string, r refusal) []byte {
 	c := &proof.Certificate{
 		RequestID: id, Tenant: prooftest.Tenant, Type: lifecycle.Erasure, SubjectHash: subject,
 		ReceivedAt: received, Deadline: due, CompletedAt: r.At, State: r.State, Denial: r.Denial,
-		Log: proof.LogProof{TreeHead: f.Log.HeadAt(f.Orchestrator, size, r.At.Add(time.Minute))},
+		Log: proof.LogProof{Checkpoint: string(f.Log.CheckpointAt(t, f.Orchestrator, "lethe.example/log", size, r.At.Add(time.Minute)))},
 	}
 	for _, i := range idx {
 		c.Log.Entries = append(c.Log.Entries, f.Log.Logged(i, size))

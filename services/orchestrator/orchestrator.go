@@ -79,6 +79,11 @@ type Config struct {
 	// Objective is how soon a request should be fulfilled, for the SLO
 	// metric lethe_orchestrator_requests_ended_total{result}.
 	Objective time.Duration
+	// LogOrigin names the transparency log in its checkpoints (the C2SP
+	// tlog-checkpoint origin line, and the key name of their signature):
+	// a host and path the operator owns, so that checkpoints of two
+	// deployments are never confused.
+	LogOrigin string
 	// ExportExpiry is how long an export waits to be collected after its
 	// request ended; then its key is destroyed and its blobs deleted.
 	ExportExpiry time.Duration
@@ -138,6 +143,7 @@ func Defaults() Config {
 		Objective:     7 * 24 * time.Hour,
 		ExportExpiry:  7 * 24 * time.Hour,
 		SweepInterval: 24 * time.Hour,
+		LogOrigin:     engine.DefaultLogOrigin,
 		RateLimit:     20,
 		ReadTimeout:   15 * time.Second,
 		MetricsCache:  5 * time.Second,
@@ -157,6 +163,7 @@ func (c *Config) setDefaults() {
 	c.RateLimit = cmp.Or(c.RateLimit, d.RateLimit)
 	c.ExportExpiry = cmp.Or(c.ExportExpiry, d.ExportExpiry)
 	c.SweepInterval = cmp.Or(c.SweepInterval, d.SweepInterval)
+	c.LogOrigin = cmp.Or(c.LogOrigin, d.LogOrigin)
 	c.ReadTimeout = cmp.Or(c.ReadTimeout, d.ReadTimeout)
 	c.MetricsCache = cmp.Or(c.MetricsCache, d.MetricsCache)
 	if c.Logger == nil {
@@ -194,6 +201,11 @@ func (c Config) Validate() error {
 		return errors.New("orchestrator: hash key shorter than 16 bytes")
 	case c.MaxAttempts < 1:
 		return errors.New("orchestrator: max attempts must be at least 1")
+	}
+	if c.LogOrigin != "" {
+		if err := proof.CheckOrigin(c.LogOrigin); err != nil {
+			return fmt.Errorf("orchestrator: --log-origin: %w", err)
+		}
 	}
 	for _, s := range c.Systems {
 		if !systemName.MatchString(s) {
@@ -243,7 +255,7 @@ func New(cfg Config) (*Orchestrator, error) {
 	o := &Orchestrator{cfg: cfg, log: cfg.Logger, relayUp: outbox.NewSignal(), noticeUp: outbox.NewSignal(), forgot: outbox.NewSignal(), id: replicaID()}
 	o.m = metrics.New(cfg.Registerer, cfg.Store, cfg.Systems, cfg.Deadlines, channels, cfg.Now, cfg.MetricsCache)
 	o.engine = engine.New(engine.Config{
-		Store: cfg.Store, Systems: cfg.Systems, MaxAttempts: cfg.MaxAttempts, ReapplyChunk: cfg.ReapplyChunk, RetryInitial: cfg.RetryInitial, RetryMax: cfg.RetryMax,
+		Store: cfg.Store, Systems: cfg.Systems, MaxAttempts: cfg.MaxAttempts, ReapplyChunk: cfg.ReapplyChunk, LogOrigin: cfg.LogOrigin, RetryInitial: cfg.RetryInitial, RetryMax: cfg.RetryMax,
 		Objective: cfg.Objective, Deadlines: cfg.Deadlines, NoticeChannels: channels, HashKey: cfg.HashKey,
 		Signer: cfg.Signer, SealKey: cfg.SealKey, Blobs: cfg.Blobs, Policies: cfg.Policies, ExportExpiry: cfg.ExportExpiry, Keys: cfg.Keys, Relay: o.relayUp, Notifier: o.noticeUp, Forgot: o.forgot, Metrics: o.m, Logger: cfg.Logger, Now: cfg.Now,
 	})

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"testing"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -158,4 +159,15 @@ func (l *MemLog) reader() tlog.HashReader {
 		}
 		return out, nil
 	})
+}
+
+// CheckpointAt is the checkpoint of the log named origin when it held
+// its first size entries, signed by s at at.
+func (l *MemLog) CheckpointAt(tb testing.TB, s *proof.Signer, origin string, size int64, at time.Time) []byte {
+	tb.Helper()
+	c, err := proof.SignCheckpoint(s, origin, size, l.Root(size), at)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
 }

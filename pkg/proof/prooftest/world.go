@@ -80,6 +80,10 @@ type World struct {
 	// Keys registers the orchestrator's and the connectors' keys.
 	Keys proof.KeySet
 	Log  *MemLog
+	// Origin, when set, names the log, and certificates are of version 2:
+	// proved against a checkpoint of it. Unset: version 1, against a
+	// signed tree head.
+	Origin string
 }
 
 // NewWorld makes the orchestrator's key and one connector key per system,
@@ -513,7 +517,12 @@ func (w *World) Certificate(tb testing.TB, r *Request) *proof.Certificate {
 		CompletedAt: r.Completed,
 		State:       r.State,
 		Systems:     slices.Clone(r.results),
-		Log:         proof.LogProof{TreeHead: w.Log.HeadAt(w.Orchestrator, size, r.Completed.Add(time.Minute))},
+	}
+	if signed := r.Completed.Add(time.Minute); w.Origin == "" {
+		th := w.Log.HeadAt(w.Orchestrator, size, signed)
+		c.Version, c.Log.TreeHead = 1, &th
+	} else {
+		c.Log.Checkpoint = string(w.Log.CheckpointAt(tb, w.Orchestrator, w.Origin, size, signed))
 	}
 	if r.Policy != nil {
 		p := *r.Policy

@@ -353,6 +353,8 @@ func Main(ctx context.Context, fs *flag.FlagSet, args []string) int {
 	fs.StringVar(&opts.KeysFile, "keys", "", "keys file listing the connectors' public keys (default <data>/keys.json; re-read when it changes)")
 	systems := fs.String("systems", strings.Join(d.Systems, ","), "comma-separated registered systems")
 	oc := &opts.Orchestrator
+	fs.StringVar(&oc.LogOrigin, "log-origin", envflag.Or("LETHE_LOG_ORIGIN", d.LogOrigin),
+		"the transparency log's name in its checkpoints (C2SP tlog-checkpoint origin): a host and path you own, such as privacy.example.com/lethe (env LETHE_LOG_ORIGIN)")
 	fs.DurationVar(&oc.ExportExpiry, "export-expiry", d.ExportExpiry, "how long an export waits to be collected after its request ended; then its key is destroyed and its blobs deleted")
 	fs.IntVar(&oc.MaxAttempts, "max-attempts", d.MaxAttempts, "attempts per task before it is dead-lettered")
 	fs.DurationVar(&oc.RetryInitial, "retry-initial", d.RetryInitial, "first wait for a system's answer; doubles per attempt")

@@ -42,8 +42,12 @@ func (e *Engine) issue(ctx context.Context, tx store.Tx, r *store.Request, tasks
 	c := proof.Certificate{
 		RequestID: r.ID, Tenant: r.Tenant, Type: r.Type, SubjectHash: r.SubjectHash,
 		ReceivedAt: r.ReceivedAt, Deadline: r.Deadline, DeadlinePolicy: spec, CompletedAt: r.CompletedAt, State: r.State,
-		Log: proof.LogProof{TreeHead: proof.SignTreeHead(e.cfg.Signer, size, root, now)},
 	}
+	checkpoint, err := proof.SignCheckpoint(e.cfg.Signer, e.cfg.LogOrigin, size, root, now)
+	if err != nil {
+		return err
+	}
+	c.Log.Checkpoint = string(checkpoint)
 	if !r.AnsweredAt.IsZero() && !r.AnsweredAt.Equal(r.CompletedAt) {
 		c.AnsweredAt = &r.AnsweredAt
 	}

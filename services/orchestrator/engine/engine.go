@@ -11,6 +11,7 @@
 package engine
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -60,6 +61,9 @@ type Config struct {
 	// MaxAttempts is the number of attempts a task gets before it is
 	// dead-lettered.
 	MaxAttempts int
+	// LogOrigin names the log in its checkpoints (see proof.SignCheckpoint;
+	// "": DefaultLogOrigin).
+	LogOrigin string
 	// ReapplyChunk is the most keyed hashes one re-application task
 	// carries (0: DefaultReapplyChunk); more are split into parts.
 	ReapplyChunk int
@@ -109,8 +113,13 @@ type Engine struct {
 
 // New returns the lifecycle over cfg's ready parts.
 func New(cfg Config) *Engine {
+	cfg.LogOrigin = cmp.Or(cfg.LogOrigin, DefaultLogOrigin)
 	return &Engine{cfg: cfg, log: cfg.Logger, m: cfg.Metrics}
 }
+
+// DefaultLogOrigin names the log of a deployment that names none: fine
+// for a demo; a deployment should name its own (--log-origin).
+const DefaultLogOrigin = "lethe.localhost/log"
 
 // Now is the engine's clock, to the millisecond that the store and the
 // log keep.

@@ -145,7 +145,7 @@ code{font-size:.85em;word-break:break-all} footer{margin-top:2rem;color:#5b6475;
 {{end}}</tbody></table>
 <footer>
 <p>Each system's answer is signed with its own key; the request's {{len .C.Log.Entries}} events are in a public, append-only log
-of {{.C.Log.TreeHead.Size}} entries (root <code>{{.C.Log.TreeHead.Root}}</code>), and the certificate is signed by key <code>{{.C.KeyID}}</code>.</p>
+of {{.C.SignedTreeHead.Size}} entries (root <code>{{.C.SignedTreeHead.Root}}</code>), and the certificate is signed by key <code>{{.C.KeyID}}</code>.</p>
 <p>Check it yourself, offline: <code>lethectl keys export &gt; keys.json</code>, then
 <code>lethectl verify certificate-{{.C.RequestID}}.json --keys keys.json</code>.</p>
 </footer></body></html>
