@@ -47,6 +47,10 @@ type Lifecycle interface {
 	Extend(ctx context.Context, id, reason string, by *proof.Actor) (*store.Request, error)
 	Preview(tenant string, received time.Time) (engine.Preview, error)
 	TreeHead(ctx context.Context) (proof.TreeHead, error)
+	// Checkpoint and LogTile serve the log in the tlog-tiles layout
+	// (engine/tiles.go).
+	Checkpoint(ctx context.Context) ([]byte, error)
+	LogTile(ctx context.Context, t tlog.Tile) ([]byte, error)
 	Consistency(ctx context.Context, oldSize, newSize int64) (tlog.TreeProof, error)
 	Keys() proof.KeySet
 	Now() time.Time
@@ -158,6 +162,8 @@ func (a *API) Handler() http.Handler {
 	handle("POST /v1/sweeps", route{roles: deciders, h: a.handleSweep})
 	handle("POST /v1/reapply", route{roles: deciders, h: a.handleReapply})
 	mux.Handle("GET /healthz", a.m.Instrument("GET /healthz", http.HandlerFunc(a.handleHealth)))
+	mux.Handle("GET /log/checkpoint", a.m.Instrument("GET /log/checkpoint", a.public(a.handleCheckpoint)))
+	mux.Handle("GET /log/tile/", a.m.Instrument("GET /log/tile/", a.public(a.handleTile)))
 	mux.HandleFunc("OPTIONS /", a.handlePreflight)
 	if a.opts.Console != nil {
 		console := a.m.Instrument("/console/", a.opts.Console)

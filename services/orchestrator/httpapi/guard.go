@@ -126,6 +126,20 @@ func (a *API) guard(rt route) http.Handler {
 	})
 }
 
+// public guards a read anyone may make (the log, for mirrors and
+// witnesses): no token, the caller's address rate-limited, the handler
+// timeout.
+func (a *API) public(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.allow(w, "ip:"+clientIP(r)) {
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), a.opts.HandlerTimeout)
+		defer cancel()
+		h(w, r.WithContext(ctx))
+	})
+}
+
 // origin refuses a call from a browser origin not allowed (403), and
 // gives an allowed one the CORS headers its browser needs. A call
 // without an Origin (curl, lethectl, a server) gets none.

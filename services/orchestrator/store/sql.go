@@ -622,22 +622,35 @@ func (t *sqlTx) AppendLog(ctx context.Context, requestID string, entry []byte) (
 	return n, nil
 }
 
+func (t *sqlTx) LogRange(ctx context.Context, start, end int64) ([]LogRecord, error) {
+	rows, err := t.query(ctx, `SELECT idx, data FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx`, start, end)
+	if err != nil {
+		return nil, fmt.Errorf("log range: %w", err)
+	}
+	return logRecords(rows)
+}
+
 func (t *sqlTx) RequestLog(ctx context.Context, requestID string) ([]LogRecord, error) {
 	rows, err := t.query(ctx, `SELECT idx, data FROM log_entries WHERE request_id = ? ORDER BY idx`, requestID)
 	if err != nil {
 		return nil, fmt.Errorf("request log: %w", err)
 	}
+	return logRecords(rows)
+}
+
+// logRecords reads log entries (idx, data) from rows, and closes them.
+func logRecords(rows *sql.Rows) ([]LogRecord, error) {
 	defer rows.Close()
 	var out []LogRecord
 	for rows.Next() {
 		var r LogRecord
 		if err := rows.Scan(&r.Index, &r.Data); err != nil {
-			return nil, fmt.Errorf("request log: %w", err)
+			return nil, fmt.Errorf("log entries: %w", err)
 		}
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("request log: %w", err)
+		return nil, fmt.Errorf("log entries: %w", err)
 	}
 	return out, nil
 }

@@ -260,6 +260,8 @@ type Tx interface {
 	// ReadHashes reads stored hashes of the log's Merkle tree (see
 	// [HashReader]).
 	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
+	// LogRange returns the log's entries start..end-1, in order.
+	LogRange(ctx context.Context, start, end int64) ([]LogRecord, error)
 	// RequestLog returns the log entries of a request in order.
 	RequestLog(ctx context.Context, requestID string) ([]LogRecord, error)
 	// InsertNotice adds a notice to the notification outbox; ErrDuplicate
