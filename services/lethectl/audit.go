@@ -13,9 +13,9 @@ import (
 
 var auditCommand = command{
 	name:    "audit",
-	args:    "tree-head | consistency",
-	summary: "check the transparency log: keep a signed tree head now, check later that the log only grew",
-	run:     group(auditTreeHeadCommand, auditConsistencyCommand),
+	args:    "log | tree-head | consistency",
+	summary: "check the transparency log: read and check all of it, or keep a signed tree head now and check later that the log only grew",
+	run:     group(auditLogCommand, auditTreeHeadCommand, auditConsistencyCommand),
 }
 
 var auditTreeHeadCommand = command{

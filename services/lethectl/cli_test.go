@@ -933,7 +933,7 @@ func TestUsage(t *testing.T) {
 		{"demo -h", []string{"demo", "-h"}, wantOutput{stdout: []string{"usage: lethectl demo delete-account"}}},
 		{"unknown demo subcommand", []string{"demo", "reset"}, wantOutput{code: exitUsage, stderr: []string{`unknown subcommand "reset"`}}},
 		{"keys -h lists its subcommands", []string{"keys", "-h"}, wantOutput{stdout: []string{"usage: lethectl keys list", "       lethectl keys export", "lethectl keys add KEYS.json PUBFILE...", "lethectl keys retire KEYS.json KEYID"}}},
-		{"help audit", []string{"help", "audit"}, wantOutput{stdout: []string{"usage: lethectl audit tree-head", "lethectl audit consistency --old"}}},
+		{"help audit", []string{"help", "audit"}, wantOutput{stdout: []string{"usage: lethectl audit log", "lethectl audit consistency --old"}}},
 		{"keys without subcommand", []string{"keys"}, wantOutput{code: exitUsage, stderr: []string{"lethectl keys: missing subcommand", "usage: lethectl keys list"}}},
 		{"audit consistency -h", []string{"audit", "consistency", "-h"}, wantOutput{stdout: []string{"usage: lethectl audit consistency", "-old", "-new", "-keys"}}},
 		{"verify has no --api: it never uses the network", []string{"verify", "c.json", "--keys", "k.json", "--api", "http://x"}, wantOutput{code: exitUsage, stderr: []string{"flag provided but not defined: -api"}}},

@@ -8,10 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/tlog"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
@@ -45,6 +47,15 @@ func (f *fixture) grow(n int) {
 		id := fmt.Sprintf("req-other-%d", f.Log.Size())
 		f.Log.Append(proof.Entry{RequestID: id, Event: proof.EventCreated, At: received, Tenant: "demo", Type: "erasure", SubjectHash: "h-" + id}.Encode())
 	}
+}
+
+// checkpoint signs a checkpoint of the log as it is now, a second after
+// the last head.
+func (f *fixture) checkpoint(t *testing.T) []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.clock = f.clock.Add(time.Second)
+	return f.Log.CheckpointAt(t, f.Orchestrator, "lethe.example/log", f.Log.Size(), f.clock)
 }
 
 // treeHead signs the log as it is now, a second after the last head.
@@ -118,11 +129,12 @@ type proofServer struct {
 	*httptest.Server
 	f *fixture
 
-	mu          sync.Mutex
-	certs       map[string][]byte // certificate bytes as issued, by request id
-	running     map[string]bool   // requests that have not ended
-	keys        []byte            // when set, served instead of the keys file
-	tamperProof bool              // flip a bit of every consistency proof
+	mu           sync.Mutex
+	certs        map[string][]byte // certificate bytes as issued, by request id
+	running      map[string]bool   // requests that have not ended
+	keys         []byte            // when set, served instead of the keys file
+	tamperProof  bool              // flip a bit of every consistency proof
+	corruptTiles bool              // flip a bit of every tile served
 }
 
 func newProofServer(t *testing.T, f *fixture) *proofServer {
@@ -149,6 +161,26 @@ func newProofServer(t *testing.T, f *fixture) *proofServer {
 		writeJSONReply(w, http.StatusOK, f.treeHead())
 	})
 	mux.HandleFunc("GET /v1/log/consistency", s.consistency)
+	mux.HandleFunc("GET /log/checkpoint", func(w http.ResponseWriter, r *http.Request) {
+		w.Write(f.checkpoint(t))
+	})
+	mux.HandleFunc("GET /log/tile/", func(w http.ResponseWriter, r *http.Request) {
+		path := strings.Replace(strings.TrimPrefix(r.URL.Path, "/log/tile/"), "entries/", "data/", 1)
+		tile, err := tlog.ParseTilePath("tile/8/" + path)
+		if err != nil {
+			writeErr(w, http.StatusNotFound, "no such tile")
+			return
+		}
+		b, err := f.Log.Tile(tile)
+		if err != nil {
+			writeErr(w, http.StatusNotFound, err.Error())
+			return
+		}
+		if s.corruptTiles {
+			b[len(b)-1] ^= 1
+		}
+		w.Write(b)
+	})
 	s.Server = httptest.NewServer(requireBearer(testToken, mux))
 	t.Cleanup(s.Close)
 	return s

@@ -568,6 +568,16 @@ func (c *Client) TreeHead(ctx context.Context) ([]byte, error) {
 	return c.t.call(ctx, http.MethodGet, "/v1/log/tree-head", nil, nil)
 }
 
+// LogFile reads a file of the public log (C2SP tlog-tiles): "checkpoint",
+// "tile/0/000.p/5", "tile/entries/000"... It needs no token.
+func (c *Client) LogFile(ctx context.Context, path string) ([]byte, error) {
+	var b bytes.Buffer
+	if _, err := c.t.download(ctx, "/log/"+path, "*/*", &b); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
 // Consistency is the proof that the log of size New extends the log of
 // size Old.
 type Consistency struct {
