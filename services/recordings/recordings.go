@@ -326,6 +326,36 @@ func (s *System) Erase(ctx context.Context, t connector.Task) (connector.Result,
 	return connector.Result{Outcome: connector.Erased, Counts: counts, Remaining: remaining}, nil
 }
 
+// Restrict counts what a restriction of processing (Art. 18) covers: the
+// subject's recordings and chat messages, which stay as they are (the SDK
+// marks the person on the connector's suppression list). It makes the
+// system a connector.Restricter.
+func (s *System) Restrict(ctx context.Context, t connector.Task) (connector.Result, error) {
+	recs, err := subjectRecordings(ctx, s.db, t.Tenant, t.Subject)
+	if err != nil {
+		return connector.Result{}, err
+	}
+	cond, args, err := match("author_email", "author_user_id", t.Subject)
+	if err != nil {
+		return connector.Result{}, err
+	}
+	var nChat int64
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM chat_messages WHERE tenant = ? AND `+cond, append([]any{t.Tenant}, args...)...).Scan(&nChat); err != nil {
+		return connector.Result{}, retryable(fmt.Errorf("recordings: count chat messages: %w", err))
+	}
+	if len(recs) == 0 && nChat == 0 {
+		return connector.Result{Outcome: connector.NotFound}, nil
+	}
+	counts := map[string]int64{}
+	if len(recs) > 0 {
+		counts[CategoryRecordings] = int64(len(recs))
+	}
+	if nChat > 0 {
+		counts[CategoryChatMessages] = nChat
+	}
+	return connector.Result{Outcome: connector.Restricted, Counts: counts, Remaining: int64(len(recs)) + nChat}, nil
+}
+
 // remaining counts the subject's records by a fresh look: recording rows,
 // their files still on disk, and chat messages.
 func (s *System) remaining(ctx context.Context, tenant string, subj connector.Subject) (int64, error) {

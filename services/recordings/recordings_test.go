@@ -475,3 +475,31 @@ func TestEraseLeavesNoCopyInTheFiles(t *testing.T) {
 		t.Fatal("another person's email is gone too")
 	}
 }
+
+// A restriction counts the person's recordings and chat messages and
+// changes nothing: the files and rows stay; someone with nothing here is
+// not found.
+func TestRestrictCountsAndKeeps(t *testing.T) {
+	ctx := context.Background()
+	s := seeded(t)
+	before := files(t, s)
+	rows := count(t, s, `SELECT (SELECT count(*) FROM recordings) + (SELECT count(*) FROM chat_messages)`)
+	res, err := s.Restrict(ctx, task(subject(1), "req_r"))
+	if err != nil || res.Outcome != connector.Restricted {
+		t.Fatalf("Restrict = %+v, %v", res, err)
+	}
+	wantRec := count(t, s, `SELECT count(*) FROM recordings WHERE speaker_user_id = ?`, userID(1))
+	wantChat := count(t, s, `SELECT count(*) FROM chat_messages WHERE author_user_id = ?`, userID(1))
+	if res.Counts[CategoryRecordings] != wantRec || res.Counts[CategoryChatMessages] != wantChat || res.Remaining != wantRec+wantChat {
+		t.Errorf("Restrict counted %v (remaining %d), want %d recordings and %d chat messages", res.Counts, res.Remaining, wantRec, wantChat)
+	}
+	if after := count(t, s, `SELECT (SELECT count(*) FROM recordings) + (SELECT count(*) FROM chat_messages)`); after != rows {
+		t.Errorf("%d rows after a restriction, %d before", after, rows)
+	}
+	if after := files(t, s); len(after) != len(before) {
+		t.Errorf("%d files after a restriction, %d before", len(after), len(before))
+	}
+	if res, err := s.Restrict(ctx, task(connector.Subject{Email: "nobody@example.com"}, "req_r2")); err != nil || res.Outcome != connector.NotFound {
+		t.Errorf("Restrict of someone unknown = %+v, %v", res, err)
+	}
+}

@@ -51,9 +51,9 @@ func (e *Engine) Lift(ctx context.Context, id, reason string, by *proof.Actor) (
 		case r.Type != lifecycle.Restriction:
 			return fmt.Errorf("%w: request %s is a %s, not a restriction", ErrBadLift, id, r.Type)
 		case !r.State.Ended() || r.State == lifecycle.Denied || r.State == lifecycle.Expired:
-			return fmt.Errorf("%w: restriction %s is %s, not in place", ErrConflict, id, r.State)
+			return fmt.Errorf("restriction %s is %s, not in place: %w", id, r.State, ErrConflict)
 		case r.Scope != "":
-			return fmt.Errorf("%w: restriction %s is already lifted (by %s)", ErrConflict, id, LiftedBy(r))
+			return fmt.Errorf("restriction %s is already lifted (by %s): %w", id, LiftedBy(r), ErrConflict)
 		}
 		tasks, err = tx.Tasks(ctx, id)
 		return err

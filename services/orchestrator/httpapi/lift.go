@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/lethe-dev/lethe/services/orchestrator/engine"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
@@ -33,7 +34,7 @@ func (a *API) handleLift(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no such request")
 	case errors.Is(err, engine.ErrConflict):
-		writeError(w, http.StatusConflict, err.Error())
+		writeError(w, http.StatusConflict, strings.TrimSuffix(err.Error(), ": "+engine.ErrConflict.Error()))
 	case err != nil:
 		a.internal(w, err, "could not lift the restriction", "lift")
 	default:
