@@ -1,10 +1,10 @@
 package proof_test
 
 import (
-	"fmt"
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"math/rand"
 	"slices"
 	"strings"
