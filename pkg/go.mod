@@ -3,6 +3,7 @@ module github.com/lethe-dev/lethe/pkg
 go 1.26.8
 
 require (
+	filippo.io/torchwood v0.6.1
 	github.com/cenkalti/backoff/v4 v4.3.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/johannesboyne/gofakes3 v1.2.0
