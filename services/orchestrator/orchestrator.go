@@ -79,6 +79,11 @@ type Config struct {
 	// Objective is how soon a request should be fulfilled, for the SLO
 	// metric lethe_orchestrator_requests_ended_total{result}.
 	Objective time.Duration
+	// Witnesses cosign the log's checkpoints (C2SP tlog-witness): with
+	// any, a certificate is issued only on a checkpoint that at least
+	// WitnessQuorum of them cosigned (default: 1).
+	Witnesses     []Witness
+	WitnessQuorum int
 	// LogOrigin names the transparency log in its checkpoints (the C2SP
 	// tlog-checkpoint origin line, and the key name of their signature):
 	// a host and path the operator owns, so that checkpoints of two
@@ -164,6 +169,9 @@ func (c *Config) setDefaults() {
 	c.ExportExpiry = cmp.Or(c.ExportExpiry, d.ExportExpiry)
 	c.SweepInterval = cmp.Or(c.SweepInterval, d.SweepInterval)
 	c.LogOrigin = cmp.Or(c.LogOrigin, d.LogOrigin)
+	if len(c.Witnesses) > 0 {
+		c.WitnessQuorum = cmp.Or(c.WitnessQuorum, 1)
+	}
 	c.ReadTimeout = cmp.Or(c.ReadTimeout, d.ReadTimeout)
 	c.MetricsCache = cmp.Or(c.MetricsCache, d.MetricsCache)
 	if c.Logger == nil {
@@ -201,6 +209,9 @@ func (c Config) Validate() error {
 		return errors.New("orchestrator: hash key shorter than 16 bytes")
 	case c.MaxAttempts < 1:
 		return errors.New("orchestrator: max attempts must be at least 1")
+	}
+	if len(c.Witnesses) > 0 && (c.WitnessQuorum < 1 || c.WitnessQuorum > len(c.Witnesses)) {
+		return fmt.Errorf("orchestrator: --witness-quorum %d: want 1 to the %d witnesses configured", c.WitnessQuorum, len(c.Witnesses))
 	}
 	if c.LogOrigin != "" {
 		if err := proof.CheckOrigin(c.LogOrigin); err != nil {
@@ -255,7 +266,7 @@ func New(cfg Config) (*Orchestrator, error) {
 	o := &Orchestrator{cfg: cfg, log: cfg.Logger, relayUp: outbox.NewSignal(), noticeUp: outbox.NewSignal(), forgot: outbox.NewSignal(), id: replicaID()}
 	o.m = metrics.New(cfg.Registerer, cfg.Store, cfg.Systems, cfg.Deadlines, channels, cfg.Now, cfg.MetricsCache)
 	o.engine = engine.New(engine.Config{
-		Store: cfg.Store, Systems: cfg.Systems, MaxAttempts: cfg.MaxAttempts, ReapplyChunk: cfg.ReapplyChunk, LogOrigin: cfg.LogOrigin, RetryInitial: cfg.RetryInitial, RetryMax: cfg.RetryMax,
+		Store: cfg.Store, Systems: cfg.Systems, MaxAttempts: cfg.MaxAttempts, ReapplyChunk: cfg.ReapplyChunk, LogOrigin: cfg.LogOrigin, Witnessed: len(cfg.Witnesses) > 0, RetryInitial: cfg.RetryInitial, RetryMax: cfg.RetryMax,
 		Objective: cfg.Objective, Deadlines: cfg.Deadlines, NoticeChannels: channels, HashKey: cfg.HashKey,
 		Signer: cfg.Signer, SealKey: cfg.SealKey, Blobs: cfg.Blobs, Policies: cfg.Policies, ExportExpiry: cfg.ExportExpiry, Keys: cfg.Keys, Relay: o.relayUp, Notifier: o.noticeUp, Forgot: o.forgot, Metrics: o.m, Logger: cfg.Logger, Now: cfg.Now,
 	})
@@ -301,6 +312,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	g.Go(func() error { return o.notifier().Run(ctx) })
 	g.Go(func() error { return o.scan(ctx) })
 	g.Go(func() error { return o.sweep(ctx) })
+	g.Go(func() error { return o.witness(ctx) })
 	g.Go(func() error { return o.scrub(ctx) })
 	g.Go(func() error { return o.consumeReceipts(ctx) })
 	g.Go(func() error { return o.consumeAccountDeletions(ctx) })

@@ -353,6 +353,21 @@ func Main(ctx context.Context, fs *flag.FlagSet, args []string) int {
 	fs.StringVar(&opts.KeysFile, "keys", "", "keys file listing the connectors' public keys (default <data>/keys.json; re-read when it changes)")
 	systems := fs.String("systems", strings.Join(d.Systems, ","), "comma-separated registered systems")
 	oc := &opts.Orchestrator
+	fs.Func("witness", "a witness that cosigns the log's checkpoints, NAME=URL+VERIFIER_KEY (repeat for more; env LETHE_WITNESSES, space-separated): "+
+		"certificates are then issued only on checkpoints --witness-quorum of them cosigned", func(s string) error {
+		w, err := orchestrator.ParseWitness(s)
+		oc.Witnesses = append(oc.Witnesses, w)
+		return err
+	})
+	for _, s := range strings.Fields(os.Getenv("LETHE_WITNESSES")) {
+		w, err := orchestrator.ParseWitness(s)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "orchestrator: LETHE_WITNESSES: %v\n", err)
+			return 2
+		}
+		oc.Witnesses = append(oc.Witnesses, w)
+	}
+	fs.IntVar(&oc.WitnessQuorum, "witness-quorum", 1, "how many witnesses must cosign a checkpoint before certificates are issued on it")
 	fs.StringVar(&oc.LogOrigin, "log-origin", envflag.Or("LETHE_LOG_ORIGIN", d.LogOrigin),
 		"the transparency log's name in its checkpoints (C2SP tlog-checkpoint origin): a host and path you own, such as privacy.example.com/lethe (env LETHE_LOG_ORIGIN)")
 	fs.DurationVar(&oc.ExportExpiry, "export-expiry", d.ExportExpiry, "how long an export waits to be collected after its request ended; then its key is destroyed and its blobs deleted")

@@ -523,7 +523,7 @@ func (c *Console) certificate(w http.ResponseWriter, r *http.Request, s *session
 	}
 	b, err := c.cfg.Store.Certificate(r.Context(), req.ID)
 	if errors.Is(err, store.ErrNotFound) {
-		c.fail(w, r, s, http.StatusConflict, "The request has not ended: its certificate is issued when it does.")
+		c.fail(w, r, s, http.StatusConflict, "No certificate yet: it is issued when the request ends (and, with witnesses, once they have cosigned the log's checkpoint).")
 		return nil, nil, false
 	}
 	if err != nil {

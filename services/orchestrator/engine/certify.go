@@ -25,16 +25,34 @@ func record(ctx context.Context, tx store.Tx, e proof.Entry) error {
 // proofs, all signed by the orchestrator. It is issued again when the
 // request changes after it ended (a late answer, a deferred erasure done,
 // a notice delivered).
+//
+// With witnesses configured, the certificate waits instead (HoldCertificate)
+// for a checkpoint of the log as it is now, or later, that the witnesses
+// have cosigned: IssueWitnessed issues it then, on that checkpoint.
 func (e *Engine) issue(ctx context.Context, tx store.Tx, r *store.Request, tasks []*store.Task, now time.Time) error {
-	hashes := store.HashReader(ctx, tx)
 	size, err := tx.LogSize(ctx)
 	if err != nil {
 		return err
 	}
-	root, err := tlog.TreeHash(size, hashes)
+	if e.cfg.Witnessed {
+		return tx.HoldCertificate(ctx, r.ID, size)
+	}
+	root, err := tlog.TreeHash(size, store.HashReader(ctx, tx))
 	if err != nil {
 		return fmt.Errorf("tree hash: %w", err)
 	}
+	checkpoint, err := proof.SignCheckpoint(e.cfg.Signer, e.cfg.LogOrigin, size, root, now)
+	if err != nil {
+		return err
+	}
+	return e.issueOn(ctx, tx, r, tasks, size, checkpoint, now)
+}
+
+// issueOn issues the request's certificate with its log entries proved
+// in the log of size entries that checkpoint (a signed note, with any
+// cosignatures) signs.
+func (e *Engine) issueOn(ctx context.Context, tx store.Tx, r *store.Request, tasks []*store.Task, size int64, checkpoint []byte, now time.Time) error {
+	hashes := store.HashReader(ctx, tx)
 	spec, _, err := RequestPolicy(r)
 	if err != nil {
 		return err
@@ -42,10 +60,6 @@ func (e *Engine) issue(ctx context.Context, tx store.Tx, r *store.Request, tasks
 	c := proof.Certificate{
 		RequestID: r.ID, Tenant: r.Tenant, Type: r.Type, SubjectHash: r.SubjectHash,
 		ReceivedAt: r.ReceivedAt, Deadline: r.Deadline, DeadlinePolicy: spec, CompletedAt: r.CompletedAt, State: r.State,
-	}
-	checkpoint, err := proof.SignCheckpoint(e.cfg.Signer, e.cfg.LogOrigin, size, root, now)
-	if err != nil {
-		return err
 	}
 	c.Log.Checkpoint = string(checkpoint)
 	if !r.AnsweredAt.IsZero() && !r.AnsweredAt.Equal(r.CompletedAt) {

@@ -61,6 +61,9 @@ type Config struct {
 	// MaxAttempts is the number of attempts a task gets before it is
 	// dead-lettered.
 	MaxAttempts int
+	// Witnessed: witnesses cosign the log's checkpoints, and certificates
+	// are issued on cosigned checkpoints only (IssueWitnessed).
+	Witnessed bool
 	// LogOrigin names the log in its checkpoints (see proof.SignCheckpoint;
 	// "": DefaultLogOrigin).
 	LogOrigin string

@@ -8,7 +8,6 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 )
 
@@ -22,24 +21,6 @@ const TileHeight = 8
 
 // ErrNoTile is a tile the log does not hold (yet).
 var ErrNoTile = errors.New("no such tile")
-
-// Checkpoint signs a checkpoint of the log as it now stands.
-func (e *Engine) Checkpoint(ctx context.Context) ([]byte, error) {
-	var c []byte
-	err := e.cfg.Store.Tx(ctx, func(tx store.Tx) error {
-		size, err := tx.LogSize(ctx)
-		if err != nil {
-			return err
-		}
-		root, err := tlog.TreeHash(size, store.HashReader(ctx, tx))
-		if err != nil {
-			return err
-		}
-		c, err = proof.SignCheckpoint(e.cfg.Signer, e.cfg.LogOrigin, size, root, e.Now())
-		return err
-	})
-	return c, err
-}
 
 // LogTile reads a tile of the log: a tile of hashes (level 0 and up), or
 // (level -1, "entries") a bundle of entries, each its length as a

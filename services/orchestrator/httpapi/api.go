@@ -49,7 +49,7 @@ type Lifecycle interface {
 	TreeHead(ctx context.Context) (proof.TreeHead, error)
 	// Checkpoint and LogTile serve the log in the tlog-tiles layout
 	// (engine/tiles.go).
-	Checkpoint(ctx context.Context) ([]byte, error)
+	PublicCheckpoint(ctx context.Context) ([]byte, error)
 	LogTile(ctx context.Context, t tlog.Tile) ([]byte, error)
 	Consistency(ctx context.Context, oldSize, newSize int64) (tlog.TreeProof, error)
 	Keys() proof.KeySet

@@ -31,7 +31,7 @@ func (a *API) certificate(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 	cert, err := a.store.Certificate(r.Context(), r.PathValue("id"))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusConflict, "the request has not ended: its certificate is issued when it does")
+		writeError(w, http.StatusConflict, "no certificate yet: it is issued when the request ends (and, with witnesses, once they have cosigned the log's checkpoint)")
 		return nil, false
 	case err != nil:
 		a.internal(w, err, "could not read the certificate", "certificate")

@@ -14,9 +14,10 @@ import (
 // and check every entry, without a token. Its entries hold keyed hashes
 // only (no identifier), which is why they can be published (README).
 
-// handleCheckpoint serves the log's latest checkpoint, a signed note.
+// handleCheckpoint serves the log's latest checkpoint, a signed note (with
+// the witnesses' cosignatures, when they are configured).
 func (a *API) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
-	c, err := a.life.Checkpoint(r.Context())
+	c, err := a.life.PublicCheckpoint(r.Context())
 	if err != nil {
 		a.internal(w, err, "could not read the log", "checkpoint")
 		return

@@ -52,6 +52,10 @@ type Metrics struct {
 	SweepLast       *prometheus.GaugeVec
 	SweepPastPeriod *prometheus.GaugeVec
 	SweepFailures   *prometheus.CounterVec
+	// Witnesses, by the name each is configured under.
+	WitnessCosignatures *prometheus.CounterVec
+	WitnessRefusals     *prometheus.CounterVec
+	CheckpointWitnessed prometheus.Gauge
 }
 
 // New registers the series on reg. The store's gauges are read from st
@@ -102,6 +106,12 @@ func New(reg prometheus.Registerer, st store.Store, systems []string, tenants *d
 			Help: "Records past their policy's period, as the last run counted them: what a dry run would delete; 0 after a run that deleted them all."}, []string{"tenant", "policy"}),
 		SweepFailures: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_sweep_failures_total",
 			Help: "Retention runs that ended failed (a system failed or never answered)."}, []string{"tenant", "policy"}),
+		WitnessCosignatures: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_witness_cosignatures_total",
+			Help: "Checkpoints of the log a witness cosigned."}, []string{"witness"}),
+		WitnessRefusals: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_witness_refusals_total",
+			Help: "Checkpoints a witness did not cosign, by reason: inconsistent (it holds a checkpoint this log contradicts: a rewritten history), unknown_log, log_signature, refused, unreachable."}, []string{"witness", "reason"}),
+		CheckpointWitnessed: f.NewGauge(prometheus.GaugeOpts{Name: "lethe_orchestrator_checkpoint_witnessed_timestamp_seconds",
+			Help: "When a checkpoint of the log last gathered the witnesses' quorum of cosignatures (only with witnesses configured); certificates wait for one."}),
 	}
 	start := float64(now().Unix())
 	for _, s := range systems {

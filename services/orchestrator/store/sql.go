@@ -663,6 +663,60 @@ func (t *sqlTx) PutCertificate(ctx context.Context, requestID string, cert []byt
 	return nil
 }
 
+func (t *sqlTx) HoldCertificate(ctx context.Context, requestID string, logSize int64) error {
+	if _, err := t.exec(ctx, `INSERT INTO pending_certificates (request_id, log_size) VALUES (?, ?)
+		ON CONFLICT (request_id) DO UPDATE SET log_size = excluded.log_size`, requestID, logSize); err != nil {
+		return fmt.Errorf("hold certificate: %w", err)
+	}
+	return nil
+}
+
+func (t *sqlTx) HeldCertificates(ctx context.Context, size int64, limit int) ([]string, error) {
+	rows, err := t.query(ctx, `SELECT request_id FROM pending_certificates WHERE log_size <= ? ORDER BY log_size, request_id LIMIT ?`+t.d.forUpdate(), size, limit)
+	if err != nil {
+		return nil, fmt.Errorf("held certificates: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("held certificates: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+func (t *sqlTx) ReleaseCertificate(ctx context.Context, requestID string) error {
+	if _, err := t.exec(ctx, `DELETE FROM pending_certificates WHERE request_id = ?`, requestID); err != nil {
+		return fmt.Errorf("release certificate: %w", err)
+	}
+	return nil
+}
+
+func (t *sqlTx) PutWitnessedCheckpoint(ctx context.Context, size int64, note []byte, at time.Time) error {
+	if _, err := t.exec(ctx, `INSERT INTO witnessed_checkpoints (size, note, made_at) VALUES (?, ?, ?)
+		ON CONFLICT (size) DO UPDATE SET note = excluded.note, made_at = excluded.made_at`, size, note, at.UnixMilli()); err != nil {
+		return fmt.Errorf("put witnessed checkpoint: %w", err)
+	}
+	return nil
+}
+
+// WitnessedCheckpoint implements [Store].
+func (s *sqlStore) WitnessedCheckpoint(ctx context.Context) (int64, []byte, error) {
+	var size int64
+	var note []byte
+	err := s.queryRow(ctx, `SELECT size, note FROM witnessed_checkpoints ORDER BY size DESC LIMIT 1`).Scan(&size, &note)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil, ErrNotFound
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("witnessed checkpoint: %w", err)
+	}
+	return size, note, nil
+}
+
 // Certificate implements [Store].
 func (s *sqlStore) DeadLetters(ctx context.Context, q DeadLetterQuery) ([]DeadLetter, error) {
 	where, args := `t.state = 'dead_letter'`, []any{}

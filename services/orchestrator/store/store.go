@@ -277,6 +277,16 @@ type Tx interface {
 	// PutCertificate stores the certificate of an ended request, replacing
 	// an earlier one (a late answer can change how a request ended).
 	PutCertificate(ctx context.Context, requestID string, cert []byte, at time.Time) error
+	// HoldCertificate records that a request's certificate waits for a
+	// witnessed checkpoint of a log of at least logSize entries (witnesses
+	// are configured); HeldCertificates lists, locked, up to limit of those
+	// a checkpoint of size covers, and ReleaseCertificate drops the wait.
+	HoldCertificate(ctx context.Context, requestID string, logSize int64) error
+	HeldCertificates(ctx context.Context, size int64, limit int) ([]string, error)
+	ReleaseCertificate(ctx context.Context, requestID string) error
+	// PutWitnessedCheckpoint keeps a checkpoint with the witnesses'
+	// cosignatures (the signed note as served).
+	PutWitnessedCheckpoint(ctx context.Context, size int64, note []byte, at time.Time) error
 }
 
 // HashReader reads the log's hashes within tx, as tlog's proofs need.
@@ -341,6 +351,9 @@ type Store interface {
 	DeadLetters(ctx context.Context, q DeadLetterQuery) ([]DeadLetter, error)
 	// Certificate returns the certificate of an ended request, or ErrNotFound.
 	Certificate(ctx context.Context, requestID string) ([]byte, error)
+	// WitnessedCheckpoint is the latest checkpoint that gathered the
+	// witnesses' cosignatures; ErrNotFound for none.
+	WitnessedCheckpoint(ctx context.Context) (size int64, note []byte, err error)
 	// ExportsEndedBefore lists the export requests ended before before
 	// whose export key is still held: not collected in time.
 	ExportsEndedBefore(ctx context.Context, before time.Time) ([]string, error)
