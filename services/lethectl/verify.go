@@ -12,13 +12,16 @@ import (
 	"time"
 	"unicode"
 
+	"filippo.io/torchwood"
+
 	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/pkg/witness"
 )
 
 var verifyCommand = command{
 	name:    "verify",
-	args:    "CERT.json --keys KEYS.json",
+	args:    "CERT.json --keys KEYS.json [--witness VKEY]... [--witness-quorum N]",
 	summary: "check a certificate of fulfilment offline with the public keys alone (exit 0 verified, 1 not, 2 unreadable input; to confirm a subject's identity, see confirm)",
 	run:     runVerify,
 }
@@ -28,9 +31,22 @@ func runVerify(_ context.Context, a *app, c command, args []string) int {
 	// it is given and nothing else.
 	fs := bareFlags(c)
 	keysPath := fs.String("keys", "", "the keys `FILE` saved earlier with lethectl keys export (required)")
+	var witnesses []*torchwood.CosignatureVerifier
+	fs.Func("witness", "require a cosignature of the certificate's checkpoint by the witness of this verifier `KEY` (its witness.vkey; repeat for more)", func(s string) error {
+		v, err := witness.NewVerifier(strings.TrimSpace(s))
+		witnesses = append(witnesses, v)
+		return err
+	})
+	quorum := fs.Int("witness-quorum", 0, "how many of the --witness keys must have cosigned (default: all)")
 	pos, code, ok := a.parse(c, fs, args, 1, 1)
 	if !ok {
 		return code
+	}
+	if *quorum < 0 || *quorum > len(witnesses) {
+		return a.usageError(c, fs, fmt.Sprintf("--witness-quorum must be between 1 and the %d --witness keys given", len(witnesses)))
+	}
+	if *quorum == 0 {
+		*quorum = len(witnesses)
 	}
 	if *keysPath == "" {
 		return a.usageError(c, fs, "--keys is required: a certificate is checked against the public keys you saved, never against a server")
@@ -44,6 +60,9 @@ func runVerify(_ context.Context, a *app, c command, args []string) int {
 		return a.badInput(c, err)
 	}
 	cert, err := proof.Verify(data, ks)
+	if err == nil && len(witnesses) > 0 {
+		err = checkWitnessed(cert, witnesses, *quorum)
+	}
 	if err != nil {
 		err = writeNotVerified(a.stdout, cert, err)
 		if err != nil {
@@ -54,7 +73,32 @@ func runVerify(_ context.Context, a *app, c command, args []string) int {
 	if err := writeVerified(a.stdout, cert); err != nil {
 		return a.fail(c, err)
 	}
+	if len(witnesses) > 0 {
+		fmt.Fprintf(a.stdout, "WITNESSED: the checkpoint the entries are proved in is cosigned by %d of the %d witnesses given\n", *quorum, len(witnesses))
+	}
 	return exitOK
+}
+
+// checkWitnessed checks that quorum of the witnesses (counted by name: a
+// witness's keys rotated count once) cosigned the certificate's
+// checkpoint: the log the certificate's entries are in is the one they
+// saw, not a view shown to this auditor alone.
+func checkWitnessed(c *proof.Certificate, witnesses []*torchwood.CosignatureVerifier, quorum int) error {
+	if c.Log.Checkpoint == "" {
+		return fmt.Errorf("witnesses: the certificate (version %d) carries no checkpoint for witnesses to cosign", c.Version)
+	}
+	cosigs, err := witness.Cosignatures(witnesses, []byte(c.Log.Checkpoint))
+	if err != nil {
+		return fmt.Errorf("witnesses: %w", err)
+	}
+	names := map[string]bool{}
+	for _, cs := range cosigs {
+		names[cs.Verifier.Name()] = true
+	}
+	if len(names) < quorum {
+		return fmt.Errorf("witnesses: the checkpoint is cosigned by %d of the witnesses given, %d required", len(names), quorum)
+	}
+	return nil
 }
 
 // writeVerified prints a line per system (or why there is none), the

@@ -2,11 +2,16 @@ package main
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"filippo.io/torchwood"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/lethe-dev/lethe/pkg/deadline"
 	"github.com/lethe-dev/lethe/pkg/lifecycle"
@@ -390,5 +395,60 @@ func TestScopeLines(t *testing.T) {
 	}
 	if got := scopeLines(&proof.Certificate{Type: lifecycle.Erasure}); len(got) != 0 {
 		t.Errorf("an erasure has scope lines %q", got)
+	}
+}
+
+// With --witness, a certificate verifies only if the witnesses given
+// cosigned its checkpoint.
+func TestVerifyWitnessed(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.Origin = "lethe.example/log"
+	cosigner := func(name string) *torchwood.CosignatureSigner {
+		_, priv, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := torchwood.NewCosignatureSigner(name, priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	w1, w2 := cosigner("witness.example/one"), cosigner("witness.example/two")
+	var c proof.Certificate
+	if err := json.Unmarshal(f.issue(t, "req-1", prooftest.Erasure{Completed: received.Add(time.Minute)}, false), &c); err != nil {
+		t.Fatal(err)
+	}
+	vkey, _ := proof.NoteVerifierKey(f.Origin, f.Orchestrator.Key.Public)
+	v, _ := note.NewVerifier(vkey)
+	n, err := note.Open([]byte(c.Log.Checkpoint), note.VerifierList(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cosigned, err := note.Sign(n, w1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Log.Checkpoint = string(cosigned)
+	c.Sign(f.Orchestrator)
+	dir := t.TempDir()
+	cert := writeFile(t, dir, "cert.json", append(c.Encode(), '\n'))
+	for _, tt := range []struct {
+		name string
+		args []string
+		want wantOutput
+	}{
+		{"cosigned by the witness", []string{"--witness", w1.Verifier().String()}, wantOutput{stdout: []string{"VERIFIED: request req-1", "WITNESSED: the checkpoint the entries are proved in is cosigned by 1 of the 1 witnesses given"}}},
+		{"not by this one", []string{"--witness", w2.Verifier().String()}, wantOutput{code: exitError, stdout: []string{"NOT VERIFIED", "cosigned by 0 of the witnesses given, 1 required"}}},
+		{"one of two, both required", []string{"--witness", w1.Verifier().String(), "--witness", w2.Verifier().String()}, wantOutput{code: exitError, stdout: []string{"cosigned by 1 of the witnesses given, 2 required"}}},
+		{"one of two, quorum one", []string{"--witness", w1.Verifier().String(), "--witness", w2.Verifier().String(), "--witness-quorum", "1"}, wantOutput{stdout: []string{"VERIFIED", "WITNESSED"}}},
+		{"a key that is no witness key", []string{"--witness", vkey}, wantOutput{code: exitUsage}},
+		{"quorum above the witnesses", []string{"--witness", w1.Verifier().String(), "--witness-quorum", "2"}, wantOutput{code: exitUsage, stderr: []string{"--witness-quorum must be between 1 and the 1"}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, append([]string{"verify", cert, "--keys", f.KeysPath}, tt.args...)...)
+			tt.want.check(t, code, stdout, stderr)
+		})
 	}
 }
