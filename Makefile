@@ -6,7 +6,8 @@ MODULES := pkg $(patsubst %/go.mod,%,$(sort $(wildcard services/*/go.mod)))
 PKGS    := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 BINS    := ./services/devstack/cmd/lethe-dev ./services/lethectl ./services/orchestrator/cmd/orchestrator \
            ./services/accounts/cmd/accounts ./services/billing/cmd/billing ./services/emailanalytics/cmd/emailanalytics \
-           ./services/recordings/cmd/recordings ./services/subprocessors/cmd/subprocessors ./services/subprocessors/cmd/vendor-standin
+           ./services/recordings/cmd/recordings ./services/subprocessors/cmd/subprocessors ./services/subprocessors/cmd/vendor-standin \
+           ./services/witness/cmd/lethe-witness
 
 .PHONY: run build test bench bench-smoke bench-export bench-store chaos fuzz fmt vet modules rules proto tidy clean
 

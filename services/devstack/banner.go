@@ -46,6 +46,15 @@ Delete an account in the demo app and watch Lethe erase the rest:
 Tokens for people and programs (roles admin, dpo, intake, auditor; each bound to a tenant):
 
   ./bin/lethectl tokens create --tenant demo --role dpo --name privacy-team --expires 90d
+`, s.cfg.DataDir, s.cfg.People, s.API, s.NATSURL, s.AccountsAPI, s.VendorURL, s.AdminTokenFile)
+	if s.Witness != "" {
+		fmt.Fprintf(w, `
+A witness (lethe-witness, a process of its own, state in %[1]s/witness) cosigns the log's
+checkpoints at %[2]s; certificates are issued on cosigned checkpoints only:
 
-`+"Ctrl-C stops everything; the data stays under %[1]s/ (rm -rf %[1]s to start afresh).\n", s.cfg.DataDir, s.cfg.People, s.API, s.NATSURL, s.AccountsAPI, s.VendorURL, s.AdminTokenFile)
+  curl -s %[3]s/log/checkpoint     # the log's latest checkpoint, with its cosignature
+  ./bin/lethectl verify cert.json --keys keys.json --witness "$(cat %[1]s/witness/witness.vkey)"
+`, s.cfg.DataDir, s.Witness, s.API)
+	}
+	fmt.Fprintf(w, "\nCtrl-C stops everything; the data stays under %[1]s/ (rm -rf %[1]s to start afresh).\n", s.cfg.DataDir)
 }

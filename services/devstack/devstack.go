@@ -56,6 +56,12 @@ type Config struct {
 	// accounts admin API nor the stand-in vendors: what a benchmark of
 	// Lethe's own machinery (orchestrator, store, SDK, bus) runs.
 	InMemory bool
+	// Witness, if set, runs a witness that cosigns the log's checkpoints,
+	// and the orchestrator issues certificates on cosigned checkpoints
+	// only: WitnessInProcess, or the path of a lethe-witness binary (run
+	// as a process of its own, listening on WitnessListen).
+	Witness       string
+	WitnessListen string
 	// Without lists connectors not to start (StartConnector starts them
 	// later), and "mailer" for no mailer (StartMailer).
 	Without []string
@@ -123,6 +129,8 @@ type Stack struct {
 	cfg Config
 	// API, AccountsAPI, VendorURL and NATSURL are where its parts listen.
 	API, AccountsAPI, VendorURL, NATSURL string
+	// Witness is where the stack's witness listens ("" for none).
+	Witness string
 	// AdminTokenFile holds the local operator's admin token
 	// (DataDir/admin.token), made at the first start.
 	AdminTokenFile string
@@ -230,6 +238,13 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	s.API = "http://" + ln.Addr().String()
 	oc := cfg.Orchestrator
+	if cfg.Witness != "" {
+		w, err := s.startWitness(ctx, signer)
+		if err != nil {
+			return nil, err
+		}
+		oc.Witnesses = append(oc.Witnesses, w)
+	}
 	if oc.Now == nil {
 		oc.Now = cfg.Now
 	}

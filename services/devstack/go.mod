@@ -11,11 +11,13 @@ require (
 	github.com/lethe-dev/lethe/services/orchestrator v0.0.0
 	github.com/lethe-dev/lethe/services/recordings v0.0.0
 	github.com/lethe-dev/lethe/services/subprocessors v0.0.0
+	github.com/lethe-dev/lethe/services/witness v0.0.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
 )
 
 require (
+	filippo.io/torchwood v0.6.1 // indirect
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v4 v4.3.0 // indirect
@@ -96,3 +98,5 @@ replace github.com/lethe-dev/lethe/services/emailanalytics => ../emailanalytics
 replace github.com/lethe-dev/lethe/services/recordings => ../recordings
 
 replace github.com/lethe-dev/lethe/services/subprocessors => ../subprocessors
+
+replace github.com/lethe-dev/lethe/services/witness => ../witness

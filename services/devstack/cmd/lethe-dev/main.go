@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -46,6 +47,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			"fast: the engines sync later (JetStream every 2 minutes, synchronous=NORMAL), so a power cut may lose the last seconds of acknowledged work, a crash does not (env "+durability.EnvVar+")")
 	fs.IntVar(&cfg.Orchestrator.MaxAttempts, "max-attempts", 0, "attempts per task before it is dead-lettered and its request fails (0: the orchestrator's default)")
 	fs.DurationVar(&cfg.Orchestrator.RetryInitial, "retry-initial", 0, "first wait for a task's answer, doubled per attempt (0: the orchestrator's default)")
+	witnessBin := fs.String("witness", "", "lethe-witness binary to run as the log's witness, a process of its own (default: the one beside this binary, if any; \"none\": no witness)")
+	fs.StringVar(&cfg.WitnessListen, "witness-listen", "127.0.0.1:8095", "where the witness listens")
 	fs.StringVar(&cfg.Orchestrator.NoticeWebhook, "notice-webhook", "", "http(s) URL that receives each notice to a data subject (a deadline extension) as a signed JSON POST, besides the bus topic notice.v1")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -87,6 +90,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	switch *witnessBin {
+	case "none":
+	case "":
+		// make run builds lethe-witness beside lethe-dev: the log is then
+		// witnessed by a process of its own, as a customer's witness would.
+		if exe, err := os.Executable(); err == nil {
+			if bin := filepath.Join(filepath.Dir(exe), "lethe-witness"); fileExists(bin) {
+				cfg.Witness = bin
+			}
+		}
+	default:
+		cfg.Witness = *witnessBin
+	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 
 	s, err := devstack.Start(ctx, cfg)
@@ -101,4 +117,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, "lethe-dev stopped")
 	return 0
+}
+
+func fileExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && !st.IsDir()
 }
