@@ -273,10 +273,10 @@ func Verify(data []byte, ks KeySet) (*Certificate, error) {
 		return c, err
 	}
 	var errs []error
-	errs = append(errs, checkSignature(ks, c))
-	th, err := checkTreeHead(ks, c)
-	errs = append(errs, err)
-	l, logErrs := checkLog(c, th)
+	th, thErr := checkTreeHead(ks, c)
+	errs = append(errs, checkSignature(ks, c, th, thErr == nil))
+	errs = append(errs, thErr)
+	l, logErrs := checkLog(c, th, thErr == nil)
 	errs = append(errs, logErrs...)
 	errs = append(errs, checkRequest(c, l.created, l.lifted))
 	errs = append(errs, checkEnd(c, l.ends)...)
@@ -317,10 +317,19 @@ func decodeCertificate(data []byte) (*Certificate, error) {
 }
 
 // checkSignature checks the orchestrator's signature over the certificate,
-// by an orchestrator key valid when the request ended. It protects against
-// a certificate changed, or made up, by anyone but the orchestrator.
-func checkSignature(ks KeySet, c *Certificate) error {
-	k, err := ks.For(c.KeyID, RoleOrchestrator, "", c.CompletedAt)
+// by an orchestrator key valid when the certificate was issued: when its
+// tree head or checkpoint, made with it, was signed (or, if that does not
+// verify, when the request ended). A certificate issued again later (a
+// lift, a deferred erasure done, a notice delivered) is signed by the key
+// of that day, which may have been rotated since the request ended. It
+// protects against a certificate changed, or made up, by anyone but the
+// orchestrator.
+func checkSignature(ks KeySet, c *Certificate, th TreeHead, thValid bool) error {
+	at := c.CompletedAt
+	if thValid {
+		at = th.Time
+	}
+	k, err := ks.For(c.KeyID, RoleOrchestrator, "", at)
 	if err != nil {
 		return fmt.Errorf("certificate signature: %w", err)
 	}
@@ -378,7 +387,9 @@ type requestLog struct {
 // request's, and in the signed tree. It protects against entries left
 // out of order, changed, taken from another request or never logged. It
 // reads what the later checks need from the entries that decode.
-func checkLog(c *Certificate, th TreeHead) (*requestLog, []error) {
+// Against a tree head that does not verify, inclusion proves nothing: the
+// entries are then read, not proved (the tree head's error says why).
+func checkLog(c *Certificate, th TreeHead, thValid bool) (*requestLog, []error) {
 	var errs []error
 	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	l := &requestLog{accepted: map[string]Entry{}, logged: map[string]bool{}, resolved: map[string]bool{}}
@@ -394,8 +405,10 @@ func checkLog(c *Certificate, th TreeHead) (*requestLog, []error) {
 		if e.RequestID != c.RequestID {
 			fail("log entry %d belongs to request %s", le.Index, e.RequestID)
 		}
-		if err := CheckInclusion(th, le.Index, le.Entry, le.Proof); err != nil {
-			errs = append(errs, err)
+		if thValid {
+			if err := CheckInclusion(th, le.Index, le.Entry, le.Proof); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		l.entries = append(l.entries, e)
 		if e.System != "" {
@@ -781,6 +794,12 @@ func checkSystem(ks KeySet, c *Certificate, s SystemResult, logged Entry) error 
 	}
 	if c.Purposes == nil && len(r.GetCategories()) > 0 {
 		return fmt.Errorf("%s: the receipt answers an erasure limited to categories, not this request", s.System)
+	}
+	switch {
+	case c.Type == lifecycle.Lift && c.Lift != nil && r.GetRestrictionId() != c.Lift.Restriction:
+		return fmt.Errorf("%s: the receipt lifts restriction %q, not %q", s.System, r.GetRestrictionId(), c.Lift.Restriction)
+	case c.Type != lifecycle.Lift && r.GetRestrictionId() != "":
+		return fmt.Errorf("%s: the receipt lifts a restriction, not this request", s.System)
 	}
 	summary, err := SystemResultOf(s.Receipt)
 	if err != nil {
