@@ -9,7 +9,7 @@ BINS    := ./services/devstack/cmd/lethe-dev ./services/lethectl ./services/orch
            ./services/recordings/cmd/recordings ./services/subprocessors/cmd/subprocessors ./services/subprocessors/cmd/vendor-standin \
            ./services/witness/cmd/lethe-witness
 
-.PHONY: run build test bench bench-smoke bench-export bench-store chaos fuzz fmt vet modules rules proto tidy clean
+.PHONY: run build test bench bench-smoke bench-export bench-store chaos fuzz fmt vet modules rules proto vectors tidy clean
 
 ## run: build, seed and start the whole pipeline in one process (Ctrl-C stops it)
 run: build
@@ -106,6 +106,12 @@ proto:
 	$(GO) install github.com/bufbuild/buf/cmd/buf@v1.75.0
 	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 	PATH="$$($(GO) env GOPATH)/bin:$$PATH" buf generate
+
+## vectors: write the test vectors of certificates (docs/spec/vectors: every kind of certificate with its
+## keys, and invalid variants with the error a verifier must report) from pkg/proof/vectors, the same
+## bytes on every run; `make test` fails when they drifted from the code
+vectors:
+	$(GO) run ./pkg/proof/vectors/cmd/vectors -out docs/spec/vectors
 
 tidy:
 	@for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) mod tidy) || exit 1; done
