@@ -70,7 +70,9 @@ func (t Type) Action() lethev1.Action {
 
 // Answers reports whether a system may answer a task of a request of
 // type t with outcome o: a restriction is restricted, a lift lifted, and
-// no other request either; a failure, or nothing held, answers any.
+// no other request either; a failure, or nothing held, answers any. No
+// other outcome (none, or one this version does not know) answers
+// anything.
 func (t Type) Answers(o Outcome) bool {
 	switch o {
 	case Restricted:
@@ -79,8 +81,10 @@ func (t Type) Answers(o Outcome) bool {
 		return t == Lift
 	case Erased, Exported, Retained:
 		return t != Restriction && t != Lift
+	case NotFound, OutcomeFailed:
+		return true
 	}
-	return true
+	return false
 }
 
 // State is where a request is:

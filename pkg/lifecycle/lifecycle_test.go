@@ -69,3 +69,30 @@ func TestStates(t *testing.T) {
 		t.Error("actions")
 	}
 }
+
+// Which outcome answers which request: a restriction only "restricted",
+// a lift only "lifted", and no outcome this version does not know.
+func TestAnswers(t *testing.T) {
+	for _, tt := range []struct {
+		typ  Type
+		o    Outcome
+		want bool
+	}{
+		{Erasure, Erased, true},
+		{Erasure, Restricted, false},
+		{Export, Exported, true},
+		{Restriction, Restricted, true},
+		{Restriction, Erased, false},
+		{Lift, Lifted, true},
+		{Lift, Retained, false},
+		{Restriction, NotFound, true},
+		{Lift, OutcomeFailed, true},
+		{Erasure, "unspecified", false},
+		{Erasure, "vanished", false},
+		{Sweep, Erased, true},
+	} {
+		if got := tt.typ.Answers(tt.o); got != tt.want {
+			t.Errorf("%s answered %q: %v, want %v", tt.typ, tt.o, got, tt.want)
+		}
+	}
+}

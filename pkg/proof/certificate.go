@@ -786,6 +786,9 @@ func checkSystem(ks KeySet, c *Certificate, s SystemResult, logged Entry) error 
 	if r.GetAction() != c.Type.Action() {
 		return fmt.Errorf("%s: the receipt answers a %v, not a %s", s.System, r.GetAction(), c.Type)
 	}
+	if o := lifecycle.OutcomeOf(r.GetOutcome()); !c.Type.Answers(o) {
+		return fmt.Errorf("%s: the receipt's outcome %q does not answer a %s", s.System, o, c.Type)
+	}
 	if c.Sweep != nil && !c.Sweep.Matches(s.System, r.GetSweep()) {
 		return fmt.Errorf("%s: the receipt answers another sweep than the run's", s.System)
 	}
