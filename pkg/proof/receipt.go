@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"google.golang.org/protobuf/proto"
 
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
@@ -52,6 +54,34 @@ const MaxClockSkew = 5 * time.Minute
 // received, past MaxClockSkew.
 var ErrClockSkew = errors.New("the receipt is dated after the time it was received")
 
+// ErrBadTime is returned for a receipt with a time that is none, or one
+// outside the years 1 to 9999 that RFC 3339, the log and certificates
+// write.
+var ErrBadTime = errors.New("the receipt has a time out of range")
+
+// checkTimes refuses a receipt whose connector_time is missing or whose
+// times are not years 1 to 9999: encoded into the log or a certificate
+// they could not be written (a signed receipt must not be able to stop
+// the orchestrator).
+func checkTimes(r *lethev1.Receipt) error {
+	for _, ts := range []struct {
+		name     string
+		t        *timestamppb.Timestamp
+		required bool
+	}{{"connector_time", r.GetConnectorTime(), true}, {"retain_until", r.GetRetainUntil(), false}} {
+		switch {
+		case ts.t == nil && !ts.required:
+			continue
+		case !ts.t.IsValid():
+			return fmt.Errorf("%w: %s", ErrBadTime, ts.name)
+		}
+		if y := ts.t.AsTime().Year(); y < 1 || y > 9999 {
+			return fmt.Errorf("%w: %s in the year %d", ErrBadTime, ts.name, y)
+		}
+	}
+	return nil
+}
+
 // VerifyReceipt checks that r is signed by a key registered for r's system
 // and valid at received, the time the orchestrator received it (as its log
 // records it). The key is judged at the time of receipt, not at the time the
@@ -60,6 +90,9 @@ var ErrClockSkew = errors.New("the receipt is dated after the time it was receiv
 // bus (an orchestrator down for an hour reads an hour's backlog), but it
 // cannot be dated after it arrived, beyond MaxClockSkew of the two clocks.
 func VerifyReceipt(ks KeySet, r *lethev1.Receipt, received time.Time) error {
+	if err := checkTimes(r); err != nil {
+		return err
+	}
 	claimed := r.GetConnectorTime().AsTime()
 	if claimed.Sub(received) > MaxClockSkew {
 		return fmt.Errorf("%w: it says %s, it was received %s", ErrClockSkew,

@@ -272,6 +272,8 @@ func rejectReason(err error) string {
 		return "key_not_valid"
 	case errors.Is(err, proof.ErrClockSkew):
 		return "clock_skew"
+	case errors.Is(err, proof.ErrBadTime):
+		return "bad_time"
 	default:
 		return "bad_signature"
 	}
