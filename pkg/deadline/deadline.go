@@ -54,41 +54,83 @@ func (p Policy) loc() *time.Location {
 // Deadline is the one-month deadline of a request received at t: the last
 // second of its last day, in the policy's zone.
 func (p Policy) Deadline(received time.Time) time.Time {
-	return p.endOf(AddMonths(received.In(p.loc()), 1))
+	return p.endOf(addMonths(civil(received.In(p.loc())), 1))
 }
 
 // Extended is the deadline after the Art. 12(3) extension "by two further
 // months": the earlier of two readings of the law, so that no reading finds
 // it late. Read as a period of three months from receipt, and as two months
-// added to the original deadline's date, they differ at month ends (31
-// January: 30 April against 28 April), and Lethe takes the earlier.
+// added to the original (unrolled) deadline's date, they differ at month
+// ends (31 January: 30 April against 28 April), and Lethe takes the
+// earlier.
 func (p Policy) Extended(received time.Time) time.Time {
-	local := received.In(p.loc())
-	fromReceipt := p.endOf(AddMonths(local, 3))
-	fromDeadline := p.endOf(AddMonths(AddMonths(local, 1), 2))
+	day := civil(received.In(p.loc()))
+	fromReceipt := p.endOf(addMonths(day, 3))
+	fromDeadline := p.endOf(addMonths(addMonths(day, 1), 2))
 	if fromDeadline.Before(fromReceipt) {
 		return fromDeadline
 	}
 	return fromReceipt
 }
 
-// endOf is the last second (23:59:59) of day's date in the policy's zone,
-// after rolling past non-working days if the policy says so. Deadlines are
-// kept to the second: that is how they are shown, stored and signed.
-func (p Policy) endOf(day time.Time) time.Time {
-	y, m, d := day.Date()
-	date := time.Date(y, m, d, 0, 0, 0, 0, p.loc())
-	for p.RollToWorkingDay && !p.working(date) {
-		date = date.AddDate(0, 0, 1)
-	}
-	return date.AddDate(0, 0, 1).Add(-time.Second)
+// A date is a calendar day, as midnight UTC: date arithmetic on it knows
+// no zone's clock changes. (A zone whose clocks change at midnight has
+// days with no 00:00; arithmetic on local midnights there lands on the
+// wrong day.)
+type date = time.Time
+
+// civil is t's calendar date in t's location.
+func civil(t time.Time) date {
+	y, m, d := t.Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
 
-func (p Policy) working(date time.Time) bool {
-	if wd := date.Weekday(); wd == time.Saturday || wd == time.Sunday {
+// addMonths is the date n calendar months after day, clamped to the last
+// day of the target month when that month is shorter.
+func addMonths(day date, n int) date {
+	y, m, d := day.Date()
+	first := time.Date(y, m+time.Month(n), 1, 0, 0, 0, 0, time.UTC)
+	if last := first.AddDate(0, 1, -1).Day(); d > last {
+		d = last
+	}
+	return time.Date(first.Year(), first.Month(), d, 0, 0, 0, 0, time.UTC)
+}
+
+// endOf is the last second of day in the policy's zone, after rolling
+// past non-working days if the policy says so. Deadlines are kept to the
+// second: that is how they are shown, stored and signed.
+func (p Policy) endOf(day date) time.Time {
+	for p.RollToWorkingDay && !p.working(day) {
+		day = day.AddDate(0, 0, 1)
+	}
+	return lastSecond(day, p.loc())
+}
+
+// lastSecond is the last second of day in loc: the second before the
+// first instant whose local date is the next day. It is found between
+// the two days' noons, which every zone has, so that a day that starts
+// at 01:00 or ends at 23:00 (a clock change at midnight) is right.
+func lastSecond(day date, loc *time.Location) time.Time {
+	y, m, d := day.Date()
+	lo := time.Date(y, m, d, 12, 0, 0, 0, loc).Unix()   // in day
+	hi := time.Date(y, m, d+1, 12, 0, 0, 0, loc).Unix() // in the next day
+	next := civil(day.AddDate(0, 0, 1))
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if civil(time.Unix(mid, 0).In(loc)).Before(next) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return time.Unix(lo, 0).In(loc)
+}
+
+func (p Policy) working(day date) bool {
+	if wd := day.Weekday(); wd == time.Saturday || wd == time.Sunday {
 		return false
 	}
-	y, m, d := date.Date()
+	y, m, d := day.Date()
 	return !slices.ContainsFunc(p.Holidays, func(h time.Time) bool {
 		hy, hm, hd := h.Date()
 		return hy == y && hm == m && hd == d
@@ -100,13 +142,9 @@ func (p Policy) working(date time.Time) bool {
 // month = 28 Feb, or 29 Feb in a leap year), at t's time of day and in t's
 // location.
 func AddMonths(t time.Time, n int) time.Time {
-	y, m, d := t.Date()
-	first := time.Date(y, m+time.Month(n), 1, 0, 0, 0, 0, t.Location())
-	if last := first.AddDate(0, 1, -1).Day(); d > last {
-		d = last
-	}
+	y, m, d := addMonths(civil(t), n).Date()
 	h, min, s := t.Clock()
-	return time.Date(first.Year(), first.Month(), d, h, min, s, t.Nanosecond(), t.Location())
+	return time.Date(y, m, d, h, min, s, t.Nanosecond(), t.Location())
 }
 
 // OneMonth is the deadline of a request received at t under the default
