@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/services/lethectl/internal/api"
 )
 
@@ -44,22 +43,9 @@ func runLift(ctx context.Context, a *app, c command, args []string) int {
 	fmt.Fprintf(a.stderr, "lift %s of restriction %s started, waiting for the systems\n", id, pos[0])
 	waitCtx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	r, err := waitEnded(waitCtx, client, id)
-	if err != nil {
-		if waitCtx.Err() != nil {
-			fmt.Fprintf(a.stderr, "lethectl lift: timed out waiting (it goes on: lethectl wait %s)\n", id)
-			return exitTimeout
-		}
-		return a.fail(c, err)
-	}
-	exit := exitOK
-	for _, t := range r.Tasks {
-		fmt.Fprintf(a.stdout, "system=%s lift=%s restriction=%s outcome=%s\n", t.System, id, pos[0], t.Outcome)
-		if t.Outcome == lifecycle.OutcomeFailed || t.State == lifecycle.TaskDeadLetter {
-			fmt.Fprintf(a.stderr, "lethectl lift: %s failed: %s\n", t.System, t.Detail)
-			exit = exitError
-		}
-	}
+	exit := a.awaitTasks(waitCtx, c, client, id, func(t api.Task) string {
+		return fmt.Sprintf("system=%s lift=%s restriction=%s outcome=%s", t.System, id, pos[0], t.Outcome)
+	})
 	if exit == exitOK {
 		fmt.Fprintf(a.stderr, "evidence: lethectl certificate %s (the lift), lethectl certificate %s (the restriction, now naming it)\n", id, pos[0])
 	}

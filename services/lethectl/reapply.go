@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lethe-dev/lethe/pkg/lifecycle"
+	"github.com/lethe-dev/lethe/services/lethectl/internal/api"
 )
 
 var reapplyCommand = command{
@@ -42,25 +42,13 @@ func runReapply(ctx context.Context, a *app, c command, args []string) int {
 	defer cancel()
 	exit := exitOK
 	for _, id := range ids {
-		r, err := waitEnded(waitCtx, client, id)
-		if err != nil {
-			if waitCtx.Err() != nil {
-				fmt.Fprintf(a.stderr, "lethectl reapply: timed out waiting (it goes on: lethectl wait %s)\n", id)
-				return exitTimeout
-			}
-			return a.fail(c, err)
+		code := a.awaitTasks(waitCtx, c, client, id, func(t api.Task) string {
+			return fmt.Sprintf("system=%s request=%s erased=%d", t.System, id, records(t))
+		})
+		if code == exitTimeout {
+			return code
 		}
-		for _, t := range r.Tasks {
-			n := 0
-			for _, k := range t.Counts {
-				n += k
-			}
-			fmt.Fprintf(a.stdout, "system=%s request=%s erased=%d\n", t.System, id, n)
-			if t.Outcome == lifecycle.OutcomeFailed || t.State == lifecycle.TaskDeadLetter {
-				fmt.Fprintf(a.stderr, "lethectl reapply: %s failed: %s\n", t.System, t.Detail)
-				exit = exitError
-			}
-		}
+		exit = max(exit, code)
 	}
 	return exit
 }

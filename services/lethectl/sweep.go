@@ -100,27 +100,49 @@ func runSweepRun(ctx context.Context, a *app, c command, args []string) int {
 	}
 	for i, run := range runs {
 		fmt.Fprintf(a.stderr, "[%d/%d] %s: run %s started, waiting for its systems\n", i+1, len(runs), run.Policy, run.ID)
-		r, err := waitEnded(waitCtx, client, run.ID)
-		if err != nil {
-			if waitCtx.Err() != nil {
-				fmt.Fprintf(a.stderr, "lethectl sweep: timed out waiting for run %s (it goes on: lethectl wait %s)\n", run.ID, run.ID)
-				return exitTimeout
-			}
-			return a.fail(c, err)
+		code := a.awaitTasks(waitCtx, c, client, run.ID, func(t api.Task) string {
+			return fmt.Sprintf("policy=%s system=%s run=%s %s=%d", run.Policy, t.System, run.ID, what, records(t))
+		})
+		if code == exitTimeout {
+			return code
 		}
-		for _, t := range r.Tasks {
-			n := 0
-			for _, k := range t.Counts {
-				n += k
-			}
-			fmt.Fprintf(a.stdout, "policy=%s system=%s run=%s %s=%d\n", run.Policy, t.System, run.ID, what, n)
-			if t.Outcome == lifecycle.OutcomeFailed || t.State == lifecycle.TaskDeadLetter {
-				fmt.Fprintf(a.stderr, "lethectl sweep: %s failed run %s: %s\n", t.System, run.ID, t.Detail)
-				exit = exitError
-			}
+		exit = max(exit, code)
+	}
+	return exit
+}
+
+// awaitTasks waits (until waitCtx is done) for request id, started by
+// command c, to end, and prints line(t) for each of its tasks on stdout;
+// a failed task is said on stderr. It returns exitOK, exitError when a
+// task failed, exitTimeout when the wait ran out (the request goes on),
+// or a.fail's code.
+func (a *app) awaitTasks(waitCtx context.Context, c command, client *api.Client, id string, line func(t api.Task) string) int {
+	r, err := waitEnded(waitCtx, client, id)
+	if err != nil {
+		if waitCtx.Err() != nil {
+			fmt.Fprintf(a.stderr, "lethectl %s: timed out waiting for %s (it goes on: lethectl wait %s)\n", c.name, id, id)
+			return exitTimeout
+		}
+		return a.fail(c, err)
+	}
+	exit := exitOK
+	for _, t := range r.Tasks {
+		fmt.Fprintln(a.stdout, line(t))
+		if t.Outcome == lifecycle.OutcomeFailed || t.State == lifecycle.TaskDeadLetter {
+			fmt.Fprintf(a.stderr, "lethectl %s: %s failed %s: %s\n", c.name, t.System, id, t.Detail)
+			exit = exitError
 		}
 	}
 	return exit
+}
+
+// records is how many records a task's answer counted.
+func records(t api.Task) int {
+	n := 0
+	for _, k := range t.Counts {
+		n += k
+	}
+	return n
 }
 
 // waitEnded polls a request until it has ended.

@@ -922,15 +922,7 @@ func (g *gen) receipts(e base) {
 				g.tb.Fatal(err)
 			}
 			rc.Counts[0].Count = 2 // login_history 12 -> 2, its signature kept
-			raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(rc)
-			if err != nil {
-				g.tb.Fatal(err)
-			}
-			res, err := proof.SystemResultOf(raw)
-			if err != nil {
-				g.tb.Fatal(err)
-			}
-			*s = res
+			*s = g.resultOf(rc)
 		},
 		"accounts' receipt changed (login_history 12 to 2) with its signature kept, the summary made to match, signed again.")
 	g.resigned(e, "summary-changed", "accounts: the summary does not match the signed receipt",
@@ -949,17 +941,23 @@ func (g *gen) receipts(e base) {
 	g.resigned(e, "receipt-for-another-time", "accounts: the log did not accept this receipt",
 		func(c *proof.Certificate) {
 			rc := e.w.Receipt(g.tb, "req_erasure", "accounts", lethev1.Outcome_OUTCOME_ERASED, at(2026, 2, 10, 9, 31, 43, 0))
-			raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(rc)
-			if err != nil {
-				g.tb.Fatal(err)
-			}
-			res, err := proof.SystemResultOf(raw)
-			if err != nil {
-				g.tb.Fatal(err)
-			}
-			*system(g.tb, c, "accounts") = res
+			*system(g.tb, c, "accounts") = g.resultOf(rc)
 		},
 		"accounts' answer replaced by a receipt of its key for this very task, but not the one the log accepted, signed again.")
+}
+
+// resultOf is a system's entry of a certificate for receipt rc, as the
+// orchestrator makes it.
+func (g *gen) resultOf(rc *lethev1.Receipt) proof.SystemResult {
+	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(rc)
+	if err != nil {
+		g.tb.Fatal(err)
+	}
+	res, err := proof.SystemResultOf(raw)
+	if err != nil {
+		g.tb.Fatal(err)
+	}
+	return res
 }
 
 // neighbourReceipt is the accounts result of the request logged before
