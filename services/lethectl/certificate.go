@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/lethe-dev/lethe/services/lethectl/internal/api"
 )
@@ -20,11 +21,15 @@ func runCertificate(ctx context.Context, a *app, c command, args []string) int {
 	fs := a.newFlags(c)
 	out := fs.String("o", "", "write the certificate to `FILE` (default: stdout)")
 	html := fs.Bool("html", false, "download the page for people instead of the certificate a verifier reads")
+	patience := fs.Duration("timeout", 30*time.Second, "how long to wait for the certificate of a request that has ended (with witnesses, it is issued once they have cosigned the log)")
 	pos, code, ok := a.parse(c, fs, args, 1, 1)
 	if !ok {
 		return code
 	}
 	id, client := pos[0], a.client()
+	if err := awaitCertificate(ctx, a, client, id, *patience); err != nil {
+		return a.fail(c, err)
+	}
 	// The bytes are copied as they come, never decoded and encoded again:
 	// the verifier requires the certificate byte for byte as issued.
 	download := func(w io.Writer) (int64, error) { return client.Certificate(ctx, id, *html, w) }
@@ -53,4 +58,34 @@ func runCertificate(ctx context.Context, a *app, c command, args []string) int {
 		}
 	}
 	return exitOK
+}
+
+// awaitCertificate waits, up to patience, for the certificate of a
+// request that has ended but whose certificate is not issued yet: with
+// witnesses configured, it is issued on the first checkpoint they cosign
+// after the request ended, a second or so later. A request still open is
+// not waited for (lethectl wait is for that).
+func awaitCertificate(ctx context.Context, a *app, client *api.Client, id string, patience time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, patience)
+	defer cancel()
+	told := false
+	for {
+		_, err := client.Certificate(ctx, id, false, io.Discard)
+		if !api.IsStatus(err, http.StatusConflict) {
+			return nil // issued, or an error the download reports
+		}
+		r, _, gerr := client.Get(ctx, id)
+		if gerr != nil || !r.State.Ended() {
+			return nil
+		}
+		if !told {
+			fmt.Fprintf(a.stderr, "request %s has ended; its certificate waits for the witnesses' cosignatures...\n", id)
+			told = true
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no certificate for %s after %v: the witnesses have not cosigned the log (see lethe_orchestrator_witness_refusals_total)", id, patience)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

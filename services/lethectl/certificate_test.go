@@ -17,6 +17,8 @@ func TestCertificate(t *testing.T) {
 	srv.mu.Lock()
 	srv.certs["req-1"] = cert
 	srv.running["req-open"] = true
+	srv.certs["req-witnessed"] = cert
+	srv.unwitnessed["req-witnessed"] = 2
 	srv.mu.Unlock()
 
 	tests := []struct {
@@ -36,6 +38,8 @@ func TestCertificate(t *testing.T) {
 			want: wantOutput{stderr: []string{"wrote ", "!lethectl verify"}}},
 		{name: "a request still running", args: []string{"req-open"}, out: true,
 			want: wantOutput{code: exitError, stderr: []string{"lethectl certificate: request has not ended (HTTP 409)", "lethectl wait req-open"}}},
+		{name: "an ended request, waiting for the witnesses", args: []string{"req-witnessed"}, out: true, body: string(cert),
+			want: wantOutput{stderr: []string{"its certificate waits for the witnesses' cosignatures", "wrote "}}},
 		{name: "an unknown request", args: []string{"req-nope", "--html"}, out: true,
 			want: wantOutput{code: exitError, stderr: []string{"request not found (HTTP 404)", "!lethectl wait"}}},
 		{name: "no id", want: wantOutput{code: exitUsage, stderr: []string{"missing argument", "usage: lethectl certificate ID"}}},

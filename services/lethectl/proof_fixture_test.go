@@ -135,11 +135,14 @@ type proofServer struct {
 	keys         []byte            // when set, served instead of the keys file
 	tamperProof  bool              // flip a bit of every consistency proof
 	corruptTiles bool              // flip a bit of every tile served
+	// unwitnessed counts, per ended request, the 409s its certificate
+	// answers before it is issued (witnesses yet to cosign).
+	unwitnessed map[string]int
 }
 
 func newProofServer(t *testing.T, f *fixture) *proofServer {
 	t.Helper()
-	s := &proofServer{f: f, certs: map[string][]byte{}, running: map[string]bool{}}
+	s := &proofServer{f: f, certs: map[string][]byte{}, running: map[string]bool{}, unwitnessed: map[string]int{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/keys", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
@@ -156,6 +159,16 @@ func newProofServer(t *testing.T, f *fixture) *proofServer {
 		w.Write(b)
 	})
 	mux.HandleFunc("GET /v1/requests/{id}/certificate", func(w http.ResponseWriter, r *http.Request) { s.certificate(w, r, false) })
+	mux.HandleFunc("GET /v1/requests/{id}", func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		_, ended := s.certs[r.PathValue("id")]
+		s.mu.Unlock()
+		if !ended {
+			writeErr(w, http.StatusNotFound, "request not found")
+			return
+		}
+		writeJSONReply(w, http.StatusOK, snapshot(r.PathValue("id"), "erasure", "fulfilled", received.AddDate(0, 1, 0), received.Format(time.RFC3339)))
+	})
 	mux.HandleFunc("GET /v1/requests/{id}/certificate.html", func(w http.ResponseWriter, r *http.Request) { s.certificate(w, r, true) })
 	mux.HandleFunc("GET /v1/log/tree-head", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONReply(w, http.StatusOK, f.treeHead())
@@ -191,10 +204,16 @@ func (s *proofServer) certificate(w http.ResponseWriter, r *http.Request, html b
 	s.mu.Lock()
 	b, ok := s.certs[id]
 	running := s.running[id]
+	waiting := s.unwitnessed[id] > 0
+	if waiting {
+		s.unwitnessed[id]--
+	}
 	s.mu.Unlock()
 	switch {
 	case running:
 		writeErr(w, http.StatusConflict, "request has not ended")
+	case waiting:
+		writeErr(w, http.StatusConflict, "no certificate yet: it is issued when the request ends (and, with witnesses, once they have cosigned the log's checkpoint)")
 	case !ok:
 		writeErr(w, http.StatusNotFound, "request not found")
 	case html:
