@@ -44,6 +44,9 @@ type cosigner struct {
 	name   string
 	client *witness.Client
 	size   int64
+	// refusing is why it last refused ("" once it cosigns): a refusal is
+	// logged when it starts, not at every tick.
+	refusing string
 }
 
 // witness sends each new checkpoint of the log, with a consistency proof
@@ -76,11 +79,18 @@ func (o *Orchestrator) witness(ctx context.Context) error {
 	tick := time.NewTicker(o.cfg.ScanInterval)
 	defer tick.Stop()
 	witnessed := int64(-1)
+	failing := "" // said once, not every tick, until it changes
 	for {
-		if size, err := o.witnessOnce(ctx, cosigners, witnessed); err != nil && ctx.Err() == nil {
+		size, err := o.witnessOnce(ctx, cosigners, witnessed)
+		switch {
+		case err != nil && ctx.Err() == nil && err.Error() != failing:
+			failing = err.Error()
 			o.log.Warn("checkpoint not witnessed", "err", err)
-		} else if err == nil {
-			witnessed = size
+		case err == nil:
+			if failing != "" {
+				o.log.Info("checkpoint witnessed again", "size", size)
+			}
+			witnessed, failing = size, ""
 		}
 		select {
 		case <-ctx.Done():
@@ -150,7 +160,7 @@ func (o *Orchestrator) cosign(ctx context.Context, c *cosigner, size int64, note
 			continue
 		}
 		if err == nil {
-			c.size = size
+			c.size, c.refusing = size, ""
 			o.m.WitnessCosignatures.WithLabelValues(c.name).Inc()
 			return line
 		}
@@ -168,9 +178,10 @@ func (o *Orchestrator) cosign(ctx context.Context, c *cosigner, size int64, note
 		case !errors.Is(err, witness.ErrRefused):
 			reason = "unreachable"
 		}
-		if reason != "inconsistent" {
+		if reason != "inconsistent" && reason != c.refusing {
 			o.log.Warn("a witness did not cosign the checkpoint", "witness", c.name, "size", size, "reason", reason, "err", err)
 		}
+		c.refusing = reason
 		o.m.WitnessRefusals.WithLabelValues(c.name, reason).Inc()
 		return nil
 	}
