@@ -210,3 +210,33 @@ func parseSignatureLine(line []byte) (note.Signature, error) {
 	hash := uint32(raw[0])<<24 | uint32(raw[1])<<16 | uint32(raw[2])<<8 | uint32(raw[3])
 	return note.Signature{Name: name, Hash: hash, Base64: b64}, nil
 }
+
+// Quorum is how many witnesses a check requires by default: all those
+// given, counted as cosignatures are, by name (a witness's rotated keys
+// are one witness).
+func Quorum(vs []*torchwood.CosignatureVerifier) int {
+	names := map[string]bool{}
+	for _, v := range vs {
+		names[v.Name()] = true
+	}
+	return len(names)
+}
+
+// CheckWitnessed checks that at least quorum of the witnesses vs, counted
+// by name, cosigned checkpoint (a signed note): what `lethectl verify
+// --witness` requires of a certificate's checkpoint. The log's own
+// signature is not checked here (proof.OpenCheckpoint does).
+func CheckWitnessed(checkpoint []byte, vs []*torchwood.CosignatureVerifier, quorum int) error {
+	cosigs, err := Cosignatures(vs, checkpoint)
+	if err != nil {
+		return fmt.Errorf("witnesses: %w", err)
+	}
+	names := map[string]bool{}
+	for _, cs := range cosigs {
+		names[cs.Verifier.Name()] = true
+	}
+	if len(names) < quorum {
+		return fmt.Errorf("witnesses: the checkpoint is cosigned by %d of the witnesses given, %d required", len(names), quorum)
+	}
+	return nil
+}

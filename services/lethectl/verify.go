@@ -46,7 +46,7 @@ func runVerify(_ context.Context, a *app, c command, args []string) int {
 		return a.usageError(c, fs, fmt.Sprintf("--witness-quorum must be between 1 and the %d --witness keys given", len(witnesses)))
 	}
 	if *quorum == 0 {
-		*quorum = len(witnesses)
+		*quorum = witness.Quorum(witnesses)
 	}
 	if *keysPath == "" {
 		return a.usageError(c, fs, "--keys is required: a certificate is checked against the public keys you saved, never against a server")
@@ -74,31 +74,19 @@ func runVerify(_ context.Context, a *app, c command, args []string) int {
 		return a.fail(c, err)
 	}
 	if len(witnesses) > 0 {
-		fmt.Fprintf(a.stdout, "WITNESSED: the checkpoint the entries are proved in is cosigned by %d of the %d witnesses given\n", *quorum, len(witnesses))
+		fmt.Fprintf(a.stdout, "WITNESSED: the checkpoint the entries are proved in is cosigned by %d witness(es), of the %d key(s) given\n", *quorum, len(witnesses))
 	}
 	return exitOK
 }
 
-// checkWitnessed checks that quorum of the witnesses (counted by name: a
-// witness's keys rotated count once) cosigned the certificate's
-// checkpoint: the log the certificate's entries are in is the one they
-// saw, not a view shown to this auditor alone.
+// checkWitnessed checks that quorum of the witnesses cosigned the
+// certificate's checkpoint: the log the certificate's entries are in is
+// the one they saw, not a view shown to this auditor alone.
 func checkWitnessed(c *proof.Certificate, witnesses []*torchwood.CosignatureVerifier, quorum int) error {
 	if c.Log.Checkpoint == "" {
 		return fmt.Errorf("witnesses: the certificate (version %d) carries no checkpoint for witnesses to cosign", c.Version)
 	}
-	cosigs, err := witness.Cosignatures(witnesses, []byte(c.Log.Checkpoint))
-	if err != nil {
-		return fmt.Errorf("witnesses: %w", err)
-	}
-	names := map[string]bool{}
-	for _, cs := range cosigs {
-		names[cs.Verifier.Name()] = true
-	}
-	if len(names) < quorum {
-		return fmt.Errorf("witnesses: the checkpoint is cosigned by %d of the witnesses given, %d required", len(names), quorum)
-	}
-	return nil
+	return witness.CheckWitnessed([]byte(c.Log.Checkpoint), witnesses, quorum)
 }
 
 // writeVerified prints a line per system (or why there is none), the
@@ -384,13 +372,29 @@ func systemNote(s proof.SystemResult) string {
 func writeNotVerified(w io.Writer, cert *proof.Certificate, err error) error {
 	what := "this file"
 	if cert != nil && cert.RequestID != "" {
-		what = fmt.Sprintf("the certificate (claiming to be of request %s)", cert.RequestID)
+		what = fmt.Sprintf("the certificate (claiming to be of request %s)", oneLine(cert.RequestID))
 	}
 	fmt.Fprintf(w, "NOT VERIFIED: %s cannot be relied on:\n", what)
-	for _, line := range strings.Split(err.Error(), "\n") {
-		if _, err := fmt.Fprintf(w, "  - %s\n", line); err != nil {
+	problems := []error{err}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		problems = joined.Unwrap()
+	}
+	for _, p := range problems {
+		if _, err := fmt.Fprintf(w, "  - %s\n", oneLine(p.Error())); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// oneLine keeps a problem to one line: a message may quote the
+// certificate, which could otherwise add lines (or hide text behind
+// control characters) in the verdict of its choosing.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return '?'
+		}
+		return r
+	}, s)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -416,6 +417,7 @@ func TestVerifyWitnessed(t *testing.T) {
 		return s
 	}
 	w1, w2 := cosigner("witness.example/one"), cosigner("witness.example/two")
+	w1next := cosigner("witness.example/one") // w1's key, rotated
 	var c proof.Certificate
 	if err := json.Unmarshal(f.issue(t, "req-1", prooftest.Erasure{Completed: received.Add(time.Minute)}, false), &c); err != nil {
 		t.Fatal(err)
@@ -439,10 +441,12 @@ func TestVerifyWitnessed(t *testing.T) {
 		args []string
 		want wantOutput
 	}{
-		{"cosigned by the witness", []string{"--witness", w1.Verifier().String()}, wantOutput{stdout: []string{"VERIFIED: request req-1", "WITNESSED: the checkpoint the entries are proved in is cosigned by 1 of the 1 witnesses given"}}},
+		{"cosigned by the witness", []string{"--witness", w1.Verifier().String()}, wantOutput{stdout: []string{"VERIFIED: request req-1", "WITNESSED: the checkpoint the entries are proved in is cosigned by 1 witness(es), of the 1 key(s) given"}}},
 		{"not by this one", []string{"--witness", w2.Verifier().String()}, wantOutput{code: exitError, stdout: []string{"NOT VERIFIED", "cosigned by 0 of the witnesses given, 1 required"}}},
 		{"one of two, both required", []string{"--witness", w1.Verifier().String(), "--witness", w2.Verifier().String()}, wantOutput{code: exitError, stdout: []string{"cosigned by 1 of the witnesses given, 2 required"}}},
 		{"one of two, quorum one", []string{"--witness", w1.Verifier().String(), "--witness", w2.Verifier().String(), "--witness-quorum", "1"}, wantOutput{stdout: []string{"VERIFIED", "WITNESSED"}}},
+		{"a witness's two keys (a rotation), one cosigned", []string{"--witness", w1.Verifier().String(), "--witness", w1next.Verifier().String()},
+			wantOutput{stdout: []string{"VERIFIED", "WITNESSED"}}},
 		{"a key that is no witness key", []string{"--witness", vkey}, wantOutput{code: exitUsage}},
 		{"quorum above the witnesses", []string{"--witness", w1.Verifier().String(), "--witness-quorum", "2"}, wantOutput{code: exitUsage, stderr: []string{"--witness-quorum must be between 1 and the 1"}}},
 	} {
@@ -450,5 +454,19 @@ func TestVerifyWitnessed(t *testing.T) {
 			code, stdout, stderr := runCLI(t, append([]string{"verify", cert, "--keys", f.KeysPath}, tt.args...)...)
 			tt.want.check(t, code, stdout, stderr)
 		})
+	}
+}
+
+// A problem quoting the certificate cannot add lines of its own to the
+// verdict, nor hide text behind control characters.
+func TestNotVerifiedKeepsProblemsToOneLine(t *testing.T) {
+	var out bytes.Buffer
+	err := errors.Join(errors.New("receipt of request \"x\nVERIFIED: request x\""), errors.New("b\u202eoops"))
+	if werr := writeNotVerified(&out, &proof.Certificate{RequestID: "req\r\nVERIFIED"}, err); werr != nil {
+		t.Fatal(werr)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 3 || strings.HasPrefix(lines[1], "VERIFIED") || strings.Contains(out.String(), "\u202e") {
+		t.Errorf("verdict of %d lines:\n%s", len(lines), out.String())
 	}
 }
