@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/lethe-dev/lethe/pkg/proof"
@@ -60,6 +61,10 @@ func (s *Stack) startWitness(ctx context.Context, signer *proof.Signer) (orchest
 		}
 		cmd := exec.CommandContext(s.ctx, s.cfg.Witness, "--state", dir, "--listen", listen, "--name", witnessName, "--log", origin+"="+logKey)
 		cmd.Stderr = os.Stderr
+		// Stopped as an operator stops it: SIGTERM, so that a request
+		// under way finishes and its state is saved.
+		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+		cmd.WaitDelay = 10 * time.Second
 		if err := cmd.Start(); err != nil {
 			return orchestrator.Witness{}, fmt.Errorf("witness: %w", err)
 		}
