@@ -247,6 +247,12 @@ var VerificationMethods = []string{"email_code", "account_session", "document", 
 // excessive (Art. 12(5)), or the identity not established (Art. 12(6)).
 var DenialGrounds = []string{"manifestly_unfounded", "excessive", "identity_not_established", "other"}
 
+// LiftReasons are why a restriction of processing ends (Art. 18(1) and
+// (3)): the accuracy the person contested is verified (a), the person's
+// objection is decided (d), the legal claims it preserved data for are
+// settled (c), the person asked for it, or another reason.
+var LiftReasons = []string{"accuracy_verified", "objection_decided", "claims_settled", "subject_request", "other"}
+
 // MaxNote bounds the note of a decision (an identity check, a refusal):
 // a line for the record, never personal data, kept for good.
 const MaxNote = 500

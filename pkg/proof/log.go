@@ -151,7 +151,7 @@ type Entry struct {
 }
 
 // LiftScope is the lift of a restriction of processing (Art. 18): the
-// restriction's request id, why it ends (engine.LiftReasons), and, once
+// restriction's request id, why it ends (lifecycle.LiftReasons), and, once
 // done, the lift request that ended it (By).
 type LiftScope struct {
 	Restriction string `json:"restriction"`

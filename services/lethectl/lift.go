@@ -7,29 +7,27 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/services/lethectl/internal/api"
 )
 
-// liftReasons are the reasons the orchestrator takes (engine.LiftReasons).
-var liftReasons = []string{"accuracy_verified", "objection_decided", "claims_settled", "subject_request", "other"}
-
 var liftCommand = command{
 	name:    "lift",
-	args:    "ID --reason " + strings.Join(liftReasons, "|"),
+	args:    "ID --reason " + strings.Join(lifecycle.LiftReasons, "|"),
 	summary: "lift a restriction of processing (GDPR Art. 18): every system removes its marks; tell the person first (Art. 18(3))",
 	run:     runLift,
 }
 
 func runLift(ctx context.Context, a *app, c command, args []string) int {
 	fs := a.newFlags(c)
-	reason := fs.String("reason", "", "why the restriction ends: "+oneOf(liftReasons)+" (required)")
+	reason := fs.String("reason", "", "why the restriction ends: "+oneOf(lifecycle.LiftReasons)+" (required)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up waiting after this long (exit 3); the lift goes on")
 	pos, code, ok := a.parse(c, fs, args, 1, 1)
 	if !ok {
 		return code
 	}
 	if *reason == "" {
-		return a.usageError(c, fs, "--reason is required ("+oneOf(liftReasons)+")")
+		return a.usageError(c, fs, "--reason is required ("+oneOf(lifecycle.LiftReasons)+")")
 	}
 	client := a.client()
 	id, err := client.Lift(ctx, pos[0], *reason)

@@ -23,12 +23,6 @@ type restrictionScope struct {
 	LiftedBy string `json:"lifted_by"`
 }
 
-// LiftReasons are why a restriction ends (Art. 18(1) and (3)): the
-// accuracy the person contested is verified (a), the person's objection
-// is decided (d), the legal claims it preserved data for are settled (c),
-// the person asked for it, or another reason.
-var LiftReasons = []string{"accuracy_verified", "objection_decided", "claims_settled", "subject_request", "other"}
-
 // Lift opens the lift of restriction id (Art. 18): a request of type
 // lift, about no one, with a task to each system that answered the
 // restriction, naming the restriction, whose marks the system removes.
@@ -38,8 +32,8 @@ var LiftReasons = []string{"accuracy_verified", "objection_decided", "claims_set
 // Art. 18(3) wants the person told before the lift: the caller does,
 // and says so by the reason.
 func (e *Engine) Lift(ctx context.Context, id, reason string, by *proof.Actor) (*store.Request, error) {
-	if !slices.Contains(LiftReasons, reason) {
-		return nil, fmt.Errorf("%w: reason must be one of %v", ErrBadLift, LiftReasons)
+	if !slices.Contains(lifecycle.LiftReasons, reason) {
+		return nil, fmt.Errorf("%w: reason must be one of %v", ErrBadLift, lifecycle.LiftReasons)
 	}
 	var r *store.Request
 	var tasks []*store.Task
