@@ -346,3 +346,44 @@ func testLogFailuresAmongConcurrentTxs(t *testing.T, s store.Store) {
 	})
 	checkTree(t, s, entries)
 }
+
+// testWitnessed: certificates held for a witnessed checkpoint are listed
+// once one covers the log they wait for (at least their log size), held
+// again at a larger size when their request changes, and gone once
+// released; the latest witnessed checkpoint is the largest kept.
+func testWitnessed(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	_, _, err := s.WitnessedCheckpoint(ctx)
+	wantErr(t, "witnessed checkpoint of a new store", err, store.ErrNotFound)
+	insert(t, s, []*store.Request{newRequest("req-1", lifecycle.Fulfilled, t0), newRequest("req-2", lifecycle.Fulfilled, t0),
+		newRequest("req-3", lifecycle.Fulfilled, t0)})
+	mustTx(t, s, func(tx store.Tx) error {
+		for id, size := range map[string]int64{"req-1": 5, "req-2": 9, "req-3": 12} {
+			if err := tx.HoldCertificate(ctx, id, size); err != nil {
+				return err
+			}
+		}
+		return tx.HoldCertificate(ctx, "req-1", 10) // req-1 changed again: it waits for a larger log
+	})
+	held := func(size int64, limit int) []string {
+		t.Helper()
+		var ids []string
+		mustTx(t, s, func(tx store.Tx) (err error) { ids, err = tx.HeldCertificates(ctx, size, limit); return err })
+		return ids
+	}
+	same(t, "held for a checkpoint of 9", held(9, 10), []string{"req-2"})
+	same(t, "held for a checkpoint of 12", held(12, 10), []string{"req-2", "req-1", "req-3"})
+	same(t, "held, limited", held(12, 1), []string{"req-2"})
+	mustTx(t, s, func(tx store.Tx) error { return tx.ReleaseCertificate(ctx, "req-2") })
+	same(t, "held after a release", held(12, 10), []string{"req-1", "req-3"})
+	for _, c := range []struct {
+		size int64
+		note string
+	}{{9, "nine"}, {12, "twelve"}, {12, "twelve, cosigned again"}} {
+		mustTx(t, s, func(tx store.Tx) error { return tx.PutWitnessedCheckpoint(ctx, c.size, []byte(c.note), t0) })
+	}
+	size, note, err := s.WitnessedCheckpoint(ctx)
+	if err != nil || size != 12 || string(note) != "twelve, cosigned again" {
+		t.Errorf("latest witnessed checkpoint = %d %q %v", size, note, err)
+	}
+}

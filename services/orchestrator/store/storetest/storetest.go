@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"LogConcurrentAppends", testLogConcurrentAppends},
 		{"LogFailuresAmongConcurrentTxs", testLogFailuresAmongConcurrentTxs},
 		{"Certificates", testCertificates},
+		{"Witnessed", testWitnessed},
 		{"Stats", testStats},
 		{"CountOverdue", testCountOverdue},
 		{"RequestFields", testRequestFields},
