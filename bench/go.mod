@@ -26,6 +26,7 @@ require (
 	cloud.google.com/go/storage v1.56.0 // indirect
 	dario.cat/mergo v1.0.1 // indirect
 	filippo.io/edwards25519 v1.2.0 // indirect
+	filippo.io/torchwood v0.6.1 // indirect
 	github.com/GoogleCloudPlatform/opentelemetry-operations-go/detectors/gcp v1.34.0 // indirect
 	github.com/GoogleCloudPlatform/opentelemetry-operations-go/exporter/metric v0.53.0 // indirect
 	github.com/GoogleCloudPlatform/opentelemetry-operations-go/internal/resourcemapping v0.53.0 // indirect
@@ -86,6 +87,7 @@ require (
 	github.com/lethe-dev/lethe/services/mailer v0.0.0 // indirect
 	github.com/lethe-dev/lethe/services/recordings v0.0.0 // indirect
 	github.com/lethe-dev/lethe/services/subprocessors v0.0.0 // indirect
+	github.com/lethe-dev/lethe/services/witness v0.0.0 // indirect
 	github.com/lib/pq v1.10.9 // indirect
 	github.com/mailru/easyjson v0.9.0 // indirect
 	github.com/mattn/go-isatty v0.0.24 // indirect
@@ -206,3 +208,5 @@ replace github.com/lethe-dev/lethe/services/emailanalytics => ../services/emaila
 replace github.com/lethe-dev/lethe/services/recordings => ../services/recordings
 
 replace github.com/lethe-dev/lethe/services/subprocessors => ../services/subprocessors
+
+replace github.com/lethe-dev/lethe/services/witness => ../services/witness
