@@ -35,17 +35,9 @@ import (
 // python is the command running the Python verifier, or a skip.
 func python(t *testing.T) (root string, run func(args ...string) (stdout string, code int)) {
 	t.Helper()
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("no python3 on PATH: the Python verifier (verifiers/python) is not checked against the Go one (Debian: apt-get install python3-cryptography)")
-	}
-	if out, err := exec.Command(py, "-c", "from cryptography.hazmat.primitives.asymmetric import ed25519").CombinedOutput(); err != nil {
-		t.Skipf("python3 has no cryptography package: the Python verifier (verifiers/python) is not checked against the Go one (Debian: apt-get install python3-cryptography): %v: %s",
-			err, bytes.TrimSpace(out))
-	}
-	if out, err := exec.Command(py, "-c", `import zoneinfo; zoneinfo.ZoneInfo("Europe/Paris")`).CombinedOutput(); err != nil {
-		t.Skipf("python3 has no zoneinfo or no time zone database (Python 3.9 or later and Debian's tzdata are needed): the Python verifier (verifiers/python) is not checked against the Go one: %v: %s",
-			err, bytes.TrimSpace(out))
+	py, why := pythonWithCryptography()
+	if py == "" {
+		t.Skipf("%s: the Python verifier (verifiers/python) is not checked against the Go one (Debian: apt-get install python3-cryptography tzdata)", why)
 	}
 	root = filepath.Dir(filepath.Dir(filepath.Dir(folder(t)))) // docs/spec/vectors
 	script := filepath.Join(root, "verifiers", "python", "lethe_verify.py")
@@ -64,6 +56,29 @@ func python(t *testing.T) (root string, run func(args ...string) (stdout string,
 		}
 		return stdout.String() + stderr.String(), 0
 	}
+}
+
+// pythonWithCryptography finds a python3 with the cryptography package
+// and the time zone database: the one on PATH, else Debian's, which
+// .ci/run installs python3-cryptography for (a python3 of pyenv's, say,
+// may come first on PATH without it). It says why when there is none.
+func pythonWithCryptography() (path, why string) {
+	why = "no python3 on PATH"
+	candidates := []string{"/usr/bin/python3"}
+	if py, err := exec.LookPath("python3"); err == nil {
+		candidates = append([]string{py}, candidates...)
+	}
+	for _, py := range candidates {
+		if _, err := os.Stat(py); err != nil {
+			continue
+		}
+		out, err := exec.Command(py, "-c", `from cryptography.hazmat.primitives.asymmetric import ed25519; import zoneinfo; zoneinfo.ZoneInfo("Europe/Paris")`).CombinedOutput()
+		if err == nil {
+			return py, ""
+		}
+		why = fmt.Sprintf("%s has no cryptography package or no time zone database: %v: %s", py, err, bytes.TrimSpace(out))
+	}
+	return "", why
 }
 
 // pyResult is one vector as lethe_verify.py --vectors --json reports it.
