@@ -138,7 +138,8 @@ type unattended struct {
 	created proof.Entry
 	systems []string
 	by      *proof.Actor
-	// also, if not nil, runs in the transaction that stores the request.
+	// also, if not nil, runs in the transaction that stores the request,
+	// before its log entry (it may lock another request).
 	also func(context.Context, store.Tx, *store.Request) error
 }
 
@@ -164,17 +165,18 @@ func (e *Engine) openUnattended(ctx context.Context, u unattended, now time.Time
 		if err := tx.InsertRequest(ctx, r); err != nil {
 			return err
 		}
+		// Before the log: locks are taken request first, then the log.
+		if u.also != nil {
+			if err := u.also(ctx, tx, r); err != nil {
+				return err
+			}
+		}
 		received, dl := r.ReceivedAt, r.Deadline
 		entry := u.created
 		entry.RequestID, entry.Event, entry.At, entry.Tenant, entry.Type = r.ID, proof.EventCreated, now, r.Tenant, r.Type
 		entry.ReceivedAt, entry.Deadline, entry.Detail, entry.Actor = &received, &dl, "source="+source, by
 		if err := record(ctx, tx, entry); err != nil {
 			return err
-		}
-		if u.also != nil {
-			if err := u.also(ctx, tx, r); err != nil {
-				return err
-			}
 		}
 		for _, sys := range u.systems {
 			if err := tx.InsertTask(ctx, &store.Task{ID: events.TaskID(r.ID, sys), RequestID: r.ID, System: sys, State: lifecycle.TaskPending}); err != nil {
