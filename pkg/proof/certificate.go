@@ -356,17 +356,9 @@ func (c *Certificate) SignedTreeHead() TreeHead {
 	if c.Log.TreeHead != nil {
 		return *c.Log.TreeHead
 	}
-	th, _ := parseCheckpoint(noteText(c.Log.Checkpoint))
+	text, _, _ := SplitNote([]byte(c.Log.Checkpoint))
+	th, _ := parseCheckpoint(string(text))
 	return th
-}
-
-// noteText is a signed note's text: up to the blank line before its
-// signatures.
-func noteText(msg string) string {
-	if i := strings.LastIndex(msg, "\n\n"); i >= 0 {
-		return msg[:i+1]
-	}
-	return msg
 }
 
 // requestLog is what the log's entries tell the later checks, in the

@@ -1,6 +1,7 @@
 package proof
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
@@ -82,6 +83,17 @@ func OpenCheckpoint(ks KeySet, msg []byte) (TreeHead, error) {
 	}
 	th.KeyID = k.ID
 	return th, nil
+}
+
+// SplitNote cuts a signed note into its text, which ends in a newline,
+// and its signature lines. A note's text lines are never empty, so its
+// last empty line starts its signatures, as note.Open reads it.
+func SplitNote(msg []byte) (text, sigs []byte, ok bool) {
+	i := bytes.LastIndex(msg, []byte("\n\n"))
+	if i < 0 {
+		return nil, nil, false
+	}
+	return msg[:i+1], msg[i+2:], true
 }
 
 // CheckpointOrigin is the origin line of a checkpoint.

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"filippo.io/torchwood"
+	"github.com/lethe-dev/lethe/pkg/proof"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -100,7 +101,7 @@ func cosign(t testing.TB, s note.Signer, cp []byte) []byte {
 // cosignature line of the witness name with key priv over the checkpoint
 // note cp, at the Unix time ts: torchwood's signer signs at time.Now only.
 func cosignAt(t testing.TB, name string, priv ed25519.PrivateKey, ts uint64, cp []byte) []byte {
-	text, _, ok := splitNote(cp)
+	text, _, ok := proof.SplitNote(cp)
 	if !ok {
 		t.Fatalf("checkpoint %q has no signatures", cp)
 	}

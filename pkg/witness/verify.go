@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lethe-dev/lethe/pkg/proof"
+
 	"filippo.io/torchwood"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -86,7 +88,7 @@ func VerifyCosignature(v *torchwood.CosignatureVerifier, checkpoint, line []byte
 	}
 	// The signatures checkpoint carries are dropped: note.Open would
 	// check only the first of two by one key.
-	text, _, ok := splitNote(checkpoint)
+	text, _, ok := proof.SplitNote(checkpoint)
 	if !ok {
 		text = checkpoint
 	}
@@ -121,7 +123,7 @@ type Cosignature struct {
 // and whoever checks it should learn so. A note whose signature lines do
 // not parse is [ErrMalformedCheckpoint].
 func Cosignatures(vs []*torchwood.CosignatureVerifier, checkpoint []byte) ([]Cosignature, error) {
-	text, sigs, ok := splitNote(checkpoint)
+	text, sigs, ok := proof.SplitNote(checkpoint)
 	if !ok || len(sigs) == 0 {
 		return nil, fmt.Errorf("%w: no signature lines after an empty line", ErrMalformedCheckpoint)
 	}
@@ -166,17 +168,6 @@ func Cosignatures(vs []*torchwood.CosignatureVerifier, checkpoint []byte) ([]Cos
 		}
 	}
 	return out, nil
-}
-
-// splitNote cuts a signed note into its text, which ends in a newline,
-// and its signature lines. A note's text lines are never empty, so its
-// last empty line starts its signatures, as note.Open reads it.
-func splitNote(msg []byte) (text, sigs []byte, ok bool) {
-	i := bytes.LastIndex(msg, []byte("\n\n"))
-	if i < 0 {
-		return nil, nil, false
-	}
-	return msg[:i+1], msg[i+2:], true
 }
 
 // verifyLine checks line, whose parse is sig and whose name and key hash

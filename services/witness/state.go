@@ -17,6 +17,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/lethe-dev/lethe/pkg/datadir"
+	"github.com/lethe-dev/lethe/pkg/proof"
 )
 
 // Folders and files of the state directory besides the key files.
@@ -83,24 +84,15 @@ func readLogState(dir, origin string) (*logState, error) {
 	if err != nil || s.Origin != origin || s.Size < 0 {
 		return nil, fmt.Errorf("state of log %s (%s): corrupt", origin, path)
 	}
-	text := s.Checkpoint
-	if i := lastBlankLine(text); i >= 0 {
-		text = text[:i+1]
+	text, _, ok := proof.SplitNote([]byte(s.Checkpoint))
+	if !ok {
+		text = []byte(s.Checkpoint)
 	}
-	c, err := torchwood.ParseCheckpoint(text)
+	c, err := torchwood.ParseCheckpoint(string(text))
 	if err != nil || c.Origin != origin || c.Tree != t {
 		return nil, fmt.Errorf("state of log %s (%s): its checkpoint does not match its size and root hash", origin, path)
 	}
 	return &s, nil
-}
-
-func lastBlankLine(s string) int {
-	for i := len(s) - 2; i >= 0; i-- {
-		if s[i] == '\n' && s[i+1] == '\n' {
-			return i
-		}
-	}
-	return -1
 }
 
 // writeLogState replaces origin's state file durably: when it returns
