@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"maps"
 	"os"
@@ -59,13 +58,12 @@ func runAuditLog(ctx context.Context, a *app, c command, args []string) int {
 		if err != nil {
 			return a.fail(c, err)
 		}
-		for i := start; i < start+width; i++ {
-			if len(bundle) < 2 || len(bundle) < 2+int(binary.BigEndian.Uint16(bundle)) {
-				return a.fail(c, fmt.Errorf("entry %d: the entry bundle %s ends early", i, t.Path()))
-			}
-			n := int(binary.BigEndian.Uint16(bundle))
-			entry := bundle[2 : 2+n]
-			bundle = bundle[2+n:]
+		entries, err := proof.ReadEntryBundle(bundle, t.W)
+		if err != nil {
+			return a.fail(c, fmt.Errorf("%s: %w", proof.TilePath(t), err))
+		}
+		for j, entry := range entries {
+			i := start + int64(j)
 			p, err := tlog.ProveRecord(th.Size, i, hashes)
 			if err != nil {
 				return a.fail(c, fmt.Errorf("entry %d: %w", i, err))
@@ -163,10 +161,7 @@ func (f *tileFetcher) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
 
 func (f *tileFetcher) SaveTiles([]tlog.Tile, [][]byte) {}
 
-// read fetches one tile: tlog names them in the sumdb layout
-// (tile/8/0/..., tile/8/data/...), the log serves C2SP tlog-tiles
-// (tile/0/..., tile/entries/...).
+// read fetches one tile from the log's tlog-tiles layout.
 func (f *tileFetcher) read(t tlog.Tile) ([]byte, error) {
-	path := strings.Replace(strings.TrimPrefix(t.Path(), "tile/8/"), "data/", "entries/", 1)
-	return f.client.LogFile(f.ctx, "tile/"+path)
+	return f.client.LogFile(f.ctx, proof.TilePath(t))
 }

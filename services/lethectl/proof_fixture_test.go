@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/mod/sumdb/tlog"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
@@ -178,8 +177,7 @@ func newProofServer(t *testing.T, f *fixture) *proofServer {
 		w.Write(f.checkpoint(t))
 	})
 	mux.HandleFunc("GET /log/tile/", func(w http.ResponseWriter, r *http.Request) {
-		path := strings.Replace(strings.TrimPrefix(r.URL.Path, "/log/tile/"), "entries/", "data/", 1)
-		tile, err := tlog.ParseTilePath("tile/8/" + path)
+		tile, err := proof.ParseTilePath(strings.TrimPrefix(r.URL.Path, "/log/"))
 		if err != nil {
 			writeErr(w, http.StatusNotFound, "no such tile")
 			return

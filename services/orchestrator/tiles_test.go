@@ -1,7 +1,6 @@
 package orchestrator
 
 import (
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net/http"
@@ -25,7 +24,7 @@ func (r tileReader) Height() int { return 8 }
 func (r tileReader) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
 	out := make([][]byte, len(tiles))
 	for i, t := range tiles {
-		b, code := r.get(strings.TrimPrefix(t.Path(), "tile/8/"))
+		b, code := r.get(strings.TrimPrefix(proof.TilePath(t), "tile/"))
 		if code != http.StatusOK {
 			return nil, fmt.Errorf("tile %s: %d", t.Path(), code)
 		}
@@ -90,13 +89,12 @@ func TestLogServedAsTiles(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("entries tile = %d", code)
 	}
-	for i := int64(0); i < th.Size; i++ {
-		if len(bundle) < 2 {
-			t.Fatalf("the bundle ends at entry %d", i)
-		}
-		n := int(binary.BigEndian.Uint16(bundle))
-		entry := bundle[2 : 2+n]
-		bundle = bundle[2+n:]
+	entries, err := proof.ReadEntryBundle(bundle, int(th.Size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j, entry := range entries {
+		i := int64(j)
 		p, err := tlog.ProveRecord(th.Size, i, hashes)
 		if err != nil {
 			t.Fatal(err)
@@ -107,9 +105,6 @@ func TestLogServedAsTiles(t *testing.T) {
 		if _, err := proof.DecodeEntry(entry); err != nil {
 			t.Fatalf("entry %d is no log entry: %v", i, err)
 		}
-	}
-	if len(bundle) != 0 {
-		t.Errorf("%d bytes after the last entry", len(bundle))
 	}
 	for _, path := range []string{
 		fmt.Sprintf("0/000.p/%d", th.Size+1), "0/001", "entries/001", "1/000", "0/abc", fmt.Sprintf("entries/000.p/%d", th.Size+1),

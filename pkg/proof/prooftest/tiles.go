@@ -1,9 +1,9 @@
 package prooftest
 
 import (
-	"encoding/binary"
 	"fmt"
 
+	"github.com/lethe-dev/lethe/pkg/proof"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -14,17 +14,12 @@ import (
 func (l *MemLog) Tile(t tlog.Tile) ([]byte, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	width := l.size() >> (8 * max(t.L, 0))
-	if t.H != 8 || t.N < 0 || t.W < 1 || t.W > 256 || t.N*256+int64(t.W) > width {
-		return nil, fmt.Errorf("no tile %s in a log of %d entries", t.Path(), l.size())
+	if !proof.TileInLog(t, l.size()) {
+		return nil, fmt.Errorf("%w: %s in a log of %d entries", proof.ErrNoTile, proof.TilePath(t), l.size())
 	}
 	if t.L >= 0 {
 		return tlog.ReadTileData(t, l.reader())
 	}
-	var data []byte
-	for _, e := range l.entries[t.N*256 : t.N*256+int64(t.W)] {
-		data = binary.BigEndian.AppendUint16(data, uint16(len(e)))
-		data = append(data, e...)
-	}
-	return data, nil
+	start := t.N << proof.TileHeight
+	return proof.EntryBundle(l.entries[start : start+int64(t.W)])
 }

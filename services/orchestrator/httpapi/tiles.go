@@ -5,9 +5,7 @@ import (
 	"net/http"
 	"strings"
 
-	"golang.org/x/mod/sumdb/tlog"
-
-	"github.com/lethe-dev/lethe/services/orchestrator/engine"
+	"github.com/lethe-dev/lethe/pkg/proof"
 )
 
 // The log, read-only, in the C2SP tlog-tiles layout: anyone may mirror it
@@ -31,20 +29,14 @@ func (a *API) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 // /log/tile/entries/<N>[.p/<W>] (entry bundles). A full tile never
 // changes: it may be cached for good.
 func (a *API) handleTile(w http.ResponseWriter, r *http.Request) {
-	rest := strings.TrimPrefix(r.URL.Path, "/log/tile/")
-	// tlog reads the sumdb layout, which names the height and calls the
-	// entries "data": tile/8/0/x001/234.p/5, tile/8/data/...
-	if after, ok := strings.CutPrefix(rest, "entries/"); ok {
-		rest = "data/" + after
-	}
-	t, err := tlog.ParseTilePath("tile/8/" + rest)
+	t, err := proof.ParseTilePath(strings.TrimPrefix(r.URL.Path, "/log/"))
 	if err != nil {
 		writeError(w, http.StatusNotFound, "no such tile: the layout is C2SP tlog-tiles")
 		return
 	}
 	data, err := a.life.LogTile(r.Context(), t)
 	switch {
-	case errors.Is(err, engine.ErrNoTile):
+	case errors.Is(err, proof.ErrNoTile):
 		writeError(w, http.StatusNotFound, "no such tile (yet)")
 		return
 	case err != nil:
@@ -52,7 +44,7 @@ func (a *API) handleTile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	if t.W == 1<<engine.TileHeight {
+	if t.W == 1<<proof.TileHeight {
 		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 	} else {
 		w.Header().Set("Cache-Control", "no-store")
