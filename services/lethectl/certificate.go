@@ -27,12 +27,14 @@ func runCertificate(ctx context.Context, a *app, c command, args []string) int {
 		return code
 	}
 	id, client := pos[0], a.client()
-	if err := awaitCertificate(ctx, a, client, id, *patience); err != nil {
-		return a.fail(c, err)
-	}
 	// The bytes are copied as they come, never decoded and encoded again:
-	// the verifier requires the certificate byte for byte as issued.
-	download := func(w io.Writer) (int64, error) { return client.Certificate(ctx, id, *html, w) }
+	// the verifier requires the certificate byte for byte as issued. (A
+	// 409 comes before any byte: a download may be tried again.)
+	download := func(w io.Writer) (int64, error) {
+		return awaitCertificate(ctx, a, client, id, *patience, func(ctx context.Context) (int64, error) {
+			return client.Certificate(ctx, id, *html, w)
+		})
+	}
 	var (
 		n   int64
 		err error
@@ -60,31 +62,31 @@ func runCertificate(ctx context.Context, a *app, c command, args []string) int {
 	return exitOK
 }
 
-// awaitCertificate waits, up to patience, for the certificate of a
-// request that has ended but whose certificate is not issued yet: with
-// witnesses configured, it is issued on the first checkpoint they cosign
-// after the request ended, a second or so later. A request still open is
-// not waited for (lethectl wait is for that).
-func awaitCertificate(ctx context.Context, a *app, client *api.Client, id string, patience time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, patience)
+// awaitCertificate downloads a certificate (fetch), and while the request
+// has ended but its certificate is not issued yet (409), tries again, up
+// to patience: with witnesses configured, it is issued on the first
+// checkpoint they cosign after the request ended, a second or so later.
+// A request still open is not waited for (lethectl wait is for that).
+func awaitCertificate(ctx context.Context, a *app, client *api.Client, id string, patience time.Duration,
+	fetch func(context.Context) (int64, error)) (int64, error) {
+	waitCtx, cancel := context.WithTimeout(ctx, patience)
 	defer cancel()
 	told := false
 	for {
-		_, err := client.Certificate(ctx, id, false, io.Discard)
+		n, err := fetch(ctx)
 		if !api.IsStatus(err, http.StatusConflict) {
-			return nil // issued, or an error the download reports
+			return n, err
 		}
-		r, _, gerr := client.Get(ctx, id)
-		if gerr != nil || !r.State.Ended() {
-			return nil
+		if r, _, gerr := client.Get(ctx, id); gerr != nil || !r.State.Ended() {
+			return n, err
 		}
 		if !told {
 			fmt.Fprintf(a.stderr, "request %s has ended; its certificate waits for the witnesses' cosignatures...\n", id)
 			told = true
 		}
 		select {
-		case <-ctx.Done():
-			return fmt.Errorf("no certificate for %s after %v: the witnesses have not cosigned the log (see lethe_orchestrator_witness_refusals_total)", id, patience)
+		case <-waitCtx.Done():
+			return n, fmt.Errorf("no certificate for %s after %v: the witnesses have not cosigned the log (see lethe_orchestrator_witness_refusals_total): %w", id, patience, err)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
