@@ -11,6 +11,13 @@ import (
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 )
 
+// LogSize is the number of entries in the log.
+func (e *Engine) LogSize(ctx context.Context) (int64, error) {
+	var size int64
+	err := e.cfg.Store.Tx(ctx, func(tx store.Tx) (err error) { size, err = tx.LogSize(ctx); return err })
+	return size, err
+}
+
 // SignedCheckpoint signs a checkpoint of the log as it now stands, for
 // the witnesses to cosign, and returns its size.
 func (e *Engine) SignedCheckpoint(ctx context.Context) (int64, []byte, error) {
