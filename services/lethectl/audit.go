@@ -90,14 +90,11 @@ func runAuditConsistency(ctx context.Context, a *app, c command, args []string) 
 			return a.badInput(c, err)
 		}
 	}
-	var ks proof.KeySet
-	if *keysPath != "" {
-		if ks, err = readKeysFile(*keysPath); err != nil {
-			return a.badInput(c, err)
-		}
-	}
-
 	client := a.client()
+	ks, code, ok := a.auditKeys(ctx, c, client, *keysPath)
+	if !ok {
+		return code
+	}
 	if *newPath == "" {
 		raw, err := client.TreeHead(ctx)
 		if err != nil {
@@ -107,17 +104,6 @@ func runAuditConsistency(ctx context.Context, a *app, c command, args []string) 
 			return a.fail(c, err)
 		}
 	}
-	if *keysPath == "" {
-		raw, err := client.Keys(ctx)
-		if err != nil {
-			return a.fail(c, err)
-		}
-		if ks, err = parseKeySet(raw); err != nil {
-			return a.fail(c, err)
-		}
-		fmt.Fprintln(a.stderr, "note: signatures checked with the server's own keys; for a check that does not trust the server, give --keys with a keys file saved earlier")
-	}
-
 	var problems []string
 	for _, h := range []struct {
 		name string
