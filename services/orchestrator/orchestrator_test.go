@@ -327,6 +327,10 @@ func TestExportExpires(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.Now = clock.Now; c.ExportExpiry = 7 * 24 * time.Hour })
 	e.connect("alpha", &toySystem{})
 	e.connect("beta", &toySystem{})
+	// The connectors' keys are valid from when they were registered, after
+	// the clock was made: a clock still before them seals to no one (and,
+	// frozen, never retries).
+	clock.Set(time.Now())
 	id := e.submit(`{"type":"export","tenant":"demo","subject":{"email":"` + subjectEmail + `"},"verified":true}`)
 	e.waitState(id, "fulfilled")
 	backup := blobsUnder(t, e.dir, id)
