@@ -17,6 +17,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/lethe-dev/lethe/pkg/lifecycle"
+	"github.com/lethe-dev/lethe/pkg/sqlitedb"
 )
 
 // sqlStore is the one SQL layer both engines share: SQLite and PostgreSQL
@@ -30,7 +31,7 @@ type sqlStore struct {
 	// transactions in groups (SQLite; nil for PostgreSQL, whose driver
 	// keeps its own statements and whose transactions run side by side).
 	stmts *statements
-	group *groupCommit
+	group *sqlitedb.GroupOf[*sqlTx]
 	// hashes are the log's committed stored hashes, kept in memory.
 	hashes *hashCache
 }
@@ -95,7 +96,7 @@ func placeholders(n int) string {
 // Close closes the database.
 func (s *sqlStore) Close() error {
 	if s.group != nil {
-		s.group.close()
+		s.group.Close()
 	}
 	s.stmts.close()
 	return s.db.Close()
@@ -107,7 +108,7 @@ func (s *sqlStore) Ping(ctx context.Context) error { return s.db.PingContext(ctx
 // Tx implements [Store].
 func (s *sqlStore) Tx(ctx context.Context, fn func(Tx) error) error {
 	if s.group != nil {
-		return s.group.tx(ctx, fn)
+		return s.group.Tx(ctx, func(t *sqlTx) error { return fn(t) })
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -125,13 +126,18 @@ func (s *sqlStore) Tx(ctx context.Context, fn func(Tx) error) error {
 	if err := tx.Commit(); err != nil {
 		return unavailable(fmt.Errorf("commit: %w", err))
 	}
+	s.committed(ctx, t)
+	return nil
+}
+
+// committed keeps what t wrote once it is committed.
+func (s *sqlStore) committed(ctx context.Context, t *sqlTx) {
 	s.hashes.add(t.wrote.list)
 	// Prepared now that the connection is free: the next transaction
 	// finds them.
 	for _, q := range t.missed {
 		s.stmts.prepare(ctx, q)
 	}
-	return nil
 }
 
 type sqlTx struct {

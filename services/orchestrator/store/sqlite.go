@@ -28,8 +28,26 @@ func OpenSQLite(path string, opts ...Option) (*SQLite, error) {
 		return nil, fmt.Errorf("store schema: %w", err)
 	}
 	st := &SQLite{sqlStore{db: db, stmts: newStatements(db), hashes: newHashCache()}}
-	st.group = newGroupCommit(&st.sqlStore)
+	st.group = st.groupCommit()
 	return st, nil
+}
+
+// groupCommit commits the store's transactions in groups: SQLite runs one
+// write transaction at a time on its one connection, and a commit costs
+// the same whether it carries one change or a hundred (see
+// [sqlitedb.Group]). What a transaction keeps beside SQL (its log entries,
+// the hashes it wrote, statements to prepare) follows its savepoints.
+func (s *SQLite) groupCommit() *sqlitedb.GroupOf[*sqlTx] {
+	return sqlitedb.NewGroupOf(s.db, sqlitedb.Hooks[*sqlTx]{
+		Begin: s.newTx,
+		Mark: func(t *sqlTx) func() {
+			mark, log := t.wrote.mark(), t.log
+			return func() { t.wrote.undo(mark); t.log = log }
+		},
+		BeforeCommit: func(ctx context.Context, t *sqlTx) error { return t.flushLog(ctx) },
+		AfterCommit:  s.committed,
+		Err:          unavailable,
+	})
 }
 
 // Checkpoint copies the write-ahead log into the database file and
