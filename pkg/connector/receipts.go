@@ -41,7 +41,11 @@ type ReceiptStore interface {
 // scripts/chaos, checks them). An effect cut short before its receipt was
 // stored (a crash) is not counted: it is run again, and the [System] must be
 // idempotent for it.
-type SQLiteReceipts struct{ db *sql.DB }
+type SQLiteReceipts struct {
+	db *sql.DB
+	// writes commits Begin's and Put's rows of concurrent tasks together.
+	writes *sqlitedb.Group
+}
 
 // OpenReceipts opens (or creates) the receipt store at path. opts are
 // sqlitedb's: [sqlitedb.WithDurability] (by default every receipt is
@@ -75,19 +79,26 @@ func OpenReceipts(path string, opts ...sqlitedb.Option) (*SQLiteReceipts, error)
 			return nil, fmt.Errorf("receipt store schema: %w", err)
 		}
 	}
-	return &SQLiteReceipts{db: db}, nil
+	return &SQLiteReceipts{db: db, writes: sqlitedb.NewGroup(db)}, nil
 }
 
-// Close closes the file.
-func (s *SQLiteReceipts) Close() error { return s.db.Close() }
+// Close closes the file, once the writes under way are committed.
+func (s *SQLiteReceipts) Close() error {
+	s.writes.Close()
+	return s.db.Close()
+}
 
 // Begin implements [ReceiptStore].
 func (s *SQLiteReceipts) Begin(ctx context.Context, taskID string) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO started (task_id) VALUES (?) ON CONFLICT (task_id) DO NOTHING`, taskID)
-	if err != nil {
-		return false, fmt.Errorf("begin task: %w", err)
-	}
-	n, err := res.RowsAffected()
+	var n int64
+	err := s.writes.Tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO started (task_id) VALUES (?) ON CONFLICT (task_id) DO NOTHING`, taskID)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("begin task: %w", err)
 	}
@@ -117,7 +128,11 @@ func (s *SQLiteReceipts) Put(ctx context.Context, r *lethev1.Receipt) error {
 	if err != nil {
 		return fmt.Errorf("encode receipt: %w", err)
 	}
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO receipts (task_id, receipt) VALUES (?, ?) ON CONFLICT (task_id) DO UPDATE SET receipt = excluded.receipt, applied = receipts.applied + 1`, r.GetTaskId(), b); err != nil {
+	err = s.writes.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO receipts (task_id, receipt) VALUES (?, ?) ON CONFLICT (task_id) DO UPDATE SET receipt = excluded.receipt, applied = receipts.applied + 1`, r.GetTaskId(), b)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("put receipt: %w", err)
 	}
 	return nil

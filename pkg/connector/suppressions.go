@@ -39,9 +39,11 @@ const (
 // A host application's import and enrichment paths ask it before they
 // write or use a person's data: [Suppressions.Check].
 type Suppressions struct {
-	db  *sql.DB
-	key []byte
-	now func() time.Time
+	db *sql.DB
+	// writes commits the entries of concurrent tasks together.
+	writes *sqlitedb.Group
+	key    []byte
+	now    func() time.Time
 }
 
 // SuppressionsFile is the list's file in a connector's data directory.
@@ -73,11 +75,14 @@ func OpenSuppressions(dataDir string, key []byte, opts ...sqlitedb.Option) (*Sup
 		db.Close()
 		return nil, fmt.Errorf("suppression list schema: %w", err)
 	}
-	return &Suppressions{db: db, key: key, now: time.Now}, nil
+	return &Suppressions{db: db, writes: sqlitedb.NewGroup(db), key: key, now: time.Now}, nil
 }
 
-// Close closes the list.
-func (s *Suppressions) Close() error { return s.db.Close() }
+// Close closes the list, once the writes under way are committed.
+func (s *Suppressions) Close() error {
+	s.writes.Close()
+	return s.db.Close()
+}
 
 // Identifier is how a host application names the person it asks about:
 // [Email] or [UserID].
@@ -143,21 +148,19 @@ func (s *Suppressions) addHashes(ctx context.Context, tenant, requestID string, 
 	if len(categories) == 0 {
 		categories = []string{""}
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return Retryable(fmt.Errorf("suppression list: %w", err))
-	}
-	defer tx.Rollback()
 	at := s.now().UTC().Format(time.RFC3339Nano)
-	for _, h := range hashes {
-		for _, c := range categories {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO suppressions (tenant, hash, category, reason, request_id, at)
-				VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, tenant, h, c, reason, requestID, at); err != nil {
-				return Retryable(fmt.Errorf("suppression list: %w", err))
+	err := s.writes.Tx(ctx, func(tx *sql.Tx) error {
+		for _, h := range hashes {
+			for _, c := range categories {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO suppressions (tenant, hash, category, reason, request_id, at)
+					VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, tenant, h, c, reason, requestID, at); err != nil {
+					return err
+				}
 			}
 		}
-	}
-	if err := tx.Commit(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return Retryable(fmt.Errorf("suppression list: %w", err))
 	}
 	return nil
