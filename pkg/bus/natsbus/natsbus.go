@@ -590,6 +590,30 @@ func (b *Bus) consume(ctx context.Context, topic, group string, h bus.Handler) (
 	return took.Load(), err
 }
 
+// keepInProgress tells the server every interval that m is still being
+// worked on, until the returned stop is called.
+func keepInProgress(m jetstream.Msg, interval time.Duration) (stop func()) {
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	mu.Lock() // t is set before the first tick reads it
+	t = time.AfterFunc(interval, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			_ = m.InProgress()
+			t.Reset(interval)
+		}
+	})
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
+	}
+}
+
 // errWorkQueueNotUnique is the server's JSConsumerWQConsumerNotUniqueErr:
 // a work-queue stream has one consumer per subject.
 const errWorkQueueNotUnique jetstream.ErrorCode = 10100
@@ -610,21 +634,11 @@ func (b *Bus) handle(ctx context.Context, m jetstream.Msg, h bus.Handler) {
 	}
 	// While the handler works, tell the server so before the ack wait runs
 	// out, or it would hand the message to another member of the group.
-	working := make(chan struct{})
-	go func() {
-		tick := time.NewTicker(b.cfg.AckWait / 3)
-		defer tick.Stop()
-		for {
-			select {
-			case <-working:
-				return
-			case <-tick.C:
-				_ = m.InProgress()
-			}
-		}
-	}()
+	// A timer, not a goroutine per message: most handlers end long before
+	// it fires.
+	stop := keepInProgress(m, b.cfg.AckWait/3)
 	err := h(ctx, msg)
-	close(working)
+	stop()
 	switch {
 	case err == nil:
 		_ = m.DoubleAck(context.WithoutCancel(ctx))
