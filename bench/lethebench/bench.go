@@ -37,6 +37,10 @@ type Options struct {
 	Growth []int
 	// Work is the folder the runs keep their stores in.
 	Work string
+	// CPUProfile, when set, receives a CPU profile of the first pipeline
+	// run's timed window only: what the pipeline costs, not the raw run,
+	// the seeding or the certificates' verification.
+	CPUProfile io.Writer
 }
 
 // Report is everything a run measured; it is what results/*.json hold.
@@ -85,6 +89,7 @@ func Bench(ctx context.Context, opts Options, bar *Bar) (*Report, error) {
 		}
 	}
 	add := func(name string, e Engines, load Load) (*Run, error) {
+		load.Profile, opts.CPUProfile = opts.CPUProfile, nil
 		run, err := runPipeline(ctx, opts.Work, e, load, bar)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)

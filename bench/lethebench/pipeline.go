@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -50,6 +51,8 @@ type Load struct {
 	N       int
 	Clients int
 	Rate    float64
+	// Profile receives a CPU profile of the timed window, if set.
+	Profile io.Writer
 }
 
 // Run is one pipeline run's figures.
@@ -178,6 +181,11 @@ func runPipeline(ctx context.Context, work string, e Engines, load Load, bar *Ba
 		ids[i] = id
 		sent.Add(1)
 	}
+	if load.Profile != nil {
+		if err := pprof.StartCPUProfile(load.Profile); err != nil {
+			return nil, err
+		}
+	}
 	start := time.Now()
 	go sendAll(ctx, load, send)
 
@@ -218,6 +226,9 @@ func runPipeline(ctx context.Context, work string, e Engines, load Load, bar *Ba
 		}
 	}
 	bar.Done()
+	if load.Profile != nil {
+		pprof.StopCPUProfile()
+	}
 	run.Ended = load.N
 	run.CPUPerRequest = (cpuTime() - cpu0).Seconds() / float64(load.N)
 	run.PeakRSS = peakRSS()

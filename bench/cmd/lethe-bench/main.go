@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -55,7 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	growth := fs.String("growth", os.Getenv("BENCH_GROWTH"), "cost growth: comma-separated sizes, a run each (e.g. 1000,10000,100000; env BENCH_GROWTH)")
 	out := fs.String("out", "bench/results", "folder of the JSON result and the SVG plot")
 	work := fs.String("work", "", "folder of the runs' stores, each removed after its run (default: a new temporary folder)")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the first pipeline run's timed window to this file")
 	baseline := fs.String("baseline", "", "a committed result to compare with (warns when the ratio fell by more than 20%)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -107,8 +106,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		defer f.Close()
-		_ = pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
+		opts.CPUProfile = f
 	}
 
 	rep, err := lethebench.Bench(ctx, opts, lethebench.NewBar(stderr))
