@@ -454,6 +454,17 @@ func (t *sqlTx) Tasks(ctx context.Context, requestID string) ([]*Task, error) {
 	return scanTasks(t.query(ctx, `SELECT `+taskColumns("")+` FROM tasks WHERE request_id = ? ORDER BY system`+t.d.forUpdate(), requestID))
 }
 
+// OpenTasks implements [Tx]. The caller holds the request's lock (every
+// transaction takes it first), so no other answer ends a task meanwhile.
+func (t *sqlTx) OpenTasks(ctx context.Context, requestID string) (int, error) {
+	var n int
+	err := t.queryRow(ctx, `SELECT COUNT(*) FROM tasks WHERE request_id = ? AND state NOT IN ('answered', 'deferred', 'dead_letter')`, requestID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("open tasks: %w", err)
+	}
+	return n, nil
+}
+
 // DueTasks locks the tasks it returns and their requests, skipping those
 // another transaction holds: two replicas never re-attempt one task, and
 // the locks are all taken before the transaction appends to the log.

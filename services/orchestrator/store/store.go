@@ -240,6 +240,9 @@ type Tx interface {
 	Task(ctx context.Context, id string) (*Task, error)
 	// Tasks returns a request's tasks, by system, locked.
 	Tasks(ctx context.Context, requestID string) ([]*Task, error)
+	// OpenTasks counts a request's tasks not yet ended (answered, deferred
+	// or dead-lettered): a cheap look before reading them all.
+	OpenTasks(ctx context.Context, requestID string) (int, error)
 	UpdateTask(ctx context.Context, t *Task) error
 	// DueTasks returns tasks waiting for an answer or a retry whose
 	// NextAttemptAt is not after now, soonest first. They and their

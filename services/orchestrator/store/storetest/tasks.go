@@ -33,6 +33,9 @@ func testTasks(t *testing.T, s store.Store) {
 			return err
 		}
 		same(t, "Tx.Tasks, by system", all, []*store.Task{a, b})
+		if n, err := tx.OpenTasks(ctx, r.ID); err != nil || n != 2 {
+			t.Errorf("Tx.OpenTasks = %d %v, want 2", n, err)
+		}
 		wantErr(t, "insert a known task", tx.InsertTask(ctx, newTask(r.ID, "billing", lifecycle.TaskPending, time.Time{})), store.ErrDuplicate)
 		return nil
 	})
@@ -44,6 +47,24 @@ func testTasks(t *testing.T, s store.Store) {
 	a.Counts, a.Remaining = map[string]int64{"profile": 1, "invoices": 12}, 12
 	a.ExportSHA256, a.ExportKey, a.Receipt = []byte{1, 2, 3}, []byte(`{"profile":[]}`), []byte{0, 1, 0xff}
 	mustTx(t, s, func(tx store.Tx) error { return tx.UpdateTask(ctx, a) })
+	for _, tc := range []struct {
+		state lifecycle.TaskState
+		open  int
+	}{{lifecycle.TaskRetrying, 2}, {lifecycle.TaskDeadLetter, 1}, {lifecycle.TaskDeferred, 1}, {lifecycle.TaskAnswered, 1}} {
+		c := *b
+		c.State = tc.state
+		mustTx(t, s, func(tx store.Tx) error {
+			if err := tx.UpdateTask(ctx, &c); err != nil {
+				return err
+			}
+			// a is answered: b alone may be open.
+			if n, err := tx.OpenTasks(ctx, r.ID); err != nil || n != tc.open-1 {
+				t.Errorf("Tx.OpenTasks with b %s = %d %v, want %d", tc.state, n, err, tc.open-1)
+			}
+			return nil
+		})
+	}
+	mustTx(t, s, func(tx store.Tx) error { return tx.UpdateTask(ctx, b) })
 
 	got, tasks, err := s.Get(ctx, r.ID)
 	if err != nil {
