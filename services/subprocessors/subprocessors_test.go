@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/lethe-dev/lethe/pkg/connector"
 	"github.com/lethe-dev/lethe/pkg/connector/connectortest"
@@ -307,7 +306,7 @@ func TestErrorsHoldNoSubjectIdentifier(t *testing.T) {
 					Access: Request{URL: "{base}/people/{email}"},
 					Auth:   Auth{Header: "Authorization", Scheme: "Bearer", Env: "TOKEN"},
 				}},
-				Vars: map[string]string{"base": base}, Getenv: tt.getenv, Timeout: 200 * time.Millisecond,
+				Vars: map[string]string{"base": base}, Getenv: tt.getenv, Timeout: timeoutFor(tt.base, slow.URL),
 			})
 			for _, op := range []func(context.Context, connector.Task) (connector.Result, error){sys.Erase, sys.Export} {
 				_, err := op(context.Background(), task(tt.subj, "r7"))
