@@ -48,13 +48,17 @@ type Hooks[T any] struct {
 
 // GroupOf is a [Group] whose functions get T, made by its [Hooks].
 type GroupOf[T any] struct {
-	db      *sql.DB
-	hooks   Hooks[T]
-	queue   chan *groupCall[T]
-	start   sync.Once
-	stopped chan struct{} // closed once run returned
-	mu      sync.Mutex    // guards closed, and sends on queue against its closing
-	closed  bool
+	db    *sql.DB
+	hooks Hooks[T]
+	// savepoints are the statements that open, release and roll back a
+	// member's savepoint, prepared once: parsing them again for each
+	// member is as dear as a small insert. Only run uses them.
+	savepoints map[string]*sql.Stmt
+	queue      chan *groupCall[T]
+	start      sync.Once
+	stopped    chan struct{} // closed once run returned
+	mu         sync.Mutex    // guards closed, and sends on queue against its closing
+	closed     bool
 }
 
 // groupMax bounds the functions of one transaction: a group's latency is
@@ -109,6 +113,48 @@ func (g *GroupOf[T]) Close() {
 	g.mu.Unlock()
 	g.start.Do(func() { close(g.stopped) }) // never started: nothing to wait for
 	<-g.stopped
+	for _, st := range g.savepoints {
+		st.Close()
+	}
+}
+
+// Members' savepoints, one at a time, so one name serves.
+const (
+	savepointOpen     = `SAVEPOINT member`
+	savepointRelease  = `RELEASE member`
+	savepointRollback = `ROLLBACK TO member`
+)
+
+// prepareSavepoints prepares the savepoint statements, outside any
+// transaction (the database has one connection); if it cannot, they are
+// parsed each time.
+func (g *GroupOf[T]) prepareSavepoints() {
+	if g.savepoints != nil {
+		return
+	}
+	stmts := map[string]*sql.Stmt{}
+	for _, q := range []string{savepointOpen, savepointRelease, savepointRollback} {
+		st, err := g.db.Prepare(q)
+		if err != nil {
+			for _, st := range stmts {
+				st.Close()
+			}
+			return
+		}
+		stmts[q] = st
+	}
+	g.savepoints = stmts
+}
+
+// exec runs one of the savepoint statements in tx.
+func (g *GroupOf[T]) exec(tx *sql.Tx, q string) error {
+	var err error
+	if st := g.savepoints[q]; st != nil {
+		_, err = tx.Stmt(st).Exec()
+	} else {
+		_, err = tx.Exec(q)
+	}
+	return err
 }
 
 func (g *GroupOf[T]) run() {
@@ -152,6 +198,9 @@ func (g *GroupOf[T]) commit(group []*groupCall[T]) {
 	// The transaction is the group's, not any caller's: one caller
 	// leaving must not roll back the others.
 	ctx := context.Background()
+	if len(live) > 1 {
+		g.prepareSavepoints()
+	}
 	tx, err := g.db.BeginTx(ctx, nil)
 	if err != nil {
 		failAll(live, fmt.Errorf("sqlitedb: begin: %w", err))
@@ -160,11 +209,11 @@ func (g *GroupOf[T]) commit(group []*groupCall[T]) {
 	defer tx.Rollback() // a no-op after Commit
 	t := g.hooks.Begin(tx)
 	committed := 0
-	for i, c := range live {
+	for _, c := range live {
 		if len(live) == 1 {
 			c.err = call(c, t)
 		} else {
-			c.err = g.savepoint(tx, t, i, c)
+			c.err = g.savepoint(tx, t, c)
 		}
 		if errors.Is(c.err, errBroken) {
 			// The savepoint could not be rolled back: nothing of this
@@ -204,11 +253,10 @@ func (g *GroupOf[T]) commit(group []*groupCall[T]) {
 // errBroken marks a failure that spoils the whole group's transaction.
 var errBroken = errors.New("sqlitedb: group transaction broken")
 
-// savepoint runs c's function in savepoint i of tx, rolled back to it if
+// savepoint runs c's function in a savepoint of tx, rolled back to it if
 // the function fails.
-func (g *GroupOf[T]) savepoint(tx *sql.Tx, t T, i int, c *groupCall[T]) error {
-	name := fmt.Sprintf("g%d", i)
-	if _, err := tx.Exec(`SAVEPOINT ` + name); err != nil {
+func (g *GroupOf[T]) savepoint(tx *sql.Tx, t T, c *groupCall[T]) error {
+	if err := g.exec(tx, savepointOpen); err != nil {
 		return fmt.Errorf("%w: savepoint: %w", errBroken, err)
 	}
 	undo := func() {}
@@ -218,13 +266,13 @@ func (g *GroupOf[T]) savepoint(tx *sql.Tx, t T, i int, c *groupCall[T]) error {
 	err := call(c, t)
 	if err != nil {
 		undo()
-		if _, rerr := tx.Exec(`ROLLBACK TO ` + name); rerr != nil {
+		if rerr := g.exec(tx, savepointRollback); rerr != nil {
 			// SQLite rolls the whole transaction back by itself after
 			// some errors (SQLITE_FULL among them).
 			return fmt.Errorf("%w: %w (rollback to savepoint: %v)", errBroken, err, rerr)
 		}
 	}
-	if _, rerr := tx.Exec(`RELEASE ` + name); rerr != nil {
+	if rerr := g.exec(tx, savepointRelease); rerr != nil {
 		return fmt.Errorf("%w: release savepoint: %w", errBroken, rerr)
 	}
 	return err

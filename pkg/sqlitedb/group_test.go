@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
+
+	"github.com/lethe-dev/lethe/pkg/durability"
 )
 
 func openGroup(t *testing.T) (*sql.DB, *Group) {
@@ -129,4 +132,34 @@ func TestGroupCancelledCallerRunsNothing(t *testing.T) {
 	if got := count(t, db); got != 0 {
 		t.Fatalf("%d rows", got)
 	}
+}
+
+// BenchmarkGroup: concurrent callers of one insert each, as the
+// connectors' receipts are written.
+func BenchmarkGroup(b *testing.B) {
+	db, err := Open(filepath.Join(b.TempDir(), "g.db"), WithDurability(durability.Fast))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)`); err != nil {
+		b.Fatal(err)
+	}
+	g := NewGroup(db)
+	defer g.Close()
+	ctx := context.Background()
+	var n atomic.Int64
+	b.SetParallelism(32)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			k := n.Add(1)
+			if err := g.Tx(ctx, func(tx *sql.Tx) error {
+				_, err := tx.ExecContext(ctx, `INSERT INTO t (k, v) VALUES (?, ?)`, k, make([]byte, 200))
+				return err
+			}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
