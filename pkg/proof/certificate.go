@@ -2,6 +2,7 @@ package proof
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -250,13 +251,27 @@ func (c *Certificate) signed() []byte {
 	return u.Encode()
 }
 
-// Sign sets the certificate's key id and signature.
-func (c *Certificate) Sign(s *Signer) {
+// Sign sets the certificate's key id and signature, and returns the
+// certificate's encoding, as Encode would.
+func (c *Certificate) Sign(s *Signer) []byte {
 	if c.Version == 0 {
 		c.Version = CertificateVersion
 	}
 	c.KeyID = s.Key.ID
-	c.Signature = s.Sign(certificateDomain, c.signed())
+	unsigned := c.signed()
+	c.Signature = s.Sign(certificateDomain, unsigned)
+	// The signature is the last field, so the signed certificate is the
+	// unsigned one with it in the place of null: a certificate is
+	// encoded once, not twice (an orchestrator issues one per request).
+	const null = `"signature":null}`
+	if !bytes.HasSuffix(unsigned, []byte(null)) {
+		return c.Encode()
+	}
+	b := make([]byte, 0, len(unsigned)+base64.StdEncoding.EncodedLen(len(c.Signature))+2)
+	b = append(b, unsigned[:len(unsigned)-len(null)]...)
+	b = append(b, `"signature":"`...)
+	b = base64.StdEncoding.AppendEncode(b, c.Signature)
+	return append(b, `"}`...)
 }
 
 // Verify checks a certificate with the public keys alone: its form, the

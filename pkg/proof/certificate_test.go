@@ -46,6 +46,10 @@ func certificateVerifies(t *testing.T, version int) {
 	if got.Version != version || got.KeyID != w.Orchestrator.Key.ID {
 		t.Errorf("version %d key %s", got.Version, got.KeyID)
 	}
+	// Sign's encoding is Encode's, byte for byte.
+	if signed := c.Sign(w.Orchestrator); !bytes.Equal(signed, c.Encode()) {
+		t.Errorf("Sign returned\n%s\nEncode gives\n%s", signed, c.Encode())
+	}
 	// As served, with a final newline, it verifies too.
 	if _, err := proof.Verify(append(c.Encode(), '\n'), w.Keys); err != nil {
 		t.Errorf("with a final newline: %v", err)

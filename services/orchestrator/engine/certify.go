@@ -135,8 +135,7 @@ func (e *Engine) issueOn(ctx context.Context, tx store.Tx, r *store.Request, tas
 			NoticeDeliveredAt: first, NoticeChannels: channels}
 	}
 	c.DeadlineMet = !c.RespondedAt().After(c.EffectiveDeadline())
-	c.Sign(e.cfg.Signer)
-	return tx.PutCertificate(ctx, r.ID, c.Encode(), now)
+	return tx.PutCertificate(ctx, r.ID, c.Sign(e.cfg.Signer), now)
 }
 
 // TreeHead signs the log's current size and root.
