@@ -174,23 +174,54 @@ func (ks KeySet) sealKeyOf(role, system string, at time.Time) (*[32]byte, error)
 // secret, the nonce BLAKE2b-192 of both public keys), made here with two
 // scalar multiplications where box.SealAnonymous takes three.
 func Seal(to *[32]byte, data []byte) ([]byte, error) {
-	curve := ecdh.X25519()
-	peer, err := curve.NewPublicKey(to[:])
+	s, err := NewSealer()
+	if err != nil {
+		return nil, err
+	}
+	return s.Seal(to, data)
+}
+
+// A Sealer seals to several recipients under one ephemeral key: one
+// scalar multiplication per recipient, instead of two, for a request's
+// subject sealed to each of its systems. Each envelope is still an
+// anonymous box its recipient alone opens (the key and the nonce are
+// the recipient's); what the shared ephemeral key tells, that the
+// envelopes were made together, the tasks that carry them tell already
+// (one request id). Use one Sealer per message set, never longer.
+type Sealer struct{ eph *ecdh.PrivateKey }
+
+// NewSealer makes a fresh ephemeral key.
+func NewSealer() (*Sealer, error) {
+	eph, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
 	}
-	eph, err := curve.GenerateKey(rand.Reader)
+	return &Sealer{eph: eph}, nil
+}
+
+// Seal seals data to the holder of the sealing key to.
+func (s *Sealer) Seal(to *[32]byte, data []byte) ([]byte, error) {
+	peer, err := ecdh.X25519().NewPublicKey(to[:])
 	if err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
 	}
-	shared, err := eph.ECDH(peer)
+	shared, err := s.eph.ECDH(peer)
 	if err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
 	}
-	ephPub := eph.PublicKey().Bytes()
+	ephPub := s.eph.PublicKey().Bytes()
 	key, nonce := boxKey(shared), sealNonce(ephPub, to[:])
 	out := make([]byte, 0, box.AnonymousOverhead+len(data))
 	return secretbox.Seal(append(out, ephPub...), data, &nonce, &key), nil
+}
+
+// SealSubject seals a subject to the holder of to, as [SealSubject].
+func (s *Sealer) SealSubject(to *[32]byte, subject *lethev1.Subject) ([]byte, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(subject)
+	if err != nil {
+		return nil, err
+	}
+	return s.Seal(to, b)
 }
 
 // Open opens data sealed to k; ErrNotSealedToUs for anything else.
@@ -239,11 +270,11 @@ var ErrNotSealedToUs = errors.New("not sealed to this key, or changed")
 
 // SealSubject seals a subject to a connector's sealing key.
 func SealSubject(to *[32]byte, s *lethev1.Subject) ([]byte, error) {
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(s)
+	sealer, err := NewSealer()
 	if err != nil {
 		return nil, err
 	}
-	return Seal(to, b)
+	return sealer.SealSubject(to, s)
 }
 
 // OpenSubject opens a subject sealed to k.

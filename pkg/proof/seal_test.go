@@ -170,3 +170,40 @@ func TestSealIsNaClAnonymousBox(t *testing.T) {
 		}
 	}
 }
+
+// One Sealer's envelopes, to several recipients, are each an anonymous
+// box its recipient alone opens.
+func TestSealerToSeveral(t *testing.T) {
+	sealer, err := proof.NewSealer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := &lethev1.Subject{Email: "person-0001@example.com"}
+	type recipient struct {
+		pub, priv *[32]byte
+		sealed    []byte
+	}
+	var rs []recipient
+	for range 3 {
+		pub, priv, err := box.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealed, err := sealer.SealSubject(pub, subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, recipient{pub, priv, sealed})
+	}
+	for i, r := range rs {
+		for j, o := range rs {
+			_, ok := box.OpenAnonymous(nil, o.sealed, r.pub, r.priv)
+			if ok != (i == j) {
+				t.Errorf("recipient %d opening envelope %d: %v", i, j, ok)
+			}
+		}
+		if i > 0 && bytes.Equal(r.sealed[32:], rs[0].sealed[32:]) {
+			t.Errorf("envelopes %d and 0 share their ciphertext", i)
+		}
+	}
+}

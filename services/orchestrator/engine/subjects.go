@@ -47,16 +47,22 @@ type identity struct {
 	sealed  map[string][]byte // by system
 }
 
-// sealForSystems seals subject to each system's connector; a system
-// without a sealing key is left out (its attempt says so).
+// sealForSystems seals subject to each system's connector, under one
+// ephemeral key (proof.Sealer); a system without a sealing key is left
+// out (its attempt says so, or seals again).
 func (e *Engine) sealForSystems(subject *lethev1.Subject, now time.Time) map[string][]byte {
 	sealed := make(map[string][]byte, len(e.cfg.Systems))
+	sealer, err := proof.NewSealer()
+	if err != nil {
+		return sealed
+	}
+	keys := e.Keys()
 	for _, sys := range e.cfg.Systems {
-		to, err := e.Keys().SealKeyFor(sys, now)
+		to, err := keys.SealKeyFor(sys, now)
 		if err != nil {
 			continue
 		}
-		if b, err := proof.SealSubject(to, subject); err == nil {
+		if b, err := sealer.SealSubject(to, subject); err == nil {
 			sealed[sys] = b
 		}
 	}
