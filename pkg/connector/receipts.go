@@ -92,7 +92,7 @@ func (s *SQLiteReceipts) Close() error {
 func (s *SQLiteReceipts) Begin(ctx context.Context, taskID string) (bool, error) {
 	var n int64
 	err := s.writes.Tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO started (task_id) VALUES (?) ON CONFLICT (task_id) DO NOTHING`, taskID)
+		res, err := tx.Exec(`INSERT INTO started (task_id) VALUES (?) ON CONFLICT (task_id) DO NOTHING`, taskID)
 		if err != nil {
 			return err
 		}
@@ -129,7 +129,7 @@ func (s *SQLiteReceipts) Put(ctx context.Context, r *lethev1.Receipt) error {
 		return fmt.Errorf("encode receipt: %w", err)
 	}
 	err = s.writes.Tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO receipts (task_id, receipt) VALUES (?, ?) ON CONFLICT (task_id) DO UPDATE SET receipt = excluded.receipt, applied = receipts.applied + 1`, r.GetTaskId(), b)
+		_, err := tx.Exec(`INSERT INTO receipts (task_id, receipt) VALUES (?, ?) ON CONFLICT (task_id) DO UPDATE SET receipt = excluded.receipt, applied = receipts.applied + 1`, r.GetTaskId(), b)
 		return err
 	})
 	if err != nil {

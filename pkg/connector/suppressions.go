@@ -152,7 +152,7 @@ func (s *Suppressions) addHashes(ctx context.Context, tenant, requestID string, 
 	err := s.writes.Tx(ctx, func(tx *sql.Tx) error {
 		for _, h := range hashes {
 			for _, c := range categories {
-				if _, err := tx.ExecContext(ctx, `INSERT INTO suppressions (tenant, hash, category, reason, request_id, at)
+				if _, err := tx.Exec(`INSERT INTO suppressions (tenant, hash, category, reason, request_id, at)
 					VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, tenant, h, c, reason, requestID, at); err != nil {
 					return err
 				}

@@ -86,6 +86,9 @@ var ErrClosed = errors.New("sqlitedb: closed")
 
 // Tx runs fn in the next group's transaction and returns once that
 // transaction committed (nil), or fn's error, fn's work rolled back.
+// ctx ends the wait for a turn; fn's statements should not take it:
+// the transaction is the group's, and the SQLite driver watches a
+// cancellable context with a goroutine per statement.
 func (g *GroupOf[T]) Tx(ctx context.Context, fn func(T) error) error {
 	g.start.Do(func() { go g.run() })
 	c := &groupCall[T]{ctx: ctx, fn: fn, done: make(chan struct{})}

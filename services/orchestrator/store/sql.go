@@ -145,6 +145,12 @@ type sqlTx struct {
 	d      dialect
 	stmts  *statements
 	hashes *hashCache
+	// grouped: the transaction is a group's (SQLite), not any one
+	// caller's, so its statements ignore their caller's cancellation. A
+	// statement cut short would fail the caller's savepoint anyway, and a
+	// cancellable context costs the SQLite driver a goroutine per
+	// statement, on the store's one writer.
+	grouped bool
 	// missed are the statements run unprepared.
 	missed []string
 	// wrote are the log hashes written.
@@ -177,6 +183,14 @@ func (s *sqlStore) newTx(tx *sql.Tx) *sqlTx {
 	return &sqlTx{tx: tx, d: s.d, stmts: s.stmts, hashes: s.hashes}
 }
 
+// statementContext is the context t's statements run under.
+func (t *sqlTx) statementContext(ctx context.Context) context.Context {
+	if t.grouped {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
+}
+
 // stmt is the transaction's use of the prepared q, or nil (then q is
 // prepared after the commit).
 func (t *sqlTx) stmt(ctx context.Context, q string) *sql.Stmt {
@@ -190,6 +204,7 @@ func (t *sqlTx) stmt(ctx context.Context, q string) *sql.Stmt {
 }
 
 func (t *sqlTx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx = t.statementContext(ctx)
 	q := t.d.q(query)
 	if st := t.stmt(ctx, q); st != nil {
 		return st.ExecContext(ctx, args...)
@@ -198,6 +213,7 @@ func (t *sqlTx) exec(ctx context.Context, query string, args ...any) (sql.Result
 }
 
 func (t *sqlTx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx = t.statementContext(ctx)
 	q := t.d.q(query)
 	if st := t.stmt(ctx, q); st != nil {
 		return st.QueryContext(ctx, args...)
@@ -206,6 +222,7 @@ func (t *sqlTx) query(ctx context.Context, query string, args ...any) (*sql.Rows
 }
 
 func (t *sqlTx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	ctx = t.statementContext(ctx)
 	q := t.d.q(query)
 	if st := t.stmt(ctx, q); st != nil {
 		return st.QueryRowContext(ctx, args...)

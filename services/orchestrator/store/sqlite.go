@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 
@@ -39,7 +40,11 @@ func OpenSQLite(path string, opts ...Option) (*SQLite, error) {
 // the hashes it wrote, statements to prepare) follows its savepoints.
 func (s *SQLite) groupCommit() *sqlitedb.GroupOf[*sqlTx] {
 	return sqlitedb.NewGroupOf(s.db, sqlitedb.Hooks[*sqlTx]{
-		Begin: s.newTx,
+		Begin: func(tx *sql.Tx) *sqlTx {
+			t := s.newTx(tx)
+			t.grouped = true
+			return t
+		},
 		Mark: func(t *sqlTx) func() {
 			mark, log := t.wrote.mark(), t.log
 			return func() { t.wrote.undo(mark); t.log = log }
