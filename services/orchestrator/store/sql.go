@@ -159,6 +159,67 @@ type sqlTx struct {
 	// appends take their indexes from it, and its new value is written
 	// once, before the commit (flushLog), not once per entry.
 	log logHead
+	// appended are the entries appended and not yet written, and
+	// hashesWritten how many of wrote's hashes are: both are written in
+	// a few statements before a read of the entries or the commit, not
+	// two statements per entry.
+	appended      []logEntry
+	hashesWritten int
+}
+
+type logEntry struct {
+	idx       int64
+	requestID string
+	data      []byte
+}
+
+// mark returns what undoes t's own state back to now, when the savepoint
+// begun now is rolled back (the database undoes its own).
+func (t *sqlTx) mark() (undo func()) {
+	wrote, log, appended, hashesWritten := t.wrote.mark(), t.log, t.appended, t.hashesWritten
+	return func() {
+		t.wrote.undo(wrote)
+		t.log, t.appended, t.hashesWritten = log, appended, hashesWritten
+	}
+}
+
+// writeAppended writes the entries appended and their hashes.
+func (t *sqlTx) writeAppended(ctx context.Context) error {
+	if len(t.appended) > 0 {
+		// Unprepared: the number of rows varies, one statement a flush.
+		const perStatement = 200
+		for rows := t.appended; len(rows) > 0; {
+			n := min(len(rows), perStatement)
+			args := make([]any, 0, 3*n)
+			for _, e := range rows[:n] {
+				args = append(args, e.idx, e.requestID, e.data)
+			}
+			q := t.d.q(`INSERT INTO log_entries (idx, request_id, data) VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?, ?), ", n), ", "))
+			if _, err := t.tx.ExecContext(t.statementContext(ctx), q, args...); err != nil {
+				return fmt.Errorf("log append: %w", err)
+			}
+			rows = rows[n:]
+		}
+		// A new slice: a savepoint's mark keeps the old one.
+		t.appended = nil
+	}
+	if hs := t.wrote.list[t.hashesWritten:]; len(hs) > 0 {
+		const perStatement = 500
+		for len(hs) > 0 {
+			n := min(len(hs), perStatement)
+			args := make([]any, 0, 2*n)
+			for _, h := range hs[:n] {
+				args = append(args, h.idx, h.hash[:])
+			}
+			q := t.d.q(`INSERT INTO log_hashes (idx, hash) VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?), ", n), ", "))
+			if _, err := t.tx.ExecContext(t.statementContext(ctx), q, args...); err != nil {
+				return fmt.Errorf("log append: %w", err)
+			}
+			hs = hs[n:]
+		}
+		t.hashesWritten = len(t.wrote.list)
+	}
+	return nil
 }
 
 // logHead is the log's size within a transaction.
@@ -167,10 +228,14 @@ type logHead struct {
 	known, dirty bool
 }
 
-// flushLog writes the log's new size, if the transaction appended.
+// flushLog writes the entries appended and the log's new size, if the
+// transaction appended.
 func (t *sqlTx) flushLog(ctx context.Context) error {
 	if !t.log.dirty {
 		return nil
+	}
+	if err := t.writeAppended(ctx); err != nil {
+		return err
 	}
 	if _, err := t.exec(ctx, `UPDATE log_head SET size = ? WHERE id = 1`, t.log.size); err != nil {
 		return fmt.Errorf("log append: %w", err)
@@ -637,18 +702,8 @@ func (t *sqlTx) AppendLog(ctx context.Context, requestID string, entry []byte) (
 	if err != nil {
 		return 0, fmt.Errorf("log append: %w", err)
 	}
-	if _, err := t.exec(ctx, `INSERT INTO log_entries (idx, request_id, data) VALUES (?, ?, ?)`, n, requestID, entry); err != nil {
-		return 0, fmt.Errorf("log append: %w", err)
-	}
+	t.appended = append(t.appended, logEntry{n, requestID, entry})
 	first := tlog.StoredHashIndex(0, n)
-	args := make([]any, 0, 2*len(hashes))
-	for i, h := range hashes {
-		args = append(args, first+int64(i), h[:])
-	}
-	values := strings.TrimSuffix(strings.Repeat("(?, ?), ", len(hashes)), ", ")
-	if _, err := t.exec(ctx, `INSERT INTO log_hashes (idx, hash) VALUES `+values, args...); err != nil {
-		return 0, fmt.Errorf("log append: %w", err)
-	}
 	for i, h := range hashes {
 		t.wrote.add(first+int64(i), h)
 	}
@@ -657,6 +712,9 @@ func (t *sqlTx) AppendLog(ctx context.Context, requestID string, entry []byte) (
 }
 
 func (t *sqlTx) LogRange(ctx context.Context, start, end int64) ([]LogRecord, error) {
+	if err := t.writeAppended(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := t.query(ctx, `SELECT idx, data FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx`, start, end)
 	if err != nil {
 		return nil, fmt.Errorf("log range: %w", err)
@@ -665,6 +723,9 @@ func (t *sqlTx) LogRange(ctx context.Context, start, end int64) ([]LogRecord, er
 }
 
 func (t *sqlTx) RequestLog(ctx context.Context, requestID string) ([]LogRecord, error) {
+	if err := t.writeAppended(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := t.query(ctx, `SELECT idx, data FROM log_entries WHERE request_id = ? ORDER BY idx`, requestID)
 	if err != nil {
 		return nil, fmt.Errorf("request log: %w", err)

@@ -45,10 +45,7 @@ func (s *SQLite) groupCommit() *sqlitedb.GroupOf[*sqlTx] {
 			t.grouped = true
 			return t
 		},
-		Mark: func(t *sqlTx) func() {
-			mark, log := t.wrote.mark(), t.log
-			return func() { t.wrote.undo(mark); t.log = log }
-		},
+		Mark:         (*sqlTx).mark,
 		BeforeCommit: func(ctx context.Context, t *sqlTx) error { return t.flushLog(ctx) },
 		AfterCommit:  s.committed,
 		Err:          unavailable,

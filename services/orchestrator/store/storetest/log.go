@@ -287,6 +287,13 @@ func testLogFailuresAmongConcurrentTxs(t *testing.T, s store.Store) {
 							panic(errBoom)
 						}
 						if fail {
+							// A read of the log first writes what was
+							// appended, this function's and (SQLite's
+							// group commit) earlier members': a
+							// rollback to its savepoint must keep theirs.
+							if _, err := tx.RequestLog(t.Context(), fmt.Sprintf("req-%d", w)); err != nil {
+								return err
+							}
 							return errBoom
 						}
 						return nil
