@@ -53,6 +53,12 @@ func SeedDemo(ctx context.Context, db *sql.DB, n int, add func(ctx context.Conte
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("dataset: seed: %w", err)
 	}
+	// Statistics for the query planner: without them it may take an
+	// index by tenant (one value) over the subject's, for a lookup by
+	// email or user id.
+	if _, err := db.ExecContext(ctx, `ANALYZE`); err != nil {
+		return fmt.Errorf("dataset: seed: %w", err)
+	}
 	return nil
 }
 
@@ -120,6 +126,12 @@ func OpenSQLite(ctx context.Context, dataDir, file, schema string, mapYAML []byt
 		if err := addColumn(ctx, db, c); err != nil {
 			db.Close()
 			return nil, nil, fmt.Errorf("dataset: schema of %s: %w", file, err)
+		}
+	}
+	for _, q := range m.Indexes() {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			db.Close()
+			return nil, nil, fmt.Errorf("dataset: index of %s: %w", file, err)
 		}
 	}
 	e := New(db, m, key, append(opts, WithDialect(SQLite))...)

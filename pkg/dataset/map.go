@@ -370,3 +370,30 @@ func (t *Table) joinColumn() string {
 	}
 	return t.Join.Column
 }
+
+// Indexes are the statements that create the indexes the engine's lookups
+// use: each table's subject columns (the email as the engine matches it,
+// lowered and trimmed) and the column it joins by, each with the tenant.
+// Without them every lookup reads the whole table, and an erasure costs
+// what the table holds. The demo systems create them (OpenSQLite); a
+// system of one's own should have them, or their equivalent.
+func (m *Map) Indexes() []string {
+	var out []string
+	add := func(t *Table, name, expr string) {
+		out = append(out, "CREATE INDEX IF NOT EXISTS "+quote("lethe_"+t.Name+"_"+name)+" ON "+quote(t.Name)+
+			" ("+expr+", "+quote(t.Tenant)+")")
+	}
+	for i := range m.Tables {
+		t := &m.Tables[i]
+		if t.Subject.Email != "" {
+			add(t, "email", "(LOWER(TRIM("+quote(t.Subject.Email)+")))")
+		}
+		if t.Subject.UserID != "" {
+			add(t, "user_id", quote(t.Subject.UserID))
+		}
+		if t.Join != nil && t.Join.Column != t.Subject.UserID {
+			add(t, "join", quote(t.Join.Column))
+		}
+	}
+	return out
+}
