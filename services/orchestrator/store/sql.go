@@ -1088,26 +1088,32 @@ func (s *sqlStore) CountOverdue(ctx context.Context, now time.Time) (int, error)
 // another relay is claiming at this moment are skipped rather than waited
 // for.
 func (s *sqlStore) ClaimOutbox(ctx context.Context, owner string, limit int, now, until time.Time) ([]OutboxMessage, error) {
-	rows, err := s.query(ctx, `UPDATE outbox SET claimed_by = ?, claimed_until = ?
-		WHERE seq IN (SELECT seq FROM outbox WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < ?)
-			ORDER BY seq LIMIT ?`+s.d.skipLocked("")+`)
-		RETURNING seq, topic, msg_id, ce_type, msg_key, payload, created_at, task_id, wait_ms`, owner, until.UnixMilli(), now.UnixMilli(), limit)
-	if err != nil {
-		return nil, fmt.Errorf("claim outbox: %w", err)
-	}
-	defer rows.Close()
+	// A write like any other: on SQLite, in a group with the others, not
+	// a commit of its own that holds the one connection between groups.
 	var out []OutboxMessage
-	for rows.Next() {
-		var m OutboxMessage
-		var created, wait int64
-		var taskID sql.NullString
-		if err := rows.Scan(&m.Seq, &m.Topic, &m.ID, &m.Type, &m.Key, &m.Payload, &created, &taskID, &wait); err != nil {
-			return nil, fmt.Errorf("claim outbox: %w", err)
+	err := s.Tx(ctx, func(tx Tx) error {
+		out = nil
+		rows, err := tx.(*sqlTx).query(ctx, `UPDATE outbox SET claimed_by = ?, claimed_until = ?
+			WHERE seq IN (SELECT seq FROM outbox WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < ?)
+				ORDER BY seq LIMIT ?`+s.d.skipLocked("")+`)
+			RETURNING seq, topic, msg_id, ce_type, msg_key, payload, created_at, task_id, wait_ms`, owner, until.UnixMilli(), now.UnixMilli(), limit)
+		if err != nil {
+			return err
 		}
-		m.Created, m.TaskID, m.Wait = time.UnixMilli(created).UTC(), taskID.String, time.Duration(wait)*time.Millisecond
-		out = append(out, m)
-	}
-	if err := rows.Err(); err != nil {
+		defer rows.Close()
+		for rows.Next() {
+			var m OutboxMessage
+			var created, wait int64
+			var taskID sql.NullString
+			if err := rows.Scan(&m.Seq, &m.Topic, &m.ID, &m.Type, &m.Key, &m.Payload, &created, &taskID, &wait); err != nil {
+				return err
+			}
+			m.Created, m.TaskID, m.Wait = time.UnixMilli(created).UTC(), taskID.String, time.Duration(wait)*time.Millisecond
+			out = append(out, m)
+		}
+		return rows.Err()
+	})
+	if err != nil {
 		return nil, fmt.Errorf("claim outbox: %w", err)
 	}
 	slices.SortFunc(out, func(a, b OutboxMessage) int { return cmp.Compare(a.Seq, b.Seq) })
