@@ -328,21 +328,15 @@ func newMemReceipts() *memReceipts {
 	return &memReceipts{started: map[string]bool{}, receipts: map[string]*lethev1.Receipt{}}
 }
 
-func (m *memReceipts) Begin(_ context.Context, taskID string) (bool, error) {
+func (m *memReceipts) Start(_ context.Context, taskID string) (*lethev1.Receipt, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	resumed := m.started[taskID]
 	m.started[taskID] = true
-	return resumed, nil
-}
-
-func (m *memReceipts) Get(_ context.Context, taskID string) (*lethev1.Receipt, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if r, ok := m.receipts[taskID]; ok {
-		return proto.Clone(r).(*lethev1.Receipt), nil
+		return proto.Clone(r).(*lethev1.Receipt), resumed, nil
 	}
-	return nil, nil
+	return nil, resumed, nil
 }
 
 func (m *memReceipts) Put(_ context.Context, r *lethev1.Receipt) error {

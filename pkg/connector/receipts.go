@@ -16,12 +16,13 @@ import (
 // that a second delivery of the task answers the same receipt with no second
 // effect.
 type ReceiptStore interface {
-	// Begin records that work on taskID starts, and reports whether it had
-	// started before without a receipt being stored: a crash, or a failure
-	// to store, may have come after the effect.
-	Begin(ctx context.Context, taskID string) (resumed bool, err error)
-	// Get returns the stored receipt of taskID, or nil if there is none.
-	Get(ctx context.Context, taskID string) (*lethev1.Receipt, error)
+	// Start records that work on taskID starts (if it did not before),
+	// and returns what an earlier delivery left: the stored receipt of
+	// taskID (nil if none), and whether work on it had started before: a
+	// crash, or a failure to store, may have come after the effect. One
+	// step, not two: a connector's store is written one transaction at a
+	// time, and every task delivered takes this step.
+	Start(ctx context.Context, taskID string) (stored *lethev1.Receipt, resumed bool, err error)
 	// Put stores r under its task id, replacing a receipt stored before
 	// (the "retained" answer that a deferred erasure's answer follows).
 	Put(ctx context.Context, r *lethev1.Receipt) error
@@ -88,38 +89,35 @@ func (s *SQLiteReceipts) Close() error {
 	return s.db.Close()
 }
 
-// Begin implements [ReceiptStore].
-func (s *SQLiteReceipts) Begin(ctx context.Context, taskID string) (bool, error) {
-	var n int64
+// Start implements [ReceiptStore].
+func (s *SQLiteReceipts) Start(ctx context.Context, taskID string) (*lethev1.Receipt, bool, error) {
+	var stored []byte
+	var resumed bool
 	err := s.writes.Tx(ctx, func(tx *sql.Tx) error {
+		stored = nil
+		err := tx.QueryRow(`SELECT receipt FROM receipts WHERE task_id = ?`, taskID).Scan(&stored)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
 		res, err := tx.Exec(`INSERT INTO started (task_id) VALUES (?) ON CONFLICT (task_id) DO NOTHING`, taskID)
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
+		n, err := res.RowsAffected()
+		resumed = n == 0
 		return err
 	})
 	if err != nil {
-		return false, fmt.Errorf("begin task: %w", err)
+		return nil, false, fmt.Errorf("start task: %w", err)
 	}
-	return n == 0, nil
-}
-
-// Get implements [ReceiptStore].
-func (s *SQLiteReceipts) Get(ctx context.Context, taskID string) (*lethev1.Receipt, error) {
-	var b []byte
-	err := s.db.QueryRowContext(ctx, `SELECT receipt FROM receipts WHERE task_id = ?`, taskID).Scan(&b)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get receipt: %w", err)
+	if stored == nil {
+		return nil, resumed, nil
 	}
 	r := &lethev1.Receipt{}
-	if err := proto.Unmarshal(b, r); err != nil {
-		return nil, fmt.Errorf("decode stored receipt: %w", err)
+	if err := proto.Unmarshal(stored, r); err != nil {
+		return nil, false, fmt.Errorf("decode stored receipt: %w", err)
 	}
-	return r, nil
+	return r, resumed, nil
 }
 
 // Put implements [ReceiptStore].

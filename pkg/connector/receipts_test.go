@@ -84,3 +84,37 @@ func TestAppliedCountOlderStore(t *testing.T) {
 		t.Fatalf("applied counts %v, want req_9.sys 1", got)
 	}
 }
+
+// Start tells each delivery what the ones before left: nothing, work
+// begun (a crash may have come after the effect), or the receipt.
+func TestReceiptsStart(t *testing.T) {
+	ctx := context.Background()
+	s, err := connector.OpenReceipts(filepath.Join(t.TempDir(), "receipts.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stored := &lethev1.Receipt{TaskId: "req_1.sys", Outcome: lethev1.Outcome_OUTCOME_ERASED}
+	for i, tt := range []struct {
+		before  func() error
+		stored  bool
+		resumed bool
+	}{
+		{nil, false, false},
+		{nil, false, true},
+		{func() error { return s.Put(ctx, stored) }, true, true},
+	} {
+		if tt.before != nil {
+			if err := tt.before(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r, resumed, err := s.Start(ctx, "req_1.sys")
+		if err != nil || (r != nil) != tt.stored || resumed != tt.resumed || (r != nil && r.GetOutcome() != stored.GetOutcome()) {
+			t.Errorf("delivery %d: Start = %v, %v, %v; want stored %v, resumed %v", i+1, r, resumed, err, tt.stored, tt.resumed)
+		}
+	}
+	if r, resumed, err := s.Start(ctx, "req_2.sys"); r != nil || resumed || err != nil {
+		t.Errorf("another task: %v, %v, %v", r, resumed, err)
+	}
+}

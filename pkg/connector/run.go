@@ -221,7 +221,7 @@ func (w *worker) handle(ctx context.Context, msg *bus.Message) error {
 		t.Subject, t.SealedSubject = subject, nil
 	}
 
-	stored, err := w.cfg.Receipts.Get(ctx, t.GetTaskId())
+	stored, resumed, err := w.cfg.Receipts.Start(ctx, t.GetTaskId())
 	if err != nil {
 		return err
 	}
@@ -238,10 +238,6 @@ func (w *worker) handle(ctx context.Context, msg *bus.Message) error {
 		return w.publish(ctx, stored)
 	}
 
-	resumed, err := w.cfg.Receipts.Begin(ctx, t.GetTaskId())
-	if err != nil {
-		return err
-	}
 	start := w.cfg.Now()
 	res, err := w.do(ctx, t, log)
 	if err != nil && ctx.Err() != nil {
