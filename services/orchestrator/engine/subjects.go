@@ -45,6 +45,10 @@ func (e *Engine) subject(r *store.Request) (*lethev1.Subject, error) {
 type identity struct {
 	subject *lethev1.Subject
 	sealed  map[string][]byte // by system
+	// signed are first attempts' tasks signed ahead, by system, outside
+	// the store's transaction (presign): attempt uses one if the task it
+	// makes is the same.
+	signed map[string]*lethev1.Task
 }
 
 // sealForSystems seals subject to each system's connector, under one

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/lethe-dev/lethe/pkg/deadline"
@@ -123,6 +124,9 @@ func (e *Engine) Submit(ctx context.Context, nr NewRequest) (r *store.Request, c
 			return e.open(ctx, tx, r, ids, check, nr.By != nil, now)
 		}
 		return nil
+	}
+	if nr.Verified && scope == nil {
+		ids.signed = e.presign(&fresh, ids)
 	}
 	err = e.cfg.Store.Tx(ctx, submit)
 	if errors.Is(err, store.ErrDuplicate) && nr.SourceRef != "" {
@@ -269,14 +273,39 @@ func (e *Engine) attempt(ctx context.Context, tx store.Tx, r *store.Request, ids
 			return err
 		}
 	}
+	if ahead := ids.signed[k.System]; ahead != nil {
+		t.KeyId, t.Signature = ahead.GetKeyId(), ahead.GetSignature()
+		if !proto.Equal(t, ahead) {
+			t.KeyId, t.Signature = "", nil // not the task signed ahead
+		}
+	}
 	return e.enqueue(ctx, tx, r, k, t, now)
 }
 
-// enqueue signs task t of k and puts it in the outbox, logged.
+// presign signs, outside the store's transaction, the first attempt of
+// each task a new request r will have (the store's one writer should not
+// spend its time on signatures): attempt uses them where its task is the
+// same, and signs anew where it is not.
+func (e *Engine) presign(r *store.Request, ids identity) map[string]*lethev1.Task {
+	signed := map[string]*lethev1.Task{}
+	for sys, sealed := range ids.sealed {
+		t := task(r, &store.Task{ID: events.TaskID(r.ID, sys), System: sys, Attempts: 1})
+		t.SealedSubject = sealed
+		if proof.SignTask(e.cfg.Signer, t) == nil {
+			signed[sys] = t
+		}
+	}
+	return signed
+}
+
+// enqueue signs task t of k, unless it was signed ahead, and puts it in
+// the outbox, logged.
 func (e *Engine) enqueue(ctx context.Context, tx store.Tx, r *store.Request, k *store.Task, t *lethev1.Task, now time.Time) error {
 	// Signed: a connector acts on no task but the orchestrator's.
-	if err := proof.SignTask(e.cfg.Signer, t); err != nil {
-		return err
+	if len(t.GetSignature()) == 0 {
+		if err := proof.SignTask(e.cfg.Signer, t); err != nil {
+			return err
+		}
 	}
 	msg, err := events.TaskMessage(t, Source, now)
 	if err != nil {
