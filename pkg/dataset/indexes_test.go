@@ -61,6 +61,12 @@ tables:
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The statistics keep counts, not samples of people's emails and ids
+	// (which an erasure would leave behind).
+	var samples int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_stat4`).Scan(&samples); err != nil || samples != 0 {
+		t.Errorf("sqlite_stat4 holds %d samples (%v), want none", samples, err)
+	}
 	s := newSubject(connector.Subject{Email: DemoEmail(7), UserID: DemoUserID(7)}, "demo")
 	k, err := e.resolve(ctx, db, s)
 	if err != nil {
