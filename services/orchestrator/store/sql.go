@@ -186,38 +186,43 @@ func (t *sqlTx) mark() (undo func()) {
 // writeAppended writes the entries appended and their hashes.
 func (t *sqlTx) writeAppended(ctx context.Context) error {
 	if len(t.appended) > 0 {
-		// Unprepared: the number of rows varies, one statement a flush.
-		const perStatement = 200
-		for rows := t.appended; len(rows) > 0; {
-			n := min(len(rows), perStatement)
-			args := make([]any, 0, 3*n)
-			for _, e := range rows[:n] {
-				args = append(args, e.idx, e.requestID, e.data)
-			}
-			q := t.d.q(`INSERT INTO log_entries (idx, request_id, data) VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?, ?), ", n), ", "))
-			if _, err := t.tx.ExecContext(t.statementContext(ctx), q, args...); err != nil {
-				return fmt.Errorf("log append: %w", err)
-			}
-			rows = rows[n:]
+		args := make([]any, 0, 3*len(t.appended))
+		for _, e := range t.appended {
+			args = append(args, e.idx, e.requestID, e.data)
+		}
+		if err := t.insertRows(ctx, `INSERT INTO log_entries (idx, request_id, data) VALUES `, 3, args); err != nil {
+			return fmt.Errorf("log append: %w", err)
 		}
 		// A new slice: a savepoint's mark keeps the old one.
 		t.appended = nil
 	}
 	if hs := t.wrote.list[t.hashesWritten:]; len(hs) > 0 {
-		const perStatement = 500
-		for len(hs) > 0 {
-			n := min(len(hs), perStatement)
-			args := make([]any, 0, 2*n)
-			for _, h := range hs[:n] {
-				args = append(args, h.idx, h.hash[:])
-			}
-			q := t.d.q(`INSERT INTO log_hashes (idx, hash) VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?), ", n), ", "))
-			if _, err := t.tx.ExecContext(t.statementContext(ctx), q, args...); err != nil {
-				return fmt.Errorf("log append: %w", err)
-			}
-			hs = hs[n:]
+		args := make([]any, 0, 2*len(hs))
+		for _, h := range hs {
+			args = append(args, h.idx, h.hash[:])
+		}
+		if err := t.insertRows(ctx, `INSERT INTO log_hashes (idx, hash) VALUES `, 2, args); err != nil {
+			return fmt.Errorf("log append: %w", err)
 		}
 		t.hashesWritten = len(t.wrote.list)
+	}
+	return nil
+}
+
+// insertRows runs head ("INSERT INTO t (a, b) VALUES ") over rows of
+// width values each, args holding them row after row, in as few
+// statements as SQLite's limit on variables allows. Unprepared: the
+// number of rows varies.
+func (t *sqlTx) insertRows(ctx context.Context, head string, width int, args []any) error {
+	const maxVariables = 999 // SQLite's lowest limit
+	row := "(" + placeholders(width) + "), "
+	for len(args) > 0 {
+		n := min(len(args), maxVariables/width*width)
+		q := t.d.q(head + strings.TrimSuffix(strings.Repeat(row, n/width), ", "))
+		if _, err := t.tx.ExecContext(t.statementContext(ctx), q, args[:n]...); err != nil {
+			return err
+		}
+		args = args[n:]
 	}
 	return nil
 }

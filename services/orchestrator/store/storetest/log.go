@@ -94,6 +94,21 @@ func testLog(t *testing.T, s store.Store) {
 		return err
 	})
 	checkTree(t, s, entries)
+	// More entries in one transaction than one statement writes: the
+	// store writes them (and their hashes) in several.
+	mustTx(t, s, func(tx store.Tx) error {
+		for i := range 700 {
+			e := fmt.Appendf(nil, "bulk entry %d", i)
+			if _, err := tx.AppendLog(t.Context(), "req-3", e); err != nil {
+				return err
+			}
+			entries = append(entries, e)
+		}
+		recs, err := tx.RequestLog(t.Context(), "req-3")
+		same(t, "entries of one transaction read in it", len(recs), 700)
+		return err
+	})
+	checkTree(t, s, entries)
 	mustTx(t, s, func(tx store.Tx) error {
 		recs, err := tx.RequestLog(t.Context(), "req-2")
 		same(t, "RequestLog", recs, []store.LogRecord{{Index: 1, Data: entries[1]}})
