@@ -225,9 +225,11 @@ type toySystem struct {
 	effects map[string]int
 	emails  []string // the subjects' emails it acted on
 	failN   int      // fail (retryable) this many calls first
+	delay   time.Duration
 }
 
 func (s *toySystem) do(ctx context.Context, t connector.Task, o connector.Outcome) (connector.Result, error) {
+	time.Sleep(s.delay) // a slow system's work
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.failN > 0 {

@@ -497,6 +497,40 @@ func TestConnectorDownThenBack(t *testing.T) {
 	}
 }
 
+// A system slower than what is asked of it works through a backlog: its
+// queued tasks are not lost, so they are not re-attempted (a copy queued
+// behind them would only lengthen the backlog) nor dead-lettered, however
+// long their wait for an answer ran out ago; the wait is postponed while
+// the system answers the tasks before them.
+func TestBacklogIsNotRetried(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxAttempts = 2; c.RetryInitial = 200 * time.Millisecond })
+	alpha := &toySystem{delay: 40 * time.Millisecond} // 16 tasks: 640 ms of work, three waits
+	e.connect("alpha", alpha)
+	e.connect("beta", &toySystem{})
+	var ids []string
+	for i := range 16 {
+		ids = append(ids, e.submit(`{"type":"erasure","tenant":"demo","subject":{"email":"backlog-`+fmt.Sprint(i)+`@example.com"},"verified":true}`))
+	}
+	for _, id := range ids {
+		view := e.waitState(id, "fulfilled")
+		if k := tasksBySystem(view)["alpha"]; k["attempts"].(float64) != 1 {
+			t.Errorf("alpha's task of %s: %v attempts, want 1", id, k["attempts"])
+		}
+		if n := alpha.effectCount(events.TaskID(id, "alpha")); n != 1 {
+			t.Errorf("%d effects for %s", n, id)
+		}
+	}
+	for name, want := range map[string]func(float64) bool{
+		"lethe_orchestrator_task_retries_total":           func(n float64) bool { return n == 0 },
+		"lethe_orchestrator_dead_letters_total":           func(n float64) bool { return n == 0 },
+		"lethe_orchestrator_task_retries_postponed_total": func(n float64) bool { return n > 0 },
+	} {
+		if n := counter(t, e.reg, name, map[string]string{"system": "alpha"}); !want(n) {
+			t.Errorf("%s{system=alpha} = %v", name, n)
+		}
+	}
+}
+
 // Past the last attempt the task is dead-lettered and the request shows
 // which system failed.
 func TestDeadLetter(t *testing.T) {

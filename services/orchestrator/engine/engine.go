@@ -109,9 +109,10 @@ type Config struct {
 
 // Engine is the lifecycle of requests over one store.
 type Engine struct {
-	cfg Config
-	log *slog.Logger
-	m   *metrics.Metrics
+	cfg      Config
+	log      *slog.Logger
+	m        *metrics.Metrics
+	progress progress
 }
 
 // New returns the lifecycle over cfg's ready parts.

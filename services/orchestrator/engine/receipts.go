@@ -28,6 +28,8 @@ type effects struct {
 	deferred    []deferral
 	ended       []ending
 	sweeps      []swept
+	postponed   []taskRef // re-attempts postponed behind a system's backlog
+	reached     *answeredTask
 	wake        bool // the outbox has new messages
 	forgot      bool // a request's subject identifiers were dropped
 }
@@ -35,6 +37,13 @@ type effects struct {
 type taskRef struct {
 	requestID, system string
 	attempts          int
+}
+
+// answeredTask is a task its system answered: how far the system got.
+type answeredTask struct {
+	system    string
+	seq       int64
+	published time.Time
 }
 
 type deferral struct {
@@ -57,6 +66,12 @@ func (e *Engine) report(fx *effects) {
 	for _, t := range fx.retried {
 		e.m.Retries.WithLabelValues(t.system).Inc()
 		e.log.Warn("retrying task", "request_id", t.requestID, "system", t.system, "attempt", t.attempts)
+	}
+	for _, t := range fx.postponed {
+		e.m.RetriesPostponed.WithLabelValues(t.system).Inc()
+	}
+	if a := fx.reached; a != nil {
+		e.progress.answered(a.system, a.seq, a.published, e.Now())
 	}
 	for _, t := range fx.followUps {
 		e.log.Info("deferred erasure due", "request_id", t.requestID, "system", t.system)
@@ -130,6 +145,9 @@ func (e *Engine) RecordReceipt(ctx context.Context, rc *lethev1.Receipt, raw []b
 			verdict, reason = verdictRejected, "mismatch"
 			return nil
 		}
+		// Any answer of the system to this task, a duplicate too, tells
+		// that it got this far in its queue.
+		fx.reached = &answeredTask{k.System, k.PublishedSeq, k.PublishedAt}
 		if run, err := SweepOf(r); err != nil {
 			return err
 		} else if run != nil && !run.Matches(k.System, rc.GetSweep()) {

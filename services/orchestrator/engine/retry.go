@@ -71,7 +71,19 @@ func (e *Engine) RetryDue(ctx context.Context) (int, error) {
 				}
 				continue
 			}
-			if tries := k.Attempts - k.RoundStart; tries >= e.cfg.MaxAttempts {
+			tries := k.Attempts - k.RoundStart
+			if k.State == lifecycle.TaskPublished {
+				if until, ok := e.progress.postpone(k.System, k.PublishedSeq, k.PublishedAt, now, e.wait(tries)); ok {
+					// Queued behind others, not lost: no attempt is used.
+					k.NextAttemptAt = until
+					fx.postponed = append(fx.postponed, taskRef{r.ID, k.System, k.Attempts})
+					if err := tx.UpdateTask(ctx, k); err != nil {
+						return err
+					}
+					continue
+				}
+			}
+			if tries >= e.cfg.MaxAttempts {
 				why := fmt.Sprintf("no answer after %d attempts", tries)
 				if k.Detail != "" {
 					why = fmt.Sprintf("failed %d attempts, last: %s", tries, k.Detail)

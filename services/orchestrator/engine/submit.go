@@ -218,7 +218,7 @@ func (e *Engine) open(ctx context.Context, tx store.Tx, r *store.Request, ids id
 func (e *Engine) attempt(ctx context.Context, tx store.Tx, r *store.Request, ids identity, k *store.Task, now time.Time) error {
 	k.Attempts++
 	k.State = lifecycle.TaskPublished
-	k.NextAttemptAt = time.Time{}
+	k.NextAttemptAt, k.PublishedAt, k.PublishedSeq = time.Time{}, time.Time{}, 0
 	if err := tx.UpdateTask(ctx, k); err != nil {
 		return err
 	}

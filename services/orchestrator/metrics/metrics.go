@@ -39,15 +39,18 @@ type Metrics struct {
 	EventsRefused prometheus.Counter
 	Failed        *prometheus.CounterVec
 	Retries       *prometheus.CounterVec
-	DeadLetters   *prometheus.CounterVec
-	Published     *prometheus.CounterVec
-	PublishErrors prometheus.Counter
-	Http          *prometheus.CounterVec
-	LastReceipt   *prometheus.GaugeVec
-	Completion    *prometheus.HistogramVec
-	Ended         *prometheus.CounterVec
-	Extensions    *prometheus.CounterVec
-	Notices       *prometheus.CounterVec
+	// RetriesPostponed counts waits extended for tasks queued behind
+	// their system's backlog.
+	RetriesPostponed *prometheus.CounterVec
+	DeadLetters      *prometheus.CounterVec
+	Published        *prometheus.CounterVec
+	PublishErrors    prometheus.Counter
+	Http             *prometheus.CounterVec
+	LastReceipt      *prometheus.GaugeVec
+	Completion       *prometheus.HistogramVec
+	Ended            *prometheus.CounterVec
+	Extensions       *prometheus.CounterVec
+	Notices          *prometheus.CounterVec
 	// Retention sweeps, by tenant and policy (names, never personal data).
 	SweepLast       *prometheus.GaugeVec
 	SweepPastPeriod *prometheus.GaugeVec
@@ -81,6 +84,8 @@ func New(reg prometheus.Registerer, st store.Store, systems []string, tenants *d
 			Help: "Failed answers from systems."}, []string{"system"}),
 		Retries: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_task_retries_total",
 			Help: "Tasks attempted again after a failure or no answer."}, []string{"system"}),
+		RetriesPostponed: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_task_retries_postponed_total",
+			Help: "Waits for an answer extended, using no attempt, because the system was still working through tasks queued before the task."}, []string{"system"}),
 		DeadLetters: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_dead_letters_total",
 			Help: "Tasks given up after the last attempt."}, []string{"system"}),
 		Published: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_outbox_published_total",
@@ -133,6 +138,7 @@ func New(reg prometheus.Registerer, st store.Store, systems []string, tenants *d
 	}
 	for _, s := range systems {
 		m.Retries.WithLabelValues(s)
+		m.RetriesPostponed.WithLabelValues(s)
 		m.DeadLetters.WithLabelValues(s)
 		m.Failed.WithLabelValues(s)
 	}

@@ -339,6 +339,13 @@ func fromMS(v sql.NullInt64) time.Time {
 	return time.UnixMilli(v.Int64).UTC()
 }
 
+func nullInt(n int64) any {
+	if n == 0 {
+		return nil
+	}
+	return n
+}
+
 func nullString(s string) any {
 	if s == "" {
 		return nil
@@ -492,7 +499,7 @@ func (t *sqlTx) InsertTask(ctx context.Context, k *Task) error {
 // taskColumns lists the task columns, each prefixed (with a table alias).
 func taskColumns(prefix string) string {
 	cols := []string{"id", "request_id", "system", "state", "attempts", "next_attempt_at", "outcome", "answered_at", "detail", "legal_basis",
-		"retain_until", "counts", "remaining", "export_sha256", "export_data", "receipt", "round_start", "dead_at"}
+		"retain_until", "counts", "remaining", "export_sha256", "export_data", "receipt", "round_start", "dead_at", "published_at", "published_seq"}
 	for i := range cols {
 		cols[i] = prefix + cols[i]
 	}
@@ -501,17 +508,18 @@ func taskColumns(prefix string) string {
 
 func scanTask(row interface{ Scan(...any) error }) (*Task, error) {
 	var k Task
-	var next, answered, retain, dead sql.NullInt64
+	var next, answered, retain, dead, published, seq sql.NullInt64
 	var counts string
 	err := row.Scan(&k.ID, &k.RequestID, &k.System, &k.State, &k.Attempts, &next, &k.Outcome, &answered, &k.Detail, &k.LegalBasis,
-		&retain, &counts, &k.Remaining, &k.ExportSHA256, &k.ExportKey, &k.Receipt, &k.RoundStart, &dead)
+		&retain, &counts, &k.Remaining, &k.ExportSHA256, &k.ExportKey, &k.Receipt, &k.RoundStart, &dead, &published, &seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("scan task: %w", err)
 	}
-	k.NextAttemptAt, k.AnsweredAt, k.RetainUntil, k.DeadAt = fromMS(next), fromMS(answered), fromMS(retain), fromMS(dead)
+	k.NextAttemptAt, k.AnsweredAt, k.RetainUntil, k.DeadAt, k.PublishedAt = fromMS(next), fromMS(answered), fromMS(retain), fromMS(dead), fromMS(published)
+	k.PublishedSeq = seq.Int64
 	k.ExportSHA256, k.ExportKey, k.Receipt = emptyNil(k.ExportSHA256), emptyNil(k.ExportKey), emptyNil(k.Receipt)
 	if err := json.Unmarshal([]byte(counts), &k.Counts); err != nil {
 		return nil, fmt.Errorf("task counts: %w", err)
@@ -596,10 +604,10 @@ func (t *sqlTx) UpdateTask(ctx context.Context, k *Task) error {
 		return fmt.Errorf("task counts: %w", err)
 	}
 	_, err = t.exec(ctx, `UPDATE tasks SET state = ?, attempts = ?, next_attempt_at = ?, outcome = ?, answered_at = ?, detail = ?,
-		legal_basis = ?, retain_until = ?, counts = ?, remaining = ?, export_sha256 = ?, export_data = ?, receipt = ?, round_start = ?, dead_at = ?
-		WHERE id = ?`,
+		legal_basis = ?, retain_until = ?, counts = ?, remaining = ?, export_sha256 = ?, export_data = ?, receipt = ?, round_start = ?, dead_at = ?,
+		published_at = ?, published_seq = ? WHERE id = ?`,
 		k.State, k.Attempts, ms(k.NextAttemptAt), k.Outcome, ms(k.AnsweredAt), k.Detail, k.LegalBasis, ms(k.RetainUntil), string(counts),
-		k.Remaining, nullBytes(k.ExportSHA256), nullBytes(k.ExportKey), nullBytes(k.Receipt), k.RoundStart, ms(k.DeadAt), k.ID)
+		k.Remaining, nullBytes(k.ExportSHA256), nullBytes(k.ExportKey), nullBytes(k.Receipt), k.RoundStart, ms(k.DeadAt), ms(k.PublishedAt), nullInt(k.PublishedSeq), k.ID)
 	if err != nil {
 		return fmt.Errorf("update task: %w", err)
 	}
@@ -1151,8 +1159,9 @@ func (s *sqlStore) MarkPublished(ctx context.Context, seqs []int64, at time.Time
 		t := tx.(*sqlTx)
 		// The task's wait starts now, unless a newer attempt or an answer
 		// came meanwhile (rechecked under the row lock).
-		if _, err := t.exec(ctx, `UPDATE tasks SET next_attempt_at = ? + o.wait_ms FROM outbox o
-			WHERE o.seq IN (`+in+`) AND o.task_id = tasks.id AND tasks.state = 'published' AND tasks.next_attempt_at IS NULL`, args...); err != nil {
+		if _, err := t.exec(ctx, `UPDATE tasks SET published_at = ?, published_seq = o.seq, next_attempt_at = ? + o.wait_ms FROM outbox o
+			WHERE o.seq IN (`+in+`) AND o.task_id = tasks.id AND tasks.state = 'published' AND tasks.next_attempt_at IS NULL`,
+			append([]any{args[0]}, args...)...); err != nil {
 			return fmt.Errorf("mark published: %w", err)
 		}
 		if _, err := t.exec(ctx, `UPDATE outbox SET published_at = ? WHERE seq IN

@@ -132,14 +132,19 @@ type Task struct {
 	// has really published the attempt, so a broker outage does not use up
 	// attempts) or the time of the next attempt (retrying).
 	NextAttemptAt time.Time
-	Outcome       lifecycle.Outcome
-	AnsweredAt    time.Time
-	Detail        string
-	LegalBasis    string
-	RetainUntil   time.Time
-	Counts        map[string]int64
-	Remaining     int64
-	ExportSHA256  []byte
+	// PublishedAt is when the relay published the current attempt, and
+	// PublishedSeq the outbox seq of its message (zero until it has): the
+	// task's place in its system's queue, which the relay fills in order.
+	PublishedAt  time.Time
+	PublishedSeq int64
+	Outcome      lifecycle.Outcome
+	AnsweredAt   time.Time
+	Detail       string
+	LegalBasis   string
+	RetainUntil  time.Time
+	Counts       map[string]int64
+	Remaining    int64
+	ExportSHA256 []byte
 	// ExportKey is the key of the export's blobs, sealed to the
 	// orchestrator, until the export is collected or expires.
 	ExportKey []byte

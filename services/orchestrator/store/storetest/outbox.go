@@ -127,7 +127,8 @@ func testMarkPublished(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waiting.NextAttemptAt = at.Add(30 * time.Second)
+	// Its wait starts, and its place in the system's queue is kept.
+	waiting.NextAttemptAt, waiting.PublishedAt, waiting.PublishedSeq = at.Add(30*time.Second), at, seqs[0]
 	same(t, "tasks after their messages were published", tasks, []*store.Task{waiting, started, answered})
 
 	again, err := s.ClaimOutbox(ctx, "relay-2", 10, t0.Add(time.Hour), t0.Add(2*time.Hour))
