@@ -23,6 +23,9 @@ import (
 type Options struct {
 	N       int // requests per pipeline run
 	Clients int // concurrent senders (closed loop)
+	// Backlog bounds the requests in flight (accepted, not ended) of the
+	// closed-loop runs; 0: no bound.
+	Backlog int
 	Buses   []string
 	Stores  []string
 	Modes   []durability.Mode
@@ -41,6 +44,9 @@ type Options struct {
 	// run's timed window only: what the pipeline costs, not the raw run,
 	// the seeding or the certificates' verification.
 	CPUProfile io.Writer
+	// MemProfile, when set, receives a heap profile of the first pipeline
+	// run, taken as its last request ends: what the process holds then.
+	MemProfile io.Writer
 }
 
 // Report is everything a run measured; it is what results/*.json hold.
@@ -90,6 +96,7 @@ func Bench(ctx context.Context, opts Options, bar *Bar) (*Report, error) {
 	}
 	add := func(name string, e Engines, load Load) (*Run, error) {
 		load.Profile, opts.CPUProfile = opts.CPUProfile, nil
+		load.HeapProfile, opts.MemProfile = opts.MemProfile, nil
 		run, err := runPipeline(ctx, opts.Work, e, load, bar)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
@@ -102,7 +109,7 @@ func Bench(ctx context.Context, opts Options, bar *Bar) (*Report, error) {
 		for _, st := range opts.Stores {
 			for _, mode := range opts.Modes {
 				e := Engines{Bus: b, Store: st, Durability: mode, Systems: "memory"}
-				run, err := add(fmt.Sprintf("%s+%s %s", b, st, mode), e, Load{N: opts.N, Clients: opts.Clients})
+				run, err := add(fmt.Sprintf("%s+%s %s", b, st, mode), e, Load{N: opts.N, Clients: opts.Clients, Backlog: opts.Backlog})
 				if err != nil {
 					return nil, err
 				}
@@ -115,7 +122,7 @@ func Bench(ctx context.Context, opts Options, bar *Bar) (*Report, error) {
 	}
 	if opts.DemoN > 0 {
 		e := Engines{Bus: "nats", Store: "sqlite", Durability: durability.Fast, Systems: "sqlite"}
-		run, err := add("nats+sqlite fast, demo systems", e, Load{N: opts.DemoN, Clients: opts.Clients})
+		run, err := add("nats+sqlite fast, demo systems", e, Load{N: opts.DemoN, Clients: opts.Clients, Backlog: opts.Backlog})
 		if err != nil {
 			return nil, err
 		}
@@ -134,7 +141,7 @@ func Bench(ctx context.Context, opts Options, bar *Bar) (*Report, error) {
 	}
 	for _, n := range opts.Growth {
 		e := Engines{Bus: "nats", Store: "sqlite", Durability: durability.Fast, Systems: "memory"}
-		run, err := add(fmt.Sprintf("growth %d", n), e, Load{N: n, Clients: opts.Clients})
+		run, err := add(fmt.Sprintf("growth %d", n), e, Load{N: n, Clients: opts.Clients, Backlog: opts.Backlog})
 		if err != nil {
 			return nil, err
 		}

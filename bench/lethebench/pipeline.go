@@ -47,12 +47,22 @@ func (e Engines) String() string {
 // Load is how requests are sent: Clients concurrent senders each waiting
 // for the answer to the last (closed loop), or, with Rate > 0, one request
 // every 1/Rate seconds whatever happens (open loop).
+//
+// The API answers once a request is accepted, long before it ends, so a
+// closed loop alone sends every request at once: the pipeline's queues
+// then hold all N (a bulk clean-up arriving at once), and memory measures
+// the backlog, not the pipeline. Backlog > 0 holds the senders while that
+// many requests are in flight (accepted, not ended): the pipeline runs at
+// its own pace with queues of a bounded length, as at a steady load.
 type Load struct {
 	N       int
 	Clients int
+	Backlog int
 	Rate    float64
 	// Profile receives a CPU profile of the timed window, if set.
 	Profile io.Writer
+	// HeapProfile receives a heap profile taken as the last request ends.
+	HeapProfile io.Writer
 }
 
 // Run is one pipeline run's figures.
@@ -169,10 +179,13 @@ func runPipeline(ctx context.Context, work string, e Engines, load Load, bar *Ba
 	cpu0 := cpuTime()
 	before := ended()
 	ids := make([]string, load.N)
-	var sent atomic.Int64
+	var sent, ending atomic.Int64 // ending: requests ended, as last read
 	var sendErr error
 	var sendErrOnce sync.Once
 	send := func(i int) {
+		for load.Backlog > 0 && int(sent.Load()-ending.Load()) >= load.Backlog && ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
 		id, err := c.submit(ctx, memsystem.Person(i+1))
 		if err != nil {
 			sendErrOnce.Do(func() { sendErr = err; cancel() })
@@ -203,14 +216,16 @@ func runPipeline(ctx context.Context, work string, e Engines, load Load, bar *Ba
 		case <-tick.C:
 		}
 		// Reading the counter gathers every metric, and the store's gauges
-		// query the store (a Prometheus scrape does so every 15 s or so):
-		// once a second, or the bench would weigh on what it measures as
-		// the store grows; every tick near the end, which it times.
-		if time.Since(looked) < time.Second && last < load.N*9/10 {
+		// query the store (a Prometheus scrape does so every 15 s or so;
+		// the orchestrator keeps their reading 5 s): once a second, or the
+		// bench would weigh on what it measures; every tick near the end,
+		// which it times, or when the senders wait for requests to end.
+		if time.Since(looked) < time.Second && last < load.N*9/10 && load.Backlog == 0 {
 			continue
 		}
 		looked = time.Now()
 		n := ended() - before
+		ending.Store(int64(n))
 		t := time.Since(start)
 		run.Timeline = append(run.Timeline, Sample{T: t.Seconds(), Ended: n, RSS: rss()})
 		bar.Set(n)
@@ -228,6 +243,11 @@ func runPipeline(ctx context.Context, work string, e Engines, load Load, bar *Ba
 	bar.Done()
 	if load.Profile != nil {
 		pprof.StopCPUProfile()
+	}
+	if load.HeapProfile != nil {
+		if err := pprof.Lookup("heap").WriteTo(load.HeapProfile, 0); err != nil {
+			return nil, err
+		}
 	}
 	run.Ended = load.N
 	run.CPUPerRequest = (cpuTime() - cpu0).Seconds() / float64(load.N)

@@ -44,6 +44,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	n := fs.Int("n", envInt("BENCH_N", 20000), "erasure requests per pipeline run (env BENCH_N)")
 	clients := fs.Int("clients", 64, "concurrent senders of the closed-loop runs")
+	backlog := fs.Int("backlog", envInt("BENCH_BACKLOG", 2000), "requests in flight (accepted, not ended) at most in the closed-loop runs; 0: no bound, all sent at once (env BENCH_BACKLOG)")
 	buses := fs.String("bus", "nats", "buses, comma-separated: nats (embedded), kafka (kfake in process)")
 	stores := fs.String("store", "sqlite", "orchestrator stores, comma-separated: sqlite, postgres (needs LETHE_TEST_POSTGRES_DSN)")
 	modes := fs.String("durability", "fast,strict", "durability modes, comma-separated: fast, strict")
@@ -55,6 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", "bench/results", "folder of the JSON result and the SVG plot")
 	work := fs.String("work", "", "folder of the runs' stores, each removed after its run (default: a new temporary folder)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the first pipeline run's timed window to this file")
+	memProfile := fs.String("memprofile", "", "write a heap profile of the first pipeline run, as its last request ends, to this file")
 	baseline := fs.String("baseline", "", "a committed result to compare with (warns when the ratio fell by more than 20%)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -71,7 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		defer os.RemoveAll(dir)
 		*work = dir
 	}
-	opts := lethebench.Options{N: *n, Clients: *clients, Buses: split(*buses), Stores: split(*stores), OpenRate: *openRate,
+	opts := lethebench.Options{N: *n, Clients: *clients, Backlog: *backlog, Buses: split(*buses), Stores: split(*stores), OpenRate: *openRate,
 		OpenSeconds: *openSeconds, Work: *work, DemoN: *demoN, PeerN: *peerN}
 	if opts.DemoN < 0 {
 		opts.DemoN = min(*n, 5000)
@@ -95,18 +97,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		opts.Growth = append(opts.Growth, size)
 	}
-	if *n <= 0 || *clients <= 0 || len(opts.Buses) == 0 || len(opts.Stores) == 0 || len(opts.Modes) == 0 {
-		fmt.Fprintln(stderr, "lethe-bench: -n and -clients must be positive; -bus, -store and -durability name at least one")
+	if *n <= 0 || *clients <= 0 || *backlog < 0 || len(opts.Buses) == 0 || len(opts.Stores) == 0 || len(opts.Modes) == 0 {
+		fmt.Fprintln(stderr, "lethe-bench: -n and -clients must be positive, -backlog not negative; -bus, -store and -durability name at least one")
 		return 2
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	for _, p := range []struct {
+		path string
+		to   *io.Writer
+	}{{*cpuProfile, &opts.CPUProfile}, {*memProfile, &opts.MemProfile}} {
+		if p.path == "" {
+			continue
+		}
+		f, err := os.Create(p.path)
 		if err != nil {
 			fmt.Fprintf(stderr, "lethe-bench: %v\n", err)
 			return 2
 		}
 		defer f.Close()
-		opts.CPUProfile = f
+		*p.to = f
 	}
 
 	rep, err := lethebench.Bench(ctx, opts, lethebench.NewBar(stderr))
