@@ -7,9 +7,10 @@ import (
 
 // progress is how far each system has worked through its queue of tasks,
 // as its answers tell: the newest task it answered (its outbox seq, which
-// orders the queue, and its publish time), and when it answered it. It tells a task stuck behind a backlog from a
-// task lost: a system that has answered since a task was published, but
-// only tasks published before it, is working and has not reached it yet.
+// orders the queue, and its publish time), and when it answered. It tells
+// a task stuck behind a backlog from a task lost: a system that has
+// answered since a task was published, but only tasks published before
+// it, is working and has not reached it yet.
 // Re-attempting such a task would only queue a copy behind it (more work
 // for the system, which makes the backlog longer) and, after the last
 // attempt, dead-letter a task its system is about to do; so RetryDue
@@ -52,13 +53,13 @@ func (p *progress) answered(system string, seq int64, published, at time.Time) {
 	p.system[system] = r
 }
 
-// postpone returns when the wait for an answer to a task of system
-// published at published as outbox message seq, whose wait (of length
-// wait) is over at now,
-// should end instead, and true, if the system is working through tasks
-// queued before it; false if the task is due: the system has passed it
-// without answering (the task or its answer was lost), or has answered
-// nothing since it was published (the system is down or stuck).
+// postpone is for a task of system, published at published as outbox
+// message seq, whose wait for an answer (of length wait) is over at now.
+// If the system is working through tasks queued before it, postpone
+// returns when the wait should end instead, and true. It returns false if
+// the task is due: the system has passed it without answering (the task
+// or its answer was lost), or has answered nothing since it was published
+// (the system is down or stuck).
 //
 // The system is expected to reach the task as long after its publication
 // as its newest answered task waited for its answer (the queue's current
