@@ -219,15 +219,19 @@ func runPipeline(ctx context.Context, work string, e Engines, load Load, bar *Ba
 		// query the store (a Prometheus scrape does so every 15 s or so;
 		// the orchestrator keeps their reading 5 s): once a second, or the
 		// bench would weigh on what it measures; every tick near the end,
-		// which it times, or when the senders wait for requests to end.
-		if time.Since(looked) < time.Second && last < load.N*9/10 && load.Backlog == 0 {
+		// which it times, or while the senders wait for requests to end.
+		// The timeline keeps a sample a second, and the end.
+		near := last >= load.N*9/10
+		if time.Since(looked) < time.Second && !near && load.Backlog == 0 {
 			continue
 		}
-		looked = time.Now()
 		n := ended() - before
 		ending.Store(int64(n))
 		t := time.Since(start)
-		run.Timeline = append(run.Timeline, Sample{T: t.Seconds(), Ended: n, RSS: rss()})
+		if time.Since(looked) >= time.Second || near {
+			looked = time.Now()
+			run.Timeline = append(run.Timeline, Sample{T: t.Seconds(), Ended: n, RSS: rss()})
+		}
 		bar.Set(n)
 		if n != last {
 			last, lastChange = n, time.Now()
