@@ -357,6 +357,11 @@ func (e *env) connect(system string, sys connector.System) func() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	// The bus is made here, not in the goroutine: its Close is then a
+	// cleanup registered before the connector's stop, so it runs after it
+	// (cleanups run last first), and the connector is not told its bus
+	// closed under it.
+	b := e.bus(system)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	var now func() time.Time
@@ -365,7 +370,7 @@ func (e *env) connect(system string, sys connector.System) func() {
 	}
 	go func() {
 		defer close(done)
-		err := connector.Run(ctx, connector.Config{System: system, Bus: e.bus(system), Receipts: receipts, Signer: signer, SealKey: seal, TaskKeys: e.taskKeys(), Blobs: e.blobs,
+		err := connector.Run(ctx, connector.Config{System: system, Bus: b, Receipts: receipts, Signer: signer, SealKey: seal, TaskKeys: e.taskKeys(), Blobs: e.blobs,
 			Logger: e.logger().With("system", system), Registerer: e.connReg, SubjectKey: e.cfg.HashKey, Suppressions: list,
 			RetryInitial: 10 * time.Millisecond, RetryMaxElapsed: 50 * time.Millisecond, Now: now}, sys)
 		if err != nil {
