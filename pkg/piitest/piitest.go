@@ -5,6 +5,8 @@ package piitest
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -61,10 +63,19 @@ func FilesHolding(t testing.TB, dir, s string) []string {
 	t.Helper()
 	var found []string
 	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed since its folder was listed
+		}
 		if err != nil || d.IsDir() {
 			return err
 		}
 		b, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			// A live service's temporary file (the NATS server's o.dat.tmp,
+			// say), renamed or removed between the listing and the read:
+			// it is no longer there to hold anything.
+			return nil
+		}
 		if err != nil {
 			return err
 		}
