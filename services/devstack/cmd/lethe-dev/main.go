@@ -28,6 +28,11 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// devRateLimit is the local API's calls per second per token: above what
+// the pipeline finishes (a few hundred requests a second), so a client that
+// submits and polls is never turned away.
+const devRateLimit = 1000
+
 // run is the whole command; it returns the exit code: 2 for bad flags or
 // files named by them, 1 for a stack that failed to start or stopped with
 // errors.
@@ -47,6 +52,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			"fast: the engines sync later (JetStream every 2 minutes, synchronous=NORMAL), so a power cut may lose the last seconds of acknowledged work, a crash does not (env "+durability.EnvVar+")")
 	fs.IntVar(&cfg.Orchestrator.MaxAttempts, "max-attempts", 0, "attempts per task before it is dead-lettered and its request fails (0: the orchestrator's default)")
 	fs.DurationVar(&cfg.Orchestrator.RetryInitial, "retry-initial", 0, "first wait for a task's answer, doubled per attempt (0: the orchestrator's default)")
+	// One operator on loopback: the limit that shields a shared API from a
+	// runaway client would make the operator's own bulk load (a list of
+	// erasures, a load test) the slow part of the pipeline.
+	fs.Float64Var(&cfg.Orchestrator.RateLimit, "rate-limit", devRateLimit, "calls per second per token (bursts of twice that; negative: no limit); a deployed orchestrator's default is 20")
 	witnessBin := fs.String("witness", "", "lethe-witness binary to run as the log's witness, a process of its own (default: the one beside this binary, if any; \"none\": no witness)")
 	fs.StringVar(&cfg.WitnessListen, "witness-listen", "127.0.0.1:8095", "where the witness listens")
 	fs.StringVar(&cfg.Orchestrator.NoticeWebhook, "notice-webhook", "", "http(s) URL that receives each notice to a data subject (a deadline extension) as a signed JSON POST, besides the bus topic notice.v1")

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -58,8 +60,9 @@ func TestBadFlags(t *testing.T) {
 }
 
 // With a good tenants file, a webhook and fast durability the stack starts,
-// shows its banner, says how its embedded NATS server and stores sync, and
-// stops cleanly when told to.
+// shows its banner, takes a burst of calls from the operator's token (a
+// deployed orchestrator's rate limit would turn most away), says how its
+// embedded NATS server and stores sync, and stops cleanly when told to.
 func TestRunsWithTenantsAndWebhook(t *testing.T) {
 	dir := t.TempDir()
 	tenants := filepath.Join(dir, "tenants.yaml")
@@ -83,6 +86,7 @@ func TestRunsWithTenantsAndWebhook(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("no banner after 60s")
 	}
+	operatorBurst(t, stdout.String(), filepath.Join(dir, "data", "admin.token"))
 	cancel()
 	select {
 	case code := <-done:
@@ -152,4 +156,38 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.w.Write(p)
+}
+
+// operatorBurst makes 200 calls at once with the operator's token to the
+// API the banner names: none is turned away.
+func operatorBurst(t *testing.T, banner, tokenFile string) {
+	t.Helper()
+	m := regexp.MustCompile(`API +(http://\S+)`).FindStringSubmatch(banner)
+	if m == nil {
+		t.Fatalf("no API address in the banner: %s", banner)
+	}
+	token, err := os.ReadFile(tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const calls = 200
+	codes := make(chan int, calls)
+	for range calls {
+		go func() {
+			req, _ := http.NewRequest(http.MethodGet, m[1]+"/v1/requests", nil)
+			req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			res.Body.Close()
+			codes <- res.StatusCode
+		}()
+	}
+	for range calls {
+		if code := <-codes; code != http.StatusOK {
+			t.Fatalf("a call of the operator's burst answered %d", code)
+		}
+	}
 }
