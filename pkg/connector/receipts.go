@@ -46,7 +46,15 @@ type SQLiteReceipts struct {
 	db *sql.DB
 	// writes commits Begin's and Put's rows of concurrent tasks together.
 	writes *sqlitedb.Group
+	stmts  *sqlitedb.Prepared // Start's and Put's, run for every task
 }
+
+// The statements every task runs.
+const (
+	selectReceipt = `SELECT receipt FROM receipts WHERE task_id = ?`
+	insertStarted = `INSERT INTO started (task_id) VALUES (?) ON CONFLICT (task_id) DO NOTHING`
+	upsertReceipt = `INSERT INTO receipts (task_id, receipt) VALUES (?, ?) ON CONFLICT (task_id) DO UPDATE SET receipt = excluded.receipt, applied = receipts.applied + 1`
+)
 
 // OpenReceipts opens (or creates) the receipt store at path. opts are
 // sqlitedb's: [sqlitedb.WithDurability] (by default every receipt is
@@ -80,12 +88,18 @@ func OpenReceipts(path string, opts ...sqlitedb.Option) (*SQLiteReceipts, error)
 			return nil, fmt.Errorf("receipt store schema: %w", err)
 		}
 	}
-	return &SQLiteReceipts{db: db, writes: sqlitedb.NewGroup(db)}, nil
+	stmts, err := sqlitedb.Prepare(db, selectReceipt, insertStarted, upsertReceipt)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("receipt store: %w", err)
+	}
+	return &SQLiteReceipts{db: db, writes: sqlitedb.NewGroup(db), stmts: stmts}, nil
 }
 
 // Close closes the file, once the writes under way are committed.
 func (s *SQLiteReceipts) Close() error {
 	s.writes.Close()
+	s.stmts.Close()
 	return s.db.Close()
 }
 
@@ -95,11 +109,11 @@ func (s *SQLiteReceipts) Start(ctx context.Context, taskID string) (*lethev1.Rec
 	var resumed bool
 	err := s.writes.Tx(ctx, func(tx *sql.Tx) error {
 		stored = nil
-		err := tx.QueryRow(`SELECT receipt FROM receipts WHERE task_id = ?`, taskID).Scan(&stored)
+		err := s.stmts.QueryRow(tx, selectReceipt, taskID).Scan(&stored)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		res, err := tx.Exec(`INSERT INTO started (task_id) VALUES (?) ON CONFLICT (task_id) DO NOTHING`, taskID)
+		res, err := s.stmts.Exec(tx, insertStarted, taskID)
 		if err != nil {
 			return err
 		}
@@ -127,7 +141,7 @@ func (s *SQLiteReceipts) Put(ctx context.Context, r *lethev1.Receipt) error {
 		return fmt.Errorf("encode receipt: %w", err)
 	}
 	err = s.writes.Tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.Exec(`INSERT INTO receipts (task_id, receipt) VALUES (?, ?) ON CONFLICT (task_id) DO UPDATE SET receipt = excluded.receipt, applied = receipts.applied + 1`, r.GetTaskId(), b)
+		_, err := s.stmts.Exec(tx, upsertReceipt, r.GetTaskId(), b)
 		return err
 	})
 	if err != nil {

@@ -42,9 +42,13 @@ type Suppressions struct {
 	db *sql.DB
 	// writes commits the entries of concurrent tasks together.
 	writes *sqlitedb.Group
+	insert *sqlitedb.Prepared // insertSuppression, run for every erasure
 	key    []byte
 	now    func() time.Time
 }
+
+const insertSuppression = `INSERT INTO suppressions (tenant, hash, category, reason, request_id, at)
+	VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
 
 // SuppressionsFile is the list's file in a connector's data directory.
 const SuppressionsFile = "suppressions.db"
@@ -75,12 +79,18 @@ func OpenSuppressions(dataDir string, key []byte, opts ...sqlitedb.Option) (*Sup
 		db.Close()
 		return nil, fmt.Errorf("suppression list schema: %w", err)
 	}
-	return &Suppressions{db: db, writes: sqlitedb.NewGroup(db), key: key, now: time.Now}, nil
+	insert, err := sqlitedb.Prepare(db, insertSuppression)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("suppression list: %w", err)
+	}
+	return &Suppressions{db: db, writes: sqlitedb.NewGroup(db), insert: insert, key: key, now: time.Now}, nil
 }
 
 // Close closes the list, once the writes under way are committed.
 func (s *Suppressions) Close() error {
 	s.writes.Close()
+	s.insert.Close()
 	return s.db.Close()
 }
 
@@ -152,8 +162,7 @@ func (s *Suppressions) addHashes(ctx context.Context, tenant, requestID string, 
 	err := s.writes.Tx(ctx, func(tx *sql.Tx) error {
 		for _, h := range hashes {
 			for _, c := range categories {
-				if _, err := tx.Exec(`INSERT INTO suppressions (tenant, hash, category, reason, request_id, at)
-					VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, tenant, h, c, reason, requestID, at); err != nil {
+				if _, err := s.insert.Exec(tx, insertSuppression, tenant, h, c, reason, requestID, at); err != nil {
 					return err
 				}
 			}

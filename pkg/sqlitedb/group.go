@@ -53,7 +53,8 @@ type GroupOf[T any] struct {
 	// savepoints are the statements that open, release and roll back a
 	// member's savepoint, prepared once: parsing them again for each
 	// member is as dear as a small insert. Only run uses them.
-	savepoints map[string]*sql.Stmt
+	savepoints *Prepared
+	prepared   bool
 	queue      chan *groupCall[T]
 	start      sync.Once
 	stopped    chan struct{} // closed once run returned
@@ -116,9 +117,7 @@ func (g *GroupOf[T]) Close() {
 	g.mu.Unlock()
 	g.start.Do(func() { close(g.stopped) }) // never started: nothing to wait for
 	<-g.stopped
-	for _, st := range g.savepoints {
-		st.Close()
-	}
+	g.savepoints.Close()
 }
 
 // Members' savepoints, one at a time, so one name serves.
@@ -132,31 +131,15 @@ const (
 // transaction (the database has one connection); if it cannot, they are
 // parsed each time.
 func (g *GroupOf[T]) prepareSavepoints() {
-	if g.savepoints != nil {
-		return
+	if !g.prepared {
+		g.prepared = true
+		g.savepoints, _ = Prepare(g.db, savepointOpen, savepointRelease, savepointRollback)
 	}
-	stmts := map[string]*sql.Stmt{}
-	for _, q := range []string{savepointOpen, savepointRelease, savepointRollback} {
-		st, err := g.db.Prepare(q)
-		if err != nil {
-			for _, st := range stmts {
-				st.Close()
-			}
-			return
-		}
-		stmts[q] = st
-	}
-	g.savepoints = stmts
 }
 
 // exec runs one of the savepoint statements in tx.
 func (g *GroupOf[T]) exec(tx *sql.Tx, q string) error {
-	var err error
-	if st := g.savepoints[q]; st != nil {
-		_, err = tx.Stmt(st).Exec()
-	} else {
-		_, err = tx.Exec(q)
-	}
+	_, err := g.savepoints.Exec(tx, q)
 	return err
 }
 
