@@ -92,9 +92,8 @@ type Config struct {
 	// TLS.Certificates is shown to a server that asks for one).
 	TLS *tls.Config
 	// Handlers is how many messages each Consume hands to its handler at
-	// once, each taken with a pull request of its own when a handler is
-	// free (default 1: one at a time, in the order the server hands them
-	// out). A service whose handler waits on the disk or a database (the
+	// once, pulled as handlers are free, as many as are free (default 1:
+	// one at a time, in the order the server hands them out). A service whose handler waits on the disk or a database (the
 	// orchestrator recording receipts, a connector erasing) raises it, so
 	// that its work overlaps and its store commits it in groups.
 	Handlers int
@@ -555,39 +554,94 @@ func (b *Bus) consume(ctx context.Context, topic, group string, h bus.Handler) (
 	if err != nil {
 		return false, fmt.Errorf("natsbus: consumer %s: %w", durable, err)
 	}
-	// One pull request per message, made only when a handler is free: a
-	// message waiting in the client would run down its ack wait although
-	// no handler started on it, and would be stranded there if the
-	// consumer stopped.
+	// Pull requests ask for as many messages as handlers are free, and no
+	// more: a message waiting in the client would run down its ack wait
+	// although no handler started on it, and would be stranded there if
+	// the consumer stopped. Each free handler holds a token in idle; a
+	// pull takes the tokens it asks for, and a handler gives its token
+	// back once its message is handled (the pull, the ones it got no
+	// message for). Asking for several at once spares a pull request,
+	// a subscription and a round trip per message.
 	var took atomic.Bool
+	idle := make(chan struct{}, b.cfg.Handlers)
+	for range b.cfg.Handlers {
+		idle <- struct{}{}
+	}
+	work := make(chan jetstream.Msg)
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		for {
+			select {
+			case <-idle:
+			case <-gctx.Done():
+				return nil
+			}
+			n := 1
+		more:
+			for n < b.cfg.Handlers {
+				select {
+				case <-idle:
+					n++
+				default:
+					break more
+				}
+			}
+			got, err := b.pull(gctx, cons, n, work)
+			for range n - got {
+				idle <- struct{}{}
+			}
+			if err != nil {
+				return fmt.Errorf("natsbus: next %s: %w", durable, err)
+			}
+		}
+	})
 	for range b.cfg.Handlers {
 		g.Go(func() error {
 			for {
-				if gctx.Err() != nil {
+				select {
+				case m := <-work:
+					b.handle(ctx, m, h)
+					took.Store(true)
+					idle <- struct{}{}
+				case <-gctx.Done():
 					return nil
 				}
-				fctx, cancel := context.WithTimeout(gctx, b.cfg.FetchWait)
-				m, err := cons.Next(jetstream.FetchContext(fctx))
-				cancel()
-				switch {
-				case gctx.Err() != nil:
-					if m != nil {
-						_ = m.Nak() // came as we stopped: for the next consumer
-					}
-					return nil
-				case errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
-					continue // nothing came: ask again
-				case err != nil:
-					return fmt.Errorf("natsbus: next %s: %w", durable, err)
-				}
-				b.handle(ctx, m, h)
-				took.Store(true)
 			}
 		})
 	}
 	err = g.Wait()
 	return took.Load(), err
+}
+
+// pull asks the consumer for n messages and hands each to a handler free
+// for it (through work) as it comes, until n came or the pull expired. It
+// returns how many it handed over: a message that came as ctx ended is
+// given back to the server for the next consumer.
+func (b *Bus) pull(ctx context.Context, cons jetstream.Consumer, n int, work chan<- jetstream.Msg) (int, error) {
+	fctx, cancel := context.WithTimeout(ctx, b.cfg.FetchWait)
+	defer cancel()
+	batch, err := cons.Fetch(n, jetstream.FetchContext(fctx))
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, nil
+		}
+		return 0, err
+	}
+	got := 0
+	for m := range batch.Messages() {
+		select {
+		case work <- m:
+			got++
+		case <-ctx.Done():
+			_ = m.Nak() // came as we stopped: for the next consumer
+		}
+	}
+	switch err := batch.Error(); {
+	case err == nil, ctx.Err() != nil, errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		return got, nil // nothing more came: ask again
+	default:
+		return got, err
+	}
 }
 
 // keepInProgress tells the server every interval that m is still being

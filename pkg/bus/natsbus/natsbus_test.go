@@ -299,3 +299,62 @@ func TestHandlersOverlap(t *testing.T) {
 		})
 	}
 }
+
+// A consumer takes no more messages than it has free handlers: one it
+// took and could not start on would wait out the ack wait (30 s here)
+// before another member of the group got it.
+func TestNoMessageWaitsInTheClient(t *testing.T) {
+	srv := embedded(t)
+	cfg := testConfig(prefix())
+	cfg.AckWait = 30 * time.Second
+	cfg.Handlers = 2
+	busy := connect(t, srv.URL(), cfg)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	const n = 6
+	for i := range n {
+		if err := busy.Publish(ctx, "test.held", &bus.Message{ID: strconv.Itoa(i), Type: "t"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := make(chan string, n)
+	go busy.Consume(ctx, "test.held", "g", func(ctx context.Context, m *bus.Message) error {
+		held <- m.ID
+		<-ctx.Done() // stuck until the test ends
+		return ctx.Err()
+	})
+	for range cfg.Handlers {
+		select {
+		case <-held:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the stuck consumer took no message")
+		}
+	}
+	free := connect(t, srv.URL(), cfg)
+	var mu sync.Mutex
+	got := map[string]bool{}
+	go free.Consume(ctx, "test.held", "g", func(ctx context.Context, m *bus.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got[m.ID] = true
+		return nil
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		count := len(got)
+		mu.Unlock()
+		if count == n-cfg.Handlers {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the free consumer got %d of the %d messages the stuck one had no handler for", count, n-cfg.Handlers)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case id := <-held:
+		t.Errorf("the stuck consumer took message %s beyond its %d handlers", id, cfg.Handlers)
+	default:
+	}
+}
