@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Group commits the write transactions of concurrent callers together.
@@ -60,6 +62,26 @@ type GroupOf[T any] struct {
 	stopped    chan struct{} // closed once run returned
 	mu         sync.Mutex    // guards closed, and sends on queue against its closing
 	closed     bool
+	// What Stats reports, kept by run.
+	busy, commits, members atomic.Int64
+}
+
+// GroupStats says how busy a group's writer has been since it was made.
+// One writer runs every write of the database, so Busy growing as fast
+// as the clock is a saturated store: callers queue for it, whatever
+// else is idle.
+type GroupStats struct {
+	// Busy is the time spent running groups, from the first function
+	// to the commit (waits for the CPU and the disk included).
+	Busy time.Duration
+	// Groups is the transactions committed (or rolled back); Members
+	// the functions they ran: Members/Groups is the mean group size.
+	Groups, Members int64
+}
+
+// Stats reads the group's counters; safe at any time.
+func (g *GroupOf[T]) Stats() GroupStats {
+	return GroupStats{Busy: time.Duration(g.busy.Load()), Groups: g.commits.Load(), Members: g.members.Load()}
 }
 
 // groupMax bounds the functions of one transaction: a group's latency is
@@ -159,7 +181,11 @@ func (g *GroupOf[T]) run() {
 				break more
 			}
 		}
+		start := time.Now()
 		g.commit(group)
+		g.busy.Add(int64(time.Since(start)))
+		g.commits.Add(1)
+		g.members.Add(int64(len(group)))
 	}
 }
 

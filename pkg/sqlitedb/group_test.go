@@ -79,6 +79,11 @@ func TestGroupCommitsEachCallerAlone(t *testing.T) {
 	if err := db.QueryRow(`SELECT COUNT(*) FROM t WHERE CAST(substr(k, 2) AS INTEGER) % 3 = 0`).Scan(&failed); err != nil || failed != 0 {
 		t.Fatalf("%d rows of failed callers (%v)", failed, err)
 	}
+	// Every caller ran in a group; groups shared among them are fewer.
+	st := g.Stats()
+	if st.Members != callers || st.Groups < 1 || st.Groups > callers || st.Busy <= 0 {
+		t.Errorf("stats %+v after %d callers", st, callers)
+	}
 }
 
 func TestGroupStatementErrorAndPanic(t *testing.T) {

@@ -85,6 +85,14 @@ func TestObjectiveMetrics(t *testing.T) {
 	if last := counter(t, e.reg, "lethe_orchestrator_last_receipt_timestamp_seconds", map[string]string{"system": "alpha"}); time.Since(time.Unix(int64(last), 0)) > time.Minute {
 		t.Errorf("last receipt of alpha at %v", time.Unix(int64(last), 0))
 	}
+	// The SQLite store's writer ran every write: two submissions and four
+	// receipts at least, in as many transactions or fewer.
+	busy := counter(t, e.reg, "lethe_orchestrator_store_writer_busy_seconds_total", nil)
+	groups := counter(t, e.reg, "lethe_orchestrator_store_writer_transactions_total", nil)
+	writes := counter(t, e.reg, "lethe_orchestrator_store_writer_writes_total", nil)
+	if busy <= 0 || groups < 1 || writes < 6 || writes < groups {
+		t.Errorf("store writer: busy %vs, %v transactions, %v writes", busy, groups, writes)
+	}
 }
 
 // `promtool check metrics` on a live /metrics reports nothing.

@@ -18,6 +18,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/deadline"
 	"github.com/lethe-dev/lethe/pkg/lifecycle"
 	"github.com/lethe-dev/lethe/pkg/proof"
+	"github.com/lethe-dev/lethe/pkg/sqlitedb"
 	"github.com/lethe-dev/lethe/services/orchestrator/store"
 )
 
@@ -149,11 +150,29 @@ func New(reg prometheus.Registerer, st store.Store, systems []string, tenants *d
 		m.Ignored.WithLabelValues(r)
 	}
 	reg.MustRegister(&cached{ttl: cache, c: &storeCollector{store: st, systems: systems, tenants: tenants, channels: channels, now: now}})
+	if w, ok := st.(interface{ WriterStats() sqlitedb.GroupStats }); ok {
+		registerWriter(f, w.WriterStats)
+	}
 	m.Gatherer = prometheus.DefaultGatherer
 	if g, ok := reg.(prometheus.Gatherer); ok {
 		m.Gatherer = g
 	}
 	return m
+}
+
+// registerWriter exports the counters of a store whose writes one writer
+// runs (SQLite): the rate of its busy seconds near 1 is a saturated store,
+// the bound of the whole pipeline however idle the rest is.
+func registerWriter(f promauto.Factory, stats func() sqlitedb.GroupStats) {
+	f.NewCounterFunc(prometheus.CounterOpts{Name: "lethe_orchestrator_store_writer_busy_seconds_total",
+		Help: "Time the SQLite store's one writer spent running transactions (waits for the CPU and the disk included); a rate near 1 is a saturated store."},
+		func() float64 { return stats().Busy.Seconds() })
+	f.NewCounterFunc(prometheus.CounterOpts{Name: "lethe_orchestrator_store_writer_transactions_total",
+		Help: "Transactions the SQLite store's writer committed; each carries the writes of the callers that queued meanwhile (group commit)."},
+		func() float64 { return float64(stats().Groups) })
+	f.NewCounterFunc(prometheus.CounterOpts{Name: "lethe_orchestrator_store_writer_writes_total",
+		Help: "Writes (one caller's function each) the SQLite store's writer ran; divided by the transactions, the mean group size."},
+		func() float64 { return float64(stats().Members) })
 }
 
 // Instrument counts h's answers by route and status code.

@@ -52,6 +52,11 @@ func (s *SQLite) groupCommit() *sqlitedb.GroupOf[*sqlTx] {
 	})
 }
 
+// WriterStats says how busy the store's one writer has been: every write
+// of the orchestrator runs on it, so a writer busy all the time is the
+// pipeline's bound (a PostgreSQL store runs its writes side by side).
+func (s *SQLite) WriterStats() sqlitedb.GroupStats { return s.group.Stats() }
+
 // Checkpoint copies the write-ahead log into the database file and
 // truncates it. Run after identifiers were dropped, it leaves no copy of
 // them in the -wal file (secure_delete has overwritten them in the
