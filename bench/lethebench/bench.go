@@ -231,14 +231,18 @@ func (r *Report) Table(w io.Writer) {
 	for k, raw := range r.Raw {
 		fmt.Fprintf(w, "  %-14s %9.0f events/s (%d messages in %.2fs)\n", k, raw.EventsPerSec, raw.Messages, raw.Seconds)
 	}
-	fmt.Fprintf(w, "\n%-44s %8s %9s %7s %8s %8s %8s %8s %9s %9s\n", "pipeline run", "req/s", "events/s", ":raw", "p50 ms", "p90 ms", "p99 ms", "RSS MB", "store B/r", "CPU ms/r")
+	fmt.Fprintf(w, "\n%-44s %8s %9s %7s %8s %8s %8s %8s %9s %9s %7s\n", "pipeline run", "req/s", "events/s", ":raw", "p50 ms", "p90 ms", "p99 ms", "RSS MB", "store B/r", "CPU ms/r", "writer")
 	row := func(run *Run) {
 		ratio := "-"
 		if raw, ok := r.Raw[rawKey(run.Engines.Bus, run.Engines.Durability)]; ok && run.Rate == 0 {
 			ratio = fmt.Sprintf("%.3f", run.EventsPerSec/raw.EventsPerSec)
 		}
-		fmt.Fprintf(w, "%-44s %8.0f %9.0f %7s %8.1f %8.1f %8.1f %8.0f %9.0f %9.2f\n", run.Name, run.RPS, run.EventsPerSec, ratio,
-			run.Latency.P50, run.Latency.P90, run.Latency.P99, float64(run.PeakRSS)/(1<<20), run.StorePerRequest, run.CPUPerRequest*1000)
+		writer := "-"
+		if run.StoreBusy > 0 {
+			writer = fmt.Sprintf("%.0f%%", 100*run.StoreBusy)
+		}
+		fmt.Fprintf(w, "%-44s %8.0f %9.0f %7s %8.1f %8.1f %8.1f %8.0f %9.0f %9.2f %7s\n", run.Name, run.RPS, run.EventsPerSec, ratio,
+			run.Latency.P50, run.Latency.P90, run.Latency.P99, float64(run.PeakRSS)/(1<<20), run.StorePerRequest, run.CPUPerRequest*1000, writer)
 	}
 	for _, run := range r.Runs {
 		row(run)

@@ -87,6 +87,10 @@ type Run struct {
 	StoreBytes      int64   `json:"store_bytes"`
 	StorePerRequest float64 `json:"store_bytes_per_request"`
 	CPUPerRequest   float64 `json:"cpu_seconds_per_request"`
+	// StoreBusy is the share of the run's time the SQLite store's one
+	// writer spent running transactions: near 1, it bounds the run (0 for
+	// a PostgreSQL store, which has no one writer).
+	StoreBusy float64 `json:"store_writer_busy"`
 	// Timeline samples the requests ended since the start.
 	Timeline []Sample `json:"timeline"`
 	// latencies (ms), kept for the plot.
@@ -172,11 +176,12 @@ func runPipeline(ctx context.Context, work string, e Engines, load Load, bar *Ba
 	}
 	c := &client{base: s.API, token: strings.TrimSpace(string(token)),
 		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: time.Minute}}
-	ended := endedCounter(cfg.Registry)
+	ended := func() int { return int(counterSum(cfg.Registry, "lethe_orchestrator_requests_ended_total")) }
+	writerBusy := func() float64 { return counterSum(cfg.Registry, "lethe_orchestrator_store_writer_busy_seconds_total") }
 
 	run := &Run{Engines: e, Durability: e.Durability.String(), Requests: load.N, Rate: load.Rate}
 	resetPeakRSS()
-	cpu0 := cpuTime()
+	cpu0, busy0 := cpuTime(), writerBusy()
 	before := ended()
 	ids := make([]string, load.N)
 	var sent, ending atomic.Int64 // ending: requests ended, as last read
@@ -255,6 +260,7 @@ func runPipeline(ctx context.Context, work string, e Engines, load Load, bar *Ba
 	}
 	run.Ended = load.N
 	run.CPUPerRequest = (cpuTime() - cpu0).Seconds() / float64(load.N)
+	run.StoreBusy = (writerBusy() - busy0) / run.Seconds
 	run.PeakRSS = peakRSS()
 	run.HeapInUse = heapInUse()
 	run.RPS = float64(load.N) / run.Seconds
@@ -415,23 +421,21 @@ func (c *client) check(ctx context.Context, id string, keys proof.KeySet) (float
 	return float64(view.CompletedAt.Sub(view.CreatedAt).Microseconds()) / 1000, nil
 }
 
-// endedCounter reads lethe_orchestrator_requests_ended_total from reg.
-func endedCounter(reg *prometheus.Registry) func() int {
-	return func() int {
-		mfs, err := reg.Gather()
-		if err != nil {
-			return 0
-		}
-		n := 0.0
-		for _, mf := range mfs {
-			if mf.GetName() == "lethe_orchestrator_requests_ended_total" {
-				for _, m := range mf.GetMetric() {
-					n += m.GetCounter().GetValue()
-				}
+// counterSum reads the counter name from reg, summed over its labels.
+func counterSum(reg *prometheus.Registry, name string) float64 {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return 0
+	}
+	n := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				n += m.GetCounter().GetValue()
 			}
 		}
-		return int(n)
 	}
+	return n
 }
 
 func percentiles(ms []float64) Latency {
