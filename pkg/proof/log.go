@@ -256,6 +256,18 @@ func DecodeEntry(b []byte) (Entry, error) {
 	return e, nil
 }
 
+// EntryEvent reads an entry's event alone, for a reader that decodes
+// (DecodeEntry) only the entries of the events it looks for.
+func EntryEvent(b []byte) (string, error) {
+	var e struct {
+		Event string `json:"event"`
+	}
+	if err := json.Unmarshal(b, &e); err != nil {
+		return "", fmt.Errorf("log entry: %w", err)
+	}
+	return e.Event, nil
+}
+
 // RecordHash is the leaf hash of entry bytes in the Merkle tree (RFC 6962).
 func RecordHash(entry []byte) tlog.Hash { return tlog.RecordHash(entry) }
 

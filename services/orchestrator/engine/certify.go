@@ -106,13 +106,22 @@ func (e *Engine) issueOn(ctx context.Context, tx store.Tx, r *store.Request, tas
 	if err != nil {
 		return err
 	}
-	entries := make([]proof.Entry, 0, len(records))
+	var entries []proof.Entry // those the certificate's summary reads
 	for _, rec := range records {
 		p, err := tlog.ProveRecord(size, rec.Index, hashes)
 		if err != nil {
 			return fmt.Errorf("inclusion proof: %w", err)
 		}
 		c.Log.Entries = append(c.Log.Entries, proof.LoggedEntry{Index: rec.Index, Entry: rec.Data, Proof: p})
+		// Most entries (created, receipts, the end) are only proved: the
+		// whole decoding is kept for those summarised below.
+		event, err := proof.EntryEvent(rec.Data)
+		if err != nil {
+			return err
+		}
+		if !summarised[event] {
+			continue
+		}
 		e, err := proof.DecodeEntry(rec.Data)
 		if err != nil {
 			return err
@@ -137,6 +146,10 @@ func (e *Engine) issueOn(ctx context.Context, tx store.Tx, r *store.Request, tas
 	c.DeadlineMet = !c.RespondedAt().After(c.EffectiveDeadline())
 	return tx.PutCertificate(ctx, r.ID, c.Sign(e.cfg.Signer), now)
 }
+
+// summarised are the events whose entries a certificate sums up beside
+// proving them: the decisions, a lift, the notices delivered.
+var summarised = map[string]bool{proof.EventVerified: true, proof.EventDenied: true, proof.EventLifted: true, proof.EventNoticeDelivered: true}
 
 // TreeHead signs the log's current size and root.
 func (e *Engine) TreeHead(ctx context.Context) (proof.TreeHead, error) {
