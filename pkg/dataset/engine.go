@@ -35,6 +35,9 @@ type Engine struct {
 	// targets lists, per table, the columns other tables join to: the keys
 	// resolved before anything is erased.
 	targets map[string][]string
+	// scrub empties a SQLite file's WAL after an erasure, one checkpoint
+	// for the erasures committed meanwhile.
+	scrub *sqlitedb.Scrubber
 }
 
 // Option tunes an [Engine].
@@ -65,7 +68,7 @@ func WithLogger(l *slog.Logger) Option {
 // New returns an engine over db. hashKey keys the [Hash] strategy; it may be
 // nil for a map that hashes nothing.
 func New(db *sql.DB, m *Map, hashKey []byte, opts ...Option) *Engine {
-	e := &Engine{db: db, m: m, key: hashKey, dialect: m.Dialect, now: time.Now, log: slog.Default(), targets: map[string][]string{}}
+	e := &Engine{db: db, m: m, key: hashKey, dialect: m.Dialect, now: time.Now, log: slog.Default(), targets: map[string][]string{}, scrub: sqlitedb.NewScrubber(db)}
 	for _, o := range opts {
 		o(e)
 	}
@@ -361,7 +364,7 @@ func (e *Engine) Erase(ctx context.Context, task connector.Task) (connector.Resu
 		// pages into the database file (whose freed space secure_delete
 		// zeroes) and empty the WAL. The erasure is done either way: a
 		// failure only leaves the copies to the next checkpoint.
-		if err := sqlitedb.Checkpoint(ctx, e.db); err != nil {
+		if err := e.scrub.Checkpoint(ctx); err != nil {
 			e.log.WarnContext(ctx, "dataset: WAL checkpoint after erasure failed", "err", err)
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/lethe-dev/lethe/pkg/connector"
-	"github.com/lethe-dev/lethe/pkg/sqlitedb"
 )
 
 var _ connector.Sweeper = (*Engine)(nil)
@@ -80,7 +79,7 @@ func (e *Engine) Sweep(ctx context.Context, task connector.SweepTask) (connector
 		if e.dialect == SQLite {
 			// As after an erasure: the WAL holds the old pages until a
 			// checkpoint.
-			if err := sqlitedb.Checkpoint(ctx, e.db); err != nil {
+			if err := e.scrub.Checkpoint(ctx); err != nil {
 				e.log.WarnContext(ctx, "dataset: WAL checkpoint after a retention sweep failed", "err", err)
 			}
 		}

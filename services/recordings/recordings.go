@@ -95,6 +95,9 @@ type System struct {
 	db    *sql.DB
 	files string
 	log   *slog.Logger
+	// scrub empties the WAL after an erasure, one checkpoint for the
+	// erasures committed meanwhile.
+	scrub *sqlitedb.Scrubber
 }
 
 var (
@@ -123,7 +126,7 @@ func Open(ctx context.Context, env connector.Env) (*System, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &System{db: db, files: files, log: log}, nil
+	return &System{db: db, files: files, log: log, scrub: sqlitedb.NewScrubber(db)}, nil
 }
 
 // Close closes the database.
@@ -308,7 +311,7 @@ func (s *System) Erase(ctx context.Context, t connector.Task) (connector.Result,
 	// database file (whose freed space secure_delete zeroes) and empty the
 	// WAL. The erasure is done either way: a failure only leaves the copies
 	// to the next checkpoint.
-	if err := sqlitedb.Checkpoint(ctx, s.db); err != nil {
+	if err := s.scrub.Checkpoint(ctx); err != nil {
 		s.log.WarnContext(ctx, "recordings: WAL checkpoint after erasure failed", "err", err)
 	}
 
