@@ -92,10 +92,11 @@ type Config struct {
 	// TLS.Certificates is shown to a server that asks for one).
 	TLS *tls.Config
 	// Handlers is how many messages each Consume hands to its handler at
-	// once, pulled as handlers are free, as many as are free (default 1:
-	// one at a time, in the order the server hands them out). A service whose handler waits on the disk or a database (the
-	// orchestrator recording receipts, a connector erasing) raises it, so
-	// that its work overlaps and its store commits it in groups.
+	// once, pulled as many at a time as handlers are free (default 1: one
+	// at a time, in the order the server hands them out). A service whose
+	// handler waits on the disk or a database (the orchestrator recording
+	// receipts, a connector erasing) raises it, so that its work overlaps
+	// and its store commits it in groups.
 	Handlers int
 	// Logger tells of broker trouble the adapter rides out.
 	Logger *slog.Logger
@@ -557,11 +558,11 @@ func (b *Bus) consume(ctx context.Context, topic, group string, h bus.Handler) (
 	// Pull requests ask for as many messages as handlers are free, and no
 	// more: a message waiting in the client would run down its ack wait
 	// although no handler started on it, and would be stranded there if
-	// the consumer stopped. Each free handler holds a token in idle; a
-	// pull takes the tokens it asks for, and a handler gives its token
-	// back once its message is handled (the pull, the ones it got no
-	// message for). Asking for several at once spares a pull request,
-	// a subscription and a round trip per message.
+	// the consumer stopped. Each free handler holds a token in idle: a
+	// pull takes as many tokens as it asks for messages, a handler gives
+	// one back once its message is handled, and the pull gives back those
+	// it got no message for. Asking for several at once spares a pull
+	// request, a subscription and a round trip per message.
 	var took atomic.Bool
 	idle := make(chan struct{}, b.cfg.Handlers)
 	for range b.cfg.Handlers {
