@@ -56,7 +56,6 @@ type GroupOf[T any] struct {
 	// member's savepoint, prepared once: parsing them again for each
 	// member is as dear as a small insert. Only run uses them.
 	savepoints *Prepared
-	prepared   bool
 	queue      chan *groupCall[T]
 	start      sync.Once
 	stopped    chan struct{} // closed once run returned
@@ -151,10 +150,9 @@ const (
 
 // prepareSavepoints prepares the savepoint statements, outside any
 // transaction (the database has one connection); if it cannot, they are
-// parsed each time.
+// parsed, and preparing them is tried again for the next group.
 func (g *GroupOf[T]) prepareSavepoints() {
-	if !g.prepared {
-		g.prepared = true
+	if g.savepoints == nil {
 		g.savepoints, _ = Prepare(g.db, savepointOpen, savepointRelease, savepointRollback)
 	}
 }

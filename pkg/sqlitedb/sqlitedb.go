@@ -89,8 +89,9 @@ func Open(path string, opts ...Option) (*sql.DB, error) {
 
 // Checkpoint copies the WAL into the database file and truncates the WAL to
 // zero bytes. Until a checkpoint, the -wal file keeps old page images, rows
-// deleted since among them: an erasure calls it once committed, outside its
-// transaction, so erased data does not linger there. It fails if another
+// deleted since among them: it runs once identifiers were dropped, outside
+// the transaction that dropped them, so erased data does not linger there
+// (erasures share one through a [Scrubber]). It fails if another
 // connection kept it from completing.
 func Checkpoint(ctx context.Context, db *sql.DB) error {
 	var busy, frames, done int
