@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 
 	"github.com/pressly/goose/v3"
@@ -61,15 +60,4 @@ func (s *SQLite) WriterStats() sqlitedb.GroupStats { return s.group.Stats() }
 // truncates it. Run after identifiers were dropped, it leaves no copy of
 // them in the -wal file (secure_delete has overwritten them in the
 // database file's pages).
-func (s *SQLite) Checkpoint(ctx context.Context) error {
-	var busy, frames, done int
-	if err := s.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &done); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	if busy != 0 {
-		return fmt.Errorf("checkpoint: %w", errCheckpointBusy)
-	}
-	return nil
-}
-
-var errCheckpointBusy = errors.New("the log is in use; it is truncated at the next checkpoint")
+func (s *SQLite) Checkpoint(ctx context.Context) error { return sqlitedb.Checkpoint(ctx, s.db) }
