@@ -104,7 +104,9 @@ func runAt(t *testing.T, dir string, sys connector.System, wrap func(connector.R
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
-	b, err := natsbus.Connect(context.Background(), srv.URL(), natsbus.Config{RetryDelay: 20 * time.Millisecond})
+	// Several handlers, as a service has (busurl.ServiceHandlers): the
+	// deliveries of a task may be taken together.
+	b, err := natsbus.Connect(context.Background(), srv.URL(), natsbus.Config{RetryDelay: 20 * time.Millisecond, Handlers: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,6 +274,32 @@ func TestSecondDeliveryAnswersTheSameReceipt(t *testing.T) {
 		t.Fatalf("%d effects for one task", n)
 	}
 	logs.NoneOf(t, "person-0001@example.com")
+}
+
+// Two deliveries of one task taken at once (its attempts queued while the
+// connector was down) run one effect: the second waits for the first and
+// answers its receipt, not "not found" for what the first erased.
+func TestDeliveriesOfOneTaskTakenTogether(t *testing.T) {
+	slowErase := func() (connector.Result, error) {
+		time.Sleep(300 * time.Millisecond) // long enough for both to be taken
+		return erased()
+	}
+	notFound := func() (connector.Result, error) { return connector.Result{Outcome: connector.NotFound}, nil }
+	sys := &scripted{results: []func() (connector.Result, error){slowErase, notFound}}
+	r := run(t, sys)
+	send(t, r.bus, "sys", 1)
+	send(t, r.bus, "sys", 2)
+	if got := receive(t, r.receipts); got.GetOutcome() != lethev1.Outcome_OUTCOME_ERASED {
+		t.Fatalf("first answer %v", got.GetOutcome())
+	}
+	for end := time.Now().Add(10 * time.Second); duplicates(t, r.reg) < 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the second delivery was not answered from the stored receipt")
+		}
+	}
+	if n := sys.count(); n != 1 {
+		t.Fatalf("%d effects for one task", n)
+	}
 }
 
 // failingPut is a receipt store that fails to store the first receipt, as

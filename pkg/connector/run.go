@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -183,6 +184,46 @@ type worker struct {
 	sys System
 	log *slog.Logger
 	m   *metrics
+	// tasks runs one delivery of a task at a time: deliveries of one task
+	// (its attempts queued while the system was down, a redelivery) taken
+	// together by the consumer's handlers would otherwise both run the
+	// effect, and the one to find nothing left would answer "not found".
+	tasks taskLocks
+}
+
+// taskLocks holds a lock per task id, made while a delivery holds it.
+type taskLocks struct {
+	mu   sync.Mutex
+	held map[string]chan struct{} // closed when the holder is done
+}
+
+// lock waits until no other delivery of task id is being handled, and
+// returns the unlock; or ctx's error if ctx ends first.
+func (l *taskLocks) lock(ctx context.Context, id string) (unlock func(), err error) {
+	for {
+		l.mu.Lock()
+		done, busy := l.held[id]
+		if !busy {
+			if l.held == nil {
+				l.held = map[string]chan struct{}{}
+			}
+			done = make(chan struct{})
+			l.held[id] = done
+			l.mu.Unlock()
+			return func() {
+				l.mu.Lock()
+				delete(l.held, id)
+				l.mu.Unlock()
+				close(done)
+			}, nil
+		}
+		l.mu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 func (w *worker) handle(ctx context.Context, msg *bus.Message) error {
@@ -221,6 +262,11 @@ func (w *worker) handle(ctx context.Context, msg *bus.Message) error {
 		t.Subject, t.SealedSubject = subject, nil
 	}
 
+	unlock, err := w.tasks.lock(ctx, t.GetTaskId())
+	if err != nil {
+		return err // shutting down: leave the task to the next delivery
+	}
+	defer unlock()
 	stored, resumed, err := w.cfg.Receipts.Start(ctx, t.GetTaskId())
 	if err != nil {
 		return err
