@@ -88,7 +88,9 @@ type Config struct {
 	// Vars are the template variables the caller supplies, such as "base"
 	// for {base}; they are inserted into URLs as they are.
 	Vars map[string]string
-	// HTTPClient makes the calls; nil means a client of its own.
+	// HTTPClient makes the calls; nil means a client of its own, which
+	// keeps a connection per concurrent call to a vendor (see
+	// [callsAtOnce]).
 	HTTPClient *http.Client
 	// Timeout bounds each call to a vendor (default 10s). A call that
 	// times out is retried.
@@ -97,9 +99,19 @@ type Config struct {
 	Getenv func(string) string
 }
 
+// callsAtOnce is how many calls a connector makes to one vendor at most at
+// once: one per task its handlers run (busurl.ServiceHandlers), each
+// calling the vendors one after another.
+const callsAtOnce = 32
+
 func (c *Config) setDefaults() {
 	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		// The default keeps 2 idle connections per host: with a handler per
+		// task, every call beyond the second opened a connection (and a TLS
+		// handshake) and closed it after its answer.
+		t.MaxIdleConnsPerHost = callsAtOnce
+		c.HTTPClient = &http.Client{Transport: t}
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = 10 * time.Second

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/lethe-dev/lethe/pkg/connector"
@@ -517,5 +519,40 @@ func TestCancelledContext(t *testing.T) {
 	cancel()
 	if _, err := sys.Erase(ctx, task(person(1), "c1")); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// Erasures run side by side, as a connector's handlers run them, reuse
+// their connections to the vendors instead of opening one per call.
+func TestConcurrentErasuresReuseConnections(t *testing.T) {
+	const people, handlers = 300, 32
+	vendors := standin.New(people, token)
+	srv := httptest.NewUnstartedServer(vendors)
+	var opened atomic.Int64
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	sys := open(t, Config{VendorsYAML: DemoVendors, Vars: map[string]string{"base": srv.URL}})
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range handlers {
+		wg.Go(func() {
+			for i := int(next.Add(1)); i <= people; i = int(next.Add(1)) {
+				if _, err := sys.Erase(context.Background(), task(person(i), fmt.Sprint("r", i))); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// One connection per handler, and a few more where a call dialled
+	// just before another's connection came back.
+	if n := opened.Load(); n > 2*handlers {
+		t.Errorf("%d erasures from %d handlers opened %d connections to the vendors, want at most %d", people, handlers, n, 2*handlers)
 	}
 }
