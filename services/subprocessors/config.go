@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/lethe-dev/lethe/pkg/bus/busurl"
 	"github.com/lethe-dev/lethe/services/subprocessors/standin"
 )
 
@@ -100,9 +101,9 @@ type Config struct {
 }
 
 // callsAtOnce is how many calls a connector makes to one vendor at most at
-// once: one per task its handlers run (busurl.ServiceHandlers), each
-// calling the vendors one after another.
-const callsAtOnce = 32
+// once: one per task its handlers run, each calling the vendors one after
+// another.
+const callsAtOnce = busurl.ServiceHandlers
 
 func (c *Config) setDefaults() {
 	if c.HTTPClient == nil {
