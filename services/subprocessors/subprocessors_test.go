@@ -525,7 +525,7 @@ func TestCancelledContext(t *testing.T) {
 // Erasures run side by side, as a connector's handlers run them, reuse
 // their connections to the vendors instead of opening one per call.
 func TestConcurrentErasuresReuseConnections(t *testing.T) {
-	const people, handlers = 300, 32
+	const people, handlers = 300, callsAtOnce
 	vendors := standin.New(people, token)
 	srv := httptest.NewUnstartedServer(vendors)
 	var opened atomic.Int64
