@@ -87,6 +87,28 @@ func Open(path string, opts ...Option) (*sql.DB, error) {
 	return db, nil
 }
 
+// OpenReader opens a pool of conns read-only connections to the database
+// at path, which [Open] opened (and so created) first. In WAL mode a
+// reader works from the last commit without waiting for the writer, and
+// the writer does not wait for it: reads that ran on Open's one
+// connection (a token's look-up on every API call, a status poll, a
+// metrics scrape) queued the writer behind them. Close it before the
+// writer's database, which then checkpoints the WAL last.
+func OpenReader(path string, conns int) (*sql.DB, error) {
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=query_only(1)&_pragma=temp_store(2)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
+	return db, nil
+}
+
 // Checkpoint copies the WAL into the database file and truncates the WAL to
 // zero bytes. Until a checkpoint, the -wal file keeps old page images, rows
 // deleted since among them: it runs once identifiers were dropped, outside

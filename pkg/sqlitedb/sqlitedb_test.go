@@ -120,3 +120,44 @@ func TestDurability(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenReader: a reader sees what the writer committed, refuses to
+// write, and the checkpoint that scrubs the WAL still completes beside it.
+func TestOpenReader(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.db")
+	db, err := sqlitedb.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE people (email TEXT); INSERT INTO people VALUES ('ada@example.com')`); err != nil {
+		t.Fatal(err)
+	}
+	r, err := sqlitedb.OpenReader(path, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var n int
+	if err := r.QueryRow(`SELECT count(*) FROM people`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("reader counts %d people (%v), want 1", n, err)
+	}
+	if _, err := r.Exec(`DELETE FROM people`); err == nil {
+		t.Fatal("a reader deleted rows")
+	}
+	if err := r.QueryRow(`SELECT count(*) FROM people`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("after the refused delete, %d people (%v), want 1", n, err)
+	}
+	if _, err := db.Exec(`DELETE FROM people`); err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlitedb.Checkpoint(t.Context(), db); err != nil {
+		t.Fatalf("checkpoint beside a reader: %v", err)
+	}
+	if fi, err := os.Stat(path + "-wal"); err != nil || fi.Size() != 0 {
+		t.Fatalf("WAL after the checkpoint: %v, %v; want it truncated", fi, err)
+	}
+	if err := r.QueryRow(`SELECT count(*) FROM people`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("reader counts %d people after the delete (%v), want 0", n, err)
+	}
+}

@@ -26,7 +26,15 @@ import (
 // return identical values. What differs is in [dialect].
 type sqlStore struct {
 	db *sql.DB
-	d  dialect
+	// reads, where set (SQLite), is a pool of read-only connections
+	// beside db's one, with its own prepared statements: the queries
+	// outside a transaction that change nothing run there, side by side
+	// with the writer and with each other, instead of queueing it behind
+	// them. Where nil (PostgreSQL, whose pool runs everything side by
+	// side), they run on db.
+	reads     *sql.DB
+	readStmts *statements
+	d         dialect
 	// stmts are the statements kept prepared, and group commits the
 	// transactions in groups (SQLite; nil for PostgreSQL, whose driver
 	// keeps its own statements and whose transactions run side by side).
@@ -97,6 +105,12 @@ func placeholders(n int) string {
 func (s *sqlStore) Close() error {
 	if s.group != nil {
 		s.group.Close()
+	}
+	if s.reads != nil {
+		// First: the writer's connection, closed last, checkpoints the
+		// WAL and removes it.
+		s.readStmts.close()
+		s.reads.Close()
 	}
 	s.stmts.close()
 	return s.db.Close()
@@ -300,7 +314,9 @@ func (t *sqlTx) queryRow(ctx context.Context, query string, args ...any) *sql.Ro
 	return t.tx.QueryRowContext(ctx, q, args...)
 }
 
-// exec, query and queryRow run a statement outside a transaction.
+// exec runs a statement outside a transaction; query and queryRow a
+// query that changes nothing, where reads run (see reads); update and
+// updateRow a statement that changes rows and returns some.
 func (s *sqlStore) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	q := s.d.q(query)
 	if st := s.stmts.prepare(ctx, q); st != nil {
@@ -310,19 +326,43 @@ func (s *sqlStore) exec(ctx context.Context, query string, args ...any) (sql.Res
 }
 
 func (s *sqlStore) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	q := s.d.q(query)
-	if st := s.stmts.prepare(ctx, q); st != nil {
-		return st.QueryContext(ctx, args...)
-	}
-	return s.db.QueryContext(ctx, q, args...)
+	db, stmts := s.reader()
+	return queryOn(ctx, db, stmts, s.d.q(query), args)
 }
 
 func (s *sqlStore) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	q := s.d.q(query)
-	if st := s.stmts.prepare(ctx, q); st != nil {
+	db, stmts := s.reader()
+	return queryRowOn(ctx, db, stmts, s.d.q(query), args)
+}
+
+func (s *sqlStore) update(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return queryOn(ctx, s.db, s.stmts, s.d.q(query), args)
+}
+
+func (s *sqlStore) updateRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return queryRowOn(ctx, s.db, s.stmts, s.d.q(query), args)
+}
+
+// reader is where the store's reads run, and their statements.
+func (s *sqlStore) reader() (*sql.DB, *statements) {
+	if s.reads != nil {
+		return s.reads, s.readStmts
+	}
+	return s.db, s.stmts
+}
+
+func queryOn(ctx context.Context, db *sql.DB, stmts *statements, q string, args []any) (*sql.Rows, error) {
+	if st := stmts.prepare(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return db.QueryContext(ctx, q, args...)
+}
+
+func queryRowOn(ctx context.Context, db *sql.DB, stmts *statements, q string, args []any) *sql.Row {
+	if st := stmts.prepare(ctx, q); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
-	return s.db.QueryRowContext(ctx, q, args...)
+	return db.QueryRowContext(ctx, q, args...)
 }
 
 func ms(t time.Time) any {
@@ -1245,7 +1285,7 @@ func (t *sqlTx) UpdateNotice(ctx context.Context, n *Notice) error {
 
 // ClaimNotices implements [Store].
 func (s *sqlStore) ClaimNotices(ctx context.Context, owner string, limit int, now, until time.Time) ([]*Notice, error) {
-	rows, err := s.query(ctx, `UPDATE notices SET claimed_by = ?, claimed_until = ?
+	rows, err := s.update(ctx, `UPDATE notices SET claimed_by = ?, claimed_until = ?
 		WHERE id IN (SELECT id FROM notices WHERE next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until < ?)
 			ORDER BY next_attempt_at LIMIT ?`+s.d.skipLocked("")+`)
 		RETURNING `+noticeColumns, owner, until.UnixMilli(), now.UnixMilli(), now.UnixMilli(), limit)
@@ -1400,7 +1440,7 @@ func (s *sqlStore) InsertExportLink(ctx context.Context, l *ExportLink) error {
 func (s *sqlStore) UseExportLink(ctx context.Context, hash []byte, now time.Time) (*ExportLink, error) {
 	l := &ExportLink{Hash: hash, UsedAt: now}
 	var created, expires int64
-	err := s.queryRow(ctx, `UPDATE export_links SET used_at = ? WHERE hash = ? AND used_at IS NULL AND expires_at > ?
+	err := s.updateRow(ctx, `UPDATE export_links SET used_at = ? WHERE hash = ? AND used_at IS NULL AND expires_at > ?
 		RETURNING request_id, created_at, expires_at`, now.UnixMilli(), hash, now.UnixMilli()).Scan(&l.RequestID, &created, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound

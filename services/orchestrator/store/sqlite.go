@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"runtime"
 
 	"github.com/pressly/goose/v3"
 
@@ -27,10 +28,20 @@ func OpenSQLite(path string, opts ...Option) (*SQLite, error) {
 		db.Close()
 		return nil, fmt.Errorf("store schema: %w", err)
 	}
-	st := &SQLite{sqlStore{db: db, stmts: newStatements(db), hashes: newHashCache()}}
+	reads, err := sqlitedb.OpenReader(path, readers())
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	st := &SQLite{sqlStore{db: db, stmts: newStatements(db), reads: reads, readStmts: newStatements(reads), hashes: newHashCache()}}
 	st.group = st.groupCommit()
 	return st, nil
 }
+
+// readers is how many connections the store's reads share: reads are
+// short and CPU-bound, so one per CPU, and at least two, so that a slow
+// one (a dashboard's list) does not hold up a token's look-up.
+func readers() int { return max(2, runtime.GOMAXPROCS(0)) }
 
 // groupCommit commits the store's transactions in groups: SQLite runs one
 // write transaction at a time on its one connection, and a commit costs

@@ -1,0 +1,67 @@
+package storetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/lethe-dev/lethe/pkg/lifecycle"
+	"github.com/lethe-dev/lethe/services/orchestrator/store"
+)
+
+// testReadsBesideAWrite: a read outside a transaction (an API call's token
+// look-up, a status poll, a scrape) answers while a write transaction
+// runs, from the last commit, instead of queueing behind it; once the
+// transaction commits, reads see its change.
+func testReadsBesideAWrite(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	insert(t, s, []*store.Request{newRequest("r1", lifecycle.Open, t0.AddDate(0, 1, 0))})
+	tok := &store.Token{ID: "tok_r", Hash: []byte("hash of tok_r"), Name: "reader", Tenant: "*", Role: "admin", CreatedAt: t0}
+	if err := s.InsertToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	inTx, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- s.Tx(ctx, func(tx store.Tx) error {
+			r, err := tx.Request(ctx, "r1")
+			if err != nil {
+				return err
+			}
+			r.State, r.UpdatedAt = lifecycle.Fulfilled, t0.Add(time.Hour)
+			if err := tx.UpdateRequest(ctx, r); err != nil {
+				return err
+			}
+			close(inTx)
+			<-release
+			return nil
+		})
+	}()
+	select {
+	case <-inTx:
+	case err := <-done:
+		t.Fatalf("transaction ended before its change: %v", err)
+	}
+	// Bounded: on a store whose reads share the writer's connection,
+	// they wait until the transaction ends, which it does not before
+	// they answer.
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	got, gotErr := s.TokenByHash(rctx, tok.Hash)
+	r, _, getErr := s.Get(rctx, "r1")
+	cancel()
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if gotErr != nil || getErr != nil {
+		t.Fatalf("reads while a write transaction runs: token %v, request %v; want answers without waiting for it", gotErr, getErr)
+	}
+	if got.ID != tok.ID {
+		t.Errorf("token look-up = %q, want %q", got.ID, tok.ID)
+	}
+	if r.State != lifecycle.Open {
+		t.Errorf("request read during the transaction is %s, want %s: the last commit, not a change in progress", r.State, lifecycle.Open)
+	}
+	if r, _, err := s.Get(ctx, "r1"); err != nil || r.State != lifecycle.Fulfilled {
+		t.Fatalf("request read after the commit: %v, %v; want %s", r, err, lifecycle.Fulfilled)
+	}
+}
