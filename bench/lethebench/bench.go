@@ -177,6 +177,7 @@ func rawKey(bus string, mode durability.Mode) string {
 }
 
 func runRaw(ctx context.Context, work, bus string, mode durability.Mode, n int, bar *Bar) (Raw, error) {
+	quiet(ctx, bar)
 	dir, err := tempDir(work, "raw")
 	if err != nil {
 		return Raw{}, err
@@ -201,6 +202,7 @@ func runRaw(ctx context.Context, work, bus string, mode durability.Mode, n int, 
 // runPeer runs the same erasures as Temporal workflows, each activity
 // erasing from the same in-memory system a connector would.
 func runPeer(ctx context.Context, n int, bar *Bar) (*Peer, error) {
+	quiet(ctx, bar)
 	mem := devstack.MemorySystems(n)
 	bar.Start("temporal peer", n)
 	res, err := temporalpeer.Run(ctx, temporalpeer.Config{N: n, Systems: systems, Progress: bar.Set,
@@ -264,4 +266,12 @@ func (r *Report) Table(w io.Writer) {
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// quiet lets the disk settle before a timed phase (see settle), and says
+// so when that took a while.
+func quiet(ctx context.Context, bar *Bar) {
+	if d := settle(ctx); d >= time.Second {
+		bar.Say("waited %.0f s for the disk to write what the last run left", d.Seconds())
+	}
 }

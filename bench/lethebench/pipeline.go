@@ -119,6 +119,7 @@ var systems = []string{"accounts", "billing", "emailanalytics", "recordings", "s
 // load.N verified erasure requests, waits for every one to end, then
 // verifies every certificate offline and measures.
 func runPipeline(ctx context.Context, work string, e Engines, load Load, bar *Bar) (*Run, error) {
+	quiet(ctx, bar)
 	dir, err := tempDir(work, "pipeline")
 	if err != nil {
 		return nil, err
