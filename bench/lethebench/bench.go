@@ -47,6 +47,11 @@ type Options struct {
 	// MemProfile, when set, receives a heap profile of the first pipeline
 	// run, taken as its last request ends: what the process holds then.
 	MemProfile io.Writer
+	// Trace, when set, receives a runtime trace of a few seconds of the
+	// first pipeline run's steady state: where each goroutine waits (the
+	// store's writer for a CPU, a lock, the disk), which a CPU profile
+	// does not show.
+	Trace io.Writer
 }
 
 // Report is everything a run measured; it is what results/*.json hold.
@@ -97,6 +102,7 @@ func Bench(ctx context.Context, opts Options, bar *Bar) (*Report, error) {
 	add := func(name string, e Engines, load Load) (*Run, error) {
 		load.Profile, opts.CPUProfile = opts.CPUProfile, nil
 		load.HeapProfile, opts.MemProfile = opts.MemProfile, nil
+		load.Trace, opts.Trace = opts.Trace, nil
 		run, err := runPipeline(ctx, opts.Work, e, load, bar)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)

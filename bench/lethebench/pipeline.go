@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"sync"
@@ -63,7 +64,15 @@ type Load struct {
 	Profile io.Writer
 	// HeapProfile receives a heap profile taken as the last request ends.
 	HeapProfile io.Writer
+	// Trace receives a runtime trace of traceSpan of the steady state,
+	// from when a quarter of the requests ended.
+	Trace io.Writer
 }
+
+// traceSpan is how long a run's trace lasts: a few seconds of the steady
+// state show every goroutine's waits, and a longer trace is hundreds of
+// megabytes.
+const traceSpan = 3 * time.Second
 
 // Run is one pipeline run's figures.
 type Run struct {
@@ -210,6 +219,12 @@ func runPipeline(ctx context.Context, work string, e Engines, load Load, bar *Ba
 
 	bar.Start(run.nameOr(e.String()), load.N)
 	last, lastChange, looked := 0, time.Now(), time.Time{}
+	var traceEnd time.Time // zero: no trace begun
+	defer func() {
+		if !traceEnd.IsZero() {
+			trace.Stop() // a no-op once stopped
+		}
+	}()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -220,6 +235,15 @@ func runPipeline(ctx context.Context, work string, e Engines, load Load, bar *Ba
 			}
 			return nil, ctx.Err()
 		case <-tick.C:
+		}
+		if load.Trace != nil && traceEnd.IsZero() && last >= load.N/4 {
+			if err := trace.Start(load.Trace); err != nil {
+				return nil, err
+			}
+			traceEnd = time.Now().Add(traceSpan)
+		}
+		if !traceEnd.IsZero() && time.Now().After(traceEnd) {
+			trace.Stop()
 		}
 		// Reading the counter gathers every metric, and the store's gauges
 		// query the store (a Prometheus scrape does so every 15 s or so;

@@ -57,6 +57,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	work := fs.String("work", "", "folder of the runs' stores, each removed after its run (default: a new temporary folder)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the first pipeline run's timed window to this file")
 	memProfile := fs.String("memprofile", "", "write a heap profile of the first pipeline run, as its last request ends, to this file")
+	traceFile := fs.String("trace", "", "write a runtime trace of 3 s of the first pipeline run's steady state to this file (go tool trace)")
 	baseline := fs.String("baseline", "", "a committed result to compare with (warns when the ratio fell by more than 20%)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -104,7 +105,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, p := range []struct {
 		path string
 		to   *io.Writer
-	}{{*cpuProfile, &opts.CPUProfile}, {*memProfile, &opts.MemProfile}} {
+	}{{*cpuProfile, &opts.CPUProfile}, {*memProfile, &opts.MemProfile}, {*traceFile, &opts.Trace}} {
 		if p.path == "" {
 			continue
 		}
