@@ -220,9 +220,10 @@ func runPipeline(ctx context.Context, work string, e Engines, load Load, bar *Ba
 	bar.Start(run.nameOr(e.String()), load.N)
 	last, lastChange, looked := 0, time.Now(), time.Time{}
 	var traceEnd time.Time // zero: no trace begun
+	tracing := false
 	defer func() {
-		if !traceEnd.IsZero() {
-			trace.Stop() // a no-op once stopped
+		if tracing {
+			trace.Stop()
 		}
 	}()
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -240,10 +241,11 @@ func runPipeline(ctx context.Context, work string, e Engines, load Load, bar *Ba
 			if err := trace.Start(load.Trace); err != nil {
 				return nil, err
 			}
-			traceEnd = time.Now().Add(traceSpan)
+			traceEnd, tracing = time.Now().Add(traceSpan), true
 		}
-		if !traceEnd.IsZero() && time.Now().After(traceEnd) {
+		if tracing && time.Now().After(traceEnd) {
 			trace.Stop()
+			tracing = false
 		}
 		// Reading the counter gathers every metric, and the store's gauges
 		// query the store (a Prometheus scrape does so every 15 s or so;
