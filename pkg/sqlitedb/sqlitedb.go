@@ -72,19 +72,9 @@ func Open(path string, opts ...Option) (*sql.DB, error) {
 			return nil, fmt.Errorf("sqlite %s: %w", path, err)
 		}
 	}
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(" + synchronous(o.durability) + ")&_pragma=secure_delete(1)&_pragma=temp_store(2)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite %s: %w", path, err)
-	}
 	// One connection: SQLite has one writer anyway, and a single connection
 	// turns lock contention into queueing inside database/sql.
-	db.SetMaxOpenConns(1)
-	if err := db.Ping(); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("sqlite %s: %w", path, err)
-	}
-	return db, nil
+	return openPool(path, 1, "_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous("+synchronous(o.durability)+")&_pragma=secure_delete(1)&_txlock=immediate")
 }
 
 // OpenReader opens a pool of conns read-only connections to the database
@@ -95,8 +85,14 @@ func Open(path string, opts ...Option) (*sql.DB, error) {
 // metrics scrape) queued the writer behind them. Close it before the
 // writer's database, which then checkpoints the WAL last.
 func OpenReader(path string, conns int) (*sql.DB, error) {
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=query_only(1)&_pragma=temp_store(2)"
-	db, err := sql.Open("sqlite", dsn)
+	return openPool(path, conns, "_pragma=query_only(1)")
+}
+
+// openPool opens conns connections to the database at path, kept open,
+// each with the settings every connection wants (a busy timeout,
+// temporary tables in memory) and pragmas (query parameters).
+func openPool(path string, conns int, pragmas string) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=temp_store(2)&"+pragmas)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
