@@ -71,6 +71,13 @@ func TestObjectiveMetrics(t *testing.T) {
 			t.Errorf("ended %s = %v, want %v", result, got, n)
 		}
 	}
+	// The certifier issued both certificates, which nobody read: none waits.
+	if got := waitCounter(t, e.reg, "lethe_orchestrator_certificates_issued_total", nil, 2); got != 2 {
+		t.Errorf("certificates issued = %v, want 2", got)
+	}
+	if n := counter(t, e.reg, "lethe_orchestrator_certificates_waiting", nil); n != 0 {
+		t.Errorf("%v certificates wait once issued", n)
+	}
 	mfs, _ := e.reg.Gather()
 	for _, mf := range mfs {
 		if mf.GetName() != "lethe_orchestrator_task_completion_seconds" {

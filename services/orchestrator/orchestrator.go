@@ -249,7 +249,10 @@ type Orchestrator struct {
 	relayUp, noticeUp outbox.Signal
 	// forgot wakes the scrubber after identifiers were dropped.
 	forgot outbox.Signal
-	id     string // names this replica's outbox leases
+	// certifyUp wakes the certifier after a commit that left a
+	// certificate to issue.
+	certifyUp outbox.Signal
+	id        string // names this replica's outbox leases
 }
 
 // New assembles an orchestrator from ready parts. Run starts the work.
@@ -263,12 +266,12 @@ func New(cfg Config) (*Orchestrator, error) {
 	if cfg.NoticeWebhook != "" {
 		channels = append(channels, proof.ChannelWebhook)
 	}
-	o := &Orchestrator{cfg: cfg, log: cfg.Logger, relayUp: outbox.NewSignal(), noticeUp: outbox.NewSignal(), forgot: outbox.NewSignal(), id: replicaID()}
+	o := &Orchestrator{cfg: cfg, log: cfg.Logger, relayUp: outbox.NewSignal(), noticeUp: outbox.NewSignal(), forgot: outbox.NewSignal(), certifyUp: outbox.NewSignal(), id: replicaID()}
 	o.m = metrics.New(cfg.Registerer, cfg.Store, cfg.Systems, cfg.Deadlines, channels, cfg.Now, cfg.MetricsCache)
 	o.engine = engine.New(engine.Config{
 		Store: cfg.Store, Systems: cfg.Systems, MaxAttempts: cfg.MaxAttempts, ReapplyChunk: cfg.ReapplyChunk, LogOrigin: cfg.LogOrigin, Witnessed: len(cfg.Witnesses) > 0, RetryInitial: cfg.RetryInitial, RetryMax: cfg.RetryMax,
 		Objective: cfg.Objective, Deadlines: cfg.Deadlines, NoticeChannels: channels, HashKey: cfg.HashKey,
-		Signer: cfg.Signer, SealKey: cfg.SealKey, Blobs: cfg.Blobs, Policies: cfg.Policies, ExportExpiry: cfg.ExportExpiry, Keys: cfg.Keys, Relay: o.relayUp, Notifier: o.noticeUp, Forgot: o.forgot, Metrics: o.m, Logger: cfg.Logger, Now: cfg.Now,
+		Signer: cfg.Signer, SealKey: cfg.SealKey, Blobs: cfg.Blobs, Policies: cfg.Policies, ExportExpiry: cfg.ExportExpiry, Keys: cfg.Keys, Relay: o.relayUp, Notifier: o.noticeUp, Forgot: o.forgot, Certifier: o.certifyUp, Metrics: o.m, Logger: cfg.Logger, Now: cfg.Now,
 	})
 	tokens := &auth.Tokens{Store: cfg.Store, Now: cfg.Now}
 	chain := auth.Chain{Tokens: tokens}
@@ -313,6 +316,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	g.Go(func() error { return o.scan(ctx) })
 	g.Go(func() error { return o.sweep(ctx) })
 	g.Go(func() error { return o.witness(ctx) })
+	g.Go(func() error { return o.certify(ctx) })
 	g.Go(func() error { return o.scrub(ctx) })
 	g.Go(func() error { return o.consumeReceipts(ctx) })
 	g.Go(func() error { return o.consumeAccountDeletions(ctx) })
@@ -321,6 +325,36 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	err := g.Wait()
 	o.log.Info("orchestrator stopped")
 	return err
+}
+
+// certify issues the certificates that wait to be (engine.IssueHeld): as
+// soon as the commit that left them is told (certifyUp), in batches of
+// what waited meanwhile, and every ScanInterval those another replica or
+// this one before a restart left. With witnesses, their checkpoints do.
+func (o *Orchestrator) certify(ctx context.Context) error {
+	if len(o.cfg.Witnesses) > 0 {
+		return nil
+	}
+	tick := time.NewTicker(o.cfg.ScanInterval)
+	defer tick.Stop()
+	failing := "" // said once, not every round, until it changes
+	for {
+		_, err := o.engine.IssueHeld(ctx, "")
+		switch {
+		case err != nil && ctx.Err() == nil && err.Error() != failing:
+			failing = err.Error()
+			o.log.Warn("certificates not issued", "err", err)
+		case err == nil && failing != "":
+			failing = ""
+			o.log.Info("certificates issued again")
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-o.certifyUp:
+		case <-tick.C:
+		}
+	}
 }
 
 // scrub truncates the store's write-ahead log after identifiers were

@@ -155,7 +155,7 @@ func (c *Console) view(r *http.Request, s *session, req *store.Request, tasks []
 	}
 	cert := false
 	if pg.Ended {
-		if _, err := c.cfg.Store.Certificate(r.Context(), req.ID); err == nil {
+		if _, err := c.cfg.Life.Certificate(r.Context(), req.ID); err == nil {
 			cert = true
 			pg.Timeline = append(pg.Timeline, event{At: when(req.CompletedAt, loc), What: "Certificate of fulfilment issued", Class: "ok",
 				Detail: "signed by the orchestrator; verifiable offline"})
@@ -521,7 +521,7 @@ func (c *Console) certificate(w http.ResponseWriter, r *http.Request, s *session
 	if !ok {
 		return nil, nil, false
 	}
-	b, err := c.cfg.Store.Certificate(r.Context(), req.ID)
+	b, err := c.cfg.Life.Certificate(r.Context(), req.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		c.fail(w, r, s, http.StatusConflict, "No certificate yet: it is issued when the request ends (and, with witnesses, once they have cosigned the log's checkpoint).")
 		return nil, nil, false

@@ -143,12 +143,8 @@ func (e *Engine) end(ctx context.Context, tx store.Tx, fx *effects, r *store.Req
 	if err := record(ctx, tx, entry); err != nil {
 		return err
 	}
-	tasks, err := tx.Tasks(ctx, r.ID)
-	if err != nil {
-		return err
-	}
 	fx.ended = append(fx.ended, ending{r.ID, r.Type, state, string(state)})
-	return e.issue(ctx, tx, r, tasks, now)
+	return e.issue(ctx, tx, fx, r)
 }
 
 func noteHash(note string) string {

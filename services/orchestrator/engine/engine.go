@@ -102,9 +102,12 @@ type Config struct {
 	// Forgot after one that dropped a request's identifiers (the store's
 	// log files are then scrubbed of them).
 	Relay, Notifier, Forgot outbox.Signal
-	Metrics                 *metrics.Metrics
-	Logger                  *slog.Logger
-	Now                     func() time.Time
+	// Certifier is woken after a commit that left a certificate waiting
+	// to be issued (see IssueHeld).
+	Certifier outbox.Signal
+	Metrics   *metrics.Metrics
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 // Engine is the lifecycle of requests over one store.

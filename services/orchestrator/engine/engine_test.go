@@ -31,7 +31,8 @@ var errCommit = errors.New("commit failed (injected)")
 // would leave them.
 type failingCommits struct {
 	store.Store
-	fail atomic.Bool
+	fail   atomic.Bool
+	during func()
 }
 
 func (f *failingCommits) Tx(ctx context.Context, fn func(store.Tx) error) error {
@@ -46,19 +47,35 @@ func (f *failingCommits) Tx(ctx context.Context, fn func(store.Tx) error) error 
 	})
 }
 
+// View runs during, when set, once inside the next view after its reads:
+// a change committed while the view runs.
+func (f *failingCommits) View(ctx context.Context, fn func(store.Tx) error) error {
+	return f.Store.View(ctx, func(tx store.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if d := f.during; d != nil {
+			f.during = nil
+			d()
+		}
+		return nil
+	})
+}
+
 type keys proof.KeySet
 
 func (k keys) KeySet() proof.KeySet { return proof.KeySet(k) }
 
 type fixture struct {
-	eng    *engine.Engine
-	st     *failingCommits
-	m      *metrics.Metrics
-	logs   *piitest.Capture
-	alpha  *proof.Signer
-	relay  outbox.Signal
-	now    time.Time
-	system string
+	eng     *engine.Engine
+	st      *failingCommits
+	m       *metrics.Metrics
+	logs    *piitest.Capture
+	alpha   *proof.Signer
+	relay   outbox.Signal
+	certify outbox.Signal
+	now     time.Time
+	system  string
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -90,12 +107,12 @@ func newFixture(t *testing.T) *fixture {
 	alphaKey.Seal = seal.Public[:] // the tasks' subjects are sealed to it
 	var ks proof.KeySet
 	ks.Add(own.Key, alphaKey)
-	f := &fixture{st: &failingCommits{Store: sqlite}, logs: &piitest.Capture{}, alpha: alpha, relay: outbox.NewSignal(), now: now, system: "alpha"}
+	f := &fixture{st: &failingCommits{Store: sqlite}, logs: &piitest.Capture{}, alpha: alpha, relay: outbox.NewSignal(), certify: outbox.NewSignal(), now: now, system: "alpha"}
 	f.m = metrics.New(prometheus.NewRegistry(), sqlite, []string{"alpha"}, nil, []string{proof.ChannelBus}, func() time.Time { return now }, -1)
 	f.eng = engine.New(engine.Config{
 		Store: f.st, Systems: []string{"alpha"}, MaxAttempts: 1, RetryInitial: time.Minute, RetryMax: time.Hour, Objective: 7 * 24 * time.Hour,
 		NoticeChannels: []string{proof.ChannelBus}, HashKey: []byte("0123456789abcdef0123456789abcdef"), Signer: own, SealKey: ownSeal, Keys: keys(ks),
-		Relay: f.relay, Notifier: outbox.NewSignal(), Metrics: f.m, Logger: f.logs.Logger(), Now: func() time.Time { return now },
+		Relay: f.relay, Notifier: outbox.NewSignal(), Certifier: f.certify, Metrics: f.m, Logger: f.logs.Logger(), Now: func() time.Time { return now },
 	})
 	return f
 }
@@ -148,6 +165,8 @@ func TestEffectsFollowTheCommit(t *testing.T) {
 	select {
 	case <-f.relay:
 		t.Error("a rolled-back transaction woke the relay")
+	case <-f.certify:
+		t.Error("a rolled-back transaction woke the certifier")
 	default:
 	}
 	if got, _, err := f.st.Get(ctx, r.ID); err != nil || got.State != lifecycle.Open {

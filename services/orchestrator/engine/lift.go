@@ -113,7 +113,7 @@ func LiftedBy(r *store.Request) string {
 // lifted records, once every system has lifted a restriction, the lift in
 // the restriction's log, and issues its certificate again: it then shows
 // the restriction over.
-func (e *Engine) lifted(ctx context.Context, tx store.Tx, lift *store.Request, now time.Time) error {
+func (e *Engine) lifted(ctx context.Context, tx store.Tx, fx *effects, lift *store.Request, now time.Time) error {
 	s, err := LiftOf(lift)
 	if err != nil {
 		return err
@@ -126,9 +126,5 @@ func (e *Engine) lifted(ctx context.Context, tx store.Tx, lift *store.Request, n
 		Lift: &proof.LiftScope{Restriction: r.ID, Reason: s.Reason, By: lift.ID}}); err != nil {
 		return err
 	}
-	tasks, err := tx.Tasks(ctx, r.ID)
-	if err != nil {
-		return err
-	}
-	return e.issue(ctx, tx, r, tasks, now)
+	return e.issue(ctx, tx, fx, r)
 }

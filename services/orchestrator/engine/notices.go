@@ -49,8 +49,9 @@ const NoticeAckWait = 7 * 24 * time.Hour
 // returns the channels it recorded as newly delivered.
 func (e *Engine) RecordDeliveries(ctx context.Context, n *store.Notice, tried map[string]error) ([]string, error) {
 	var delivered []string
+	var fx effects
 	err := e.cfg.Store.Tx(ctx, func(tx store.Tx) error {
-		delivered = nil
+		delivered, fx = nil, effects{}
 		now := e.Now()
 		r, err := tx.Request(ctx, n.RequestID) // request first, as every transaction locks
 		if err != nil {
@@ -81,8 +82,11 @@ func (e *Engine) RecordDeliveries(ctx context.Context, n *store.Notice, tried ma
 			cur.Attempts++
 			cur.LastError = failures[0]
 		}
-		return e.settleNotice(ctx, tx, r, cur, len(failures) > 0, len(delivered) > 0, now)
+		return e.settleNotice(ctx, tx, &fx, r, cur, len(failures) > 0, len(delivered) > 0, now)
 	})
+	if err == nil {
+		e.report(&fx)
+	}
 	return delivered, err
 }
 
@@ -91,8 +95,9 @@ func (e *Engine) RecordDeliveries(ctx context.Context, n *store.Notice, tried ma
 // reports whether this was news (false for an acknowledgement seen before).
 func (e *Engine) RecordAcknowledgement(ctx context.Context, requestID, id string) (bool, error) {
 	var news bool
+	var fx effects
 	err := e.cfg.Store.Tx(ctx, func(tx store.Tx) error {
-		news = false
+		news, fx = false, effects{}
 		now := e.Now()
 		r, err := tx.Request(ctx, requestID)
 		if err != nil {
@@ -112,8 +117,11 @@ func (e *Engine) RecordAcknowledgement(ctx context.Context, requestID, id string
 		if err := record(ctx, tx, proof.Entry{RequestID: cur.RequestID, Event: proof.EventNoticeDelivered, At: now, Notice: cur.Kind, Channel: proof.ChannelBus}); err != nil {
 			return err
 		}
-		return e.settleNotice(ctx, tx, r, cur, false, true, now)
+		return e.settleNotice(ctx, tx, &fx, r, cur, false, true, now)
 	})
+	if err == nil {
+		e.report(&fx)
+	}
 	if news {
 		e.m.Notices.WithLabelValues(proof.ChannelBus, "delivered").Inc()
 	}
@@ -125,7 +133,7 @@ func (e *Engine) RecordAcknowledgement(ctx context.Context, requestID, id string
 // then it is tried again, soon after a failure, or, waiting for a mailer's
 // acknowledgement, once the broker has dropped it. A delivery to a request
 // already ended re-issues its certificate, which shows the notice.
-func (e *Engine) settleNotice(ctx context.Context, tx store.Tx, r *store.Request, n *store.Notice, failed, delivered bool, now time.Time) error {
+func (e *Engine) settleNotice(ctx context.Context, tx store.Tx, fx *effects, r *store.Request, n *store.Notice, failed, delivered bool, now time.Time) error {
 	switch {
 	case e.deliveredEverywhere(n):
 		n.Payload, n.NextAttemptAt, n.LastError = nil, time.Time{}, ""
@@ -143,11 +151,7 @@ func (e *Engine) settleNotice(ctx context.Context, tx store.Tx, r *store.Request
 		return err
 	}
 	if delivered && !r.CompletedAt.IsZero() {
-		tasks, err := tx.Tasks(ctx, r.ID)
-		if err != nil {
-			return err
-		}
-		return e.issue(ctx, tx, r, tasks, now)
+		return e.issue(ctx, tx, fx, r)
 	}
 	return nil
 }

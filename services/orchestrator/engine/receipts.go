@@ -31,6 +31,7 @@ type effects struct {
 	postponed   []taskRef // re-attempts postponed behind a system's backlog
 	reached     *answeredTask
 	wake        bool // the outbox has new messages
+	certify     bool // a certificate waits to be issued
 	forgot      bool // a request's subject identifiers were dropped
 }
 
@@ -94,6 +95,9 @@ func (e *Engine) report(fx *effects) {
 	}
 	if fx.wake {
 		e.cfg.Relay.Wake()
+	}
+	if fx.certify && e.cfg.Certifier != nil {
+		e.cfg.Certifier.Wake()
 	}
 	if fx.forgot && e.cfg.Forgot != nil {
 		e.cfg.Forgot.Wake()
@@ -410,12 +414,12 @@ func (e *Engine) complete(ctx context.Context, tx store.Tx, fx *effects, r *stor
 		}
 	}
 	if r.Type == lifecycle.Lift && state == lifecycle.Fulfilled && firstEnd {
-		if err := e.lifted(ctx, tx, r, now); err != nil {
+		if err := e.lifted(ctx, tx, fx, r, now); err != nil {
 			return err
 		}
 	}
 	if err := record(ctx, tx, proof.Entry{RequestID: r.ID, Event: event, At: now}); err != nil {
 		return err
 	}
-	return e.issue(ctx, tx, r, tasks, now)
+	return e.issue(ctx, tx, fx, r)
 }

@@ -38,10 +38,6 @@ func (e *Engine) SignedCheckpoint(ctx context.Context) (int64, []byte, error) {
 	return size, c, err
 }
 
-// issueBatch bounds the certificates one transaction issues on a
-// witnessed checkpoint: on SQLite a transaction holds the store.
-const issueBatch = 50
-
 // IssueWitnessed keeps a checkpoint of the log of size entries that the
 // witnesses cosigned (note: the signed note with their cosignatures) and
 // issues, on it, every certificate that waited for one covering the log
@@ -56,36 +52,10 @@ func (e *Engine) IssueWitnessed(ctx context.Context, size int64, note []byte) (i
 	}
 	issued := 0
 	for {
-		var ids []string
-		err := e.cfg.Store.Tx(ctx, func(tx store.Tx) error {
-			var err error
-			if ids, err = tx.HeldCertificates(ctx, size, issueBatch); err != nil {
-				return err
-			}
-			for _, id := range ids {
-				r, err := tx.Request(ctx, id)
-				if err != nil {
-					return err
-				}
-				tasks, err := tx.Tasks(ctx, id)
-				if err != nil {
-					return err
-				}
-				if err := e.issueOn(ctx, tx, r, tasks, size, note, now); err != nil {
-					return fmt.Errorf("request %s: %w", id, err)
-				}
-				if err := tx.ReleaseCertificate(ctx, id); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
+		n, more, err := e.issueHeld(ctx, witnessedOn{size, note}, "")
+		issued += n
+		if err != nil || !more || n == 0 {
 			return issued, err
-		}
-		issued += len(ids)
-		if len(ids) < issueBatch {
-			return issued, nil
 		}
 	}
 }

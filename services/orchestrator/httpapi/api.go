@@ -54,6 +54,9 @@ type Lifecycle interface {
 	Consistency(ctx context.Context, oldSize, newSize int64) (tlog.TreeProof, error)
 	Keys() proof.KeySet
 	Now() time.Time
+	// Certificate returns an ended request's certificate, issuing first
+	// one that waits to be (store.ErrNotFound: none yet).
+	Certificate(ctx context.Context, requestID string) ([]byte, error)
 	// ExportBlobs reads a task's export, decrypted; Collected destroys a
 	// request's export once downloaded. ExportLink makes a single-use
 	// download link, UseExportLink spends one (engine/export.go).
@@ -77,7 +80,6 @@ type Lifecycle interface {
 type Reader interface {
 	Get(ctx context.Context, id string) (*store.Request, []*store.Task, error)
 	List(ctx context.Context, q store.ListQuery) ([]*store.Request, string, error)
-	Certificate(ctx context.Context, requestID string) ([]byte, error)
 	DeadLetters(ctx context.Context, q store.DeadLetterQuery) ([]store.DeadLetter, error)
 	Ping(ctx context.Context) error
 }

@@ -28,7 +28,7 @@ func (a *API) certificate(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 	if _, _, ok := a.request(w, r); !ok {
 		return nil, false
 	}
-	cert, err := a.store.Certificate(r.Context(), r.PathValue("id"))
+	cert, err := a.life.Certificate(r.Context(), r.PathValue("id"))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusConflict, "no certificate yet: it is issued when the request ends (and, with witnesses, once they have cosigned the log's checkpoint)")

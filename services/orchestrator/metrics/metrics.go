@@ -50,8 +50,11 @@ type Metrics struct {
 	LastReceipt      *prometheus.GaugeVec
 	Completion       *prometheus.HistogramVec
 	Ended            *prometheus.CounterVec
-	Extensions       *prometheus.CounterVec
-	Notices          *prometheus.CounterVec
+	// CertificatesIssued counts certificates issued (again, too, after a
+	// request changed).
+	CertificatesIssued prometheus.Counter
+	Extensions         *prometheus.CounterVec
+	Notices            *prometheus.CounterVec
 	// Retention sweeps, by tenant and policy (names, never personal data).
 	SweepLast       *prometheus.GaugeVec
 	SweepPastPeriod *prometheus.GaugeVec
@@ -102,6 +105,8 @@ func New(reg prometheus.Registerer, st store.Store, systems []string, tenants *d
 			Buckets: []float64{60, 600, 3600, 6 * 3600, 86400, 3 * 86400, 7 * 86400, 14 * 86400, 31 * 86400, 92 * 86400}}, []string{"system"}),
 		Ended: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_requests_ended_total",
 			Help: "Requests ended, by type and result: within_objective (fulfilled within the objective duration), late, failed, denied (refused), expired (never verified)."}, []string{"type", "result"}),
+		CertificatesIssued: f.NewCounter(prometheus.CounterOpts{Name: "lethe_orchestrator_certificates_issued_total",
+			Help: "Certificates of fulfilment issued: one when a request ends, another each time it changes after."}),
 		Extensions: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_extensions_total",
 			Help: "Deadlines extended by two further months (GDPR Art. 12(3)), by request type."}, []string{"type"}),
 		Notices: f.NewCounterVec(prometheus.CounterOpts{Name: "lethe_orchestrator_notice_deliveries_total",
@@ -238,10 +243,12 @@ var (
 	requestsDesc = prometheus.NewDesc("lethe_orchestrator_requests", "Requests by state and type.", []string{"state", "type"}, nil)
 	unresolved   = prometheus.NewDesc("lethe_orchestrator_failed_requests_unresolved",
 		"Requests that ended failed and wait for an operator: a retry of their failed task (once the system is fixed) or a resolution by hand. They keep their subject's identifiers, sealed, until then.", nil, nil)
-	outboxDesc = prometheus.NewDesc("lethe_outbox_depth_messages", "Outbox messages not yet published.", nil, nil)
-	outboxAge  = prometheus.NewDesc("lethe_outbox_oldest_unpublished_age_seconds", "Age of the oldest unpublished outbox message (0 when empty).", nil, nil)
-	storeUp    = prometheus.NewDesc("lethe_orchestrator_store_up", "1 if the store answered the last scrape.", nil, nil)
-	openDesc   = prometheus.NewDesc("lethe_orchestrator_open_requests",
+	outboxDesc          = prometheus.NewDesc("lethe_outbox_depth_messages", "Outbox messages not yet published.", nil, nil)
+	outboxAge           = prometheus.NewDesc("lethe_outbox_oldest_unpublished_age_seconds", "Age of the oldest unpublished outbox message (0 when empty).", nil, nil)
+	waitingCertificates = prometheus.NewDesc("lethe_orchestrator_certificates_waiting",
+		"Certificates that wait to be issued: for the certifier's next batch (a moment), or, with witnesses, for a checkpoint they cosigned.", nil, nil)
+	storeUp  = prometheus.NewDesc("lethe_orchestrator_store_up", "1 if the store answered the last scrape.", nil, nil)
+	openDesc = prometheus.NewDesc("lethe_orchestrator_open_requests",
 		"Requests not yet ended, by time left to their deadline: overdue, lt_3d, lt_7d, lt_14d, later.", []string{"bucket"}, nil)
 	earliestOpen = prometheus.NewDesc("lethe_orchestrator_earliest_open_deadline_timestamp_seconds",
 		"The nearest deadline of a request not yet ended, per tenant class of the tenants file (0 when none is open).", []string{"tenant_class"}, nil)
@@ -337,6 +344,7 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- unresolved
 	ch <- outboxDesc
 	ch <- outboxAge
+	ch <- waitingCertificates
 	ch <- storeUp
 	ch <- openDesc
 	ch <- earliestOpen
@@ -373,6 +381,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		age = time.Since(st.OldestUnpublished).Seconds()
 	}
 	ch <- prometheus.MustNewConstMetric(outboxAge, prometheus.GaugeValue, age)
+	ch <- prometheus.MustNewConstMetric(waitingCertificates, prometheus.GaugeValue, float64(st.CertificatesWaiting))
 
 	p, err := ReadPressure(ctx, c.store, c.now())
 	if err != nil {

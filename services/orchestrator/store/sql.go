@@ -144,6 +144,34 @@ func (s *sqlStore) Tx(ctx context.Context, fn func(Tx) error) error {
 	return nil
 }
 
+// View implements [Store]: a read-only transaction where reads run (on
+// SQLite, the read pool: a deferred BEGIN takes its snapshot at the first
+// read; on PostgreSQL, REPEATABLE READ keeps the first statement's
+// snapshot to the end), always rolled back.
+func (s *sqlStore) View(ctx context.Context, fn func(Tx) error) error {
+	db, stmts := s.reader()
+	opts := &sql.TxOptions{ReadOnly: true}
+	if s.d.lockRows {
+		opts.Isolation = sql.LevelRepeatableRead
+	}
+	tx, err := db.BeginTx(ctx, opts)
+	if err != nil {
+		return unavailable(fmt.Errorf("begin: %w", err))
+	}
+	defer tx.Rollback()
+	t := &sqlTx{tx: tx, d: s.d, stmts: stmts, hashes: s.hashes}
+	t.d.lockRows = false // it changes nothing, so locks nothing
+	err = fn(t)
+	tx.Rollback() // before preparing: that takes a connection of the pool
+	if err != nil {
+		return err
+	}
+	for _, q := range t.missed {
+		stmts.prepare(ctx, q)
+	}
+	return nil
+}
+
 // committed keeps what t wrote once it is committed.
 func (s *sqlStore) committed(ctx context.Context, t *sqlTx) {
 	s.hashes.add(t.wrote.list)
@@ -836,11 +864,28 @@ func (t *sqlTx) HeldCertificates(ctx context.Context, size int64, limit int) ([]
 	return ids, rows.Err()
 }
 
-func (t *sqlTx) ReleaseCertificate(ctx context.Context, requestID string) error {
-	if _, err := t.exec(ctx, `DELETE FROM pending_certificates WHERE request_id = ?`, requestID); err != nil {
-		return fmt.Errorf("release certificate: %w", err)
+func (t *sqlTx) HeldCertificate(ctx context.Context, requestID string) (int64, error) {
+	var size int64
+	err := t.queryRow(ctx, `SELECT log_size FROM pending_certificates WHERE request_id = ?`, requestID).Scan(&size)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, ErrNotFound
 	}
-	return nil
+	if err != nil {
+		return 0, fmt.Errorf("held certificate: %w", err)
+	}
+	return size, nil
+}
+
+func (t *sqlTx) ReleaseCertificate(ctx context.Context, requestID string, size int64) (bool, error) {
+	res, err := t.exec(ctx, `DELETE FROM pending_certificates WHERE request_id = ? AND log_size <= ?`, requestID, size)
+	if err != nil {
+		return false, fmt.Errorf("release certificate: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("release certificate: %w", err)
+	}
+	return n > 0, nil
 }
 
 func (t *sqlTx) PutWitnessedCheckpoint(ctx context.Context, size int64, note []byte, at time.Time) error {
@@ -1240,6 +1285,9 @@ func (s *sqlStore) Stats(ctx context.Context) (Stats, error) {
 		return st, fmt.Errorf("stats: %w", err)
 	}
 	st.OldestUnpublished = fromMS(oldest)
+	if err := s.queryRow(ctx, `SELECT count(*) FROM pending_certificates`).Scan(&st.CertificatesWaiting); err != nil {
+		return st, fmt.Errorf("stats: %w", err)
+	}
 	return st, nil
 }
 

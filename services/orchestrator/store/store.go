@@ -218,6 +218,9 @@ type Stats struct {
 	Requests          map[Kind]int // requests of each state and type
 	OutboxDepth       int
 	OldestUnpublished time.Time // zero when the outbox is empty
+	// CertificatesWaiting counts the certificates that wait to be issued
+	// (HoldCertificate).
+	CertificatesWaiting int
 }
 
 // Tx is one transaction.
@@ -285,13 +288,18 @@ type Tx interface {
 	// PutCertificate stores the certificate of an ended request, replacing
 	// an earlier one (a late answer can change how a request ended).
 	PutCertificate(ctx context.Context, requestID string, cert []byte, at time.Time) error
-	// HoldCertificate records that a request's certificate waits for a
-	// witnessed checkpoint of a log of at least logSize entries (witnesses
-	// are configured); HeldCertificates lists, locked, up to limit of those
-	// a checkpoint of size covers, and ReleaseCertificate drops the wait.
+	// HoldCertificate records that a request's certificate waits to be
+	// issued on a checkpoint of a log of at least logSize entries (the log
+	// as it stood after the request's last change); HeldCertificates lists,
+	// locked, up to limit of those a checkpoint of size covers, and
+	// HeldCertificate the log size one request's waits for (ErrNotFound:
+	// none waits). ReleaseCertificate drops the wait if a checkpoint of size
+	// covers it, and reports whether it did: a request changed again since
+	// waits on for a larger log.
 	HoldCertificate(ctx context.Context, requestID string, logSize int64) error
 	HeldCertificates(ctx context.Context, size int64, limit int) ([]string, error)
-	ReleaseCertificate(ctx context.Context, requestID string) error
+	HeldCertificate(ctx context.Context, requestID string) (int64, error)
+	ReleaseCertificate(ctx context.Context, requestID string, size int64) (bool, error)
 	// PutWitnessedCheckpoint keeps a checkpoint with the witnesses'
 	// cosignatures (the signed note as served).
 	PutWitnessedCheckpoint(ctx context.Context, size int64, note []byte, at time.Time) error
@@ -323,6 +331,12 @@ type ExportLink struct {
 type Store interface {
 	// Tx runs fn in one transaction, committed if fn returns nil.
 	Tx(ctx context.Context, fn func(Tx) error) error
+	// View runs fn on one snapshot of the store, as the transactions
+	// committed before it left it, unchanged by any committed while fn
+	// runs; fn only reads (it must not write). On SQLite it runs beside
+	// the store's one writer, not on it: work that reads much and writes
+	// little (issuing certificates) reads there, and writes after.
+	View(ctx context.Context, fn func(Tx) error) error
 	// Get reads a request and its tasks.
 	Get(ctx context.Context, id string) (*Request, []*Task, error)
 	// List returns a page of requests and the cursor of the next page

@@ -396,8 +396,27 @@ func testWitnessed(t *testing.T, s store.Store) {
 	same(t, "held for a checkpoint of 9", held(9, 10), []string{"req-2"})
 	same(t, "held for a checkpoint of 12", held(12, 10), []string{"req-2", "req-1", "req-3"})
 	same(t, "held, limited", held(12, 1), []string{"req-2"})
-	mustTx(t, s, func(tx store.Tx) error { return tx.ReleaseCertificate(ctx, "req-2") })
+	release := func(id string, size int64) bool {
+		t.Helper()
+		var ok bool
+		mustTx(t, s, func(tx store.Tx) (err error) { ok, err = tx.ReleaseCertificate(ctx, id, size); return err })
+		return ok
+	}
+	if release("req-1", 9) {
+		t.Error("req-1, waiting for a log of 10, was released by a checkpoint of 9")
+	}
+	if !release("req-2", 12) || release("req-2", 12) {
+		t.Error("req-2: want released once")
+	}
 	same(t, "held after a release", held(12, 10), []string{"req-1", "req-3"})
+	mustTx(t, s, func(tx store.Tx) error {
+		if n, err := tx.HeldCertificate(ctx, "req-1"); err != nil || n != 10 {
+			t.Errorf("req-1's certificate waits for %d, %v; want 10", n, err)
+		}
+		_, err := tx.HeldCertificate(ctx, "req-2")
+		wantErr(t, "req-2's, released", err, store.ErrNotFound)
+		return nil
+	})
 	for _, c := range []struct {
 		size int64
 		note string

@@ -65,3 +65,81 @@ func testReadsBesideAWrite(t *testing.T, s store.Store) {
 		t.Fatalf("request read after the commit: %v, %v; want %s", r, err, lifecycle.Fulfilled)
 	}
 }
+
+// testView: a view reads one snapshot: a change committed while it runs
+// shows in none of its reads, the next view sees it; it runs while a
+// write transaction is open; a write in it fails and changes nothing.
+func testView(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	insert(t, s, []*store.Request{newRequest("r1", lifecycle.Open, t0.AddDate(0, 1, 0))})
+	read := func(tx store.Tx) (lifecycle.State, int64) {
+		t.Helper()
+		r, err := tx.Request(ctx, "r1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := tx.LogSize(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.State, n
+	}
+	err := s.View(ctx, func(tx store.Tx) error {
+		state, size := read(tx)
+		// Committed while the view runs: on SQLite, by the store's writer
+		// beside the view's connection.
+		mustTx(t, s, func(tx store.Tx) error {
+			r, err := tx.Request(ctx, "r1")
+			if err != nil {
+				return err
+			}
+			r.State, r.UpdatedAt = lifecycle.Fulfilled, t0.Add(time.Hour)
+			if err := tx.UpdateRequest(ctx, r); err != nil {
+				return err
+			}
+			_, err = tx.AppendLog(ctx, "r1", []byte("fulfilled"))
+			return err
+		})
+		if st, n := read(tx); st != state || n != size {
+			t.Errorf("within one view: %s with a log of %d, then %s with %d; want the same snapshot", state, size, st, n)
+		}
+		if err := tx.UpdateRequest(ctx, &store.Request{ID: "r1", State: lifecycle.Denied, UpdatedAt: t0}); err == nil {
+			t.Error("a write in a view succeeded")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.View(ctx, func(tx store.Tx) error {
+		if st, n := read(tx); st != lifecycle.Fulfilled || n != 1 {
+			t.Errorf("the next view: %s with a log of %d; want %s with 1", st, n, lifecycle.Fulfilled)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Beside an open write transaction, a view answers without waiting.
+	inTx, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- s.Tx(ctx, func(tx store.Tx) error {
+			if _, err := tx.AppendLog(ctx, "r1", []byte("more")); err != nil {
+				return err
+			}
+			close(inTx)
+			<-release
+			return nil
+		})
+	}()
+	<-inTx
+	vctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	viewErr := s.View(vctx, func(tx store.Tx) error { _, err := tx.Request(vctx, "r1"); return err })
+	cancel()
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if viewErr != nil {
+		t.Errorf("a view beside an open write transaction: %v", viewErr)
+	}
+}

@@ -62,6 +62,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ExportLinks", testExportLinks},
 		{"DeadLetters", testDeadLetters},
 		{"ReadsBesideAWrite", testReadsBesideAWrite},
+		{"View", testView},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
