@@ -186,7 +186,9 @@ func runPipeline(ctx context.Context, work string, e Engines, load Load, bar *Ba
 	}
 	c := &client{base: s.API, token: strings.TrimSpace(string(token)),
 		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: time.Minute}}
-	ended := func() int { return int(counterSum(cfg.Registry, "lethe_orchestrator_requests_ended_total")) }
+	// A request is done once its certificate is issued, which follows its
+	// end in a batch of its own (engine.IssueHeld).
+	ended := func() int { return int(counterSum(cfg.Registry, "lethe_orchestrator_certificates_issued_total")) }
 	writerBusy := func() float64 { return counterSum(cfg.Registry, "lethe_orchestrator_store_writer_busy_seconds_total") }
 
 	run := &Run{Engines: e, Durability: e.Durability.String(), Requests: load.N, Rate: load.Rate}
@@ -419,7 +421,7 @@ func (c *client) keys(ctx context.Context) (proof.KeySet, error) {
 }
 
 // check verifies the request's certificate and returns its time from
-// accepted to completed, in milliseconds.
+// accepted to certificate, in milliseconds.
 func (c *client) check(ctx context.Context, id string, keys proof.KeySet) (float64, error) {
 	b, err := c.do(ctx, http.MethodGet, "/v1/requests/"+id, nil, http.StatusOK)
 	if err != nil {
@@ -442,10 +444,16 @@ func (c *client) check(ctx context.Context, id string, keys proof.KeySet) (float
 	if err != nil {
 		return 0, err
 	}
-	if _, err := proof.Verify(cert, keys); err != nil {
+	v, err := proof.Verify(cert, keys)
+	if err != nil {
 		return 0, fmt.Errorf("certificate of %s: %w", id, err)
 	}
-	return float64(view.CompletedAt.Sub(view.CreatedAt).Microseconds()) / 1000, nil
+	// Issued when its checkpoint was signed, which the checkpoint says.
+	th, err := proof.OpenCheckpoint(keys, []byte(v.Log.Checkpoint))
+	if err != nil {
+		return 0, fmt.Errorf("certificate of %s: %w", id, err)
+	}
+	return float64(th.Time.Sub(view.CreatedAt).Microseconds()) / 1000, nil
 }
 
 // counterSum reads the counter name from reg, summed over its labels.
