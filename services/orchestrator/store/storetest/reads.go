@@ -20,38 +20,18 @@ func testReadsBesideAWrite(t *testing.T, s store.Store) {
 	if err := s.InsertToken(ctx, tok); err != nil {
 		t.Fatal(err)
 	}
-	inTx, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-	go func() {
-		done <- s.Tx(ctx, func(tx store.Tx) error {
-			r, err := tx.Request(ctx, "r1")
-			if err != nil {
-				return err
-			}
-			r.State, r.UpdatedAt = lifecycle.Fulfilled, t0.Add(time.Hour)
-			if err := tx.UpdateRequest(ctx, r); err != nil {
-				return err
-			}
-			close(inTx)
-			<-release
-			return nil
-		})
-	}()
-	select {
-	case <-inTx:
-	case err := <-done:
-		t.Fatalf("transaction ended before its change: %v", err)
-	}
-	// Bounded: on a store whose reads share the writer's connection,
-	// they wait until the transaction ends, which it does not before
-	// they answer.
-	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	got, gotErr := s.TokenByHash(rctx, tok.Hash)
-	r, _, getErr := s.Get(rctx, "r1")
-	cancel()
-	close(release)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	var got *store.Token
+	var r *store.Request
+	var gotErr, getErr error
+	writing(t, s, fulfil(ctx, "r1"), func() {
+		// Bounded: on a store whose reads share the writer's connection,
+		// they wait until the transaction ends, which it does not before
+		// they answer.
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		got, gotErr = s.TokenByHash(rctx, tok.Hash)
+		r, _, getErr = s.Get(rctx, "r1")
+	})
 	if gotErr != nil || getErr != nil {
 		t.Fatalf("reads while a write transaction runs: token %v, request %v; want answers without waiting for it", gotErr, getErr)
 	}
@@ -88,18 +68,7 @@ func testView(t *testing.T, s store.Store) {
 		state, size := read(tx)
 		// Committed while the view runs: on SQLite, by the store's writer
 		// beside the view's connection.
-		mustTx(t, s, func(tx store.Tx) error {
-			r, err := tx.Request(ctx, "r1")
-			if err != nil {
-				return err
-			}
-			r.State, r.UpdatedAt = lifecycle.Fulfilled, t0.Add(time.Hour)
-			if err := tx.UpdateRequest(ctx, r); err != nil {
-				return err
-			}
-			_, err = tx.AppendLog(ctx, "r1", []byte("fulfilled"))
-			return err
-		})
+		mustTx(t, s, fulfil(ctx, "r1"))
 		if st, n := read(tx); st != state || n != size {
 			t.Errorf("within one view: %s with a log of %d, then %s with %d; want the same snapshot", state, size, st, n)
 		}
@@ -120,10 +89,39 @@ func testView(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	// Beside an open write transaction, a view answers without waiting.
+	writing(t, s, func(tx store.Tx) error { _, err := tx.AppendLog(ctx, "r1", []byte("more")); return err }, func() {
+		vctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := s.View(vctx, func(tx store.Tx) error { _, err := tx.Request(vctx, "r1"); return err }); err != nil {
+			t.Errorf("a view beside an open write transaction: %v", err)
+		}
+	})
+}
+
+// fulfil marks request id fulfilled and logs it.
+func fulfil(ctx context.Context, id string) func(store.Tx) error {
+	return func(tx store.Tx) error {
+		r, err := tx.Request(ctx, id)
+		if err != nil {
+			return err
+		}
+		r.State, r.UpdatedAt = lifecycle.Fulfilled, t0.Add(time.Hour)
+		if err := tx.UpdateRequest(ctx, r); err != nil {
+			return err
+		}
+		_, err = tx.AppendLog(ctx, id, []byte("fulfilled"))
+		return err
+	}
+}
+
+// writing makes change in a write transaction and holds it open while
+// during runs; it commits once during returned.
+func writing(t *testing.T, s store.Store, change func(store.Tx) error, during func()) {
+	t.Helper()
 	inTx, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
 	go func() {
-		done <- s.Tx(ctx, func(tx store.Tx) error {
-			if _, err := tx.AppendLog(ctx, "r1", []byte("more")); err != nil {
+		done <- s.Tx(t.Context(), func(tx store.Tx) error {
+			if err := change(tx); err != nil {
 				return err
 			}
 			close(inTx)
@@ -131,15 +129,16 @@ func testView(t *testing.T, s store.Store) {
 			return nil
 		})
 	}()
-	<-inTx
-	vctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	viewErr := s.View(vctx, func(tx store.Tx) error { _, err := tx.Request(vctx, "r1"); return err })
-	cancel()
-	close(release)
+	select {
+	case <-inTx:
+	case err := <-done:
+		t.Fatalf("transaction ended before its change: %v", err)
+	}
+	func() {
+		defer close(release) // even if during fails the test
+		during()
+	}()
 	if err := <-done; err != nil {
 		t.Fatal(err)
-	}
-	if viewErr != nil {
-		t.Errorf("a view beside an open write transaction: %v", viewErr)
 	}
 }
