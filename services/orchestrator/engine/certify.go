@@ -199,9 +199,17 @@ func (e *Engine) IssueHeld(ctx context.Context, only string) (int, error) {
 	if e.cfg.Witnessed {
 		return 0, nil
 	}
+	return e.issueWaiting(ctx, witnessedOn{}, only)
+}
+
+// issueWaiting issues batch after batch (issueHeld) while a batch was
+// full and issued some, and returns how many it issued in all. A full
+// batch that issued none (its certificates cannot be built: they wait on,
+// said in the log) ends it rather than building them again.
+func (e *Engine) issueWaiting(ctx context.Context, on witnessedOn, only string) (int, error) {
 	issued := 0
 	for {
-		n, more, err := e.issueHeld(ctx, witnessedOn{}, only)
+		n, more, err := e.issueHeld(ctx, on, only)
 		issued += n
 		if err != nil || !more || n == 0 {
 			return issued, err
@@ -222,9 +230,8 @@ type witnessedOn struct {
 // one short transaction. A certificate is written only if its request
 // still waits for no larger log than the checkpoint's: one changed again
 // meanwhile waits on for the next batch, and one another replica issued
-// meanwhile is not issued twice. more reports a full batch (more may wait);
-// callers go on while a batch issues some (one whose certificates cannot
-// be built issues none: they wait on, said in the log).
+// meanwhile is not issued twice. more reports a full batch (more may wait;
+// see issueWaiting).
 func (e *Engine) issueHeld(ctx context.Context, on witnessedOn, only string) (issued int, more bool, err error) {
 	type built struct {
 		id   string

@@ -50,14 +50,7 @@ func (e *Engine) IssueWitnessed(ctx context.Context, size int64, note []byte) (i
 	if err := e.cfg.Store.Tx(ctx, func(tx store.Tx) error { return tx.PutWitnessedCheckpoint(ctx, size, note, now) }); err != nil {
 		return 0, err
 	}
-	issued := 0
-	for {
-		n, more, err := e.issueHeld(ctx, witnessedOn{size, note}, "")
-		issued += n
-		if err != nil || !more || n == 0 {
-			return issued, err
-		}
-	}
+	return e.issueWaiting(ctx, witnessedOn{size, note}, "")
 }
 
 // PublicCheckpoint is the checkpoint GET /log/checkpoint serves: with
