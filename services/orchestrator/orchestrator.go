@@ -337,23 +337,36 @@ func (o *Orchestrator) certify(ctx context.Context) error {
 	}
 	tick := time.NewTicker(o.cfg.ScanInterval)
 	defer tick.Stop()
-	failing := "" // said once, not every round, until it changes
+	said := lapse{log: o.log, failed: "certificates not issued", recovered: "certificates issued again"}
 	for {
 		_, err := o.engine.IssueHeld(ctx, "")
-		switch {
-		case err != nil && ctx.Err() == nil && err.Error() != failing:
-			failing = err.Error()
-			o.log.Warn("certificates not issued", "err", err)
-		case err == nil && failing != "":
-			failing = ""
-			o.log.Info("certificates issued again")
-		}
+		said.round(ctx, err)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-o.certifyUp:
 		case <-tick.C:
 		}
+	}
+}
+
+// lapse says a loop's failure once, when it begins or changes, not at
+// every round, and says once that it is over.
+type lapse struct {
+	log               *slog.Logger
+	failed, recovered string // what is said of each
+	failing           string // the error said last; "" while none
+}
+
+// round tells the outcome of one round; args go with the recovery.
+func (l *lapse) round(ctx context.Context, err error, args ...any) {
+	switch {
+	case err != nil && ctx.Err() == nil && err.Error() != l.failing:
+		l.failing = err.Error()
+		l.log.Warn(l.failed, "err", err)
+	case err == nil && l.failing != "":
+		l.failing = ""
+		l.log.Info(l.recovered, args...)
 	}
 }
 

@@ -79,18 +79,12 @@ func (o *Orchestrator) witness(ctx context.Context) error {
 	tick := time.NewTicker(o.cfg.ScanInterval)
 	defer tick.Stop()
 	witnessed := int64(-1)
-	failing := "" // said once, not every tick, until it changes
+	said := lapse{log: o.log, failed: "checkpoint not witnessed", recovered: "checkpoint witnessed again"}
 	for {
 		size, err := o.witnessOnce(ctx, cosigners, witnessed)
-		switch {
-		case err != nil && ctx.Err() == nil && err.Error() != failing:
-			failing = err.Error()
-			o.log.Warn("checkpoint not witnessed", "err", err)
-		case err == nil:
-			if failing != "" {
-				o.log.Info("checkpoint witnessed again", "size", size)
-			}
-			witnessed, failing = size, ""
+		said.round(ctx, err, "size", size)
+		if err == nil {
+			witnessed = size
 		}
 		select {
 		case <-ctx.Done():
