@@ -21,6 +21,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -398,6 +399,7 @@ func (o *Orchestrator) scrub(ctx context.Context) error {
 
 // serve runs srv on ln (over TLS when cert is set) until ctx ends.
 func serve(ctx context.Context, g *errgroup.Group, srv *http.Server, ln net.Listener, cert, key string) {
+	fresh := trackFresh(srv)
 	g.Go(func() error {
 		var err error
 		if cert != "" {
@@ -414,8 +416,57 @@ func serve(ctx context.Context, g *errgroup.Group, srv *http.Server, ln net.List
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		return srv.Shutdown(sctx)
+		stopped := make(chan error, 1)
+		go func() { stopped <- srv.Shutdown(sctx) }()
+		fresh.close()
+		return <-stopped
 	})
+}
+
+// freshConns are a server's connections that have not sent a request
+// yet. Shutdown waits for requests under way and closes idle connections,
+// but takes one that has sent nothing for a request about to come and
+// waits 5 s for it: as long as the grace it is given. An HTTP client
+// dials such connections ahead (two requests at once, one served on the
+// other's connection), so a clean stop failed with a deadline. They hold
+// no work: close cuts them, and those accepted while the listener closes.
+type freshConns struct {
+	mu      sync.Mutex
+	conns   map[net.Conn]bool
+	closing bool
+}
+
+// trackFresh follows srv's connections through srv.ConnState.
+func trackFresh(srv *http.Server) *freshConns {
+	f := &freshConns{conns: map[net.Conn]bool{}}
+	next := srv.ConnState
+	srv.ConnState = func(c net.Conn, st http.ConnState) {
+		f.mu.Lock()
+		switch {
+		case st == http.StateNew && f.closing:
+			c.Close()
+		case st == http.StateNew:
+			f.conns[c] = true
+		default:
+			delete(f.conns, c)
+		}
+		f.mu.Unlock()
+		if next != nil {
+			next(c, st)
+		}
+	}
+	return f
+}
+
+// close cuts the connections that have sent nothing, now and from now on.
+func (f *freshConns) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closing = true
+	for c := range f.conns {
+		c.Close()
+	}
+	clear(f.conns)
 }
 
 // replicaID names this orchestrator process among replicas sharing a store.
