@@ -399,7 +399,7 @@ func (o *Orchestrator) scrub(ctx context.Context) error {
 
 // serve runs srv on ln (over TLS when cert is set) until ctx ends.
 func serve(ctx context.Context, g *errgroup.Group, srv *http.Server, ln net.Listener, cert, key string) {
-	fresh := trackFresh(srv)
+	trackFresh(srv)
 	g.Go(func() error {
 		var err error
 		if cert != "" {
@@ -416,20 +416,20 @@ func serve(ctx context.Context, g *errgroup.Group, srv *http.Server, ln net.List
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		stopped := make(chan error, 1)
-		go func() { stopped <- srv.Shutdown(sctx) }()
-		fresh.close()
-		return <-stopped
+		return srv.Shutdown(sctx)
 	})
 }
 
-// freshConns are a server's connections that have not sent a request
-// yet. Shutdown waits for requests under way and closes idle connections,
+// freshConns are a server's connections that have not sent a whole
+// request yet. Shutdown waits for requests under way and closes idle connections,
 // but takes one that has sent nothing for a request about to come and
 // waits 5 s for it: as long as the grace it is given. An HTTP client
 // dials such connections ahead (two requests at once, one served on the
 // other's connection), so a clean stop failed with a deadline. They hold
-// no work: close cuts them, and those accepted while the listener closes.
+// no work: once Shutdown has begun, the server drops a request whose
+// header it finishes reading unanswered, so cutting them (and those
+// accepted while the listener closes) takes nothing the server would
+// have served. close runs on Shutdown, after it has begun, for that.
 type freshConns struct {
 	mu      sync.Mutex
 	conns   map[net.Conn]bool
@@ -439,6 +439,7 @@ type freshConns struct {
 // trackFresh follows srv's connections through srv.ConnState.
 func trackFresh(srv *http.Server) *freshConns {
 	f := &freshConns{conns: map[net.Conn]bool{}}
+	srv.RegisterOnShutdown(f.close)
 	next := srv.ConnState
 	srv.ConnState = func(c net.Conn, st http.ConnState) {
 		f.mu.Lock()

@@ -1,36 +1,52 @@
 package orchestrator
 
 import (
+	"bufio"
 	"context"
+	"errors"
+	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 )
 
-// A connection that was opened and never sent a request (an HTTP client
-// dials one ahead, then uses another) holds no work: stopping the server
-// neither waits for it nor fails. A request under way is still finished.
+// A connection that was opened and has not sent a whole request (an HTTP
+// client dials one ahead, then uses another) holds no work: stopping the
+// server neither waits for it nor fails, and a request it finishes once
+// the stop has begun is never taken. A request under way is answered in
+// full.
 func TestServeStopsBesideAnIdleNewConnection(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	release := make(chan struct{})
+	var taken atomic.Int32
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		taken.Add(1)
 		<-release
 		w.Write([]byte("done"))
 	})}
 	ctx, cancel := context.WithCancel(t.Context())
 	g, gctx := errgroup.WithContext(ctx)
 	serve(gctx, g, srv, ln, "", "")
-	silent, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
+	const head, end = "GET / HTTP/1.1\r\nHost: lethe\r\n", "\r\n"
+	quiet := map[string]net.Conn{}
+	for _, name := range []string{"silent", "begun", "late"} {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		quiet[name] = c
+	}
+	if _, err := io.WriteString(quiet["begun"], head); err != nil {
 		t.Fatal(err)
 	}
-	defer silent.Close()
 	answered := make(chan string, 1)
 	go func() {
 		resp, err := http.Get("http://" + ln.Addr().String())
@@ -45,14 +61,25 @@ func TestServeStopsBesideAnIdleNewConnection(t *testing.T) {
 	start := time.Now()
 	cancel()
 	time.Sleep(100 * time.Millisecond)
+	io.WriteString(quiet["begun"], end) // a request finished once the stop has begun
+	io.WriteString(quiet["late"], head+end)
 	close(release)
 	if got := <-answered; got != "200 OK" {
 		t.Errorf("the request under way at the stop: %s, want 200 OK", got)
+	}
+	for name, c := range quiet {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if resp, err := http.ReadResponse(bufio.NewReader(c), nil); !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("the %s connection: %v %v, want it closed unanswered", name, resp, err)
+		}
 	}
 	if err := g.Wait(); err != nil {
 		t.Errorf("stop: %v", err)
 	}
 	if took := time.Since(start); took > 2*time.Second {
-		t.Errorf("stopping took %v: it waited for the connection that sent nothing", took)
+		t.Errorf("stopping took %v: it waited for a connection that sent no whole request", took)
+	}
+	if n := taken.Load(); n != 1 {
+		t.Errorf("%d requests taken, want only the one under way", n)
 	}
 }
