@@ -31,6 +31,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/events"
 	lethev1 "github.com/lethe-dev/lethe/pkg/gen/lethe/v1"
 	"github.com/lethe-dev/lethe/pkg/hostoutbox"
+	"github.com/lethe-dev/lethe/pkg/httpserve"
 	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/pkg/pseudonym"
 )
@@ -275,15 +276,9 @@ func (s *System) ServeAdmin(ctx context.Context, addr string) (net.Addr, error) 
 	s.admin = srv
 	s.mu.Unlock()
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := httpserve.Serve(ctx, srv, ln, "", "", 5*time.Second); err != nil {
 			s.log.Error("admin API stopped", "err", err)
 		}
-	}()
-	go func() {
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(shutdown)
 	}()
 	s.log.Info("admin API listening", "addr", ln.Addr().String())
 	return ln.Addr(), nil

@@ -21,7 +21,6 @@ import (
 	"os"
 	"regexp"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +29,7 @@ import (
 	"github.com/lethe-dev/lethe/pkg/blob"
 	"github.com/lethe-dev/lethe/pkg/bus"
 	"github.com/lethe-dev/lethe/pkg/deadline"
+	"github.com/lethe-dev/lethe/pkg/httpserve"
 	"github.com/lethe-dev/lethe/pkg/proof"
 	"github.com/lethe-dev/lethe/services/orchestrator/auth"
 	"github.com/lethe-dev/lethe/services/orchestrator/console"
@@ -294,6 +294,9 @@ func New(cfg Config) (*Orchestrator, error) {
 // Addr is the HTTP API's address.
 func (o *Orchestrator) Addr() string { return o.cfg.Listener.Addr().String() }
 
+// stopGrace bounds how long a stop waits for the API's requests under way.
+const stopGrace = 5 * time.Second
+
 // Run serves the API, relays the outbox, delivers notices, consumes
 // receipts and account deletions and schedules retries and deferred
 // erasures until ctx is cancelled.
@@ -305,12 +308,13 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	// of recordings is the longest).
 	api := &http.Server{Handler: o.api.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: o.cfg.ReadTimeout,
 		WriteTimeout: httpapi.ExportTimeout + 30*time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10}
-	serve(ctx, g, api, o.cfg.Listener, o.cfg.TLSCert, o.cfg.TLSKey)
+	g.Go(func() error { return httpserve.Serve(ctx, api, o.cfg.Listener, o.cfg.TLSCert, o.cfg.TLSKey, stopGrace) })
 	if o.cfg.MetricsListener != nil {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", httpapi.MetricsHandler(o.m))
-		serve(ctx, g, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-			WriteTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10}, o.cfg.MetricsListener, "", "")
+		metrics := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+			WriteTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10}
+		g.Go(func() error { return httpserve.Serve(ctx, metrics, o.cfg.MetricsListener, "", "", stopGrace) })
 	}
 	g.Go(func() error { return o.relay().Run(ctx) })
 	g.Go(func() error { return o.notifier().Run(ctx) })
@@ -395,79 +399,6 @@ func (o *Orchestrator) scrub(ctx context.Context) error {
 		case <-time.After(time.Second):
 		}
 	}
-}
-
-// serve runs srv on ln (over TLS when cert is set) until ctx ends.
-func serve(ctx context.Context, g *errgroup.Group, srv *http.Server, ln net.Listener, cert, key string) {
-	trackFresh(srv)
-	g.Go(func() error {
-		var err error
-		if cert != "" {
-			err = srv.ServeTLS(ln, cert, key)
-		} else {
-			err = srv.Serve(ln)
-		}
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("http: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		return srv.Shutdown(sctx)
-	})
-}
-
-// freshConns are a server's connections that have not sent a whole
-// request yet. Shutdown waits for requests under way and closes idle connections,
-// but takes one that has sent nothing for a request about to come and
-// waits 5 s for it: as long as the grace it is given. An HTTP client
-// dials such connections ahead (two requests at once, one served on the
-// other's connection), so a clean stop failed with a deadline. They hold
-// no work: once Shutdown has begun, the server drops a request whose
-// header it finishes reading unanswered, so cutting them (and those
-// accepted while the listener closes) takes nothing the server would
-// have served. close runs on Shutdown, after it has begun, for that.
-type freshConns struct {
-	mu      sync.Mutex
-	conns   map[net.Conn]bool
-	closing bool
-}
-
-// trackFresh follows srv's connections through srv.ConnState.
-func trackFresh(srv *http.Server) *freshConns {
-	f := &freshConns{conns: map[net.Conn]bool{}}
-	srv.RegisterOnShutdown(f.close)
-	next := srv.ConnState
-	srv.ConnState = func(c net.Conn, st http.ConnState) {
-		f.mu.Lock()
-		switch {
-		case st == http.StateNew && f.closing:
-			c.Close()
-		case st == http.StateNew:
-			f.conns[c] = true
-		default:
-			delete(f.conns, c)
-		}
-		f.mu.Unlock()
-		if next != nil {
-			next(c, st)
-		}
-	}
-	return f
-}
-
-// close cuts the connections that have sent nothing, now and from now on.
-func (f *freshConns) close() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.closing = true
-	for c := range f.conns {
-		c.Close()
-	}
-	clear(f.conns)
 }
 
 // replicaID names this orchestrator process among replicas sharing a store.

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lethe-dev/lethe/pkg/httpserve"
 	tlogwitness "github.com/lethe-dev/lethe/pkg/witness"
 )
 
@@ -57,20 +58,13 @@ func Run(ctx context.Context, opts Options) error {
 	srv := &http.Server{Handler: w, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		ErrorLog: slog.NewLogLogger(w.log.Handler(), slog.LevelWarn)}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
+	go func() { done <- httpserve.Serve(ctx, srv, ln, "", "", 10*time.Second) }()
 	w.log.Info("witness started", "addr", ln.Addr().String(), "logs", len(w.logs))
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr())
 	}
-	select {
-	case err := <-done:
+	if err := <-done; err != nil {
 		return fmt.Errorf("witness: %w", err)
-	case <-ctx.Done():
-	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil {
-		return fmt.Errorf("witness: shutdown: %w", err)
 	}
 	w.log.Info("witness stopped")
 	return nil

@@ -1,4 +1,4 @@
-package orchestrator
+package httpserve
 
 import (
 	"bufio"
@@ -7,11 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 )
 
 // A connection that was opened and has not sent a whole request (an HTTP
@@ -19,7 +18,7 @@ import (
 // server neither waits for it nor fails, and a request it finishes once
 // the stop has begun is never taken. A request under way is answered in
 // full.
-func TestServeStopsBesideAnIdleNewConnection(t *testing.T) {
+func TestStopBesideQuietConnections(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -32,8 +31,8 @@ func TestServeStopsBesideAnIdleNewConnection(t *testing.T) {
 		w.Write([]byte("done"))
 	})}
 	ctx, cancel := context.WithCancel(t.Context())
-	g, gctx := errgroup.WithContext(ctx)
-	serve(gctx, g, srv, ln, "", "")
+	stopped := make(chan error, 1)
+	go func() { stopped <- Serve(ctx, srv, ln, "", "", 5*time.Second) }()
 	const head, end = "GET / HTTP/1.1\r\nHost: lethe\r\n", "\r\n"
 	quiet := map[string]net.Conn{}
 	for _, name := range []string{"silent", "begun", "late"} {
@@ -73,7 +72,7 @@ func TestServeStopsBesideAnIdleNewConnection(t *testing.T) {
 			t.Errorf("the %s connection: %v %v, want it closed unanswered", name, resp, err)
 		}
 	}
-	if err := g.Wait(); err != nil {
+	if err := <-stopped; err != nil {
 		t.Errorf("stop: %v", err)
 	}
 	if took := time.Since(start); took > 2*time.Second {
@@ -81,5 +80,48 @@ func TestServeStopsBesideAnIdleNewConnection(t *testing.T) {
 	}
 	if n := taken.Load(); n != 1 {
 		t.Errorf("%d requests taken, want only the one under way", n)
+	}
+}
+
+// Serve says when it could not serve, or a request outlasted the grace.
+func TestServeFailures(t *testing.T) {
+	hold := make(chan struct{})
+	defer close(hold)
+	for _, tc := range []struct {
+		name    string
+		closed  bool // the listener is closed before Serve
+		request bool // a request is under way at the stop
+		want    string
+	}{
+		{name: "listener closed", closed: true, want: "http: "},
+		{name: "request outlasts the grace", request: true, want: "http: stop: context deadline exceeded"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.closed {
+				ln.Close()
+			}
+			slow := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-hold })}
+			ctx, cancel := context.WithCancel(t.Context())
+			stopped := make(chan error, 1)
+			go func() { stopped <- Serve(ctx, slow, ln, "", "", 200*time.Millisecond) }()
+			if tc.request {
+				go http.Get("http://" + ln.Addr().String())
+				time.Sleep(100 * time.Millisecond)
+				cancel()
+			}
+			defer cancel()
+			select {
+			case err := <-stopped:
+				if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+					t.Errorf("Serve = %v, want an error starting %q", err, tc.want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Serve did not return")
+			}
+		})
 	}
 }
