@@ -833,7 +833,7 @@ func logRecords(rows *sql.Rows) ([]LogRecord, error) {
 
 func (t *sqlTx) PutCertificate(ctx context.Context, requestID string, cert []byte, at time.Time) error {
 	if _, err := t.exec(ctx, `INSERT INTO certificates (request_id, data, issued_at) VALUES (?, ?, ?)
-		ON CONFLICT (request_id) DO UPDATE SET data = excluded.data, issued_at = excluded.issued_at`, requestID, cert, at.UnixMilli()); err != nil {
+		ON CONFLICT (request_id) DO UPDATE SET data = excluded.data, issued_at = excluded.issued_at`, requestID, packCertificate(cert), at.UnixMilli()); err != nil {
 		return fmt.Errorf("put certificate: %w", err)
 	}
 	return nil
@@ -957,7 +957,7 @@ func (s *sqlStore) Certificate(ctx context.Context, requestID string) ([]byte, e
 	if err != nil {
 		return nil, fmt.Errorf("certificate: %w", err)
 	}
-	return b, nil
+	return unpackCertificate(b)
 }
 
 // Get implements [Store].
