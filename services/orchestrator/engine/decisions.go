@@ -68,9 +68,7 @@ func (e *Engine) Deny(ctx context.Context, id string, d Decision) (*store.Reques
 		return nil, err
 	}
 	var r *store.Request
-	var fx effects
-	err := e.cfg.Store.Tx(ctx, func(tx store.Tx) error {
-		fx = effects{}
+	err := e.change(ctx, func(tx store.Tx, fx *effects) error {
 		var err error
 		if r, err = tx.Request(ctx, id); err != nil {
 			return err
@@ -81,12 +79,11 @@ func (e *Engine) Deny(ctx context.Context, id string, d Decision) (*store.Reques
 		now := e.Now()
 		r.DenialNote = d.Note
 		entry := proof.Entry{RequestID: r.ID, Event: proof.EventDenied, At: now, Actor: &d.Actor, Ground: d.Ground, NoteSHA256: noteHash(d.Note)}
-		return e.end(ctx, tx, &fx, r, lifecycle.Denied, entry, now)
+		return e.end(ctx, tx, fx, r, lifecycle.Denied, entry, now)
 	})
 	if err != nil {
 		return nil, err
 	}
-	e.report(&fx)
 	return r, nil
 }
 
@@ -106,9 +103,8 @@ func (e *Engine) ExpireUnverified(ctx context.Context) (int, error) {
 		groups = append(groups, group{wait: wait, only: []string{tenant}})
 	}
 	n := 0
-	var fx effects
-	err := e.cfg.Store.Tx(ctx, func(tx store.Tx) error {
-		fx, n = effects{}, 0
+	err := e.change(ctx, func(tx store.Tx, fx *effects) error {
+		n = 0
 		for _, g := range groups {
 			due, err := tx.UnverifiedBefore(ctx, now.Add(-g.wait), g.only, g.except, RetryBatch)
 			if err != nil {
@@ -116,7 +112,7 @@ func (e *Engine) ExpireUnverified(ctx context.Context) (int, error) {
 			}
 			for _, r := range due {
 				entry := proof.Entry{RequestID: r.ID, Event: proof.EventExpired, At: now, Detail: "identity not checked within " + g.wait.String()}
-				if err := e.end(ctx, tx, &fx, r, lifecycle.Expired, entry, now); err != nil {
+				if err := e.end(ctx, tx, fx, r, lifecycle.Expired, entry, now); err != nil {
 					return err
 				}
 				n++
@@ -127,7 +123,6 @@ func (e *Engine) ExpireUnverified(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	e.report(&fx)
 	return n, nil
 }
 

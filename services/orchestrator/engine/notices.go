@@ -49,9 +49,8 @@ const NoticeAckWait = 7 * 24 * time.Hour
 // returns the channels it recorded as newly delivered.
 func (e *Engine) RecordDeliveries(ctx context.Context, n *store.Notice, tried map[string]error) ([]string, error) {
 	var delivered []string
-	var fx effects
-	err := e.cfg.Store.Tx(ctx, func(tx store.Tx) error {
-		delivered, fx = nil, effects{}
+	err := e.change(ctx, func(tx store.Tx, fx *effects) error {
+		delivered = nil
 		now := e.Now()
 		r, err := tx.Request(ctx, n.RequestID) // request first, as every transaction locks
 		if err != nil {
@@ -82,11 +81,8 @@ func (e *Engine) RecordDeliveries(ctx context.Context, n *store.Notice, tried ma
 			cur.Attempts++
 			cur.LastError = failures[0]
 		}
-		return e.settleNotice(ctx, tx, &fx, r, cur, len(failures) > 0, len(delivered) > 0, now)
+		return e.settleNotice(ctx, tx, fx, r, cur, len(failures) > 0, len(delivered) > 0, now)
 	})
-	if err == nil {
-		e.report(&fx)
-	}
 	return delivered, err
 }
 
@@ -95,9 +91,8 @@ func (e *Engine) RecordDeliveries(ctx context.Context, n *store.Notice, tried ma
 // reports whether this was news (false for an acknowledgement seen before).
 func (e *Engine) RecordAcknowledgement(ctx context.Context, requestID, id string) (bool, error) {
 	var news bool
-	var fx effects
-	err := e.cfg.Store.Tx(ctx, func(tx store.Tx) error {
-		news, fx = false, effects{}
+	err := e.change(ctx, func(tx store.Tx, fx *effects) error {
+		news = false
 		now := e.Now()
 		r, err := tx.Request(ctx, requestID)
 		if err != nil {
@@ -117,11 +112,8 @@ func (e *Engine) RecordAcknowledgement(ctx context.Context, requestID, id string
 		if err := record(ctx, tx, proof.Entry{RequestID: cur.RequestID, Event: proof.EventNoticeDelivered, At: now, Notice: cur.Kind, Channel: proof.ChannelBus}); err != nil {
 			return err
 		}
-		return e.settleNotice(ctx, tx, &fx, r, cur, false, true, now)
+		return e.settleNotice(ctx, tx, fx, r, cur, false, true, now)
 	})
-	if err == nil {
-		e.report(&fx)
-	}
 	if news {
 		e.m.Notices.WithLabelValues(proof.ChannelBus, "delivered").Inc()
 	}

@@ -59,6 +59,21 @@ type ending struct {
 	result    string // of lethe_orchestrator_requests_ended_total; "" when not the first end
 }
 
+// change runs fn in one transaction and, once it has committed, reports
+// the effects fn gathered (report). fn starts from no effects each time it
+// runs: a transaction may be run again.
+func (e *Engine) change(ctx context.Context, fn func(tx store.Tx, fx *effects) error) error {
+	var fx effects
+	err := e.cfg.Store.Tx(ctx, func(tx store.Tx) error {
+		fx = effects{}
+		return fn(tx, &fx)
+	})
+	if err == nil {
+		e.report(&fx)
+	}
+	return err
+}
+
 // report tells what a committed transaction did.
 func (e *Engine) report(fx *effects) {
 	for _, sys := range fx.failed {
@@ -129,10 +144,9 @@ func (e *Engine) RecordReceipt(ctx context.Context, rc *lethev1.Receipt, raw []b
 	}
 	outcome := lifecycle.OutcomeOf(rc.GetOutcome())
 	var verdict, reason string
-	var fx effects
 	var received time.Time // of the request a receipt was accepted for
-	err := e.cfg.Store.Tx(ctx, func(tx store.Tx) error {
-		verdict, reason, fx = "", "", effects{}
+	err := e.change(ctx, func(tx store.Tx, fx *effects) error {
+		verdict, reason = "", ""
 		k, err := tx.Task(ctx, rc.GetTaskId())
 		if errors.Is(err, store.ErrNotFound) {
 			verdict, reason = verdictRejected, "unknown_task"
@@ -205,7 +219,7 @@ func (e *Engine) RecordReceipt(ctx context.Context, rc *lethev1.Receipt, raw []b
 				return record(ctx, tx, proof.Entry{RequestID: r.ID, Event: proof.EventTaskFailed, At: now, System: k.System, Attempt: k.Attempts, Detail: "retryable"})
 			}
 			verdict = verdictDeadLetter
-			return e.deadLetter(ctx, tx, &fx, r, k, "failed: "+detail, now)
+			return e.deadLetter(ctx, tx, fx, r, k, "failed: "+detail, now)
 		}
 		// A success is taken even after the task was dead-lettered: the
 		// system did the work late (after a broker outage, say), and the
@@ -237,12 +251,11 @@ func (e *Engine) RecordReceipt(ctx context.Context, rc *lethev1.Receipt, raw []b
 			return err
 		}
 		received, fx.wake = r.ReceivedAt, true
-		return e.complete(ctx, tx, &fx, r, now)
+		return e.complete(ctx, tx, fx, r, now)
 	})
 	if err != nil {
 		return fmt.Errorf("record receipt: %w", err)
 	}
-	e.report(&fx)
 	log := e.log.With("request_id", rc.GetRequestId(), "task_id", rc.GetTaskId(), "system", rc.GetSystem(), "outcome", outcome)
 	switch verdict {
 	case verdictRejected:

@@ -35,17 +35,14 @@ var (
 // log). It returns store.ErrNotFound, ErrNotFailed or ErrIdentifiersGone.
 func (e *Engine) Retry(ctx context.Context, requestID, system string, by proof.Actor) (*store.Request, error) {
 	var r *store.Request
-	var fx effects
-	err := e.cfg.Store.Tx(ctx, func(tx store.Tx) error {
-		fx = effects{}
+	err := e.change(ctx, func(tx store.Tx, fx *effects) error {
 		var err error
-		r, err = e.retry(ctx, tx, &fx, requestID, system, by)
+		r, err = e.retry(ctx, tx, fx, requestID, system, by)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	e.report(&fx)
 	e.cfg.Relay.Wake()
 	return r, nil
 }
@@ -82,9 +79,7 @@ func (e *Engine) Resolve(ctx context.Context, requestID, system string, by proof
 		return nil, fmt.Errorf("%w: %w", err, ErrBadNote)
 	}
 	var r *store.Request
-	var fx effects
-	err := e.cfg.Store.Tx(ctx, func(tx store.Tx) error {
-		fx = effects{}
+	err := e.change(ctx, func(tx store.Tx, fx *effects) error {
 		var k *store.Task
 		var err error
 		if r, k, err = e.deadTask(ctx, tx, requestID, system); err != nil {
@@ -100,12 +95,11 @@ func (e *Engine) Resolve(ctx context.Context, requestID, system string, by proof
 			Actor: &by, NoteSHA256: noteHash(note)}); err != nil {
 			return err
 		}
-		return e.complete(ctx, tx, &fx, r, now)
+		return e.complete(ctx, tx, fx, r, now)
 	})
 	if err != nil {
 		return nil, err
 	}
-	e.report(&fx)
 	e.log.Info("task resolved by hand", "request_id", r.ID, "system", system, "by", by.ID)
 	return r, nil
 }

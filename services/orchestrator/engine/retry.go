@@ -48,9 +48,7 @@ func (e *Engine) reattempt(ctx context.Context, tx store.Tx, r *store.Request, k
 func (e *Engine) RetryDue(ctx context.Context) (int, error) {
 	now := e.Now()
 	n := 0
-	var fx effects
-	err := e.cfg.Store.Tx(ctx, func(tx store.Tx) error {
-		fx = effects{}
+	err := e.change(ctx, func(tx store.Tx, fx *effects) error {
 		due, err := tx.DueTasks(ctx, now, RetryBatch)
 		if err != nil {
 			return err
@@ -88,7 +86,7 @@ func (e *Engine) RetryDue(ctx context.Context) (int, error) {
 				if k.Detail != "" {
 					why = fmt.Sprintf("failed %d attempts, last: %s", tries, k.Detail)
 				}
-				if err := e.deadLetter(ctx, tx, &fx, r, k, why, now); err != nil {
+				if err := e.deadLetter(ctx, tx, fx, r, k, why, now); err != nil {
 					return err
 				}
 				continue
@@ -103,7 +101,6 @@ func (e *Engine) RetryDue(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	e.report(&fx)
 	if n > 0 {
 		e.cfg.Relay.Wake()
 	}
