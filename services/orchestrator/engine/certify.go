@@ -235,7 +235,7 @@ type witnessedOn struct {
 func (e *Engine) issueHeld(ctx context.Context, on witnessedOn, only string) (issued int, more bool, err error) {
 	type built struct {
 		id   string
-		cert []byte
+		cert store.PackedCertificate
 	}
 	var batch []built
 	size, note := on.size, on.note
@@ -292,7 +292,7 @@ func (e *Engine) issueHeld(ctx context.Context, on witnessedOn, only string) (is
 				e.log.Error("certificate not issued", "request_id", id, "err", err)
 				continue
 			}
-			batch = append(batch, built{id, cert})
+			batch = append(batch, built{id, store.PackCertificate(cert)})
 		}
 		return nil
 	})

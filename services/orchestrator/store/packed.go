@@ -27,8 +27,14 @@ func must[T any](v T, err error) T {
 	return v
 }
 
-// packCertificate is what is stored for cert.
-func packCertificate(cert []byte) []byte {
+// PackedCertificate is a certificate as the store keeps it.
+type PackedCertificate []byte
+
+// PackCertificate is what is stored for cert. It is made by the caller of
+// Tx.PutCertificate, not in the transaction: compressing takes about as
+// long as a signature, and on SQLite every transaction queues for the
+// store's one writer.
+func PackCertificate(cert []byte) PackedCertificate {
 	packed := certEncoder.EncodeAll(cert, make([]byte, 0, len(cert)/2))
 	if len(packed) >= len(cert) {
 		return cert

@@ -15,7 +15,7 @@ func TestPackedCertificates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	damaged := packCertificate(real)
+	damaged := PackCertificate(real)
 	damaged = append(bytes.Clone(damaged[:len(damaged)/2]), strings.Repeat("x", 20)...)
 	for _, tc := range []struct {
 		name       string
@@ -23,8 +23,8 @@ func TestPackedCertificates(t *testing.T) {
 		want       []byte // what is read back; nil: an error
 		compressed bool
 	}{
-		{name: "a real certificate", stored: packCertificate(real), want: real, compressed: true},
-		{name: "too short to shrink", stored: packCertificate([]byte(`{"a":1}`)), want: []byte(`{"a":1}`)},
+		{name: "a real certificate", stored: PackCertificate(real), want: real, compressed: true},
+		{name: "too short to shrink", stored: PackCertificate([]byte(`{"a":1}`)), want: []byte(`{"a":1}`)},
 		{name: "stored before compression", stored: real, want: real},
 		{name: "damaged", stored: damaged},
 	} {
@@ -41,7 +41,7 @@ func TestPackedCertificates(t *testing.T) {
 			}
 		})
 	}
-	if packed := packCertificate(real); len(packed)*2 > len(real) {
+	if packed := PackCertificate(real); len(packed)*2 > len(real) {
 		t.Errorf("a real certificate of %d bytes is stored in %d: less than half saved", len(real), len(packed))
 	}
 }

@@ -831,9 +831,9 @@ func logRecords(rows *sql.Rows) ([]LogRecord, error) {
 	return out, nil
 }
 
-func (t *sqlTx) PutCertificate(ctx context.Context, requestID string, cert []byte, at time.Time) error {
+func (t *sqlTx) PutCertificate(ctx context.Context, requestID string, cert PackedCertificate, at time.Time) error {
 	if _, err := t.exec(ctx, `INSERT INTO certificates (request_id, data, issued_at) VALUES (?, ?, ?)
-		ON CONFLICT (request_id) DO UPDATE SET data = excluded.data, issued_at = excluded.issued_at`, requestID, packCertificate(cert), at.UnixMilli()); err != nil {
+		ON CONFLICT (request_id) DO UPDATE SET data = excluded.data, issued_at = excluded.issued_at`, requestID, []byte(cert), at.UnixMilli()); err != nil {
 		return fmt.Errorf("put certificate: %w", err)
 	}
 	return nil

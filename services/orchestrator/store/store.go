@@ -286,8 +286,9 @@ type Tx interface {
 	// returns how many tasks held one. Their digests stay.
 	DropExports(ctx context.Context, requestID string) (int, error)
 	// PutCertificate stores the certificate of an ended request, replacing
-	// an earlier one (a late answer can change how a request ended).
-	PutCertificate(ctx context.Context, requestID string, cert []byte, at time.Time) error
+	// an earlier one (a late answer can change how a request ended). It is
+	// packed first (PackCertificate), outside the transaction.
+	PutCertificate(ctx context.Context, requestID string, cert PackedCertificate, at time.Time) error
 	// HoldCertificate records that a request's certificate waits to be
 	// issued on a checkpoint of a log of at least logSize entries (the log
 	// as it stood after the request's last change); HeldCertificates lists,

@@ -269,7 +269,7 @@ func testCertificates(t *testing.T, s store.Store) {
 	// keep it compressed, and must give it back byte for byte.
 	proofs := `{"proofs":[` + strings.Repeat(`"q0xvbmcgaGFzaCBvZiBhIHRyZWUgbm9kZSBoZXJlIQ==",`, 300) + `"end"]}`
 	for _, cert := range [][]byte{[]byte(`{"first":true}`), []byte(`{"second":true}`), []byte(proofs)} {
-		mustTx(t, s, func(tx store.Tx) error { return tx.PutCertificate(ctx, "req-1", cert, t0) })
+		mustTx(t, s, func(tx store.Tx) error { return tx.PutCertificate(ctx, "req-1", store.PackCertificate(cert), t0) })
 		got, err := s.Certificate(ctx, "req-1")
 		if err != nil {
 			t.Fatal(err)

@@ -271,7 +271,7 @@ func testCompletedOnce(t *testing.T, s store.Store) {
 						return err
 					}
 					done = true
-					return tx.PutCertificate(t.Context(), r.ID, []byte{byte(i)}, t0)
+					return tx.PutCertificate(t.Context(), r.ID, store.PackCertificate([]byte{byte(i)}), t0)
 				})
 				if err != nil {
 					errs <- err
