@@ -40,3 +40,6 @@ func BenchSize(ctx context.Context, s Store) (int64, error) {
 	}
 	return n, nil
 }
+
+// MarkTaskPublished is the statement that starts a published task's wait.
+const MarkTaskPublished = markTaskPublished

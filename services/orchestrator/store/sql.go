@@ -1242,12 +1242,20 @@ func (s *sqlStore) MarkPublished(ctx context.Context, seqs []int64, at time.Time
 	in := placeholders(len(seqs))
 	return s.Tx(ctx, func(tx Tx) error {
 		t := tx.(*sqlTx)
-		// The task's wait starts now, unless a newer attempt or an answer
-		// came meanwhile (rechecked under the row lock).
-		if _, err := t.exec(ctx, `UPDATE tasks SET published_at = ?, published_seq = o.seq, next_attempt_at = ? + o.wait_ms FROM outbox o
-			WHERE o.seq IN (`+in+`) AND o.task_id = tasks.id AND tasks.state = 'published' AND tasks.next_attempt_at IS NULL`,
-			append([]any{args[0]}, args...)...); err != nil {
+		published, err := t.publishedTasks(ctx, in, args[1:])
+		if err != nil {
 			return fmt.Errorf("mark published: %w", err)
+		}
+		// The task's wait starts now, unless a newer attempt or an answer
+		// came meanwhile (rechecked under the row lock). One statement a
+		// task, found by its key: a join of the tasks with the outbox rows
+		// let PostgreSQL's planner, whose statistics lag behind a burst
+		// (few tasks wait unmarked, they said), scan the thousands that
+		// did once per outbox row, ~100 ms a call.
+		for _, p := range published {
+			if _, err := t.exec(ctx, markTaskPublished, args[0], p.seq, at.UnixMilli()+p.waitMS, p.taskID); err != nil {
+				return fmt.Errorf("mark published: %w", err)
+			}
 		}
 		if _, err := t.exec(ctx, `UPDATE outbox SET published_at = ? WHERE seq IN
 			(SELECT seq FROM outbox WHERE seq IN (`+in+`) ORDER BY seq`+t.d.forUpdate()+`)`, args...); err != nil {
@@ -1255,6 +1263,37 @@ func (s *sqlStore) MarkPublished(ctx context.Context, seqs []int64, at time.Time
 		}
 		return nil
 	})
+}
+
+// markTaskPublished starts a published task's wait. The index tasks_due
+// leaves out the tasks with no time yet (migrations 00012 PostgreSQL,
+// 00013 SQLite), so that the key is the only way to the task.
+const markTaskPublished = `UPDATE tasks SET published_at = ?, published_seq = ?, next_attempt_at = ?
+	WHERE id = ? AND state = 'published' AND next_attempt_at IS NULL`
+
+// publishedTask is an outbox row that carried a task's attempt.
+type publishedTask struct {
+	seq, waitMS int64
+	taskID      string
+}
+
+// publishedTasks reads the outbox rows of seqs (in, placeholders for
+// them) that carried tasks, in seq order.
+func (t *sqlTx) publishedTasks(ctx context.Context, in string, seqs []any) ([]publishedTask, error) {
+	rows, err := t.query(ctx, `SELECT seq, wait_ms, task_id FROM outbox WHERE seq IN (`+in+`) AND task_id IS NOT NULL ORDER BY seq`, seqs...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []publishedTask
+	for rows.Next() {
+		var p publishedTask
+		if err := rows.Scan(&p.seq, &p.waitMS, &p.taskID); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
 }
 
 // Stats implements [Store]. The counts by state and type are kept by
