@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"os"
@@ -112,5 +113,94 @@ func TestMarkPublishedFindsTasksByKey(t *testing.T) {
 				t.Errorf("a task is not marked by its key:\n%s", plan.String())
 			}
 		})
+	}
+}
+
+// A relay marking a request's tasks while the request's last receipt is
+// recorded (it holds one task, then asks for all of them, as a request that
+// ends does) must wait its turn, not deadlock: PostgreSQL would end one of
+// the two with an error after a second's stall. The relay used to lock the
+// tasks first; it now locks their requests first, as everything else does.
+func TestMarkPublishedBesideALastReceipt(t *testing.T) {
+	dsn := storetest.PostgresDSN(t)
+	s := openPostgres(t, dsn)
+	ctx := t.Context()
+	r := &store.Request{ID: "req-1", Tenant: "demo", Type: lifecycle.Erasure, State: lifecycle.Open,
+		SealedSubject: []byte("sealed"), SubjectHash: "hash-req-1", Source: "api",
+		ReceivedAt: burstStart, Deadline: burstStart.AddDate(0, 1, 0), CreatedAt: burstStart, UpdatedAt: burstStart}
+	first := &store.Task{ID: "req-1:accounts", RequestID: r.ID, System: "accounts", State: lifecycle.TaskPublished, Attempts: 1}
+	last := &store.Task{ID: "req-1:billing", RequestID: r.ID, System: "billing", State: lifecycle.TaskPublished, Attempts: 1}
+	if err := s.Tx(ctx, func(tx store.Tx) error {
+		if err := tx.InsertRequest(ctx, r); err != nil {
+			return err
+		}
+		for _, k := range []*store.Task{first, last} {
+			if err := tx.InsertTask(ctx, k); err != nil {
+				return err
+			}
+			if err := tx.Enqueue(ctx, store.OutboxMessage{Topic: "lethe.tasks." + k.System, ID: k.ID + ":1", Type: "dev.lethe.task",
+				Key: r.ID, Payload: []byte("task"), Created: burstStart, TaskID: k.ID, Wait: time.Minute}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := s.ClaimOutbox(ctx, "relay", 10, burstStart, burstStart.Add(time.Minute))
+	if err != nil || len(msgs) != 2 {
+		t.Fatalf("claimed %d messages (%v), want 2", len(msgs), err)
+	}
+	seqs := []int64{msgs[0].Seq, msgs[1].Seq}
+
+	// Another connection (pgx's driver, which the store registers) sees
+	// when the relay waits for a lock.
+	watcher, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close()
+	relayWaits := func() bool {
+		var n int
+		err := watcher.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'
+			AND (query LIKE 'SELECT id FROM requests WHERE id IN%' OR query LIKE 'UPDATE tasks SET published_at%')`).Scan(&n)
+		return err == nil && n > 0
+	}
+
+	holding, marked := make(chan struct{}), make(chan error, 1)
+	receipt := make(chan error, 1)
+	go func() {
+		receipt <- s.Tx(ctx, func(tx store.Tx) error {
+			if _, err := tx.Task(ctx, last.ID); err != nil { // the request, then the task
+				return err
+			}
+			close(holding)
+			deadline := time.Now().Add(10 * time.Second)
+			for !relayWaits() {
+				if time.Now().After(deadline) {
+					return fmt.Errorf("the relay never waited for the receipt's locks")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			_, err := tx.Tasks(ctx, r.ID) // every task of the request
+			return err
+		})
+	}()
+	<-holding
+	go func() { marked <- s.MarkPublished(context.WithoutCancel(ctx), seqs, burstStart) }()
+	if err := <-receipt; err != nil {
+		t.Fatalf("the receipt's transaction: %v", err)
+	}
+	if err := <-marked; err != nil {
+		t.Fatalf("the relay: %v", err)
+	}
+	_, tasks, err := s.Get(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range tasks {
+		if k.PublishedAt.IsZero() {
+			t.Errorf("task %s not marked published", k.ID)
+		}
 	}
 }

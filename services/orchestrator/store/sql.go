@@ -1226,10 +1226,13 @@ func (s *sqlStore) ReleaseOutbox(ctx context.Context, owner string) error {
 	return nil
 }
 
-// MarkPublished implements [Store]. It changes the tasks first and the
-// outbox rows second, in seq order: a transaction that completes a request
-// holds the task and then deletes its outbox rows (ForgetTasks, also in
-// seq order), so the two cannot wait for each other in a cycle.
+// MarkPublished implements [Store]. It locks in the order every
+// transaction that completes a request does (the request, its tasks, then
+// its outbox rows, in seq order: ForgetTasks), so the two cannot wait for
+// each other in a cycle: it used to change the tasks first, and a relay
+// holding one task of a request while the request's last receipt held
+// another and asked for all of them was a deadlock (on PostgreSQL, a
+// second's stall before one of them failed).
 func (s *sqlStore) MarkPublished(ctx context.Context, seqs []int64, at time.Time) error {
 	if len(seqs) == 0 {
 		return nil
@@ -1244,6 +1247,9 @@ func (s *sqlStore) MarkPublished(ctx context.Context, seqs []int64, at time.Time
 		t := tx.(*sqlTx)
 		published, err := t.publishedTasks(ctx, in, args[1:])
 		if err != nil {
+			return fmt.Errorf("mark published: %w", err)
+		}
+		if err := t.lockRequests(ctx, published); err != nil {
 			return fmt.Errorf("mark published: %w", err)
 		}
 		// The task's wait starts now, unless a newer attempt or an answer
@@ -1273,14 +1279,14 @@ const markTaskPublished = `UPDATE tasks SET published_at = ?, published_seq = ?,
 
 // publishedTask is an outbox row that carried a task's attempt.
 type publishedTask struct {
-	seq, waitMS int64
-	taskID      string
+	seq, waitMS       int64
+	taskID, requestID string
 }
 
 // publishedTasks reads the outbox rows of seqs (in, placeholders for
 // them) that carried tasks, in seq order.
 func (t *sqlTx) publishedTasks(ctx context.Context, in string, seqs []any) ([]publishedTask, error) {
-	rows, err := t.query(ctx, `SELECT seq, wait_ms, task_id FROM outbox WHERE seq IN (`+in+`) AND task_id IS NOT NULL ORDER BY seq`, seqs...)
+	rows, err := t.query(ctx, `SELECT seq, wait_ms, task_id, msg_key FROM outbox WHERE seq IN (`+in+`) AND task_id IS NOT NULL ORDER BY seq`, seqs...)
 	if err != nil {
 		return nil, err
 	}
@@ -1288,12 +1294,36 @@ func (t *sqlTx) publishedTasks(ctx context.Context, in string, seqs []any) ([]pu
 	var out []publishedTask
 	for rows.Next() {
 		var p publishedTask
-		if err := rows.Scan(&p.seq, &p.waitMS, &p.taskID); err != nil {
+		if err := rows.Scan(&p.seq, &p.waitMS, &p.taskID, &p.requestID); err != nil {
 			return nil, err
 		}
 		out = append(out, p)
 	}
 	return out, rows.Err()
+}
+
+// lockRequests locks the requests of published's tasks, in id order (two
+// relays lock them in the same order), where rows are locked at all.
+func (t *sqlTx) lockRequests(ctx context.Context, published []publishedTask) error {
+	if !t.d.lockRows || len(published) == 0 {
+		return nil
+	}
+	ids := make([]any, 0, len(published))
+	seen := make(map[string]bool, len(published))
+	for _, p := range published {
+		if !seen[p.requestID] {
+			seen[p.requestID] = true
+			ids = append(ids, p.requestID)
+		}
+	}
+	rows, err := t.query(ctx, `SELECT id FROM requests WHERE id IN (`+placeholders(len(ids))+`) ORDER BY id`+t.d.forUpdate(), ids...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() { // each row is locked as it is read
+	}
+	return rows.Err()
 }
 
 // Stats implements [Store]. The counts by state and type are kept by
