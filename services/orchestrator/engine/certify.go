@@ -15,8 +15,7 @@ import (
 // record appends an entry to the transparency log, in the transaction that
 // makes the change it records.
 func record(ctx context.Context, tx store.Tx, e proof.Entry) error {
-	_, err := tx.AppendLog(ctx, e.RequestID, e.Encode())
-	return err
+	return tx.AppendLog(ctx, e.RequestID, e.Encode())
 }
 
 // issue has the request's certificate issued again for the log as it now

@@ -126,7 +126,7 @@ func TestIssueHeldChangedMeanwhile(t *testing.T) {
 	var grown int64
 	f.st.during = func() {
 		err := f.st.Store.Tx(ctx, func(tx store.Tx) error {
-			if _, err := tx.AppendLog(ctx, id, proof.Entry{RequestID: id, Event: proof.EventNoticeDelivered, At: f.now,
+			if err := tx.AppendLog(ctx, id, proof.Entry{RequestID: id, Event: proof.EventNoticeDelivered, At: f.now,
 				Notice: proof.NoticeExtension, Channel: proof.ChannelBus}.Encode()); err != nil {
 				return err
 			}

@@ -56,7 +56,7 @@ func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (*Postgres, e
 		db.Close()
 		return nil, fmt.Errorf("postgres store schema: %w", err)
 	}
-	return &Postgres{sqlStore{db: db, d: dialect{dollar: true, lockRows: true}, hashes: newHashCache()}}, nil
+	return &Postgres{sqlStore{db: db, d: dialect{dollar: true, lockRows: true, writableCTE: true}, hashes: newHashCache()}}, nil
 }
 
 // synchronousCommit is the synchronous_commit a mode runs PostgreSQL

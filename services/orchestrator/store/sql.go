@@ -53,6 +53,8 @@ type dialect struct {
 	// write transaction at a time (BEGIN IMMEDIATE on one connection), so
 	// every transaction there is serialisable already.
 	lockRows bool
+	// writableCTE: a statement's WITH clauses may insert (PostgreSQL).
+	writableCTE bool
 }
 
 // q rewrites a statement's ? placeholders for the engine.
@@ -201,10 +203,12 @@ type sqlTx struct {
 	// appends take their indexes from it, and its new value is written
 	// once, before the commit (flushLog), not once per entry.
 	log logHead
-	// appended are the entries appended and not yet written, and
-	// hashesWritten how many of wrote's hashes are: both are written in
-	// a few statements before a read of the entries or the commit, not
-	// two statements per entry.
+	// pending are the entries appended and not yet placed in the log
+	// (no index yet, see AppendLog); appended those placed and not yet
+	// written, and hashesWritten how many of wrote's hashes are: both are
+	// written in a few statements before a read of the entries or the
+	// commit, not two statements per entry.
+	pending       []logEntry
 	appended      []logEntry
 	hashesWritten int
 }
@@ -218,37 +222,54 @@ type logEntry struct {
 // mark returns what undoes t's own state back to now, when the savepoint
 // begun now is rolled back (the database undoes its own).
 func (t *sqlTx) mark() (undo func()) {
-	wrote, log, appended, hashesWritten := t.wrote.mark(), t.log, t.appended, t.hashesWritten
+	wrote, log, pending, appended, hashesWritten := t.wrote.mark(), t.log, t.pending, t.appended, t.hashesWritten
 	return func() {
 		t.wrote.undo(wrote)
-		t.log, t.appended, t.hashesWritten = log, appended, hashesWritten
+		t.log, t.pending, t.appended, t.hashesWritten = log, pending, appended, hashesWritten
 	}
 }
 
 // writeAppended writes the entries appended and their hashes.
 func (t *sqlTx) writeAppended(ctx context.Context) error {
-	if len(t.appended) > 0 {
-		args := make([]any, 0, 3*len(t.appended))
-		for _, e := range t.appended {
-			args = append(args, e.idx, e.requestID, e.data)
-		}
-		if err := t.insertRows(ctx, `INSERT INTO log_entries (idx, request_id, data) VALUES `, 3, args); err != nil {
+	if err := t.place(ctx); err != nil {
+		return err
+	}
+	entries, hashes := t.unwritten()
+	if len(entries) > 0 {
+		if err := t.insertRows(ctx, insertLogEntries, 3, entries); err != nil {
 			return fmt.Errorf("log append: %w", err)
 		}
-		// A new slice: a savepoint's mark keeps the old one.
-		t.appended = nil
 	}
-	if hs := t.wrote.list[t.hashesWritten:]; len(hs) > 0 {
-		args := make([]any, 0, 2*len(hs))
-		for _, h := range hs {
-			args = append(args, h.idx, h.hash[:])
-		}
-		if err := t.insertRows(ctx, `INSERT INTO log_hashes (idx, hash) VALUES `, 2, args); err != nil {
+	if len(hashes) > 0 {
+		if err := t.insertRows(ctx, insertLogHashes, 2, hashes); err != nil {
 			return fmt.Errorf("log append: %w", err)
 		}
-		t.hashesWritten = len(t.wrote.list)
 	}
+	t.written()
 	return nil
+}
+
+const (
+	insertLogEntries = `INSERT INTO log_entries (idx, request_id, data) VALUES `
+	insertLogHashes  = `INSERT INTO log_hashes (idx, hash) VALUES `
+)
+
+// unwritten are the values of the log entries and hashes appended and not
+// yet written, row after row.
+func (t *sqlTx) unwritten() (entries, hashes []any) {
+	for _, e := range t.appended {
+		entries = append(entries, e.idx, e.requestID, e.data)
+	}
+	for _, h := range t.wrote.list[t.hashesWritten:] {
+		hashes = append(hashes, h.idx, h.hash[:])
+	}
+	return entries, hashes
+}
+
+// written records that what unwritten returned is written.
+func (t *sqlTx) written() {
+	t.appended = nil // a new slice: a savepoint's mark keeps the old one
+	t.hashesWritten = len(t.wrote.list)
 }
 
 // insertRows runs head ("INSERT INTO t (a, b) VALUES ") over rows of
@@ -257,10 +278,9 @@ func (t *sqlTx) writeAppended(ctx context.Context) error {
 // number of rows varies.
 func (t *sqlTx) insertRows(ctx context.Context, head string, width int, args []any) error {
 	const maxVariables = 999 // SQLite's lowest limit
-	row := "(" + placeholders(width) + "), "
 	for len(args) > 0 {
 		n := min(len(args), maxVariables/width*width)
-		q := t.d.q(head + strings.TrimSuffix(strings.Repeat(row, n/width), ", "))
+		q := t.d.q(head + valueRows(width, n))
 		if _, err := t.tx.ExecContext(t.statementContext(ctx), q, args[:n]...); err != nil {
 			return err
 		}
@@ -281,6 +301,12 @@ func (t *sqlTx) flushLog(ctx context.Context) error {
 	if !t.log.dirty {
 		return nil
 	}
+	if err := t.place(ctx); err != nil {
+		return err
+	}
+	if entries, hashes := t.unwritten(); t.d.writableCTE && len(entries)+len(hashes) < maxParameters {
+		return t.flushLogAtOnce(ctx, entries, hashes)
+	}
 	if err := t.writeAppended(ctx); err != nil {
 		return err
 	}
@@ -289,6 +315,40 @@ func (t *sqlTx) flushLog(ctx context.Context) error {
 	}
 	t.log.dirty = false
 	return nil
+}
+
+// flushLogAtOnce is flushLog in one statement. On PostgreSQL the log's head
+// stays locked from the entries' placement to the commit, and every
+// appending transaction of every replica queues for it: each round trip in
+// that span is paid by all of them, so the entries, their hashes and the
+// new size go together.
+func (t *sqlTx) flushLogAtOnce(ctx context.Context, entries, hashes []any) error {
+	var with []string
+	if len(entries) > 0 {
+		with = append(with, `entries AS (`+insertLogEntries+valueRows(3, len(entries))+`)`)
+	}
+	if len(hashes) > 0 {
+		with = append(with, `hashes AS (`+insertLogHashes+valueRows(2, len(hashes))+`)`)
+	}
+	q := `UPDATE log_head SET size = ? WHERE id = 1`
+	if len(with) > 0 {
+		q = `WITH ` + strings.Join(with, `, `) + ` ` + q
+	}
+	args := append(append(entries, hashes...), t.log.size)
+	if _, err := t.tx.ExecContext(t.statementContext(ctx), t.d.q(q), args...); err != nil {
+		return fmt.Errorf("log append: %w", err)
+	}
+	t.written()
+	t.log.dirty = false
+	return nil
+}
+
+// maxParameters is PostgreSQL's limit on a statement's parameters.
+const maxParameters = 65535
+
+// valueRows is "(?, ?), (?, ?)" for values of rows width wide.
+func valueRows(width, values int) string {
+	return strings.TrimSuffix(strings.Repeat("("+placeholders(width)+"), ", values/width), ", ")
 }
 
 func (s *sqlStore) newTx(tx *sql.Tx) *sqlTx {
@@ -702,6 +762,9 @@ func (t *sqlTx) ForgetTasks(ctx context.Context, requestID string) error {
 }
 
 func (t *sqlTx) LogSize(ctx context.Context) (int64, error) {
+	if err := t.place(ctx); err != nil {
+		return 0, err
+	}
 	if t.log.known {
 		return t.log.size, nil
 	}
@@ -765,31 +828,49 @@ func (t *sqlTx) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, e
 	return out, nil
 }
 
-// AppendLog locks the log's head row: appends of concurrent transactions
-// (of several replicas) are serialised, and each sees the one before, so
-// the indexes are dense. The lock is held until the transaction ends; a
-// transaction that rolls back leaves no gap.
-func (t *sqlTx) AppendLog(ctx context.Context, requestID string, entry []byte) (int64, error) {
+// AppendLog keeps the entry for the end of the transaction (or its first
+// read of the log): only then is the log's head row locked and the entry
+// given its index. The lock serialises the appends of concurrent
+// transactions (of several replicas), each seeing the one before, so the
+// indexes are dense, and it is held until the transaction ends: taken at
+// the first append instead, it held up every appending transaction (on
+// PostgreSQL) for all the statements a submission runs after its first
+// entry. A transaction that rolls back leaves no gap.
+func (t *sqlTx) AppendLog(ctx context.Context, requestID string, entry []byte) error {
+	t.pending = append(t.pending, logEntry{requestID: requestID, data: entry})
+	t.log.dirty = true
+	return nil
+}
+
+// place gives the entries kept by AppendLog their indexes and their
+// hashes in the log's tree, locking the log's head (PostgreSQL) until the
+// transaction ends.
+func (t *sqlTx) place(ctx context.Context) error {
+	if len(t.pending) == 0 {
+		return nil
+	}
 	if !t.log.known {
-		// Locked (PostgreSQL) until the commit: this transaction's
-		// appends take the next indexes, one after the other.
 		if err := t.queryRow(ctx, `SELECT size FROM log_head WHERE id = 1`+t.d.forUpdate()).Scan(&t.log.size); err != nil {
-			return 0, fmt.Errorf("log append: %w", err)
+			return fmt.Errorf("log append: %w", err)
 		}
 		t.log.known = true
 	}
-	n := t.log.size
-	hashes, err := tlog.StoredHashes(n, entry, HashReader(ctx, t))
-	if err != nil {
-		return 0, fmt.Errorf("log append: %w", err)
+	for _, e := range t.pending {
+		n := t.log.size
+		hashes, err := tlog.StoredHashes(n, e.data, HashReader(ctx, t))
+		if err != nil {
+			return fmt.Errorf("log append: %w", err)
+		}
+		e.idx = n
+		t.appended = append(t.appended, e)
+		first := tlog.StoredHashIndex(0, n)
+		for i, h := range hashes {
+			t.wrote.add(first+int64(i), h)
+		}
+		t.log.size = n + 1
 	}
-	t.appended = append(t.appended, logEntry{n, requestID, entry})
-	first := tlog.StoredHashIndex(0, n)
-	for i, h := range hashes {
-		t.wrote.add(first+int64(i), h)
-	}
-	t.log.size, t.log.dirty = n+1, true
-	return n, nil
+	t.pending = nil // a new slice: a savepoint's mark keeps the old one
+	return nil
 }
 
 func (t *sqlTx) LogRange(ctx context.Context, start, end int64) ([]LogRecord, error) {

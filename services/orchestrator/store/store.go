@@ -229,7 +229,8 @@ type Stats struct {
 // or task read in a Tx is locked until the Tx ends, so what the Tx decides
 // from it still holds when it commits (a receipt is recorded once, a
 // certificate issued once). Locks are taken request first, then its tasks,
-// then the log (AppendLog), so transactions queue rather than deadlock.
+// then the log (at the end, see AppendLog), so transactions queue rather
+// than deadlock.
 type Tx interface {
 	// InsertRequest returns ErrDuplicate for a known ID or SourceRef; the
 	// Tx can go on.
@@ -263,9 +264,11 @@ type Tx interface {
 	// outlive the request.
 	ForgetTasks(ctx context.Context, requestID string) error
 	// AppendLog appends an entry (canonical bytes, see proof.Entry) to the
-	// transparency log and returns its index. Appends are serialised
-	// across transactions: indexes are dense, 0..n-1.
-	AppendLog(ctx context.Context, requestID string, entry []byte) (int64, error)
+	// transparency log. Appends are serialised across transactions:
+	// indexes are dense, 0..n-1. The entry's index is given at the end of
+	// the transaction, or as it first reads the log (LogSize, LogRange,
+	// RequestLog), so that the serialising lock is held only from then.
+	AppendLog(ctx context.Context, requestID string, entry []byte) error
 	// LogSize is the number of entries in the log.
 	LogSize(ctx context.Context) (int64, error)
 	// ReadHashes reads stored hashes of the log's Merkle tree (see

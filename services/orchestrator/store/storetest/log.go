@@ -78,13 +78,11 @@ func testLog(t *testing.T, s store.Store) {
 	mustTx(t, s, func(tx store.Tx) error {
 		for i, req := range []string{"req-1", "req-2", "req-1"} {
 			e := fmt.Appendf(nil, "entry %d of %s", i, req)
-			idx, err := tx.AppendLog(t.Context(), req, e)
-			if err != nil {
+			if err := tx.AppendLog(t.Context(), req, e); err != nil {
 				return err
 			}
-			same(t, "index", idx, int64(i))
 			entries = append(entries, e)
-			n, err := tx.LogSize(t.Context())
+			n, err := tx.LogSize(t.Context()) // places the entry: the next index
 			same(t, "log size in the appending Tx", n, int64(i+1))
 			if err != nil {
 				return err
@@ -100,7 +98,7 @@ func testLog(t *testing.T, s store.Store) {
 	mustTx(t, s, func(tx store.Tx) error {
 		for i := range 700 {
 			e := fmt.Appendf(nil, "bulk entry %d", i)
-			if _, err := tx.AppendLog(t.Context(), "req-3", e); err != nil {
+			if err := tx.AppendLog(t.Context(), "req-3", e); err != nil {
 				return err
 			}
 			entries = append(entries, e)
@@ -128,24 +126,26 @@ func testLogConcurrentAppends(t *testing.T, s store.Store) {
 	const workers, txs, perTx = 4, 8, 2
 	start := make(chan struct{})
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	indexes := map[int64]string{}
 	errs := make(chan error, workers)
 	for w := range workers {
 		wg.Go(func() {
 			<-start
 			req := fmt.Sprintf("req-%d", w)
 			for i := range txs {
-				got := map[int64]string{}
 				err := s.Tx(context.Background(), func(tx store.Tx) error {
-					clear(got)
 					for j := range perTx {
 						e := fmt.Sprintf("%s tx %d entry %d", req, i, j)
-						idx, err := tx.AppendLog(t.Context(), req, []byte(e))
-						if err != nil {
+						if err := tx.AppendLog(t.Context(), req, []byte(e)); err != nil {
 							return err
 						}
-						got[idx] = e
+						// Half the transactions read the log between
+						// their appends: the first is placed then, the
+						// second at the commit.
+						if i%2 == 1 && j == 0 {
+							if _, err := tx.RequestLog(t.Context(), req); err != nil {
+								return err
+							}
+						}
 					}
 					return nil
 				})
@@ -153,14 +153,6 @@ func testLogConcurrentAppends(t *testing.T, s store.Store) {
 					errs <- err
 					return
 				}
-				mu.Lock()
-				for idx, e := range got {
-					if prev, dup := indexes[idx]; dup {
-						errs <- fmt.Errorf("index %d given to %q and %q", idx, prev, e)
-					}
-					indexes[idx] = e
-				}
-				mu.Unlock()
 			}
 		})
 	}
@@ -170,15 +162,18 @@ func testLogConcurrentAppends(t *testing.T, s store.Store) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+	indexes := logByIndex(t, s)
 	n := workers * txs * perTx
+	same(t, "entries", len(indexes), n)
 	entries := make([][]byte, n)
+	seen := map[string]bool{}
 	for idx, e := range indexes {
-		if idx < 0 || idx >= int64(n) {
-			t.Fatalf("index %d out of 0..%d", idx, n-1)
+		if seen[string(e)] {
+			t.Errorf("entry %q twice in the log", e)
 		}
-		entries[idx] = []byte(e)
+		seen[string(e)] = true
+		entries[idx] = e
 	}
-	same(t, "distinct indexes", len(indexes), n)
 	mustTx(t, s, func(tx store.Tx) error {
 		for w := range workers {
 			req := fmt.Sprintf("req-%d", w)
@@ -231,7 +226,7 @@ func testStateChangeAroundLog(t *testing.T, s store.Store) {
 				return err
 			}
 			meet(aChanged, bAppended)
-			_, err := tx.AppendLog(t.Context(), a.ID, []byte("verified a"))
+			err := tx.AppendLog(t.Context(), a.ID, []byte("verified a"))
 			return err
 		})
 	})
@@ -240,7 +235,7 @@ func testStateChangeAroundLog(t *testing.T, s store.Store) {
 			if _, err := tx.Request(t.Context(), b.ID); err != nil {
 				return err
 			}
-			if _, err := tx.AppendLog(t.Context(), b.ID, []byte("receipt b")); err != nil {
+			if err := tx.AppendLog(t.Context(), b.ID, []byte("receipt b")); err != nil {
 				return err
 			}
 			meet(bAppended, aChanged)
@@ -288,18 +283,16 @@ func testLogFailuresAmongConcurrentTxs(t *testing.T, s store.Store) {
 	const workers, txs = 6, 10
 	errBoom := fmt.Errorf("boom")
 	var mu sync.Mutex
-	committed := map[int64]string{}
+	committed := map[string]bool{}
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
 			for i := range txs {
 				e := fmt.Sprintf("worker %d tx %d", w, i)
-				var idx int64
 				fail, panics := (w+i)%3 == 0, w == 0 && i == 5
 				call := func() error {
 					return s.Tx(context.Background(), func(tx store.Tx) error {
-						var err error
-						if idx, err = tx.AppendLog(t.Context(), fmt.Sprintf("req-%d", w), []byte(e)); err != nil {
+						if err := tx.AppendLog(t.Context(), fmt.Sprintf("req-%d", w), []byte(e)); err != nil {
 							return err
 						}
 						if panics {
@@ -339,22 +332,20 @@ func testLogFailuresAmongConcurrentTxs(t *testing.T, s store.Store) {
 					t.Errorf("%s: %v", e, err)
 				default:
 					mu.Lock()
-					if prev, dup := committed[idx]; dup {
-						t.Errorf("index %d given to %q and %q", idx, prev, e)
-					}
-					committed[idx] = e
+					committed[e] = true
 					mu.Unlock()
 				}
 			}
 		})
 	}
 	wg.Wait()
-	entries := make([][]byte, len(committed))
-	for idx, e := range committed {
-		if idx < 0 || idx >= int64(len(entries)) {
-			t.Fatalf("index %d of a committed entry out of 0..%d: a failed transaction left entries", idx, len(entries)-1)
+	entries := logByIndex(t, s)
+	same(t, "entries in the log", len(entries), len(committed))
+	for _, e := range entries {
+		if !committed[string(e)] {
+			t.Errorf("entry %q in the log: its transaction failed", e)
 		}
-		entries[idx] = []byte(e)
+		delete(committed, string(e)) // a second copy is an error too
 	}
 	mustTx(t, s, func(tx store.Tx) error {
 		for w := range workers {
@@ -431,4 +422,30 @@ func testWitnessed(t *testing.T, s store.Store) {
 	if err != nil || size != 12 || string(note) != "twelve, cosigned again" {
 		t.Errorf("latest witnessed checkpoint = %d %q %v", size, note, err)
 	}
+}
+
+// logByIndex reads the whole log: entry i at index i, so the indexes are
+// dense from 0.
+func logByIndex(t *testing.T, s store.Store) [][]byte {
+	t.Helper()
+	var entries [][]byte
+	mustTx(t, s, func(tx store.Tx) error {
+		n, err := tx.LogSize(t.Context())
+		if err != nil {
+			return err
+		}
+		recs, err := tx.LogRange(t.Context(), 0, n)
+		if err != nil {
+			return err
+		}
+		for i, rec := range recs {
+			if rec.Index != int64(i) {
+				t.Fatalf("log entry %d at index %d", i, rec.Index)
+			}
+			entries = append(entries, rec.Data)
+		}
+		same(t, "entries read", int64(len(entries)), n)
+		return nil
+	})
+	return entries
 }

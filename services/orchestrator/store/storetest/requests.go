@@ -88,7 +88,7 @@ func testTxRollsBack(t *testing.T, s store.Store) {
 		if err := tx.InsertRequest(t.Context(), newRequest("req-1", lifecycle.Open, t0)); err != nil {
 			return err
 		}
-		if _, err := tx.AppendLog(t.Context(), "req-1", []byte("created")); err != nil {
+		if err := tx.AppendLog(t.Context(), "req-1", []byte("created")); err != nil {
 			return err
 		}
 		return boom

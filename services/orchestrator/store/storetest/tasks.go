@@ -181,7 +181,7 @@ func receiptRace(t *testing.T, s store.Store, r *store.Request, k *store.Task) {
 				if err := tx.UpdateTask(t.Context(), k); err != nil {
 					return err
 				}
-				if _, err := tx.AppendLog(t.Context(), k.RequestID, []byte{'r', byte(i)}); err != nil {
+				if err := tx.AppendLog(t.Context(), k.RequestID, []byte{'r', byte(i)}); err != nil {
 					return err
 				}
 				won = true
@@ -254,7 +254,7 @@ func testCompletedOnce(t *testing.T, s store.Store) {
 					if err := tx.UpdateTask(t.Context(), k); err != nil {
 						return err
 					}
-					if _, err := tx.AppendLog(t.Context(), r.ID, []byte("answer "+k.System)); err != nil {
+					if err := tx.AppendLog(t.Context(), r.ID, []byte("answer "+k.System)); err != nil {
 						return err
 					}
 					all, err := tx.Tasks(t.Context(), r.ID)
