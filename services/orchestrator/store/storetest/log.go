@@ -226,8 +226,7 @@ func testStateChangeAroundLog(t *testing.T, s store.Store) {
 				return err
 			}
 			meet(aChanged, bAppended)
-			err := tx.AppendLog(t.Context(), a.ID, []byte("verified a"))
-			return err
+			return tx.AppendLog(t.Context(), a.ID, []byte("verified a"))
 		})
 	})
 	wg.Go(func() {
@@ -236,6 +235,11 @@ func testStateChangeAroundLog(t *testing.T, s store.Store) {
 				return err
 			}
 			if err := tx.AppendLog(t.Context(), b.ID, []byte("receipt b")); err != nil {
+				return err
+			}
+			// Read, as a request that ends reads the log's size to hold
+			// its certificate: the entry is placed, the log's head locked.
+			if _, err := tx.LogSize(t.Context()); err != nil {
 				return err
 			}
 			meet(bAppended, aChanged)

@@ -109,8 +109,7 @@ func fulfil(ctx context.Context, id string) func(store.Tx) error {
 		if err := tx.UpdateRequest(ctx, r); err != nil {
 			return err
 		}
-		err = tx.AppendLog(ctx, id, []byte("fulfilled"))
-		return err
+		return tx.AppendLog(ctx, id, []byte("fulfilled"))
 	}
 }
 
