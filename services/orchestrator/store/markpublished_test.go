@@ -17,6 +17,13 @@ import (
 
 var burstStart = time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
 
+// openRequest is an open erasure request, id.
+func openRequest(id string) *store.Request {
+	return &store.Request{ID: id, Tenant: "demo", Type: lifecycle.Erasure, State: lifecycle.Open,
+		SealedSubject: []byte("sealed"), SubjectHash: "hash-" + id, Source: "api",
+		ReceivedAt: burstStart, Deadline: burstStart.AddDate(0, 1, 0), CreatedAt: burstStart, UpdatedAt: burstStart}
+}
+
 // insertTasks inserts n requests of one task each, published; timed says
 // whether their wait runs already (a time to be retried at) or they wait
 // for the relay to mark them.
@@ -26,10 +33,7 @@ func insertTasks(t *testing.T, s store.Store, prefix string, n int, timed bool) 
 	err := s.Tx(t.Context(), func(tx store.Tx) error {
 		for i := range n {
 			id := fmt.Sprintf("%s-%04d", prefix, i)
-			r := &store.Request{ID: id, Tenant: "demo", Type: lifecycle.Erasure, State: lifecycle.Open,
-				SealedSubject: []byte("sealed"), SubjectHash: "hash-" + id, Source: "api",
-				ReceivedAt: burstStart, Deadline: burstStart.AddDate(0, 1, 0), CreatedAt: burstStart, UpdatedAt: burstStart}
-			if err := tx.InsertRequest(t.Context(), r); err != nil {
+			if err := tx.InsertRequest(t.Context(), openRequest(id)); err != nil {
 				return err
 			}
 			k := &store.Task{ID: id + ":accounts", RequestID: id, System: "accounts", State: lifecycle.TaskPublished, Attempts: 1}
@@ -125,9 +129,7 @@ func TestMarkPublishedBesideALastReceipt(t *testing.T) {
 	dsn := storetest.PostgresDSN(t)
 	s := openPostgres(t, dsn)
 	ctx := t.Context()
-	r := &store.Request{ID: "req-1", Tenant: "demo", Type: lifecycle.Erasure, State: lifecycle.Open,
-		SealedSubject: []byte("sealed"), SubjectHash: "hash-req-1", Source: "api",
-		ReceivedAt: burstStart, Deadline: burstStart.AddDate(0, 1, 0), CreatedAt: burstStart, UpdatedAt: burstStart}
+	r := openRequest("req-1")
 	first := &store.Task{ID: "req-1:accounts", RequestID: r.ID, System: "accounts", State: lifecycle.TaskPublished, Attempts: 1}
 	last := &store.Task{ID: "req-1:billing", RequestID: r.ID, System: "billing", State: lifecycle.TaskPublished, Attempts: 1}
 	if err := s.Tx(ctx, func(tx store.Tx) error {
