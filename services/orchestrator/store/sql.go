@@ -304,8 +304,10 @@ func (t *sqlTx) flushLog(ctx context.Context) error {
 	if err := t.place(ctx); err != nil {
 		return err
 	}
-	if entries, hashes := t.unwritten(); t.d.writableCTE && len(entries)+len(hashes) < maxParameters {
-		return t.flushLogAtOnce(ctx, entries, hashes)
+	if t.d.writableCTE {
+		if entries, hashes := t.unwritten(); len(entries)+len(hashes) < maxParameters {
+			return t.flushLogAtOnce(ctx, entries, hashes)
+		}
 	}
 	if err := t.writeAppended(ctx); err != nil {
 		return err
