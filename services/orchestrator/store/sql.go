@@ -257,10 +257,12 @@ const (
 // unwritten are the values of the log entries and hashes appended and not
 // yet written, row after row.
 func (t *sqlTx) unwritten() (entries, hashes []any) {
+	stored := t.wrote.list[t.hashesWritten:]
+	entries, hashes = make([]any, 0, 3*len(t.appended)), make([]any, 0, 2*len(stored))
 	for _, e := range t.appended {
 		entries = append(entries, e.idx, e.requestID, e.data)
 	}
-	for _, h := range t.wrote.list[t.hashesWritten:] {
+	for _, h := range stored {
 		hashes = append(hashes, h.idx, h.hash[:])
 	}
 	return entries, hashes
