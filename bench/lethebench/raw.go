@@ -31,6 +31,9 @@ type Raw struct {
 	Messages     int     `json:"messages"`
 	Seconds      float64 `json:"seconds"`
 	EventsPerSec float64 `json:"events_per_sec"`
+	// Runs are the events/s of each run, in order, when the ceiling is
+	// their median (runRaw); the fields above are the median run's.
+	Runs []float64 `json:"runs,omitempty"`
 }
 
 // rawNATS runs the ceiling on an embedded NATS server of its own, in dir,

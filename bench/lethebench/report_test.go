@@ -28,6 +28,36 @@ func TestCompare(t *testing.T) {
 	}
 }
 
+// A short raw run is taken three times: the ceiling is the median run,
+// whatever the order, and the table shows every run.
+func TestMedianRaw(t *testing.T) {
+	run := func(eps float64) Raw { return Raw{Messages: 100, Seconds: 100 / eps, EventsPerSec: eps} }
+	for _, tc := range []struct {
+		runs []float64
+		want float64
+	}{
+		{[]float64{60000, 84000, 52000}, 60000},
+		{[]float64{84000, 52000, 60000}, 60000},
+		{[]float64{52000, 60000, 84000}, 60000},
+		{[]float64{70000, 70000, 10000}, 70000},
+	} {
+		var runs []Raw
+		for _, e := range tc.runs {
+			runs = append(runs, run(e))
+		}
+		if got := medianRaw(runs); got.EventsPerSec != tc.want || got.Seconds != 100/tc.want {
+			t.Errorf("median of %v = %+v, want the run of %.0f", tc.runs, got, tc.want)
+		}
+	}
+	med := run(60000)
+	med.Runs = []float64{52000, 60000, 84000}
+	var b strings.Builder
+	(&Report{Raw: map[string]Raw{"nats fast": med}}).Table(&b)
+	if !strings.Contains(b.String(), "60000 events/s (100 messages in 0.00s), the median of 3 runs: 52000 60000 84000") {
+		t.Errorf("the table does not show the runs:\n%s", b.String())
+	}
+}
+
 func TestPercentiles(t *testing.T) {
 	ms := make([]float64, 100)
 	for i := range ms {
