@@ -3,7 +3,9 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -221,6 +223,98 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("Validate = %v, want %q", err, tt.want)
 			case err != nil && (strings.Contains(err.Error(), "person-0001") || strings.Contains(err.Error(), "user 0001")):
 				t.Fatalf("the message repeats the subject: %v", err)
+			}
+		})
+	}
+}
+
+// rowWrites counts the request and task rows a transaction writes, by
+// statement, through the real store.
+type rowWrites struct {
+	store.Store
+	counts map[string]int
+}
+
+func (w *rowWrites) Tx(ctx context.Context, fn func(store.Tx) error) error {
+	return w.Store.Tx(ctx, func(tx store.Tx) error { return fn(countingTx{tx, w.counts}) })
+}
+
+type countingTx struct {
+	store.Tx
+	counts map[string]int
+}
+
+func (c countingTx) InsertRequest(ctx context.Context, r *store.Request) error {
+	c.counts["insert request"]++
+	return c.Tx.InsertRequest(ctx, r)
+}
+
+func (c countingTx) UpdateRequest(ctx context.Context, r *store.Request) error {
+	c.counts["update request"]++
+	return c.Tx.UpdateRequest(ctx, r)
+}
+
+func (c countingTx) InsertTask(ctx context.Context, k *store.Task) error {
+	c.counts["insert task"]++
+	return c.Tx.InsertTask(ctx, k)
+}
+
+func (c countingTx) UpdateTask(ctx context.Context, k *store.Task) error {
+	c.counts["update task"]++
+	return c.Tx.UpdateTask(ctx, k)
+}
+
+// A verified submission stores its request open and its task with the
+// first attempt, each row written once (the store's one writer is the
+// pipeline's bound); one verified later is updated, as it must be. Both
+// end the same, and log the same story in the same order.
+func TestSubmissionWritesEachRowOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		verified bool
+		want     map[string]int
+	}{
+		{"verified by the submitter", true, map[string]int{"insert request": 1, "insert task": 1}},
+		{"verified afterwards", false, map[string]int{"insert request": 1, "insert task": 1, "update request": 1, "update task": 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			ctx := t.Context()
+			w := &rowWrites{Store: f.st.Store, counts: map[string]int{}}
+			f.st.Store = w
+			r, _, err := f.eng.Submit(ctx, engine.NewRequest{Type: lifecycle.Erasure, Tenant: "demo", Email: "person-0042@example.com",
+				Verified: tc.verified, Source: engine.SourceAPI})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.verified {
+				if _, err := f.eng.Verify(ctx, r.ID, engine.Decision{Method: "email_code", Actor: proof.Actor{ID: "dpo"}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !maps.Equal(w.counts, tc.want) {
+				t.Errorf("rows written: %v, want %v", w.counts, tc.want)
+			}
+			got, tasks, err := f.st.Get(ctx, r.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.State != lifecycle.Open || len(tasks) != 1 || tasks[0].State != lifecycle.TaskPublished || tasks[0].Attempts != 1 {
+				t.Fatalf("request %s, tasks %+v: want open, one task published at its first attempt", got.State, tasks)
+			}
+			var events []string
+			if err := f.st.View(ctx, func(tx store.Tx) error {
+				recs, err := tx.RequestLog(ctx, r.ID)
+				for _, rec := range recs {
+					ev, _ := proof.EntryEvent(rec.Data)
+					events = append(events, ev)
+				}
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if want := []string{proof.EventCreated, proof.EventVerified, proof.EventTaskPublished}; !slices.Equal(events, want) {
+				t.Errorf("logged %v, want %v", events, want)
 			}
 		})
 	}

@@ -38,7 +38,7 @@ func (e *Engine) reattempt(ctx context.Context, tx store.Tx, r *store.Request, k
 	if err != nil {
 		return err
 	}
-	return e.attempt(ctx, tx, r, identity{subject: subject}, k, now)
+	return e.attempt(ctx, tx, r, identity{subject: subject}, k, tx.UpdateTask, now)
 }
 
 // RetryDue re-attempts tasks whose wait for an answer is over, or

@@ -102,6 +102,18 @@ func (e *Engine) Submit(ctx context.Context, nr NewRequest) (r *store.Request, c
 			}
 		}
 		created = true
+		// A verified request is stored open, its tasks with their first
+		// attempt: each row is written once (on SQLite the store's one
+		// writer is the pipeline's bound). The log still tells it in
+		// order: created, verified, each task published.
+		var verified proof.Entry
+		if nr.Verified {
+			check := Decision{Method: "other", Note: "verified by the submitter"}
+			if nr.By != nil {
+				check.Actor = *nr.By
+			}
+			verified = opened(r, check, nr.By != nil, now)
+		}
 		if err := tx.InsertRequest(ctx, r); err != nil {
 			return err
 		}
@@ -111,17 +123,25 @@ func (e *Engine) Submit(ctx context.Context, nr NewRequest) (r *store.Request, c
 			Purposes: scope}); err != nil {
 			return err
 		}
+		var tasks []*store.Task
 		for _, sys := range scopeSystems(e.cfg.Systems, scope) {
-			if err := tx.InsertTask(ctx, &store.Task{ID: events.TaskID(r.ID, sys), RequestID: r.ID, System: sys, State: lifecycle.TaskPending}); err != nil {
+			tasks = append(tasks, &store.Task{ID: events.TaskID(r.ID, sys), RequestID: r.ID, System: sys, State: lifecycle.TaskPending})
+		}
+		if !nr.Verified {
+			for _, k := range tasks {
+				if err := tx.InsertTask(ctx, k); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if err := record(ctx, tx, verified); err != nil {
+			return err
+		}
+		for _, k := range tasks {
+			if err := e.attempt(ctx, tx, r, ids, k, tx.InsertTask, now); err != nil {
 				return err
 			}
-		}
-		if nr.Verified {
-			check := Decision{Method: "other", Note: "verified by the submitter"}
-			if nr.By != nil {
-				check.Actor = *nr.By
-			}
-			return e.open(ctx, tx, r, ids, check, nr.By != nil, now)
 		}
 		return nil
 	}
@@ -187,12 +207,7 @@ func (e *Engine) Verify(ctx context.Context, id string, d Decision) (*store.Requ
 // its note's hash; one made by an event (an account's own deletion) is
 // not a person's decision.
 func (e *Engine) open(ctx context.Context, tx store.Tx, r *store.Request, ids identity, check Decision, byPerson bool, now time.Time) error {
-	r.State, r.UpdatedAt = lifecycle.Open, now
-	entry := proof.Entry{RequestID: r.ID, Event: proof.EventVerified, At: now}
-	if byPerson {
-		r.VerificationNote = check.Note
-		entry.Actor, entry.Method, entry.NoteSHA256 = &check.Actor, check.Method, noteHash(check.Note)
-	}
+	entry := opened(r, check, byPerson, now)
 	if err := e.updateRequest(ctx, tx, r); err != nil {
 		return err
 	}
@@ -204,22 +219,33 @@ func (e *Engine) open(ctx context.Context, tx store.Tx, r *store.Request, ids id
 		return err
 	}
 	for _, k := range tasks {
-		if err := e.attempt(ctx, tx, r, ids, k, now); err != nil {
+		if err := e.attempt(ctx, tx, r, ids, k, tx.UpdateTask, now); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// opened moves r to open after check, and is the log's entry saying so.
+func opened(r *store.Request, check Decision, byPerson bool, now time.Time) proof.Entry {
+	r.State, r.UpdatedAt = lifecycle.Open, now
+	entry := proof.Entry{RequestID: r.ID, Event: proof.EventVerified, At: now}
+	if byPerson {
+		r.VerificationNote = check.Note
+		entry.Actor, entry.Method, entry.NoteSHA256 = &check.Actor, check.Method, noteHash(check.Note)
+	}
+	return entry
+}
+
 // attempt enqueues the next attempt of task k of r, whose identifiers are
-// ids. Its wait for an answer, which
-// doubles with each attempt (exponential backoff), starts when the relay has
-// published it.
-func (e *Engine) attempt(ctx context.Context, tx store.Tx, r *store.Request, ids identity, k *store.Task, now time.Time) error {
+// ids, storing k with put: tx.UpdateTask, or tx.InsertTask for a task not
+// stored yet. Its wait for an answer, which doubles with each attempt
+// (exponential backoff), starts when the relay has published it.
+func (e *Engine) attempt(ctx context.Context, tx store.Tx, r *store.Request, ids identity, k *store.Task, put func(context.Context, *store.Task) error, now time.Time) error {
 	k.Attempts++
 	k.State = lifecycle.TaskPublished
 	k.NextAttemptAt, k.PublishedAt, k.PublishedSeq = time.Time{}, time.Time{}, 0
-	if err := tx.UpdateTask(ctx, k); err != nil {
+	if err := put(ctx, k); err != nil {
 		return err
 	}
 	t := task(r, k)
