@@ -63,10 +63,13 @@ type Report struct {
 	CPUs      int       `json:"cpus"`
 	N         int       `json:"n"`
 	// Raw is the bus's ceiling, by "bus durability".
-	Raw    map[string]Raw `json:"raw"`
-	Runs   []*Run         `json:"runs"`
-	Peer   *Peer          `json:"peer,omitempty"`
-	Growth []*Run         `json:"growth,omitempty"`
+	Raw map[string]Raw `json:"raw"`
+	// Floor is the security contract's own cost per request, and the
+	// ratio it leaves room for.
+	Floor  *Floor `json:"floor,omitempty"`
+	Runs   []*Run `json:"runs"`
+	Peer   *Peer  `json:"peer,omitempty"`
+	Growth []*Run `json:"growth,omitempty"`
 	// The headline, of the embedded default (nats+sqlite, fast, in-memory
 	// systems): pipeline events/s over raw events/s, requests/s, the p99
 	// (of the open-loop run when there is one), and requests/s over the
@@ -101,6 +104,16 @@ func Bench(ctx context.Context, opts Options, bar *Bar) (*Report, error) {
 			rep.Raw[key] = raw
 		}
 	}
+	dir, err := tempDir(opts.Work, "floor")
+	if err != nil {
+		return nil, err
+	}
+	floor, err := runFloor(ctx, dir, min(opts.N, floorMax), bar)
+	os.RemoveAll(dir)
+	if err != nil {
+		return nil, err
+	}
+	rep.Floor = &floor
 	add := func(name string, e Engines, load Load) (*Run, error) {
 		load.Profile, opts.CPUProfile = opts.CPUProfile, nil
 		load.HeapProfile, opts.MemProfile = opts.MemProfile, nil
@@ -165,6 +178,8 @@ func Bench(ctx context.Context, opts Options, bar *Bar) (*Report, error) {
 	if headline != nil {
 		if raw, ok := rep.Raw[rawKey("nats", headline.Engines.Durability)]; ok {
 			rep.Ratio = headline.EventsPerSec / raw.EventsPerSec
+			perRequest := float64(2 * len(systems)) // messages
+			rep.Floor.Bound = ratioBound(floor.Cores, floor.CPUPerRequest, raw.CPUSeconds/(float64(raw.Messages)/perRequest), raw.EventsPerSec/perRequest)
 		}
 		rep.RPS, rep.P99 = headline.RPS, headline.Latency.P99
 		if open != nil {
@@ -287,6 +302,14 @@ func (r *Report) Table(w io.Writer) {
 			for _, e := range raw.Runs {
 				fmt.Fprintf(w, " %.0f", e)
 			}
+		}
+		fmt.Fprintln(w)
+	}
+	if f := r.Floor; f != nil {
+		fmt.Fprintf(w, "contract floor (per request %d signatures, %d signature checks, %d X25519 multiplications; no store, no bus):\n", f.Signatures, f.Checks, f.ScalarMults)
+		fmt.Fprintf(w, "  %.0f requests/s on %d cores, %.2f ms CPU/request", f.RPS, f.Cores, 1000*f.CPUPerRequest)
+		if f.Bound > 0 {
+			fmt.Fprintf(w, "; with the bus's own work, no pipeline here passes %.3f of the raw ceiling", f.Bound)
 		}
 		fmt.Fprintln(w)
 	}

@@ -31,6 +31,9 @@ type Raw struct {
 	Messages     int     `json:"messages"`
 	Seconds      float64 `json:"seconds"`
 	EventsPerSec float64 `json:"events_per_sec"`
+	// CPUSeconds is the process's CPU over the timed run: the bus's own
+	// work (server and clients) for the pipeline's messages.
+	CPUSeconds float64 `json:"cpu_seconds"`
 	// Runs are the events/s of each run, in order, when the ceiling is
 	// their median (runRaw); the fields above are the median run's.
 	Runs []float64 `json:"runs,omitempty"`
@@ -74,7 +77,7 @@ func rawNATS(ctx context.Context, dir string, mode durability.Mode, requests int
 		}
 		return c.Consume(each)
 	}
-	start := time.Now()
+	start, cpu := time.Now(), cpuTime()
 	for _, sys := range systems {
 		// A connector: takes a task, publishes its receipt, acks the task.
 		cc, err := consume("task", sys, func(m jetstream.Msg) {
@@ -114,7 +117,7 @@ func rawNATS(ctx context.Context, dir string, mode durability.Mode, requests int
 	case <-time.After(10 * time.Minute):
 		return Raw{}, fmt.Errorf("raw NATS: %d of %d receipts after 10 minutes", receipts.Load(), total)
 	}
-	return rawResult(2*total, time.Since(start)), nil
+	return rawResult(2*total, time.Since(start), cpuTime()-cpu), nil
 }
 
 // publish publishes asynchronously, waiting while the client's window of
@@ -193,7 +196,7 @@ func rawKafka(ctx context.Context, brokers []string, requests int, systems []str
 			}
 		}
 	}
-	start := time.Now()
+	start, cpu := time.Now(), cpuTime()
 	for _, sys := range systems {
 		wg.Add(2)
 		go read("task", sys, func(kafka.Message) error {
@@ -222,11 +225,11 @@ func rawKafka(ctx context.Context, brokers []string, requests int, systems []str
 			return Raw{}, fmt.Errorf("raw Kafka: %d of %d receipts", n, total)
 		}
 	}
-	return rawResult(2*total, time.Since(start)), nil
+	return rawResult(2*total, time.Since(start), cpuTime()-cpu), nil
 }
 
-func rawResult(messages int, d time.Duration) Raw {
-	return Raw{Messages: messages, Seconds: d.Seconds(), EventsPerSec: float64(messages) / d.Seconds()}
+func rawResult(messages int, d, cpu time.Duration) Raw {
+	return Raw{Messages: messages, Seconds: d.Seconds(), EventsPerSec: float64(messages) / d.Seconds(), CPUSeconds: cpu.Seconds()}
 }
 
 // tempDir is a fresh folder under the bench's work folder.

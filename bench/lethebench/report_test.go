@@ -1,10 +1,14 @@
 package lethebench
 
 import (
+	"cmp"
+	"context"
 	"encoding/xml"
 	"errors"
 	"io"
+	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -111,5 +115,64 @@ func TestReportOutputs(t *testing.T) {
 	}
 	if lines != 2*len(runs) {
 		t.Errorf("%d lines in the plot, want %d (throughput and latency per run)", lines, 2*len(runs))
+	}
+}
+
+func TestRatioBound(t *testing.T) {
+	for _, tc := range []struct {
+		name                   string
+		cores                  int
+		floor, bus, raw, bound float64
+	}{
+		// Two cores, 1 ms of cryptography and 0.25 ms of bus per request,
+		// a ceiling of 7,000 requests/s: 1,600 requests/s at most.
+		{"two cores", 2, 0.001, 0.00025, 7000, 1600.0 / 7000},
+		{"twice the cores", 4, 0.001, 0.00025, 7000, 3200.0 / 7000},
+		{"no cost measured", 2, 0, 0, 7000, 0},
+		{"no ceiling", 2, 0.001, 0.00025, 0, 0},
+	} {
+		if got := ratioBound(tc.cores, tc.floor, tc.bus, tc.raw); math.Abs(got-tc.bound) > 1e-9 {
+			t.Errorf("%s: ratioBound = %.4f, want %.4f", tc.name, got, tc.bound)
+		}
+	}
+}
+
+// The floor does each request's cryptography for real: its checks pass
+// with the keys it registered, and fail without them.
+func TestFloor(t *testing.T) {
+	f, err := runFloor(context.Background(), t.TempDir(), 20, NewBar(io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Requests != 20 || f.RPS <= 0 || f.CPUPerRequest <= 0 || f.Cores < 1 {
+		t.Errorf("floor = %+v, want 20 requests measured", f)
+	}
+	// Five systems: five tasks and five receipts signed and checked, and
+	// the certificate signed; the subject sealed to the orchestrator (a
+	// key made, a multiplication), to each system under one key made, and
+	// opened by each.
+	if f.Signatures != 11 || f.Checks != 10 || f.ScalarMults != 13 {
+		t.Errorf("per request %d signatures, %d checks, %d multiplications; want 11, 10, 13", f.Signatures, f.Checks, f.ScalarMults)
+	}
+	keys, err := newFloorKeys(t.TempDir(), systems)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.request("r1"); err != nil {
+		t.Fatalf("with every key registered: %v", err)
+	}
+	all := keys.keys.Keys
+	for i, k := range all {
+		keys.keys.Keys = slices.Delete(slices.Clone(all), i, i+1)
+		if err := keys.request("r1"); err == nil {
+			t.Errorf("the key of %q unregistered, and every check passed", cmp.Or(k.System, k.Role))
+		}
+	}
+
+	var b strings.Builder
+	f.Bound = 0.188
+	(&Report{Floor: &f}).Table(&b)
+	if want := "no pipeline here passes 0.188 of the raw ceiling"; !strings.Contains(b.String(), want) {
+		t.Errorf("the table does not give the bound (%q):\n%s", want, b.String())
 	}
 }
