@@ -179,7 +179,9 @@ func Bench(ctx context.Context, opts Options, bar *Bar) (*Report, error) {
 		if raw, ok := rep.Raw[rawKey("nats", headline.Engines.Durability)]; ok {
 			rep.Ratio = headline.EventsPerSec / raw.EventsPerSec
 			perRequest := float64(2 * len(systems)) // messages
-			rep.Floor.Bound = ratioBound(floor.Cores, floor.CPUPerRequest, raw.CPUSeconds/(float64(raw.Messages)/perRequest), raw.EventsPerSec/perRequest)
+			rawRPS := raw.EventsPerSec / perRequest
+			rep.Floor.Bound = ratioBound(floor.Cores, floor.CPUPerRequest, raw.CPUSeconds/(float64(raw.Messages)/perRequest), rawRPS)
+			rep.Floor.BoundRPS = rep.Floor.Bound * rawRPS
 		}
 		rep.RPS, rep.P99 = headline.RPS, headline.Latency.P99
 		if open != nil {

@@ -39,6 +39,8 @@ type Floor struct {
 	// contract (ratioBound), against the raw ceiling of the headline's
 	// durability; 0 when that was not run.
 	Bound float64 `json:"ratio_bound,omitempty"`
+	// BoundRPS is Bound in requests/s: what the plot draws.
+	BoundRPS float64 `json:"bound_requests_per_sec,omitempty"`
 }
 
 // floorMax is the most requests the floor runs: it lasts about a second

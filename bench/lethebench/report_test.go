@@ -116,6 +116,21 @@ func TestReportOutputs(t *testing.T) {
 	if lines != 2*len(runs) {
 		t.Errorf("%d lines in the plot, want %d (throughput and latency per run)", lines, 2*len(runs))
 	}
+	if strings.Contains(svg.String(), "bound") {
+		t.Error("the plot draws a bound the run did not measure")
+	}
+	svg.Reset()
+	r.Floor = &Floor{Bound: 0.205, BoundRPS: 1182}
+	if err := r.SVG(&svg); err != nil {
+		t.Fatal(err)
+	}
+	if want := "the contract floor's bound: 1182 req/s (0.205 of the raw ceiling)"; !strings.Contains(svg.String(), want) {
+		t.Errorf("the plot does not draw the bound (%q)", want)
+	}
+	// The chart's scale takes the bound in: the runs' lines sit below it.
+	if !strings.Contains(svg.String(), ">1300</text>") {
+		t.Errorf("the throughput axis does not reach above the bound:\n%s", svg.String())
+	}
 }
 
 func TestRatioBound(t *testing.T) {

@@ -14,7 +14,9 @@ var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#
 
 // SVG draws two charts: each run's throughput over time (requests ended
 // per second, in windows of a second), where a collapse as the store grows
-// would show as a falling line; and the distribution of the time from
+// would show as a falling line, under the contract floor's bound when the
+// run measured one (how far the pipeline's own machinery keeps it below
+// what its guarantees allow); and the distribution of the time from
 // accepted to certificate (the share of requests done within t).
 func (r *Report) SVG(w io.Writer) error {
 	runs := append(slices.Clone(r.Runs), r.Growth...)
@@ -47,8 +49,18 @@ func (r *Report) SVG(w io.Writer) error {
 		}
 		tput = append(tput, series{run.Name, pts})
 	}
+	bound := 0.0
+	if r.Floor != nil {
+		bound = r.Floor.BoundRPS
+		maxY = math.Max(maxY, bound*1.1)
+	}
 	top := 40
 	axes(&b, pad, top, plotW, H-60, maxT, maxY, "seconds since the first request", "requests ended per second")
+	if bound > 0 {
+		y := float64(top+H-60) - bound/maxY*float64(H-60)
+		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#555" stroke-dasharray="6 4"/>`+"\n", pad, y, pad+plotW, y)
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" fill="#555">the contract floor's bound: %.0f req/s (%.3f of the raw ceiling)</text>`+"\n", pad+6, y-5, bound, r.Floor.Bound)
+	}
 	for i, s := range tput {
 		polyline(&b, pad, top, plotW, H-60, maxT, maxY, s.points, palette[i%len(palette)])
 	}
